@@ -1,0 +1,106 @@
+// swift-tools-version:6.2
+//
+// akvfs: Azure Key Vault as a read-only filesystem.
+// The target graph mirrors the layers in ../shared/design.md: C shims at the bottom, the HTTP
+// transport and PKI helpers above them, then identity, the Key Vault client, formats, cache,
+// filesystem, FUSE glue and the executables. The emulator's server stack (NIO, Hummingbird) is
+// only reachable from `KeyVaultEmulator` and `akvfs-emulator`, never from `akvfs`.
+import PackageDescription
+
+let strictSwift: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "akvfs",
+    products: [
+        .executable(name: "akvfs-emulator", targets: ["akvfs-emulator"]),
+        .library(name: "KeyVaultEmulator", targets: ["KeyVaultEmulator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // MARK: C shims: system libraries found with pkg-config, plus static inline wrappers for
+        // what Swift cannot import (function-like macros, variadic functions).
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/Shims/COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCurl",
+            path: "Sources/Shims/CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CFuse",
+            path: "Sources/Shims/CFuse",
+            pkgConfig: "fuse3",
+            providers: [.apt(["libfuse3-dev"])]
+        ),
+
+        // MARK: Foundations shared by the daemon and the emulator
+        .target(
+            name: "PKI",
+            dependencies: ["COpenSSL"],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "HTTPTransport",
+            dependencies: [
+                "CCurl",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
+        // MARK: The emulator (test bed; never linked into akvfs)
+        .target(
+            name: "KeyVaultEmulator",
+            dependencies: [
+                "PKI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdHTTP2", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "akvfs-emulator",
+            dependencies: [
+                "KeyVaultEmulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
+        // MARK: Tests
+        .testTarget(name: "PKITests", dependencies: ["PKI"], swiftSettings: strictSwift),
+        .testTarget(name: "ShimTests", dependencies: ["CFuse", "CCurl", "COpenSSL"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "KeyVaultEmulatorTests",
+            dependencies: [
+                "KeyVaultEmulator", "HTTPTransport", "PKI",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strictSwift
+        ),
+    ]
+)

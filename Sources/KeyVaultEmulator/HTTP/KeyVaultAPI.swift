@@ -1,0 +1,515 @@
+import FoundationEssentials
+import HTTPTypes
+import Hummingbird
+import PKI
+
+/// The Key Vault data plane for one request on `<vault>.vault.localhost`, after authentication.
+struct KeyVaultAPI: Sendable {
+    let state: EmulatorState
+
+    /// Request facts every operation uses.
+    struct Call {
+        var request: IncomingRequest
+        var vault: String
+        /// `https://<vault>.vault.localhost:<port>`: ids and nextLinks point back at the emulator.
+        var baseURL: String
+        var apiVersion: String
+    }
+
+    func handle(_ request: IncomingRequest, vault: String, principal: Principal, apiVersion: String) async throws(KeyVaultFailure) -> Response {
+        let operation = try KeyVaultOperation.route(method: request.method, segments: request.pathSegments)
+        try state.access.check(
+            principal,
+            tenantId: state.tenantId,
+            vault: vault,
+            kind: operation.kind,
+            permission: operation.permission,
+            objectName: operation.objectName
+        )
+        let call = Call(request: request, vault: vault, baseURL: "https://\(request.authority)", apiVersion: apiVersion)
+        switch operation {
+        case .list(let kind): return try await list(kind, call)
+        case .get(let kind, let name, let version): return try await get(kind, name: name, version: version, call)
+        case .listVersions(let kind, let name): return try await listVersions(kind, name: name, call)
+        case .update(let kind, let name, let version): return try await update(kind, name: name, version: version, call)
+        case .delete(let kind, let name): return try await delete(kind, name: name, call)
+        case .listDeleted(let kind): return try await listDeleted(kind, call)
+        case .getDeleted(let kind, let name): return try await getDeleted(kind, name: name, call)
+        case .purge(let kind, let name): return try await purge(kind, name: name, call)
+        case .recover(let kind, let name): return try await recover(kind, name: name, call)
+        case .setSecret(let name): return try await setSecret(name: name, call)
+        case .createKey(let name): return try await createKey(name: name, call)
+        case .importKey(let name): return try await importKey(name: name, call)
+        case .createCertificate(let name): return try await createCertificate(name: name, call)
+        case .importCertificate(let name): return try await importCertificate(name: name, call)
+        case .certificateOperation(let name): return try await certificateOperation(name: name, call)
+        case .certificatePolicy(let name): return try await certificatePolicy(name: name, call)
+        }
+    }
+
+    // MARK: Reads
+
+    private func get(_ kind: ObjectKind, name: String, version: String?, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let store = state.store
+        switch kind {
+        case .secrets:
+            let (storedName, record) = try await store.get(\.secrets, .secrets, vault: call.vault, name: name, version: version, rejectDisabled: true)
+            var bundle = secretBundle(storedName, record, call, includeValue: true)
+            if let wanted = call.request.query["outContentType"] {
+                bundle = try convertSecret(bundle, record: record, to: wanted)
+            }
+            return .json(bundle)
+        case .keys:
+            let (storedName, record) = try await store.get(\.keys, .keys, vault: call.vault, name: name, version: version, rejectDisabled: true)
+            return .json(keyBundle(storedName, record, call))
+        case .certificates:
+            let (storedName, record) = try await store.get(
+                \.certificates, .certificates, vault: call.vault, name: name, version: version, rejectDisabled: false)
+            return .json(certificateBundle(storedName, record, call, includePolicy: version == nil))
+        }
+    }
+
+    /// `outContentType=application/x-pem-file` turns a PKCS#12 certificate secret into PEM (2025-07-01+).
+    private func convertSecret(_ bundle: SecretBundleJSON, record: SecretVersion, to wanted: String) throws(KeyVaultFailure) -> SecretBundleJSON {
+        guard record.managed else {
+            throw .badParameter("outContentType is only supported for secrets that back a certificate.")
+        }
+        guard wanted == CertificatePolicy.pemContentType else {
+            throw .badParameter("Unsupported outContentType '\(wanted)'. Allowed: \(CertificatePolicy.pemContentType).")
+        }
+        guard record.contentType == CertificatePolicy.pkcs12ContentType else { return bundle }
+        var converted = bundle
+        do {
+            let contents = try PKCS12.parse(Array(Data(base64Encoded: record.value) ?? Data()), password: "")
+            converted.value = (try contents.privateKeys.first?.pkcs8PEM() ?? "") + contents.certificates.map { $0.pem() }.joined()
+        } catch {
+            throw KeyVaultFailure(status: 500, code: "InternalServerError", message: "The stored PKCS#12 could not be converted: \(error.reason)")
+        }
+        converted.contentType = CertificatePolicy.pemContentType
+        return converted
+    }
+
+    private func list(_ kind: ObjectKind, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let paging = try Paging(call.request.query, emptyFirstPage: state.emptyFirstPage)
+        if paging.answerEmptyFirstPage {
+            return .json(PageJSON<SecretItemJSON>(value: [], nextLink: paging.nextLink(call, after: "")))
+        }
+        let store = state.store
+        switch kind {
+        case .secrets:
+            let page = try await store.listLatest(\.secrets, vault: call.vault, after: paging.after, limit: paging.limit)
+            let items = page.objects.map { secretItem($0.name, $0.latest, call, versioned: false) }
+            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+        case .keys:
+            let page = try await store.listLatest(\.keys, vault: call.vault, after: paging.after, limit: paging.limit)
+            let items = page.objects.map { keyItem($0.name, $0.latest, call, versioned: false) }
+            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+        case .certificates:
+            let page = try await store.listLatest(\.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
+            let items = page.objects.map { certificateItem($0.name, $0.latest, call, versioned: false) }
+            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+        }
+    }
+
+    private func listVersions(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let paging = try Paging(call.request.query, emptyFirstPage: false)
+        let store = state.store
+        switch kind {
+        case .secrets:
+            let page = try await store.listVersions(\.secrets, .secrets, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
+            let items = page.versions.map { secretItem(page.name, $0, call, versioned: true) }
+            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+        case .keys:
+            let page = try await store.listVersions(\.keys, .keys, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
+            let items = page.versions.map { keyItem(page.name, $0, call, versioned: true) }
+            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+        case .certificates:
+            let page = try await store.listVersions(\.certificates, .certificates, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
+            let items = page.versions.map { certificateItem(page.name, $0, call, versioned: true) }
+            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+        }
+    }
+
+    private func listDeleted(_ kind: ObjectKind, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let paging = try Paging(call.request.query, emptyFirstPage: false)
+        let store = state.store
+        switch kind {
+        case .secrets:
+            let page = try await store.listDeleted(\.secrets, vault: call.vault, after: paging.after, limit: paging.limit)
+            let items = page.objects.map { entry in
+                inRecycleBin(secretItem(entry.object.name, entry.object.latest, call, versioned: false), .secrets, entry, call)
+            }
+            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
+        case .keys:
+            let page = try await store.listDeleted(\.keys, vault: call.vault, after: paging.after, limit: paging.limit)
+            let items = page.objects.map { entry in
+                inRecycleBin(keyItem(entry.object.name, entry.object.latest, call, versioned: false), .keys, entry, call)
+            }
+            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
+        case .certificates:
+            let page = try await store.listDeleted(\.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
+            let items = page.objects.map { entry in
+                inRecycleBin(certificateItem(entry.object.name, entry.object.latest, call, versioned: false), .certificates, entry, call)
+            }
+            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
+        }
+    }
+
+    private func getDeleted(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let store = state.store
+        switch kind {
+        case .secrets:
+            return .json(deletedSecret(try await store.getDeleted(\.secrets, .secrets, vault: call.vault, name: name), call))
+        case .keys:
+            return .json(deletedKey(try await store.getDeleted(\.keys, .keys, vault: call.vault, name: name), call))
+        case .certificates:
+            return .json(deletedCertificate(try await store.getDeleted(\.certificates, .certificates, vault: call.vault, name: name), call))
+        }
+    }
+
+    private func certificateOperation(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let (storedName, operation) = try await state.store.certificateOperation(vault: call.vault, name: name)
+        return .json(operationJSON(storedName, operation, call))
+    }
+
+    private func certificatePolicy(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let (storedName, record) = try await state.store.get(\.certificates, .certificates, vault: call.vault, name: name, version: nil, rejectDisabled: false)
+        var policy = record.policy
+        policy.id = "\(call.baseURL)/certificates/\(storedName)/policy"
+        return .json(policy)
+    }
+
+    // MARK: Writes
+
+    private func setSecret(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let input = try JSON.decode(SetSecretInput.self, from: call.request.body)
+        guard let value = input.value else {
+            throw .badParameter("The request body must contain the secret's 'value'.")
+        }
+        guard value.utf8.count <= 25 * 1024 else {
+            throw .badParameter("The secret value is \(value.utf8.count) bytes; Key Vault allows at most 25 KB.")
+        }
+        if let contentType = input.contentType, contentType.count > 255 {
+            throw .badParameter("The content type is longer than 255 characters.")
+        }
+        try validateTags(input.tags)
+        let (storedName, record) = try await state.store.setSecret(
+            vault: call.vault,
+            name: name,
+            value: value,
+            contentType: input.contentType,
+            tags: input.tags,
+            attributes: input.attributes
+        )
+        return .json(secretBundle(storedName, record, call, includeValue: true))
+    }
+
+    private func update(_ kind: ObjectKind, name: String, version: String?, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let input = try JSON.decode(UpdateInput.self, from: call.request.body)
+        try validateTags(input.tags)
+        let store = state.store
+        switch kind {
+        case .secrets:
+            let (storedName, record) = try await store.updateAttributes(\.secrets, .secrets, vault: call.vault, name: name, version: version) { record in
+                record.attributes.apply(input.attributes)
+                if let tags = input.tags { record.tags = tags }
+                if let contentType = input.contentType { record.contentType = contentType }
+            }
+            return .json(secretBundle(storedName, record, call, includeValue: false))
+        case .keys:
+            let (storedName, record) = try await store.updateAttributes(\.keys, .keys, vault: call.vault, name: name, version: version) { record in
+                record.attributes.apply(input.attributes)
+                if let tags = input.tags { record.tags = tags }
+                if let operations = input.keyOperations { record.keyOperations = operations }
+            }
+            return .json(keyBundle(storedName, record, call))
+        case .certificates:
+            let (storedName, record) = try await store.updateCertificate(
+                vault: call.vault, name: name, version: version, tags: input.tags, attributes: input.attributes)
+            return .json(certificateBundle(storedName, record, call, includePolicy: true))
+        }
+    }
+
+    private func delete(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let store = state.store
+        switch kind {
+        case .secrets:
+            return .json(deletedSecret(try await store.delete(\.secrets, .secrets, vault: call.vault, name: name), call))
+        case .keys:
+            return .json(deletedKey(try await store.delete(\.keys, .keys, vault: call.vault, name: name), call))
+        case .certificates:
+            return .json(deletedCertificate(try await store.delete(\.certificates, .certificates, vault: call.vault, name: name), call))
+        }
+    }
+
+    private func purge(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let store = state.store
+        switch kind {
+        case .secrets: try await store.purge(\.secrets, .secrets, vault: call.vault, name: name)
+        case .keys: try await store.purge(\.keys, .keys, vault: call.vault, name: name)
+        case .certificates: try await store.purge(\.certificates, .certificates, vault: call.vault, name: name)
+        }
+        return .empty(status: 204)
+    }
+
+    private func recover(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let store = state.store
+        switch kind {
+        case .secrets:
+            let object = try await store.recover(\.secrets, .secrets, vault: call.vault, name: name)
+            return .json(secretBundle(object.name, object.latest, call, includeValue: false))
+        case .keys:
+            let object = try await store.recover(\.keys, .keys, vault: call.vault, name: name)
+            return .json(keyBundle(object.name, object.latest, call))
+        case .certificates:
+            let object = try await store.recover(\.certificates, .certificates, vault: call.vault, name: name)
+            return .json(certificateBundle(object.name, object.latest, call, includePolicy: true))
+        }
+    }
+
+    private func createKey(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let input = try JSON.decode(CreateKeyInput.self, from: call.request.body)
+        try validateTags(input.tags)
+        let (key, keyType) = try KeyFactory.generate(keyType: input.keyType, size: input.keySize, curve: input.curve)
+        var publicJWK: JSONWebKey
+        do {
+            publicJWK = try key.publicKey.jwk()
+        } catch {
+            throw KeyVaultFailure(status: 500, code: "InternalServerError", message: "Reading the new key failed: \(error.reason)")
+        }
+        publicJWK.kty = keyType
+        var attributes = input.attributes
+        if let exportable = input.exportable {
+            attributes = attributes ?? WireAttributesInput()
+            attributes?.exportable = exportable
+        }
+        let (storedName, record) = try await state.store.addKey(
+            vault: call.vault,
+            name: name,
+            publicKey: publicJWK,
+            keyOperations: input.keyOperations ?? KeyFactory.defaultOperations(for: keyType),
+            tags: input.tags,
+            attributes: attributes
+        )
+        return .json(keyBundle(storedName, record, call))
+    }
+
+    private func importKey(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let input = try JSON.decode(ImportKeyInput.self, from: call.request.body)
+        guard let jwk = input.key else { throw .badParameter("The request body must contain the JSON Web Key to import in 'key'.") }
+        try validateTags(input.tags)
+        let publicJWK = try KeyFactory.importPublicPart(of: jwk)
+        let (storedName, record) = try await state.store.addKey(
+            vault: call.vault,
+            name: name,
+            publicKey: publicJWK,
+            keyOperations: jwk.key_ops ?? KeyFactory.defaultOperations(for: publicJWK.kty),
+            tags: input.tags,
+            attributes: input.attributes
+        )
+        return .json(keyBundle(storedName, record, call))
+    }
+
+    private func createCertificate(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let input = try JSON.decode(CreateCertificateInput.self, from: call.request.body)
+        try validateTags(input.tags)
+        let (material, policy) = try CertificateFactory.create(policy: input.policy ?? CertificatePolicy(), now: state.now())
+        let (storedName, _) = try await state.store.addCertificate(
+            vault: call.vault,
+            name: name,
+            material: material,
+            policy: policy,
+            tags: input.tags,
+            attributes: input.attributes,
+            preserveCertOrder: input.preserveCertOrder
+        )
+        let (_, operation) = try await state.store.certificateOperation(vault: call.vault, name: storedName)
+        var headers = HTTPFields()
+        headers[.location] = "\(call.baseURL)/certificates/\(storedName)/pending?api-version=\(call.apiVersion)"
+        headers[.retryAfter] = "10"
+        // Key Vault always answers a create with an operation in progress, and SDK pollers rely on
+        // it: they fetch the certificate only after seeing the operation move to "completed".
+        var answer = operationJSON(storedName, operation, call)
+        answer.status = "inProgress"
+        return .json(answer, status: 202, headers: headers)
+    }
+
+    private func importCertificate(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        let input = try JSON.decode(ImportCertificateInput.self, from: call.request.body)
+        guard let value = input.value, !value.isEmpty else {
+            throw .badParameter("The request body must contain the certificate in 'value' (base64 PFX, or PEM text with the PEM content type).")
+        }
+        try validateTags(input.tags)
+        let (material, policy) = try CertificateFactory.importing(value: value, password: input.password, policy: input.policy)
+        let (storedName, record) = try await state.store.addCertificate(
+            vault: call.vault,
+            name: name,
+            material: material,
+            policy: policy,
+            tags: input.tags,
+            attributes: input.attributes,
+            preserveCertOrder: input.preserveCertOrder
+        )
+        return .json(certificateBundle(storedName, record, call, includePolicy: true))
+    }
+
+    private func validateTags(_ tags: [String: String]?) throws(KeyVaultFailure) {
+        guard let tags else { return }
+        guard tags.count <= 15 else { throw .badParameter("At most 15 tags are allowed; got \(tags.count).") }
+        for (name, value) in tags where name.count > 512 || value.count > 512 {
+            throw .badParameter("Tag '\(name.prefix(40))' is too long: names and values are limited to 512 characters.")
+        }
+    }
+
+    // MARK: JSON shapes
+
+    private func attributes(_ attributes: ObjectAttributes, exportable: Bool? = nil) -> WireAttributes {
+        WireAttributes(attributes, retention: VaultStore.retentionDays, exportable: exportable)
+    }
+
+    private func secretBundle(_ name: String, _ record: SecretVersion, _ call: Call, includeValue: Bool) -> SecretBundleJSON {
+        SecretBundleJSON(
+            value: includeValue ? record.value : nil,
+            id: "\(call.baseURL)/secrets/\(name)/\(record.version)",
+            contentType: record.contentType,
+            attributes: attributes(record.attributes),
+            tags: record.tags,
+            kid: record.backingKey?.url(base: call.baseURL),
+            managed: record.managed ? true : nil
+        )
+    }
+
+    private func secretItem(_ name: String, _ record: SecretVersion, _ call: Call, versioned: Bool) -> SecretItemJSON {
+        SecretItemJSON(
+            id: "\(call.baseURL)/secrets/\(name)" + (versioned ? "/\(record.version)" : ""),
+            attributes: attributes(record.attributes),
+            tags: record.tags,
+            contentType: record.contentType,
+            managed: record.managed ? true : nil
+        )
+    }
+
+    private func keyBundle(_ name: String, _ record: KeyVersion, _ call: Call) -> KeyBundleJSON {
+        var jwk = record.publicKey
+        jwk.kid = "\(call.baseURL)/keys/\(name)/\(record.version)"
+        jwk.key_ops = record.keyOperations
+        return KeyBundleJSON(
+            key: jwk,
+            attributes: attributes(record.attributes, exportable: record.exportable),
+            tags: record.tags,
+            managed: record.managed ? true : nil
+        )
+    }
+
+    private func keyItem(_ name: String, _ record: KeyVersion, _ call: Call, versioned: Bool) -> KeyItemJSON {
+        KeyItemJSON(
+            kid: "\(call.baseURL)/keys/\(name)" + (versioned ? "/\(record.version)" : ""),
+            attributes: attributes(record.attributes, exportable: record.exportable),
+            tags: record.tags,
+            managed: record.managed ? true : nil
+        )
+    }
+
+    private func certificateBundle(_ name: String, _ record: CertificateVersion, _ call: Call, includePolicy: Bool) -> CertificateBundleJSON {
+        var policy: CertificatePolicy?
+        if includePolicy {
+            policy = record.policy
+            policy?.id = "\(call.baseURL)/certificates/\(name)/policy"
+        }
+        return CertificateBundleJSON(
+            id: "\(call.baseURL)/certificates/\(name)/\(record.version)",
+            kid: "\(call.baseURL)/keys/\(name)/\(record.version)",
+            sid: "\(call.baseURL)/secrets/\(name)/\(record.version)",
+            x5t: Base64URL.encode(record.certificate.sha1Thumbprint),
+            cer: Data(record.certificate.der).base64EncodedString(),
+            attributes: attributes(record.attributes),
+            tags: record.tags,
+            policy: policy,
+            preserveCertOrder: record.preserveCertOrder
+        )
+    }
+
+    private func certificateItem(_ name: String, _ record: CertificateVersion, _ call: Call, versioned: Bool) -> CertificateItemJSON {
+        CertificateItemJSON(
+            id: "\(call.baseURL)/certificates/\(name)" + (versioned ? "/\(record.version)" : ""),
+            attributes: attributes(record.attributes),
+            tags: record.tags,
+            x5t: Base64URL.encode(record.certificate.sha1Thumbprint)
+        )
+    }
+
+    private func operationJSON(_ name: String, _ operation: CertificateOperation, _ call: Call) -> CertificateOperationJSON {
+        CertificateOperationJSON(
+            id: "\(call.baseURL)/certificates/\(name)/pending",
+            issuer: .init(name: operation.issuerName),
+            csr: nil,
+            cancellationRequested: false,
+            status: operation.status,
+            statusDetails: nil,
+            target: "\(call.baseURL)/certificates/\(name)",
+            requestId: operation.requestID
+        )
+    }
+
+    /// Adds the recycle-bin fields Key Vault puts on deleted objects.
+    private func inRecycleBin<JSON: RecycleBinFields, Version>(
+        _ json: JSON,
+        _ kind: ObjectKind,
+        _ entry: DeletedObject<Version>,
+        _ call: Call
+    ) -> JSON {
+        var json = json
+        json.recoveryId = "\(call.baseURL)/\(kind.deletedPathSegment)/\(entry.object.name)"
+        json.deletedDate = entry.deletedDate
+        json.scheduledPurgeDate = entry.scheduledPurgeDate
+        return json
+    }
+
+    private func deletedSecret(_ entry: DeletedObject<SecretVersion>, _ call: Call) -> SecretBundleJSON {
+        inRecycleBin(secretBundle(entry.object.name, entry.object.latest, call, includeValue: false), .secrets, entry, call)
+    }
+
+    private func deletedKey(_ entry: DeletedObject<KeyVersion>, _ call: Call) -> KeyBundleJSON {
+        inRecycleBin(keyBundle(entry.object.name, entry.object.latest, call), .keys, entry, call)
+    }
+
+    private func deletedCertificate(_ entry: DeletedObject<CertificateVersion>, _ call: Call) -> CertificateBundleJSON {
+        inRecycleBin(certificateBundle(entry.object.name, entry.object.latest, call, includePolicy: true), .certificates, entry, call)
+    }
+}
+
+/// `maxresults` and `$skiptoken` of a list request, and the absolute nextLink that continues it.
+struct Paging {
+    static let maximumPageSize = 25
+
+    var limit: Int
+    /// The last name (or version) already returned; nil on the first page.
+    var after: String?
+    var answerEmptyFirstPage: Bool
+
+    init(_ query: [String: String], emptyFirstPage: Bool) throws(KeyVaultFailure) {
+        if let text = query["maxresults"] {
+            guard let value = Int(text), (1...Self.maximumPageSize).contains(value) else {
+                throw .badParameter("Invalid maxresults '\(text)': it must be an integer from 1 to \(Self.maximumPageSize).")
+            }
+            limit = value
+        } else {
+            limit = Self.maximumPageSize
+        }
+        if let token = query["$skiptoken"] {
+            guard let bytes = Base64URL.decode(token), let text = String(validating: bytes, as: UTF8.self), text.hasPrefix("after:") else {
+                throw .badParameter("Invalid $skiptoken: use the nextLink of the previous page unchanged.")
+            }
+            after = String(text.dropFirst("after:".count)).lowercased()
+            answerEmptyFirstPage = false
+        } else {
+            after = nil
+            answerEmptyFirstPage = emptyFirstPage
+        }
+    }
+
+    func nextLink(_ call: KeyVaultAPI.Call, after last: String?) -> String {
+        let token = Base64URL.encode(Array("after:\(last ?? "")".utf8))
+        return "\(call.baseURL)\(call.request.path)?api-version=\(call.apiVersion)&$skiptoken=\(token)&maxresults=\(limit)"
+    }
+}

@@ -1,0 +1,68 @@
+import FoundationEssentials
+
+/// A coding key for reading whatever keys an object actually has.
+struct AnyCodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(stringValue: String) { self.stringValue = stringValue }
+    init(intValue: Int) {
+        self.stringValue = String(intValue)
+        self.intValue = intValue
+    }
+}
+
+extension Decoder {
+    /// Seed files are written by hand, so a misspelt field must fail loudly instead of being
+    /// ignored the way JSONDecoder ignores unknown keys.
+    func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
+        let container = try self.container(keyedBy: AnyCodingKey.self)
+        let allowed = Keys.allCases.map(\.stringValue)
+        for key in container.allKeys where !allowed.contains(key.stringValue) {
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: codingPath + [key],
+                    debugDescription: "unknown field '\(key.stringValue)'; allowed fields: \(allowed.joined(separator: ", "))"
+                )
+            )
+        }
+    }
+}
+
+extension DecodingError {
+    /// A one-line explanation with a JSON-path-like location, e.g. `vaults[0].secrets[1].value: ...`.
+    var readableDescription: String {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            var result = ""
+            for key in codingPath {
+                if let index = key.intValue {
+                    result += "[\(index)]"
+                } else {
+                    result += result.isEmpty ? key.stringValue : ".\(key.stringValue)"
+                }
+            }
+            return result.isEmpty ? "top level" : result
+        }
+        switch self {
+        case .typeMismatch(let type, let context):
+            return "\(path(context.codingPath)): expected \(Self.typeName(type)); \(context.debugDescription)"
+        case .valueNotFound(let type, let context):
+            return "\(path(context.codingPath)): missing \(Self.typeName(type))"
+        case .keyNotFound(let key, let context):
+            return "\(path(context.codingPath + [key])): required field is missing"
+        case .dataCorrupted(let context):
+            return "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default:
+            return "\(self)"
+        }
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Bool.Type: "true or false"
+        case is Int.Type, is Int64.Type: "an integer"
+        case is Double.Type: "a number"
+        default: "\(type)"
+        }
+    }
+}

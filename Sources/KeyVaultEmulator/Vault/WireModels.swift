@@ -1,0 +1,213 @@
+import PKI
+
+/// JSON shapes of Key Vault responses. Timestamps are integer Unix seconds; JWK members and `x5t`
+/// are base64url without padding; `cer` is standard base64.
+struct WireAttributes: Codable, Sendable {
+    var enabled: Bool?
+    var nbf: Int64?
+    var exp: Int64?
+    var created: Int64?
+    var updated: Int64?
+    var recoveryLevel: String?
+    var recoverableDays: Int?
+    var exportable: Bool?
+
+    init(_ attributes: ObjectAttributes, retention: Int, exportable: Bool? = nil) {
+        enabled = attributes.enabled
+        nbf = attributes.notBefore
+        exp = attributes.expires
+        created = attributes.created
+        updated = attributes.updated
+        recoveryLevel = "Recoverable+Purgeable"
+        recoverableDays = retention
+        self.exportable = exportable
+    }
+}
+
+/// Fields Key Vault adds to an object that sits in the recycle bin.
+protocol RecycleBinFields {
+    var recoveryId: String? { get set }
+    var deletedDate: Int64? { get set }
+    var scheduledPurgeDate: Int64? { get set }
+}
+
+extension SecretBundleJSON: RecycleBinFields {}
+extension SecretItemJSON: RecycleBinFields {}
+extension KeyBundleJSON: RecycleBinFields {}
+extension KeyItemJSON: RecycleBinFields {}
+extension CertificateBundleJSON: RecycleBinFields {}
+extension CertificateItemJSON: RecycleBinFields {}
+
+struct SecretBundleJSON: Encodable {
+    var value: String?
+    var id: String
+    var contentType: String?
+    var attributes: WireAttributes
+    var tags: [String: String]?
+    var kid: String?
+    var managed: Bool?
+    var recoveryId: String?
+    var deletedDate: Int64?
+    var scheduledPurgeDate: Int64?
+}
+
+struct SecretItemJSON: Encodable {
+    var id: String
+    var attributes: WireAttributes
+    var tags: [String: String]?
+    var contentType: String?
+    var managed: Bool?
+    var recoveryId: String?
+    var deletedDate: Int64?
+    var scheduledPurgeDate: Int64?
+}
+
+struct KeyBundleJSON: Encodable {
+    var key: JSONWebKey
+    var attributes: WireAttributes
+    var tags: [String: String]?
+    var managed: Bool?
+    var recoveryId: String?
+    var deletedDate: Int64?
+    var scheduledPurgeDate: Int64?
+}
+
+struct KeyItemJSON: Encodable {
+    var kid: String
+    var attributes: WireAttributes
+    var tags: [String: String]?
+    var managed: Bool?
+    var recoveryId: String?
+    var deletedDate: Int64?
+    var scheduledPurgeDate: Int64?
+}
+
+struct CertificateBundleJSON: Encodable {
+    var id: String
+    var kid: String
+    var sid: String
+    var x5t: String
+    var cer: String
+    var attributes: WireAttributes
+    var tags: [String: String]?
+    var policy: CertificatePolicy?
+    var preserveCertOrder: Bool?
+    var recoveryId: String?
+    var deletedDate: Int64?
+    var scheduledPurgeDate: Int64?
+}
+
+struct CertificateItemJSON: Encodable {
+    var id: String
+    var attributes: WireAttributes
+    var tags: [String: String]?
+    var x5t: String
+    var recoveryId: String?
+    var deletedDate: Int64?
+    var scheduledPurgeDate: Int64?
+}
+
+struct CertificateOperationJSON: Encodable {
+    struct Issuer: Encodable { var name: String }
+    var id: String
+    var issuer: Issuer
+    var csr: String?
+    var cancellationRequested: Bool
+    var status: String
+    var statusDetails: String?
+    var target: String
+    var requestId: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, issuer, csr, status, target
+        case cancellationRequested = "cancellation_requested"
+        case statusDetails = "status_details"
+        case requestId = "request_id"
+    }
+}
+
+struct PageJSON<Item: Encodable>: Encodable {
+    var value: [Item]
+    var nextLink: String?
+}
+
+// MARK: Request bodies
+
+struct WireAttributesInput: Decodable, Sendable {
+    var enabled: Bool?
+    var nbf: Int64?
+    var exp: Int64?
+    var exportable: Bool?
+}
+
+struct SetSecretInput: Decodable {
+    var value: String?
+    var contentType: String?
+    var tags: [String: String]?
+    var attributes: WireAttributesInput?
+}
+
+struct UpdateInput: Decodable {
+    var contentType: String?
+    var tags: [String: String]?
+    var attributes: WireAttributesInput?
+    var keyOperations: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case contentType, tags, attributes
+        case keyOperations = "key_ops"
+    }
+}
+
+struct CreateKeyInput: Decodable {
+    var keyType: String?
+    var keySize: Int?
+    var curve: String?
+    var keyOperations: [String]?
+    var attributes: WireAttributesInput?
+    var tags: [String: String]?
+    var exportable: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case keyType = "kty"
+        case keySize = "key_size"
+        case curve = "crv"
+        case keyOperations = "key_ops"
+        case attributes, tags, exportable
+    }
+}
+
+struct ImportKeyInput: Decodable {
+    var key: JSONWebKey?
+    var hsm: Bool?
+    var attributes: WireAttributesInput?
+    var tags: [String: String]?
+
+    enum CodingKeys: String, CodingKey {
+        case key
+        case hsm = "Hsm"
+        case attributes, tags
+    }
+}
+
+struct CreateCertificateInput: Decodable {
+    var policy: CertificatePolicy?
+    var attributes: WireAttributesInput?
+    var tags: [String: String]?
+    var preserveCertOrder: Bool?
+}
+
+struct ImportCertificateInput: Decodable {
+    var value: String?
+    var password: String?
+    var policy: CertificatePolicy?
+    var attributes: WireAttributesInput?
+    var tags: [String: String]?
+    var preserveCertOrder: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case value
+        case password = "pwd"
+        case policy, attributes, tags, preserveCertOrder
+    }
+}
