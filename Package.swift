@@ -16,6 +16,7 @@ let strictSwift: [SwiftSetting] = [
 let package = Package(
     name: "akvfs",
     products: [
+        .executable(name: "akvfs", targets: ["akvfs"]),
         .executable(name: "akvfs-emulator", targets: ["akvfs-emulator"]),
         .library(name: "KeyVaultEmulator", targets: ["KeyVaultEmulator"]),
     ],
@@ -27,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2", traits: []),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // MARK: C shims: system libraries found with pkg-config, plus static inline wrappers for
@@ -65,6 +68,34 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // MARK: Identity, the Key Vault client and file formats
+        .target(
+            name: "AzureIdentity",
+            dependencies: [
+                "HTTPTransport", "PKI",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "KeyVault",
+            dependencies: ["AzureIdentity", "HTTPTransport", "PKI"],
+            swiftSettings: strictSwift
+        ),
+        .target(name: "ObjectFormats", dependencies: ["PKI"], swiftSettings: strictSwift),
+
+        // MARK: The daemon and command line
+        .executableTarget(
+            name: "akvfs",
+            dependencies: [
+                "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
         // MARK: The emulator (test bed; never linked into akvfs)
         .target(
             name: "KeyVaultEmulator",
@@ -93,6 +124,15 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "PKITests", dependencies: ["PKI"], swiftSettings: strictSwift),
+        .testTarget(name: "ObjectFormatsTests", dependencies: ["ObjectFormats", "PKI"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "KeyVaultClientTests",
+            dependencies: [
+                "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI", "KeyVaultEmulator",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .testTarget(name: "ShimTests", dependencies: ["CFuse", "CCurl", "COpenSSL"], swiftSettings: strictSwift),
         .testTarget(
             name: "KeyVaultEmulatorTests",

@@ -7,6 +7,7 @@ import Synchronization
 final class EmulatorState: Sendable {
     let tenantId: String
     let emptyFirstPage: Bool
+    let challengeResource: String?
     let appServiceIdentityHeader: String?
     let store: VaultStore
     let tokens: TokenService
@@ -20,6 +21,7 @@ final class EmulatorState: Sendable {
     init(seed: Seed, appServiceIdentityHeader: String?, clock: @escaping @Sendable () -> Date) throws(EmulatorError) {
         tenantId = seed.tenantId.lowercased()
         emptyFirstPage = seed.emptyFirstPage
+        challengeResource = seed.challengeResource
         self.appServiceIdentityHeader = appServiceIdentityHeader
         self.clock = clock
         let seconds: @Sendable () -> Int64 = { Int64(clock().timeIntervalSince1970) }

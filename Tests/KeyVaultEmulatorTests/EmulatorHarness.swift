@@ -5,6 +5,12 @@ import KeyVaultEmulator
 import Logging
 import Testing
 
+/// A bearer token in a test. Its description is redacted so a failed expectation never prints it.
+struct BearerToken: Sendable, CustomStringConvertible {
+    let value: String
+    var description: String { "BearerToken(redacted)" }
+}
+
 /// An emulator started in-process on free ports, and a libcurl client that trusts its CA.
 struct EmulatorHarness: Sendable {
     let emulator: KeyVaultEmulator
@@ -44,10 +50,17 @@ struct EmulatorHarness: Sendable {
         var headers: HTTPFields
         var body: [UInt8]
 
+        /// The body as JSON, with any `access_token` redacted (read it with `accessToken`).
         var json: [String: Any] {
-            (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:]
+            var object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:]
+            if object["access_token"] != nil { object["access_token"] = "<redacted>" }
+            return object
         }
-        var text: String { String(decoding: body, as: UTF8.self) }
+        var accessToken: BearerToken? {
+            let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+            return (object?["access_token"] as? String).map(BearerToken.init)
+        }
+        var text: String { accessToken == nil ? String(decoding: body, as: UTF8.self) : "<token response>" }
         /// The Key Vault error envelope's code and inner code.
         var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
         var innerErrorCode: String? { ((json["error"] as? [String: Any])?["innererror"] as? [String: Any])?["code"] as? String }
@@ -76,9 +89,9 @@ struct EmulatorHarness: Sendable {
         return Reply(status: response.head.status.code, headers: response.head.headerFields, body: response.body)
     }
 
-    func sendJSON(_ method: HTTPRequest.Method, _ url: String, token: String?, json: Any? = nil) async throws -> Reply {
+    func sendJSON(_ method: HTTPRequest.Method, _ url: String, token: BearerToken?, json: Any? = nil) async throws -> Reply {
         var headers = HTTPFields()
-        if let token { headers[.authorization] = "Bearer \(token)" }
+        if let token { headers[.authorization] = "Bearer \(token.value)" }
         var body: [UInt8]?
         if let json {
             headers[.contentType] = "application/json"
@@ -94,7 +107,7 @@ struct EmulatorHarness: Sendable {
         return "https://\(vault).vault.localhost:\(endpoints.port)\(path)\(separator)api-version=\(apiVersion)"
     }
 
-    func keyVault(_ method: HTTPRequest.Method, _ vault: String, _ path: String, token: String, json: Any? = nil) async throws -> Reply {
+    func keyVault(_ method: HTTPRequest.Method, _ vault: String, _ path: String, token: BearerToken, json: Any? = nil) async throws -> Reply {
         try await sendJSON(method, vaultURL(vault, path), token: token, json: json)
     }
 
@@ -111,12 +124,12 @@ struct EmulatorHarness: Sendable {
     }
 
     /// A vault token for a client-secret identity (any secret works for open identities).
-    func token(clientId: String = "11111111-2222-3333-4444-555555555555", secret: String = "test-secret", scope: String? = nil) async throws -> String {
+    func token(clientId: String = "11111111-2222-3333-4444-555555555555", secret: String = "test-secret", scope: String? = nil) async throws -> BearerToken {
         let reply = try await tokenRequest([
             "grant_type": "client_credentials", "client_id": clientId, "client_secret": secret, "scope": scope ?? vaultScope,
         ])
         #expect(reply.status == 200, "token request failed: \(reply.text)")
-        return try #require(reply.json["access_token"] as? String)
+        return try #require(reply.accessToken)
     }
 
     static func formEncode(_ value: String) -> String {
@@ -124,8 +137,8 @@ struct EmulatorHarness: Sendable {
     }
 
     /// The payload of a JWT, decoded without checking it.
-    static func claims(of token: String) -> [String: Any] {
-        let parts = token.split(separator: ".")
+    static func claims(of token: BearerToken?) -> [String: Any] {
+        let parts = (token?.value ?? "").split(separator: ".")
         guard parts.count == 3 else { return [:] }
         var base64 = String(parts[1]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base64.count % 4 != 0 { base64 += "=" }

@@ -8,7 +8,7 @@ import Testing
 struct FaultsAndAccessTests {
     @Test("The next N matching requests answer 429 (with and without Retry-After), then normal service resumes")
     func throttling() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             _ = try await harness.keyVault(.put, "faulty", "/secrets/s", token: token, json: ["value": "v"])
             await harness.emulator.inject(FaultRule(method: "GET", vault: "faulty", pathPrefix: "/secrets/", count: 2, action: .status(429, retryAfter: 3)))
@@ -37,7 +37,7 @@ struct FaultsAndAccessTests {
 
     @Test("Dropped connections and hung requests reach the client as transport errors")
     func dropAndHang() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             await harness.emulator.inject(FaultRule(vault: "faulty", action: .drop))
             await #expect {
@@ -47,7 +47,7 @@ struct FaultsAndAccessTests {
             }
             await harness.emulator.inject(FaultRule(vault: "faulty", action: .hang(seconds: 60)))
             await #expect {
-                _ = try await harness.send(.get, harness.vaultURL("faulty", "/secrets"), headers: [.authorization: "Bearer \(token)"], timeout: .milliseconds(500))
+                _ = try await harness.send(.get, harness.vaultURL("faulty", "/secrets"), headers: [.authorization: "Bearer \(token.value)"], timeout: .milliseconds(500))
             } throws: { error in
                 (error as? HTTPTransportError)?.kind == .timedOut
             }
@@ -57,7 +57,7 @@ struct FaultsAndAccessTests {
 
     @Test("Faults can be listed and cleared over HTTP; bad fault requests are explained")
     func faultAdmin() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             _ = try await harness.sendJSON(.post, "\(harness.endpoints.adminURL)/faults", token: nil, json: ["action": "drop", "pathPrefix": "/secrets"])
             let listed = try await harness.send(.get, "\(harness.endpoints.adminURL)/faults")
             #expect((listed.json["faults"] as? [[String: Any]])?.first?["action"] as? String == "drop")
@@ -73,7 +73,7 @@ struct FaultsAndAccessTests {
 
     @Test("Added latency delays answers")
     func latency() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             await harness.emulator.setLatency(milliseconds: 200)
             let clock = ContinuousClock()
@@ -103,7 +103,7 @@ struct FaultsAndAccessTests {
                 SeedVault(name: "open", secrets: [SeedSecret(name: "s", value: "v")]),
             ]
         )
-        try await withEmulator(seed: seed) { harness in
+        try await withEmulator(seed: seed) { (harness) async throws in
             let reader = try await harness.token(clientId: "eeeeeeee-0000-4000-8000-000000000001")
             let lister = try await harness.token(clientId: "eeeeeeee-0000-4000-8000-000000000002")
             let stranger = try await harness.token(clientId: "eeeeeeee-0000-4000-8000-000000000003")

@@ -45,7 +45,7 @@ struct IdentityTests {
     @Test("Client secret: the right secret gets a JWT naming the identity; a wrong one is refused")
     func clientSecret() async throws {
         let (_, certificate) = try Self.makeCertificate()
-        try await withEmulator(seed: Self.seed(certificatePEM: certificate.pem())) { harness in
+        try await withEmulator(seed: Self.seed(certificatePEM: certificate.pem())) { (harness) async throws in
             let token = try await harness.token(clientId: Self.appId, secret: "right-secret")
             let claims = EmulatorHarness.claims(of: token)
             #expect(claims["appid"] as? String == Self.appId)
@@ -74,7 +74,7 @@ struct IdentityTests {
 
     @Test("Token requests with a bad tenant, scope or grant get AADSTS errors")
     func tokenRequestErrors() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let otherTenant = try await harness.send(
                 .post, "\(harness.endpoints.authorityHost)/00000000-1111-2222-3333-444444444444/oauth2/v2.0/token",
                 headers: [.contentType: "application/x-www-form-urlencoded"],
@@ -95,7 +95,7 @@ struct IdentityTests {
     @Test("Certificate assertion: RS256 with x5t, checked against the registered certificate")
     func certificateAssertion() async throws {
         let (key, certificate) = try Self.makeCertificate()
-        try await withEmulator(seed: Self.seed(certificatePEM: certificate.pem())) { harness in
+        try await withEmulator(seed: Self.seed(certificatePEM: certificate.pem())) { (harness) async throws in
             for padded in [true, false] {
                 let assertion = try Self.assertion(key: key, certificate: certificate, clientId: Self.certificateAppId, audience: harness.tokenURL, x5tPadded: padded)
                 let reply = try await harness.tokenRequest([
@@ -104,7 +104,7 @@ struct IdentityTests {
                     "client_info": "1", "claims": #"{"access_token": {"xms_cc": {"values": ["CP1"]}}}"#,
                 ])
                 #expect(reply.status == 200, "\(reply.text)")
-                #expect(EmulatorHarness.claims(of: reply.json["access_token"] as? String ?? "")["appidacr"] as? String == "2")
+                #expect(EmulatorHarness.claims(of: reply.accessToken)["appidacr"] as? String == "2")
             }
             let (otherKey, otherCertificate) = try Self.makeCertificate()
             let forged = try Self.assertion(key: otherKey, certificate: otherCertificate, clientId: Self.certificateAppId, audience: harness.tokenURL)
@@ -126,7 +126,7 @@ struct IdentityTests {
     @Test("Workload identity: a federated token from the emulator's issuer is exchanged; wrong subject or audience refused")
     func workloadIdentity() async throws {
         let (_, certificate) = try Self.makeCertificate()
-        try await withEmulator(seed: Self.seed(certificatePEM: certificate.pem())) { harness in
+        try await withEmulator(seed: Self.seed(certificatePEM: certificate.pem())) { (harness) async throws in
             func exchange(_ assertion: String) async throws -> EmulatorHarness.Reply {
                 try await harness.tokenRequest([
                     "grant_type": "client_credentials", "client_id": Self.workloadAppId, "scope": harness.vaultScope,
@@ -142,14 +142,16 @@ struct IdentityTests {
             #expect((wrongAudience.json["error_codes"] as? [Int]) == [700212])
             let minted = try await harness.sendJSON(.post, "\(harness.endpoints.adminURL)/service-account-tokens", token: nil, json: ["subject": "system:serviceaccount:team-a:reader"])
             #expect(minted.status == 201)
-            #expect(try await exchange(try #require(minted.json["token"] as? String)).status == 200)
+            let mintedToken = try #require(minted.json["token"] as? String)
+            let exchanged = try await exchange(mintedToken)
+            #expect(exchanged.status == 200)
         }
     }
 
     @Test("IMDS: Metadata header required; system-assigned and user-assigned by client_id, object_id, msi_res_id")
     func imds() async throws {
         let (_, certificate) = try Self.makeCertificate()
-        try await withEmulator(seed: Self.seed(certificatePEM: certificate.pem())) { harness in
+        try await withEmulator(seed: Self.seed(certificatePEM: certificate.pem())) { (harness) async throws in
             let base = "\(harness.endpoints.imdsEndpoint)/metadata/identity/oauth2/token?api-version=2018-02-01&resource=\(EmulatorHarness.formEncode(harness.endpoints.resource))"
             let metadata: HTTPFields = [HTTPField.Name("Metadata")!: "true"]
             let noHeader = try await harness.send(.get, base)
@@ -159,26 +161,26 @@ struct IdentityTests {
             let system = try await harness.send(.get, base, headers: metadata)
             #expect(system.status == 200)
             #expect(system.json["expires_in"] is String && system.json["expires_on"] is String && system.json["not_before"] is String)
-            #expect(EmulatorHarness.claims(of: system.json["access_token"] as? String ?? "")["oid"] as? String == "dddddddd-0000-4000-8000-000000000001")
+            #expect(EmulatorHarness.claims(of: system.accessToken)["oid"] as? String == "dddddddd-0000-4000-8000-000000000001")
 
             for selector in ["client_id=\(Self.userAssignedClientId)", "object_id=dddddddd-0000-4000-8000-000000000002",
                              "msi_res_id=\(EmulatorHarness.formEncode("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uami"))"] {
                 let reply = try await harness.send(.get, base + "&" + selector, headers: metadata)
                 #expect(reply.status == 200, "\(selector): \(reply.text)")
-                #expect(EmulatorHarness.claims(of: reply.json["access_token"] as? String ?? "")["oid"] as? String == "dddddddd-0000-4000-8000-000000000002")
+                #expect(EmulatorHarness.claims(of: reply.accessToken)["oid"] as? String == "dddddddd-0000-4000-8000-000000000002")
             }
             let unknown = try await harness.send(.get, base + "&client_id=00000000-0000-0000-0000-00000000dead", headers: metadata)
             #expect(unknown.status == 400)
 
             // The token works against the vault.
-            let token = try #require(system.json["access_token"] as? String)
+            let token = try #require(system.accessToken)
             #expect(try await harness.keyVault(.get, "imdsvault", "/secrets", token: token).status == 200)
         }
     }
 
     @Test("App Service endpoint requires X-IDENTITY-HEADER and answers expires_on as a string")
     func appService() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let url = "\(harness.endpoints.appServiceEndpoint)?api-version=2019-08-01&resource=\(EmulatorHarness.formEncode(harness.endpoints.resource))"
             #expect(try await harness.send(.get, url).status == 400)
             let reply = try await harness.send(.get, url, headers: [HTTPField.Name("X-IDENTITY-HEADER")!: "anything"])
@@ -189,7 +191,7 @@ struct IdentityTests {
 
     @Test("Requests are logged with the identity, and the log can be reset")
     func requestLog() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token(clientId: "12121212-0000-4000-8000-000000000000")
             _ = try await harness.keyVault(.get, "logged", "/secrets", token: token)
             _ = try await harness.keyVault(.get, "logged", "/secrets/missing", token: token)

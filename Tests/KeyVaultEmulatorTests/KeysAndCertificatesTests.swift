@@ -26,7 +26,7 @@ struct KeysAndCertificatesTests {
     ])
     func createKey(request: KeyRequest) async throws {
         let body = request.body
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             let created = try await harness.keyVault(.post, "keys", "/keys/k1/create", token: token, json: body)
             #expect(created.status == 200, "\(created.text)")
@@ -51,7 +51,7 @@ struct KeysAndCertificatesTests {
     ])
     func invalidKey(request: KeyRequest) async throws {
         let body = request.body
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             let reply = try await harness.keyVault(.post, "keys", "/keys/bad/create", token: token, json: body)
             #expect(reply.status == 400)
@@ -61,7 +61,7 @@ struct KeysAndCertificatesTests {
 
     @Test("Import a JWK with private material; list keys and versions")
     func importKey() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             let key = try PrivateKey.generate(.ec(.p256))
             let jwk = try key.jwk(includePrivate: true)
@@ -86,7 +86,7 @@ struct KeysAndCertificatesTests {
 
     @Test("A certificate created with the default policy has a PKCS#12 backing secret whose key matches")
     func createCertificate() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             let policy: [String: Any] = [
                 "issuer": ["name": "Self"],
@@ -131,7 +131,7 @@ struct KeysAndCertificatesTests {
 
     @Test("A PEM certificate's backing secret holds the PKCS#8 key first, then the certificate")
     func pemCertificate() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             let policy: [String: Any] = [
                 "issuer": ["name": "Self"],
@@ -155,7 +155,7 @@ struct KeysAndCertificatesTests {
 
     @Test("Import a PFX with a chain and a password; the chain comes back in upload order")
     func importPFX() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             let now = Date()
             let rootKey = try PrivateKey.generate(.ec(.p256))
@@ -187,7 +187,7 @@ struct KeysAndCertificatesTests {
 
     @Test("Deleting a certificate soft-deletes its key and secret too")
     func deleteCertificate() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             _ = try await harness.keyVault(.post, "certs", "/certificates/gone/create", token: token, json: ["policy": ["x509_props": ["subject": "CN=gone"]]])
             #expect(try await harness.keyVault(.delete, "certs", "/certificates/gone", token: token).status == 200)
@@ -201,7 +201,7 @@ struct KeysAndCertificatesTests {
 
     @Test("Only self-signed issuance is supported, with a clear error otherwise")
     func unsupportedIssuer() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             let reply = try await harness.keyVault(
                 .post, "certs", "/certificates/x/create", token: token, json: ["policy": ["issuer": ["name": "DigiCert"], "x509_props": ["subject": "CN=x"]]])
@@ -212,7 +212,7 @@ struct KeysAndCertificatesTests {
 
     @Test("The demo seed has a PEM certificate whose secret holds leaf, intermediate and root in that order")
     func demoChain() async throws {
-        try await withEmulator(seed: .demo) { harness in
+        try await withEmulator(seed: .demo) { (harness) async throws in
             let token = try await harness.token()
             let secret = try await harness.keyVault(.get, "demo", "/secrets/api-tls", token: token)
             let value = try #require(secret.json["value"] as? String)

@@ -7,7 +7,7 @@ import Testing
 struct SecretsTests {
     @Test("A request without a token gets 401 with the challenge Microsoft's SDKs parse")
     func challenge() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let reply = try await harness.send(.get, harness.vaultURL("myvault", "/secrets/anything/"))
             #expect(reply.status == 401)
             #expect(reply.errorCode == "Unauthorized")
@@ -22,7 +22,7 @@ struct SecretsTests {
 
     @Test("A token for the wrong resource is refused like on Azure (AKV10022)")
     func wrongAudience() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token(scope: "https://vault.azure.net/.default")
             let reply = try await harness.keyVault(.get, "myvault", "/secrets/x", token: token)
             #expect(reply.status == 401)
@@ -33,20 +33,20 @@ struct SecretsTests {
 
     @Test("A forged or corrupted token is refused")
     func forgedToken() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
-            var parts = token.split(separator: ".").map(String.init)
+            var parts = token.value.split(separator: ".").map(String.init)
             parts[2] = String(parts[2].reversed())
-            let reply = try await harness.keyVault(.get, "myvault", "/secrets/x", token: parts.joined(separator: "."))
+            let reply = try await harness.keyVault(.get, "myvault", "/secrets/x", token: BearerToken(value: parts.joined(separator: ".")))
             #expect(reply.status == 401)
-            let garbage = try await harness.keyVault(.get, "myvault", "/secrets/x", token: "not-a-jwt")
+            let garbage = try await harness.keyVault(.get, "myvault", "/secrets/x", token: BearerToken(value: "not-a-jwt"))
             #expect(garbage.status == 401)
         }
     }
 
     @Test("Set, get latest and by version, update, list versions")
     func setAndGet() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             let first = try await harness.keyVault(.put, "myvault", "/secrets/db-password", token: token, json: ["value": "one", "contentType": "text/plain", "tags": ["a": "b"]])
             #expect(first.status == 200)
@@ -82,7 +82,7 @@ struct SecretsTests {
 
     @Test("Disabled secrets answer 403 SecretDisabled; missing ones 404 SecretNotFound")
     func disabledAndMissing() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             _ = try await harness.keyVault(.put, "myvault", "/secrets/off", token: token, json: ["value": "x", "attributes": ["enabled": false]])
             let disabled = try await harness.keyVault(.get, "myvault", "/secrets/off", token: token)
@@ -101,7 +101,7 @@ struct SecretsTests {
 
     @Test("Listing pages with maxresults, absolute nextLinks on the emulator's own host and port")
     func paging() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             for index in 0..<53 {
                 _ = try await harness.keyVault(.put, "pages", "/secrets/secret-\(index)", token: token, json: ["value": "v\(index)"])
@@ -134,7 +134,7 @@ struct SecretsTests {
     @Test("Empty-first-page mode answers an empty page whose nextLink leads on")
     func emptyFirstPage() async throws {
         let seed = Seed(emptyFirstPage: true, vaults: [SeedVault(name: "empty-first", secrets: [SeedSecret(name: "only", value: "1")])])
-        try await withEmulator(seed: seed) { harness in
+        try await withEmulator(seed: seed) { (harness) async throws in
             let token = try await harness.token()
             let first = try await harness.keyVault(.get, "empty-first", "/secrets", token: token)
             #expect((first.json["value"] as? [Any])?.isEmpty == true)
@@ -146,7 +146,7 @@ struct SecretsTests {
 
     @Test("Soft delete, deleted get and list, conflict on reuse, recover, purge")
     func softDelete() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             _ = try await harness.keyVault(.put, "myvault", "/secrets/temp", token: token, json: ["value": "x"])
             let deleted = try await harness.keyVault(.delete, "myvault", "/secrets/temp", token: token)
@@ -175,7 +175,7 @@ struct SecretsTests {
         ("/secrets?$skiptoken=garbage", "skiptoken"),
     ])
     func badInput(path: String, mention: String) async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             let reply = try await harness.keyVault(.get, "myvault", path, token: token)
             #expect(reply.status == 400)
@@ -186,7 +186,7 @@ struct SecretsTests {
 
     @Test("api-version: any well-formed one works; missing or malformed is 400")
     func apiVersions() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             _ = try await harness.keyVault(.put, "myvault", "/secrets/v", token: token, json: ["value": "x"])
             for version in ["7.0", "7.6", "7.6-preview.1", "2025-07-01", "2026-05-01-preview"] {
@@ -202,7 +202,7 @@ struct SecretsTests {
 
     @Test("Secret values over 25 KB are refused; the set body must have a value")
     func valueLimits() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             let big = String(repeating: "x", count: 25 * 1024 + 1)
             #expect(try await harness.keyVault(.put, "myvault", "/secrets/big", token: token, json: ["value": big]).status == 400)
@@ -212,10 +212,10 @@ struct SecretsTests {
 
     @Test("Data-plane answers carry the service's headers and echo the client request id")
     func serviceHeaders() async throws {
-        try await withEmulator { harness in
+        try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             var headers = HTTPFields()
-            headers[.authorization] = "Bearer \(token)"
+            headers[.authorization] = "Bearer \(token.value)"
             headers[HTTPField.Name("x-ms-client-request-id")!] = "abc-123"
             let reply = try await harness.send(.get, harness.vaultURL("myvault", "/secrets"), headers: headers)
             #expect(reply.headers[HTTPField.Name("x-ms-client-request-id")!] == "abc-123")

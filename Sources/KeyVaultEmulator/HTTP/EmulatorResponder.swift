@@ -137,7 +137,8 @@ struct EmulatorResponder: HTTPResponder {
     }
 
     private func challenge(_ request: IncomingRequest) -> String {
-        #"Bearer authorization="https://localhost\#(portSuffix(request))/\#(state.tenantId)", resource="\#(resourceURL(request))""#
+        let resource = state.challengeResource ?? resourceURL(request)
+        return #"Bearer authorization="https://localhost\#(portSuffix(request))/\#(state.tenantId)", resource="\#(resource)""#
     }
 
     /// Headers the real service sends on every data-plane answer.

@@ -8,6 +8,9 @@ public struct Seed: Sendable, Decodable {
     public var createVaultsOnFirstUse: Bool
     public var emptyFirstPage: Bool
     public var tokenLifetimeSeconds: Int
+    /// Announced in 401 challenges instead of `https://vault.localhost:<port>`, to test that
+    /// clients refuse to send tokens for a resource outside the vault's domain.
+    public var challengeResource: String?
     public var identities: [SeedIdentity]
     public var vaults: [SeedVault]
 
@@ -19,6 +22,7 @@ public struct Seed: Sendable, Decodable {
         createVaultsOnFirstUse: Bool = true,
         emptyFirstPage: Bool = false,
         tokenLifetimeSeconds: Int = 3600,
+        challengeResource: String? = nil,
         identities: [SeedIdentity] = [],
         vaults: [SeedVault] = []
     ) {
@@ -27,12 +31,13 @@ public struct Seed: Sendable, Decodable {
         self.createVaultsOnFirstUse = createVaultsOnFirstUse
         self.emptyFirstPage = emptyFirstPage
         self.tokenLifetimeSeconds = tokenLifetimeSeconds
+        self.challengeResource = challengeResource
         self.identities = identities
         self.vaults = vaults
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case tenantId, allowUnknownIdentities, createVaultsOnFirstUse, emptyFirstPage, tokenLifetimeSeconds, identities, vaults
+        case tenantId, allowUnknownIdentities, createVaultsOnFirstUse, emptyFirstPage, tokenLifetimeSeconds, challengeResource, identities, vaults
     }
 
     public init(from decoder: any Decoder) throws {
@@ -44,6 +49,7 @@ public struct Seed: Sendable, Decodable {
             createVaultsOnFirstUse: try c.decodeIfPresent(Bool.self, forKey: .createVaultsOnFirstUse) ?? true,
             emptyFirstPage: try c.decodeIfPresent(Bool.self, forKey: .emptyFirstPage) ?? false,
             tokenLifetimeSeconds: try c.decodeIfPresent(Int.self, forKey: .tokenLifetimeSeconds) ?? 3600,
+            challengeResource: try c.decodeIfPresent(String.self, forKey: .challengeResource),
             identities: try c.decodeIfPresent([SeedIdentity].self, forKey: .identities) ?? [],
             vaults: try c.decodeIfPresent([SeedVault].self, forKey: .vaults) ?? []
         )

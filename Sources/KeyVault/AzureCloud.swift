@@ -1,0 +1,91 @@
+import FoundationEssentials
+
+/// An Azure cloud: where vaults live, the resource their tokens are for, and where Entra ID is.
+/// Names follow go-autorest, as the Secrets Store CSI driver's `cloudName` does.
+public struct AzureCloud: Sendable, Equatable {
+    public var name: String
+    /// e.g. `vault.azure.net`; a vault named `x` is `https://x.<suffix>/`.
+    public var keyVaultDNSSuffix: String
+    /// e.g. `https://vault.azure.net` (no trailing slash); scope = resource + `/.default`.
+    public var keyVaultResource: String
+    /// e.g. `https://login.microsoftonline.com` (no trailing slash).
+    public var authorityHost: String
+
+    public static let publicCloud = AzureCloud(
+        name: "AzurePublicCloud", keyVaultDNSSuffix: "vault.azure.net",
+        keyVaultResource: "https://vault.azure.net", authorityHost: "https://login.microsoftonline.com")
+    public static let usGovernmentCloud = AzureCloud(
+        name: "AzureUSGovernmentCloud", keyVaultDNSSuffix: "vault.usgovcloudapi.net",
+        keyVaultResource: "https://vault.usgovcloudapi.net", authorityHost: "https://login.microsoftonline.us")
+    public static let chinaCloud = AzureCloud(
+        name: "AzureChinaCloud", keyVaultDNSSuffix: "vault.azure.cn",
+        keyVaultResource: "https://vault.azure.cn", authorityHost: "https://login.chinacloudapi.cn")
+    /// Closed on 2021-10-29; kept because old manifests still name it.
+    public static let germanCloud = AzureCloud(
+        name: "AzureGermanCloud", keyVaultDNSSuffix: "vault.microsoftazure.de",
+        keyVaultResource: "https://vault.microsoftazure.de", authorityHost: "https://login.microsoftonline.de")
+
+    public static let named: [AzureCloud] = [publicCloud, usGovernmentCloud, chinaCloud, germanCloud]
+    public static let stackCloudName = "AzureStackCloud"
+
+    /// A cloud by name, case-insensitively; empty means public. `AzureStackCloud` needs an
+    /// environment file (`environmentFile`).
+    public static func resolve(name: String?, environmentFile: String?) throws(KeyVaultError) -> AzureCloud {
+        let wanted = (name ?? "").trimmingCharacters(in: " \t")
+        if wanted.isEmpty, environmentFile == nil { return publicCloud }
+        if wanted.lowercased() == stackCloudName.lowercased() || (wanted.isEmpty && environmentFile != nil) {
+            guard let environmentFile else {
+                throw .configuration("cloudName AzureStackCloud needs an environment file (--cloud-env-file or cloudEnvFileName) describing the cloud's endpoints.")
+            }
+            return try load(environmentFile: environmentFile)
+        }
+        if let cloud = named.first(where: { $0.name.lowercased() == wanted.lowercased() }) {
+            if environmentFile != nil {
+                throw .configuration("an environment file is only used with cloudName AzureStackCloud, not \(cloud.name).")
+            }
+            return cloud
+        }
+        let allowed = (named.map(\.name) + [stackCloudName]).joined(separator: ", ")
+        throw .configuration("cloudName \(wanted) is not valid; use one of \(allowed).")
+    }
+
+    /// Reads an Azure Stack style environment file:
+    /// `{"name":…, "activeDirectoryEndpoint":…, "keyVaultEndpoint":…, "keyVaultDNSSuffix":…}`.
+    public static func load(environmentFile path: String) throws(KeyVaultError) -> AzureCloud {
+        struct File: Decodable {
+            var name: String?
+            var activeDirectoryEndpoint: String?
+            var keyVaultEndpoint: String?
+            var keyVaultDNSSuffix: String?
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .configuration("cannot read the cloud environment file \(path).")
+        }
+        let file: File
+        do {
+            file = try JSONDecoder().decode(File.self, from: data)
+        } catch {
+            throw .configuration("the cloud environment file \(path) is not valid JSON with activeDirectoryEndpoint, keyVaultEndpoint and keyVaultDNSSuffix.")
+        }
+        guard let authority = file.activeDirectoryEndpoint, let resource = file.keyVaultEndpoint, let suffix = file.keyVaultDNSSuffix,
+            !authority.isEmpty, !resource.isEmpty, !suffix.isEmpty
+        else {
+            throw .configuration("the cloud environment file \(path) must set activeDirectoryEndpoint, keyVaultEndpoint and keyVaultDNSSuffix.")
+        }
+        for (field, url) in [("activeDirectoryEndpoint", authority), ("keyVaultEndpoint", resource)] where !url.hasPrefix("https://") {
+            throw .configuration("\(field) in \(path) must be an https URL; got \(url).")
+        }
+        return AzureCloud(
+            name: file.name ?? stackCloudName,
+            keyVaultDNSSuffix: suffix.hasPrefix(".") ? String(suffix.dropFirst()) : suffix,
+            keyVaultResource: resource.hasSuffix("/") ? String(resource.dropLast()) : resource,
+            authorityHost: authority.hasSuffix("/") ? String(authority.dropLast()) : authority
+        )
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters(in set: String) -> String {
+        String(drop { set.contains($0) }.reversed().drop { set.contains($0) }.reversed())
+    }
+}

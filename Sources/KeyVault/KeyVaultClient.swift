@@ -1,0 +1,294 @@
+import AzureIdentity
+import FoundationEssentials
+import HTTPTransport
+import HTTPTypes
+import Synchronization
+
+/// How hard to try before giving up.
+public struct RetryOptions: Sendable {
+    /// Retries after the first attempt.
+    public var maxRetries = 8
+    public var backoff = Backoff(base: .milliseconds(800), maximum: .seconds(60))
+    /// A server's `Retry-After` is honoured up to this long (longer asks are shortened to it).
+    public var maxRetryAfter: Duration = .seconds(120)
+    /// The whole call, retries and waits included, ends by then.
+    public var deadline: Duration = .seconds(180)
+
+    public init() {}
+}
+
+public struct KeyVaultClientOptions: Sendable {
+    public var apiVersion = "7.6"
+    public var retry = RetryOptions()
+    public var requestTimeout: Duration = .seconds(30)
+    /// Refuse to send a token when the challenge's resource is not the vault's domain. Turn off
+    /// only for a vault behind a custom domain you trust.
+    public var verifyChallengeResource = true
+    public var clock: any Clock<Duration> = ContinuousClock()
+
+    public init() {}
+}
+
+/// The Key Vault data plane for one vault: get and list secrets, keys and certificates.
+/// Authentication follows the service's challenge (scope and tenant come from the first 401),
+/// retries back off with jitter and honour `Retry-After` within a deadline, and list calls
+/// follow `nextLink` through every page.
+public final class KeyVaultClient: Sendable {
+    public let vault: VaultEndpoint
+    public let credential: any TokenCredential
+    private let http: any HTTPClient
+    private let options: KeyVaultClientOptions
+    private let challenge = Mutex<AuthenticationChallenge?>(nil)
+
+    public init(vault: VaultEndpoint, credential: any TokenCredential, http: any HTTPClient, options: KeyVaultClientOptions = .init()) {
+        self.vault = vault
+        self.credential = credential
+        self.http = http
+        self.options = options
+    }
+
+    /// The challenge learned from the vault, once a request has been made.
+    public var currentChallenge: AuthenticationChallenge? { challenge.withLock { $0 } }
+
+    // MARK: Objects
+
+    public func getSecret(_ name: String, version: String? = nil) async throws(KeyVaultError) -> SecretBundle {
+        try await get(SecretBundle.self, "secrets", name, version, operation: "get secret '\(name)'")
+    }
+
+    public func getKey(_ name: String, version: String? = nil) async throws(KeyVaultError) -> KeyBundle {
+        try await get(KeyBundle.self, "keys", name, version, operation: "get key '\(name)'")
+    }
+
+    public func getCertificate(_ name: String, version: String? = nil) async throws(KeyVaultError) -> CertificateBundle {
+        try await get(CertificateBundle.self, "certificates", name, version, operation: "get certificate '\(name)'")
+    }
+
+    public func listSecrets() async throws(KeyVaultError) -> [SecretItem] {
+        try await list(SecretItem.self, path: "/secrets", operation: "list secrets")
+    }
+
+    public func listSecretVersions(_ name: String) async throws(KeyVaultError) -> [SecretItem] {
+        try await list(SecretItem.self, path: "/secrets/\(try checkedName(name, "secret"))/versions", operation: "list versions of secret '\(name)'")
+    }
+
+    public func listKeys() async throws(KeyVaultError) -> [KeyItem] {
+        try await list(KeyItem.self, path: "/keys", operation: "list keys")
+    }
+
+    public func listKeyVersions(_ name: String) async throws(KeyVaultError) -> [KeyItem] {
+        try await list(KeyItem.self, path: "/keys/\(try checkedName(name, "key"))/versions", operation: "list versions of key '\(name)'")
+    }
+
+    public func listCertificates() async throws(KeyVaultError) -> [CertificateItem] {
+        try await list(CertificateItem.self, path: "/certificates", operation: "list certificates")
+    }
+
+    public func listCertificateVersions(_ name: String) async throws(KeyVaultError) -> [CertificateItem] {
+        try await list(CertificateItem.self, path: "/certificates/\(try checkedName(name, "certificate"))/versions", operation: "list versions of certificate '\(name)'")
+    }
+
+    // MARK: Building blocks
+
+    private func get<Bundle: Decodable>(
+        _ type: Bundle.Type, _ collection: String, _ name: String, _ version: String?, operation: String
+    ) async throws(KeyVaultError) -> Bundle {
+        let kind = String(collection.dropLast())
+        var path = "/\(collection)/\(try checkedName(name, kind))"
+        if let version {
+            guard !version.isEmpty, version.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+                throw KeyVaultError(kind: .badRequest, operation: operation, vault: vault.url, detail: "'\(version)' is not a valid version: versions are letters and digits (32 hex characters from Key Vault).")
+            }
+            path += "/\(version)"
+        }
+        var body = try await send(path: path, query: [], operation: operation)
+        defer { body.withUnsafeMutableBufferPointer { $0.initialize(repeating: 0) } }
+        return try decode(type, body, operation: operation)
+    }
+
+    private func checkedName(_ name: String, _ kind: String) throws(KeyVaultError) -> String {
+        guard !name.isEmpty, name.utf8.count <= 127, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+            throw KeyVaultError(kind: .badRequest, operation: "use \(kind) '\(name)'", vault: vault.url, detail: "Key Vault names are 1-127 characters of letters, digits and '-'.")
+        }
+        return name
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ body: [UInt8], operation: String) throws(KeyVaultError) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(body))
+        } catch {
+            throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "the answer is not the JSON Key Vault sends (\(error))")
+        }
+    }
+
+    /// Follows `nextLink` until it is absent or empty. Pages may be empty and still link on.
+    /// The link's path and query are sent to this vault's host with this client's api-version,
+    /// so a link naming another host (private endpoints, custom domains) never gets a token.
+    private func list<Item: Decodable>(_ type: Item.Type, path: String, operation: String) async throws(KeyVaultError) -> [Item] {
+        var items: [Item] = []
+        var nextPath: String? = path
+        var nextQuery: [(String, String)] = []
+        var pages = 0
+        while let currentPath = nextPath {
+            let body = try await send(path: currentPath, query: nextQuery, operation: operation)
+            let page = try decode(Page<Item>.self, body, operation: operation)
+            items += page.value ?? []
+            pages += 1
+            guard let link = page.nextLink, !link.isEmpty else { break }
+            guard pages < 100_000 else {
+                throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "more than 100000 pages; the vault keeps linking on")
+            }
+            (nextPath, nextQuery) = try split(nextLink: link, operation: operation)
+        }
+        return items
+    }
+
+    private func split(nextLink: String, operation: String) throws(KeyVaultError) -> (String, [(String, String)]) {
+        guard let scheme = nextLink.firstRange(of: "://") else {
+            throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "nextLink '\(nextLink)' is not an absolute URL")
+        }
+        let afterAuthority = nextLink[scheme.upperBound...].drop { $0 != "/" }
+        let path = String(afterAuthority.prefix { $0 != "?" })
+        let queryText = afterAuthority.drop { $0 != "?" }.dropFirst()
+        let query = queryText.split(separator: "&").compactMap { pair -> (String, String)? in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = String(parts[0])
+            guard key != "api-version" else { return nil }
+            return (key, parts.count > 1 ? String(parts[1]) : "")
+        }
+        return (path.isEmpty ? "/" : path, query)
+    }
+
+    // MARK: Sending with authentication and retries
+
+    /// Sends a GET and returns the body of a 2xx answer; query values must already be encoded.
+    private func send(path: String, query: [(String, String)], operation: String) async throws(KeyVaultError) -> [UInt8] {
+        let target = path + "?" + ([("api-version", options.apiVersion)] + query).map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        let request = HTTPRequest(method: .get, scheme: "https", authority: vault.authority, path: target, headerFields: [.accept: "application/json"])
+        let budget = RetryBudget(clock: options.clock, budget: options.retry.deadline)
+        var retries = 0
+        while true {
+            let outcome: Result<HTTPClientResponse, HTTPTransportError>
+            do {
+                outcome = .success(try await authenticatedSend(request, operation: operation))
+            } catch let error as HTTPTransportError {
+                outcome = .failure(error)
+            } catch let error as KeyVaultError {
+                throw error
+            } catch {
+                throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "\(error)")
+            }
+            var wait: Duration
+            switch outcome {
+            case .success(let response) where (200...299).contains(response.head.status.code):
+                return response.body
+            case .success(let response):
+                let failure = error(from: response, operation: operation)
+                guard Self.isRetryable(response.head.status.code), retries < options.retry.maxRetries else { throw failure }
+                if let asked = failure.retryAfter {
+                    wait = min(asked, options.retry.maxRetryAfter)
+                } else {
+                    wait = options.retry.backoff.delay(beforeRetry: retries)
+                }
+                guard budget.allows(waiting: wait) else { throw failure }
+            case .failure(let transport):
+                if transport.kind == .cancelled {
+                    throw KeyVaultError(kind: .cancelled, operation: operation, vault: vault.url, detail: transport.reason)
+                }
+                let failure = KeyVaultError(kind: .transport, operation: operation, vault: vault.url, detail: transport.description)
+                guard transport.isRetryable, retries < options.retry.maxRetries else { throw failure }
+                wait = options.retry.backoff.delay(beforeRetry: retries)
+                guard budget.allows(waiting: wait) else { throw failure }
+            }
+            do {
+                try await budget.sleep(for: wait)
+            } catch {
+                throw KeyVaultError(kind: .cancelled, operation: operation, vault: vault.url, detail: "cancelled while waiting to retry")
+            }
+            retries += 1
+        }
+    }
+
+    /// 408, 429 and the 5xx statuses Azure's SDKs retry.
+    static func isRetryable(_ status: Int) -> Bool {
+        [408, 429, 500, 502, 503, 504].contains(status)
+    }
+
+    /// One exchange with the vault, authenticated: learns the challenge on first contact, and
+    /// gets a fresh token once when the vault rejects a cached one.
+    private func authenticatedSend(_ request: HTTPRequest, operation: String) async throws -> HTTPClientResponse {
+        var known = challenge.withLock { $0 }
+        if known == nil {
+            // First contact: no token until the vault says which resource and tenant it wants.
+            let probe = try await execute(request)
+            guard probe.head.status.code == 401 else { return probe }
+            known = try learnChallenge(from: probe, operation: operation)
+        }
+        var current = known!
+        var response = try await execute(request, token: try await token(for: current, operation: operation))
+        if response.head.status.code == 401 {
+            // A rejected token: the challenge may have changed (another tenant), or the token went stale.
+            if response.head.headerFields[.wwwAuthenticate] != nil {
+                current = try learnChallenge(from: response, operation: operation)
+            }
+            if let caching = credential as? CachingCredential {
+                await caching.invalidate(TokenRequestContext(scope: current.scope, tenantId: current.tenantId))
+            }
+            response = try await execute(request, token: try await token(for: current, operation: operation))
+        }
+        return response
+    }
+
+    private func learnChallenge(from response: HTTPClientResponse, operation: String) throws(KeyVaultError) -> AuthenticationChallenge {
+        guard let header = response.head.headerFields[.wwwAuthenticate], let parsed = AuthenticationChallenge.parse(header) else {
+            throw KeyVaultError(
+                kind: .unauthorized, operation: operation, vault: vault.url, status: 401,
+                detail: "the vault answered 401 without a Bearer challenge naming an authorization server and resource; is this a Key Vault endpoint?")
+        }
+        if options.verifyChallengeResource, !parsed.isResource(of: vault) {
+            throw KeyVaultError(
+                kind: .challengeRejected, operation: operation, vault: vault.url,
+                detail: "the vault asked for a token for \(parsed.scope), but \(vault.authority) is not in that resource's domain, so no token was sent. "
+                    + "Check the vault URL and cloud; for a custom domain you trust, disable challenge resource verification.")
+        }
+        challenge.withLock { $0 = parsed }
+        return parsed
+    }
+
+    private func token(for challenge: AuthenticationChallenge, operation: String) async throws(KeyVaultError) -> AccessToken {
+        do {
+            return try await credential.getToken(TokenRequestContext(scope: challenge.scope, tenantId: challenge.tenantId))
+        } catch {
+            throw KeyVaultError(kind: .credential, operation: operation, vault: vault.url, detail: error.description)
+        }
+    }
+
+    private func execute(_ request: HTTPRequest, token: AccessToken? = nil) async throws(HTTPTransportError) -> HTTPClientResponse {
+        var request = request
+        if let token { request.headerFields[.authorization] = "Bearer \(token.token)" }
+        return try await http.execute(request, body: nil, timeout: options.requestTimeout)
+    }
+
+    private func error(from response: HTTPClientResponse, operation: String) -> KeyVaultError {
+        let status = response.head.status.code
+        let envelope = try? JSONDecoder().decode(ErrorEnvelope.self, from: Data(response.body))
+        let code = envelope?.error?.code
+        let inner = envelope?.error?.innererror?.code
+        let message = envelope?.error?.message ?? "the answer carries no Key Vault error body; is \(vault.url) a Key Vault endpoint?"
+        let kind: KeyVaultError.Kind
+        switch status {
+        case 404: kind = .notFound
+        case 403 where inner?.hasSuffix("Disabled") == true: kind = .disabled
+        case 403: kind = .forbidden
+        case 401: kind = .unauthorized
+        case 429: kind = .throttled
+        case 409: kind = .conflict
+        case 400...499: kind = .badRequest
+        case 500...599: kind = .serverError
+        default: kind = .invalidResponse
+        }
+        return KeyVaultError(
+            kind: kind, operation: operation, vault: vault.url, status: status, code: code, innerCode: inner, detail: message,
+            retryAfter: RetryAfter.parse(response.head.headerFields))
+    }
+}

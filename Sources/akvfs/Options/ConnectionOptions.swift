@@ -1,0 +1,56 @@
+import ArgumentParser
+import FoundationEssentials
+import HTTPTransport
+import KeyVault
+
+/// Where the vault is and how to reach it.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "Azure cloud: AzurePublicCloud (default), AzureUSGovernmentCloud, AzureChinaCloud, AzureGermanCloud, or AzureStackCloud with --cloud-env-file. Env: AZURE_CLOUD_NAME.")
+    var cloud: String?
+
+    @Option(name: .customLong("cloud-env-file"), help: ArgumentHelp("JSON file describing a custom cloud (activeDirectoryEndpoint, keyVaultEndpoint, keyVaultDNSSuffix). Env: AZURE_ENVIRONMENT_FILEPATH.", valueName: "file"))
+    var cloudEnvironmentFile: String?
+
+    @Option(name: .customLong("ca-file"), help: ArgumentHelp("PEM file of extra CAs to trust besides the system ones. Env: AKVFS_CA_FILE.", valueName: "file"))
+    var caFile: String?
+
+    @Option(name: .customLong("api-version"), help: "Key Vault REST api-version to send.")
+    var apiVersion = "7.6"
+
+    @Option(help: ArgumentHelp("Give up on one operation, retries included, after this many seconds.", valueName: "seconds"))
+    var timeout = 120
+
+    @Option(name: .customLong("max-retry-after"), help: ArgumentHelp("Wait at most this many seconds when Key Vault throttles with Retry-After.", valueName: "seconds"))
+    var maxRetryAfter = 120
+
+    @Flag(name: .customLong("disable-challenge-resource-verification"), help: "Send tokens even when the vault's challenge names a resource outside its domain (custom domains only).")
+    var disableChallengeResourceVerification = false
+
+    func validate() throws {
+        guard (1...3600).contains(timeout) else { throw ValidationError("--timeout must be between 1 and 3600 seconds; got \(timeout).") }
+        guard (0...3600).contains(maxRetryAfter) else { throw ValidationError("--max-retry-after must be between 0 and 3600 seconds; got \(maxRetryAfter).") }
+    }
+
+    func resolvedCloud(_ environment: [String: String]) throws -> AzureCloud {
+        try AzureCloud.resolve(
+            name: cloud ?? environment["AZURE_CLOUD_NAME"],
+            environmentFile: cloudEnvironmentFile ?? environment["AZURE_ENVIRONMENT_FILEPATH"]
+        )
+    }
+
+    func httpConfiguration(_ environment: [String: String]) -> HTTPClientConfiguration {
+        var configuration = HTTPClientConfiguration()
+        configuration.extraCAFile = caFile ?? environment["AKVFS_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        configuration.userAgent = "akvfs/\(AKVFS.version)"
+        return configuration
+    }
+
+    func clientOptions() -> KeyVaultClientOptions {
+        var options = KeyVaultClientOptions()
+        options.apiVersion = apiVersion
+        options.retry.deadline = .seconds(timeout)
+        options.retry.maxRetryAfter = .seconds(maxRetryAfter)
+        options.verifyChallengeResource = !disableChallengeResourceVerification
+        return options
+    }
+}

@@ -1,0 +1,31 @@
+import AzureIdentity
+import FoundationEssentials
+import HTTPTransport
+import KeyVault
+
+/// A vault client with its HTTP client and credential, built from command-line options and the
+/// environment. Shut it down when done so the HTTP thread ends.
+struct VaultSession {
+    let client: KeyVaultClient
+    let credential: CachingCredential
+    let http: CurlHTTPClient
+    let cloud: AzureCloud
+
+    init(vault: String, connection: ConnectionOptions, identity: IdentityOptions) throws {
+        let environment = ProcessInfo.processInfo.environment
+        cloud = try connection.resolvedCloud(environment)
+        let endpoint = try VaultEndpoint.resolve(vault, cloud: cloud)
+        http = try CurlHTTPClient(configuration: connection.httpConfiguration(environment))
+        credential = try identity.settings(environment).makeCredential(http: http, defaultAuthorityHost: cloud.authorityHost)
+        client = KeyVaultClient(vault: endpoint, credential: credential, http: http, options: connection.clientOptions())
+    }
+
+    func shutdown() {
+        http.shutdown()
+    }
+
+    /// The credential that actually produced tokens (the chain's pick, or the explicit one).
+    var credentialInUse: any TokenCredential {
+        (credential.base as? CredentialChain)?.selected ?? credential.base
+    }
+}

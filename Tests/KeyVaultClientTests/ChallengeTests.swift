@@ -1,0 +1,77 @@
+import AzureIdentity
+import Foundation
+import HTTPTransport
+import HTTPTypes
+import KeyVault
+import KeyVaultEmulator
+import PKI
+import Testing
+
+@Suite("Key Vault client: challenge parsing and resource checks")
+struct ChallengeTests {
+    @Test("Parses the real service's challenge")
+    func azure() throws {
+        let challenge = try #require(AuthenticationChallenge.parse(
+            #"Bearer authorization="https://login.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47", resource="https://vault.azure.net""#))
+        #expect(challenge.scope == "https://vault.azure.net/.default")
+        #expect(challenge.tenantId == "72f988bf-86f1-41af-91ab-2d7cd011db47")
+    }
+
+    @Test("Accepts authorization_uri, scope, lower-case scheme, unquoted values and extra parameters")
+    func variants() throws {
+        let challenge = try #require(AuthenticationChallenge.parse(
+            #"bearer authorization_uri=https://login.microsoftonline.com/tenant-x, scope="https://vault.azure.net/.default", error="insufficient_claims", claims="e30=""#))
+        #expect(challenge.scope == "https://vault.azure.net/.default")
+        #expect(challenge.tenantId == "tenant-x")
+        #expect(AuthenticationChallenge.parse(#"Basic realm="x""#) == nil)
+        #expect(AuthenticationChallenge.parse(#"Bearer resource="https://vault.azure.net""#) == nil)
+    }
+
+    @Test("AD FS authorities name no tenant")
+    func adfs() throws {
+        let challenge = try #require(AuthenticationChallenge.parse(
+            #"Bearer authorization="https://adfs.contoso.local/adfs", resource="https://vault.contoso.local/abc""#))
+        #expect(challenge.tenantId == nil)
+    }
+
+    @Test("The vault must be a subdomain of the challenge's resource", arguments: [
+        ("https://myvault.vault.azure.net", "https://vault.azure.net", true),
+        ("https://myvault.vault.azure.net:443", "https://vault.azure.net", true),
+        ("https://myvault.vault.localhost:8443", "https://vault.localhost:8443", true),
+        ("https://myvault.vault.azure.net", "https://vault.azure.cn", false),
+        ("https://myvault.vault.azure.net:8443", "https://vault.azure.net", false),
+        ("https://evil-vault.azure.net", "https://vault.azure.net", false),
+        ("https://vault.azure.net", "https://vault.azure.net", false),
+    ])
+    func resourceCheck(vault: String, resource: String, accepted: Bool) throws {
+        let endpoint = try VaultEndpoint.resolve(vault, cloud: .publicCloud)
+        let challenge = try #require(AuthenticationChallenge.parse(#"Bearer authorization="https://login.microsoftonline.com/t", resource="\#(resource)""#))
+        #expect(challenge.isResource(of: endpoint) == accepted)
+    }
+
+    @Test("Vault names and URLs resolve per cloud; bad ones are explained", arguments: [
+        ("myvault", "AzurePublicCloud", "https://myvault.vault.azure.net"),
+        ("testkv", "azurechinacloud", "https://testkv.vault.azure.cn"),
+        ("testkv", "AzureGermanCloud", "https://testkv.vault.microsoftazure.de"),
+        ("testkv", "AzureUSGovernmentCloud", "https://testkv.vault.usgovcloudapi.net"),
+        ("https://My-Vault.vault.azure.net/", "AzurePublicCloud", "https://my-vault.vault.azure.net"),
+    ])
+    func vaults(vault: String, cloud: String, url: String) throws {
+        let resolved = try VaultEndpoint.resolve(vault, cloud: try AzureCloud.resolve(name: cloud, environmentFile: nil))
+        #expect(resolved.url == url)
+    }
+
+    @Test("Invalid vaults and clouds are refused", arguments: ["kv", "kv_test", "longkeyvaultnamewhichisnotvalid", "a--b", "http://x.vault.azure.net", "https://x.vault.azure.net/path"])
+    func invalidVaults(vault: String) {
+        #expect(throws: KeyVaultError.self) { try VaultEndpoint.resolve(vault, cloud: .publicCloud) }
+    }
+
+    @Test("Unknown cloud names list the allowed ones")
+    func unknownCloud() {
+        #expect {
+            try AzureCloud.resolve(name: "AzureCloud1", environmentFile: nil)
+        } throws: { error in
+            "\(error)".contains("cloudName AzureCloud1 is not valid") && "\(error)".contains("AzureChinaCloud")
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import AzureIdentity
+import Foundation
+import HTTPTransport
+import HTTPTypes
+import KeyVault
+import KeyVaultEmulator
+import PKI
+import Testing
+
+/// `akvfs get` and `akvfs check` as users run them, against the emulator.
+@Suite("akvfs get and check")
+struct CommandLineTests {
+    static var binary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("akvfs").path
+    }
+
+    struct Run {
+        var status: Int32
+        var stdout: [UInt8]
+        var stderr: String
+        var text: String { String(decoding: stdout, as: UTF8.self) }
+    }
+
+    /// Runs akvfs with a clean environment plus `environment`. The wait happens on a Dispatch
+    /// thread: blocking Swift's small cooperative pool would starve the in-process emulator.
+    static func akvfs(_ arguments: [String], environment: [String: String]) async throws -> Run {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try runBlocking(arguments, environment: environment) })
+            }
+        }
+    }
+
+    private static func runBlocking(_ arguments: [String], environment: [String: String]) throws -> Run {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.environment = ["PATH": "/nonexistent", "HOME": NSTemporaryDirectory()].merging(environment) { $1 }
+        let out = Pipe()
+        // stderr goes to a file so a full stderr pipe can never block the child while stdout is read.
+        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-stderr-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errorFile) }
+        process.standardOutput = out
+        process.standardError = try FileHandle(forWritingTo: errorFile)
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let stderr = (try? Data(contentsOf: errorFile)) ?? Data()
+        return Run(status: process.terminationStatus, stdout: Array(stdout), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    static func environment(_ harness: ClientHarness, secret: String = "cli-secret") -> [String: String] {
+        [
+            "AKVFS_CA_FILE": harness.caFile,
+            "AZURE_TENANT_ID": harness.tenantId,
+            "AZURE_CLIENT_ID": "c11c11c1-0000-4000-8000-000000000001",
+            "AZURE_CLIENT_SECRET": secret,
+            "AZURE_AUTHORITY_HOST": harness.endpoints.authorityHost,
+            "AKVFS_IMDS_ENDPOINT": "http://127.0.0.1:9",
+        ]
+    }
+
+    static let seed = Seed(
+        identities: [SeedIdentity(name: "cli", type: .servicePrincipal, clientId: "c11c11c1-0000-4000-8000-000000000001", clientSecret: "cli-secret")],
+        vaults: [
+            SeedVault(
+                name: "cli-vault",
+                secrets: [
+                    SeedSecret(name: "plain", value: "secret1value"),
+                    SeedSecret(name: "as-base64", value: "QmFzZTY0RW5jb2RlZFN0cmluZw=="),
+                    SeedSecret(name: "as-hex", value: "486578456E636F646564537472696E67"),
+                ],
+                keys: [SeedKey(name: "ec-key", keyType: "EC", curve: "P-384")],
+                certificates: [SeedCertificate(name: "tls", subject: "CN=tls.example", dnsNames: ["tls.example"])]
+            )
+        ]
+    )
+
+    @Test("get writes exactly the bytes the filesystem serves")
+    func getBytes() async throws {
+        try await withClientHarness(seed: Self.seed) { (harness) async throws in
+            let vault = harness.endpoints.vaultURL("cli-vault")
+            let env = Self.environment(harness)
+            #expect(try await Self.akvfs(["get", vault, "secrets/plain"], environment: env).text == "secret1value")
+            #expect(try await Self.akvfs(["get", vault, "secrets/as-base64", "--encoding", "base64"], environment: env).text == "Base64EncodedString")
+            #expect(try await Self.akvfs(["get", vault, "secrets/as-hex", "--encoding", "HEX"], environment: env).text == "HexEncodedString")
+
+            let key = try await Self.akvfs(["get", vault, "keys/ec-key"], environment: env)
+            #expect(key.status == 0)
+            #expect(try PublicKey(pem: key.text).algorithm == .ec(.p384))
+
+            let pem = try await Self.akvfs(["get", vault, "secrets/tls"], environment: env).text
+            let blocks = try PEM.decode(pem)
+            #expect(blocks.map(\.label) == ["PRIVATE KEY", "CERTIFICATE"])
+            let certificate = try await Self.akvfs(["get", vault, "certs/tls"], environment: env).text
+            #expect(try Certificate(pem: certificate) == Certificate(der: blocks[1].der))
+            #expect(try PrivateKey(der: blocks[0].der).publicKey == Certificate(pem: certificate).publicKey)
+
+            let pfxText = try await Self.akvfs(["get", vault, "secrets/tls", "--format", "pfx"], environment: env).text
+            let pfxBinary = try await Self.akvfs(["get", vault, "secrets/tls", "--format", "pfx", "--encoding", "base64"], environment: env).stdout
+            #expect(Data(base64Encoded: pfxText).map(Array.init) == pfxBinary)
+            #expect(try PKCS12.parse(pfxBinary).certificates.count == 1)
+        }
+    }
+
+    @Test("A certificate imported with a scrambled chain comes out key first, then leaf to root")
+    func chainOrder() async throws {
+        try await withClientHarness(seed: Self.seed) { (harness) async throws in
+            let now = Date()
+            let rootKey = try PrivateKey.generate(.ec(.p256))
+            var rootTemplate = CertificateTemplate(subject: "CN=Root", notBefore: now, notAfter: now.addingTimeInterval(86_400))
+            rootTemplate.isCertificateAuthority = true
+            let root = try rootTemplate.selfSigned(with: rootKey)
+            let intermediateKey = try PrivateKey.generate(.ec(.p256))
+            var intermediateTemplate = CertificateTemplate(subject: "CN=Intermediate", notBefore: now, notAfter: now.addingTimeInterval(86_400))
+            intermediateTemplate.isCertificateAuthority = true
+            let intermediate = try intermediateTemplate.issue(for: intermediateKey.publicKey, issuer: root, issuerKey: rootKey)
+            let leafKey = try PrivateKey.generate(.rsa(bits: 2048))
+            let leaf = try CertificateTemplate(subject: "CN=leaf.example", notBefore: now, notAfter: now.addingTimeInterval(86_400))
+                .issue(for: leafKey.publicKey, issuer: intermediate, issuerKey: intermediateKey)
+            let pfx = try PKCS12.create(privateKey: leafKey, certificates: [root, leaf, intermediate])
+            let credential = harness.secretCredential(clientId: "c11c11c1-0000-4000-8000-000000000001", secret: "cli-secret")
+            let token = try await credential.getToken(.init(scope: "\(harness.endpoints.resource)/.default"))
+            // Import as Microsoft's SDKs do: POST /certificates/{name}/import.
+            let imported = try await harness.http.execute(
+                .init(method: .post, scheme: "https", authority: "cli-vault.vault.localhost:\(harness.endpoints.port)", path: "/certificates/chained/import?api-version=7.6",
+                      headerFields: [.authorization: "Bearer \(token.token)", .contentType: "application/json"]),
+                body: Array(try JSONSerialization.data(withJSONObject: ["value": Data(pfx).base64EncodedString()])))
+            #expect(imported.head.status.code == 200)
+
+            let output = try await Self.akvfs(["get", harness.endpoints.vaultURL("cli-vault"), "secrets/chained"], environment: Self.environment(harness))
+            #expect(output.status == 0, "\(output.stderr)")
+            let blocks = try PEM.decode(output.text)
+            #expect(blocks.first?.label == "PRIVATE KEY")
+            #expect(try blocks.dropFirst().map { try Certificate(der: $0.der) } == [leaf, intermediate, root])
+        }
+    }
+
+    @Test("Errors exit non-zero with a reason, and never show the secret")
+    func errors() async throws {
+        try await withClientHarness(seed: Self.seed) { (harness) async throws in
+            let vault = harness.endpoints.vaultURL("cli-vault")
+            let missing = try await Self.akvfs(["get", vault, "secrets/absent"], environment: Self.environment(harness))
+            #expect(missing.status != 0 && missing.stdout.isEmpty)
+            #expect(missing.stderr.contains("not found") && missing.stderr.contains("SecretNotFound"))
+
+            let wrong = try await Self.akvfs(["get", vault, "secrets/plain"], environment: Self.environment(harness, secret: "WrongSecretValue123"))
+            #expect(wrong.status != 0)
+            #expect(wrong.stderr.contains("AADSTS7000215"))
+            #expect(!wrong.stderr.contains("WrongSecretValue123"))
+
+            for (arguments, expected) in [
+                (["get", vault, "secret/plain"], "is not an object path"),
+                (["get", vault, "keys/ec-key", "--format", "pfx"], "--format only applies to secrets"),
+                (["get", vault, "secrets/plain", "--encoding", "utf-16"], "--encoding 'utf-16' is not utf-8, base64 or hex"),
+                (["get", "kv", "secrets/plain"], "'kv' is not a valid vault name"),
+                (["get", vault, "secrets/plain", "--credential", "magic"], "--credential 'magic' is not one of"),
+                (["get", "myvault", "secrets/plain", "--cloud", "AzureCloud1"], "cloudName AzureCloud1 is not valid"),
+            ] {
+                let run = try await Self.akvfs(arguments, environment: Self.environment(harness))
+                #expect(run.status != 0)
+                #expect(run.stderr.contains(expected), "\(arguments): \(run.stderr)")
+            }
+        }
+    }
+
+    @Test("check reports the credential, identity, tenant and what works")
+    func check() async throws {
+        try await withClientHarness(seed: Self.seed) { (harness) async throws in
+            let vault = harness.endpoints.vaultURL("cli-vault")
+            let good = try await Self.akvfs(["check", vault], environment: Self.environment(harness))
+            #expect(good.status == 0, "\(good.stderr)")
+            for expected in ["list secrets  ok (4)", "list keys     ok", "list certs    ok (1)", "get  secrets/", "ClientSecretCredential", "c11c11c1-0000-4000-8000-000000000001", harness.tenantId] {
+                #expect(good.text.contains(expected), "missing '\(expected)' in:\n\(good.text)")
+            }
+            #expect(!good.text.contains("secret1value"))
+
+            let bad = try await Self.akvfs(["check", vault, "secrets/absent"], environment: Self.environment(harness))
+            #expect(bad.status != 0)
+            #expect(bad.text.contains("get  secrets/absent FAILED"))
+
+            let noIdentity = try await Self.akvfs(["check", vault], environment: ["AKVFS_CA_FILE": harness.caFile, "AKVFS_IMDS_ENDPOINT": "http://127.0.0.1:9"])
+            #expect(noIdentity.status != 0)
+            #expect(noIdentity.text.contains("EnvironmentCredential") && noIdentity.text.contains("AzureCLICredential"))
+        }
+    }
+}
+
+@Suite("akvfs binary")
+struct BinaryTests {
+    @Test("akvfs does not link the emulator's server stack")
+    func noServerStack() throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: CommandLineTests.binary))
+        for module in ["Hummingbird", "NIOPosix", "KeyVaultEmulator"] {
+            #expect(bytes.range(of: Data(module.utf8)) == nil, "akvfs contains \(module)")
+        }
+    }
+}

@@ -1,0 +1,219 @@
+import AzureIdentity
+import Foundation
+import HTTPTransport
+import HTTPTypes
+import KeyVault
+import KeyVaultEmulator
+import PKI
+import Testing
+
+@Suite("Key Vault client against the emulator")
+struct KeyVaultClientTests {
+    @Test("Gets secrets, keys and certificates, latest and by version")
+    func gets() async throws {
+        try await withClientHarness(seed: .demo) { (harness) async throws in
+            let client = try harness.client("demo", credential: harness.secretCredential())
+            let latest = try await client.getSecret("database-password")
+            #expect(latest.value == "correct-horse-battery-staple")
+            let versions = try await client.listSecretVersions("database-password")
+            #expect(versions.count == 2)
+            let older = try #require(versions.compactMap(\.version).first { $0 != latest.version })
+            #expect(try await client.getSecret("database-password", version: older).value == "initial-password-1")
+            #expect(try await client.getKey("signing-key").key.kty == "RSA")
+            let certificate = try await client.getCertificate("web-tls")
+            #expect(certificate.certificateDER?.isEmpty == false)
+            #expect(try await client.getSecret("web-tls").isCertificateBacked)
+            #expect(try await client.listCertificateVersions("api-tls").count == 1)
+            #expect(try await client.listKeyVersions("signing-key").count == 1)
+        }
+    }
+
+    @Test("Listing follows nextLink through every page, one request per page")
+    func paging() async throws {
+        let secrets = (0..<60).map { SeedSecret(name: String(format: "secret-%03d", $0), value: "v\($0)") }
+        try await withClientHarness(seed: Seed(vaults: [SeedVault(name: "paged", secrets: secrets)])) { (harness) async throws in
+            let client = try harness.client("paged", credential: harness.secretCredential())
+            _ = try await client.getSecret("secret-000")
+            await harness.emulator.resetRequests()
+            let listed = try await client.listSecrets()
+            #expect(listed.map(\.name) == secrets.map(\.name))
+            let requests = await harness.keyVaultRequests("paged")
+            #expect(requests.count == 3, "60 secrets at 25 per page, no extra calls")
+            #expect(requests.allSatisfy { $0.status == 200 })
+        }
+    }
+
+    @Test("Empty pages that link on are followed")
+    func emptyPages() async throws {
+        let seed = Seed(emptyFirstPage: true, vaults: [SeedVault(name: "sparse", secrets: [SeedSecret(name: "only", value: "1")])])
+        try await withClientHarness(seed: seed) { (harness) async throws in
+            let client = try harness.client("sparse", credential: harness.secretCredential())
+            #expect(try await client.listSecrets().map(\.name) == ["only"])
+        }
+    }
+
+    @Test("Throttling with Retry-After is honoured, without it backed off; 503 is retried")
+    func retries() async throws {
+        try await withClientHarness(seed: .demo) { (harness) async throws in
+            let clock = RecordingClock()
+            var options = KeyVaultClientOptions()
+            options.clock = clock
+            let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
+            _ = try await client.getSecret("api-key")
+            await harness.emulator.inject(FaultRule(method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 1, action: .status(429, retryAfter: 7)))
+            await harness.emulator.inject(FaultRule(method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 1, action: .status(429, retryAfter: nil)))
+            await harness.emulator.inject(FaultRule(method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 1, action: .status(503, retryAfter: nil)))
+            #expect(try await client.getSecret("api-key").value == "demo-api-key-8c2f5e")
+            let statuses = await harness.keyVaultRequests("demo").filter { $0.path == "/secrets/api-key" }.map(\.status)
+            #expect(statuses.suffix(4) == [429, 429, 503, 200])
+            #expect(clock.sleeps.count == 3)
+            #expect(clock.sleeps[0] == .seconds(7))
+            // Exponential over the call's retries: the 2nd waits 1.6 s and the 3rd 3.2 s, each with jitter ×[0.8, 1.3).
+            #expect(clock.sleeps[1] >= .milliseconds(1280) && clock.sleeps[1] < .milliseconds(2080))
+            #expect(clock.sleeps[2] >= .milliseconds(2560) && clock.sleeps[2] < .milliseconds(4160))
+        }
+    }
+
+    @Test("A Retry-After over 60 s is honoured up to the configured maximum; past the deadline the call fails as throttled")
+    func longRetryAfter() async throws {
+        try await withClientHarness(seed: .demo) { (harness) async throws in
+            let clock = RecordingClock()
+            var options = KeyVaultClientOptions()
+            options.clock = clock
+            options.retry.maxRetryAfter = .seconds(100)
+            options.retry.deadline = .seconds(180)
+            let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
+            await harness.emulator.inject(FaultRule(vault: "demo", pathPrefix: "/secrets/api-key", count: 1, action: .status(429, retryAfter: 90)))
+            #expect(try await client.getSecret("api-key").value != nil)
+            #expect(clock.sleeps.contains(.seconds(90)))
+
+            await harness.emulator.inject(FaultRule(vault: "demo", pathPrefix: "/secrets/api-key", count: 1, action: .status(429, retryAfter: 600)))
+            let capped = RecordingClock()
+            options.clock = capped
+            let cappedClient = try harness.client("demo", credential: harness.secretCredential(), options: options)
+            _ = try await cappedClient.getSecret("api-key")
+            #expect(capped.sleeps.contains(.seconds(100)), "a 600 s ask is shortened to the 100 s maximum")
+
+            await harness.emulator.inject(FaultRule(vault: "demo", pathPrefix: "/secrets/api-key", count: 5, action: .status(429, retryAfter: 100)))
+            let impatient = RecordingClock()
+            options.clock = impatient
+            let impatientClient = try harness.client("demo", credential: harness.secretCredential(), options: options)
+            await #expect {
+                _ = try await impatientClient.getSecret("api-key")
+            } throws: { error in
+                let failure = error as? KeyVaultError
+                return failure?.kind == .throttled && failure?.retryAfter == .seconds(100) && "\(error)".contains("Throttled")
+            }
+            #expect(impatient.sleeps == [.seconds(100)], "a second 100 s wait would pass the 180 s deadline")
+        }
+    }
+
+    @Test("Dropped connections are retried")
+    func networkRetry() async throws {
+        try await withClientHarness(seed: .demo) { (harness) async throws in
+            var options = KeyVaultClientOptions()
+            options.clock = RecordingClock()
+            let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
+            _ = try await client.getSecret("api-key")
+            await harness.emulator.inject(FaultRule(vault: "demo", count: 2, action: .drop))
+            #expect(try await client.getSecret("api-key").value == "demo-api-key-8c2f5e")
+        }
+    }
+
+    @Test("A challenge naming a resource outside the vault's domain is refused, and no token is requested")
+    func foreignChallenge() async throws {
+        let seed = Seed(challengeResource: "https://vault.azure.net", vaults: [SeedVault(name: "spoofed")])
+        try await withClientHarness(seed: seed) { (harness) async throws in
+            let client = try harness.client("spoofed", credential: harness.secretCredential())
+            await #expect {
+                _ = try await client.getSecret("anything")
+            } throws: { error in
+                (error as? KeyVaultError)?.kind == .challengeRejected && "\(error)".contains("https://vault.azure.net/.default")
+            }
+            #expect(await harness.tokenRequests().isEmpty)
+            let requests = await harness.keyVaultRequests("spoofed")
+            #expect(requests.count == 1 && requests[0].identity == nil, "only the unauthenticated probe reached the vault")
+
+            var options = KeyVaultClientOptions()
+            options.verifyChallengeResource = false
+            let trusting = try harness.client("spoofed", credential: harness.secretCredential(), options: options)
+            await #expect {
+                _ = try await trusting.getSecret("anything")
+            } throws: { error in
+                (error as? KeyVaultError)?.kind == .unauthorized
+            }
+        }
+    }
+
+    @Test("Errors are typed from Key Vault's envelope")
+    func typedErrors() async throws {
+        let seed = Seed(
+            identities: [SeedIdentity(name: "reader", type: .servicePrincipal, clientId: "aaaa0000-0000-4000-8000-000000000001")],
+            vaults: [
+                SeedVault(name: "demo", secrets: [SeedSecret(name: "off", value: "x", enabled: false)]),
+                SeedVault(name: "locked", access: [SeedAccessRule(identity: "reader", secrets: ["get"])], secrets: [SeedSecret(name: "s", value: "v")]),
+            ]
+        )
+        try await withClientHarness(seed: seed) { (harness) async throws in
+            let client = try harness.client("demo", credential: harness.secretCredential())
+            for (name, kind, inner) in [("missing", KeyVaultError.Kind.notFound, nil as String?), ("off", .disabled, "SecretDisabled")] {
+                await #expect {
+                    _ = try await client.getSecret(name)
+                } throws: { error in
+                    let failure = error as? KeyVaultError
+                    return failure?.kind == kind && failure?.innerCode == inner && failure?.vault == client.vault.url
+                }
+            }
+            let locked = try harness.client("locked", credential: harness.secretCredential(clientId: "aaaa0000-0000-4000-8000-000000000001"))
+            await #expect {
+                _ = try await locked.listSecrets()
+            } throws: { error in
+                (error as? KeyVaultError)?.kind == .forbidden && "\(error)".contains("ForbiddenByRbac")
+            }
+            await #expect(throws: KeyVaultError.self) { _ = try await client.getSecret("bad_name") }
+            await #expect(throws: KeyVaultError.self) { _ = try await client.getSecret("ok", version: "../x") }
+        }
+    }
+
+    @Test("Many concurrent calls share one token request")
+    func tokenReuse() async throws {
+        try await withClientHarness(seed: .demo) { (harness) async throws in
+            let client = try harness.client("demo", credential: harness.secretCredential())
+            _ = try await client.listSecrets()
+            try await withThrowingTaskGroup { group in
+                for _ in 0..<50 { group.addTask { _ = try await client.getSecret("api-key") } }
+                try await group.waitForAll()
+            }
+            #expect(await harness.tokenRequests().count == 1)
+        }
+    }
+
+    @Test("Tokens are refreshed ahead of expiry in the background, once, while the old one keeps working")
+    func tokenRefresh() async throws {
+        try await withClientHarness(seed: Seed(tokenLifetimeSeconds: 3600, vaults: [SeedVault(name: "demo", secrets: [SeedSecret(name: "s", value: "v")])])) { (harness) async throws in
+            let time = ManualTime()
+            let credential = CachingCredential(
+                ClientSecretCredential(authority: harness.authority, clientId: "aaaa0000-0000-4000-8000-000000000009", secret: "x", http: harness.http, now: time.function),
+                now: time.function)
+            let context = TokenRequestContext(scope: "\(harness.endpoints.resource)/.default")
+            let first = try await credential.getToken(context)
+            #expect(first.refreshOn == first.expiresOn.addingTimeInterval(-300))
+            time.advance(by: 3000)
+            let unchanged = try await credential.getToken(context).token == first.token
+            #expect(unchanged, "not due yet")
+            #expect(await harness.tokenRequests().count == 1)
+            time.advance(by: 301)
+            // Tokens are compared, never printed: a failed expectation would show them.
+            let during = try await credential.getToken(context)
+            let servedOld = during.token == first.token
+            #expect(servedOld, "the still-valid token is served while the refresh runs")
+            var replaced = false
+            for _ in 0..<100 where !replaced {
+                try await Task.sleep(for: .milliseconds(20))
+                replaced = try await credential.getToken(context).token != first.token
+            }
+            #expect(replaced, "the refreshed token replaces the old one")
+            #expect(await harness.tokenRequests().count == 2, "exactly one refresh")
+        }
+    }
+}
