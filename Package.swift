@@ -85,11 +85,28 @@ let package = Package(
         ),
         .target(name: "ObjectFormats", dependencies: ["PKI"], swiftSettings: strictSwift),
 
+        // MARK: Cache, filesystem model and FUSE glue
+        .target(
+            name: "ObjectCache",
+            dependencies: ["KeyVault", "PKI", "HTTPTransport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "VaultFS",
+            dependencies: ["ObjectCache", "ObjectFormats", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "FuseBridge",
+            dependencies: ["CFuse", "VaultFS", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift
+        ),
+
         // MARK: The daemon and command line
         .executableTarget(
             name: "akvfs",
             dependencies: [
-                "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI",
+                "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI", "ObjectCache", "VaultFS", "FuseBridge",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -125,6 +142,8 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "PKITests", dependencies: ["PKI"], swiftSettings: strictSwift),
         .testTarget(name: "ObjectFormatsTests", dependencies: ["ObjectFormats", "PKI"], swiftSettings: strictSwift),
+        .testTarget(name: "ObjectCacheTests", dependencies: ["ObjectCache", "KeyVault", "PKI"], swiftSettings: strictSwift),
+        .testTarget(name: "VaultFSTests", dependencies: ["VaultFS", "ObjectCache", "ObjectFormats", "PKI"], swiftSettings: strictSwift),
         .testTarget(
             name: "KeyVaultClientTests",
             dependencies: [

@@ -50,6 +50,44 @@ public final class KeyVaultClient: Sendable {
     /// The challenge learned from the vault, once a request has been made.
     public var currentChallenge: AuthenticationChallenge? { challenge.withLock { $0 } }
 
+    /// Learns the vault's challenge and gets a token for it without reading anything, so a mount
+    /// can fail fast when the vault is unreachable or the identity cannot authenticate.
+    public func authenticate() async throws(KeyVaultError) -> AccessToken {
+        let operation = "authenticate"
+        if let known = currentChallenge { return try await token(for: known, operation: operation) }
+        let request = HTTPRequest(
+            method: .get, scheme: "https", authority: vault.authority, path: "/secrets?api-version=\(options.apiVersion)&maxresults=1",
+            headerFields: [.accept: "application/json"])
+        let budget = RetryBudget(clock: options.clock, budget: options.retry.deadline)
+        var retries = 0
+        while true {
+            let probe: HTTPClientResponse
+            do {
+                probe = try await execute(request)
+            } catch {
+                let failure = KeyVaultError(kind: error.kind == .cancelled ? .cancelled : .transport, operation: operation, vault: vault.url, detail: error.description)
+                let wait = options.retry.backoff.delay(beforeRetry: retries)
+                guard error.isRetryable, retries < options.retry.maxRetries, budget.allows(waiting: wait) else { throw failure }
+                try? await budget.sleep(for: wait)
+                retries += 1
+                continue
+            }
+            if probe.head.status.code == 401 {
+                return try await token(for: try learnChallenge(from: probe, operation: operation), operation: operation)
+            }
+            let failure = error(from: probe, operation: operation)
+            guard Self.isRetryable(probe.head.status.code), retries < options.retry.maxRetries else {
+                throw KeyVaultError(
+                    kind: .invalidResponse, operation: operation, vault: vault.url, status: probe.head.status.code,
+                    detail: "the vault answered an unauthenticated request with \(probe.head.status.code) instead of asking for a token (\(failure.detail))")
+            }
+            let wait = failure.retryAfter.map { min($0, options.retry.maxRetryAfter) } ?? options.retry.backoff.delay(beforeRetry: retries)
+            guard budget.allows(waiting: wait) else { throw failure }
+            try? await budget.sleep(for: wait)
+            retries += 1
+        }
+    }
+
     // MARK: Objects
 
     public func getSecret(_ name: String, version: String? = nil) async throws(KeyVaultError) -> SecretBundle {

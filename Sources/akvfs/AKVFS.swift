@@ -1,6 +1,17 @@
 import ArgumentParser
 
+/// `akvfs` and, when invoked as `mount.akvfs` (mount(8) and fstab), the mount helper.
 @main
+enum Entry {
+    static func main() async {
+        let invokedAs = CommandLine.arguments.first.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? "akvfs"
+        if invokedAs == "mount.akvfs" || invokedAs == "mount.fuse.akvfs" {
+            MountHelper.main(Array(CommandLine.arguments.dropFirst()))
+        }
+        await AKVFS.main()
+    }
+}
+
 struct AKVFS: AsyncParsableCommand {
     static let version = "0.1.0-dev"
 
@@ -16,7 +27,7 @@ struct AKVFS: AsyncParsableCommand {
             then the Azure CLI), or explicitly with --credential. Secrets are never taken on the command line.
             """,
         version: version,
-        subcommands: [GetCommand.self, CheckCommand.self, VersionCommand.self]
+        subcommands: [MountCommand.self, UnmountCommand.self, GetCommand.self, CheckCommand.self, VersionCommand.self]
     )
 }
 

@@ -1,0 +1,116 @@
+import CFuse
+import Glibc
+import Logging
+import Synchronization
+import VaultFS
+
+/// Turns kernel requests into filesystem calls. Callbacks copy their arguments, start a task and
+/// return at once; the task replies. Nothing here blocks the FUSE loop thread.
+final class FuseDispatcher: Sendable {
+    let filesystem: VaultFileSystem
+    private let directories = Mutex<(next: UInt64, listings: [UInt64: [DirectoryEntry]])>((1, [:]))
+    private let logger = Logger(label: "akvfs.fuse")
+
+    init(filesystem: VaultFileSystem) {
+        self.filesystem = filesystem
+    }
+
+    private func run(_ request: FuseRequest, _ work: @escaping @Sendable (FuseRequest) async throws(Errno) -> Void) {
+        Task {
+            do throws(Errno) {
+                try await work(request)
+            } catch {
+                request.fail(error)
+            }
+        }
+    }
+
+    func lookup(_ request: FuseRequest, parent: UInt64, name: String) {
+        let negativeTimeout = filesystem.configuration.negativeTimeout
+        Task {
+            do throws(Errno) {
+                request.entry(try await filesystem.lookup(parent: parent, name: name))
+            } catch where error == .noEntry {
+                request.negativeEntry(timeout: negativeTimeout)
+            } catch {
+                request.fail(error)
+            }
+        }
+    }
+
+    func forget(_ inode: UInt64, count: UInt64) {
+        filesystem.forget(inode, count: count)
+    }
+
+    func getattr(_ request: FuseRequest, inode: UInt64) {
+        let timeout = filesystem.configuration.metadataTimeout
+        run(request) { request throws(Errno) in
+            request.attributes(try await self.filesystem.attributes(inode), timeout: timeout)
+        }
+    }
+
+    /// A snapshot of the listing per open directory, so successive readdir calls page through
+    /// one consistent list.
+    func opendir(_ request: FuseRequest, inode: UInt64, info: fuse_file_info) {
+        run(request) { request throws(Errno) in
+            let entries = try await self.filesystem.listDirectory(inode)
+            let handle = self.directories.withLock { state in
+                let handle = state.next
+                state.next += 1
+                state.listings[handle] = entries
+                return handle
+            }
+            request.open(handle: handle, info: info)
+        }
+    }
+
+    func readdir(_ request: FuseRequest, handle: UInt64, size: Int, offset: Int) {
+        guard let entries = directories.withLock({ $0.listings[handle] }) else {
+            request.fail(.badHandle)
+            return
+        }
+        request.directory(entries, offset: offset, size: size)
+    }
+
+    func releasedir(_ request: FuseRequest, handle: UInt64) {
+        directories.withLock { _ = $0.listings.removeValue(forKey: handle) }
+        request.succeed()
+    }
+
+    func read(_ request: FuseRequest, inode: UInt64, size: Int, offset: Int) {
+        run(request) { request throws(Errno) in
+            request.bytes(try await self.filesystem.read(inode, offset: offset, size: size))
+        }
+    }
+
+    func getxattr(_ request: FuseRequest, inode: UInt64, name: String, size: Int) {
+        run(request) { request throws(Errno) in
+            let value = try await self.filesystem.extendedAttribute(inode, name: name)
+            if size == 0 {
+                request.extendedAttributeSize(value.count)
+            } else if value.count > size {
+                request.fail(.range)
+            } else {
+                request.bytes(value)
+            }
+        }
+    }
+
+    func listxattr(_ request: FuseRequest, inode: UInt64, size: Int) {
+        run(request) { request throws(Errno) in
+            let names = try await self.filesystem.extendedAttributeNames(inode)
+            let packed = names.flatMap { name -> [UInt8] in Array(name.utf8) + [0] }
+            if size == 0 {
+                request.extendedAttributeSize(packed.count)
+            } else if packed.count > size {
+                request.fail(.range)
+            } else {
+                request.bytes(packed)
+            }
+        }
+    }
+
+    func statfs(_ request: FuseRequest) {
+        request.statistics(filesystem.statistics())
+    }
+}

@@ -1,0 +1,156 @@
+import CFuse
+import Dispatch
+import Glibc
+import Logging
+import Synchronization
+import VaultFS
+
+/// A mounted filesystem: the libfuse session, the thread reading kernel requests, and the
+/// notifier that tells the kernel when content changed. Create it to mount; `run()` serves until
+/// the filesystem is unmounted (by `unmount()`, a signal handler calling it, or `umount`).
+public final class FuseMount: Sendable {
+    public let mountpoint: String
+    private let session: Session
+    private let dispatcher: FuseDispatcher
+    private let notifications = DispatchQueue(label: "akvfs.fuse.notify")
+    private let logger = Logger(label: "akvfs.fuse")
+
+    /// Owns the C session and the argv it was built from; freed in deinit.
+    private final class Session: @unchecked Sendable {
+        // @unchecked: the pointer is used by the loop thread, the notifier queue and unmount;
+        // libfuse allows these concurrently, and `live` guards use after destroy.
+        let pointer: OpaquePointer
+        let arguments: [UnsafeMutablePointer<CChar>?]
+        let live = Mutex(true)
+
+        init(pointer: OpaquePointer, arguments: [UnsafeMutablePointer<CChar>?]) {
+            self.pointer = pointer
+            self.arguments = arguments
+        }
+
+        deinit {
+            fuse_session_destroy(pointer)
+            arguments.forEach { free($0) }
+        }
+    }
+
+    public init(filesystem: VaultFileSystem, mountpoint: String, options: MountOptions) throws(FuseError) {
+        self.mountpoint = mountpoint
+        dispatcher = FuseDispatcher(filesystem: filesystem)
+        try MountpointCheck.prepare(mountpoint)
+
+        var arguments: [UnsafeMutablePointer<CChar>?] = [strdup("akvfs"), strdup("-o"), strdup(options.optionString)]
+        var ops = FuseOperations.table()
+        let userData = Unmanaged.passUnretained(dispatcher).toOpaque()
+        let created: OpaquePointer? = arguments.withUnsafeMutableBufferPointer { argv in
+            var fuseArguments = cfuse_args_init(Int32(argv.count), argv.baseAddress)
+            return cfuse_session_new(&fuseArguments, &ops, userData)
+        }
+        guard let pointer = created else {
+            arguments.forEach { free($0) }
+            throw FuseError("libfuse refused the session options '\(options.optionString)'")
+        }
+        session = Session(pointer: pointer, arguments: arguments)
+        guard fuse_session_mount(pointer, mountpoint) == 0 else {
+            throw FuseError(
+                "cannot mount at \(mountpoint): the kernel refused (see the libfuse message above). Mounting needs root or fusermount3, /dev/fuse, and an existing empty directory.")
+        }
+        logger.info("mounted", metadata: ["mountpoint": "\(mountpoint)", "options": "\(options.optionString)"])
+    }
+
+    /// Serves requests on a dedicated thread until the filesystem is unmounted. Content changes
+    /// reported by the filesystem are passed on to the kernel meanwhile.
+    public func run() async throws(FuseError) {
+        let notifier = startNotifier()
+        defer { notifier.cancel() }
+        let session = self.session
+        // The loop blocks in read(2) on /dev/fuse, so it gets its own thread, never one of
+        // Swift's cooperative pool.
+        let status = await DedicatedThread.run { fuse_session_loop(session.pointer) }
+        session.live.withLock { $0 = false }
+        if status < 0 {
+            // The loop failed while still mounted; otherwise the mount is already gone.
+            fuse_session_unmount(session.pointer)
+            throw FuseError("the FUSE session at \(mountpoint) failed: \(String(cString: strerror(-status)))")
+        }
+        logger.info("unmounted", metadata: ["mountpoint": "\(mountpoint)"])
+    }
+
+    /// Asks the kernel to detach the mount; `run()` then returns. Safe from any thread and repeatable.
+    public func unmount() {
+        fuse_session_exit(session.pointer)
+        let live = session.live.withLock { $0 }
+        guard live else { return }
+        // umount2 as root; libfuse's fusermount3 path otherwise. Both are lazy (MNT_DETACH), so
+        // processes with files open do not keep the daemon from exiting.
+        fuse_session_unmount(session.pointer)
+    }
+
+    private func startNotifier() -> Task<Void, Never> {
+        let session = self.session
+        let queue = notifications
+        let logger = self.logger
+        let invalidations = dispatcher.filesystem.invalidations
+        return Task.detached {
+            for await invalidation in invalidations {
+                // Never from a request handler (the kernel may wait on the request being answered):
+                // from our own queue, after the replies.
+                queue.async {
+                    session.live.withLock { live in
+                        guard live else { return }
+                        switch invalidation {
+                        case .inode(let inode):
+                            let result = fuse_lowlevel_notify_inval_inode(session.pointer, fuse_ino_t(inode), 0, 0)
+                            // ENOENT: the kernel no longer knows the inode, nothing to drop.
+                            if result != 0 && result != -ENOENT {
+                                logger.debug("kernel invalidation of inode \(inode) returned \(result)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Before mounting: the mountpoint must be an existing directory. A dead mount left by a crashed
+/// daemon ("Transport endpoint is not connected") is cleared so the new mount takes its place; a
+/// live FUSE mount there is an error (two daemons must not stack).
+enum MountpointCheck {
+    static func prepare(_ mountpoint: String) throws(FuseError) {
+        // statvfs always reaches the daemon (stat may be answered from the kernel's cache), so it
+        // tells a dead FUSE mount from a live one.
+        var filesystem = statvfs()
+        if statvfs(mountpoint, &filesystem) != 0 {
+            let error = errno
+            guard error == ENOTCONN || error == ECONNABORTED else {
+                throw FuseError("mountpoint \(mountpoint): \(String(cString: strerror(error))). Create it as an empty directory first.")
+            }
+            try clearDeadMount(mountpoint)
+        } else if let existing = MountTable.read().last(where: { $0.mountpoint == MountTable.canonical(mountpoint) }), existing.filesystemType.hasPrefix("fuse") {
+            throw FuseError("\(mountpoint) is already a live FUSE mount; unmount it first (akvfs unmount \(mountpoint)).")
+        }
+        var status = stat()
+        guard stat(mountpoint, &status) == 0 else {
+            throw FuseError("mountpoint \(mountpoint): \(String(cString: strerror(errno))). Create it as an empty directory first.")
+        }
+        guard status.st_mode & S_IFMT == S_IFDIR else {
+            throw FuseError("mountpoint \(mountpoint) is not a directory.")
+        }
+    }
+
+    static func clearDeadMount(_ mountpoint: String) throws(FuseError) {
+        Logger(label: "akvfs.fuse").warning("clearing a dead mount at \(mountpoint) (left by a daemon that stopped without unmounting)")
+        if geteuid() == 0 {
+            if umount2(mountpoint, Int32(MNT_DETACH)) == 0 { return }
+            throw FuseError("cannot clear the dead mount at \(mountpoint): \(String(cString: strerror(errno))).")
+        }
+        var status: Int32 = 0
+        var pid: pid_t = 0
+        let arguments: [UnsafeMutablePointer<CChar>?] = ["fusermount3", "-u", "-z", mountpoint].map { (text: String) in strdup(text) } + [nil]
+        defer { arguments.forEach { free($0) } }
+        guard posix_spawnp(&pid, "fusermount3", nil, nil, arguments, environ) == 0, waitpid(pid, &status, 0) == pid, status == 0 else {
+            throw FuseError("cannot clear the dead mount at \(mountpoint); run 'fusermount3 -uz \(mountpoint)'.")
+        }
+    }
+}

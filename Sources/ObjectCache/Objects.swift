@@ -1,0 +1,115 @@
+import PKI
+
+public enum ObjectKind: String, Sendable, Hashable, CaseIterable {
+    case secret, key, certificate
+}
+
+/// One object of a vault; a nil `version` means the latest version.
+public struct ObjectReference: Hashable, Sendable, CustomStringConvertible {
+    public var kind: ObjectKind
+    public var name: String
+    public var version: String?
+
+    public init(kind: ObjectKind, name: String, version: String? = nil) {
+        self.kind = kind
+        self.name = name
+        self.version = version
+    }
+
+    /// `secret 'db-password'` or `secret 'db-password' version 0a1b…`, for logs and messages.
+    public var description: String {
+        "\(kind.rawValue) '\(name)'" + (version.map { " version \($0)" } ?? "")
+    }
+}
+
+/// One vault as seen by one identity. `identity` is an opaque stable string (e.g.
+/// `wi:<tenant>:<clientId>:<sa-subject>`); different identities never share cache entries.
+public struct SourceID: Hashable, Sendable, CustomStringConvertible {
+    public var vault: String
+    public var identity: String
+
+    public init(vault: String, identity: String) {
+        self.vault = vault
+        self.identity = identity
+    }
+
+    public var description: String { "\(vault) as \(identity)" }
+}
+
+/// What Key Vault says about one version of an object. Times are Unix seconds.
+public struct ObjectMetadata: Sendable, Equatable {
+    /// The full object id, `https://<vault>/<collection>/<name>/<version>`.
+    public var id: String
+    public var version: String
+    public var enabled: Bool
+    public var contentType: String?
+    public var created: Int64?
+    public var updated: Int64?
+    public var notBefore: Int64?
+    public var expires: Int64?
+    public var tags: [String: String]
+    /// A secret or key that Key Vault keeps for a certificate.
+    public var certificateBacked: Bool
+    public var managed: Bool
+
+    public init(
+        id: String, version: String, enabled: Bool = true, contentType: String? = nil,
+        created: Int64? = nil, updated: Int64? = nil, notBefore: Int64? = nil, expires: Int64? = nil,
+        tags: [String: String] = [:], certificateBacked: Bool = false, managed: Bool = false
+    ) {
+        self.id = id
+        self.version = version
+        self.enabled = enabled
+        self.contentType = contentType
+        self.created = created
+        self.updated = updated
+        self.notBefore = notBefore
+        self.expires = expires
+        self.tags = tags
+        self.certificateBacked = certificateBacked
+        self.managed = managed
+    }
+}
+
+/// An object's content: a secret's value, a key's public JWK, or a certificate's DER.
+public enum Payload: Sendable {
+    case secret(String)
+    case key(JSONWebKey)
+    case certificate([UInt8])
+}
+
+public struct FetchedObject: Sendable {
+    public var metadata: ObjectMetadata
+    public var payload: Payload
+
+    public init(metadata: ObjectMetadata, payload: Payload) {
+        self.metadata = metadata
+        self.payload = payload
+    }
+}
+
+/// One row of a listing: the latest version of an object, or one version of it.
+public struct ListedObject: Sendable, Equatable {
+    public var name: String
+    public var version: String?
+    public var enabled: Bool
+    public var managed: Bool
+    public var contentType: String?
+    public var created: Int64?
+    public var updated: Int64?
+    public var tags: [String: String]
+
+    public init(
+        name: String, version: String? = nil, enabled: Bool = true, managed: Bool = false, contentType: String? = nil,
+        created: Int64? = nil, updated: Int64? = nil, tags: [String: String] = [:]
+    ) {
+        self.name = name
+        self.version = version
+        self.enabled = enabled
+        self.managed = managed
+        self.contentType = contentType
+        self.created = created
+        self.updated = updated
+        self.tags = tags
+    }
+}

@@ -1,0 +1,68 @@
+import ObjectCache
+
+/// Where a node is in a view. Together with the view's id it identifies an inode, so a path
+/// keeps its inode number while the kernel knows it, across content changes (single-file
+/// subPath bind mounts rely on that to see rotated content).
+enum NodePath: Hashable, Sendable {
+    /// The root when the filesystem shows several views, one directory each.
+    case viewsRoot
+    case viewRoot
+    // Vault layout
+    case collection(ObjectKind)
+    case latest(ObjectKind, String)
+    case versionsRoot(ObjectKind)
+    case versionList(ObjectKind, String)
+    case version(ObjectKind, String, String)
+    case tlsRoot
+    case tlsBundle(String)
+    case tlsFile(String, TLSPart)
+    // Volume layout
+    case volumeDirectory([String])
+    case volumeFile(Int)
+
+    var type: FileType {
+        switch self {
+        case .latest, .version, .tlsFile, .volumeFile: .regular
+        default: .directory
+        }
+    }
+}
+
+struct NodeKey: Hashable, Sendable {
+    /// nil only for `.viewsRoot`.
+    var view: String?
+    var path: NodePath
+}
+
+/// Directory names of the vault layout.
+enum VaultLayout {
+    static let versionsDirectory = ".versions"
+    static let tlsDirectory = "tls"
+
+    static func directoryName(_ kind: ObjectKind) -> String {
+        switch kind {
+        case .secret: "secrets"
+        case .key: "keys"
+        case .certificate: "certs"
+        }
+    }
+
+    static func kind(directory name: String) -> ObjectKind? {
+        ObjectKind.allCases.first { directoryName($0) == name }
+    }
+
+    /// Key Vault object names: 1-127 of letters, digits and '-'. Anything else cannot exist, so
+    /// it is answered without asking Key Vault.
+    static func isObjectName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 127 && name.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") }
+    }
+
+    /// Versions are 32 hex characters from Key Vault; accept any letters and digits.
+    static func isVersion(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64 && name.utf8.allSatisfy(isAlphanumeric)
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte)
+    }
+}

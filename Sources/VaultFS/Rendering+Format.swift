@@ -1,0 +1,38 @@
+import ObjectCache
+import ObjectFormats
+
+extension Rendering {
+    /// Turns a fetched object into file bytes, as `akvfs get` does.
+    func render(_ object: FetchedObject) throws(ObjectCache.RenderError) -> ObjectCache.RenderedBytes {
+        do throws(ObjectFormatError) {
+            let formatted: FormattedObject
+            switch (object.payload, self) {
+            case (.secret(let value), .standard(let format, let encoding)):
+                formatted = try ObjectFormatter.secret(
+                    value: value,
+                    contentType: object.metadata.contentType,
+                    certificateBacked: object.metadata.certificateBacked,
+                    format: format,
+                    encoding: encoding
+                )
+            case (.secret(let value), .tls(let part)):
+                let material = try ObjectFormatter.tlsMaterial(value: value, contentType: object.metadata.contentType)
+                let bytes: [UInt8] =
+                    switch part {
+                    case .privateKey: material.privateKeyPEM
+                    case .certificate: material.leafPEM
+                    case .chain: material.chainPEM
+                    case .fullChain: material.fullChainPEM
+                    }
+                formatted = FormattedObject(bytes: bytes, warnings: material.warnings)
+            case (.key(let jwk), _):
+                formatted = try ObjectFormatter.key(jwk)
+            case (.certificate(let der), _):
+                formatted = ObjectFormatter.certificate(cer: der)
+            }
+            return ObjectCache.RenderedBytes(bytes: formatted.bytes, warnings: formatted.warnings)
+        } catch {
+            throw ObjectCache.RenderError(error.message)
+        }
+    }
+}

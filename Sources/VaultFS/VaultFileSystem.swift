@@ -1,0 +1,381 @@
+import FoundationEssentials
+import Logging
+import ObjectCache
+import Synchronization
+
+public struct FileSystemConfiguration: Sendable {
+    public enum Root: Sendable, Equatable {
+        /// The root is this view's root (a node mount of one vault).
+        case singleView(String)
+        /// The root holds one directory per view (the CSI plugin's shared mount).
+        case viewDirectories
+    }
+
+    public var root: Root
+    /// How long the kernel may trust names and attributes without asking again. Short, because
+    /// lookups are also how the cache learns a file is still being read.
+    public var metadataTimeout: Double = 1
+    /// How long the kernel may remember that a name does not exist.
+    public var negativeTimeout: Double = 1
+
+    public init(root: Root) {
+        self.root = root
+    }
+}
+
+/// The filesystem without FUSE: views, the inode table, layout, attributes, extended
+/// attributes and errno mapping, answering from the object cache. The FUSE bridge calls it;
+/// tests call it directly.
+public final class VaultFileSystem: Sendable {
+    public let configuration: FileSystemConfiguration
+    let cache: ObjectCache
+    let table: InodeTable
+    private let views: Mutex<[String: ViewDefinition]>
+    private let mountTime: Int64
+    private let logger = Logger(label: "akvfs.fs")
+    public let invalidations: AsyncStream<Invalidation>
+    private let invalidationSink: AsyncStream<Invalidation>.Continuation
+
+    public init(cache: ObjectCache, configuration: FileSystemConfiguration, views: [ViewDefinition] = []) {
+        self.cache = cache
+        self.configuration = configuration
+        switch configuration.root {
+        case .singleView(let id): table = InodeTable(root: NodeKey(view: id, path: .viewRoot))
+        case .viewDirectories: table = InodeTable(root: NodeKey(view: nil, path: .viewsRoot))
+        }
+        self.views = Mutex(Dictionary(uniqueKeysWithValues: views.map { ($0.id, $0) }))
+        mountTime = Int64(Date().timeIntervalSince1970)
+        (invalidations, invalidationSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(100_000))
+    }
+
+    // MARK: Views
+
+    /// Adds or replaces a view. A replaced view keeps its inodes; files whose content changed are invalidated.
+    public func setView(_ view: ViewDefinition) {
+        let previous = views.withLock { views in
+            defer { views[view.id] = view }
+            return views[view.id]
+        }
+        if let previous, previous != view {
+            for inode in table.inodes(inView: view.id, where: { _ in true }) { invalidationSink.yield(.inode(inode)) }
+        }
+    }
+
+    public func removeView(_ id: String) {
+        views.withLock { _ = $0.removeValue(forKey: id) }
+        table.removeView(id)
+    }
+
+    public func view(_ id: String) -> ViewDefinition? {
+        views.withLock { $0[id] }
+    }
+
+    /// Turns cache events into kernel invalidations until the cache's event stream ends.
+    public func watchCache() -> Task<Void, Never> {
+        let cache = self.cache
+        return Task { [weak self] in
+            for await event in cache.events {
+                guard let self else { return }
+                self.handle(event)
+            }
+        }
+    }
+
+    func handle(_ event: CacheEvent) {
+        switch event {
+        case .contentChanged(let source, let reference):
+            // Every file showing the object, whatever its rendering (a secret's TLS files included).
+            for inode in table.inodes(showing: .init(source: source, reference: reference)) {
+                invalidationSink.yield(.inode(inode))
+            }
+        case .listingChanged(let source, let kind):
+            let viewIds = views.withLock { $0.values.filter { $0.source == source }.map(\.id) }
+            for id in viewIds {
+                let directories = table.inodes(inView: id) { path in
+                    switch path {
+                    case .collection(let k), .versionsRoot(let k): k == kind
+                    case .tlsRoot: kind == .certificate
+                    default: false
+                    }
+                }
+                for inode in directories { invalidationSink.yield(.inode(inode)) }
+            }
+        }
+    }
+
+    // MARK: Operations
+
+    public func lookup(parent: UInt64, name: String) async throws(Errno) -> EntryReply {
+        let (parentKey, view) = try resolve(parent)
+        guard let childPath = try child(of: parentKey.path, named: name, in: view) else { throw .noEntry }
+        let key = NodeKey(view: childPath == .viewRoot ? name : parentKey.view, path: childPath)
+        let childView = key.view.flatMap { self.view($0) }
+        let inode = table.inode(for: key, showing: childView.flatMap { object(shownBy: childPath, in: $0) })
+        let attributes = try await attributes(of: key, inode: inode, view: childView)
+        table.remember(inode)
+        return EntryReply(attributes: attributes, entryTimeout: configuration.metadataTimeout, attributeTimeout: configuration.metadataTimeout)
+    }
+
+    public func forget(_ inode: UInt64, count: UInt64) {
+        table.forget(inode, count: count)
+    }
+
+    public func attributes(_ inode: UInt64) async throws(Errno) -> FileAttributes {
+        let (key, view) = try resolve(inode)
+        return try await attributes(of: key, inode: inode, view: view)
+    }
+
+    public func listDirectory(_ inode: UInt64) async throws(Errno) -> [DirectoryEntry] {
+        let (key, view) = try resolve(inode)
+        guard key.path.type == .directory else { throw .notDirectory }
+        let parentInode = parent(of: key).map { table.inode(for: $0) } ?? InodeTable.rootInode
+        var entries = [
+            DirectoryEntry(name: ".", inode: inode, type: .directory),
+            DirectoryEntry(name: "..", inode: parentInode, type: .directory),
+        ]
+        for (name, path) in try await children(of: key.path, in: view) {
+            let childKey = NodeKey(view: path == .viewRoot ? name : key.view, path: path)
+            let childView = childKey.view.flatMap { self.view($0) }
+            let childInode = table.inode(for: childKey, showing: childView.flatMap { object(shownBy: path, in: $0) })
+            entries.append(DirectoryEntry(name: name, inode: childInode, type: path.type))
+        }
+        return entries
+    }
+
+    public func read(_ inode: UInt64, offset: Int, size: Int) async throws(Errno) -> [UInt8] {
+        let (key, view) = try resolve(inode)
+        guard key.path.type == .regular, let view else { throw .isDirectory }
+        let content = try await fileContent(key.path, in: view)
+        guard offset < content.bytes.count, size > 0 else { return [] }
+        return Array(content.bytes[offset..<min(content.bytes.count, offset + size)])
+    }
+
+    public func extendedAttributeNames(_ inode: UInt64) async throws(Errno) -> [String] {
+        try await extendedAttributes(inode).map(\.name)
+    }
+
+    public func extendedAttribute(_ inode: UInt64, name: String) async throws(Errno) -> [UInt8] {
+        guard let value = try await extendedAttributes(inode).first(where: { $0.name == name })?.value else { throw .noAttribute }
+        return Array(value.utf8)
+    }
+
+    public func statistics() -> FileSystemStatistics {
+        FileSystemStatistics(files: UInt64(table.count))
+    }
+
+    // MARK: Layout
+
+    private func resolve(_ inode: UInt64) throws(Errno) -> (NodeKey, ViewDefinition?) {
+        guard let node = table.node(inode) else { throw .noEntry }
+        guard let id = node.key.view else { return (node.key, nil) }
+        guard let view = view(id) else { throw .noEntry }
+        return (node.key, view)
+    }
+
+    /// The child called `name`, without asking Key Vault; nil when it cannot exist.
+    private func child(of path: NodePath, named name: String, in view: ViewDefinition?) throws(Errno) -> NodePath? {
+        switch path {
+        case .viewsRoot:
+            return self.view(name) == nil ? nil : .viewRoot
+        case .viewRoot:
+            guard let view else { return nil }
+            switch view.layout {
+            case .vault:
+                if name == VaultLayout.tlsDirectory { return .tlsRoot }
+                return VaultLayout.kind(directory: name).map(NodePath.collection)
+            case .volume(let files):
+                return volumeChild(prefix: [], name: name, files: files)
+            }
+        case .collection(let kind):
+            if name == VaultLayout.versionsDirectory { return .versionsRoot(kind) }
+            return VaultLayout.isObjectName(name) ? .latest(kind, name) : nil
+        case .versionsRoot(let kind):
+            return VaultLayout.isObjectName(name) ? .versionList(kind, name) : nil
+        case .versionList(let kind, let object):
+            return VaultLayout.isVersion(name) ? .version(kind, object, name) : nil
+        case .tlsRoot:
+            return VaultLayout.isObjectName(name) ? .tlsBundle(name) : nil
+        case .tlsBundle(let object):
+            return TLSPart(rawValue: name).map { .tlsFile(object, $0) }
+        case .volumeDirectory(let prefix):
+            guard case .volume(let files) = view?.layout else { return nil }
+            return volumeChild(prefix: prefix, name: name, files: files)
+        case .latest, .version, .tlsFile, .volumeFile:
+            throw .notDirectory
+        }
+    }
+
+    private func volumeChild(prefix: [String], name: String, files: [VolumeFile]) -> NodePath? {
+        let path = prefix + [name]
+        if let index = files.firstIndex(where: { $0.path == path }) { return .volumeFile(index) }
+        if files.contains(where: { $0.path.count > path.count && Array($0.path.prefix(path.count)) == path }) { return .volumeDirectory(path) }
+        return nil
+    }
+
+    /// A directory's children in name order. Listing asks for names only, never values.
+    private func children(of path: NodePath, in view: ViewDefinition?) async throws(Errno) -> [(String, NodePath)] {
+        switch path {
+        case .viewsRoot:
+            return views.withLock { $0.keys.sorted() }.map { ($0, NodePath.viewRoot) }
+        case .viewRoot:
+            guard let view else { return [] }
+            switch view.layout {
+            case .vault:
+                return [("certs", .collection(.certificate)), ("keys", .collection(.key)), ("secrets", .collection(.secret)), ("tls", .tlsRoot)]
+            case .volume(let files):
+                return volumeChildren(prefix: [], files: files)
+            }
+        case .collection(let kind):
+            let names = try await enabledNames(kind, in: view)
+            return [(VaultLayout.versionsDirectory, NodePath.versionsRoot(kind))] + names.map { ($0, NodePath.latest(kind, $0)) }
+        case .versionsRoot(let kind):
+            return try await enabledNames(kind, in: view).map { ($0, NodePath.versionList(kind, $0)) }
+        case .versionList(let kind, let name):
+            guard let view else { return [] }
+            let versions: [ListedObject]
+            do {
+                versions = try await cache.versions(kind, name: name, in: view.source)
+            } catch {
+                throw Self.errno(for: error, logger: logger, context: "list versions of \(kind.rawValue) \(name)")
+            }
+            return versions.filter(\.enabled).compactMap(\.version).sorted().map { ($0, NodePath.version(kind, name, $0)) }
+        case .tlsRoot:
+            return try await enabledNames(.certificate, in: view).map { ($0, NodePath.tlsBundle($0)) }
+        case .tlsBundle(let name):
+            return TLSPart.allCases.map { ($0.rawValue, NodePath.tlsFile(name, $0)) }.sorted { $0.0 < $1.0 }
+        case .volumeDirectory(let prefix):
+            guard case .volume(let files) = view?.layout else { return [] }
+            return volumeChildren(prefix: prefix, files: files)
+        case .latest, .version, .tlsFile, .volumeFile:
+            throw .notDirectory
+        }
+    }
+
+    private func volumeChildren(prefix: [String], files: [VolumeFile]) -> [(String, NodePath)] {
+        var seen: [String: NodePath] = [:]
+        for (index, file) in files.enumerated() where file.path.count > prefix.count && Array(file.path.prefix(prefix.count)) == prefix {
+            let name = file.path[prefix.count]
+            if seen[name] != nil { continue }
+            seen[name] = file.path.count == prefix.count + 1 ? .volumeFile(index) : .volumeDirectory(prefix + [name])
+        }
+        return seen.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    private func enabledNames(_ kind: ObjectKind, in view: ViewDefinition?) async throws(Errno) -> [String] {
+        guard let view else { return [] }
+        do {
+            return try await cache.listing(kind, in: view.source).filter(\.enabled).map(\.name).sorted()
+        } catch {
+            throw Self.errno(for: error, logger: logger, context: "list \(kind.rawValue)s")
+        }
+    }
+
+    private func parent(of key: NodeKey) -> NodeKey? {
+        let path: NodePath
+        switch key.path {
+        case .viewsRoot: return nil
+        case .viewRoot:
+            if case .viewDirectories = configuration.root { return NodeKey(view: nil, path: .viewsRoot) }
+            return nil
+        case .collection, .tlsRoot: path = .viewRoot
+        case .latest(let kind, _), .versionsRoot(let kind): path = .collection(kind)
+        case .versionList(let kind, _): path = .versionsRoot(kind)
+        case .version(let kind, let name, _): path = .versionList(kind, name)
+        case .tlsBundle: path = .tlsRoot
+        case .tlsFile(let name, _): path = .tlsBundle(name)
+        case .volumeDirectory(let components):
+            path = components.count <= 1 ? .viewRoot : .volumeDirectory(Array(components.dropLast()))
+        case .volumeFile(let index):
+            guard let id = key.view, case .volume(let files) = view(id)?.layout, index < files.count, files[index].path.count > 1 else {
+                path = .viewRoot
+                break
+            }
+            path = .volumeDirectory(Array(files[index].path.dropLast()))
+        }
+        return NodeKey(view: key.view, path: path)
+    }
+
+    // MARK: Content and attributes
+
+    /// The object a file shows, and how it is rendered.
+    private func file(_ path: NodePath, in view: ViewDefinition) -> (reference: ObjectReference, rendering: Rendering, permissions: UInt16)? {
+        switch path {
+        case .latest(let kind, let name):
+            return (ObjectReference(kind: kind, name: name, version: nil), .plain, view.ownership.fileMode)
+        case .version(let kind, let name, let version):
+            return (ObjectReference(kind: kind, name: name, version: version), .plain, view.ownership.fileMode)
+        case .tlsFile(let name, let part):
+            return (ObjectReference(kind: .secret, name: name, version: nil), .tls(part), view.ownership.fileMode)
+        case .volumeFile(let index):
+            guard case .volume(let files) = view.layout, index < files.count else { return nil }
+            return (files[index].reference, files[index].rendering, files[index].permissions)
+        default:
+            return nil
+        }
+    }
+
+    private func object(shownBy path: NodePath, in view: ViewDefinition) -> InodeTable.ObjectIdentity? {
+        file(path, in: view).map { .init(source: view.source, reference: $0.reference) }
+    }
+
+    private func fileContent(_ path: NodePath, in view: ViewDefinition) async throws(Errno) -> RenderedContent {
+        guard let (reference, rendering, _) = file(path, in: view) else { throw .noEntry }
+        do {
+            let content = try await cache.content(reference, in: view.source, renderingKey: rendering.key) { object throws(ObjectCache.RenderError) in
+                try rendering.render(object)
+            }
+            for warning in content.warnings {
+                logger.warning("\(reference.kind.rawValue) \(reference.name): \(warning)")
+            }
+            return content
+        } catch {
+            throw Self.errno(for: error, logger: logger, context: "read \(reference.kind.rawValue) \(reference.name)")
+        }
+    }
+
+    private func attributes(of key: NodeKey, inode: UInt64, view: ViewDefinition?) async throws(Errno) -> FileAttributes {
+        let ownership = view?.ownership ?? Ownership(uid: 0, gid: 0, fileMode: 0o444, directoryMode: 0o711)
+        if key.path.type == .directory {
+            return FileAttributes(
+                inode: inode, type: .directory, permissions: ownership.directoryMode, size: 0,
+                uid: ownership.uid, gid: ownership.gid, modified: mountTime, created: mountTime, linkCount: 2)
+        }
+        guard let view, let (_, _, permissions) = file(key.path, in: view) else { throw .noEntry }
+        let content = try await fileContent(key.path, in: view)
+        let updated = content.metadata.updated ?? content.metadata.created ?? mountTime
+        return FileAttributes(
+            inode: inode, type: .regular, permissions: permissions, size: content.bytes.count,
+            uid: ownership.uid, gid: ownership.gid, modified: updated, created: content.metadata.created ?? updated, linkCount: 1)
+    }
+
+    /// `user.*` attributes of a file: what Key Vault says about the object it shows.
+    private func extendedAttributes(_ inode: UInt64) async throws(Errno) -> [(name: String, value: String)] {
+        let (key, view) = try resolve(inode)
+        guard let view, let (reference, _, _) = file(key.path, in: view) else { return [] }
+        let metadata: ObjectMetadata
+        do {
+            metadata = try await cache.metadata(reference, in: view.source)
+        } catch {
+            throw Self.errno(for: error, logger: logger, context: "read attributes of \(reference.kind.rawValue) \(reference.name)")
+        }
+        return ExtendedAttributes.list(for: metadata)
+    }
+
+    /// Key Vault's answer as an errno: gone or disabled objects do not exist here, refusals are
+    /// EACCES, and outages without stale content to fall back on are EIO.
+    static func errno(for error: CacheError, logger: Logger, context: String) -> Errno {
+        switch error.kind {
+        case .notFound:
+            return .noEntry
+        case .disabled:
+            logger.info("\(context): the object is disabled in Key Vault")
+            return .noEntry
+        case .forbidden:
+            logger.warning("\(context): \(error.message)")
+            return .accessDenied
+        case .throttled, .unavailable, .invalid:
+            logger.error("\(context): \(error.message)")
+            return .inputOutput
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import ArgumentParser
+import AzureIdentity
+import FuseBridge
+import Glibc
+import KeyVault
+import Logging
+import ObjectCache
+import VaultFS
+
+/// `akvfs mount`: serve one vault at a mountpoint, in the foreground, until unmounted.
+struct MountCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount",
+        abstract: "Mount a vault read-only and serve it in the foreground until unmounted.",
+        discussion: """
+            Layout: secrets/NAME, keys/NAME and certs/NAME hold the latest version of each enabled object; \
+            secrets/.versions/NAME/VERSION (and keys/…, certs/…) hold every version; tls/NAME/{key,cert,chain,fullchain}.pem \
+            split a certificate's secret into files for web servers. Values are fetched when a file is first looked up, \
+            kept in memory only, refreshed every --ttl while being read, and served stale (up to --max-stale) when \
+            Key Vault fails. SIGTERM or SIGINT unmount cleanly; 'akvfs unmount MOUNTPOINT' does too. Under systemd \
+            (Type=notify) readiness is reported once mounted.
+
+            Example: akvfs mount myvault /mnt/kv --allow-other --uid 33 --gid 33
+            """
+    )
+
+    @Argument(help: "Vault name (with --cloud) or URL.")
+    var vault: String
+
+    @Argument(help: "An existing, empty directory.")
+    var mountpoint: String
+
+    @Flag(name: .customLong("allow-other"), help: "Let other users reach the mount (modes still apply).")
+    var allowOther = false
+
+    @Option(help: "Owner of files and directories (default: the user running akvfs).")
+    var uid: UInt32?
+
+    @Option(help: "Group of files and directories (default: the group running akvfs).")
+    var gid: UInt32?
+
+    @Option(name: .customLong("file-mode"), help: ArgumentHelp("Permissions of files, octal.", valueName: "mode"))
+    var fileMode = "0440"
+
+    @Option(name: .customLong("dir-mode"), help: ArgumentHelp("Permissions of directories, octal.", valueName: "mode"))
+    var directoryMode = "0550"
+
+    @Flag(name: .customLong("no-preflight"), help: "Mount without first checking that the vault answers and the identity gets a token.")
+    var noPreflight = false
+
+    @Option(name: .customLong("ready-fd"), help: .hidden)
+    var readyDescriptor: Int32?
+
+    @OptionGroup(title: "Cache") var cache: CacheOptions
+    @OptionGroup(title: "Vault") var connection: ConnectionOptions
+    @OptionGroup(title: "Identity") var identity: IdentityOptions
+
+    func validate() throws {
+        _ = try Self.mode(fileMode, option: "--file-mode")
+        _ = try Self.mode(directoryMode, option: "--dir-mode")
+    }
+
+    static func mode(_ text: String, option: String) throws -> UInt16 {
+        guard let value = UInt16(text, radix: 8), value <= 0o7777 else {
+            throw ValidationError("\(option) '\(text)' is not an octal mode such as 0440.")
+        }
+        return value
+    }
+
+    func run() async throws {
+        Logging.bootstrap(defaultLevel: .info)
+        let logger = Logger(label: "akvfs")
+        let ready = ReadinessReporter(descriptor: readyDescriptor)
+        do {
+            try await serve(logger: logger, ready: ready)
+        } catch {
+            let message = "\(error)"
+            ready.failed(message)
+            Terminal.error("akvfs: \(message)")
+            throw ExitCode.failure
+        }
+    }
+
+    private func serve(logger: Logger, ready: ReadinessReporter) async throws {
+        let session = try VaultSession(vault: vault, connection: connection, identity: identity)
+        defer { session.shutdown() }
+        if !noPreflight {
+            _ = try await session.client.authenticate()
+            logger.info("authenticated", metadata: ["vault": "\(session.client.vault.url)", "credential": "\(session.credentialInUse.name)"])
+        }
+
+        let objectCache = ObjectCache(configuration: cache.configuration)
+        let source = SourceID(vault: session.client.vault.url, identity: "mount")
+        await objectCache.register(KeyVaultSource(client: session.client), as: source)
+        var configuration = FileSystemConfiguration(root: .singleView("vault"))
+        configuration.metadataTimeout = cache.metadataTTL
+        configuration.negativeTimeout = min(Double(cache.negativeTTL), cache.metadataTTL)
+        let ownership = Ownership(
+            uid: uid ?? getuid(), gid: gid ?? getgid(),
+            fileMode: try Self.mode(fileMode, option: "--file-mode"), directoryMode: try Self.mode(directoryMode, option: "--dir-mode"))
+        let filesystem = VaultFileSystem(
+            cache: objectCache, configuration: configuration,
+            views: [ViewDefinition(id: "vault", source: source, layout: .vault, ownership: ownership)])
+        let watcher = filesystem.watchCache()
+        await objectCache.startMaintenance()
+
+        var options = MountOptions()
+        options.allowOther = allowOther
+        options.fsName = "akvfs:\(session.client.vault.name)"
+        let mount = try FuseMount(filesystem: filesystem, mountpoint: mountpoint, options: options)
+        let signals = SignalWatcher { number in
+            logger.info("unmounting on signal \(number)")
+            SystemdNotifier.notify("STOPPING=1")
+            mount.unmount()
+        }
+        ready.succeeded()
+        SystemdNotifier.notify("READY=1\nSTATUS=Serving \(session.client.vault.url) at \(mountpoint)")
+        logger.info("serving", metadata: ["vault": "\(session.client.vault.url)", "mountpoint": "\(mountpoint)"])
+        try await mount.run()
+        _ = signals
+        watcher.cancel()
+        await objectCache.shutdown()
+    }
+}
+
+/// Tells a waiting `mount.akvfs` (through an inherited pipe) whether the mount is up.
+struct ReadinessReporter {
+    let descriptor: Int32?
+
+    func succeeded() { send("ready\n") }
+    func failed(_ message: String) { send("error: \(message)\n") }
+
+    private func send(_ text: String) {
+        guard let descriptor else { return }
+        try? Terminal.write(Array(text.utf8), to: descriptor)
+        close(descriptor)
+    }
+}

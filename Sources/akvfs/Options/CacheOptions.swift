@@ -1,0 +1,52 @@
+import ArgumentParser
+import ObjectCache
+
+/// How long content is trusted and how much of it is kept.
+struct CacheOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Revalidate latest content and listings this often while they are being read.", valueName: "seconds"))
+    var ttl = 120
+
+    @Option(name: .customLong("max-stale"), help: ArgumentHelp("When Key Vault fails, keep serving the last good content for up to this long.", valueName: "seconds"))
+    var maxStale = 86_400
+
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Forget (and wipe) content not read for this long.", valueName: "seconds"))
+    var idleTimeout = 600
+
+    @Option(name: .customLong("negative-ttl"), help: ArgumentHelp("Remember that a name does not exist for this long.", valueName: "seconds"))
+    var negativeTTL = 10
+
+    @Option(name: .customLong("metadata-ttl"), help: ArgumentHelp("How long the kernel trusts names and attributes before asking again.", valueName: "seconds"))
+    var metadataTTL: Double = 1
+
+    @Option(name: .customLong("cache-size"), help: ArgumentHelp("Memory bound for cached content.", valueName: "MiB"))
+    var cacheSize = 64
+
+    @Option(name: .customLong("max-concurrency"), help: "Concurrent requests to one vault at most.")
+    var maxConcurrency = 16
+
+    @Option(name: .customLong("rate-limit"), help: ArgumentHelp("Requests per second to one vault at most (Key Vault allows 4000 per 10 s per vault).", valueName: "n"))
+    var rateLimit: Double = 200
+
+    func validate() throws {
+        guard (1...86_400).contains(ttl) else { throw ValidationError("--ttl must be between 1 and 86400 seconds; got \(ttl).") }
+        guard maxStale >= 0 else { throw ValidationError("--max-stale must not be negative.") }
+        guard idleTimeout >= ttl else { throw ValidationError("--idle-timeout (\(idleTimeout)) must be at least --ttl (\(ttl)).") }
+        guard (0...3600).contains(negativeTTL) else { throw ValidationError("--negative-ttl must be between 0 and 3600 seconds.") }
+        guard metadataTTL > 0, metadataTTL <= 3600 else { throw ValidationError("--metadata-ttl must be above 0 and at most 3600 seconds.") }
+        guard (1...65_536).contains(cacheSize) else { throw ValidationError("--cache-size must be between 1 and 65536 MiB.") }
+        guard (1...256).contains(maxConcurrency) else { throw ValidationError("--max-concurrency must be between 1 and 256.") }
+        guard rateLimit > 0, rateLimit <= 10_000 else { throw ValidationError("--rate-limit must be above 0 and at most 10000.") }
+    }
+
+    var configuration: CacheConfiguration {
+        var configuration = CacheConfiguration()
+        configuration.ttl = .seconds(ttl)
+        configuration.maxStaleness = .seconds(maxStale)
+        configuration.idleTimeout = .seconds(idleTimeout)
+        configuration.negativeTTL = .seconds(negativeTTL)
+        configuration.maxBytes = cacheSize << 20
+        configuration.maxConcurrentRequestsPerVault = maxConcurrency
+        configuration.requestsPerSecondPerVault = rateLimit
+        return configuration
+    }
+}

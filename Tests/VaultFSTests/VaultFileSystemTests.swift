@@ -1,0 +1,238 @@
+import Foundation
+import ObjectCache
+import ObjectFormats
+import PKI
+import Testing
+import VaultFS
+
+/// The filesystem model without FUSE, over an in-memory vault.
+@Suite("VaultFS: layout, attributes, lookups, errors, refresh")
+struct VaultFileSystemTests {
+    static let source = SourceID(vault: "https://memory.vault.test", identity: "test")
+
+    struct Fixture {
+        let vault = InMemorySource()
+        let clock = ManualClock()
+        let cache: ObjectCache
+        let filesystem: VaultFileSystem
+
+        init(layout: ViewLayout = .vault, ownership: Ownership = Ownership(uid: 1000, gid: 2000)) async {
+            var configuration = CacheConfiguration()
+            let clock = self.clock
+            configuration.now = { clock.now }
+            configuration.ttl = .seconds(120)
+            configuration.maxStaleness = .seconds(600)
+            cache = ObjectCache(configuration: configuration)
+            await cache.register(vault, as: VaultFileSystemTests.source)
+            filesystem = VaultFileSystem(
+                cache: cache, configuration: FileSystemConfiguration(root: .singleView("v")),
+                views: [ViewDefinition(id: "v", source: VaultFileSystemTests.source, layout: layout, ownership: ownership)])
+        }
+
+        /// Looks a path up from the root, one component at a time, as the kernel does.
+        func lookup(_ path: String) async throws(Errno) -> EntryReply {
+            var parent: UInt64 = 1
+            var reply: EntryReply?
+            for component in path.split(separator: "/") {
+                reply = try await filesystem.lookup(parent: parent, name: String(component))
+                parent = reply!.attributes.inode
+            }
+            return reply!
+        }
+
+        func read(_ path: String) async throws(Errno) -> String {
+            let entry = try await lookup(path)
+            return String(decoding: try await filesystem.read(entry.attributes.inode, offset: 0, size: 1 << 20), as: UTF8.self)
+        }
+
+        func names(_ path: String) async throws(Errno) -> [String] {
+            let inode = path.isEmpty ? 1 : try await lookup(path).attributes.inode
+            return try await filesystem.listDirectory(inode).map(\.name)
+        }
+    }
+
+    @Test("The root holds certs, keys, secrets and tls; listing shows enabled names without fetching values")
+    func layout() async throws {
+        let fixture = await Fixture()
+        fixture.vault.put(.secret, "db-password", .secret("hunter2"))
+        fixture.vault.put(.secret, "api-key", .secret("k"))
+        fixture.vault.put(.secret, "retired", .secret("x"), enabled: false)
+        #expect(try await fixture.names("") == [".", "..", "certs", "keys", "secrets", "tls"])
+        #expect(try await fixture.names("secrets") == [".", "..", ".versions", "api-key", "db-password"])
+        #expect(fixture.vault.fetches == 0, "listing never fetches values")
+    }
+
+    @Test("A file's attributes: exact size, configured owner and mode, mtime from Key Vault's updated")
+    func attributes() async throws {
+        let fixture = await Fixture(ownership: Ownership(uid: 1000, gid: 2000, fileMode: 0o400, directoryMode: 0o500))
+        fixture.vault.put(.secret, "db-password", .secret("hunter2"))
+        let entry = try await fixture.lookup("secrets/db-password")
+        #expect(entry.attributes.size == 7)
+        #expect(entry.attributes.permissions == 0o400)
+        #expect(entry.attributes.uid == 1000 && entry.attributes.gid == 2000)
+        #expect(entry.attributes.modified == 1_700_000_000)
+        #expect(entry.attributes.type == .regular)
+        let directory = try await fixture.lookup("secrets")
+        #expect(directory.attributes.permissions == 0o500 && directory.attributes.type == .directory)
+        #expect(try await fixture.read("secrets/db-password") == "hunter2")
+        let partial = try await fixture.filesystem.read(entry.attributes.inode, offset: 2, size: 3)
+        #expect(String(decoding: partial, as: UTF8.self) == "nte")
+        #expect(try await fixture.filesystem.read(entry.attributes.inode, offset: 100, size: 3).isEmpty)
+    }
+
+    @Test("Lookups count references; forgetting them all drops the inode")
+    func lookupCounts() async throws {
+        let fixture = await Fixture()
+        fixture.vault.put(.secret, "s", .secret("v"))
+        let first = try await fixture.lookup("secrets/s")
+        let second = try await fixture.filesystem.lookup(parent: try await fixture.lookup("secrets").attributes.inode, name: "s")
+        #expect(first.attributes.inode == second.attributes.inode, "a path keeps its inode")
+        fixture.filesystem.forget(first.attributes.inode, count: 1)
+        #expect(try await fixture.filesystem.attributes(first.attributes.inode).size == 1, "one reference left")
+        fixture.filesystem.forget(first.attributes.inode, count: 1)
+        await #expect(throws: Errno.noEntry) { _ = try await fixture.filesystem.attributes(first.attributes.inode) }
+        #expect(fixture.vault.fetches == 1, "one fetch served every lookup")
+    }
+
+    @Test("Errors map to errno: missing, disabled and impossible names are ENOENT; refusals EACCES; outages EIO")
+    func errnoMapping() async throws {
+        let fixture = await Fixture()
+        fixture.vault.put(.secret, "off", .secret("x"), enabled: false)
+        fixture.vault.put(.secret, "file", .secret("x"))
+        await #expect(throws: Errno.noEntry) { _ = try await fixture.lookup("secrets/absent") }
+        await #expect(throws: Errno.noEntry) { _ = try await fixture.lookup("secrets/off") }
+        let before = fixture.vault.fetches
+        await #expect(throws: Errno.noEntry) { _ = try await fixture.lookup("secrets/not_a_valid.name") }
+        await #expect(throws: Errno.noEntry) { _ = try await fixture.lookup("nonsense") }
+        #expect(fixture.vault.fetches == before, "impossible names never reach Key Vault")
+        await #expect(throws: Errno.notDirectory) { _ = try await fixture.lookup("secrets/file/below") }
+        fixture.vault.fail(with: .forbidden)
+        await #expect(throws: Errno.accessDenied) { _ = try await fixture.lookup("secrets/other") }
+        fixture.vault.fail(with: .unavailable)
+        await #expect(throws: Errno.inputOutput) { _ = try await fixture.lookup("secrets/third") }
+    }
+
+    @Test("A vault that denies list still serves named objects")
+    func denyList() async throws {
+        let fixture = await Fixture()
+        fixture.vault.put(.secret, "known", .secret("v"))
+        fixture.vault.failListing(with: .forbidden)
+        await #expect(throws: Errno.accessDenied) { _ = try await fixture.names("secrets") }
+        #expect(try await fixture.read("secrets/known") == "v")
+    }
+
+    @Test("Older versions are listed and readable under .versions")
+    func versions() async throws {
+        let fixture = await Fixture()
+        fixture.vault.put(.secret, "rotated", .secret("one"))
+        fixture.vault.put(.secret, "rotated", .secret("two"))
+        #expect(try await fixture.names("secrets/.versions") == [".", "..", "rotated"])
+        let versions = try await fixture.names("secrets/.versions/rotated").dropFirst(2)
+        #expect(versions.count == 2)
+        let contents = try await versions.asyncMap { try await fixture.read("secrets/.versions/rotated/\($0)") }
+        #expect(Set(contents) == ["one", "two"])
+        #expect(try await fixture.read("secrets/rotated") == "two")
+    }
+
+    @Test("Keys are public PEM, certs the leaf PEM, and tls/ splits a certificate's secret")
+    func formatsAndTLS() async throws {
+        let fixture = await Fixture()
+        let key = try PrivateKey.generate(.ec(.p256))
+        let certificate = try CertificateTemplate(subject: "CN=web", notBefore: Date(), notAfter: Date().addingTimeInterval(3600)).selfSigned(with: key)
+        fixture.vault.put(.key, "k", .key(try key.publicKey.jwk()))
+        fixture.vault.put(.certificate, "web", .certificate(certificate.der))
+        fixture.vault.put(.secret, "web", .secret(try key.pkcs8PEM() + certificate.pem()), contentType: "application/x-pem-file", certificateBacked: true)
+        #expect(try PublicKey(pem: try await fixture.read("keys/k")) == key.publicKey)
+        #expect(try Certificate(pem: try await fixture.read("certs/web")) == certificate)
+        #expect(try await fixture.names("tls") == [".", "..", "web"])
+        #expect(try await fixture.names("tls/web").dropFirst(2) == ["cert.pem", "chain.pem", "fullchain.pem", "key.pem"])
+        #expect(try PrivateKey(pem: try await fixture.read("tls/web/key.pem")).publicKey == key.publicKey)
+        #expect(try Certificate(pem: try await fixture.read("tls/web/cert.pem")) == certificate)
+        #expect(try await fixture.read("tls/web/chain.pem").isEmpty)
+        #expect(try await fixture.read("tls/web/fullchain.pem") == certificate.pem())
+    }
+
+    @Test("Extended attributes carry version, id, content type, times and tags")
+    func extendedAttributes() async throws {
+        let fixture = await Fixture()
+        fixture.vault.put(.secret, "tagged", .secret("v"), contentType: "text/plain", tags: ["team": "payments", "env": "prod"])
+        let inode = try await fixture.lookup("secrets/tagged").attributes.inode
+        let names = try await fixture.filesystem.extendedAttributeNames(inode)
+        #expect(names.contains("user.version") && names.contains("user.id") && names.contains("user.updated") && names.contains("user.created"))
+        #expect(names.contains("user.tag.team"))
+        func value(_ name: String) async throws -> String {
+            String(decoding: try await fixture.filesystem.extendedAttribute(inode, name: name), as: UTF8.self)
+        }
+        #expect(try await value("user.content_type") == "text/plain")
+        #expect(try await value("user.tag.team") == "payments")
+        #expect(try await value("user.tags") == #"{"env":"prod","team":"payments"}"#)
+        #expect(try await value("user.updated") == "2023-11-14T22:13:20Z")
+        await #expect(throws: Errno.noAttribute) { _ = try await fixture.filesystem.extendedAttribute(inode, name: "user.nope") }
+    }
+
+    @Test("A rotation seen by the cache invalidates the file's inode and the next read shows the new value")
+    func rotation() async throws {
+        let fixture = await Fixture()
+        let watcher = fixture.filesystem.watchCache()
+        defer { watcher.cancel() }
+        fixture.vault.put(.secret, "rotating", .secret("old"))
+        let inode = try await fixture.lookup("secrets/rotating").attributes.inode
+        fixture.vault.put(.secret, "rotating", .secret("new-value"))
+        fixture.clock.advance(.seconds(121))
+        _ = try await fixture.filesystem.attributes(inode)  // being read: due for refresh
+        await fixture.cache.maintain()
+        let invalidations = fixture.filesystem.invalidations
+        let waiter = Task { () -> Invalidation? in
+            for await invalidation in invalidations { return invalidation }
+            return nil
+        }
+        let timeout = Task {
+            try await Task.sleep(for: .seconds(10))
+            waiter.cancel()
+        }
+        let seen = await waiter.value
+        timeout.cancel()
+        #expect(seen == .inode(inode))
+        #expect(try await fixture.read("secrets/rotating") == "new-value")
+        #expect(try await fixture.filesystem.attributes(inode).size == 9)
+    }
+
+    @Test("During an outage the last good content keeps being served")
+    func staleServing() async throws {
+        let fixture = await Fixture()
+        fixture.vault.put(.secret, "steady", .secret("still-here"))
+        #expect(try await fixture.read("secrets/steady") == "still-here")
+        fixture.vault.fail(with: .unavailable)
+        fixture.clock.advance(.seconds(300))
+        #expect(try await fixture.read("secrets/steady") == "still-here")
+        fixture.clock.advance(.seconds(400))
+        await #expect(throws: Errno.inputOutput) { _ = try await fixture.read("secrets/steady") }
+    }
+
+    @Test("A volume view shows its files at their paths with their modes")
+    func volumeLayout() async throws {
+        let files = [
+            VolumeFile(path: ["db"], reference: ObjectReference(kind: .secret, name: "db-password", version: nil), rendering: .plain, permissions: 0o600),
+            VolumeFile(path: ["nested", "deeper", "key"], reference: ObjectReference(kind: .secret, name: "api-key", version: nil), rendering: .plain, permissions: 0o644),
+            VolumeFile(path: ["encoded"], reference: ObjectReference(kind: .secret, name: "b64", version: nil), rendering: .standard(format: .pem, encoding: .base64), permissions: 0o644),
+        ]
+        let fixture = await Fixture(layout: .volume(files))
+        fixture.vault.put(.secret, "db-password", .secret("pw"))
+        fixture.vault.put(.secret, "api-key", .secret("ak"))
+        fixture.vault.put(.secret, "b64", .secret("aGVsbG8="))
+        #expect(try await fixture.names("") == [".", "..", "db", "encoded", "nested"])
+        #expect(try await fixture.names("nested/deeper") == [".", "..", "key"])
+        #expect(try await fixture.read("nested/deeper/key") == "ak")
+        #expect(try await fixture.read("encoded") == "hello")
+        #expect(try await fixture.lookup("db").attributes.permissions == 0o600)
+        await #expect(throws: Errno.noEntry) { _ = try await fixture.lookup("secrets") }
+    }
+}
+
+extension Sequence where Element: Sendable {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        for element in self { results.append(try await transform(element)) }
+        return results
+    }
+}
