@@ -140,14 +140,21 @@ let package = Package(
         ),
 
         // MARK: Tests
+        .target(name: "TestSupport", path: "Tests/Support", swiftSettings: strictSwift),
         .testTarget(name: "PKITests", dependencies: ["PKI"], swiftSettings: strictSwift),
         .testTarget(name: "ObjectFormatsTests", dependencies: ["ObjectFormats", "PKI"], swiftSettings: strictSwift),
         .testTarget(name: "ObjectCacheTests", dependencies: ["ObjectCache", "KeyVault", "PKI"], swiftSettings: strictSwift),
         .testTarget(name: "VaultFSTests", dependencies: ["VaultFS", "ObjectCache", "ObjectFormats", "PKI"], swiftSettings: strictSwift),
+        .systemLibrary(name: "CXattr", path: "Tests/Shims/CXattr"),
+        .testTarget(
+            name: "MountTests",
+            dependencies: ["HTTPTransport", "CXattr", "TestSupport", .product(name: "HTTPTypes", package: "swift-http-types")],
+            swiftSettings: strictSwift
+        ),
         .testTarget(
             name: "KeyVaultClientTests",
             dependencies: [
-                "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI", "KeyVaultEmulator",
+                "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI", "KeyVaultEmulator", "TestSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: strictSwift
@@ -156,7 +163,7 @@ let package = Package(
         .testTarget(
             name: "KeyVaultEmulatorTests",
             dependencies: [
-                "KeyVaultEmulator", "HTTPTransport", "PKI",
+                "KeyVaultEmulator", "HTTPTransport", "PKI", "TestSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: strictSwift

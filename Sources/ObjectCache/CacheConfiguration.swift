@@ -19,6 +19,10 @@ public struct CacheConfiguration: Sendable {
     public var requestsPerSecondPerVault: Double = 200
     /// Between failed background refreshes of one entry.
     public var refreshBackoff = Backoff(base: .seconds(5), maximum: .seconds(300))
+    /// A reader waits this long for a revalidation when there is good content to fall back on;
+    /// after that it gets the old content (stale = true) and the revalidation goes on without it,
+    /// so a Key Vault outage never blocks reads for the client's whole retry deadline.
+    public var revalidationWait: Duration = .seconds(2)
     /// Monotonic time since an arbitrary origin. Every decision of the cache reads this.
     public var now: @Sendable () -> Duration = CacheConfiguration.monotonicNow
     /// Waits (the rate limiter and the maintenance loop). It must agree with `now`: tests that

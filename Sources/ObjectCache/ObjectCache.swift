@@ -1,5 +1,6 @@
 import HTTPTransport
 import Logging
+import Synchronization
 
 /// Vault objects in memory between the filesystem and Key Vault.
 ///
@@ -174,12 +175,46 @@ public actor ObjectCache {
         }
         counters.misses += 1
         let flight = slots[key]?.flight ?? startFlight(for: key, from: source, at: now)
+        if let fallback = staleFallback(for: key, at: now), await !finishes(flight, within: configuration.revalidationWait) {
+            // Keep answering the old content while the revalidation keeps trying.
+            slots[key]?.stale = true
+            counters.staleServes += 1
+            logger.warning("serving the last good \(key.subject) of \(key.source) while its revalidation is slow")
+            return fallback
+        }
         switch await flight.value {
         case .value(let value, let generation, let stale):
             if stale { counters.staleServes += 1 }
             return Answer(value: value, generation: generation, stale: stale)
         case .failure(let error):
             throw CacheError(error)
+        }
+    }
+
+    /// The content a reader may fall back on while a revalidation is slow: a "latest" value still
+    /// within the maximum staleness.
+    private func staleFallback(for key: SlotKey, at now: Duration) -> Answer? {
+        guard !key.subject.isImmutable, let slot = slots[key], let value = slot.value, now - slot.fetchedAt <= configuration.maxStaleness else {
+            return nil
+        }
+        return Answer(value: value, generation: slot.generation, stale: true)
+    }
+
+    /// Whether `flight` ends within `wait`; it keeps running either way. (Not a task group: a
+    /// group would wait for the flight before returning.)
+    private func finishes(_ flight: Task<FlightOutcome, Never>, within wait: Duration) async -> Bool {
+        let sleep = configuration.sleep
+        let race = FirstOf()
+        return await withCheckedContinuation { continuation in
+            race.start(continuation)
+            Task {
+                _ = await flight.value
+                race.finish(true)
+            }
+            Task {
+                try? await sleep(wait)
+                race.finish(false)
+            }
         }
     }
 
@@ -492,5 +527,21 @@ public actor ObjectCache {
     private func nextAccessOrder() -> UInt64 {
         lastAccessOrder += 1
         return lastAccessOrder
+    }
+}
+
+/// Resumes a continuation with whichever result comes first and ignores the rest.
+private final class FirstOf: Sendable {
+    private let continuation = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+
+    func start(_ continuation: CheckedContinuation<Bool, Never>) {
+        self.continuation.withLock { $0 = continuation }
+    }
+
+    func finish(_ result: Bool) {
+        continuation.withLock { pending in
+            pending?.resume(returning: result)
+            pending = nil
+        }
     }
 }

@@ -5,6 +5,7 @@ import HTTPTypes
 import KeyVault
 import KeyVaultEmulator
 import PKI
+import TestSupport
 import Testing
 
 /// `akvfs get` and `akvfs check` as users run them, against the emulator.
@@ -21,33 +22,23 @@ struct CommandLineTests {
         var text: String { String(decoding: stdout, as: UTF8.self) }
     }
 
-    /// Runs akvfs with a clean environment plus `environment`. The wait happens on a Dispatch
-    /// thread: blocking Swift's small cooperative pool would starve the in-process emulator.
+    /// Runs akvfs with a clean environment plus `environment`, waiting on a Dispatch thread:
+    /// blocking Swift's small cooperative pool would starve the in-process emulator.
     static func akvfs(_ arguments: [String], environment: [String: String]) async throws -> Run {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try runBlocking(arguments, environment: environment) })
-            }
-        }
+        let directory = FileManager.default.temporaryDirectory
+        let errorFile = directory.appendingPathComponent("akvfs-stderr-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: errorFile) }
+        let variables = ["PATH": "/nonexistent", "HOME": NSTemporaryDirectory()].merging(environment) { $1 }
+        let process = try ChildProcess.spawn(binary, arguments, environment: variables, stdout: .pipe, stderr: .file(errorFile))
+        let stdout = try await blocking { process.readAll() }
+        let status = await process.exit()
+        return Run(status: status, stdout: stdout, stderr: (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? "")
     }
 
-    private static func runBlocking(_ arguments: [String], environment: [String: String]) throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        process.environment = ["PATH": "/nonexistent", "HOME": NSTemporaryDirectory()].merging(environment) { $1 }
-        let out = Pipe()
-        // stderr goes to a file so a full stderr pipe can never block the child while stdout is read.
-        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-stderr-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: errorFile) }
-        process.standardOutput = out
-        process.standardError = try FileHandle(forWritingTo: errorFile)
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let stderr = (try? Data(contentsOf: errorFile)) ?? Data()
-        return Run(status: process.terminationStatus, stdout: Array(stdout), stderr: String(decoding: stderr, as: UTF8.self))
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
     }
 
     static func environment(_ harness: ClientHarness, secret: String = "cli-secret") -> [String: String] {

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import TestSupport
 import Testing
 
 /// The `akvfs-emulator` executable as scripts and the conformance suite run it.
@@ -9,22 +10,12 @@ struct ExecutableTests {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("akvfs-emulator")
     }
 
-    struct Run {
-        var process: Process
-        var stdout: Pipe
-        var stderr: Pipe
+    static func launch(_ arguments: [String], errors: String) throws -> ChildProcess {
+        try ChildProcess.spawn(binary.path, arguments, stdout: .pipe, stderr: .file(errors))
     }
 
-    static func launch(_ arguments: [String]) throws -> Run {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        return Run(process: process, stdout: stdout, stderr: stderr)
+    static func errorFile() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("emulator-stderr-\(UUID().uuidString)").path
     }
 
     @Test("Prints exactly one JSON line when ready, and stops cleanly on SIGTERM")
@@ -33,8 +24,10 @@ struct ExecutableTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let caFile = directory.appendingPathComponent("ca.pem").path
-        let run = try Self.launch(["--port", "0", "--imds-port", "0", "--ca-out", caFile, "--demo", "--log-level", "warning"])
-        let line = try #require(readLine(from: run.stdout.fileHandleForReading))
+        let errors = Self.errorFile()
+        defer { try? FileManager.default.removeItem(atPath: errors) }
+        let run = try Self.launch(["--port", "0", "--imds-port", "0", "--ca-out", caFile, "--demo", "--log-level", "warning"], errors: errors)
+        let line = try #require(run.readLine())
         let info = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         for key in ["port", "imdsPort", "authorityHost", "tenantId", "caFile"] {
             #expect(info[key] != nil, "ready line has \(key)")
@@ -42,11 +35,9 @@ struct ExecutableTests {
         #expect((info["port"] as? Int ?? 0) > 0)
         #expect(info["caFile"] as? String == caFile)
         #expect(try String(contentsOfFile: caFile, encoding: .utf8).hasPrefix("-----BEGIN CERTIFICATE-----"))
-        run.process.terminate()
-        run.process.waitUntilExit()
-        #expect(run.process.terminationStatus == 0)
-        let rest = run.stdout.fileHandleForReading.readDataToEndOfFile()
-        #expect(rest.isEmpty, "nothing but the ready line goes to stdout")
+        run.signal(SIGTERM)
+        #expect(run.wait() == 0)
+        #expect(run.readAll().isEmpty, "nothing but the ready line goes to stdout")
     }
 
     @Test("Bad flags and bad seed files exit non-zero with a reason", arguments: [
@@ -57,10 +48,11 @@ struct ExecutableTests {
         (["--port", "0", "--ca-out", "/tmp/x.pem", "--bogus"], "Unknown option '--bogus'"),
     ])
     func badInput(arguments: [String], expected: String) throws {
-        let run = try Self.launch(arguments)
-        run.process.waitUntilExit()
-        #expect(run.process.terminationStatus != 0)
-        let errors = String(decoding: run.stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errorFile = Self.errorFile()
+        defer { try? FileManager.default.removeItem(atPath: errorFile) }
+        let run = try Self.launch(arguments, errors: errorFile)
+        #expect(run.wait() != 0)
+        let errors = (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""
         #expect(errors.contains(expected), "stderr was: \(errors)")
     }
 
@@ -71,20 +63,11 @@ struct ExecutableTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let seedFile = directory.appendingPathComponent("seed.json")
         try Data(#"{"vaults": [{"name": "demo", "secrest": []}]}"#.utf8).write(to: seedFile)
-        let run = try Self.launch(["--port", "0", "--imds-port", "0", "--ca-out", directory.appendingPathComponent("ca.pem").path, "--seed", seedFile.path])
-        run.process.waitUntilExit()
-        #expect(run.process.terminationStatus != 0)
-        let errors = String(decoding: run.stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errorFile = Self.errorFile()
+        defer { try? FileManager.default.removeItem(atPath: errorFile) }
+        let run = try Self.launch(["--port", "0", "--imds-port", "0", "--ca-out", directory.appendingPathComponent("ca.pem").path, "--seed", seedFile.path], errors: errorFile)
+        #expect(run.wait() != 0)
+        let errors = (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""
         #expect(errors.contains("unknown field 'secrest'"))
-    }
-
-    private func readLine(from handle: FileHandle) -> String? {
-        var bytes: [UInt8] = []
-        while true {
-            let chunk = handle.readData(ofLength: 1)
-            guard let byte = chunk.first else { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
-            if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
-            bytes.append(byte)
-        }
     }
 }

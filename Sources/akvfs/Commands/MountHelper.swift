@@ -51,7 +51,7 @@ enum MountHelper {
         do {
             let invocation = try parse(arguments)
             if invocation.verbose {
-                Terminal.error("mount.akvfs: akvfs mount \(invocation.arguments.joined(separator: " "))")
+                Terminal.error("mount.akvfs: akvfs \(invocation.arguments.joined(separator: " "))")
             }
             if invocation.fake { exit(0) }
             exit(start(invocation))
@@ -182,8 +182,10 @@ enum MountHelper {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], readyDescriptor)
+        // Close the read end before moving the write end to fd 3: the read end may itself be fd 3.
         posix_spawn_file_actions_addclose(&actions, pipeEnds[0])
+        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], readyDescriptor)
+        if pipeEnds[1] != readyDescriptor { posix_spawn_file_actions_addclose(&actions, pipeEnds[1]) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

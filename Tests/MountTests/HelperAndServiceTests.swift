@@ -1,0 +1,125 @@
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+
+/// mount(8) helper, systemd readiness and the unit file.
+@Suite("mount.akvfs, systemd", .serialized)
+struct HelperAndServiceTests {
+    /// A directory with `mount.akvfs` pointing at the built akvfs, as packages install it.
+    static func helperDirectory() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-helper-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: directory.appendingPathComponent("mount.akvfs").path, withDestinationPath: buildDirectory.appendingPathComponent("akvfs").path)
+        return directory
+    }
+
+    struct Outcome: Sendable {
+        var status: Int32
+        var errors: String
+    }
+
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]) async throws -> Outcome {
+        let errors = FileManager.default.temporaryDirectory.appendingPathComponent("helper-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: errors) }
+        let process = try ChildProcess.spawn(executable, arguments, environment: environment, stdout: .file(errors.path), stderr: .file(errors.path))
+        let status = await process.exit()
+        return Outcome(status: status, errors: (try? String(contentsOf: errors, encoding: .utf8)) ?? "")
+    }
+
+    @Test("fstab options become akvfs flags; mount(8)'s own options are ignored")
+    func optionTranslation() async throws {
+        let helper = try Self.helperDirectory().appendingPathComponent("mount.akvfs").path
+        let outcome = try await Self.run(
+            helper,
+            ["myvault", "/mnt/kv", "-f", "-v", "-o", #"rw,_netdev,nofail,x-systemd.automount,allow_other,tenant=t-1,client_id=c-1,uid=33,file_mode=0400,ca_file=/etc/ssl/a\,b.pem"#],
+            environment: [:])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        #expect(outcome.errors.contains("akvfs mount myvault /mnt/kv --allow-other --tenant-id t-1 --client-id c-1 --uid 33 --file-mode 0400 --ca-file /etc/ssl/a,b.pem"))
+    }
+
+    @Test("Unknown options and secrets in options are refused with mount(8)'s usage status")
+    func badOptions() async throws {
+        let helper = try Self.helperDirectory().appendingPathComponent("mount.akvfs").path
+        let unknown = try await Self.run(helper, ["v", "/mnt", "-o", "tenat=x"], environment: [:])
+        #expect(unknown.status == 1)
+        #expect(unknown.errors.contains("unknown option 'tenat'"))
+        let secret = try await Self.run(helper, ["v", "/mnt", "-o", "client_secret=hunter2"], environment: [:])
+        #expect(secret.status == 1)
+        #expect(secret.errors.contains("client_secret_file="))
+        let missing = try await Self.run(helper, ["only-one-argument"], environment: [:])
+        #expect(missing.status == 1)
+    }
+
+    @Test("mount -t akvfs mounts in the background and returns once the mount is up")
+    func mountCommand() async throws {
+        try await withEmulatorProcess { emulator in
+            let mountpoint = emulator.directory.appendingPathComponent("fstab-mount").path
+            try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+            let environmentFile = emulator.directory.appendingPathComponent("vault.env")
+            try Data("# settings for the helper\nAKVFS_CA_FILE=\(emulator.caFile)\nAKVFS_IMDS_ENDPOINT=\"\(emulator.imdsEndpoint)\"\n".utf8).write(to: environmentFile)
+            // util-linux mount looks for /sbin/mount.<type>.
+            let installed = "/sbin/mount.akvfs"
+            try? FileManager.default.removeItem(atPath: installed)
+            try FileManager.default.createSymbolicLink(atPath: installed, withDestinationPath: buildDirectory.appendingPathComponent("akvfs").path)
+            defer { try? FileManager.default.removeItem(atPath: installed) }
+            let outcome = try await Self.run(
+                "/bin/mount", ["-t", "akvfs", emulator.vaultURL("demo"), mountpoint, "-o", "_netdev,env_file=\(environmentFile.path),ttl=30"],
+                environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
+            #expect(outcome.status == 0, "\(outcome.errors)")
+            #expect(MountedVault.isMounted(mountpoint))
+            #expect(try await blocking { try String(contentsOfFile: mountpoint + "/secrets/api-key", encoding: .utf8) } == "demo-api-key-8c2f5e")
+            let unmounted = try await Self.run(buildDirectory.appendingPathComponent("akvfs").path, ["unmount", mountpoint], environment: [:])
+            #expect(unmounted.status == 0, "\(unmounted.errors)")
+            for _ in 0..<50 where MountedVault.isMounted(mountpoint) { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(!MountedVault.isMounted(mountpoint))
+
+            let failing = try await Self.run(
+                "/bin/mount", ["-t", "akvfs", emulator.vaultURL("demo"), mountpoint, "-o", "env_file=\(environmentFile.path),credential=client-secret"],
+                environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
+            #expect(failing.status != 0)
+            #expect(failing.errors.contains("AZURE_CLIENT_SECRET"), "the daemon's reason reaches mount's caller: \(failing.errors)")
+            #expect(!MountedVault.isMounted(mountpoint))
+        }
+    }
+
+    @Test("Under systemd, akvfs reports READY=1 once mounted")
+    func readiness() async throws {
+        try await withEmulatorProcess { emulator in
+            let socketPath = emulator.directory.appendingPathComponent("notify.sock").path
+            let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+            #expect(descriptor >= 0)
+            defer { close(descriptor) }
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8)) }
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            #expect(bound == 0)
+            let mount = try await MountedVault(emulator: emulator, extraArguments: [], environment: ["NOTIFY_SOCKET": socketPath])
+            let message: String = try await blocking {
+                var buffer = [UInt8](repeating: 0, count: 512)
+                let length = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+                return length > 0 ? String(decoding: buffer[..<length], as: UTF8.self) : ""
+            }
+            #expect(message.hasPrefix("READY=1"))
+            #expect(try await mount.stop() == 0)
+        }
+    }
+
+    @Test("The systemd unit passes systemd-analyze verify")
+    func unitVerifies() async throws {
+        let unit = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../systemd/akvfs@.service").standardizedFileURL
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-unit-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // The unit names /usr/local/bin/akvfs; verify checks that the binary exists, so point it at the build.
+        let text = try String(contentsOf: unit, encoding: .utf8).replacingOccurrences(of: "/usr/local/bin/akvfs", with: buildDirectory.appendingPathComponent("akvfs").path)
+        try Data(text.utf8).write(to: directory.appendingPathComponent("akvfs@.service"))
+        let outcome = try await Self.run(
+            "/usr/bin/systemd-analyze", ["verify", directory.appendingPathComponent("akvfs@demo.service").path], environment: [:])
+        #expect(outcome.status == 0)
+        #expect(outcome.errors.isEmpty, "systemd-analyze warned: \(outcome.errors)")
+    }
+}

@@ -1,0 +1,231 @@
+import Foundation
+import HTTPTransport
+import HTTPTypes
+import TestSupport
+import Testing
+
+/// Runs blocking work (file system calls into the mount, process waits) on a Dispatch thread,
+/// never on Swift's small cooperative pool.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+/// What stat(2) says about a path, in Sendable form.
+struct FileStatus: Sendable {
+    var size: Int
+    var permissions: Int
+    var inode: UInt64
+    var modified: Int
+    var isDirectory: Bool
+}
+
+func status(_ path: String) async throws -> FileStatus {
+    try await blocking {
+        var buffer = stat()
+        guard stat(path, &buffer) == 0 else { throw TestFailure("stat \(path): \(String(cString: strerror(errno)))") }
+        return FileStatus(
+            size: Int(buffer.st_size), permissions: Int(buffer.st_mode & 0o7777), inode: UInt64(buffer.st_ino),
+            modified: buffer.st_mtim.tv_sec, isDirectory: buffer.st_mode & S_IFMT == S_IFDIR)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+var buildDirectory: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent() }
+
+/// `akvfs-emulator --demo` in its own process, and a client for its admin API and data plane.
+final class EmulatorProcess: Sendable {
+    struct Info: Decodable, Sendable {
+        var port: Int
+        var tenantId: String
+        var imdsEndpoint: String
+        var adminURL: String
+    }
+
+    let process: ChildProcess
+    let info: Info
+    let directory: URL
+    let http: CurlHTTPClient
+
+    var port: Int { info.port }
+    var tenantId: String { info.tenantId }
+    var imdsEndpoint: String { info.imdsEndpoint }
+    var caFile: String { directory.appendingPathComponent("ca.pem").path }
+    var adminURL: String { info.adminURL }
+    func vaultURL(_ name: String) -> String { "https://\(name).vault.localhost:\(port)/" }
+
+    init(seedJSON: String? = nil) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-mount-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var arguments = ["--port", "0", "--imds-port", "0", "--ca-out", directory.appendingPathComponent("ca.pem").path, "--log-level", "error"]
+        if let seedJSON {
+            let seed = directory.appendingPathComponent("seed.json")
+            try Data(seedJSON.utf8).write(to: seed)
+            arguments += ["--seed", seed.path]
+        } else {
+            arguments.append("--demo")
+        }
+        let process = try ChildProcess.spawn(buildDirectory.appendingPathComponent("akvfs-emulator").path, arguments, stdout: .pipe)
+        self.process = process
+        let line = try await blocking { process.readLine() ?? "" }
+        info = try JSONDecoder().decode(Info.self, from: Data(line.utf8))
+        var configuration = HTTPClientConfiguration()
+        configuration.extraCAFile = directory.appendingPathComponent("ca.pem").path
+        http = try CurlHTTPClient(configuration: configuration)
+    }
+
+    func stop() async {
+        http.shutdown()
+        process.signal(SIGTERM)
+        _ = await process.exit()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    // MARK: Admin API and data plane
+
+    func send(_ method: HTTPRequest.Method, _ url: String, headers: HTTPFields = [:], json: Any? = nil) async throws -> (status: Int, body: [UInt8]) {
+        let components = try #require(URLComponents(string: url))
+        var headers = headers
+        var body: [UInt8]?
+        if let json {
+            body = Array(try JSONSerialization.data(withJSONObject: json))
+            headers[.contentType] = "application/json"
+        }
+        let request = HTTPRequest(
+            method: method, scheme: components.scheme, authority: "\(components.host!):\(components.port!)",
+            path: components.percentEncodedPath + (components.percentEncodedQuery.map { "?\($0)" } ?? ""), headerFields: headers)
+        let response = try await http.execute(request, body: body)
+        return (response.head.status.code, response.body)
+    }
+
+    /// Requests the emulator served for `vault` whose path is exactly `path`.
+    func requests(vault: String, path: String, method: String = "GET") async throws -> [[String: Any]] {
+        let (_, body) = try await send(.get, "\(adminURL)/requests")
+        let all = (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]] ?? []
+        return all.filter { $0["vault"] as? String == vault && $0["path"] as? String == path && $0["method"] as? String == method }
+    }
+
+    func injectFault(_ rule: [String: Any]) async throws {
+        _ = try await send(.post, "\(adminURL)/faults", json: rule)
+    }
+
+    func clearFaults() async throws {
+        _ = try await send(.delete, "\(adminURL)/faults")
+    }
+
+    /// Sets a new secret version through the data plane, as an open client-secret identity.
+    func setSecret(vault: String, name: String, value: String) async throws {
+        let form = "grant_type=client_credentials&client_id=setter&client_secret=x&scope=\("https://vault.localhost:\(port)/.default".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)"
+        let tokenRequest = HTTPRequest(
+            method: .post, scheme: "https", authority: "localhost:\(port)", path: "/\(tenantId)/oauth2/v2.0/token",
+            headerFields: [.contentType: "application/x-www-form-urlencoded"])
+        let tokenResponse = try await http.execute(tokenRequest, body: Array(form.utf8))
+        let token = try #require((try JSONSerialization.jsonObject(with: Data(tokenResponse.body)) as? [String: Any])?["access_token"] as? String)
+        let (status, _) = try await send(
+            .put, vaultURL(vault) + "secrets/\(name)?api-version=7.6", headers: [.authorization: "Bearer \(token)"], json: ["value": value])
+        guard status == 200 else { throw TestFailure("setting \(name) answered \(status)") }
+    }
+}
+
+/// `akvfs mount` against an emulator, on a fresh mountpoint.
+final class MountedVault: Sendable {
+    let process: ChildProcess
+    let mountpoint: String
+    let logFile: URL
+
+    init(emulator: EmulatorProcess, vault: String = "demo", extraArguments: [String] = ["--ttl", "2", "--max-stale", "300"], environment: [String: String] = [:]) async throws {
+        mountpoint = emulator.directory.appendingPathComponent("mnt-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        logFile = emulator.directory.appendingPathComponent("akvfs-\(UUID().uuidString.prefix(8)).log")
+        process = try Self.start(emulator: emulator, vault: vault, mountpoint: mountpoint, arguments: extraArguments, environment: environment, log: logFile)
+        try await waitUntilMounted()
+    }
+
+    static func start(emulator: EmulatorProcess, vault: String, mountpoint: String, arguments: [String], environment: [String: String], log: URL) throws -> ChildProcess {
+        let variables = [
+            "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+            "AKVFS_CA_FILE": emulator.caFile,
+            "AKVFS_IMDS_ENDPOINT": emulator.imdsEndpoint,
+            "AKVFS_LOG_LEVEL": "debug",
+        ].merging(environment) { $1 }
+        return try ChildProcess.spawn(
+            buildDirectory.appendingPathComponent("akvfs").path, ["mount", emulator.vaultURL(vault), mountpoint] + arguments,
+            environment: variables, stderr: .file(log.path))
+    }
+
+    var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
+    static func isMounted(_ path: String) -> Bool {
+        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        return table.split(separator: "\n").contains { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 4 && fields[4] == path && line.contains(" fuse.akvfs ")
+        }
+    }
+
+    func waitUntilMounted() async throws {
+        for _ in 0..<300 {
+            if Self.isMounted(mountpoint) { return }
+            guard process.isRunning else { throw TestFailure("akvfs exited (\(process.wait())) before mounting:\n\(log)") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestFailure("akvfs did not mount within 30 s:\n\(log)")
+    }
+
+    func path(_ relative: String) -> String { "\(mountpoint)/\(relative)" }
+
+    func read(_ relative: String) async throws -> String {
+        let path = self.path(relative)
+        return try await blocking { try String(contentsOfFile: path, encoding: .utf8) }
+    }
+
+    /// SIGTERM, and the exit status.
+    func stop() async throws -> Int32 {
+        process.signal(SIGTERM)
+        return await process.exit()
+    }
+
+    /// Leaves nothing mounted, whatever state the test left things in.
+    func cleanUp() async {
+        _ = try? await stop()
+        if Self.isMounted(mountpoint) { umount2(mountpoint, Int32(MNT_DETACH)) }
+    }
+}
+
+/// Runs `body` with an emulator of the demo vault, and always stops it.
+func withEmulatorProcess(_ body: (EmulatorProcess) async throws -> Void) async throws {
+    let emulator = try await EmulatorProcess()
+    do {
+        try await body(emulator)
+    } catch {
+        await emulator.stop()
+        throw error
+    }
+    await emulator.stop()
+}
+
+/// Runs `body` with an emulator and a mount of its demo vault, and always cleans up.
+func withMountedDemo(arguments: [String] = ["--ttl", "2", "--max-stale", "300"], _ body: (EmulatorProcess, MountedVault) async throws -> Void) async throws {
+    let emulator = try await EmulatorProcess()
+    let mount: MountedVault
+    do {
+        mount = try await MountedVault(emulator: emulator, extraArguments: arguments)
+    } catch {
+        await emulator.stop()
+        throw error
+    }
+    do {
+        try await body(emulator, mount)
+    } catch {
+        await mount.cleanUp()
+        await emulator.stop()
+        throw error
+    }
+    await mount.cleanUp()
+    await emulator.stop()
+}

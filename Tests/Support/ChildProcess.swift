@@ -1,0 +1,148 @@
+import Dispatch
+import Glibc
+import Synchronization
+
+/// A child process started with posix_spawn and reaped with waitpid on its own pid.
+///
+/// Tests use this instead of Foundation's Process: Process learns of a child's exit through a
+/// SIGCHLD handler that swift-subprocess (linked into the same test binary by AzureIdentity) can
+/// take over, after which `waitUntilExit` spins forever.
+public final class ChildProcess: Sendable {
+    public enum Output: Sendable {
+        case null
+        case pipe
+        case file(String)
+    }
+
+    public let pid: pid_t
+    /// The read end when stdout was `.pipe`.
+    public let standardOutput: Int32?
+    private let exitStatus = Mutex<Int32?>(nil)
+
+    public static func spawn(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+        stdout: Output = .null, stderr: Output = .null
+    ) throws(SpawnError) -> ChildProcess {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var pipeRead: Int32?
+        var pipeWrite: Int32?
+        defer { if let pipeWrite { close(pipeWrite) } }
+        for (descriptor, output) in [(Int32(1), stdout), (Int32(2), stderr)] {
+            switch output {
+            case .null:
+                posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", O_WRONLY, 0)
+            case .file(let path):
+                posix_spawn_file_actions_addopen(&actions, descriptor, path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+            case .pipe:
+                var ends: [Int32] = [0, 0]
+                guard pipe(&ends) == 0 else { throw SpawnError(reason: "pipe: \(String(cString: strerror(errno)))") }
+                // Not inherited beyond the dup2 below (pipe2 with O_CLOEXEC is a GNU extension Swift does not see).
+                _ = fcntl(ends[0], F_SETFD, FD_CLOEXEC)
+                _ = fcntl(ends[1], F_SETFD, FD_CLOEXEC)
+                posix_spawn_file_actions_adddup2(&actions, ends[1], descriptor)
+                pipeRead = ends[0]
+                pipeWrite = ends[1]
+            }
+        }
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { (text: String) in strdup(text) } + [nil]
+        let environmentEntries = (environment ?? [:]).map { "\($0.key)=\($0.value)" }
+        let envp: [UnsafeMutablePointer<CChar>?] = environmentEntries.map { (text: String) in strdup(text) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let status = environment == nil
+            ? posix_spawn(&pid, executable, &actions, nil, argv, environ)
+            : posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard status == 0 else {
+            if let pipeRead { close(pipeRead) }
+            throw SpawnError(reason: "cannot start \(executable): \(String(cString: strerror(status)))")
+        }
+        return ChildProcess(pid: pid, standardOutput: pipeRead)
+    }
+
+    private init(pid: pid_t, standardOutput: Int32?) {
+        self.pid = pid
+        self.standardOutput = standardOutput
+    }
+
+    deinit {
+        if let standardOutput { close(standardOutput) }
+    }
+
+    /// Blocks until the child exits; its exit code, or 128 + the signal that ended it.
+    @discardableResult
+    public func wait() -> Int32 {
+        if let known = exitStatus.withLock({ $0 }) { return known }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            guard errno == EINTR else { break }
+        }
+        let code = Self.decode(status)
+        exitStatus.withLock { $0 = code }
+        return code
+    }
+
+    /// `wait()` on a Dispatch thread, leaving Swift's cooperative pool free.
+    public func exit() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: self.wait()) }
+        }
+    }
+
+    public var isRunning: Bool {
+        if exitStatus.withLock({ $0 }) != nil { return false }
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        guard result == pid else { return result == 0 }
+        let code = Self.decode(status)
+        exitStatus.withLock { $0 = code }
+        return false
+    }
+
+    public func signal(_ number: Int32) {
+        if isRunning { kill(pid, number) }
+    }
+
+    /// Reads stdout to its end (blocking).
+    public func readAll() -> [UInt8] {
+        guard let descriptor = standardOutput else { return [] }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = read(descriptor, &buffer, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            bytes += buffer[..<count]
+        }
+        return bytes
+    }
+
+    /// Reads one line of stdout (blocking), without the newline; nil at end of output.
+    public func readLine() -> String? {
+        guard let descriptor = standardOutput else { return nil }
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while true {
+            let count = read(descriptor, &byte, 1)
+            if count < 0 && errno == EINTR { continue }
+            guard count == 1 else { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
+            if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
+            bytes.append(byte)
+        }
+    }
+
+    private static func decode(_ status: Int32) -> Int32 {
+        (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+}
+
+public struct SpawnError: Error, CustomStringConvertible {
+    public var reason: String
+    public var description: String { reason }
+}
+

@@ -1,0 +1,59 @@
+"""Baselines a plain client gets from the same emulator: raw keep-alive GETs and a paged list.
+
+python3 baseline.py get  HOST PORT CAFILE TOKENFILE PATH... -> median ns of one GET on a warm connection
+python3 baseline.py list HOST PORT CAFILE TOKENFILE         -> ns to page through /secrets, and the page count
+The token is read from a file, never taken from argv.
+"""
+import http.client
+import json
+import ssl
+import statistics
+import sys
+import time
+import urllib.parse
+
+
+def connect(host, port, cafile):
+    context = ssl.create_default_context(cafile=cafile)
+    return http.client.HTTPSConnection(host, int(port), context=context)
+
+
+def get(connection, path, token):
+    connection.request("GET", path, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    response = connection.getresponse()
+    body = response.read()
+    if response.status != 200:
+        raise SystemExit(f"GET {path} answered {response.status}")
+    return body
+
+
+def main():
+    mode, host, port, cafile, token_file = sys.argv[1:6]
+    token = open(token_file).read().strip()
+    connection = connect(host, port, cafile)
+    if mode == "get":
+        paths = sys.argv[6:]
+        get(connection, paths[0] + "?api-version=7.6", token)  # warm the connection
+        times = []
+        for path in paths[1:]:
+            start = time.perf_counter_ns()
+            get(connection, path + "?api-version=7.6", token)
+            times.append(time.perf_counter_ns() - start)
+        print(statistics.median(times))
+    elif mode == "list":
+        get(connection, "/secrets?api-version=7.6&maxresults=1", token)  # warm the connection
+        start = time.perf_counter_ns()
+        link, pages, names = "/secrets?api-version=7.6", 0, 0
+        while link:
+            page = json.loads(get(connection, link, token))
+            pages += 1
+            names += len(page.get("value", []))
+            next_link = page.get("nextLink")
+            link = None
+            if next_link:
+                parsed = urllib.parse.urlsplit(next_link)
+                link = parsed.path + "?" + parsed.query
+        print(time.perf_counter_ns() - start, pages, names)
+
+
+main()
