@@ -77,8 +77,8 @@ final class CurlTransfer {
         try setLong(CURLOPT_TCP_KEEPALIVE, 1)
         try setLong(CURLOPT_TCP_KEEPIDLE, 30)
         try setLong(CURLOPT_TCP_KEEPINTVL, 15)
-        try setLong(CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
-        if request.isHTTPS {
+        try setLong(CURLOPT_HTTP_VERSION, Int(settings.preferHTTP2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1))
+        if request.isHTTPS, settings.preferHTTP2 {
             // Wait for a connection being set up to the same host to learn whether it multiplexes
             // (HTTP/2 via ALPN) rather than opening a parallel one straight away.
             try setLong(CURLOPT_PIPEWAIT, 1)

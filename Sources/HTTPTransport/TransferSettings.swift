@@ -8,6 +8,7 @@ struct TransferSettings {
     var userAgent: String
     var maxConnectionsPerHost: Int
     var maxResponseBytes: Int
+    var preferHTTP2: Bool
     /// System CAs plus the extra CA file, handed to each easy handle with CURLOPT_CAINFO_BLOB
     /// (not copied by libcurl, so it lives as long as the loop). Nil: libcurl's own defaults.
     var caBundle: WipedBuffer?
@@ -18,6 +19,7 @@ struct TransferSettings {
         userAgent = configuration.userAgent
         maxConnectionsPerHost = max(1, configuration.maxConnectionsPerHost)
         maxResponseBytes = max(0, configuration.maxResponseBytes)
+        preferHTTP2 = configuration.preferHTTP2
         if let extraCAFile = configuration.extraCAFile {
             caBundle = try Self.combinedCABundle(extraCAFile: extraCAFile)
         }

@@ -39,6 +39,7 @@ public final class KeyVaultClient: Sendable {
     private let http: any HTTPClient
     private let options: KeyVaultClientOptions
     private let challenge = Mutex<AuthenticationChallenge?>(nil)
+    private let lastToken = Mutex<(AuthenticationChallenge, AccessToken)?>(nil)
 
     public init(vault: VaultEndpoint, credential: any TokenCredential, http: any HTTPClient, options: KeyVaultClientOptions = .init()) {
         self.vault = vault
@@ -269,6 +270,7 @@ public final class KeyVaultClient: Sendable {
             if response.head.headerFields[.wwwAuthenticate] != nil {
                 current = try learnChallenge(from: response, operation: operation)
             }
+            lastToken.withLock { $0 = nil }
             if let caching = credential as? CachingCredential {
                 await caching.invalidate(TokenRequestContext(scope: current.scope, tenantId: current.tenantId))
             }
@@ -293,9 +295,17 @@ public final class KeyVaultClient: Sendable {
         return parsed
     }
 
+    /// The credential's token for the challenge. The last one is kept here until it is due for
+    /// refresh, so most requests skip the trip through the credential's cache.
     private func token(for challenge: AuthenticationChallenge, operation: String) async throws(KeyVaultError) -> AccessToken {
+        let now = Date()
+        if let (known, token) = lastToken.withLock({ $0 }), known == challenge, now < token.refreshOn {
+            return token
+        }
         do {
-            return try await credential.getToken(TokenRequestContext(scope: challenge.scope, tenantId: challenge.tenantId))
+            let token = try await credential.getToken(TokenRequestContext(scope: challenge.scope, tenantId: challenge.tenantId))
+            lastToken.withLock { $0 = (challenge, token) }
+            return token
         } catch {
             throw KeyVaultError(kind: .credential, operation: operation, vault: vault.url, detail: error.description)
         }

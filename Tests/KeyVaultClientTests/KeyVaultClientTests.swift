@@ -217,3 +217,39 @@ struct KeyVaultClientTests {
         }
     }
 }
+
+@Suite("HTTP transport against the emulator")
+struct TransportTests {
+    @Test("HTTP/1.1 keep-alive by default; HTTP/2 when preferred and offered; connections are reused")
+    func versionsAndReuse() async throws {
+        try await withClientHarness { (harness) async throws in
+            for (preferHTTP2, expected) in [(false, "1.1"), (true, "2")] {
+                var configuration = HTTPClientConfiguration()
+                configuration.extraCAFile = harness.caFile
+                configuration.preferHTTP2 = preferHTTP2
+                let client = try CurlHTTPClient(configuration: configuration)
+                defer { client.shutdown() }
+                let request = HTTPRequest(method: .get, scheme: "https", authority: "localhost:\(harness.endpoints.port)", path: "/\(harness.tenantId)/v2.0/.well-known/openid-configuration")
+                let first = try await client.execute(request)
+                let second = try await client.execute(request)
+                #expect(first.httpVersion == expected && second.httpVersion == expected)
+                #expect(first.newConnections == 1)
+                #expect(second.newConnections == 0, "the second request reuses the connection")
+            }
+        }
+    }
+
+    @Test("An untrusted server certificate fails, whatever the options")
+    func untrusted() async throws {
+        try await withClientHarness { (harness) async throws in
+            let client = try CurlHTTPClient()
+            defer { client.shutdown() }
+            let request = HTTPRequest(method: .get, scheme: "https", authority: "localhost:\(harness.endpoints.port)", path: "/")
+            await #expect {
+                _ = try await client.execute(request)
+            } throws: { error in
+                (error as? HTTPTransportError)?.kind == .tlsFailure
+            }
+        }
+    }
+}

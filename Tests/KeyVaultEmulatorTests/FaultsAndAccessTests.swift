@@ -39,19 +39,40 @@ struct FaultsAndAccessTests {
     func dropAndHang() async throws {
         try await withEmulator { (harness) async throws in
             let token = try await harness.token()
+            // A fresh client for each step: libcurl silently resends a request whose *reused*
+            // connection dies, which would hide the drop from this test.
+            func freshClient() throws -> CurlHTTPClient {
+                var configuration = HTTPClientConfiguration()
+                configuration.extraCAFile = harness.caFile
+                return try CurlHTTPClient(configuration: configuration)
+            }
+            let request = HTTPRequest(
+                method: .get, scheme: "https", authority: "faulty.vault.localhost:\(harness.endpoints.port)", path: "/secrets?api-version=7.6",
+                headerFields: [.authorization: "Bearer \(token.value)"])
+
             await harness.emulator.inject(FaultRule(vault: "faulty", action: .drop))
+            let dropping = try freshClient()
             await #expect {
-                _ = try await harness.keyVault(.get, "faulty", "/secrets", token: token)
+                _ = try await dropping.execute(request)
             } throws: { error in
                 (error as? HTTPTransportError)?.kind == .connectionLost
             }
+            dropping.shutdown()
+
             await harness.emulator.inject(FaultRule(vault: "faulty", action: .hang(seconds: 60)))
+            let hanging = try freshClient()
             await #expect {
-                _ = try await harness.send(.get, harness.vaultURL("faulty", "/secrets"), headers: [.authorization: "Bearer \(token.value)"], timeout: .milliseconds(500))
+                _ = try await hanging.execute(request, body: nil, timeout: .milliseconds(500))
             } throws: { error in
                 (error as? HTTPTransportError)?.kind == .timedOut
             }
-            #expect(try await harness.keyVault(.get, "faulty", "/secrets", token: token).status == 200)
+            hanging.shutdown()
+
+            let healthy = try freshClient()
+            defer { healthy.shutdown() }
+            #expect(try await healthy.execute(request).head.status.code == 200)
+            let faults = await harness.emulator.requests().compactMap(\.fault)
+            #expect(faults == ["drop", "hang"])
         }
     }
 

@@ -191,9 +191,11 @@ struct EmulatorResponder: HTTPResponder {
     private struct ConnectionDropped: Error {}
 
     /// Closes the connection (the whole HTTP/2 connection, not just the stream) so the client
-    /// sees it end without an answer.
+    /// sees it end without an answer. The connection is the channel whose parent is the
+    /// listening socket: an HTTP/1.1 request's own channel, an HTTP/2 stream's parent.
     private func drop(_ context: EmulatorRequestContext) async throws -> Never {
-        let connection = context.channel.parent ?? context.channel
+        var connection = context.channel
+        while let parent = connection.parent, parent.parent != nil { connection = parent }
         try? await connection.close()
         throw ConnectionDropped()
     }

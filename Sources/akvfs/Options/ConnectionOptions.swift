@@ -23,6 +23,9 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .customLong("max-retry-after"), help: ArgumentHelp("Wait at most this many seconds when Key Vault throttles with Retry-After.", valueName: "seconds"))
     var maxRetryAfter = 120
 
+    @Flag(help: "Offer HTTP/2 to Key Vault and multiplex requests over one connection (default: a pool of keep-alive HTTP/1.1 connections). Env: AKVFS_HTTP2=1.")
+    var http2 = false
+
     @Flag(name: .customLong("disable-challenge-resource-verification"), help: "Send tokens even when the vault's challenge names a resource outside its domain (custom domains only).")
     var disableChallengeResourceVerification = false
 
@@ -42,6 +45,7 @@ struct ConnectionOptions: ParsableArguments {
         var configuration = HTTPClientConfiguration()
         configuration.extraCAFile = caFile ?? environment["AKVFS_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         configuration.userAgent = "akvfs/\(AKVFS.version)"
+        configuration.preferHTTP2 = http2 || environment["AKVFS_HTTP2"] == "1"
         return configuration
     }
 
