@@ -3,8 +3,9 @@
 // akvfs: Azure Key Vault as a read-only filesystem.
 // The target graph mirrors the layers in ../shared/design.md: C shims at the bottom, the HTTP
 // transport and PKI helpers above them, then identity, the Key Vault client, formats, cache,
-// filesystem, FUSE glue and the executables. The emulator's server stack (NIO, Hummingbird) is
-// only reachable from `KeyVaultEmulator` and `akvfs-emulator`, never from `akvfs`.
+// filesystem, FUSE glue, the CSI node plugin and the executables. The emulator's server stack
+// (Hummingbird) is only reachable from `KeyVaultEmulator` and `akvfs-emulator`, never from
+// `akvfs`; the daemon's only NIO is grpc-swift's transport for the CSI socket.
 import PackageDescription
 
 let strictSwift: [SwiftSetting] = [
@@ -30,6 +31,11 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2", traits: []),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
     ],
     targets: [
         // MARK: C shims: system libraries found with pkg-config, plus static inline wrappers for
@@ -102,12 +108,44 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // MARK: Kubernetes: SecretProviderClass parameters, the CSI protocol and the node plugin
+        .target(
+            name: "SecretProviderClass",
+            dependencies: ["ObjectFormats", "KeyVault", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSwift
+        ),
+        // Generated from csi.proto by scripts/generate-csi and committed: builds never run protoc.
+        .target(
+            name: "CSIProtocol",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ],
+            exclude: ["csi.proto"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .target(
+            name: "CSINode",
+            dependencies: [
+                "CSIProtocol", "SecretProviderClass", "AzureIdentity", "KeyVault", "HTTPTransport", "PKI", "ObjectCache",
+                "ObjectFormats", "VaultFS", "FuseBridge",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
         // MARK: The daemon and command line
         .executableTarget(
             name: "akvfs",
             dependencies: [
                 "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI", "ObjectCache", "VaultFS", "FuseBridge",
+                "CSINode", "SecretProviderClass",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
@@ -148,7 +186,12 @@ let package = Package(
         .systemLibrary(name: "CXattr", path: "Tests/Shims/CXattr"),
         .testTarget(
             name: "MountTests",
-            dependencies: ["HTTPTransport", "CXattr", "TestSupport", .product(name: "HTTPTypes", package: "swift-http-types")],
+            dependencies: [
+                "HTTPTransport", "CXattr", "TestSupport", "CSINode", "CSIProtocol",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(
@@ -156,6 +199,19 @@ let package = Package(
             dependencies: [
                 "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI", "KeyVaultEmulator", "TestSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "SecretProviderClassTests",
+            dependencies: ["SecretProviderClass", "ObjectFormats", "KeyVault"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "CSINodeTests",
+            dependencies: [
+                "CSINode", "CSIProtocol", "SecretProviderClass", "PKI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
             ],
             swiftSettings: strictSwift
         ),

@@ -15,6 +15,7 @@ final class EmulatorState: Sendable {
     let access: AccessControl
     let faults = FaultInjector()
     let log = RequestLog()
+    let kubernetes = KubernetesObjects()
     private let clock: @Sendable () -> Date
     private let publishedEndpoints = Mutex<EmulatorEndpoints?>(nil)
 

@@ -321,15 +321,41 @@ public final class VaultFileSystem: Sendable {
     private func fileContent(_ path: NodePath, in view: ViewDefinition) async throws(Errno) -> RenderedContent {
         guard let (reference, rendering, _) = file(path, in: view) else { throw .noEntry }
         do {
-            let content = try await cache.content(reference, in: view.source, renderingKey: rendering.key) { object throws(ObjectCache.RenderError) in
-                try rendering.render(object)
-            }
-            for warning in content.warnings {
-                logger.warning("\(reference.kind.rawValue) \(reference.name): \(warning)")
-            }
-            return content
+            return try await render(reference, rendering, from: view.source)
         } catch {
             throw Self.errno(for: error, logger: logger, context: "read \(reference.kind.rawValue) \(reference.name)")
+        }
+    }
+
+    private func render(_ reference: ObjectReference, _ rendering: Rendering, from source: SourceID) async throws(CacheError) -> RenderedContent {
+        let content = try await cache.content(reference, in: source, renderingKey: rendering.key) { object throws(ObjectCache.RenderError) in
+            try rendering.render(object)
+        }
+        for warning in content.warnings {
+            logger.warning("\(reference.kind.rawValue) \(reference.name): \(warning)")
+        }
+        return content
+    }
+
+    /// Fetches and renders every file of a volume, all at once, as reading them would; answers
+    /// the files that could not be, with why. Empty when the whole volume is readable.
+    public func load(_ files: [VolumeFile], from source: SourceID) async -> [(file: VolumeFile, error: CacheError)] {
+        await withTaskGroup(of: (VolumeFile, CacheError?).self) { group in
+            for file in files {
+                group.addTask {
+                    do throws(CacheError) {
+                        _ = try await self.render(file.reference, file.rendering, from: source)
+                        return (file, nil)
+                    } catch {
+                        return (file, error)
+                    }
+                }
+            }
+            var failures: [(file: VolumeFile, error: CacheError)] = []
+            for await (file, error) in group {
+                if let error { failures.append((file, error)) }
+            }
+            return failures
         }
     }
 

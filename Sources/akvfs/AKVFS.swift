@@ -27,7 +27,7 @@ struct AKVFS: AsyncParsableCommand {
             then the Azure CLI), or explicitly with --credential. Secrets are never taken on the command line.
             """,
         version: version,
-        subcommands: [MountCommand.self, UnmountCommand.self, GetCommand.self, CheckCommand.self, VersionCommand.self]
+        subcommands: [MountCommand.self, UnmountCommand.self, GetCommand.self, CheckCommand.self, CSICommand.self, VersionCommand.self]
     )
 }
 

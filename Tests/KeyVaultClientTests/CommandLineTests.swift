@@ -180,10 +180,12 @@ struct CommandLineTests {
 
 @Suite("akvfs binary")
 struct BinaryTests {
+    /// NIO itself is linked since the CSI plugin serves gRPC with grpc-swift's NIO transport;
+    /// the emulator's HTTP server (Hummingbird) and the emulator itself must not be.
     @Test("akvfs does not link the emulator's server stack")
     func noServerStack() throws {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: CommandLineTests.binary))
-        for module in ["Hummingbird", "NIOPosix", "KeyVaultEmulator"] {
+        for module in ["Hummingbird", "KeyVaultEmulator"] {
             #expect(bytes.range(of: Data(module.utf8)) == nil, "akvfs contains \(module)")
         }
     }

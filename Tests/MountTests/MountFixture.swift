@@ -19,6 +19,8 @@ struct FileStatus: Sendable {
     var inode: UInt64
     var modified: Int
     var isDirectory: Bool
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
 }
 
 func status(_ path: String) async throws -> FileStatus {
@@ -27,7 +29,7 @@ func status(_ path: String) async throws -> FileStatus {
         guard stat(path, &buffer) == 0 else { throw TestFailure("stat \(path): \(String(cString: strerror(errno)))") }
         return FileStatus(
             size: Int(buffer.st_size), permissions: Int(buffer.st_mode & 0o7777), inode: UInt64(buffer.st_ino),
-            modified: buffer.st_mtim.tv_sec, isDirectory: buffer.st_mode & S_IFMT == S_IFDIR)
+            modified: buffer.st_mtim.tv_sec, isDirectory: buffer.st_mode & S_IFMT == S_IFDIR, uid: buffer.st_uid, gid: buffer.st_gid)
     }
 }
 

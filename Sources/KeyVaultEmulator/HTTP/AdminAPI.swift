@@ -6,6 +6,7 @@ import Hummingbird
 /// authentication. See docs/emulator.md.
 struct AdminAPI: Sendable {
     static let prefix = "/_emulator"
+    static let secretProviderClasses = "/secretproviderclasses/"
 
     let state: EmulatorState
 
@@ -62,13 +63,27 @@ struct AdminAPI: Sendable {
                 lifetimeSeconds: lifetime
             )
             return .json(ServiceAccountTokenBody(token: token, issuer: TokenService.serviceAccountIssuer), status: 201)
+        case ("PUT", _) where path.hasPrefix(Self.secretProviderClasses), ("DELETE", _) where path.hasPrefix(Self.secretProviderClasses):
+            let parts = path.dropFirst(Self.secretProviderClasses.count).split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw Failure(status: 404, message: "use \(Self.prefix)\(Self.secretProviderClasses)<namespace>/<name>")
+            }
+            var object: [UInt8]?
+            if request.method == "PUT" {
+                guard case .object = try? JSONDecoder().decode(JSONValue.self, from: Data(request.body)) else {
+                    throw Failure(status: 400, message: "the body must be a SecretProviderClass as a JSON object")
+                }
+                object = request.body
+            }
+            await state.kubernetes.setSecretProviderClass(namespace: String(parts[0]), name: String(parts[1]), object: object)
+            return .empty(status: request.method == "PUT" ? 201 : 204)
         case ("GET", "/identities"):
             let all = state.identities.identities + [state.identities.systemAssigned]
             return .json(["identities": all.map { IdentityJSON(principal: $0.principal, systemAssigned: $0.systemAssigned) }])
         default:
             throw Failure(
                 status: 404,
-                message: "unknown admin endpoint \(request.method) \(request.path); see docs/emulator.md for GET /info, GET|DELETE /requests, GET|POST|DELETE /faults, PUT /latency, POST /service-account-tokens, GET /identities"
+                message: "unknown admin endpoint \(request.method) \(request.path); see docs/emulator.md for GET /info, GET|DELETE /requests, GET|POST|DELETE /faults, PUT /latency, POST /service-account-tokens, GET /identities, PUT|DELETE /secretproviderclasses/<namespace>/<name>"
             )
         }
     }

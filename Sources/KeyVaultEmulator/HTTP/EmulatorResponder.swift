@@ -49,8 +49,9 @@ struct EmulatorResponder: HTTPResponder {
                 let (response, principal) = await keyVault(request, vault: vault)
                 return (response, principal, .keyVault)
             }
-            if ["localhost", "127.0.0.1", "::1"].contains(request.hostName), let answer = await EntraAPI(state: state).handle(request) {
-                return answer
+            if ["localhost", "127.0.0.1", "::1"].contains(request.hostName) {
+                if let answer = await KubernetesAPI(state: state).handle(request) { return (answer, nil, .kubernetes) }
+                if let answer = await EntraAPI(state: state).handle(request) { return answer }
             }
             let failure = KeyVaultFailure(
                 status: 404,
@@ -210,6 +211,8 @@ struct EmulatorResponder: HTTPResponder {
                 default: KeyVaultFailure(status: status, code: "InjectedFault", message: "An injected fault answered this request with \(status).")
                 }
             return failure.response()
+        case .kubernetes:
+            return KubernetesAPI.status(status, reason: "InternalError", message: "An injected fault answered this request with \(status).")
         case .token, .discovery:
             var response = EntraFailure(status: status, error: status == 429 ? "temporarily_unavailable" : "server_error", code: 50196, description: "An injected fault answered this request with \(status).").response()
             if let retryAfter { response.headers[.retryAfter] = String(retryAfter) }

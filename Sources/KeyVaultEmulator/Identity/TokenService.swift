@@ -183,6 +183,15 @@ struct TokenService: Sendable {
         return subject
     }
 
+    /// The subject of a service-account token this emulator minted and that has not expired,
+    /// whatever its audience (the emulated Kubernetes API accepts any).
+    func validateServiceAccountToken(_ token: String) -> String? {
+        guard let (jws, _, claims) = try? readAssertion(token), claims.iss == Self.serviceAccountIssuer,
+            jws.verify(with: signingKey.publicKey, algorithm: .rs256), (try? checkValidity(claims)) != nil
+        else { return nil }
+        return claims.sub
+    }
+
     func checkValidity(_ claims: AssertionClaims) throws(EntraFailure) {
         let current = Double(now())
         guard let exp = claims.exp, exp > current else {

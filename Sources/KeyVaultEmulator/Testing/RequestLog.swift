@@ -8,6 +8,7 @@ public struct LoggedRequest: Sendable, Codable, Equatable {
         case discovery
         case imds
         case appService = "appservice"
+        case kubernetes
     }
 
     public struct Identity: Sendable, Codable, Equatable {

@@ -55,12 +55,21 @@ struct ObjectTable<Version: VersionRecord>: Sendable {
     func isDeleted(_ name: String) -> Bool { deleted[Self.key(name)] != nil }
 
     /// Adds a new latest version, creating the object if needed.
+    /// Adds a new latest version. Versions of one object are created at strictly increasing
+    /// seconds, so "newest by created" (objectVersionHistory) is well defined even for versions
+    /// a seed or a fast client writes within one second.
     mutating func append(name: String, version: Version) {
         let key = Self.key(name)
         if live[key] == nil {
             live[key] = VersionedObject(name: name, versions: [version])
             sortedLiveKeys = nil
         } else {
+            var version = version
+            let previous = live[key]!.latest.attributes.created
+            if version.attributes.created <= previous {
+                version.attributes.created = previous + 1
+                version.attributes.updated = max(version.attributes.updated, previous + 1)
+            }
             live[key]!.versions.append(version)
         }
     }

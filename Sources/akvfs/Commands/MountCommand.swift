@@ -89,7 +89,7 @@ struct MountCommand: AsyncParsableCommand {
             logger.info("authenticated", metadata: ["vault": "\(session.client.vault.url)", "credential": "\(session.credentialInUse.name)"])
         }
 
-        let objectCache = ObjectCache(configuration: cache.configuration)
+        let objectCache = ObjectCache(configuration: cache.configuration(defaultIdleTimeout: .seconds(600)))
         let source = SourceID(vault: session.client.vault.url, identity: "mount")
         await objectCache.register(KeyVaultSource(client: session.client), as: source)
         var configuration = FileSystemConfiguration(root: .singleView("vault"))

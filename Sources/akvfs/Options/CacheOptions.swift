@@ -9,8 +9,8 @@ struct CacheOptions: ParsableArguments {
     @Option(name: .customLong("max-stale"), help: ArgumentHelp("When Key Vault fails, keep serving the last good content for up to this long.", valueName: "seconds"))
     var maxStale = 86_400
 
-    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Forget (and wipe) content not read for this long.", valueName: "seconds"))
-    var idleTimeout = 600
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Forget (and wipe) content not read for this long (default: 600 for mount; never for csi, whose volumes keep their content while published).", valueName: "seconds"))
+    var idleTimeout: Int?
 
     @Option(name: .customLong("negative-ttl"), help: ArgumentHelp("Remember that a name does not exist for this long.", valueName: "seconds"))
     var negativeTTL = 10
@@ -30,7 +30,7 @@ struct CacheOptions: ParsableArguments {
     func validate() throws {
         guard (1...86_400).contains(ttl) else { throw ValidationError("--ttl must be between 1 and 86400 seconds; got \(ttl).") }
         guard maxStale >= 0 else { throw ValidationError("--max-stale must not be negative.") }
-        guard idleTimeout >= ttl else { throw ValidationError("--idle-timeout (\(idleTimeout)) must be at least --ttl (\(ttl)).") }
+        if let idleTimeout, idleTimeout < ttl { throw ValidationError("--idle-timeout (\(idleTimeout)) must be at least --ttl (\(ttl)).") }
         guard (0...3600).contains(negativeTTL) else { throw ValidationError("--negative-ttl must be between 0 and 3600 seconds.") }
         guard metadataTTL > 0, metadataTTL <= 3600 else { throw ValidationError("--metadata-ttl must be above 0 and at most 3600 seconds.") }
         guard (1...65_536).contains(cacheSize) else { throw ValidationError("--cache-size must be between 1 and 65536 MiB.") }
@@ -38,11 +38,12 @@ struct CacheOptions: ParsableArguments {
         guard rateLimit > 0, rateLimit <= 10_000 else { throw ValidationError("--rate-limit must be above 0 and at most 10000.") }
     }
 
-    var configuration: CacheConfiguration {
+    /// `defaultIdleTimeout` applies when --idle-timeout is not given.
+    func configuration(defaultIdleTimeout: Duration) -> CacheConfiguration {
         var configuration = CacheConfiguration()
         configuration.ttl = .seconds(ttl)
         configuration.maxStaleness = .seconds(maxStale)
-        configuration.idleTimeout = .seconds(idleTimeout)
+        configuration.idleTimeout = idleTimeout.map { .seconds($0) } ?? max(defaultIdleTimeout, .seconds(ttl))
         configuration.negativeTTL = .seconds(negativeTTL)
         configuration.maxBytes = cacheSize << 20
         configuration.maxConcurrentRequestsPerVault = maxConcurrency

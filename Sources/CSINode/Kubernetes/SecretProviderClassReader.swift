@@ -1,0 +1,158 @@
+import FoundationEssentials
+import HTTPTransport
+import HTTPTypes
+import SecretProviderClass
+
+/// Where the Kubernetes API is and how the plugin authenticates to it.
+public struct KubernetesAPIConfiguration: Sendable, Equatable {
+    /// `https://host:port`, without a trailing slash.
+    public var url: String
+    /// The plugin's service-account token; read again for every request, since kubelet rotates it.
+    public var tokenFile: String
+    /// The cluster's CA bundle (PEM); nil trusts the system CAs only.
+    public var caFile: String?
+
+    public static let serviceAccountDirectory = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+    public init(url: String, tokenFile: String, caFile: String?) {
+        self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
+        self.tokenFile = tokenFile
+        self.caFile = caFile
+    }
+
+    /// The in-cluster configuration client-go uses: KUBERNETES_SERVICE_HOST and _PORT, and the
+    /// pod's service-account token and CA; nil outside a cluster.
+    public static func inCluster(environment: [String: String]) -> KubernetesAPIConfiguration? {
+        guard let host = environment["KUBERNETES_SERVICE_HOST"], !host.isEmpty,
+            let port = environment["KUBERNETES_SERVICE_PORT"], !port.isEmpty
+        else { return nil }
+        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        return KubernetesAPIConfiguration(
+            url: "https://\(authority)", tokenFile: "\(serviceAccountDirectory)/token", caFile: "\(serviceAccountDirectory)/ca.crt")
+    }
+}
+
+/// The parts of a SecretProviderClass the plugin uses.
+public struct SecretProviderClassObject: Sendable, Equatable {
+    public var namespace: String
+    public var name: String
+    public var provider: String
+    public var parameters: [String: String]
+    /// `spec.secretObjects` (syncing to Kubernetes Secrets) is set; akvfs does not sync.
+    public var syncsSecrets: Bool
+}
+
+/// Reads SecretProviderClass objects (secrets-store.csi.x-k8s.io/v1) from the Kubernetes API.
+public struct SecretProviderClassReader: Sendable {
+    /// The providers whose parameters akvfs understands: the Azure provider's, and its own name.
+    public static let providers = ["azure", "akvfs"]
+    static let resource = "secretproviderclasses.secrets-store.csi.x-k8s.io"
+
+    public let configuration: KubernetesAPIConfiguration
+    private let http: any HTTPClient
+
+    public init(configuration: KubernetesAPIConfiguration, http: any HTTPClient) {
+        self.configuration = configuration
+        self.http = http
+    }
+
+    public func read(namespace: String, name: String) async throws(VolumeError) -> SecretProviderClassObject {
+        let reference = "\(namespace)/\(name)"
+        guard Self.isObjectName(namespace), Self.isObjectName(name) else {
+            throw VolumeError(
+                .invalidArgument,
+                "secretProviderClass \(reference) is not a valid Kubernetes object name: names are lower-case letters, digits, "
+                    + "'-' and '.', at most 253 characters")
+        }
+        let response = try await get("/apis/secrets-store.csi.x-k8s.io/v1/namespaces/\(namespace)/secretproviderclasses/\(name)", reference)
+        switch response.head.status.code {
+        case 200:
+            return try Self.decode(response.body, namespace: namespace, name: name)
+        case 404:
+            throw VolumeError(
+                .notFound,
+                "failed to get secretproviderclass \(reference): not found; create it in the pod's namespace "
+                    + "(kubectl get secretproviderclass -n \(namespace)), and check that the \(Self.resource) CRD is installed")
+        case 401:
+            throw VolumeError(
+                .unavailable,
+                "failed to get secretproviderclass \(reference): the Kubernetes API refused the plugin's service-account token "
+                    + "(401); check the plugin's service account and \(configuration.tokenFile)")
+        case 403:
+            throw VolumeError(
+                .permissionDenied,
+                "failed to get secretproviderclass \(reference): the plugin's service account may not read it (403); grant get "
+                    + "on \(Self.resource) (deploy/kubernetes/rbac.yaml)")
+        case let status:
+            throw VolumeError(
+                .unavailable, "failed to get secretproviderclass \(reference): the Kubernetes API answered HTTP \(status); retry later")
+        }
+    }
+
+    private func get(_ path: String, _ reference: String) async throws(VolumeError) -> HTTPClientResponse {
+        guard let tokenData = FileManager.default.contents(atPath: configuration.tokenFile),
+            let token = String(data: tokenData, encoding: .utf8)?.filter({ !$0.isWhitespace }), !token.isEmpty
+        else {
+            throw VolumeError(
+                .failedPrecondition,
+                "failed to get secretproviderclass \(reference): cannot read the plugin's service-account token at "
+                    + "\(configuration.tokenFile); mount the service account token (automountServiceAccountToken: true)")
+        }
+        guard let components = URLComponents(string: configuration.url), let scheme = components.scheme, let host = components.host else {
+            throw VolumeError(.failedPrecondition, "the Kubernetes API URL \(configuration.url) is not a URL such as https://10.0.0.1:443")
+        }
+        let authority = host.contains(":") ? "[\(host)]" : host
+        var request = HTTPRequest(
+            method: .get, scheme: scheme, authority: authority + (components.port.map { ":\($0)" } ?? ""), path: path)
+        request.headerFields[.authorization] = "Bearer \(token)"
+        request.headerFields[.accept] = "application/json"
+        do {
+            return try await http.execute(request, body: nil, timeout: .seconds(30))
+        } catch {
+            throw VolumeError(.unavailable, "failed to get secretproviderclass \(reference): \(error)")
+        }
+    }
+
+    /// `spec.provider` and `spec.parameters` of the object; the other fields are not ours to check.
+    static func decode(_ body: [UInt8], namespace: String, name: String) throws(VolumeError) -> SecretProviderClassObject {
+        struct Object: Decodable {
+            struct Spec: Decodable {
+                var provider: String?
+                var parameters: [String: String]?
+                var secretObjects: [SecretObject]?
+            }
+            struct SecretObject: Decodable {}
+            var spec: Spec?
+        }
+        let reference = "\(namespace)/\(name)"
+        let object: Object
+        do {
+            object = try JSONDecoder().decode(Object.self, from: Data(body))
+        } catch {
+            throw VolumeError(
+                .invalidArgument,
+                "secretproviderclass \(reference) is not a valid SecretProviderClass: spec.parameters must map names to strings")
+        }
+        guard let provider = object.spec?.provider, !provider.isEmpty else {
+            throw VolumeError(.invalidArgument, "provider not set in \(reference): set spec.provider to azure")
+        }
+        guard providers.contains(provider.lowercased()) else {
+            throw VolumeError(
+                .invalidArgument,
+                "secretproviderclass \(reference) is for provider \(provider); akvfs serves SecretProviderClasses of provider "
+                    + "\(providers.joined(separator: " or "))")
+        }
+        guard let parameters = object.spec?.parameters, !parameters.isEmpty else {
+            throw VolumeError(.invalidArgument, "parameters not set in \(reference): set spec.parameters (keyvaultName, tenantId, objects, …)")
+        }
+        return SecretProviderClassObject(
+            namespace: namespace, name: name, provider: provider, parameters: parameters,
+            syncsSecrets: !(object.spec?.secretObjects ?? []).isEmpty)
+    }
+
+    /// A DNS-1123 subdomain, which namespaces and object names are; nothing else may reach the URL path.
+    static func isObjectName(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= 253 && text.first != "-" && text.first != "."
+            && text.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x2E }
+    }
+}

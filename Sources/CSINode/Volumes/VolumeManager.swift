@@ -1,0 +1,361 @@
+import FoundationEssentials
+import Glibc
+import KeyVault
+import Logging
+import ObjectCache
+import PKI
+import SecretProviderClass
+import Synchronization
+import VaultFS
+
+/// What kubelet asked for in one NodePublishVolume, validated.
+struct Publication: Sendable, Equatable {
+    var volumeID: String
+    var targetPath: String
+    var readOnly: Bool
+    /// The pod's fsGroup (VolumeCapability.mount.volume_mount_group).
+    var mountGroup: UInt32?
+    var volumeContext: [String: String]
+
+    /// A repeat with these equal is the same publish (secrets and the rotating token excluded).
+    var identityForComparison: Publication {
+        var copy = self
+        copy.volumeContext[SecretProviderClassParser.serviceAccountTokensKey] = nil
+        return copy
+    }
+}
+
+/// Published volumes: each a view of the shared filesystem, read with its pod's identity and
+/// bind-mounted on its target path. Operations on one volume never overlap (a second one
+/// answers ABORTED, and kubelet retries); different volumes proceed concurrently.
+actor VolumeManager {
+    struct Settings: Sendable {
+        /// Where the shared FUSE mount is; a volume's view is the directory `<mountRoot>/<view id>`.
+        var mountRoot: String
+        var parserOptions = ParserOptions()
+        /// A first publish that has not fetched everything by then fails (kubelet gives up after about 2 minutes).
+        var publishTimeout: Duration = .seconds(90)
+        /// A republish answers within this even when a changed volume's new objects are slow to
+        /// fetch; it then keeps the old content and tries again at the next republish.
+        var republishTimeout: Duration = .seconds(10)
+        /// How long the content of a volume that failed to publish stays cached for kubelet's retry.
+        var failedPublishLinger: Duration = .seconds(120)
+    }
+
+    private struct Volume {
+        var publication: Publication
+        var viewID: String
+        var lease: VolumeSources.Lease
+        var files: [VolumeFile]
+        var ownership: Ownership
+        var request: VolumeRequest
+    }
+
+    private let settings: Settings
+    private let filesystem: VaultFileSystem
+    private let cache: ObjectCache
+    private let sources: VolumeSources
+    private let classes: SecretProviderClassReader?
+    private let logger = Logger(label: "akvfs.csi")
+    private var volumes: [String: Volume] = [:]
+    private var busy: Set<String> = []
+
+    init(settings: Settings, filesystem: VaultFileSystem, cache: ObjectCache, sources: VolumeSources, classes: SecretProviderClassReader?) {
+        self.settings = settings
+        self.filesystem = filesystem
+        self.cache = cache
+        self.sources = sources
+        self.classes = classes
+    }
+
+    var publishedCount: Int { volumes.count }
+
+    // MARK: Publish
+
+    func publish(_ publication: Publication, secrets: [String: String]) async throws(VolumeError) {
+        try claim(publication.volumeID)
+        defer { busy.remove(publication.volumeID) }
+
+        if let volume = volumes[publication.volumeID] {
+            guard volume.publication.targetPath == publication.targetPath else {
+                throw VolumeError(
+                    .alreadyExists,
+                    "volume \(publication.volumeID) is already published at \(volume.publication.targetPath); one volume has one target path")
+            }
+            guard volume.publication.identityForComparison == publication.identityForComparison else {
+                throw VolumeError(
+                    .alreadyExists,
+                    "volume \(publication.volumeID) is already published at \(publication.targetPath) with other arguments; unpublish it first")
+            }
+            await republish(volume, publication, secrets: secrets)
+            return
+        }
+
+        let target = TargetMounts.state(of: publication.targetPath)
+        do {
+            let limit = target == .deadMount ? settings.republishTimeout : settings.publishTimeout
+            try await publishNew(publication, secrets: secrets, target: target, within: limit)
+        } catch where target == .deadMount {
+            // The target was published by a plugin that stopped: this is kubelet's republish, and
+            // an error would make kubelet delete the volume under the running pod (kubernetes#121271).
+            // Keep answering OK; the next republish tries again.
+            logger.error(
+                "republishing a volume left by a previous plugin failed; retrying at the next republish",
+                metadata: ["volume": "\(publication.volumeID)", "error": "\(error.message)"])
+        }
+    }
+
+    private func publishNew(
+        _ publication: Publication, secrets: [String: String], target: TargetState, within limit: Duration
+    ) async throws(VolumeError) {
+        let started = ContinuousClock.now
+        let request = try await parse(publication, secrets: secrets, republish: false)
+        let (lease, files) = try await plan(request, volumeID: publication.volumeID)
+        do {
+            try await load(files, lease: lease, request: request, within: limit)
+        } catch {
+            await sources.release(lease, volumeID: publication.volumeID, linger: settings.failedPublishLinger)
+            throw error
+        }
+
+        let volume = Volume(
+            publication: publication, viewID: Self.viewID(publication.volumeID), lease: lease, files: files,
+            ownership: ownership(request, publication), request: request)
+        filesystem.setView(ViewDefinition(id: volume.viewID, source: lease.source, layout: .volume(files), ownership: volume.ownership))
+        do {
+            try prepareTarget(publication.targetPath, state: target)
+            try TargetMounts.bindReadOnly("\(settings.mountRoot)/\(volume.viewID)", on: publication.targetPath)
+        } catch {
+            filesystem.removeView(volume.viewID)
+            await sources.release(lease, volumeID: publication.volumeID, linger: settings.failedPublishLinger)
+            throw VolumeError(.internalError, "failed to mount the volume at \(publication.targetPath): \(error)")
+        }
+        volumes[publication.volumeID] = volume
+        logger.info(
+            "published",
+            metadata: [
+                "volume": "\(publication.volumeID)", "pod": "\(request.podNamespace)/\(request.podName)",
+                "vault": "\(lease.source.vault)", "identity": "\(Self.identityKind(request.identity))", "files": "\(files.count)",
+                "milliseconds": "\((ContinuousClock.now - started).milliseconds)",
+            ])
+    }
+
+    /// kubelet's periodic NodePublish for a mounted volume (requiresRepublish): takes the fresh
+    /// service-account token, picks up SecretProviderClass changes, and mounts the view again if
+    /// the target lost it. It never fails: a working volume keeps its last good content.
+    private func republish(_ volume: Volume, _ publication: Publication, secrets: [String: String]) async {
+        var volume = volume
+        do throws(VolumeError) {
+            let request = try await parse(publication, secrets: secrets, republish: true)
+            let (lease, files) = try await plan(request, volumeID: publication.volumeID)
+            let ownership = ownership(request, publication)
+            if lease != volume.lease || files != volume.files || ownership != volume.ownership {
+                do {
+                    try await load(files, lease: lease, request: request, within: settings.republishTimeout)
+                } catch {
+                    if lease != volume.lease { await sources.release(lease, volumeID: publication.volumeID, linger: .zero) }
+                    throw error
+                }
+                filesystem.setView(ViewDefinition(id: volume.viewID, source: lease.source, layout: .volume(files), ownership: ownership))
+                if lease != volume.lease { await sources.release(volume.lease, volumeID: publication.volumeID, linger: .zero) }
+                logger.info("volume changed on republish", metadata: ["volume": "\(publication.volumeID)", "files": "\(files.count)"])
+                (volume.lease, volume.files, volume.ownership) = (lease, files, ownership)
+            }
+            volume.request = request
+            volume.publication = publication
+            volumes[publication.volumeID] = volume
+        } catch {
+            logger.warning(
+                "republish could not refresh the volume; it keeps serving its last good content",
+                metadata: ["volume": "\(publication.volumeID)", "error": "\(error.message)"])
+        }
+        remountIfLost(volume)
+    }
+
+    private func remountIfLost(_ volume: Volume) {
+        let target = volume.publication.targetPath
+        let state = TargetMounts.state(of: target)
+        guard state != .mounted else { return }
+        do {
+            try prepareTarget(target, state: state)
+            try TargetMounts.bindReadOnly("\(settings.mountRoot)/\(volume.viewID)", on: target)
+            logger.warning("the volume's target had lost its mount; mounted it again", metadata: ["volume": "\(volume.publication.volumeID)"])
+        } catch {
+            logger.error("cannot mount the volume at its target again", metadata: ["volume": "\(volume.publication.volumeID)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: Unpublish
+
+    func unpublish(volumeID: String, targetPath: String) async throws(VolumeError) {
+        try claim(volumeID)
+        defer { busy.remove(volumeID) }
+        do {
+            switch TargetMounts.state(of: targetPath) {
+            case .mounted, .deadMount: try TargetMounts.unmount(targetPath)
+            case .directory, .missing, .notDirectory: break
+            }
+            if TargetMounts.state(of: targetPath) == .directory { try TargetMounts.removeDirectory(targetPath) }
+        } catch {
+            throw VolumeError(.internalError, "failed to unpublish volume \(volumeID): \(error)")
+        }
+        guard let volume = volumes[volumeID] else { return }
+        guard volume.publication.targetPath == targetPath else {
+            // Another target was unmounted on request; the volume itself stays where it is.
+            logger.warning("unpublish named another target than the volume's", metadata: ["volume": "\(volumeID)", "target": "\(targetPath)"])
+            return
+        }
+        volumes[volumeID] = nil
+        filesystem.removeView(volume.viewID)
+        await sources.release(volume.lease, volumeID: volumeID, linger: .zero)
+        logger.info("unpublished", metadata: ["volume": "\(volumeID)"])
+    }
+
+    // MARK: Steps
+
+    private func claim(_ volumeID: String) throws(VolumeError) {
+        guard !busy.contains(volumeID) else {
+            throw VolumeError(.aborted, "an operation on volume \(volumeID) is already in progress; retry when it has finished")
+        }
+        busy.insert(volumeID)
+    }
+
+    /// The SecretProviderClass parameters (from the object the attributes name, or the attributes
+    /// themselves), validated before any call to Azure.
+    private func parse(_ publication: Publication, secrets: [String: String], republish: Bool) async throws(VolumeError) -> VolumeRequest {
+        let context = publication.volumeContext
+        guard let className = context["secretProviderClass"].flatMap({ $0.isEmpty ? nil : $0 }) else {
+            return try SecretProviderClassParser.parse(parameters: context, podAttributes: [:], secrets: secrets, options: settings.parserOptions)
+        }
+        guard let classes else {
+            throw VolumeError(
+                .failedPrecondition,
+                "the volume names secretProviderClass \(className), but the plugin cannot read the Kubernetes API: run it in the "
+                    + "cluster with its service account, or pass --kubernetes-api; or give the parameters as volumeAttributes")
+        }
+        // The class is read from the pod's namespace, so kubelet's pod info is checked first.
+        guard !(context["csi.storage.k8s.io/pod.name"] ?? "").isEmpty else {
+            throw VolumeError(.invalidArgument, "pod name is not provided: the CSIDriver object must set podInfoOnMount: true")
+        }
+        guard let namespace = context["csi.storage.k8s.io/pod.namespace"], !namespace.isEmpty else {
+            throw VolumeError(.invalidArgument, "pod namespace is not provided: the CSIDriver object must set podInfoOnMount: true")
+        }
+        let object = try await classes.read(namespace: namespace, name: className)
+        if object.syncsSecrets, !republish {
+            logger.warning(
+                "secretproviderclass \(namespace)/\(className) sets secretObjects; akvfs mounts files and does not sync Kubernetes Secrets")
+        }
+        return try SecretProviderClassParser.parse(
+            parameters: object.parameters, podAttributes: context, secrets: secrets, options: settings.parserOptions)
+    }
+
+    private func plan(_ request: VolumeRequest, volumeID: String) async throws(VolumeError) -> (VolumeSources.Lease, [VolumeFile]) {
+        let cloud =
+            request.cloudName == nil && request.cloudEnvironmentFile == nil ? await sources.defaultCloud : try request.resolveCloud()
+        let endpoint: VaultEndpoint
+        do {
+            endpoint = try VaultEndpoint.resolve(request.keyVaultName, cloud: cloud)
+        } catch {
+            throw VolumeError(.invalidArgument, "failed to get vault: \(error.detail)")
+        }
+        let lease = try await sources.acquire(
+            request.identity, tenant: request.tenantId, cloud: cloud, endpoint: endpoint, volumeID: volumeID,
+            podNamespace: request.podNamespace, serviceAccount: request.serviceAccountName)
+        do {
+            return (lease, try await VolumePlanner.files(for: request, source: lease.source, cache: cache))
+        } catch {
+            await sources.release(lease, volumeID: volumeID, linger: settings.failedPublishLinger)
+            throw error
+        }
+    }
+
+    /// Fetches every file in parallel; fails naming each object that could not be fetched and why.
+    private func load(_ files: [VolumeFile], lease: VolumeSources.Lease, request: VolumeRequest, within limit: Duration) async throws(VolumeError) {
+        let filesystem = self.filesystem
+        let loading = Task { await filesystem.load(files, from: lease.source) }
+        guard let failures = await Deadline.value(of: loading, within: limit) else {
+            throw VolumeError(
+                .deadlineExceeded,
+                "Key Vault did not answer within \(limit.seconds) s for \(files.count) objects of \(request.keyVaultName); "
+                    + "the fetch goes on and kubelet's retry uses what it brings")
+        }
+        guard !failures.isEmpty else { return }
+        let sorted = failures.sorted { $0.file.path.lexicographicallyPrecedes($1.file.path) }
+        let messages = sorted.map { failure in
+            let reference = failure.file.reference
+            let object = VolumeObject(name: reference.name, type: VolumePlanner.type(of: reference.kind), version: reference.version)
+            return object.failure(VolumePlanner.code(for: failure.error.kind), failure.error.message).message
+        }
+        // The most actionable code: outages are retried, refusals and absences need a fix.
+        let codes = sorted.map { VolumePlanner.code(for: $0.error.kind) }
+        let code = [.unavailable, .permissionDenied, .notFound, .invalidArgument].first(where: codes.contains) ?? .internalError
+        throw VolumeError(
+            code, "\(failures.count) of \(files.count) objects could not be mounted: \(messages.joined(separator: "; "))")
+    }
+
+    private func ownership(_ request: VolumeRequest, _ publication: Publication) -> Ownership {
+        Ownership(uid: request.uid ?? 0, gid: publication.mountGroup ?? request.gid ?? 0, fileMode: VolumePlanner.defaultFileMode, directoryMode: 0o755)
+    }
+
+    private func prepareTarget(_ target: String, state: TargetState) throws(MountError) {
+        switch state {
+        case .deadMount:
+            try TargetMounts.unmount(target)
+            if TargetMounts.state(of: target) == .missing { try TargetMounts.makeDirectory(target) }
+        case .missing:
+            try TargetMounts.makeDirectory(target)
+        case .mounted:
+            throw MountError(operation: "mount on", path: target, code: EBUSY)
+        case .notDirectory:
+            throw MountError(operation: "mount on", path: target, code: ENOTDIR)
+        case .directory:
+            break
+        }
+    }
+
+    /// Volume IDs are kubelet's (`csi-<hash>`) but may hold any character; view directories must not.
+    static func viewID(_ volumeID: String) -> String {
+        "v-" + Digest.sha256(Array(volumeID.utf8)).prefix(16).map { byte in
+            let hex = String(byte, radix: 16)
+            return hex.count == 1 ? "0" + hex : hex
+        }.joined()
+    }
+
+    static func identityKind(_ identity: VolumeIdentity) -> String {
+        switch identity {
+        case .workloadIdentity(let clientId, _, _): "workload identity \(clientId)"
+        case .servicePrincipal(let clientId, _): "service principal \(clientId)"
+        case .nodeManagedIdentity(let clientId): "node managed identity \(clientId ?? "system-assigned")"
+        }
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+    var seconds: Int64 { components.seconds }
+}
+
+/// Waits for a task's value, or gives up after a while (the task goes on).
+enum Deadline {
+    /// Whoever comes first, the value or the timer, resumes the waiter.
+    private final class Race<T: Sendable>: Sendable {
+        let waiter: Mutex<CheckedContinuation<T?, Never>?>
+        init(_ waiter: CheckedContinuation<T?, Never>) { self.waiter = Mutex(waiter) }
+        func finish(_ value: T?) { waiter.withLock { $0.take() }?.resume(returning: value) }
+    }
+
+    static func value<T: Sendable>(of task: Task<T, Never>, within limit: Duration) async -> T? {
+        await withCheckedContinuation { continuation in
+            let race = Race(continuation)
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                race.finish(nil)
+            }
+            Task {
+                let value = await task.value
+                timer.cancel()
+                race.finish(value)
+            }
+        }
+    }
+}

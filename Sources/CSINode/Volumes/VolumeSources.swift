@@ -1,0 +1,204 @@
+import AzureIdentity
+import FoundationEssentials
+import HTTPTransport
+import KeyVault
+import ObjectCache
+import PKI
+import SecretProviderClass
+import Synchronization
+
+/// Settings every volume's vault client and credential share.
+public struct SourceSettings: Sendable {
+    /// Used when a SecretProviderClass names no cloud (the Azure provider's `--cloud-name`).
+    public var defaultCloud: AzureCloud = .publicCloud
+    public var clientOptions = KeyVaultClientOptions()
+    /// Managed identity's endpoint (IMDS, or App Service from the environment).
+    public var managedIdentitySource: ManagedIdentityCredential.Source = .imds(endpoint: ManagedIdentityCredential.Source.defaultIMDSEndpoint)
+
+    public init() {}
+}
+
+/// Who reads a vault for a volume, and the cache source that reads with it.
+///
+/// Volumes with the same identity and vault share one source, so one cache entry per object:
+/// N pods of one service account cost one GET per object per refresh. The identity key decides
+/// sharing, so it holds everything that proves access: the service account (a workload identity's
+/// token subject), a fingerprint of a service principal's secret (two pods with one client ID
+/// but different secrets never share), the tenant and the authority.
+actor VolumeSources {
+    /// A volume's hold on a source; give it back with `release`.
+    struct Lease: Sendable, Equatable {
+        var source: SourceID
+        var identityKey: String
+    }
+
+    private struct Identity {
+        var credential: CachingCredential
+        /// The newest service-account token for a workload identity, read by its credential.
+        var serviceAccountToken: ServiceAccountTokenBox?
+    }
+
+    private let cache: ObjectCache
+    private let http: any HTTPClient
+    private let settings: SourceSettings
+    private var identities: [String: Identity] = [:]
+    private var users: [SourceID: Set<String>] = [:]
+    private var lingerCount = 0
+    /// The last register or unregister asked for each source.
+    private var changes: [SourceID: Task<Void, Never>] = [:]
+    /// Secrets are fingerprinted with a key that never leaves this process.
+    private let fingerprintKey = SecureRandom.bytes(32)
+
+    init(cache: ObjectCache, http: any HTTPClient, settings: SourceSettings) {
+        self.cache = cache
+        self.http = http
+        self.settings = settings
+    }
+
+    var defaultCloud: AzureCloud { settings.defaultCloud }
+
+    /// The source for `volumeID` to read `endpoint` as `identity`, registered with the cache by
+    /// its first user. A newer workload-identity token replaces the one held.
+    func acquire(
+        _ identity: VolumeIdentity, tenant: String, cloud: AzureCloud, endpoint: VaultEndpoint, volumeID: String,
+        podNamespace: String, serviceAccount: String?
+    ) async throws(VolumeError) -> Lease {
+        let key = try identityKey(identity, tenant: tenant, cloud: cloud, podNamespace: podNamespace, serviceAccount: serviceAccount)
+        if identities[key] == nil {
+            identities[key] = makeIdentity(identity, tenant: tenant, cloud: cloud)
+        }
+        if case .workloadIdentity(_, let token, let expiration) = identity {
+            identities[key]?.serviceAccountToken?.offer(token, expiration: expiration)
+        }
+        let source = SourceID(vault: endpoint.url, identity: key)
+        if users[source, default: []].isEmpty, let credential = identities[key]?.credential {
+            let client = KeyVaultClient(vault: endpoint, credential: credential, http: http, options: settings.clientOptions)
+            let cache = self.cache
+            inOrder(source) { await cache.register(KeyVaultSource(client: client), as: source) }
+        }
+        users[source, default: []].insert(volumeID)
+        // Every user waits until the source is registered, not only the first.
+        await changes[source]?.value
+        return Lease(source: source, identityKey: key)
+    }
+
+    /// Gives a lease back; the last user of a source unregisters it, which wipes its content.
+    /// With `linger` the source and its content stay that long after this volume (for kubelet's
+    /// retry of a publish that failed or timed out, which then finds what the first try fetched).
+    func release(_ lease: Lease, volumeID: String, linger: Duration) async {
+        if linger > .zero {
+            lingerCount += 1
+            let placeholder = "lingering #\(lingerCount) after \(volumeID)"
+            users[lease.source, default: []].insert(placeholder)
+            Task {
+                try? await Task.sleep(for: linger)
+                await self.release(lease, volumeID: placeholder, linger: .zero)
+            }
+        }
+        users[lease.source]?.remove(volumeID)
+        guard users[lease.source]?.isEmpty ?? false else { return }
+        users[lease.source] = nil
+        let cache = self.cache
+        let unregistered = inOrder(lease.source) { await cache.unregister(lease.source) }
+        if !users.keys.contains(where: { $0.identity == lease.identityKey }) {
+            identities[lease.identityKey] = nil
+        }
+        await unregistered.value
+    }
+
+    /// Registering and unregistering one source happen in the order they were asked for, though
+    /// each is an actor hop that a concurrent publish or unpublish could otherwise overtake.
+    @discardableResult
+    private func inOrder(_ source: SourceID, _ change: @escaping @Sendable () async -> Void) -> Task<Void, Never> {
+        let previous = changes[source]
+        let task = Task {
+            await previous?.value
+            await change()
+        }
+        changes[source] = task
+        return task
+    }
+
+    /// Volumes using each source, for status and tests.
+    func volumeCount(_ source: SourceID) -> Int { users[source]?.count ?? 0 }
+
+    // MARK: Identities
+
+    private func identityKey(
+        _ identity: VolumeIdentity, tenant: String, cloud: AzureCloud, podNamespace: String, serviceAccount: String?
+    ) throws(VolumeError) -> String {
+        let authority = "\(cloud.authorityHost)/\(tenant.lowercased())"
+        switch identity {
+        case .workloadIdentity(let clientId, let token, _):
+            // The token's subject is the service account kubelet issued it for.
+            let subject = ServiceAccountTokenBox.subject(of: token)
+                ?? serviceAccount.map { "system:serviceaccount:\(podNamespace):\($0)" }
+            guard let subject else {
+                throw VolumeError(
+                    .unauthenticated,
+                    "the service-account token for \(SecretProviderClassParser.workloadIdentityAudience) is not a JWT with a subject, "
+                        + "and kubelet sent no csi.storage.k8s.io/serviceAccount.name")
+            }
+            return "workload:\(authority):\(clientId.lowercased()):\(subject)"
+        case .servicePrincipal(let clientId, let secret):
+            let fingerprint = Digest.sha256(fingerprintKey + Array(secret.utf8)).prefix(8).map { String($0, radix: 16) }.joined()
+            return "service-principal:\(authority):\(clientId.lowercased()):\(fingerprint)"
+        case .nodeManagedIdentity(let clientId):
+            return "node-managed-identity:\(clientId?.lowercased() ?? "system-assigned")"
+        }
+    }
+
+    private func makeIdentity(_ identity: VolumeIdentity, tenant: String, cloud: AzureCloud) -> Identity {
+        let authority = EntraAuthority(host: cloud.authorityHost, tenantId: tenant)
+        switch identity {
+        case .workloadIdentity(let clientId, _, _):
+            let box = ServiceAccountTokenBox()
+            let credential = WorkloadIdentityCredential(
+                authority: authority, clientId: clientId, assertion: .provider { box.current }, http: http)
+            return Identity(credential: CachingCredential(credential), serviceAccountToken: box)
+        case .servicePrincipal(let clientId, let secret):
+            let credential = ClientSecretCredential(authority: authority, clientId: clientId, secret: secret, http: http)
+            return Identity(credential: CachingCredential(credential), serviceAccountToken: nil)
+        case .nodeManagedIdentity(let clientId):
+            let credential = ManagedIdentityCredential(
+                identity: clientId.map { .clientId($0) } ?? .systemAssigned, source: settings.managedIdentitySource, http: http)
+            return Identity(credential: CachingCredential(credential), serviceAccountToken: nil)
+        }
+    }
+}
+
+/// The newest service-account token kubelet handed over for one workload identity.
+final class ServiceAccountTokenBox: Sendable {
+    private let token = Mutex<(value: String, expires: Date?)?>(nil)
+
+    var current: String? { token.withLock { $0?.value } }
+
+    /// Keeps `value` unless the token held expires later (publishes can arrive out of order).
+    func offer(_ value: String, expiration: String?) {
+        let expires = Self.expiry(of: value) ?? expiration.flatMap { try? Date($0, strategy: .iso8601) }
+        token.withLock { held in
+            if let held, let heldExpiry = held.expires, let expires, heldExpiry > expires { return }
+            held = (value, expires)
+        }
+    }
+
+    private struct Claims: Decodable {
+        var sub: String?
+        var exp: Double?
+    }
+
+    private static func claims(of token: String) -> Claims? {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let payload = Base64URL.decode(String(parts[1])) else { return nil }
+        return try? JSONDecoder().decode(Claims.self, from: Data(payload))
+    }
+
+    /// `sub` of a Kubernetes service-account token: `system:serviceaccount:<namespace>:<name>`.
+    static func subject(of token: String) -> String? {
+        claims(of: token)?.sub.flatMap { $0.hasPrefix("system:serviceaccount:") ? $0 : nil }
+    }
+
+    static func expiry(of token: String) -> Date? {
+        claims(of: token)?.exp.map { Date(timeIntervalSince1970: $0) }
+    }
+}

@@ -1,0 +1,258 @@
+import ObjectFormats
+import Yams
+
+extension SecretProviderClassParser {
+    /// The fields of one object in `objects`; any other key is an error (csi-compat §10.2).
+    public static let objectFieldKeys = [
+        "objectName", "objectAlias", "objectType", "objectVersion", "objectVersionHistory", "objectFormat", "objectEncoding",
+        "filePermission",
+    ]
+    /// Largest objectVersionHistory: every version is a file and a list call per refresh; more than this is a mistake.
+    public static let maxVersionHistory = 50
+}
+
+/// `objects`: a YAML map whose key `array` holds YAML strings, each a flat map of one object's fields (csi-compat §3).
+enum ObjectsParser {
+    private static let unmarshalPrefix = "failed to yaml unmarshal objects, error: "
+
+    static func parse(_ text: String, options: ParserOptions) throws(VolumeError) -> [VolumeObject] {
+        let items = try arrayItems(text)
+        guard !items.isEmpty else {
+            throw .invalidArgument(
+                "objects is empty: list at least one object under array:, each a YAML string (\"- |\") with objectName and objectType")
+        }
+        var objects: [VolumeObject] = []
+        for (index, item) in items.enumerated() {
+            objects.append(try object(item, index: index, options: options))
+        }
+        try VolumePaths.checkConflicts(objects)
+        return objects
+    }
+
+    private static func arrayItems(_ text: String) throws(VolumeError) -> [String] {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw .invalidArgument(unmarshalPrefix + YAMLText.describe(error))
+        }
+        guard let root, !YAMLText.isNull(root) else { return [] }
+        guard case .mapping(let mapping) = root else {
+            throw .invalidArgument(
+                unmarshalPrefix + "yaml: unmarshal errors: line \(YAMLText.line(of: root)): cannot unmarshal \(YAMLText.kind(of: root)) "
+                    + "into the objects map: objects must be a map with the key array holding one YAML string per object "
+                    + "(array: followed by \"- |\" items)")
+        }
+        var items: [String] = []
+        for (key, value) in mapping {
+            let name = key.scalar?.string ?? YAMLText.kind(of: key)
+            guard name == "array" else {
+                throw .invalidArgument(
+                    "objects has the unknown key \(MessageText.quoted(name))\(MessageText.didYouMean(name, among: ["array"])): "
+                        + "objects is a map with the single key array")
+            }
+            switch value {
+            case .scalar where YAMLText.isNull(value):
+                continue
+            case .sequence(let sequence):
+                for (index, item) in sequence.enumerated() {
+                    guard case .scalar(let scalar) = item else {
+                        throw .invalidArgument(
+                            unmarshalPrefix + "yaml: unmarshal errors: line \(YAMLText.line(of: item)): array item \(index) is a "
+                                + "\(YAMLText.kind(of: item)), not a string: write each object as a YAML string, \"- |\" "
+                                + "followed by its fields indented on the next lines")
+                    }
+                    items.append(YAMLText.isNull(item) ? "" : scalar.string)
+                }
+            default:
+                throw .invalidArgument(
+                    unmarshalPrefix + "yaml: unmarshal errors: line \(YAMLText.line(of: value)): cannot unmarshal "
+                        + "\(YAMLText.kind(of: value)) into array: array must be a list of YAML strings, one per object")
+            }
+        }
+        return items
+    }
+
+    private static func object(_ text: String, index: Int, options: ParserOptions) throws(VolumeError) -> VolumeObject {
+        let indexPrefix = "unmarshal failed for keyVaultObjects at index \(index), error: "
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw .invalidArgument(indexPrefix + YAMLText.describe(error))
+        }
+        var fields: [String: String] = [:]
+        var keys: [String] = []
+        if let root, !YAMLText.isNull(root) {
+            guard case .mapping(let mapping) = root else {
+                throw .invalidArgument(
+                    indexPrefix + "yaml: unmarshal errors: line \(YAMLText.line(of: root)): cannot unmarshal \(YAMLText.kind(of: root)) "
+                        + "into an object: each array item is a map of fields such as objectName and objectType")
+            }
+            for (key, value) in mapping {
+                guard case .scalar(let keyScalar) = key, case .scalar(let valueScalar) = value else {
+                    let field = key.scalar?.string ?? YAMLText.kind(of: key)
+                    throw .invalidArgument(
+                        indexPrefix + "yaml: unmarshal errors: line \(YAMLText.line(of: value)): cannot unmarshal "
+                            + "\(YAMLText.kind(of: value)) into \(field): object fields are single values")
+                }
+                keys.append(keyScalar.string)
+                fields[keyScalar.string] = YAMLText.isNull(value) ? "" : valueScalar.string.trimmed
+            }
+        }
+
+        let historyText = fields["objectVersionHistory"] ?? ""
+        let history: Int
+        if historyText.isEmpty {
+            history = 0
+        } else if let number = Int32(historyText) {
+            history = Int(number)
+        } else {
+            throw .invalidArgument(
+                indexPrefix + "objectVersionHistory \(MessageText.quoted(historyText)) is not an integer: give the number of "
+                    + "versions to mount, 2 to \(SecretProviderClassParser.maxVersionHistory)")
+        }
+
+        let name = fields["objectName"] ?? ""
+        let typeText = fields["objectType"] ?? ""
+        let versionText = fields["objectVersion"] ?? ""
+        let aliasText = fields["objectAlias"] ?? ""
+        func failure(_ cause: String) -> VolumeError {
+            let located = name.isEmpty ? "\(cause) (objects array item \(index))" : cause
+            return .invalidArgument(ObjectFailure.message(type: typeText, name: name, version: versionText, cause: located))
+        }
+
+        let allowed = SecretProviderClassParser.objectFieldKeys
+        if let unknown = keys.first(where: { !allowed.contains($0) }) {
+            throw failure(
+                "unknown field \(unknown)\(MessageText.didYouMean(unknown, among: allowed)): the fields are "
+                    + allowed.joined(separator: ", "))
+        }
+
+        guard !name.isEmpty else {
+            throw failure(
+                aliasText.isEmpty
+                    ? "file name must not be empty: set objectName to the Key Vault object's name"
+                    : "objectName is not set: objectAlias only names the file; objectName names the Key Vault object")
+        }
+        guard name.count <= 127, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+            throw failure(
+                "objectName \(MessageText.quoted(name)) is not a valid Key Vault object name: names are 1-127 characters "
+                    + "of letters, digits and '-' (use objectAlias to choose the file name)")
+        }
+
+        guard let type = ObjectType(parameter: typeText) else {
+            let got = typeText.isEmpty ? "objectType is not set" : "got \(MessageText.quoted(typeText))"
+            let certificateHint = typeText.lowercased().hasPrefix("certificate") ? "; use cert for a certificate" : ""
+            throw failure("Invalid vaultObjectTypes. Should be secret, key, or cert (\(got)\(certificateHint))")
+        }
+
+        let formatText = fields["objectFormat"] ?? ""
+        let format: CertificateFormat
+        if formatText.isEmpty {
+            format = .pem
+        } else if let parsed = CertificateFormat(parameter: formatText) {
+            format = parsed
+        } else {
+            throw failure("invalid objectFormat: \(formatText), should be PEM or PFX")
+        }
+        if format == .pfx, type != .secret {
+            throw failure(
+                "PFX format only supported for objectType: secret (a certificate's PFX, with its key, is its secret; "
+                    + "objectType \(type.rawValue) has no PFX)")
+        }
+
+        let encodingText = fields["objectEncoding"] ?? ""
+        var encoding: ObjectEncoding?
+        if !encodingText.isEmpty {
+            guard let parsed = ObjectEncoding(parameter: encodingText) else {
+                throw failure("invalid objectEncoding: \(encodingText), should be hex, base64 or utf-8")
+            }
+            guard type == .secret else {
+                throw failure("objectEncoding only supported for objectType: secret (remove it for objectType \(type.rawValue))")
+            }
+            encoding = parsed
+        }
+
+        let permissionText = fields["filePermission"] ?? ""
+        var permission: UInt16?
+        if !permissionText.isEmpty {
+            guard (1...4).contains(permissionText.count), permissionText.allSatisfy({ ("0"..."7").contains($0) }),
+                let mode = UInt16(permissionText, radix: 8)
+            else {
+                throw failure(
+                    "invalid filePermission \(MessageText.quoted(permissionText)): use an octal mode of 1 to 4 digits 0-7, "
+                        + "such as \"0600\", \"600\" or \"0440\"")
+            }
+            guard mode <= 0o777 else {
+                throw failure(
+                    "invalid filePermission \(MessageText.quoted(permissionText)): setuid, setgid and sticky bits are not "
+                        + "allowed on secret files; use at most 0777")
+            }
+            permission = mode
+        }
+
+        guard (0...SecretProviderClassParser.maxVersionHistory).contains(history) else {
+            throw failure(
+                "objectVersionHistory \(history) is not valid: use 0 or 1 for one file, or 2 to "
+                    + "\(SecretProviderClassParser.maxVersionHistory) for a directory with that many recent versions")
+        }
+
+        var version: String?
+        if !versionText.isEmpty, versionText.lowercased() != "latest" {
+            guard versionText.count <= 64, versionText.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+                throw failure(
+                    "objectVersion \(MessageText.quoted(versionText)) is not valid: give the version's ID (32 letters and "
+                        + "digits, the last part of the object's URL), or leave it empty or \"latest\" for the current version")
+            }
+            version = versionText
+        }
+
+        let alias = aliasText.isEmpty ? nil : aliasText
+        let path: [String]
+        do {
+            path = try SecretProviderClassParser.validateFilePath(alias ?? name, options: options)
+        } catch {
+            throw failure(error.message)
+        }
+        return VolumeObject(
+            name: name, type: type, version: version, alias: alias, format: format, encoding: encoding, permission: permission,
+            versionHistory: history, path: path)
+    }
+}
+
+/// YAML errors and node kinds in yaml.v3's words, without echoing the document.
+enum YAMLText {
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? YamlError else { return "yaml: could not parse the document" }
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let during = context.map { "\($0.text) (line \($0.mark.line)), " } ?? ""
+            return "yaml: line \(mark.line), column \(mark.column): \(during)\(problem)"
+        case .reader(let problem, _, _, _):
+            return "yaml: \(problem)"
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return "yaml: line \(context.mark.line): mapping key \(duplicates.map { MessageText.quoted($0) }.joined(separator: ", ")) "
+                + "already defined"
+        default:
+            return "yaml: could not parse the document"
+        }
+    }
+
+    /// `!!map`, `!!seq`, `!!str`, … as yaml.v3 names them.
+    static func kind(of node: Node) -> String {
+        switch node {
+        case .mapping: return "!!map"
+        case .sequence: return "!!seq"
+        default:
+            let tag = node.tag.rawValue
+            return tag.hasPrefix("tag:yaml.org,2002:") ? "!!" + tag.dropFirst("tag:yaml.org,2002:".count) : "!!str"
+        }
+    }
+
+    static func line(of node: Node) -> Int { node.mark?.line ?? 1 }
+
+    /// `~`, `null` or nothing: yaml.v3 leaves the field empty.
+    static func isNull(_ node: Node) -> Bool { node.tag.rawValue == Tag.Name.null.rawValue }
+}

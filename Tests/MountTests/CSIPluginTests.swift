@@ -1,0 +1,443 @@
+import CSINode
+import CSIProtocol
+import HTTPTypes
+import SwiftProtobuf
+import CXattr
+import Foundation
+import GRPCCore
+import TestSupport
+import Testing
+
+/// `akvfs csi` for real: the plugin in its own process, kubelet's calls over its unix socket,
+/// volumes bind-mounted onto target paths, the emulator as Key Vault, Entra ID and the
+/// Kubernetes API.
+@Suite("CSI node plugin", .serialized)
+struct CSIPluginTests {
+    static let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+    /// Team A's SecretProviderClass, as the Azure provider's workload-identity example writes it.
+    static func teamAParameters(objects: [[String: String]]? = nil, vault: String = "team-a-kv", clientID: String = CSISeed.teamA) -> [String: String] {
+        [
+            "keyvaultName": vault, "tenantId": tenant, "clientID": clientID,
+            "objects": objectsParameter(
+                objects ?? [
+                    ["objectName": "db-password", "objectType": "secret"],
+                    ["objectName": "api-key", "objectType": "secret", "objectAlias": "config/api.key", "filePermission": "0600"],
+                    ["objectName": "encoded", "objectType": "secret", "objectEncoding": "base64"],
+                    ["objectName": "signing", "objectType": "key"],
+                    ["objectName": "web", "objectType": "cert"],
+                    ["objectName": "rotating", "objectType": "secret", "objectVersionHistory": "2"],
+                ]),
+        ]
+    }
+
+    @Test("Identity and node info: driver name, readiness, node id, VOLUME_MOUNT_GROUP")
+    func identity() async throws {
+        try await withCSIPlugin { _, plugin in
+            try await plugin.client { client in
+                let info = try await client.identity.getPluginInfo(.init())
+                #expect(info.name == "csi.akvfs.io")
+                #expect(!info.vendorVersion.isEmpty)
+                #expect(try await client.identity.probe(.init()).ready.value)
+                #expect(try await client.identity.getPluginCapabilities(.init()).capabilities.isEmpty)
+                #expect(try await client.node.nodeGetInfo(.init()).nodeID == "test-node")
+                #expect(try await client.node.nodeGetCapabilities(.init()).capabilities.map(\.rpc.type) == [.volumeMountGroup])
+                let stage = await #expect(throws: RPCError.self) { try await client.node.nodeStageVolume(.init()) }
+                #expect(stage?.code == .unimplemented)
+            }
+        }
+    }
+
+    @Test("A workload-identity volume from a SecretProviderClass: every object, alias, mode, encoding and version history")
+    func publishFromSecretProviderClass() async throws {
+        try await withCSIPlugin { emulator, plugin in
+            try await emulator.putSecretProviderClass(namespace: "team-a", name: "app", parameters: Self.teamAParameters())
+            let tokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
+            let volume = try TestVolume(
+                emulator, pod: "web-0",
+                attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": tokens, "uid": "1000"])
+            try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes, mountGroup: "2000") }
+
+            #expect(volume.isMounted)
+            #expect(try await volume.read("db-password") == "team-a-password")
+            #expect(try await volume.read("config/api.key") == "team-a-api-key")
+            #expect(try await volume.read("encoded") == "hello world")
+            #expect(try await volume.read("signing").hasPrefix("-----BEGIN PUBLIC KEY-----"))
+            #expect(try await volume.read("web").hasPrefix("-----BEGIN CERTIFICATE-----"))
+            #expect(try await volume.read("rotating/0") == "three")
+            #expect(try await volume.read("rotating/1") == "two")
+            #expect(!FileManager.default.fileExists(atPath: volume.path("rotating/2")))
+            let names = try FileManager.default.contentsOfDirectory(atPath: volume.targetPath).sorted()
+            #expect(names == ["config", "db-password", "encoded", "rotating", "signing", "web"])
+
+            let password = try await status(volume.path("db-password"))
+            #expect(password.permissions == 0o644)
+            let apiKey = try await status(volume.path("config/api.key"))
+            #expect(apiKey.permissions == 0o600)
+            #expect(apiKey.uid == 1000 && apiKey.gid == 2000, "uid from the volume attributes, gid from the pod's fsGroup")
+
+            // Read-only, and not a way to run or escalate anything.
+            #expect(open(volume.path("db-password"), O_WRONLY) == -1 && errno == EROFS)
+            let options = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n")
+                .first { $0.split(separator: " ")[4] == volume.targetPath }
+            #expect(options.map { $0.contains("ro,nosuid,nodev,noexec") } == true, "\(options ?? "not mounted")")
+
+            try await plugin.client { try await $0.unpublish(volumeID: volume.id, targetPath: volume.targetPath) }
+        }
+    }
+
+    @Test("Parameters given as volumeAttributes, with a service principal from the node-publish secrets")
+    func publishFromAttributes() async throws {
+        try await withCSIPlugin { emulator, plugin in
+            let volume = try TestVolume(
+                emulator, pod: "ops-0",
+                attributes: [
+                    "keyvaultName": "team-a-kv", "tenantId": Self.tenant,
+                    "objects": objectsParameter([["objectName": "db-password", "objectType": "secret", "objectAlias": "password.txt"]]),
+                ],
+                secrets: ["clientid": CSISeed.servicePrincipal, "clientsecret": CSISeed.servicePrincipalSecret])
+            try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes, secrets: volume.secrets) }
+            #expect(try await volume.read("password.txt") == "team-a-password")
+
+            // The same client ID with a wrong secret shares nothing with the right one.
+            let impostor = try TestVolume(
+                emulator, pod: "ops-1", attributes: volume.attributes.filter { !$0.key.hasPrefix("csi.storage") },
+                secrets: ["clientid": CSISeed.servicePrincipal, "clientsecret": "wrong"])
+            let refused = await #expect(throws: RPCError.self) {
+                try await plugin.client { try await $0.publish(volumeID: impostor.id, targetPath: impostor.targetPath, attributes: impostor.attributes, secrets: impostor.secrets) }
+            }
+            #expect(refused?.code == .permissionDenied)
+            #expect(refused?.message.contains("objectName:db-password") == true, "\(refused?.message ?? "")")
+            #expect(refused?.message.contains("wrong") == false, "the secret never appears in messages")
+            #expect(!impostor.isMounted && !FileManager.default.fileExists(atPath: impostor.targetPath))
+            #expect(!plugin.log.contains(CSISeed.servicePrincipalSecret), "secrets never appear in the log")
+        }
+    }
+
+    @Test("Volumes of different identities stay apart; volumes of one identity share one GET per object")
+    func isolationAndSharing() async throws {
+        // A long TTL, so that the only GETs are the ones publishing needs.
+        try await withCSIPlugin(arguments: ["--ttl", "60"]) { emulator, plugin in
+            let parameters = Self.teamAParameters(objects: [
+                ["objectName": "db-password", "objectType": "secret"], ["objectName": "api-key", "objectType": "secret"],
+            ])
+            try await emulator.putSecretProviderClass(namespace: "team-a", name: "app", parameters: parameters)
+            let teamATokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
+            var teamA: [TestVolume] = []
+            for pod in 0..<5 {
+                let volume = try TestVolume(emulator, pod: "a-\(pod)", attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": teamATokens])
+                try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+                teamA.append(volume)
+            }
+            for volume in teamA {
+                #expect(try await volume.read("db-password") == "team-a-password")
+                #expect(try await volume.read("api-key") == "team-a-api-key")
+            }
+            #expect(try await emulator.gets(vault: "team-a-kv", path: "/secrets/db-password") == 1, "5 pods of one identity cost one GET")
+            #expect(try await emulator.gets(vault: "team-a-kv", path: "/secrets/api-key") == 1)
+
+            // Team B asks for team A's vault with its own identity: the cached content is not theirs.
+            try await emulator.putSecretProviderClass(
+                namespace: "team-b", name: "app", parameters: Self.teamAParameters(objects: [["objectName": "db-password", "objectType": "secret"]], clientID: CSISeed.teamB))
+            let teamBTokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamBSubject)
+            let intruder = try TestVolume(emulator, pod: "b-0", namespace: "team-b", attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": teamBTokens])
+            let refused = await #expect(throws: RPCError.self) {
+                try await plugin.client { try await $0.publish(volumeID: intruder.id, targetPath: intruder.targetPath, attributes: intruder.attributes) }
+            }
+            #expect(refused?.code == .permissionDenied, "\(refused?.message ?? "")")
+            #expect(!intruder.isMounted)
+
+            // In its own vault, team B reads its own value of the same name.
+            try await emulator.putSecretProviderClass(
+                namespace: "team-b", name: "own", parameters: Self.teamAParameters(objects: [["objectName": "db-password", "objectType": "secret"]], vault: "team-b-kv", clientID: CSISeed.teamB))
+            let teamB = try TestVolume(emulator, pod: "b-1", namespace: "team-b", attributes: ["secretProviderClass": "own", "csi.storage.k8s.io/serviceAccount.tokens": teamBTokens])
+            try await plugin.client { try await $0.publish(volumeID: teamB.id, targetPath: teamB.targetPath, attributes: teamB.attributes) }
+            #expect(try await teamB.read("db-password") == "team-b-password")
+            #expect(try await teamA[0].read("db-password") == "team-a-password")
+
+            // Team A's token presented with team B's service account is refused by Entra ID: sharing is keyed by service account.
+            let borrowed = try TestVolume(emulator, pod: "b-2", namespace: "team-b", attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": teamBTokens])
+            await #expect(throws: RPCError.self) {
+                try await plugin.client { try await $0.publish(volumeID: borrowed.id, targetPath: borrowed.targetPath, attributes: borrowed.attributes) }
+            }
+        }
+    }
+
+    @Test("Republish refreshes the token, picks up changes, and never fails a working volume")
+    func republish() async throws {
+        try await withCSIPlugin { emulator, plugin in
+            let objects = [["objectName": "db-password", "objectType": "secret"]]
+            try await emulator.putSecretProviderClass(namespace: "team-a", name: "app", parameters: Self.teamAParameters(objects: objects))
+            var volume = try TestVolume(
+                emulator, pod: "web-0",
+                attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)])
+            try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+            let inode = try await status(volume.path("db-password")).inode
+
+            // kubelet's republish: a fresh token, the same everything else.
+            volume.attributes["csi.storage.k8s.io/serviceAccount.tokens"] = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
+            try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+            #expect(try await status(volume.path("db-password")).inode == inode)
+
+            // The class gains an object: the next republish shows it.
+            try await emulator.putSecretProviderClass(
+                namespace: "team-a", name: "app", parameters: Self.teamAParameters(objects: objects + [["objectName": "api-key", "objectType": "secret"]]))
+            try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+            #expect(try await volume.read("api-key") == "team-a-api-key")
+
+            // Republishing with other arguments at the same target is a conflict, not a silent change.
+            let conflict = await #expect(throws: RPCError.self) {
+                try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes, mountGroup: "5") }
+            }
+            #expect(conflict?.code == .alreadyExists)
+            let elsewhere = await #expect(throws: RPCError.self) {
+                try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath + "-2", attributes: volume.attributes) }
+            }
+            #expect(elsewhere?.code == .alreadyExists)
+
+            // If the target lost its mount, a republish mounts it again.
+            #expect(umount2(volume.targetPath, 0) == 0)
+            try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+            #expect(try await volume.read("db-password") == "team-a-password")
+
+            // A broken class (an object that does not exist) and a failing Key Vault: republish still answers OK
+            // and the volume keeps what it had.
+            try await emulator.putSecretProviderClass(
+                namespace: "team-a", name: "app", parameters: Self.teamAParameters(objects: objects + [["objectName": "missing", "objectType": "secret"]]))
+            try await emulator.injectFault(["vault": "team-a-kv", "action": "status", "status": 503, "count": 50])
+            try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+            #expect(try await volume.read("db-password") == "team-a-password")
+            #expect(try await volume.read("api-key") == "team-a-api-key")
+            try await emulator.clearFaults()
+        }
+    }
+
+    @Test("A rotated secret reaches every volume that shows it, a subPath file mount included")
+    func rotation() async throws {
+        try await withCSIPlugin { emulator, plugin in
+            try await emulator.putSecretProviderClass(
+                namespace: "team-a", name: "app", parameters: Self.teamAParameters(objects: [["objectName": "db-password", "objectType": "secret"]]))
+            let tokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
+            var volumes: [TestVolume] = []
+            for pod in 0..<2 {
+                let volume = try TestVolume(emulator, pod: "r-\(pod)", attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
+                try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+                #expect(try await volume.read("db-password") == "team-a-password")
+                volumes.append(volume)
+            }
+            // kubelet's subPath: the one file bind-mounted into the container.
+            let subPath = emulator.directory.appendingPathComponent("subpath-file").path
+            FileManager.default.createFile(atPath: subPath, contents: nil)
+            #expect(mount(volumes[0].path("db-password"), subPath, nil, UInt(MS_BIND), nil) == 0)
+            #expect(try await blocking { try String(contentsOfFile: subPath, encoding: .utf8) } == "team-a-password")
+
+            try await emulator.setSecret(vault: "team-a-kv", name: "db-password", value: "rotated-password")
+            var seen: [String] = []
+            for _ in 0..<100 {
+                seen = try await [volumes[0].read("db-password"), volumes[1].read("db-password"), blocking { try String(contentsOfFile: subPath, encoding: .utf8) }]
+                if seen.allSatisfy({ $0 == "rotated-password" }) { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(seen == ["rotated-password", "rotated-password", "rotated-password"], "within 20 s of a 2 s TTL")
+            umount2(subPath, 0)
+        }
+    }
+
+    @Test("Unpublish unmounts, removes the target and drops the content; repeating it succeeds")
+    func unpublish() async throws {
+        try await withCSIPlugin(arguments: ["--ttl", "60"]) { emulator, plugin in
+            try await emulator.putSecretProviderClass(
+                namespace: "team-a", name: "app", parameters: Self.teamAParameters(objects: [["objectName": "db-password", "objectType": "secret"]]))
+            let tokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
+            let volume = try TestVolume(emulator, pod: "u-0", attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
+            try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+            let views = try FileManager.default.contentsOfDirectory(atPath: plugin.mountRoot)
+            #expect(views.count == 1)
+
+            try await plugin.client { try await $0.unpublish(volumeID: volume.id, targetPath: volume.targetPath) }
+            #expect(!volume.isMounted)
+            #expect(!FileManager.default.fileExists(atPath: volume.targetPath))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: plugin.mountRoot).isEmpty, "the view is gone")
+            try await plugin.client { try await $0.unpublish(volumeID: volume.id, targetPath: volume.targetPath) }
+            try await plugin.client { try await $0.unpublish(volumeID: "never-published", targetPath: volume.targetPath) }
+
+            // The content went with the last volume of its identity: publishing again fetches again.
+            try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+            #expect(try await emulator.gets(vault: "team-a-kv", path: "/secrets/db-password") == 2)
+            try await plugin.client { try await $0.unpublish(volumeID: volume.id, targetPath: volume.targetPath) }
+            #expect(await plugin.stop() == 0, "with nothing published the plugin stops cleanly")
+            #expect(!TestMounts.isMountPoint(plugin.mountRoot))
+        }
+    }
+
+    @Test("Bad requests and bad parameters get the right gRPC code and a message that says what to fix, and mount nothing")
+    func badInput() async throws {
+        try await withCSIPlugin { emulator, plugin in
+            try await emulator.putSecretProviderClass(namespace: "team-a", name: "app", parameters: Self.teamAParameters())
+            try await emulator.putSecretProviderClass(namespace: "team-a", name: "other-provider", provider: "vault", parameters: Self.teamAParameters())
+            let tokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
+            let good = try TestVolume(emulator, pod: "bad", attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
+            func inline(_ change: (inout [String: String]) -> Void) -> [String: String] {
+                var parameters = Self.teamAParameters(objects: [["objectName": "db-password", "objectType": "secret"]])
+                parameters["csi.storage.k8s.io/serviceAccount.tokens"] = tokens
+                change(&parameters)
+                let kubelet = good.attributes.filter { $0.key.hasPrefix("csi.storage") && $0.key != "csi.storage.k8s.io/serviceAccount.tokens" }
+                return kubelet.merging(parameters) { $1 }
+            }
+
+            typealias Case = (name: String, code: RPCError.Code, message: String, request: Csi_V1_NodePublishVolumeRequest)
+            func request(_ attributes: [String: String], _ change: (inout Csi_V1_NodePublishVolumeRequest) -> Void = { _ in }) -> Csi_V1_NodePublishVolumeRequest {
+                var request = Csi_V1_NodePublishVolumeRequest()
+                request.volumeID = good.id
+                request.targetPath = good.targetPath
+                request.readonly = true
+                request.volumeContext = attributes
+                request.volumeCapability.mount = .init()
+                change(&request)
+                return request
+            }
+            let cases: [Case] = [
+                ("no capability", .invalidArgument, "Volume capability missing in request", request(good.attributes) { $0.clearVolumeCapability() }),
+                ("no volume id", .invalidArgument, "Volume ID missing in request", request(good.attributes) { $0.volumeID = "" }),
+                ("no target", .invalidArgument, "Target path missing in request", request(good.attributes) { $0.targetPath = "" }),
+                ("relative target", .invalidArgument, "not an absolute, normalized path", request(good.attributes) { $0.targetPath = "pods/x/../y" }),
+                ("no attributes", .invalidArgument, "Volume attributes missing in request", request([:])),
+                ("not read-only", .invalidArgument, "Readonly is not true in request", request(good.attributes) { $0.readonly = false }),
+                ("block", .invalidArgument, "block volumes are not supported", request(good.attributes) { $0.volumeCapability.block = .init() }),
+                ("bad fsGroup", .invalidArgument, "not a numeric group ID", request(good.attributes) { $0.volumeCapability.mount.volumeMountGroup = "staff" }),
+                ("no pod info", .invalidArgument, "pod name is not provided", request(["secretProviderClass": "app"])),
+                ("missing class", .notFound, "failed to get secretproviderclass team-a/absent", request(good.attributes.merging(["secretProviderClass": "absent"]) { $1 })),
+                ("other provider", .invalidArgument, "is for provider vault", request(good.attributes.merging(["secretProviderClass": "other-provider"]) { $1 })),
+                ("pod overrides the vault", .invalidArgument, "volumeAttributes may not set keyvaultName", request(good.attributes.merging(["keyvaultName": "elsewhere"]) { $1 })),
+                ("bad uid", .invalidArgument, "uid \"web\" is not valid", request(good.attributes.merging(["uid": "web"]) { $1 })),
+                ("typo in a parameter", .invalidArgument, "unknown parameter keyvaultname", request(inline { $0["keyvaultname"] = $0.removeValue(forKey: "keyvaultName") })),
+                ("no objects", .invalidArgument, "objects is not set", request(inline { $0["objects"] = nil })),
+                ("empty object list", .invalidArgument, "array", request(inline { $0["objects"] = "array:" })),
+                ("traversal", .invalidArgument, "..", request(inline { $0["objects"] = objectsParameter([["objectName": "db-password", "objectType": "secret", "objectAlias": "../../etc/passwd"]]) })),
+                ("bad permission", .invalidArgument, "filePermission", request(inline { $0["objects"] = objectsParameter([["objectName": "db-password", "objectType": "secret", "filePermission": "0900"]]) })),
+                ("bad type", .invalidArgument, "objectType", request(inline { $0["objects"] = objectsParameter([["objectName": "db-password", "objectType": "password"]]) })),
+                ("bad vault name", .invalidArgument, "Invalid vault name", request(inline { $0["keyvaultName"] = "kv_test" })),
+                ("node identity not allowed", .failedPrecondition, "--allow-node-identity", request(inline { $0["useVMManagedIdentity"] = "true"; $0["clientID"] = nil })),
+                ("no token", .unauthenticated, "service account tokens not found", request(inline { $0["csi.storage.k8s.io/serviceAccount.tokens"] = nil })),
+                ("no secret", .unauthenticated, "nodePublishSecretRef secret is not set", request(inline { $0["clientID"] = nil })),
+                ("missing object", .notFound, "objectName:absent", request(inline { $0["objects"] = objectsParameter([["objectName": "absent", "objectType": "secret"]]) })),
+            ]
+            try await plugin.client { client in
+                for testCase in cases {
+                    let error = await #expect(throws: RPCError.self, "\(testCase.name)") { try await client.node.nodePublishVolume(testCase.request) }
+                    #expect(error?.code == testCase.code, "\(testCase.name): \(error?.message ?? "")")
+                    #expect(error?.message.contains(testCase.message) == true, "\(testCase.name): \(error?.message ?? "")")
+                    #expect(error?.message.contains("eyJ") == false, "\(testCase.name): no token in the message")
+                }
+            }
+            #expect(!good.isMounted && !FileManager.default.fileExists(atPath: good.targetPath), "nothing was mounted or created")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: plugin.mountRoot).isEmpty)
+            #expect(!plugin.log.contains("eyJ"), "tokens never appear in the log")
+        }
+    }
+
+    @Test("A publish that outlives --publish-timeout fails with DeadlineExceeded; kubelet's retry succeeds")
+    func publishTimeout() async throws {
+        try await withCSIPlugin(arguments: ["--ttl", "2", "--publish-timeout", "5"]) { emulator, plugin in
+            try await emulator.putSecretProviderClass(
+                namespace: "team-a", name: "app", parameters: Self.teamAParameters(objects: [["objectName": "db-password", "objectType": "secret"]]))
+            let tokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
+            let volume = try TestVolume(emulator, pod: "slow", attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
+            try await emulator.injectFault(["vault": "team-a-kv", "pathPrefix": "/secrets/", "action": "hang", "hangSeconds": 8])
+            let slow = await #expect(throws: RPCError.self) {
+                try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+            }
+            #expect(slow?.code == .deadlineExceeded, "\(slow?.message ?? "")")
+            #expect(!volume.isMounted)
+            try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+            #expect(try await volume.read("db-password") == "team-a-password")
+        }
+    }
+
+    @Test("The node's managed identity only with --allow-node-identity")
+    func nodeIdentity() async throws {
+        try await withCSIPlugin(arguments: ["--ttl", "2", "--allow-node-identity"]) { emulator, plugin in
+            let volume = try TestVolume(
+                emulator, pod: "node-0",
+                attributes: [
+                    "keyvaultName": "team-a-kv", "tenantId": Self.tenant, "useVMManagedIdentity": "true",
+                    "objects": objectsParameter([["objectName": "db-password", "objectType": "secret"]]),
+                ])
+            try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+            #expect(try await volume.read("db-password") == "team-a-password")
+        }
+    }
+
+    @Test("After a plugin restart, republish brings volumes back and unpublish cleans up dead ones")
+    func restart() async throws {
+        try await withCSIPlugin { emulator, plugin in
+            try await emulator.putSecretProviderClass(
+                namespace: "team-a", name: "app", parameters: Self.teamAParameters(objects: [["objectName": "db-password", "objectType": "secret"]]))
+            let tokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
+            let kept = try TestVolume(emulator, pod: "kept", attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
+            let gone = try TestVolume(emulator, pod: "gone", attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
+            for volume in [kept, gone] {
+                try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+            }
+            plugin.process.signal(SIGKILL)
+            _ = await plugin.process.exit()
+            let dead = await #expect(throws: (any Error).self) { try await kept.read("db-password") }
+            #expect("\(dead.map { "\($0)" } ?? "")".contains("not connected") || dead != nil)
+
+            let restarted = try await CSIPluginProcess(emulator: emulator, reuseStateOf: plugin)
+            // Key Vault down during the first republish: still OK (kubelet must not tear the volume down), and the next one recovers.
+            try await emulator.injectFault(["vault": "team-a-kv", "action": "status", "status": 503, "count": 100])
+            try await restarted.client { try await $0.publish(volumeID: kept.id, targetPath: kept.targetPath, attributes: kept.attributes) }
+            try await emulator.clearFaults()
+            try await restarted.client { try await $0.publish(volumeID: kept.id, targetPath: kept.targetPath, attributes: kept.attributes) }
+            #expect(try await kept.read("db-password") == "team-a-password")
+
+            try await restarted.client { try await $0.unpublish(volumeID: gone.id, targetPath: gone.targetPath) }
+            #expect(!gone.isMounted && !FileManager.default.fileExists(atPath: gone.targetPath))
+            try await restarted.client { try await $0.unpublish(volumeID: kept.id, targetPath: kept.targetPath) }
+            #expect(await restarted.stop() == 0)
+        }
+    }
+
+    @Test("akvfs csi publish and unpublish drive a running plugin from the command line")
+    func commandLine() async throws {
+        try await withCSIPlugin { emulator, plugin in
+            let volume = try TestVolume(
+                emulator, pod: "cli",
+                attributes: [
+                    "keyvaultName": "team-a-kv", "tenantId": Self.tenant,
+                    "objects": objectsParameter([["objectName": "db-password", "objectType": "secret"]]),
+                ])
+            let attributesFile = emulator.directory.appendingPathComponent("attributes.json")
+            try JSONSerialization.data(withJSONObject: volume.attributes).write(to: attributesFile)
+            let secretsFile = emulator.directory.appendingPathComponent("secrets.json")
+            try JSONSerialization.data(withJSONObject: ["clientid": CSISeed.servicePrincipal, "clientsecret": CSISeed.servicePrincipalSecret]).write(to: secretsFile)
+            let akvfs = buildDirectory.appendingPathComponent("akvfs").path
+            let endpoint = "unix://\(plugin.socketPath)"
+
+            let published = try await run(akvfs, ["csi", "publish", "--endpoint", endpoint, "--target-path", volume.targetPath, "--volume-id", volume.id, "--attributes", attributesFile.path, "--secrets", secretsFile.path])
+            #expect(published.status == 0, "\(published.output)")
+            #expect(try await volume.read("db-password") == "team-a-password")
+
+            var wrong = volume.attributes
+            wrong["keyvaultName"] = "x"
+            let refused = try await run(akvfs, ["csi", "publish", "--endpoint", endpoint, "--target-path", volume.targetPath + "-x", "--attributes", String(decoding: try JSONSerialization.data(withJSONObject: wrong), as: UTF8.self), "--secrets", secretsFile.path])
+            #expect(refused.status != 0)
+            #expect(refused.output.contains("invalidArgument") && refused.output.contains("Invalid vault name"), "\(refused.output)")
+            #expect(!refused.output.contains(CSISeed.servicePrincipalSecret))
+
+            let unpublished = try await run(akvfs, ["csi", "unpublish", "--endpoint", endpoint, "--target-path", volume.targetPath, "--volume-id", volume.id])
+            #expect(unpublished.status == 0, "\(unpublished.output)")
+            #expect(!volume.isMounted)
+        }
+    }
+
+    /// Runs a command to completion; its stdout and stderr together.
+    private func run(_ path: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-cli-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let process = try ChildProcess.spawn(path, arguments, stdout: .file(log.path), stderr: .file(log.path))
+        let status = await process.exit()
+        return (status, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+    }
+}
