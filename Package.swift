@@ -212,6 +212,7 @@ let package = Package(
             dependencies: [
                 "CSINode", "CSIProtocol", "SecretProviderClass", "PKI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSwift
         ),

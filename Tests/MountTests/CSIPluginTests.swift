@@ -368,9 +368,16 @@ struct CSIPluginTests {
         }
     }
 
-    @Test("After a plugin restart, republish brings volumes back and unpublish cleans up dead ones")
+    @Test("After a plugin restart, republish brings volumes back, into running containers too, and unpublish cleans up dead ones")
     func restart() async throws {
         try await withCSIPlugin { emulator, plugin in
+            // kubelet's pods directory is a shared mount; a container's volume mount with
+            // mountPropagation: HostToContainer is a slave of it in the container's own mount namespace.
+            let pods = emulator.directory.appendingPathComponent("pods").path
+            try FileManager.default.createDirectory(atPath: pods, withIntermediateDirectories: true)
+            #expect(mount(pods, pods, nil, UInt(MS_BIND), nil) == 0)
+            #expect(mount(nil, pods, nil, UInt(MS_SHARED | MS_REC), nil) == 0)
+
             try await emulator.putSecretProviderClass(
                 namespace: "team-a", name: "app", parameters: Self.teamAParameters(objects: [["objectName": "db-password", "objectType": "secret"]]))
             let tokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
@@ -379,10 +386,15 @@ struct CSIPluginTests {
             for volume in [kept, gone] {
                 try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
             }
+            let container = try Container(reading: kept.path("db-password"), podsDirectory: pods, in: emulator.directory)
+            defer { container.stop() }
+            #expect(try await container.waitToRead { $0 == "team-a-password" })
+
             plugin.process.signal(SIGKILL)
             _ = await plugin.process.exit()
-            let dead = await #expect(throws: (any Error).self) { try await kept.read("db-password") }
-            #expect("\(dead.map { "\($0)" } ?? "")".contains("not connected") || dead != nil)
+            // Once the kernel's cached entries time out (1 s), every read fails.
+            #expect(try await container.waitToRead { $0.contains("not connected") }, "the container sees the dead mount")
+            await #expect(throws: (any Error).self) { try await kept.read("db-password") }
 
             let restarted = try await CSIPluginProcess(emulator: emulator, reuseStateOf: plugin)
             // Key Vault down during the first republish: still OK (kubelet must not tear the volume down), and the next one recovers.
@@ -391,12 +403,40 @@ struct CSIPluginTests {
             try await emulator.clearFaults()
             try await restarted.client { try await $0.publish(volumeID: kept.id, targetPath: kept.targetPath, attributes: kept.attributes) }
             #expect(try await kept.read("db-password") == "team-a-password")
+            #expect(try await container.waitToRead { $0 == "team-a-password" }, "the remount reached the running container")
 
             try await restarted.client { try await $0.unpublish(volumeID: gone.id, targetPath: gone.targetPath) }
             #expect(!gone.isMounted && !FileManager.default.fileExists(atPath: gone.targetPath))
             try await restarted.client { try await $0.unpublish(volumeID: kept.id, targetPath: kept.targetPath) }
             #expect(await restarted.stop() == 0)
         }
+    }
+
+    /// A process in its own mount namespace whose pods directory is a slave of the host's, as a
+    /// container's volume mount with mountPropagation: HostToContainer; it reads one file every 100 ms.
+    struct Container {
+        let process: ChildProcess
+        let output: String
+
+        init(reading file: String, podsDirectory: String, in directory: URL) throws {
+            output = directory.appendingPathComponent("container-\(UUID().uuidString.prefix(8)).out").path
+            let script = """
+                mount --make-rslave '\(podsDirectory)' || exit 1
+                while :; do cat '\(file)' > '\(output).tmp' 2>&1; mv '\(output).tmp' '\(output)'; sleep 0.1; done
+                """
+            process = try ChildProcess.spawn("/usr/bin/unshare", ["--mount", "--propagation", "unchanged", "/bin/sh", "-c", script])
+        }
+
+        /// Waits up to 10 s for what the container reads to satisfy `condition`.
+        func waitToRead(_ condition: (String) -> Bool) async throws -> Bool {
+            for _ in 0..<100 {
+                if let text = try? String(contentsOfFile: output, encoding: .utf8), condition(text) { return true }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return false
+        }
+
+        func stop() { process.signal(SIGKILL) }
     }
 
     @Test("akvfs csi publish and unpublish drive a running plugin from the command line")

@@ -1,0 +1,89 @@
+import CSINode
+import FoundationEssentials
+import SecretProviderClass
+import Testing
+import Yams
+
+/// deploy/kubernetes must agree with the plugin: one driver name everywhere, the token audience
+/// workload identity needs, the socket path kubelet registers, and an example class that akvfs's
+/// strict parser accepts.
+@Suite("Kubernetes manifests")
+struct ManifestTests {
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("deploy/kubernetes")
+
+    static func documents(_ file: String) throws -> [[String: Any]] {
+        let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+        return try Yams.load_all(yaml: text).compactMap { $0 as? [String: Any] }
+    }
+
+    static func document(_ file: String, kind: String) throws -> [String: Any] {
+        try #require(try documents(file).first { $0["kind"] as? String == kind }, "\(file) has no \(kind)")
+    }
+
+    @Test("The CSIDriver asks for what the plugin needs")
+    func driver() throws {
+        let driver = try Self.document("csidriver.yaml", kind: "CSIDriver")
+        #expect((driver["metadata"] as? [String: Any])?["name"] as? String == NodePluginConfiguration.defaultDriverName)
+        let spec = try #require(driver["spec"] as? [String: Any])
+        #expect(spec["podInfoOnMount"] as? Bool == true)
+        #expect(spec["attachRequired"] as? Bool == false)
+        #expect(spec["requiresRepublish"] as? Bool == true)
+        #expect(spec["volumeLifecycleModes"] as? [String] == ["Ephemeral"])
+        #expect(spec["fsGroupPolicy"] as? String == "File")
+        let audiences = (spec["tokenRequests"] as? [[String: Any]])?.compactMap { $0["audience"] as? String }
+        #expect(audiences == [SecretProviderClassParser.workloadIdentityAudience])
+    }
+
+    @Test("The DaemonSet runs akvfs csi on the socket the registrar announces, with Bidirectional propagation")
+    func daemonSet() throws {
+        let daemonSet = try Self.document("daemonset.yaml", kind: "DaemonSet")
+        let pod = try #require(((daemonSet["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any])
+        let containers = try #require(pod["containers"] as? [[String: Any]])
+        let plugin = try #require(containers.first { $0["name"] as? String == "akvfs" })
+        let arguments = try #require(plugin["args"] as? [String])
+        #expect(arguments.first == "csi")
+        #expect(arguments.contains("--endpoint=unix:///csi/csi.sock"))
+        #expect((plugin["securityContext"] as? [String: Any])?["privileged"] as? Bool == true)
+        let mounts = try #require(plugin["volumeMounts"] as? [[String: Any]])
+        #expect(mounts.contains { $0["mountPath"] as? String == "/var/lib/kubelet/pods" && $0["mountPropagation"] as? String == "Bidirectional" })
+        let registrar = try #require(containers.first { $0["name"] as? String == "node-driver-registrar" })
+        #expect((registrar["args"] as? [String])?.contains("--kubelet-registration-path=/var/lib/kubelet/plugins/\(NodePluginConfiguration.defaultDriverName)/csi.sock") == true)
+        #expect(pod["serviceAccountName"] as? String == "akvfs-csi")
+    }
+
+    @Test("RBAC lets the plugin get SecretProviderClasses and nothing else")
+    func rbac() throws {
+        let role = try Self.document("rbac.yaml", kind: "ClusterRole")
+        let rules = try #require(role["rules"] as? [[String: Any]])
+        #expect(rules.count == 1)
+        #expect(rules.first?["resources"] as? [String] == ["secretproviderclasses"])
+        #expect(rules.first?["verbs"] as? [String] == ["get"])
+    }
+
+    @Test("The example SecretProviderClass and pod pass akvfs's own checks")
+    func example() throws {
+        let spc = try Self.document("example.yaml", kind: "SecretProviderClass")
+        let spec = try #require(spc["spec"] as? [String: Any])
+        #expect(SecretProviderClassReader.providers.contains(spec["provider"] as? String ?? ""))
+        var parameters = try #require(spec["parameters"] as? [String: String])
+        // Fill the placeholders as a user would.
+        parameters["clientID"] = "00000000-0000-0000-0000-000000000001"
+        parameters["keyvaultName"] = "contoso-kv"
+        parameters["tenantId"] = "00000000-0000-0000-0000-000000000002"
+        let pod = try Self.document("example.yaml", kind: "Pod")
+        let volume = try #require(((pod["spec"] as? [String: Any])?["volumes"] as? [[String: Any]])?.first?["csi"] as? [String: Any])
+        #expect(volume["driver"] as? String == NodePluginConfiguration.defaultDriverName)
+        #expect(volume["readOnly"] as? Bool == true)
+        let attributes = try #require(volume["volumeAttributes"] as? [String: String])
+        let tokens = #"{"api://AzureADTokenExchange":{"token":"eyJ.e30.c2ln","expirationTimestamp":"2030-01-01T00:00:00Z"}}"#
+        let kubelet = [
+            "csi.storage.k8s.io/pod.name": "busybox", "csi.storage.k8s.io/pod.namespace": "default",
+            "csi.storage.k8s.io/serviceAccount.tokens": tokens,
+        ]
+        let request = try SecretProviderClassParser.parse(
+            parameters: parameters, podAttributes: attributes.merging(kubelet) { $1 }, secrets: [:], options: ParserOptions())
+        #expect(request.objects.map { $0.path.joined(separator: "/") } == ["secret1", "key1", "tls/cert1.pem"])
+        #expect(request.objects.last?.permission == 0o640)
+    }
+}
