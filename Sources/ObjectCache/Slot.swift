@@ -77,7 +77,7 @@ extension Payload {
     var byteCount: Int {
         switch self {
         case .secret(let value):
-            return value.utf8.count
+            return value.count
         case .certificate(let der):
             return der.count
         case .key(let jwk):
@@ -86,12 +86,16 @@ extension Payload {
         }
     }
 
-    /// Zeroes DER bytes. Secret values and JWK members are Swift Strings, which cannot be
-    /// overwritten in place; they are released and left to the allocator.
+    /// Zeroes secret values and DER bytes. JWK members (public keys) are Swift Strings, which
+    /// cannot be overwritten in place; they are released and left to the allocator.
     mutating func wipe() {
-        guard case .certificate(var der) = self else { return }
-        self = .secret("")
-        der.wipe()
+        switch self {
+        case .secret(var bytes), .certificate(var bytes):
+            self = .secret([])
+            bytes.wipe()
+        case .key:
+            break
+        }
     }
 }
 

@@ -7,16 +7,19 @@ extension Rendering {
         do throws(ObjectFormatError) {
             let formatted: FormattedObject
             switch (object.payload, self) {
-            case (.secret(let value), .standard(let format, let encoding)):
+            case (.secret(let bytes), .standard(.pem, nil)) where !object.metadata.certificateBacked:
+                // The value as it is: the file shares the payload's buffer instead of copying it.
+                formatted = FormattedObject(bytes: bytes)
+            case (.secret(let bytes), .standard(let format, let encoding)):
                 formatted = try ObjectFormatter.secret(
-                    value: value,
+                    value: String(decoding: bytes, as: UTF8.self),
                     contentType: object.metadata.contentType,
                     certificateBacked: object.metadata.certificateBacked,
                     format: format,
                     encoding: encoding
                 )
-            case (.secret(let value), .tls(let part)):
-                let material = try ObjectFormatter.tlsMaterial(value: value, contentType: object.metadata.contentType)
+            case (.secret(let bytes), .tls(let part)):
+                let material = try ObjectFormatter.tlsMaterial(value: String(decoding: bytes, as: UTF8.self), contentType: object.metadata.contentType)
                 let bytes: [UInt8] =
                     switch part {
                     case .privateKey: material.privateKeyPEM

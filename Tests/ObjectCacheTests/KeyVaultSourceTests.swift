@@ -34,7 +34,7 @@ struct KeyVaultSourceTests {
             Issue.record("expected a secret payload")
             return
         }
-        #expect(value == "hunter2")
+        #expect(value == Array("hunter2".utf8))
         #expect(
             object.metadata
                 == ObjectMetadata(

@@ -251,7 +251,7 @@ struct ObjectCacheTests {
         let countingRender: @Sendable (FetchedObject) throws(ObjectCache.RenderError) -> ObjectCache.RenderedBytes = { object throws(ObjectCache.RenderError) in
             renders.increment()
             guard case .secret(let value) = object.payload else { throw ObjectCache.RenderError("not a secret") }
-            return ObjectCache.RenderedBytes(bytes: Array("\(object.metadata.version):\(value)".utf8), warnings: ["w"])
+            return ObjectCache.RenderedBytes(bytes: Array("\(object.metadata.version):".utf8) + value, warnings: ["w"])
         }
 
         for _ in 0..<3 {

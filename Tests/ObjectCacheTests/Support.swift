@@ -197,7 +197,7 @@ func secret(_ name: String, version: String? = nil) -> ObjectReference {
 /// Renders any payload as its UTF-8 text (secrets) or raw bytes.
 let plainRender: @Sendable (FetchedObject) throws(ObjectCache.RenderError) -> ObjectCache.RenderedBytes = { object in
     switch object.payload {
-    case .secret(let value): ObjectCache.RenderedBytes(bytes: Array(value.utf8), warnings: [])
+    case .secret(let value): ObjectCache.RenderedBytes(bytes: value, warnings: [])
     case .certificate(let der): ObjectCache.RenderedBytes(bytes: der, warnings: [])
     case .key(let jwk): ObjectCache.RenderedBytes(bytes: Array((jwk.n ?? "").utf8), warnings: [])
     }
