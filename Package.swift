@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "HTTPTransport",
             dependencies: [
-                "CCurl",
+                "CCurl", "COpenSSL",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: strictSwift

@@ -2,7 +2,11 @@
 
 python3 baseline.py get  HOST PORT CAFILE TOKENFILE PATH... -> median ns of one GET on a warm connection
 python3 baseline.py list HOST PORT CAFILE TOKENFILE         -> ns to page through /secrets, and the page count
-The token is read from a file, never taken from argv.
+python3 baseline.py provider HOST PORT CAFILE SECRETFILE TENANT CLIENT PODS NAME...
+    -> what the Secrets Store CSI driver's Azure provider does per pod mount (csi-compat §2, §11): a new
+       credential (one token request on a new connection) and a new client (a new connection), then one
+       GET per object, sequentially. Prints the first pod's ns, the median ns of the others, and the GETs sent.
+The token and the client secret are read from files, never taken from argv.
 """
 import http.client
 import json
@@ -37,8 +41,36 @@ def get(connection, path, token):
     return body
 
 
+def provider_mount(host, port, cafile, secret, tenant, client, names):
+    """One pod's mount as the Azure provider performs it."""
+    login = connect("localhost", port, cafile)
+    form = urllib.parse.urlencode({
+        "grant_type": "client_credentials", "client_id": client, "client_secret": secret,
+        "scope": f"https://vault.localhost:{port}/.default",
+    })
+    login.request("POST", f"/{tenant}/oauth2/v2.0/token", body=form, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = login.getresponse()
+    token = json.loads(response.read())["access_token"]
+    login.close()
+    vault = connect(host, port, cafile)
+    for name in names:
+        get(vault, f"/secrets/{name}?api-version=7.6", token)
+    vault.close()
+    return len(names)
+
+
 def main():
     mode, host, port, cafile, token_file = sys.argv[1:6]
+    if mode == "provider":
+        secret = open(token_file).read().strip()
+        tenant, client, pods, names = sys.argv[6], sys.argv[7], int(sys.argv[8]), sys.argv[9:]
+        times, gets = [], 0
+        for _ in range(pods):
+            start = time.perf_counter_ns()
+            gets += provider_mount(host, port, cafile, secret, tenant, client, names)
+            times.append(time.perf_counter_ns() - start)
+        print(times[0], statistics.median(times[1:] or times), gets)
+        return
     token = open(token_file).read().strip()
     connection = connect(host, port, cafile)
     if mode == "get":

@@ -91,12 +91,11 @@ final class CurlTransfer {
         // Verification is always on; there is deliberately no way to turn it off.
         try setLong(CURLOPT_SSL_VERIFYPEER, 1)
         try setLong(CURLOPT_SSL_VERIFYHOST, 2)
-        if let bundle = settings.caBundle, let base = bundle.baseAddress {
-            var blob = curl_blob(data: base, len: bundle.count, flags: UInt32(CURL_BLOB_NOCOPY))
-            try withUnsafeMutablePointer(to: &blob) { (blob) throws(HTTPTransportError) in
-                try setPointer(CURLOPT_CAINFO_BLOB, UnsafeMutableRawPointer(blob))
-            }
-        }
+        // libcurl loads no CA file or directory itself; the shared store replaces them.
+        try setString(CURLOPT_CAINFO, nil)
+        try setString(CURLOPT_CAPATH, nil)
+        try check(ccurl_easy_setopt_ssl_ctx_callback(easy.raw, installTrustStore), CURLOPT_SSL_CTX_FUNCTION)
+        try setPointer(CURLOPT_SSL_CTX_DATA, UnsafeMutableRawPointer(settings.trust.raw))
 
         try setString(CURLOPT_USERAGENT, settings.userAgent)
         // Fails early when Content-Length announces too much; the write callback covers the rest.
@@ -150,7 +149,7 @@ final class CurlTransfer {
         try check(ccurl_easy_setopt_long(easy.raw, option, value), option)
     }
 
-    private func setString(_ option: CURLoption, _ value: String) throws(HTTPTransportError) {
+    private func setString(_ option: CURLoption, _ value: String?) throws(HTTPTransportError) {
         try check(ccurl_easy_setopt_string(easy.raw, option, value), option)
     }
 

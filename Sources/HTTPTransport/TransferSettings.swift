@@ -9,9 +9,8 @@ struct TransferSettings {
     var maxConnectionsPerHost: Int
     var maxResponseBytes: Int
     var preferHTTP2: Bool
-    /// System CAs plus the extra CA file, handed to each easy handle with CURLOPT_CAINFO_BLOB
-    /// (not copied by libcurl, so it lives as long as the loop). Nil: libcurl's own defaults.
-    var caBundle: WipedBuffer?
+    /// What every HTTPS connection trusts, built once (see TrustStore for why).
+    var trust: TrustStore
 
     init(_ configuration: HTTPClientConfiguration) throws(HTTPTransportError) {
         connectTimeoutMilliseconds = curlMilliseconds(configuration.connectTimeout)
@@ -20,52 +19,7 @@ struct TransferSettings {
         maxConnectionsPerHost = max(1, configuration.maxConnectionsPerHost)
         maxResponseBytes = max(0, configuration.maxResponseBytes)
         preferHTTP2 = configuration.preferHTTP2
-        if let extraCAFile = configuration.extraCAFile {
-            caBundle = try Self.combinedCABundle(extraCAFile: extraCAFile)
-        }
-    }
-
-    /// CURLOPT_CAINFO_BLOB replaces libcurl's CA file rather than adding to it, so "system CAs
-    /// plus one more" means concatenating the system bundle and the extra file ourselves.
-    private static func combinedCABundle(extraCAFile: String) throws(HTTPTransportError) -> WipedBuffer {
-        let extra: [UInt8]
-        do throws(FileReadError) {
-            extra = try readWholeFile(extraCAFile)
-        } catch {
-            throw HTTPTransportError(kind: .invalidRequest, target: "",
-                                     reason: "cannot read the extra CA file \(extraCAFile) (\(error.message)); "
-                                         + "point the setting at a readable PEM bundle")
-        }
-        guard containsPEMCertificate(extra) else {
-            throw HTTPTransportError(
-                kind: .invalidRequest, target: "",
-                reason: "the extra CA file \(extraCAFile) holds no PEM certificate "
-                    + "(expected '-----BEGIN CERTIFICATE-----' blocks); point the setting at a PEM bundle")
-        }
-        // An unreadable system bundle is not fatal: Debian's libcurl also trusts the hashed
-        // CA directory (CURLOPT_CAPATH, /etc/ssl/certs), which the blob does not replace.
-        var combined = (try? readWholeFile(systemCABundlePath())) ?? []
-        combined.append(UInt8(ascii: "\n"))
-        combined.append(contentsOf: extra)
-        combined.append(UInt8(ascii: "\n"))
-        return WipedBuffer(copying: combined)
-    }
-
-    /// The CA bundle libcurl was built to use (CURLINFO_CAINFO on a fresh handle).
-    private static func systemCABundlePath() -> String {
-        let fallback = "/etc/ssl/certs/ca-certificates.crt"
-        guard let easy = EasyHandle(), let raw = easy.raw else { return fallback }
-        var path: UnsafeMutablePointer<CChar>? = nil
-        guard ccurl_easy_getinfo_string(raw, CURLINFO_CAINFO, &path) == CURLE_OK, let path else {
-            return fallback
-        }
-        return String(cString: path)
-    }
-
-    private static func containsPEMCertificate(_ bytes: [UInt8]) -> Bool {
-        let text = String(decoding: bytes, as: UTF8.self)
-        return ["-----BEGIN CERTIFICATE-----", "-----BEGIN TRUSTED CERTIFICATE-----",
-                "-----BEGIN X509 CERTIFICATE-----"].contains { text.contains($0) }
+        trust = try TrustStore(extraCAFile: configuration.extraCAFile)
     }
 }
 

@@ -40,6 +40,8 @@ public final class KeyVaultClient: Sendable {
     private let options: KeyVaultClientOptions
     private let challenge = Mutex<AuthenticationChallenge?>(nil)
     private let lastToken = Mutex<(AuthenticationChallenge, AccessToken)?>(nil)
+    /// The unauthenticated first request in flight, which concurrent first requests wait for.
+    private let pendingProbe = Mutex<Task<HTTPClientResponse, any Error>?>(nil)
 
     public init(vault: VaultEndpoint, credential: any TokenCredential, http: any HTTPClient, options: KeyVaultClientOptions = .init()) {
         self.vault = vault
@@ -258,10 +260,10 @@ public final class KeyVaultClient: Sendable {
     private func authenticatedSend(_ request: HTTPRequest, operation: String) async throws -> HTTPClientResponse {
         var known = challenge.withLock { $0 }
         if known == nil {
-            // First contact: no token until the vault says which resource and tenant it wants.
-            let probe = try await execute(request)
-            guard probe.head.status.code == 401 else { return probe }
-            known = try learnChallenge(from: probe, operation: operation)
+            switch try await firstContact(request, operation: operation) {
+            case .answered(let response): return response
+            case .learned(let learned): known = learned
+            }
         }
         var current = known!
         var response = try await execute(request, token: try await token(for: current, operation: operation))
@@ -277,6 +279,36 @@ public final class KeyVaultClient: Sendable {
             response = try await execute(request, token: try await token(for: current, operation: operation))
         }
         return response
+    }
+
+    private enum FirstContact {
+        case answered(HTTPClientResponse)
+        case learned(AuthenticationChallenge)
+    }
+
+    /// No token is sent until the vault says which resource and tenant it wants. Only one
+    /// unauthenticated request is in flight at a time: the parallel first fetches of a mount or a
+    /// volume wait for its 401 instead of each paying a round trip (and a TLS handshake) for it.
+    private func firstContact(_ request: HTTPRequest, operation: String) async throws -> FirstContact {
+        let (probe, isMine) = pendingProbe.withLock { pending in
+            if let pending { return (pending, false) }
+            let task = Task { () async throws -> HTTPClientResponse in try await self.execute(request) }
+            pending = task
+            return (task, true)
+        }
+        let result = await probe.result
+        if case .success(let response) = result, response.head.status.code == 401 {
+            defer { if isMine { pendingProbe.withLock { $0 = nil } } }
+            return .learned(try learnChallenge(from: response, operation: operation))
+        }
+        if isMine {
+            pendingProbe.withLock { $0 = nil }
+            return .answered(try result.get())
+        }
+        // The other request's answer taught nothing (an error, or no challenge): ask with this one.
+        let own = try await execute(request)
+        guard own.head.status.code == 401 else { return .answered(own) }
+        return .learned(try learnChallenge(from: own, operation: operation))
     }
 
     private func learnChallenge(from response: HTTPClientResponse, operation: String) throws(KeyVaultError) -> AuthenticationChallenge {

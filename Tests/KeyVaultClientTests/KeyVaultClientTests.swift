@@ -188,6 +188,21 @@ struct KeyVaultClientTests {
         }
     }
 
+    @Test("Concurrent first calls learn the challenge from one unauthenticated request")
+    func oneChallengeProbe() async throws {
+        try await withClientHarness(seed: .demo) { (harness) async throws in
+            let client = try harness.client("demo", credential: harness.secretCredential())
+            try await withThrowingTaskGroup { group in
+                for _ in 0..<20 { group.addTask { _ = try await client.getSecret("api-key") } }
+                try await group.waitForAll()
+            }
+            let requests = await harness.keyVaultRequests("demo")
+            #expect(requests.filter { $0.status == 401 }.count == 1)
+            #expect(requests.filter { $0.status == 200 }.count == 20)
+            #expect(await harness.tokenRequests().count == 1)
+        }
+    }
+
     @Test("Tokens are refreshed ahead of expiry in the background, once, while the old one keeps working")
     func tokenRefresh() async throws {
         try await withClientHarness(seed: Seed(tokenLifetimeSeconds: 3600, vaults: [SeedVault(name: "demo", secrets: [SeedSecret(name: "s", value: "v")])])) { (harness) async throws in
@@ -236,6 +251,39 @@ struct TransportTests {
                 #expect(first.newConnections == 1)
                 #expect(second.newConnections == 0, "the second request reuses the connection")
             }
+        }
+    }
+
+    @Test("An extra CA file must exist and hold PEM certificates")
+    func extraCAFileChecked() async throws {
+        try await withClientHarness { (harness) async throws in
+            for (contents, expected) in [(nil, "cannot read the extra CA file"), ("not a certificate\n", "holds no PEM certificate")] {
+                var configuration = HTTPClientConfiguration()
+                configuration.extraCAFile = try contents.map { try harness.file("extra-ca.pem", $0) } ?? "/nonexistent/ca.pem"
+                #expect {
+                    _ = try CurlHTTPClient(configuration: configuration)
+                } throws: { error in
+                    (error as? HTTPTransportError)?.kind == .invalidRequest && "\(error)".contains(expected)
+                }
+            }
+        }
+    }
+
+    @Test("Every new connection trusts the system CAs and the extra CA file")
+    func sharedTrustStore() async throws {
+        try await withClientHarness { (harness) async throws in
+            var configuration = HTTPClientConfiguration()
+            configuration.extraCAFile = harness.caFile
+            let client = try CurlHTTPClient(configuration: configuration)
+            defer { client.shutdown() }
+            let request = HTTPRequest(method: .get, scheme: "https", authority: "localhost:\(harness.endpoints.port)", path: "/\(harness.tenantId)/v2.0/.well-known/openid-configuration")
+            // Parallel requests open several connections, each set up from the one shared store.
+            let responses = try await withThrowingTaskGroup(of: HTTPClientResponse.self) { group in
+                for _ in 0..<6 { group.addTask { try await client.execute(request) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(responses.allSatisfy { $0.head.status.code == 200 })
+            #expect(responses.map(\.newConnections).reduce(0, +) > 1)
         }
     }
 

@@ -37,6 +37,13 @@ static inline CURLcode ccurl_easy_setopt_write_callback(CURL *handle, CURLoption
     return curl_easy_setopt(handle, option, callback);
 }
 
+// CURLOPT_SSL_CTX_FUNCTION reads a function pointer; HTTPTransport uses it to hand every
+// connection the one X509 store it built at start instead of letting libcurl parse CA files
+// again per connection.
+static inline CURLcode ccurl_easy_setopt_ssl_ctx_callback(CURL *handle, curl_ssl_ctx_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_SSL_CTX_FUNCTION, callback);
+}
+
 static inline CURLcode ccurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *out) {
     return curl_easy_getinfo(handle, info, out);
 }
