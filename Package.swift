@@ -18,6 +18,7 @@ let package = Package(
     name: "akvfs",
     products: [
         .executable(name: "akvfs", targets: ["akvfs"]),
+        .executable(name: "akvfs-csi", targets: ["akvfs-csi"]),
         .executable(name: "akvfs-emulator", targets: ["akvfs-emulator"]),
         .library(name: "KeyVaultEmulator", targets: ["KeyVaultEmulator"]),
     ],
@@ -139,11 +140,30 @@ let package = Package(
         ),
 
         // MARK: The daemon and command line
+        .target(
+            name: "CommandLineSupport",
+            dependencies: [
+                "KeyVault", "HTTPTransport", "ObjectCache",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "akvfs",
             dependencies: [
                 "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI", "ObjectCache", "VaultFS", "FuseBridge",
-                "CSINode", "SecretProviderClass",
+                "CommandLineSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // `akvfs csi` runs this executable (see Sources/akvfs-csi/CSIEntry.swift for why it is separate).
+        .executableTarget(
+            name: "akvfs-csi",
+            dependencies: [
+                "AzureIdentity", "PKI", "CSINode", "CommandLineSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Logging", package: "swift-log"),

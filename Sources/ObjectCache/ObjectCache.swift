@@ -511,7 +511,7 @@ public actor ObjectCache {
 
     /// Removes and wipes an entry, cancelling its source call.
     private func remove(_ key: SlotKey) {
-        guard var slot = slots.removeValue(forKey: key) else { return }
+        guard let slot = slots.removeValue(forKey: key) else { return }
         slot.flight?.cancel()
         totalBytes -= slot.bytes
         slot.wipe()

@@ -115,8 +115,9 @@ enum FlightOutcome: Sendable {
     case failure(SourceError)
 }
 
-/// One cache entry and its bookkeeping.
-struct Slot {
+/// One cache entry and its bookkeeping. A class, so the cache's table holds a pointer per entry
+/// rather than the whole entry inline (at 10,000 entries that table was 10 MB, twice while growing).
+final class Slot {
     /// The last good value; nil only while the first fetch is in flight.
     var value: CachedValue?
     /// Unique per value content; renderings belong to exactly one generation.
@@ -144,14 +145,14 @@ struct Slot {
         self.accessOrder = accessOrder
     }
 
-    mutating func markAccessed(at now: Duration, order: UInt64) {
+    func markAccessed(at now: Duration, order: UInt64) {
         lastAccess = now
         accessOrder = order
         accessedSinceFetch = true
     }
 
     /// New content: the old value and its renderings are wiped.
-    mutating func replace(with fresh: CachedValue, generation: UInt64) {
+    func replace(with fresh: CachedValue, generation: UInt64) {
         wipe()
         value = fresh
         self.generation = generation
@@ -160,7 +161,7 @@ struct Slot {
 
     /// The same content fetched again: the renderings stay, the newer attributes (tags, expiry)
     /// are taken.
-    mutating func refresh(with fresh: CachedValue) {
+    func refresh(with fresh: CachedValue) {
         if var old = value {
             value = nil
             old.wipe()
@@ -169,7 +170,7 @@ struct Slot {
         bytes = fresh.byteCount + renderings.values.reduce(0) { $0 + $1.bytes.count }
     }
 
-    mutating func markFetched(at now: Duration) {
+    func markFetched(at now: Duration) {
         fetchedAt = now
         accessedSinceFetch = false
         stale = false
@@ -178,14 +179,14 @@ struct Slot {
         lastError = nil
     }
 
-    mutating func markFailed(_ error: SourceError, retryAt: Duration) {
+    func markFailed(_ error: SourceError, retryAt: Duration) {
         failures += 1
         stale = true
         lastError = error
         self.retryAt = retryAt
     }
 
-    mutating func wipeRenderings() {
+    func wipeRenderings() {
         for renderingKey in Array(renderings.keys) {
             if var rendering = renderings.removeValue(forKey: renderingKey) {
                 rendering.bytes.wipe()
@@ -193,7 +194,7 @@ struct Slot {
         }
     }
 
-    mutating func wipe() {
+    func wipe() {
         wipeRenderings()
         if var old = value {
             value = nil

@@ -180,13 +180,31 @@ struct CommandLineTests {
 
 @Suite("akvfs binary")
 struct BinaryTests {
-    /// NIO itself is linked since the CSI plugin serves gRPC with grpc-swift's NIO transport;
-    /// the emulator's HTTP server (Hummingbird) and the emulator itself must not be.
-    @Test("akvfs does not link the emulator's server stack")
+    /// The node mount carries neither the emulator's server stack nor the CSI plugin's gRPC,
+    /// protobuf and YAML stacks (those live in akvfs-csi, which `akvfs csi` runs).
+    @Test("akvfs links neither the emulator's server stack nor the CSI plugin's")
     func noServerStack() throws {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: CommandLineTests.binary))
-        for module in ["Hummingbird", "KeyVaultEmulator"] {
+        for module in ["Hummingbird", "KeyVaultEmulator", "GRPCCore", "SwiftProtobuf", "Yams", "NIOPosix"] {
             #expect(bytes.range(of: Data(module.utf8)) == nil, "akvfs contains \(module)")
         }
+    }
+
+    @Test("akvfs csi runs akvfs-csi from akvfs's directory, and says so when it is missing")
+    func csiForwarding() async throws {
+        let forwarded = try await CommandLineTests.akvfs(["csi", "publish", "--help"], environment: [:])
+        #expect(forwarded.status == 0)
+        #expect(forwarded.text.contains("USAGE: akvfs csi publish"))
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-alone-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let alone = directory.appendingPathComponent("akvfs").path
+        try FileManager.default.copyItem(atPath: CommandLineTests.binary, toPath: alone)
+        let errorFile = directory.appendingPathComponent("stderr").path
+        let process = try ChildProcess.spawn(alone, ["csi", "--help"], environment: ["PATH": "/nonexistent"], stderr: .file(errorFile))
+        #expect(await process.exit() == 127)
+        let output = try String(contentsOfFile: errorFile, encoding: .utf8)
+        #expect(output.contains("\(directory.path)/akvfs-csi") && output.contains("installed in the same directory as akvfs"))
     }
 }

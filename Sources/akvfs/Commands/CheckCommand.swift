@@ -1,5 +1,6 @@
 import ArgumentParser
 import AzureIdentity
+import CommandLineSupport
 import KeyVault
 import PKI
 
@@ -34,7 +35,7 @@ struct CheckCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        Logging.bootstrap()
+        LogSetup.bootstrap()
         let session = try VaultSession(vault: vault, connection: connection, identity: identity)
         defer { session.shutdown() }
         let client = session.client

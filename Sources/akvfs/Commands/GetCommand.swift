@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 import KeyVault
 import ObjectFormats
 
@@ -45,7 +46,7 @@ struct GetCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        Logging.bootstrap()
+        LogSetup.bootstrap()
         let path = try ObjectPath(object)
         let session = try VaultSession(vault: vault, connection: connection, identity: identity)
         defer { session.shutdown() }

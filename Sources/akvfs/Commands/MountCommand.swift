@@ -1,5 +1,6 @@
 import ArgumentParser
 import AzureIdentity
+import CommandLineSupport
 import FuseBridge
 import Glibc
 import KeyVault
@@ -68,7 +69,7 @@ struct MountCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        Logging.bootstrap(defaultLevel: .info)
+        LogSetup.bootstrap(defaultLevel: .info)
         let logger = Logger(label: "akvfs")
         let ready = ReadinessReporter(descriptor: readyDescriptor)
         do {

@@ -1,4 +1,5 @@
 import AzureIdentity
+import CommandLineSupport
 import FoundationEssentials
 import Glibc
 

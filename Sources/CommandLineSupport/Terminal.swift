@@ -2,8 +2,8 @@ import Glibc
 
 /// Writing to the standard streams without Foundation's buffering: `get` output must be the
 /// exact bytes, and messages must not interleave with them.
-enum Terminal {
-    static func write(_ bytes: [UInt8], to descriptor: Int32 = STDOUT_FILENO) throws(WriteError) {
+public enum Terminal {
+    public static func write(_ bytes: [UInt8], to descriptor: Int32 = STDOUT_FILENO) throws(WriteError) {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
@@ -15,16 +15,16 @@ enum Terminal {
         }
     }
 
-    static func line(_ text: String, to descriptor: Int32 = STDOUT_FILENO) {
+    public static func line(_ text: String, to descriptor: Int32 = STDOUT_FILENO) {
         try? write(Array((text + "\n").utf8), to: descriptor)
     }
 
-    static func error(_ text: String) {
+    public static func error(_ text: String) {
         line(text, to: STDERR_FILENO)
     }
 
-    struct WriteError: Error, CustomStringConvertible {
-        var code: Int32
-        var description: String { "cannot write the output: \(String(cString: strerror(code)))" }
+    public struct WriteError: Error, CustomStringConvertible {
+        public var code: Int32
+        public var description: String { "cannot write the output: \(String(cString: strerror(code)))" }
     }
 }

@@ -3,53 +3,60 @@ import FoundationEssentials
 import HTTPTransport
 import KeyVault
 
+/// The version both executables report (and send as the User-Agent).
+public enum AKVFSVersion {
+    public static let current = "0.1.0-dev"
+}
+
 /// Where the vault is and how to reach it.
-struct ConnectionOptions: ParsableArguments {
+public struct ConnectionOptions: ParsableArguments {
+    public init() {}
+
     @Option(help: "Azure cloud: AzurePublicCloud (default), AzureUSGovernmentCloud, AzureChinaCloud, AzureGermanCloud, or AzureStackCloud with --cloud-env-file. Env: AZURE_CLOUD_NAME.")
-    var cloud: String?
+    public var cloud: String?
 
     @Option(name: .customLong("cloud-env-file"), help: ArgumentHelp("JSON file describing a custom cloud (activeDirectoryEndpoint, keyVaultEndpoint, keyVaultDNSSuffix). Env: AZURE_ENVIRONMENT_FILEPATH.", valueName: "file"))
-    var cloudEnvironmentFile: String?
+    public var cloudEnvironmentFile: String?
 
     @Option(name: .customLong("ca-file"), help: ArgumentHelp("PEM file of extra CAs to trust besides the system ones. Env: AKVFS_CA_FILE.", valueName: "file"))
-    var caFile: String?
+    public var caFile: String?
 
     @Option(name: .customLong("api-version"), help: "Key Vault REST api-version to send.")
-    var apiVersion = "7.6"
+    public var apiVersion = "7.6"
 
     @Option(help: ArgumentHelp("Give up on one operation, retries included, after this many seconds.", valueName: "seconds"))
-    var timeout = 120
+    public var timeout = 120
 
     @Option(name: .customLong("max-retry-after"), help: ArgumentHelp("Wait at most this many seconds when Key Vault throttles with Retry-After.", valueName: "seconds"))
-    var maxRetryAfter = 120
+    public var maxRetryAfter = 120
 
     @Flag(help: "Offer HTTP/2 to Key Vault and multiplex requests over one connection (default: a pool of keep-alive HTTP/1.1 connections). Env: AKVFS_HTTP2=1.")
-    var http2 = false
+    public var http2 = false
 
     @Flag(name: .customLong("disable-challenge-resource-verification"), help: "Send tokens even when the vault's challenge names a resource outside its domain (custom domains only).")
-    var disableChallengeResourceVerification = false
+    public var disableChallengeResourceVerification = false
 
-    func validate() throws {
+    public func validate() throws {
         guard (1...3600).contains(timeout) else { throw ValidationError("--timeout must be between 1 and 3600 seconds; got \(timeout).") }
         guard (0...3600).contains(maxRetryAfter) else { throw ValidationError("--max-retry-after must be between 0 and 3600 seconds; got \(maxRetryAfter).") }
     }
 
-    func resolvedCloud(_ environment: [String: String]) throws -> AzureCloud {
+    public func resolvedCloud(_ environment: [String: String]) throws -> AzureCloud {
         try AzureCloud.resolve(
             name: cloud ?? environment["AZURE_CLOUD_NAME"],
             environmentFile: cloudEnvironmentFile ?? environment["AZURE_ENVIRONMENT_FILEPATH"]
         )
     }
 
-    func httpConfiguration(_ environment: [String: String]) -> HTTPClientConfiguration {
+    public func httpConfiguration(_ environment: [String: String]) -> HTTPClientConfiguration {
         var configuration = HTTPClientConfiguration()
         configuration.extraCAFile = caFile ?? environment["AKVFS_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
-        configuration.userAgent = "akvfs/\(AKVFS.version)"
+        configuration.userAgent = "akvfs/\(AKVFSVersion.current)"
         configuration.preferHTTP2 = http2 || environment["AKVFS_HTTP2"] == "1"
         return configuration
     }
 
-    func clientOptions() -> KeyVaultClientOptions {
+    public func clientOptions() -> KeyVaultClientOptions {
         var options = KeyVaultClientOptions()
         options.apiVersion = apiVersion
         options.retry.deadline = .seconds(timeout)

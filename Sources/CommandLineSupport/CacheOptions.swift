@@ -2,32 +2,34 @@ import ArgumentParser
 import ObjectCache
 
 /// How long content is trusted and how much of it is kept.
-struct CacheOptions: ParsableArguments {
+public struct CacheOptions: ParsableArguments {
+    public init() {}
+
     @Option(help: ArgumentHelp("Revalidate latest content and listings this often while they are being read.", valueName: "seconds"))
-    var ttl = 120
+    public var ttl = 120
 
     @Option(name: .customLong("max-stale"), help: ArgumentHelp("When Key Vault fails, keep serving the last good content for up to this long.", valueName: "seconds"))
-    var maxStale = 86_400
+    public var maxStale = 86_400
 
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Forget (and wipe) content not read for this long (default: 600 for mount; never for csi, whose volumes keep their content while published).", valueName: "seconds"))
-    var idleTimeout: Int?
+    public var idleTimeout: Int?
 
     @Option(name: .customLong("negative-ttl"), help: ArgumentHelp("Remember that a name does not exist for this long.", valueName: "seconds"))
-    var negativeTTL = 10
+    public var negativeTTL = 10
 
     @Option(name: .customLong("metadata-ttl"), help: ArgumentHelp("How long the kernel trusts names and attributes before asking again.", valueName: "seconds"))
-    var metadataTTL: Double = 1
+    public var metadataTTL: Double = 1
 
     @Option(name: .customLong("cache-size"), help: ArgumentHelp("Memory bound for cached content.", valueName: "MiB"))
-    var cacheSize = 64
+    public var cacheSize = 64
 
     @Option(name: .customLong("max-concurrency"), help: "Concurrent requests to one vault at most.")
-    var maxConcurrency = 16
+    public var maxConcurrency = 16
 
     @Option(name: .customLong("rate-limit"), help: ArgumentHelp("Requests per second to one vault at most (Key Vault allows 4000 per 10 s per vault).", valueName: "n"))
-    var rateLimit: Double = 200
+    public var rateLimit: Double = 200
 
-    func validate() throws {
+    public func validate() throws {
         guard (1...86_400).contains(ttl) else { throw ValidationError("--ttl must be between 1 and 86400 seconds; got \(ttl).") }
         guard maxStale >= 0 else { throw ValidationError("--max-stale must not be negative.") }
         if let idleTimeout, idleTimeout < ttl { throw ValidationError("--idle-timeout (\(idleTimeout)) must be at least --ttl (\(ttl)).") }
@@ -39,7 +41,7 @@ struct CacheOptions: ParsableArguments {
     }
 
     /// `defaultIdleTimeout` applies when --idle-timeout is not given.
-    func configuration(defaultIdleTimeout: Duration) -> CacheConfiguration {
+    public func configuration(defaultIdleTimeout: Duration) -> CacheConfiguration {
         var configuration = CacheConfiguration()
         configuration.ttl = .seconds(ttl)
         configuration.maxStaleness = .seconds(maxStale)

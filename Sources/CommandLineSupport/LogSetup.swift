@@ -1,10 +1,11 @@
 import FoundationEssentials
 import Logging
 
-extension Logging {
+/// The logging setup shared by both executables.
+public enum LogSetup {
     /// Logs go to stderr (stdout carries command output); level from AKVFS_LOG_LEVEL (default warning
     /// for commands, overridden by daemons).
-    static func bootstrap(defaultLevel: Logger.Level = .warning) {
+    public static func bootstrap(defaultLevel: Logger.Level = .warning) {
         let level = ProcessInfo.processInfo.environment["AKVFS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? defaultLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -13,6 +14,3 @@ extension Logging {
         }
     }
 }
-
-/// Namespace for the logging setup (swift-log's module is also called Logging).
-enum Logging {}

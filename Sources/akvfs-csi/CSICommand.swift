@@ -1,5 +1,6 @@
 import ArgumentParser
 import AzureIdentity
+import CommandLineSupport
 import CSINode
 import FoundationEssentials
 import GRPCCore
@@ -9,7 +10,7 @@ import PKI
 /// `akvfs csi`: the Kubernetes CSI node plugin, and a CSI client of it for debugging.
 struct CSICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "csi",
+        commandName: "akvfs csi",
         abstract: "Serve Key Vault objects to Kubernetes pods as a CSI node plugin.",
         discussion: """
             'akvfs csi' (or 'akvfs csi serve') runs the plugin: one FUSE mount with a directory per published \
@@ -76,7 +77,7 @@ struct CSIServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        Logging.bootstrap(defaultLevel: .info)
+        LogSetup.bootstrap(defaultLevel: .info)
         let logger = Logger(label: "akvfs.csi")
         let environment = ProcessInfo.processInfo.environment
         guard let nodeID = nodeID ?? environment["NODE_NAME"], !nodeID.isEmpty else {
@@ -84,7 +85,7 @@ struct CSIServeCommand: AsyncParsableCommand {
         }
         var configuration = NodePluginConfiguration(nodeID: nodeID, socketPath: CSIEndpoint.socketPath(endpoint)!)
         configuration.driverName = driverName
-        configuration.version = AKVFS.version
+        configuration.version = AKVFSVersion.current
         configuration.stateDirectory = stateDirectory
         configuration.allowNodeIdentity = allowNodeIdentity
         configuration.publishTimeout = .seconds(publishTimeout)
@@ -188,7 +189,7 @@ struct CSIPublishCommand: AsyncParsableCommand {
     var fsGroup: String?
 
     func run() async throws {
-        Logging.bootstrap()
+        LogSetup.bootstrap()
         let attributes = try Self.stringMap(attributes.hasPrefix("{") ? Data(attributes.utf8) : Self.contents(attributes, option: "--attributes"), option: "--attributes")
         let secrets = try secrets.map { try Self.stringMap(Self.contents($0, option: "--secrets"), option: "--secrets") } ?? [:]
         do {
@@ -227,7 +228,7 @@ struct CSIUnpublishCommand: AsyncParsableCommand {
     @OptionGroup var options: CSIClientOptions
 
     func run() async throws {
-        Logging.bootstrap()
+        LogSetup.bootstrap()
         do {
             try await CSIClient.with(socketPath: options.socketPath) { client in
                 try await client.unpublish(volumeID: options.resolvedVolumeID, targetPath: options.targetPath)
