@@ -165,23 +165,40 @@ public final class KeyVaultClient: Sendable {
     /// Follows `nextLink` until it is absent or empty. Pages may be empty and still link on.
     /// The link's path and query are sent to this vault's host with this client's api-version,
     /// so a link naming another host (private endpoints, custom domains) never gets a token.
-    private func list<Item: Decodable>(_ type: Item.Type, path: String, operation: String) async throws(KeyVaultError) -> [Item] {
+    ///
+    /// Pages are pipelined: the next page is requested as soon as this page's link is known (a
+    /// cheap scan), and this page's items are decoded while it travels, so decoding a large
+    /// vault's listing costs no round-trip time.
+    private func list<Item: Decodable & Sendable>(_ type: Item.Type, path: String, operation: String) async throws(KeyVaultError) -> [Item] {
         var items: [Item] = []
-        var nextPath: String? = path
-        var nextQuery: [(String, String)] = []
-        var pages = 0
-        while let currentPath = nextPath {
-            let body = try await send(path: currentPath, query: nextQuery, operation: operation)
-            let page = try decode(Page<Item>.self, body, operation: operation)
-            items += page.value ?? []
-            pages += 1
-            guard let link = page.nextLink, !link.isEmpty else { break }
-            guard pages < 100_000 else {
-                throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "more than 100000 pages; the vault keeps linking on")
+        var body = try await send(path: path, query: [], operation: operation)
+        var pages = 1
+        while true {
+            let link = try decode(PageLink.self, body, operation: operation).nextLink.flatMap { $0.isEmpty ? nil : $0 }
+            var next: Task<[UInt8], any Error>?
+            if let link {
+                guard pages < 100_000 else {
+                    throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "more than 100000 pages; the vault keeps linking on")
+                }
+                let (nextPath, nextQuery) = try split(nextLink: link, operation: operation)
+                next = Task { try await self.send(path: nextPath, query: nextQuery, operation: operation) }
             }
-            (nextPath, nextQuery) = try split(nextLink: link, operation: operation)
+            do {
+                items += try decode(Page<Item>.self, body, operation: operation).value ?? []
+            } catch {
+                next?.cancel()
+                throw error
+            }
+            guard let next else { return items }
+            do {
+                body = try await withTaskCancellationHandler { try await next.value } onCancel: { next.cancel() }
+            } catch let error as KeyVaultError {
+                throw error
+            } catch {
+                throw KeyVaultError(kind: .cancelled, operation: operation, vault: vault.url, detail: "\(error)")
+            }
+            pages += 1
         }
-        return items
     }
 
     private func split(nextLink: String, operation: String) throws(KeyVaultError) -> (String, [(String, String)]) {

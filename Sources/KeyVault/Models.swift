@@ -37,13 +37,16 @@ public struct ObjectIdentifier: Sendable, Hashable {
     public var version: String?
 
     public init?(_ id: String) {
-        guard let scheme = id.firstRange(of: "://") else { return nil }
-        let path = id[scheme.upperBound...].split(separator: "/").dropFirst()
+        // Bytes, not Characters: a listing parses every item's id, and splitting by Character
+        // (grapheme breaking) made this the costliest step of listing a large vault.
+        let utf8 = id.utf8
+        guard let scheme = utf8.firstRange(of: "://".utf8) else { return nil }
+        let path = utf8[scheme.upperBound...].split(separator: UInt8(ascii: "/")).dropFirst()
         guard (2...3).contains(path.count) else { return nil }
-        let parts = Array(path)
-        collection = String(parts[0])
-        name = String(parts[1])
-        version = parts.count == 3 ? String(parts[2]) : nil
+        let parts = path.map { String(Substring($0)) }
+        collection = parts[0]
+        name = parts[1]
+        version = parts.count == 3 ? parts[2] : nil
     }
 }
 
@@ -147,6 +150,11 @@ public struct CertificateItem: Sendable, Decodable {
 /// One page of a list answer.
 struct Page<Item: Decodable>: Decodable {
     var value: [Item]?
+    var nextLink: String?
+}
+
+/// Only a page's link, to request the next page before this one's items are decoded.
+struct PageLink: Decodable {
     var nextLink: String?
 }
 

@@ -75,3 +75,21 @@ struct ChallengeTests {
         }
     }
 }
+
+/// KeyVault's, not the standard library's ObjectIdentifier.
+private typealias VaultObjectID = KeyVault.ObjectIdentifier
+
+@Suite("Object identifiers")
+struct ObjectIdentifierTests {
+    @Test("Ids split into collection, name and version; anything else is refused")
+    func parsing() throws {
+        let versioned = try #require(VaultObjectID("https://myvault.vault.azure.net/secrets/db-password/4a1f0c9e2b6d4c8f9e0a1b2c3d4e5f60"))
+        #expect(versioned.collection == "secrets" && versioned.name == "db-password" && versioned.version == "4a1f0c9e2b6d4c8f9e0a1b2c3d4e5f60")
+        let latest = try #require(VaultObjectID("https://myvault.vault.localhost:8443/keys/signing-key"))
+        #expect(latest.collection == "keys" && latest.name == "signing-key" && latest.version == nil)
+        #expect(SecretBundle(value: nil, id: "https://v.vault.azure.net/secrets/a/b").version == "b")
+        for bad in ["", "secrets/a", "https://v.vault.azure.net/", "https://v.vault.azure.net/secrets", "https://v.vault.azure.net/secrets/a/b/c"] {
+            #expect(VaultObjectID(bad) == nil, "\(bad)")
+        }
+    }
+}
