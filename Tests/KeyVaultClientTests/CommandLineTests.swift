@@ -202,7 +202,9 @@ struct BinaryTests {
         let alone = directory.appendingPathComponent("akvfs").path
         try FileManager.default.copyItem(atPath: CommandLineTests.binary, toPath: alone)
         let errorFile = directory.appendingPathComponent("stderr").path
-        let process = try ChildProcess.spawn(alone, ["csi", "--help"], environment: ["PATH": "/nonexistent"], stderr: .file(errorFile))
+        let process = try await CredentialTests.retryingTextFileBusy {
+            try ChildProcess.spawn(alone, ["csi", "--help"], environment: ["PATH": "/nonexistent"], stderr: .file(errorFile))
+        }
         #expect(await process.exit() == 127)
         let output = try String(contentsOfFile: errorFile, encoding: .utf8)
         #expect(output.contains("\(directory.path)/akvfs-csi") && output.contains("installed in the same directory as akvfs"))

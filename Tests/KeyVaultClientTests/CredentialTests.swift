@@ -43,6 +43,20 @@ struct CredentialTests {
         try await readProbe(harness, credential)?.name
     }
 
+    /// Running a script this test has just written fails with ETXTBSY while a process that a
+    /// concurrent test is spawning still holds the inherited write descriptor; it is gone once
+    /// that child has exec'd, so a short retry is enough.
+    static func retryingTextFileBusy<T>(_ body: () async throws -> T) async throws -> T {
+        for _ in 0..<20 {
+            do {
+                return try await body()
+            } catch where "\(error)".contains("Text file busy") {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        return try await body()
+    }
+
     @Test("Client secret")
     func clientSecret() async throws {
         try await withClientHarness(seed: Self.seed()) { (harness) async throws in
@@ -190,14 +204,16 @@ struct CredentialTests {
             try Data(script.utf8).write(to: URL(fileURLWithPath: az))
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: az)
             let credential = AzureCLICredential(searchPath: bin.path)
-            #expect(try await Self.probeIdentity(harness, credential) == "secret-app")
+            #expect(try await Self.retryingTextFileBusy { try await Self.probeIdentity(harness, credential) } == "secret-app")
             let arguments = try String(contentsOfFile: argumentsFile, encoding: .utf8)
             #expect(arguments.contains("account get-access-token --output json --resource \(harness.endpoints.resource)"))
             #expect(arguments.contains("--tenant \(harness.tenantId)"))
 
             try Data("#!/bin/sh\necho 'ERROR: Please run az login to setup account.' >&2\nexit 1\n".utf8).write(to: URL(fileURLWithPath: az))
             await #expect {
-                _ = try await AzureCLICredential(searchPath: bin.path).getToken(TokenRequestContext(scope: "x/.default"))
+                _ = try await Self.retryingTextFileBusy {
+                    try await AzureCLICredential(searchPath: bin.path).getToken(TokenRequestContext(scope: "x/.default"))
+                }
             } throws: { error in
                 (error as? CredentialError)?.kind == .unavailable && "\(error)".contains("az login")
             }
