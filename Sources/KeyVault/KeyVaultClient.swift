@@ -166,39 +166,45 @@ public final class KeyVaultClient: Sendable {
     /// The link's path and query are sent to this vault's host with this client's api-version,
     /// so a link naming another host (private endpoints, custom domains) never gets a token.
     ///
-    /// Pages are pipelined: the next page is requested as soon as this page's link is known (a
-    /// cheap scan), and this page's items are decoded while it travels, so decoding a large
-    /// vault's listing costs no round-trip time.
+    /// Only the round trips are sequential: each page's link is read ahead of decoding (a scan of
+    /// the page's tail), the next page is requested at once, and pages are decoded in child tasks
+    /// meanwhile, so decoding a large vault's listing adds nothing to its round trips.
     private func list<Item: Decodable & Sendable>(_ type: Item.Type, path: String, operation: String) async throws(KeyVaultError) -> [Item] {
-        var items: [Item] = []
-        var body = try await send(path: path, query: [], operation: operation)
-        var pages = 1
-        while true {
-            let link = try decode(PageLink.self, body, operation: operation).nextLink.flatMap { $0.isEmpty ? nil : $0 }
-            var next: Task<[UInt8], any Error>?
-            if let link {
-                guard pages < 100_000 else {
-                    throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "more than 100000 pages; the vault keeps linking on")
+        do {
+            return try await withThrowingTaskGroup(of: (Int, [Item]).self) { group in
+                var nextPath = path
+                var nextQuery: [(String, String)] = []
+                var pages = 0
+                while true {
+                    let body = try await send(path: nextPath, query: nextQuery, operation: operation)
+                    let link = try (PageLink.scan(body) ?? decode(PageLink.self, body, operation: operation)).link
+                    let index = pages
+                    group.addTask { (index, try self.items(of: Item.self, body, expectedLink: link, operation: operation)) }
+                    pages += 1
+                    guard let link else { break }
+                    guard pages < 100_000 else {
+                        throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "more than 100000 pages; the vault keeps linking on")
+                    }
+                    (nextPath, nextQuery) = try split(nextLink: link, operation: operation)
                 }
-                let (nextPath, nextQuery) = try split(nextLink: link, operation: operation)
-                next = Task { try await self.send(path: nextPath, query: nextQuery, operation: operation) }
+                var itemsByPage = [[Item]](repeating: [], count: pages)
+                for try await (index, items) in group { itemsByPage[index] = items }
+                return itemsByPage.flatMap { $0 }
             }
-            do {
-                items += try decode(Page<Item>.self, body, operation: operation).value ?? []
-            } catch {
-                next?.cancel()
-                throw error
-            }
-            guard let next else { return items }
-            do {
-                body = try await withTaskCancellationHandler { try await next.value } onCancel: { next.cancel() }
-            } catch let error as KeyVaultError {
-                throw error
-            } catch {
-                throw KeyVaultError(kind: .cancelled, operation: operation, vault: vault.url, detail: "\(error)")
-            }
-            pages += 1
+        } catch let error as KeyVaultError {
+            throw error
+        } catch {
+            throw KeyVaultError(kind: .cancelled, operation: operation, vault: vault.url, detail: "\(error)")
         }
+    }
+
+    /// One page's items, checking that the link read ahead is the one the page really holds.
+    private func items<Item: Decodable>(of type: Item.Type, _ body: [UInt8], expectedLink: String?, operation: String) throws(KeyVaultError) -> [Item] {
+        let page = try decode(Page<Item>.self, body, operation: operation)
+        guard PageLink(nextLink: page.nextLink).link == expectedLink else {
+            throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "a page's nextLink was misread ahead of decoding; please report this with the vault's API version")
+        }
+        return page.value ?? []
     }
 
     private func split(nextLink: String, operation: String) throws(KeyVaultError) -> (String, [(String, String)]) {

@@ -156,6 +156,26 @@ struct Page<Item: Decodable>: Decodable {
 /// Only a page's link, to request the next page before this one's items are decoded.
 struct PageLink: Decodable {
     var nextLink: String?
+
+    /// The link to follow: an empty one ends the listing, as an absent one does.
+    var link: String? { nextLink.flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// The link read from the page's tail without decoding its items: Key Vault writes
+    /// `"nextLink"` after `"value"`, so the last occurrence of that key, decoded together with
+    /// the rest of the object, is the page's link. Nil when the tail does not parse that way (the
+    /// caller then decodes the whole page for it; the page's decode checks the result anyway).
+    static func scan(_ body: [UInt8]) -> PageLink? {
+        let key = Array(#""nextLink""#.utf8)
+        guard body.count > key.count else { return nil }
+        var start = body.count - key.count
+        while start > 0, !body[start..<start + key.count].elementsEqual(key) { start -= 1 }
+        guard start > 0 else { return nil }
+        // A member name follows '{' or ','; inside a string value the quote would follow '\'.
+        var before = start - 1
+        while before > 0, [0x20, 0x09, 0x0A, 0x0D].contains(body[before]) { before -= 1 }
+        guard body[before] == UInt8(ascii: ",") || body[before] == UInt8(ascii: "{") else { return nil }
+        return try? JSONDecoder().decode(PageLink.self, from: Data([UInt8(ascii: "{")] + body[start...]))
+    }
 }
 
 /// Key Vault's error envelope.
