@@ -196,15 +196,17 @@ struct BinaryTests {
         #expect(forwarded.status == 0)
         #expect(forwarded.text.contains("USAGE: akvfs csi publish"))
 
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-alone-\(UUID().uuidString)")
+        // A hard link, not a copy: a freshly written copy can be "Text file busy" for as long as a
+        // process another test spawns meanwhile holds the inherited write descriptor. The link
+        // lives in the build directory so that it is on the binary's filesystem.
+        let buildDirectory = URL(fileURLWithPath: CommandLineTests.binary).deletingLastPathComponent()
+        let directory = buildDirectory.appendingPathComponent("akvfs-alone-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let alone = directory.appendingPathComponent("akvfs").path
-        try FileManager.default.copyItem(atPath: CommandLineTests.binary, toPath: alone)
+        try FileManager.default.linkItem(atPath: CommandLineTests.binary, toPath: alone)
         let errorFile = directory.appendingPathComponent("stderr").path
-        let process = try await CredentialTests.retryingTextFileBusy {
-            try ChildProcess.spawn(alone, ["csi", "--help"], environment: ["PATH": "/nonexistent"], stderr: .file(errorFile))
-        }
+        let process = try ChildProcess.spawn(alone, ["csi", "--help"], environment: ["PATH": "/nonexistent"], stderr: .file(errorFile))
         #expect(await process.exit() == 127)
         let output = try String(contentsOfFile: errorFile, encoding: .utf8)
         #expect(output.contains("\(directory.path)/akvfs-csi") && output.contains("installed in the same directory as akvfs"))

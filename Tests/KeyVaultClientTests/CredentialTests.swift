@@ -43,6 +43,17 @@ struct CredentialTests {
         try await readProbe(harness, credential)?.name
     }
 
+    /// Writes a script with O_CLOEXEC, so that no process spawned meanwhile keeps a write
+    /// descriptor to it (which would make running it fail with ETXTBSY for that process's life).
+    static func writeExecutable(_ path: String, _ text: String) throws {
+        unlink(path)
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+        guard descriptor >= 0 else { throw ScriptWriteError(description: "cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        let bytes = Array(text.utf8)
+        guard write(descriptor, bytes, bytes.count) == bytes.count else { throw ScriptWriteError(description: "cannot write \(path)") }
+    }
+
     /// Running a script this test has just written fails with ETXTBSY while a process that a
     /// concurrent test is spawning still holds the inherited write descriptor; it is gone once
     /// that child has exec'd, so a short retry is enough.
@@ -201,15 +212,14 @@ struct CredentialTests {
                 printf '%s' '{"accessToken": "\(token.token)", "expires_on": \(expiry), "tenant": "\(harness.tenantId)", "tokenType": "Bearer"}'
                 """
             let az = bin.appendingPathComponent("az").path
-            try Data(script.utf8).write(to: URL(fileURLWithPath: az))
-            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: az)
+            try Self.writeExecutable(az, script)
             let credential = AzureCLICredential(searchPath: bin.path)
             #expect(try await Self.retryingTextFileBusy { try await Self.probeIdentity(harness, credential) } == "secret-app")
             let arguments = try String(contentsOfFile: argumentsFile, encoding: .utf8)
             #expect(arguments.contains("account get-access-token --output json --resource \(harness.endpoints.resource)"))
             #expect(arguments.contains("--tenant \(harness.tenantId)"))
 
-            try Data("#!/bin/sh\necho 'ERROR: Please run az login to setup account.' >&2\nexit 1\n".utf8).write(to: URL(fileURLWithPath: az))
+            try Self.writeExecutable(az, "#!/bin/sh\necho 'ERROR: Please run az login to setup account.' >&2\nexit 1\n")
             await #expect {
                 _ = try await Self.retryingTextFileBusy {
                     try await AzureCLICredential(searchPath: bin.path).getToken(TokenRequestContext(scope: "x/.default"))
@@ -285,4 +295,8 @@ struct CredentialTests {
             }
         }
     }
+}
+
+struct ScriptWriteError: Error, CustomStringConvertible {
+    var description: String
 }
