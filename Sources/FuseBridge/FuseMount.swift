@@ -118,14 +118,7 @@ public final class FuseMount: Sendable {
 /// live FUSE mount there is an error (two daemons must not stack).
 enum MountpointCheck {
     static func prepare(_ mountpoint: String) throws(FuseError) {
-        // statvfs always reaches the daemon (stat may be answered from the kernel's cache), so it
-        // tells a dead FUSE mount from a live one.
-        var filesystem = statvfs()
-        if statvfs(mountpoint, &filesystem) != 0 {
-            let error = errno
-            guard error == ENOTCONN || error == ECONNABORTED else {
-                throw FuseError("mountpoint \(mountpoint): \(String(cString: strerror(error))). Create it as an empty directory first.")
-            }
+        if MountTable.isDisconnected(mountpoint) {
             try clearDeadMount(mountpoint)
         } else if let existing = MountTable.read().last(where: { $0.mountpoint == MountTable.canonical(mountpoint) }), existing.filesystemType.hasPrefix("fuse") {
             throw FuseError("\(mountpoint) is already a live FUSE mount; unmount it first (akvfs unmount \(mountpoint)).")

@@ -1,3 +1,4 @@
+import CFuse  // statvfs comes to Swift through the FUSE headers
 import Glibc
 
 /// Entries of /proc/self/mountinfo (mountpoint and filesystem type), with octal escapes decoded.
@@ -37,6 +38,14 @@ public enum MountTable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Whether `path` is a FUSE mount whose daemon is gone ("Transport endpoint is not connected").
+    /// statvfs always reaches a FUSE daemon, where stat may be answered from cached attributes.
+    public static func isDisconnected(_ path: String) -> Bool {
+        var filesystem = statvfs()
+        guard statvfs(path, &filesystem) != 0 else { return false }
+        return errno == ENOTCONN || errno == ECONNABORTED
     }
 
     /// The absolute, symlink-free form mountinfo uses.

@@ -66,13 +66,9 @@ enum CSIForwarding {
     }
 }
 
-/// What `akvfs --help` lists for csi; the arguments themselves never reach it (see CSIForwarding).
+/// Only what `akvfs --help` lists for csi: `akvfs csi …` is forwarded before parsing (CSIForwarding).
 struct CSIStub: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "csi",
         abstract: "Serve Key Vault objects to Kubernetes pods as a CSI node plugin (see 'akvfs csi --help').")
-
-    func run() {
-        CSIForwarding.run(["--help"])
-    }
 }

@@ -26,9 +26,7 @@ enum TargetState: Equatable {
 /// The syscalls the node plugin needs for target paths, each wrapped once with its errno.
 enum TargetMounts {
     static func state(of path: String) -> TargetState {
-        // statvfs always reaches a FUSE daemon, where stat may be answered from cached attributes.
-        var filesystem = statvfs()
-        if statvfs(path, &filesystem) != 0, errno == ENOTCONN || errno == ECONNABORTED { return .deadMount }
+        if MountTable.isDisconnected(path) { return .deadMount }
         var status = stat()
         guard stat(path, &status) == 0 else {
             switch errno {
