@@ -10,6 +10,7 @@ final class CurlLoopMailbox: Sendable {
     struct Work {
         var submissions: [Submission]
         var cancellations: [UInt64]
+        var jobs: [UnownedJob]
         var stop: Bool
     }
 
@@ -20,6 +21,7 @@ final class CurlLoopMailbox: Sendable {
         var stopRequested = false
         var submissions: [Submission] = []
         var cancellations: [UInt64] = []
+        var jobs: [UnownedJob] = []
         var thread: pthread_t?
     }
 
@@ -49,6 +51,18 @@ final class CurlLoopMailbox: Sendable {
         }
     }
 
+    /// Queues a Swift job for the loop thread. Once the loop has stopped, jobs run on the global
+    /// executor instead, so no task waiting on this executor is ever stranded.
+    func enqueue(_ job: UnownedJob) {
+        let accepted = state.withLock { state in
+            guard !state.stopRequested else { return false }
+            state.jobs.append(job)
+            curl_multi_wakeup(UnsafeMutableRawPointer(bitPattern: state.multiToWake))
+            return true
+        }
+        if !accepted { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
+    }
+
     func cancel(_ id: UInt64) {
         state.withLock { state in
             guard !state.stopRequested else { return }
@@ -61,9 +75,10 @@ final class CurlLoopMailbox: Sendable {
     func takeWork() -> Work {
         state.withLock { state in
             let work = Work(submissions: state.submissions, cancellations: state.cancellations,
-                            stop: state.stopRequested)
+                            jobs: state.jobs, stop: state.stopRequested)
             state.submissions = []
             state.cancellations = []
+            state.jobs = []
             if work.stop { state.multiToWake = 0 }
             return work
         }
@@ -102,7 +117,8 @@ final class CurlLoopMailbox: Sendable {
 
 /// The event loop: one dedicated thread owns the multi handle, the share handle and every easy
 /// handle, so no blocking libcurl call ever runs on Swift's cooperative pool, and no libcurl
-/// object is used from two threads.
+/// object is used from two threads. It is also a task executor (`CurlLoopExecutor`) for tasks
+/// that send requests back to back.
 final class CurlEventLoop {
     let mailbox: CurlLoopMailbox
     private let multi: MultiHandle
@@ -110,6 +126,7 @@ final class CurlEventLoop {
     private let settings: TransferSettings
     private var transfers: [UInt64: CurlTransfer] = [:]
     private var transferIDs: [UnsafeMutableRawPointer: UInt64] = [:]
+    let executor: CurlLoopExecutor
 
     /// How long curl_multi_poll sleeps with nothing to do; curl_multi_wakeup or libcurl's own
     /// timers cut it short, so this only bounds an idle loop's wake-ups.
@@ -134,6 +151,7 @@ final class CurlEventLoop {
         // requests are sequential; keep enough for a few hosts (vaults, Entra ID, IMDS).
         try Self.setMultiOption(multiRaw, CURLMOPT_MAXCONNECTS, max(16, settings.maxConnectionsPerHost * 4))
         mailbox = CurlLoopMailbox(multiToWake: multiRaw)
+        executor = CurlLoopExecutor(mailbox: mailbox)
     }
 
     private static func setMultiOption(_ multi: UnsafeMutableRawPointer, _ option: CURLMoption, _ value: Int)
@@ -146,11 +164,23 @@ final class CurlEventLoop {
         }
     }
 
+    static let threadName = "akvfs-http"
+
+    /// Names the loop thread for `top -H` and `ps -L`, and for tests that check where work runs.
+    /// Through /proc because Swift's Glibc module leaves out pthread_setname_np (a GNU extension).
+    private static func nameCurrentThread() {
+        let descriptor = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        _ = threadName.withCString { write(descriptor, $0, strlen($0)) }
+        close(descriptor)
+    }
+
     /// Starts the loop thread, which from then on owns this object; the caller keeps only `mailbox`.
     func startThread() throws(HTTPTransportError) {
         let context = Unmanaged.passRetained(self).toOpaque()
         var thread = pthread_t()
         let status = pthread_create(&thread, nil, { context in
+            CurlEventLoop.nameCurrentThread()
             let loop = Unmanaged<CurlEventLoop>.fromOpaque(context!).takeRetainedValue()
             loop.run()
             return nil
@@ -172,10 +202,15 @@ final class CurlEventLoop {
                     submission.continuation.resume(returning: .failure(HTTPTransportError(
                         kind: .cancelled, target: submission.request.target, reason: "the HTTP client was shut down")))
                 }
+                // Tasks still preferring this executor go on elsewhere; their requests fail as cancelled.
+                for job in work.jobs { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
                 break
             }
             for submission in work.submissions { start(submission) }
             for id in work.cancellations { abort(id, reason: "the task was cancelled") }
+            // Jobs run after the submissions: the requests they send are queued for the next turn,
+            // which comes at once because queueing wakes the poll below.
+            for job in work.jobs { job.runSynchronously(on: executor.asUnownedTaskExecutor()) }
 
             var running: Int32 = 0
             _ = curl_multi_perform(multi.raw, &running)
@@ -232,5 +267,21 @@ final class CurlEventLoop {
             curl_multi_remove_handle(multi.raw, easy)
         }
         transfer.complete(with: .failure(HTTPTransportError(kind: .cancelled, target: transfer.target, reason: reason)))
+    }
+}
+
+/// Runs Swift jobs on the loop thread, between libcurl calls. A task that sends one request
+/// after another (the pages of a listing) runs here, so nothing hands an answer to another
+/// thread and back before the next request leaves. Jobs must not block: they hold up every
+/// transfer.
+final class CurlLoopExecutor: TaskExecutor {
+    private let mailbox: CurlLoopMailbox
+
+    init(mailbox: CurlLoopMailbox) {
+        self.mailbox = mailbox
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        mailbox.enqueue(UnownedJob(job))
     }
 }

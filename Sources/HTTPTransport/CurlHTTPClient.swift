@@ -7,12 +7,14 @@ import Synchronization
 public final class CurlHTTPClient: HTTPClient {
     private let mailbox: CurlLoopMailbox
     private let nextRequestID = Atomic<UInt64>(0)
+    private let executor: CurlLoopExecutor
 
     /// Throws when libcurl cannot be set up or `extraCAFile` is missing, unreadable or not PEM.
     public init(configuration: HTTPClientConfiguration = .init()) throws(HTTPTransportError) {
         try ensureCurlGlobalInit()
         let loop = try CurlEventLoop(settings: TransferSettings(configuration))
         mailbox = loop.mailbox
+        executor = loop.executor
         try loop.startThread()
     }
 
@@ -25,6 +27,8 @@ public final class CurlHTTPClient: HTTPClient {
     public func shutdown() {
         mailbox.stopAndJoin()
     }
+
+    public var taskExecutor: (any TaskExecutor)? { executor }
 
     public func execute(_ request: HTTPRequest, body: [UInt8]?, timeout: Duration?) async throws(HTTPTransportError)
         -> HTTPClientResponse

@@ -104,12 +104,18 @@ public struct HTTPTransportError: Error, CustomStringConvertible, Sendable {
 }
 
 public protocol HTTPClient: Sendable {
+    /// Where a task that sends requests back to back should run to reach the transport without
+    /// a thread hand-off; nil when there is no such place.
+    var taskExecutor: (any TaskExecutor)? { get }
+
     /// Sends one request; `timeout` overrides the configured total time for this request.
     func execute(_ request: HTTPRequest, body: [UInt8]?, timeout: Duration?) async throws(HTTPTransportError)
         -> HTTPClientResponse
 }
 
 extension HTTPClient {
+    public var taskExecutor: (any TaskExecutor)? { nil }
+
     public func execute(_ request: HTTPRequest, body: [UInt8]? = nil) async throws(HTTPTransportError)
         -> HTTPClientResponse
     {

@@ -166,35 +166,44 @@ public final class KeyVaultClient: Sendable {
     /// The link's path and query are sent to this vault's host with this client's api-version,
     /// so a link naming another host (private endpoints, custom domains) never gets a token.
     ///
-    /// Only the round trips are sequential: each page's link is read ahead of decoding (a scan of
-    /// the page's tail), the next page is requested at once, and pages are decoded in child tasks
-    /// meanwhile, so decoding a large vault's listing adds nothing to its round trips.
+    /// Only the round trips are sequential. Each page's link is read ahead of decoding, the next
+    /// page is requested at once, and pages decode in child tasks on the global pool meanwhile.
+    /// The loop itself runs on the transport's thread when it offers one, so no thread hand-off
+    /// sits between a page's answer and the next request.
     private func list<Item: Decodable & Sendable>(_ type: Item.Type, path: String, operation: String) async throws(KeyVaultError) -> [Item] {
         do {
-            return try await withThrowingTaskGroup(of: (Int, [Item]).self) { group in
-                var nextPath = path
-                var nextQuery: [(String, String)] = []
-                var pages = 0
-                while true {
-                    let body = try await send(path: nextPath, query: nextQuery, operation: operation)
-                    let link = try (PageLink.scan(body) ?? decode(PageLink.self, body, operation: operation)).link
-                    let index = pages
-                    group.addTask { (index, try self.items(of: Item.self, body, expectedLink: link, operation: operation)) }
-                    pages += 1
-                    guard let link else { break }
-                    guard pages < 100_000 else {
-                        throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "more than 100000 pages; the vault keeps linking on")
-                    }
-                    (nextPath, nextQuery) = try split(nextLink: link, operation: operation)
-                }
-                var itemsByPage = [[Item]](repeating: [], count: pages)
-                for try await (index, items) in group { itemsByPage[index] = items }
-                return itemsByPage.flatMap { $0 }
+            return try await withTaskExecutorPreference(http.taskExecutor) {
+                try await followPages(Item.self, path: path, operation: operation)
             }
         } catch let error as KeyVaultError {
             throw error
         } catch {
             throw KeyVaultError(kind: .cancelled, operation: operation, vault: vault.url, detail: "\(error)")
+        }
+    }
+
+    private func followPages<Item: Decodable & Sendable>(_ type: Item.Type, path: String, operation: String) async throws -> [Item] {
+        try await withThrowingTaskGroup(of: (Int, [Item]).self) { group in
+            var nextPath = path
+            var nextQuery: [(String, String)] = []
+            var pages = 0
+            while true {
+                let body = try await send(path: nextPath, query: nextQuery, operation: operation)
+                let link = try (PageLink.scan(body) ?? decode(PageLink.self, body, operation: operation)).link
+                let index = pages
+                group.addTask(executorPreference: globalConcurrentExecutor) {
+                    (index, try self.items(of: Item.self, body, expectedLink: link, operation: operation))
+                }
+                pages += 1
+                guard let link else { break }
+                guard pages < 100_000 else {
+                    throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "more than 100000 pages; the vault keeps linking on")
+                }
+                (nextPath, nextQuery) = try split(nextLink: link, operation: operation)
+            }
+            var itemsByPage = [[Item]](repeating: [], count: pages)
+            for try await (index, items) in group { itemsByPage[index] = items }
+            return itemsByPage.flatMap { $0 }
         }
     }
 
@@ -208,17 +217,19 @@ public final class KeyVaultClient: Sendable {
     }
 
     private func split(nextLink: String, operation: String) throws(KeyVaultError) -> (String, [(String, String)]) {
-        guard let scheme = nextLink.firstRange(of: "://") else {
+        let bytes = Array(nextLink.utf8)
+        let slash = UInt8(ascii: "/")
+        guard let colon = bytes.indices.first(where: { bytes[$0] == UInt8(ascii: ":") && bytes[($0 + 1)...].starts(with: [slash, slash]) }) else {
             throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "nextLink '\(nextLink)' is not an absolute URL")
         }
-        let afterAuthority = nextLink[scheme.upperBound...].drop { $0 != "/" }
-        let path = String(afterAuthority.prefix { $0 != "?" })
-        let queryText = afterAuthority.drop { $0 != "?" }.dropFirst()
-        let query = queryText.split(separator: "&").compactMap { pair -> (String, String)? in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let key = String(parts[0])
+        let pathStart = bytes[(colon + 3)...].firstIndex(of: slash) ?? bytes.endIndex
+        let queryStart = bytes[pathStart...].firstIndex(of: UInt8(ascii: "?")) ?? bytes.endIndex
+        let path = String(decoding: bytes[pathStart..<queryStart], as: UTF8.self)
+        let query = bytes[queryStart...].dropFirst().split(separator: UInt8(ascii: "&")).compactMap { pair -> (String, String)? in
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            let key = String(decoding: parts[0], as: UTF8.self)
             guard key != "api-version" else { return nil }
-            return (key, parts.count > 1 ? String(parts[1]) : "")
+            return (key, parts.count > 1 ? String(decoding: parts[1], as: UTF8.self) : "")
         }
         return (path.isEmpty ? "/" : path, query)
     }

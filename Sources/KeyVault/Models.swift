@@ -37,16 +37,29 @@ public struct ObjectIdentifier: Sendable, Hashable {
     public var version: String?
 
     public init?(_ id: String) {
-        // Bytes, not Characters: a listing parses every item's id, and splitting by Character
-        // (grapheme breaking) made this the costliest step of listing a large vault.
-        let utf8 = id.utf8
-        guard let scheme = utf8.firstRange(of: "://".utf8) else { return nil }
-        let path = utf8[scheme.upperBound...].split(separator: UInt8(ascii: "/")).dropFirst()
-        guard (2...3).contains(path.count) else { return nil }
-        let parts = path.map { String(Substring($0)) }
+        // A listing parses every item's id: plain byte loops, because Character-wise splitting
+        // (grapheme breaking) and the generic substring search both cost more than the decode.
+        guard let parts = Array(id.utf8).withUnsafeBufferPointer(Self.pathSegments), (2...3).contains(parts.count) else { return nil }
         collection = parts[0]
         name = parts[1]
         version = parts.count == 3 ? parts[2] : nil
+    }
+
+    /// The non-empty path segments after `scheme://host`; nil without a scheme.
+    private static func pathSegments(_ bytes: UnsafeBufferPointer<UInt8>) -> [String]? {
+        let slash = UInt8(ascii: "/")
+        var index = 0
+        while index + 2 < bytes.count, !(bytes[index] == UInt8(ascii: ":") && bytes[index + 1] == slash && bytes[index + 2] == slash) {
+            index += 1
+        }
+        guard index + 2 < bytes.count else { return nil }
+        var segments: [String] = []
+        var start = index + 3
+        for end in start...bytes.count where end == bytes.count || bytes[end] == slash {
+            if end > start { segments.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)) }
+            start = end + 1
+        }
+        return Array(segments.dropFirst())  // the host
     }
 }
 
@@ -81,8 +94,9 @@ public struct SecretItem: Sendable, Decodable {
     public var contentType: String?
     public var managed: Bool?
 
-    public var name: String { ObjectIdentifier(id)?.name ?? id }
-    public var version: String? { ObjectIdentifier(id)?.version }
+    public var identifier: ObjectIdentifier? { ObjectIdentifier(id) }
+    public var name: String { identifier?.name ?? id }
+    public var version: String? { identifier?.version }
 }
 
 public struct KeyBundle: Sendable, Decodable {
@@ -108,8 +122,9 @@ public struct KeyItem: Sendable, Decodable {
     public var tags: [String: String]?
     public var managed: Bool?
 
-    public var name: String { ObjectIdentifier(kid)?.name ?? kid }
-    public var version: String? { ObjectIdentifier(kid)?.version }
+    public var identifier: ObjectIdentifier? { ObjectIdentifier(kid) }
+    public var name: String { identifier?.name ?? kid }
+    public var version: String? { identifier?.version }
 }
 
 public struct CertificateBundle: Sendable, Decodable {
@@ -143,39 +158,15 @@ public struct CertificateItem: Sendable, Decodable {
     public var tags: [String: String]?
     public var x5t: String?
 
-    public var name: String { ObjectIdentifier(id)?.name ?? id }
-    public var version: String? { ObjectIdentifier(id)?.version }
+    public var identifier: ObjectIdentifier? { ObjectIdentifier(id) }
+    public var name: String { identifier?.name ?? id }
+    public var version: String? { identifier?.version }
 }
 
 /// One page of a list answer.
 struct Page<Item: Decodable>: Decodable {
     var value: [Item]?
     var nextLink: String?
-}
-
-/// Only a page's link, to request the next page before this one's items are decoded.
-struct PageLink: Decodable {
-    var nextLink: String?
-
-    /// The link to follow: an empty one ends the listing, as an absent one does.
-    var link: String? { nextLink.flatMap { $0.isEmpty ? nil : $0 } }
-
-    /// The link read from the page's tail without decoding its items: Key Vault writes
-    /// `"nextLink"` after `"value"`, so the last occurrence of that key, decoded together with
-    /// the rest of the object, is the page's link. Nil when the tail does not parse that way (the
-    /// caller then decodes the whole page for it; the page's decode checks the result anyway).
-    static func scan(_ body: [UInt8]) -> PageLink? {
-        let key = Array(#""nextLink""#.utf8)
-        guard body.count > key.count else { return nil }
-        var start = body.count - key.count
-        while start > 0, !body[start..<start + key.count].elementsEqual(key) { start -= 1 }
-        guard start > 0 else { return nil }
-        // A member name follows '{' or ','; inside a string value the quote would follow '\'.
-        var before = start - 1
-        while before > 0, [0x20, 0x09, 0x0A, 0x0D].contains(body[before]) { before -= 1 }
-        guard body[before] == UInt8(ascii: ",") || body[before] == UInt8(ascii: "{") else { return nil }
-        return try? JSONDecoder().decode(PageLink.self, from: Data([UInt8(ascii: "{")] + body[start...]))
-    }
 }
 
 /// Key Vault's error envelope.

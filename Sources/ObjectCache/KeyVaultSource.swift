@@ -81,16 +81,20 @@ public struct KeyVaultSource: ObjectSource {
         return FetchedObject(metadata: metadata, payload: .certificate(der))
     }
 
+    // Each item's id is parsed once: a listing of a large vault maps thousands of them.
     static func listed(_ item: SecretItem) -> ListedObject {
-        ListedObject(name: item.name, version: item.version, attributes: item.attributes, managed: item.managed ?? false, contentType: item.contentType, tags: item.tags)
+        let identifier = item.identifier
+        return ListedObject(name: identifier?.name ?? item.id, version: identifier?.version, attributes: item.attributes, managed: item.managed ?? false, contentType: item.contentType, tags: item.tags)
     }
 
     static func listed(_ item: KeyItem) -> ListedObject {
-        ListedObject(name: item.name, version: item.version, attributes: item.attributes, managed: item.managed ?? false, contentType: nil, tags: item.tags)
+        let identifier = item.identifier
+        return ListedObject(name: identifier?.name ?? item.kid, version: identifier?.version, attributes: item.attributes, managed: item.managed ?? false, contentType: nil, tags: item.tags)
     }
 
     static func listed(_ item: CertificateItem) -> ListedObject {
-        ListedObject(name: item.name, version: item.version, attributes: item.attributes, managed: false, contentType: nil, tags: item.tags)
+        let identifier = item.identifier
+        return ListedObject(name: identifier?.name ?? item.id, version: identifier?.version, attributes: item.attributes, managed: false, contentType: nil, tags: item.tags)
     }
 }
 

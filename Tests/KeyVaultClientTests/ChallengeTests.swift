@@ -88,6 +88,8 @@ struct ObjectIdentifierTests {
         let latest = try #require(VaultObjectID("https://myvault.vault.localhost:8443/keys/signing-key"))
         #expect(latest.collection == "keys" && latest.name == "signing-key" && latest.version == nil)
         #expect(SecretBundle(value: nil, id: "https://v.vault.azure.net/secrets/a/b").version == "b")
+        let trailing = try #require(VaultObjectID("https://v.vault.azure.net:443/certificates/web//"))
+        #expect(trailing.collection == "certificates" && trailing.name == "web" && trailing.version == nil)
         for bad in ["", "secrets/a", "https://v.vault.azure.net/", "https://v.vault.azure.net/secrets", "https://v.vault.azure.net/secrets/a/b/c"] {
             #expect(VaultObjectID(bad) == nil, "\(bad)")
         }

@@ -239,18 +239,44 @@ struct TransportTests {
     func versionsAndReuse() async throws {
         try await withClientHarness { (harness) async throws in
             for (preferHTTP2, expected) in [(false, "1.1"), (true, "2")] {
-                var configuration = HTTPClientConfiguration()
-                configuration.extraCAFile = harness.caFile
-                configuration.preferHTTP2 = preferHTTP2
-                let client = try CurlHTTPClient(configuration: configuration)
+                let client = try harness.newTransport(preferHTTP2: preferHTTP2)
                 defer { client.shutdown() }
-                let request = HTTPRequest(method: .get, scheme: "https", authority: "localhost:\(harness.endpoints.port)", path: "/\(harness.tenantId)/v2.0/.well-known/openid-configuration")
+                let request = harness.openIDConfigurationRequest
                 let first = try await client.execute(request)
                 let second = try await client.execute(request)
                 #expect(first.httpVersion == expected && second.httpVersion == expected)
                 #expect(first.newConnections == 1)
                 #expect(second.newConnections == 0, "the second request reuses the connection")
             }
+        }
+    }
+
+    @Test("Tasks preferring the client's executor run on its loop thread, and still finish after shutdown")
+    func loopExecutor() async throws {
+        try await withClientHarness { (harness) async throws in
+            let client = try harness.newTransport()
+            let request = harness.openIDConfigurationRequest
+            let threads = try await withTaskExecutorPreference(client.taskExecutor) { () async throws -> [String] in
+                var names = [currentThreadName()]
+                for _ in 0..<3 {
+                    let response = try await client.execute(request)
+                    #expect(response.head.status.code == 200)
+                    names.append(currentThreadName())
+                }
+                return names
+            }
+            #expect(threads == Array(repeating: "akvfs-http", count: 4))
+            client.shutdown()
+            // The loop is gone: the task runs elsewhere and its request fails instead of hanging.
+            let afterShutdown = await withTaskExecutorPreference(client.taskExecutor) { () async -> HTTPTransportError.Kind? in
+                do throws(HTTPTransportError) {
+                    _ = try await client.execute(request)
+                    return nil
+                } catch {
+                    return error.kind
+                }
+            }
+            #expect(afterShutdown == .cancelled)
         }
     }
 
@@ -272,11 +298,9 @@ struct TransportTests {
     @Test("Every new connection trusts the system CAs and the extra CA file")
     func sharedTrustStore() async throws {
         try await withClientHarness { (harness) async throws in
-            var configuration = HTTPClientConfiguration()
-            configuration.extraCAFile = harness.caFile
-            let client = try CurlHTTPClient(configuration: configuration)
+            let client = try harness.newTransport()
             defer { client.shutdown() }
-            let request = HTTPRequest(method: .get, scheme: "https", authority: "localhost:\(harness.endpoints.port)", path: "/\(harness.tenantId)/v2.0/.well-known/openid-configuration")
+            let request = harness.openIDConfigurationRequest
             // Parallel requests open several connections, each set up from the one shared store.
             let responses = try await withThrowingTaskGroup(of: HTTPClientResponse.self) { group in
                 for _ in 0..<6 { group.addTask { try await client.execute(request) } }
@@ -300,4 +324,23 @@ struct TransportTests {
             }
         }
     }
+}
+
+extension ClientHarness {
+    /// A transport of its own that trusts the emulator's CA.
+    fileprivate func newTransport(preferHTTP2: Bool = false) throws -> CurlHTTPClient {
+        var configuration = HTTPClientConfiguration()
+        configuration.extraCAFile = caFile
+        configuration.preferHTTP2 = preferHTTP2
+        return try CurlHTTPClient(configuration: configuration)
+    }
+
+    /// A request any client may send: Entra ID's OpenID configuration.
+    fileprivate var openIDConfigurationRequest: HTTPRequest {
+        HTTPRequest(method: .get, scheme: "https", authority: "localhost:\(endpoints.port)", path: "/\(tenantId)/v2.0/.well-known/openid-configuration")
+    }
+}
+
+private func currentThreadName() -> String {
+    ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .newlines)
 }

@@ -99,7 +99,7 @@ struct SecretsTests {
         }
     }
 
-    @Test("Listing pages with maxresults, absolute nextLinks on the emulator's own host and port")
+    @Test("Listing pages with maxresults, absolute nextLinks on the emulator's own host and port, in Key Vault's member order")
     func paging() async throws {
         try await withEmulator { (harness) async throws in
             let token = try await harness.token()
@@ -112,6 +112,9 @@ struct SecretsTests {
             while let next = url {
                 let reply = try await harness.sendJSON(.get, next, token: token)
                 #expect(reply.status == 200)
+                // Key Vault writes the items first and the link last, null on the last page.
+                #expect(reply.text.hasPrefix(#"{"value":["#))
+                #expect(reply.text.hasSuffix(pages == 2 ? #","nextLink":null}"# : #"maxresults=25"}"#))
                 let items = try #require(reply.json["value"] as? [[String: Any]])
                 #expect(items.count <= 25)
                 names += items.compactMap { ($0["id"] as? String)?.split(separator: "/").last.map(String.init) }

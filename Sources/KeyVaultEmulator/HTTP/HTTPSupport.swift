@@ -48,6 +48,10 @@ extension Response {
         bytes(JSON.bytes(value), status: status, contentType: "application/json; charset=utf-8", headers: extra)
     }
 
+    static func page(_ page: PageJSON<some Encodable>) -> Response {
+        bytes(page.bytes, status: 200, contentType: "application/json; charset=utf-8")
+    }
+
     static func bytes(_ body: [UInt8], status: Int, contentType: String?, headers extra: HTTPFields = [:]) -> Response {
         var headers = extra
         if let contentType { headers[.contentType] = contentType }

@@ -92,22 +92,22 @@ struct KeyVaultAPI: Sendable {
     private func list(_ kind: ObjectKind, _ call: Call) async throws(KeyVaultFailure) -> Response {
         let paging = try Paging(call.request.query, emptyFirstPage: state.emptyFirstPage)
         if paging.answerEmptyFirstPage {
-            return .json(PageJSON<SecretItemJSON>(value: [], nextLink: paging.nextLink(call, after: "")))
+            return .page(PageJSON<SecretItemJSON>(value: [], nextLink: paging.nextLink(call, after: "")))
         }
         let store = state.store
         switch kind {
         case .secrets:
             let page = try await store.listLatest(\.secrets, vault: call.vault, after: paging.after, limit: paging.limit)
             let items = page.objects.map { secretItem($0.name, $0.latest, call, versioned: false) }
-            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
         case .keys:
             let page = try await store.listLatest(\.keys, vault: call.vault, after: paging.after, limit: paging.limit)
             let items = page.objects.map { keyItem($0.name, $0.latest, call, versioned: false) }
-            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
         case .certificates:
             let page = try await store.listLatest(\.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
             let items = page.objects.map { certificateItem($0.name, $0.latest, call, versioned: false) }
-            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
         }
     }
 
@@ -118,15 +118,15 @@ struct KeyVaultAPI: Sendable {
         case .secrets:
             let page = try await store.listVersions(\.secrets, .secrets, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
             let items = page.versions.map { secretItem(page.name, $0, call, versioned: true) }
-            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
         case .keys:
             let page = try await store.listVersions(\.keys, .keys, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
             let items = page.versions.map { keyItem(page.name, $0, call, versioned: true) }
-            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
         case .certificates:
             let page = try await store.listVersions(\.certificates, .certificates, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
             let items = page.versions.map { certificateItem(page.name, $0, call, versioned: true) }
-            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
         }
     }
 
@@ -139,19 +139,19 @@ struct KeyVaultAPI: Sendable {
             let items = page.objects.map { entry in
                 inRecycleBin(secretItem(entry.object.name, entry.object.latest, call, versioned: false), .secrets, entry, call)
             }
-            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
+            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
         case .keys:
             let page = try await store.listDeleted(\.keys, vault: call.vault, after: paging.after, limit: paging.limit)
             let items = page.objects.map { entry in
                 inRecycleBin(keyItem(entry.object.name, entry.object.latest, call, versioned: false), .keys, entry, call)
             }
-            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
+            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
         case .certificates:
             let page = try await store.listDeleted(\.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
             let items = page.objects.map { entry in
                 inRecycleBin(certificateItem(entry.object.name, entry.object.latest, call, versioned: false), .certificates, entry, call)
             }
-            return .json(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
+            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
         }
     }
 

@@ -126,9 +126,17 @@ struct CertificateOperationJSON: Encodable {
     }
 }
 
-struct PageJSON<Item: Encodable>: Encodable {
+/// One page of a list answer, written as Key Vault writes it: `value` first, then `nextLink`
+/// (null on the last page). JSONEncoder's member order is not fixed on Linux, and clients such
+/// as akvfs read the link from the page's tail before decoding the items.
+struct PageJSON<Item: Encodable> {
     var value: [Item]
     var nextLink: String?
+
+    var bytes: [UInt8] {
+        Array(#"{"value":"#.utf8) + JSON.bytes(value) + Array(#","nextLink":"#.utf8)
+            + (nextLink.map(JSON.bytes) ?? Array("null".utf8)) + [UInt8(ascii: "}")]
+    }
 }
 
 // MARK: Request bodies
