@@ -15,7 +15,7 @@ struct PageLink: Decodable {
     /// every page's decode checks the link read here.
     static func scan(_ body: [UInt8]) -> PageLink? {
         body.withUnsafeBufferPointer { bytes in
-            var reader = JSONTail(bytes)
+            let reader = TopLevelMembers(bytes)
             if let first = reader.firstMember(named: memberName) { return first }
             return reader.lastMember(named: memberName)
         }
@@ -24,8 +24,8 @@ struct PageLink: Decodable {
     private static let memberName = Array(#""nextLink""#.utf8)
 }
 
-/// Just enough JSON reading to find one member of a top-level object by position.
-private struct JSONTail {
+/// Just enough JSON reading to find a member of the top-level object by its position, first or last.
+private struct TopLevelMembers {
     let bytes: UnsafeBufferPointer<UInt8>
 
     init(_ bytes: UnsafeBufferPointer<UInt8>) {
