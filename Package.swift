@@ -59,6 +59,7 @@ let package = Package(
             pkgConfig: "fuse3",
             providers: [.apt(["libfuse3-dev"])]
         ),
+        .systemLibrary(name: "CLinux", path: "Sources/Shims/CLinux"),
 
         // MARK: Foundations shared by the daemon and the emulator
         .target(
@@ -143,7 +144,7 @@ let package = Package(
         .target(
             name: "CommandLineSupport",
             dependencies: [
-                "KeyVault", "HTTPTransport", "ObjectCache",
+                "CLinux", "KeyVault", "HTTPTransport", "ObjectCache",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -236,7 +237,7 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
-        .testTarget(name: "ShimTests", dependencies: ["CFuse", "CCurl", "COpenSSL"], swiftSettings: strictSwift),
+        .testTarget(name: "ShimTests", dependencies: ["CFuse", "CCurl", "CLinux", "COpenSSL"], swiftSettings: strictSwift),
         .testTarget(
             name: "KeyVaultEmulatorTests",
             dependencies: [

@@ -140,24 +140,34 @@ final class MountedVault: Sendable {
     let mountpoint: String
     let logFile: URL
 
-    init(emulator: EmulatorProcess, vault: String = "demo", extraArguments: [String] = ["--ttl", "2", "--max-stale", "300"], environment: [String: String] = [:]) async throws {
+    /// `launcher` runs akvfs (its path and arguments come last), for a different working
+    /// directory or limits.
+    init(
+        emulator: EmulatorProcess, vault: String = "demo", extraArguments: [String] = ["--ttl", "2", "--max-stale", "300"],
+        environment: [String: String] = [:], launcher: [String] = []
+    ) async throws {
         mountpoint = emulator.directory.appendingPathComponent("mnt-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
         logFile = emulator.directory.appendingPathComponent("akvfs-\(UUID().uuidString.prefix(8)).log")
-        process = try Self.start(emulator: emulator, vault: vault, mountpoint: mountpoint, arguments: extraArguments, environment: environment, log: logFile)
+        process = try Self.start(
+            emulator: emulator, vault: vault, mountpoint: mountpoint, arguments: extraArguments, environment: environment, log: logFile,
+            launcher: launcher)
         try await waitUntilMounted()
     }
 
-    static func start(emulator: EmulatorProcess, vault: String, mountpoint: String, arguments: [String], environment: [String: String], log: URL) throws -> ChildProcess {
+    static func start(
+        emulator: EmulatorProcess, vault: String, mountpoint: String, arguments: [String], environment: [String: String], log: URL,
+        launcher: [String] = []
+    ) throws -> ChildProcess {
         let variables = [
             "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
             "AKVFS_CA_FILE": emulator.caFile,
             "AKVFS_IMDS_ENDPOINT": emulator.imdsEndpoint,
             "AKVFS_LOG_LEVEL": "debug",
         ].merging(environment) { $1 }
-        return try ChildProcess.spawn(
-            buildDirectory.appendingPathComponent("akvfs").path, ["mount", emulator.vaultURL(vault), mountpoint] + arguments,
-            environment: variables, stderr: .file(log.path))
+        let command = [buildDirectory.appendingPathComponent("akvfs").path, "mount", emulator.vaultURL(vault), mountpoint] + arguments
+        let argv = launcher + command
+        return try ChildProcess.spawn(argv[0], Array(argv.dropFirst()), environment: variables, stderr: .file(log.path))
     }
 
     var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }

@@ -151,6 +151,25 @@ struct MountTests {
         }
     }
 
+    @Test("A crashing daemon writes no core dump: its memory holds the vault's secrets")
+    func noCoreDump() async throws {
+        try await withEmulatorProcess { emulator in
+            // Core dumps allowed by the limit and, with a file core pattern, written to the
+            // daemon's working directory: only akvfs itself can keep them from happening.
+            let workingDirectory = emulator.directory.appendingPathComponent("crash-\(UUID().uuidString.prefix(8))")
+            try FileManager.default.createDirectory(at: workingDirectory, withIntermediateDirectories: true)
+            let launcher = ["/bin/sh", "-c", #"cd "$0" && exec prlimit --core=unlimited:unlimited -- "$@""#, workingDirectory.path]
+            // Swift's crash backtracer would catch the signal and let the daemon live on.
+            let mount = try await MountedVault(emulator: emulator, environment: ["SWIFT_BACKTRACE": "enable=no"], launcher: launcher)
+            #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
+            mount.process.signal(SIGABRT)
+            #expect(await mount.process.exit() == 128 + SIGABRT)
+            #expect(!mount.process.dumpedCore)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: workingDirectory.path).isEmpty)
+            umount2(mount.mountpoint, Int32(MNT_DETACH))
+        }
+    }
+
     @Test("After the daemon is killed, a new mount replaces the dead one")
     func recoverFromKill() async throws {
         try await withEmulatorProcess { emulator in

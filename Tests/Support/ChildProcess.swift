@@ -17,7 +17,8 @@ public final class ChildProcess: Sendable {
     public let pid: pid_t
     /// The read end when stdout was `.pipe`.
     public let standardOutput: Int32?
-    private let exitStatus = Mutex<Int32?>(nil)
+    /// The exit code (or 128 + signal) and whether the kernel wrote a core dump, once reaped.
+    private let ending = Mutex<(code: Int32, dumpedCore: Bool)?>(nil)
 
     public static func spawn(
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
@@ -77,15 +78,16 @@ public final class ChildProcess: Sendable {
     /// Blocks until the child exits; its exit code, or 128 + the signal that ended it.
     @discardableResult
     public func wait() -> Int32 {
-        if let known = exitStatus.withLock({ $0 }) { return known }
+        if let known = ending.withLock({ $0 }) { return known.code }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
             guard errno == EINTR else { break }
         }
-        let code = Self.decode(status)
-        exitStatus.withLock { $0 = code }
-        return code
+        return record(status)
     }
+
+    /// Whether the child's end wrote a core dump (WCOREDUMP); false while it runs.
+    public var dumpedCore: Bool { ending.withLock { $0?.dumpedCore ?? false } }
 
     /// `wait()` on a Dispatch thread, leaving Swift's cooperative pool free.
     public func exit() async -> Int32 {
@@ -95,12 +97,11 @@ public final class ChildProcess: Sendable {
     }
 
     public var isRunning: Bool {
-        if exitStatus.withLock({ $0 }) != nil { return false }
+        if ending.withLock({ $0 }) != nil { return false }
         var status: Int32 = 0
         let result = waitpid(pid, &status, WNOHANG)
         guard result == pid else { return result == 0 }
-        let code = Self.decode(status)
-        exitStatus.withLock { $0 = code }
+        record(status)
         return false
     }
 
@@ -134,6 +135,14 @@ public final class ChildProcess: Sendable {
             if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
             bytes.append(byte)
         }
+    }
+
+    @discardableResult
+    private func record(_ status: Int32) -> Int32 {
+        let code = Self.decode(status)
+        let signalled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
+        ending.withLock { $0 = (code, signalled && (status & 0x80) != 0) }
+        return code
     }
 
     private static func decode(_ status: Int32) -> Int32 {

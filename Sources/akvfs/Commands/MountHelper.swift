@@ -177,6 +177,8 @@ enum MountHelper {
         let arguments = ["akvfs"] + invocation.arguments + ["--ready-fd", String(readyDescriptor)]
         var environment = ProcessInfo.processInfo.environment
         environment.merge(invocation.environment) { $1 }
+        // A crash report with register contents could carry secret bytes into the system log.
+        if environment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "registers=none" }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
