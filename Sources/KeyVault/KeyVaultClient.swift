@@ -61,34 +61,16 @@ public final class KeyVaultClient: Sendable {
         let request = HTTPRequest(
             method: .get, scheme: "https", authority: vault.authority, path: "/secrets?api-version=\(options.apiVersion)&maxresults=1",
             headerFields: [.accept: "application/json"])
-        let budget = RetryBudget(clock: options.clock, budget: options.retry.deadline)
-        var retries = 0
-        while true {
-            let probe: HTTPClientResponse
-            do {
-                probe = try await execute(request)
-            } catch {
-                let failure = KeyVaultError(kind: error.kind == .cancelled ? .cancelled : .transport, operation: operation, vault: vault.url, detail: error.description)
-                let wait = options.retry.backoff.delay(beforeRetry: retries)
-                guard error.isRetryable, retries < options.retry.maxRetries, budget.allows(waiting: wait) else { throw failure }
-                try? await budget.sleep(for: wait)
-                retries += 1
-                continue
-            }
-            if probe.head.status.code == 401 {
-                return try await token(for: try learnChallenge(from: probe, operation: operation), operation: operation)
-            }
-            let failure = error(from: probe, operation: operation)
-            guard Self.isRetryable(probe.head.status.code), retries < options.retry.maxRetries else {
-                throw KeyVaultError(
-                    kind: .invalidResponse, operation: operation, vault: vault.url, status: probe.head.status.code,
-                    detail: "the vault answered an unauthenticated request with \(probe.head.status.code) instead of asking for a token (\(failure.detail))")
-            }
-            let wait = failure.retryAfter.map { min($0, options.retry.maxRetryAfter) } ?? options.retry.backoff.delay(beforeRetry: retries)
-            guard budget.allows(waiting: wait) else { throw failure }
-            try? await budget.sleep(for: wait)
-            retries += 1
+        let probe = try await retrying(operation: operation) { try await self.execute(request) }
+        let status = probe.head.status.code
+        if status == 401 {
+            return try await token(for: try learnChallenge(from: probe, operation: operation), operation: operation)
         }
+        let failure = error(from: probe, operation: operation)
+        guard !Self.isRetryable(status) else { throw failure }
+        throw KeyVaultError(
+            kind: .invalidResponse, operation: operation, vault: vault.url, status: status,
+            detail: "the vault answered an unauthenticated request with \(status) instead of asking for a token (\(failure.detail))")
     }
 
     // MARK: Objects
@@ -240,12 +222,24 @@ public final class KeyVaultClient: Sendable {
     private func send(path: String, query: [(String, String)], operation: String) async throws(KeyVaultError) -> [UInt8] {
         let target = path + "?" + ([("api-version", options.apiVersion)] + query).map { "\($0.0)=\($0.1)" }.joined(separator: "&")
         let request = HTTPRequest(method: .get, scheme: "https", authority: vault.authority, path: target, headerFields: [.accept: "application/json"])
+        let response = try await retrying(operation: operation) { try await self.authenticatedSend(request, operation: operation) }
+        guard (200...299).contains(response.head.status.code) else { throw error(from: response, operation: operation) }
+        return response.body
+    }
+
+    /// Repeats `attempt` while its failure may pass: transport errors that are retryable, and
+    /// the statuses in `isRetryable`, with backoff (or the server's `Retry-After`, capped) within
+    /// the call's deadline. Returns the last answer, which is a retryable status when retries or
+    /// time ran out; throws when the transport failed for good.
+    private func retrying(
+        operation: String, _ attempt: () async throws -> HTTPClientResponse
+    ) async throws(KeyVaultError) -> HTTPClientResponse {
         let budget = RetryBudget(clock: options.clock, budget: options.retry.deadline)
         var retries = 0
         while true {
             let outcome: Result<HTTPClientResponse, HTTPTransportError>
             do {
-                outcome = .success(try await authenticatedSend(request, operation: operation))
+                outcome = .success(try await attempt())
             } catch let error as HTTPTransportError {
                 outcome = .failure(error)
             } catch let error as KeyVaultError {
@@ -253,27 +247,20 @@ public final class KeyVaultClient: Sendable {
             } catch {
                 throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "\(error)")
             }
-            var wait: Duration
+            let wait: Duration
             switch outcome {
-            case .success(let response) where (200...299).contains(response.head.status.code):
-                return response.body
             case .success(let response):
-                let failure = error(from: response, operation: operation)
-                guard Self.isRetryable(response.head.status.code), retries < options.retry.maxRetries else { throw failure }
-                if let asked = failure.retryAfter {
-                    wait = min(asked, options.retry.maxRetryAfter)
-                } else {
-                    wait = options.retry.backoff.delay(beforeRetry: retries)
-                }
-                guard budget.allows(waiting: wait) else { throw failure }
+                guard Self.isRetryable(response.head.status.code), retries < options.retry.maxRetries else { return response }
+                wait = RetryAfter.parse(response.head.headerFields).map { min($0, options.retry.maxRetryAfter) }
+                    ?? options.retry.backoff.delay(beforeRetry: retries)
+                guard budget.allows(waiting: wait) else { return response }
             case .failure(let transport):
                 if transport.kind == .cancelled {
                     throw KeyVaultError(kind: .cancelled, operation: operation, vault: vault.url, detail: transport.reason)
                 }
                 let failure = KeyVaultError(kind: .transport, operation: operation, vault: vault.url, detail: transport.description)
-                guard transport.isRetryable, retries < options.retry.maxRetries else { throw failure }
                 wait = options.retry.backoff.delay(beforeRetry: retries)
-                guard budget.allows(waiting: wait) else { throw failure }
+                guard transport.isRetryable, retries < options.retry.maxRetries, budget.allows(waiting: wait) else { throw failure }
             }
             do {
                 try await budget.sleep(for: wait)

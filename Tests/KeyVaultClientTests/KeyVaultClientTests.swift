@@ -56,8 +56,7 @@ struct KeyVaultClientTests {
     func retries() async throws {
         try await withClientHarness(seed: .demo) { (harness) async throws in
             let clock = RecordingClock()
-            var options = KeyVaultClientOptions()
-            options.clock = clock
+            let options = KeyVaultClientOptions.sleeping(on: clock)
             let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
             _ = try await client.getSecret("api-key")
             await harness.emulator.inject(FaultRule(method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 1, action: .status(429, retryAfter: 7)))
@@ -74,12 +73,40 @@ struct KeyVaultClientTests {
         }
     }
 
+    @Test("authenticate learns the challenge and gets a token, retrying like any call; a vault that never asks for one is refused")
+    func preflight() async throws {
+        try await withClientHarness(seed: .demo) { (harness) async throws in
+            let clock = RecordingClock()
+            var options = KeyVaultClientOptions.sleeping(on: clock)
+            options.retry.maxRetries = 2
+            let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
+            await harness.emulator.inject(FaultRule(method: "GET", vault: "demo", pathPrefix: "/secrets", count: 1, action: .status(503, retryAfter: 3)))
+            let token = try await client.authenticate()
+            #expect(!token.token.isEmpty && client.currentChallenge != nil)
+            #expect(clock.sleeps == [.seconds(3)])
+            #expect(await harness.keyVaultRequests("demo").map(\.status) == [503, 401])
+
+            let failing = try harness.client("demo", credential: harness.secretCredential(), options: options)
+            await harness.emulator.inject(FaultRule(method: "GET", vault: "demo", pathPrefix: "/secrets", count: 3, action: .status(500, retryAfter: 0)))
+            await #expect {
+                _ = try await failing.authenticate()
+            } throws: { error in
+                (error as? KeyVaultError)?.kind == .serverError && (error as? KeyVaultError)?.status == 500
+            }
+            await harness.emulator.inject(FaultRule(method: "GET", vault: "demo", pathPrefix: "/secrets", count: 1, action: .status(404, retryAfter: nil)))
+            await #expect {
+                _ = try await failing.authenticate()
+            } throws: { error in
+                (error as? KeyVaultError)?.kind == .invalidResponse && "\(error)".contains("instead of asking for a token")
+            }
+        }
+    }
+
     @Test("A Retry-After over 60 s is honoured up to the configured maximum; past the deadline the call fails as throttled")
     func longRetryAfter() async throws {
         try await withClientHarness(seed: .demo) { (harness) async throws in
             let clock = RecordingClock()
-            var options = KeyVaultClientOptions()
-            options.clock = clock
+            var options = KeyVaultClientOptions.sleeping(on: clock)
             options.retry.maxRetryAfter = .seconds(100)
             options.retry.deadline = .seconds(180)
             let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
@@ -323,6 +350,15 @@ struct TransportTests {
                 (error as? HTTPTransportError)?.kind == .tlsFailure
             }
         }
+    }
+}
+
+extension KeyVaultClientOptions {
+    /// Default options whose retry waits are recorded by `clock` instead of slept.
+    fileprivate static func sleeping(on clock: RecordingClock) -> Self {
+        var options = KeyVaultClientOptions()
+        options.clock = clock
+        return options
     }
 }
 
