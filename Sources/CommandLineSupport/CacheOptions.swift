@@ -26,7 +26,7 @@ public struct CacheOptions: ParsableArguments {
     @Option(name: .customLong("max-concurrency"), help: "Concurrent requests to one vault at most.")
     public var maxConcurrency = 16
 
-    @Option(name: .customLong("rate-limit"), help: ArgumentHelp("Requests per second to one vault at most (Key Vault allows 4000 per 10 s per vault).", valueName: "n"))
+    @Option(name: .customLong("rate-limit"), help: ArgumentHelp("Requests per second to one vault at most, each page of a listing included (Key Vault allows 4000 per 10 s per vault).", valueName: "n"))
     public var rateLimit: Double = 200
 
     public func validate() throws {

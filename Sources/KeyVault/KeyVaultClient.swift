@@ -29,6 +29,10 @@ public struct KeyVaultClientOptions: Sendable {
     public init() {}
 }
 
+/// Awaited before each page of a listing after the first (a rate limiter's turn); throwing ends
+/// the listing as cancelled.
+public typealias PagePacer = @Sendable () async throws -> Void
+
 /// The Key Vault data plane for one vault: get and list secrets, keys and certificates.
 /// Authentication follows the service's challenge (scope and tenant come from the first 401),
 /// retries back off with jitter and honour `Retry-After` within a deadline, and list calls
@@ -87,28 +91,31 @@ public final class KeyVaultClient: Sendable {
         try await get(CertificateBundle.self, "certificates", name, version, operation: "get certificate '\(name)'")
     }
 
-    public func listSecrets() async throws(KeyVaultError) -> [SecretItem] {
-        try await list(SecretItem.self, path: "/secrets", operation: "list secrets")
+    // Listings take a `pacer`, awaited before each page after the first: Key Vault counts every
+    // page as a request, so a rate limit must count them too.
+
+    public func listSecrets(pacer: PagePacer? = nil) async throws(KeyVaultError) -> [SecretItem] {
+        try await list(SecretItem.self, path: "/secrets", operation: "list secrets", pacer: pacer)
     }
 
-    public func listSecretVersions(_ name: String) async throws(KeyVaultError) -> [SecretItem] {
-        try await list(SecretItem.self, path: "/secrets/\(try checkedName(name, "secret"))/versions", operation: "list versions of secret '\(name)'")
+    public func listSecretVersions(_ name: String, pacer: PagePacer? = nil) async throws(KeyVaultError) -> [SecretItem] {
+        try await list(SecretItem.self, path: "/secrets/\(try checkedName(name, "secret"))/versions", operation: "list versions of secret '\(name)'", pacer: pacer)
     }
 
-    public func listKeys() async throws(KeyVaultError) -> [KeyItem] {
-        try await list(KeyItem.self, path: "/keys", operation: "list keys")
+    public func listKeys(pacer: PagePacer? = nil) async throws(KeyVaultError) -> [KeyItem] {
+        try await list(KeyItem.self, path: "/keys", operation: "list keys", pacer: pacer)
     }
 
-    public func listKeyVersions(_ name: String) async throws(KeyVaultError) -> [KeyItem] {
-        try await list(KeyItem.self, path: "/keys/\(try checkedName(name, "key"))/versions", operation: "list versions of key '\(name)'")
+    public func listKeyVersions(_ name: String, pacer: PagePacer? = nil) async throws(KeyVaultError) -> [KeyItem] {
+        try await list(KeyItem.self, path: "/keys/\(try checkedName(name, "key"))/versions", operation: "list versions of key '\(name)'", pacer: pacer)
     }
 
-    public func listCertificates() async throws(KeyVaultError) -> [CertificateItem] {
-        try await list(CertificateItem.self, path: "/certificates", operation: "list certificates")
+    public func listCertificates(pacer: PagePacer? = nil) async throws(KeyVaultError) -> [CertificateItem] {
+        try await list(CertificateItem.self, path: "/certificates", operation: "list certificates", pacer: pacer)
     }
 
-    public func listCertificateVersions(_ name: String) async throws(KeyVaultError) -> [CertificateItem] {
-        try await list(CertificateItem.self, path: "/certificates/\(try checkedName(name, "certificate"))/versions", operation: "list versions of certificate '\(name)'")
+    public func listCertificateVersions(_ name: String, pacer: PagePacer? = nil) async throws(KeyVaultError) -> [CertificateItem] {
+        try await list(CertificateItem.self, path: "/certificates/\(try checkedName(name, "certificate"))/versions", operation: "list versions of certificate '\(name)'", pacer: pacer)
     }
 
     // MARK: Building blocks
@@ -152,10 +159,12 @@ public final class KeyVaultClient: Sendable {
     /// page is requested at once, and pages decode in child tasks on the global pool meanwhile.
     /// The loop itself runs on the transport's thread when it offers one, so no thread hand-off
     /// sits between a page's answer and the next request.
-    private func list<Item: Decodable & Sendable>(_ type: Item.Type, path: String, operation: String) async throws(KeyVaultError) -> [Item] {
+    private func list<Item: Decodable & Sendable>(
+        _ type: Item.Type, path: String, operation: String, pacer: PagePacer?
+    ) async throws(KeyVaultError) -> [Item] {
         do {
             return try await withTaskExecutorPreference(http.taskExecutor) {
-                try await followPages(Item.self, path: path, operation: operation)
+                try await followPages(Item.self, path: path, operation: operation, pacer: pacer)
             }
         } catch let error as KeyVaultError {
             throw error
@@ -164,12 +173,15 @@ public final class KeyVaultClient: Sendable {
         }
     }
 
-    private func followPages<Item: Decodable & Sendable>(_ type: Item.Type, path: String, operation: String) async throws -> [Item] {
+    private func followPages<Item: Decodable & Sendable>(
+        _ type: Item.Type, path: String, operation: String, pacer: PagePacer?
+    ) async throws -> [Item] {
         try await withThrowingTaskGroup(of: (Int, [Item]).self) { group in
             var nextPath = path
             var nextQuery: [(String, String)] = []
             var pages = 0
             while true {
+                if pages > 0, let pacer { try await pacer() }
                 let body = try await send(path: nextPath, query: nextQuery, operation: operation)
                 let link = try (PageLink.scan(body) ?? decode(PageLink.self, body, operation: operation)).link
                 let index = pages

@@ -14,8 +14,9 @@ public struct CacheConfiguration: Sendable {
     public var maxBytes: Int = 64 << 20
     /// Source calls in flight per vault, shared by all identities of that vault.
     public var maxConcurrentRequestsPerVault = 16
-    /// Token bucket per vault with a burst of twice the rate; the default keeps a node well below
-    /// Key Vault's limit of 4000 requests per 10 s. Zero or less means no rate limit.
+    /// Token bucket per vault with a burst of twice the rate, counting every page of a listing;
+    /// the default keeps a node well below Key Vault's limit of 4000 requests per 10 s. Zero or
+    /// less means no rate limit.
     public var requestsPerSecondPerVault: Double = 200
     /// Between failed background refreshes of one entry.
     public var refreshBackoff = Backoff(base: .seconds(5), maximum: .seconds(300))

@@ -19,22 +19,22 @@ public struct KeyVaultSource: ObjectSource {
         }
     }
 
-    public func list(_ kind: ObjectKind) async throws(SourceError) -> [ListedObject] {
+    public func list(_ kind: ObjectKind, pacer: @escaping PagePacer) async throws(SourceError) -> [ListedObject] {
         try await mapped { () async throws(KeyVaultError) in
             switch kind {
-            case .secret: try await client.listSecrets().map(Self.listed)
-            case .key: try await client.listKeys().map(Self.listed)
-            case .certificate: try await client.listCertificates().map(Self.listed)
+            case .secret: try await client.listSecrets(pacer: pacer).map(Self.listed)
+            case .key: try await client.listKeys(pacer: pacer).map(Self.listed)
+            case .certificate: try await client.listCertificates(pacer: pacer).map(Self.listed)
             }
         }
     }
 
-    public func listVersions(_ kind: ObjectKind, name: String) async throws(SourceError) -> [ListedObject] {
+    public func listVersions(_ kind: ObjectKind, name: String, pacer: @escaping PagePacer) async throws(SourceError) -> [ListedObject] {
         try await mapped { () async throws(KeyVaultError) in
             switch kind {
-            case .secret: try await client.listSecretVersions(name).map(Self.listed)
-            case .key: try await client.listKeyVersions(name).map(Self.listed)
-            case .certificate: try await client.listCertificateVersions(name).map(Self.listed)
+            case .secret: try await client.listSecretVersions(name, pacer: pacer).map(Self.listed)
+            case .key: try await client.listKeyVersions(name, pacer: pacer).map(Self.listed)
+            case .certificate: try await client.listCertificateVersions(name, pacer: pacer).map(Self.listed)
             }
         }
     }

@@ -297,8 +297,9 @@ public actor ObjectCache {
         do throws(SourceError) {
             switch subject {
             case .object(let reference): result = .success(.object(try await source.fetch(reference)))
-            case .listing(let kind): result = .success(.listing(try await source.list(kind)))
-            case .versions(let kind, let name): result = .success(.listing(try await source.listVersions(kind, name: name)))
+            case .listing(let kind): result = .success(.listing(try await source.list(kind, pacer: { try await gate.pace() })))
+            case .versions(let kind, let name):
+                result = .success(.listing(try await source.listVersions(kind, name: name, pacer: { try await gate.pace() })))
             }
         } catch {
             result = .failure(error)

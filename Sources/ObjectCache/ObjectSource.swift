@@ -1,3 +1,5 @@
+import KeyVault
+
 /// Why a source could not answer. The message says what failed and what to do; it never holds
 /// secret material.
 public struct SourceError: Error, Sendable, CustomStringConvertible {
@@ -25,7 +27,8 @@ public struct SourceError: Error, Sendable, CustomStringConvertible {
 /// cached, fresh content.
 public protocol ObjectSource: Sendable {
     func fetch(_ reference: ObjectReference) async throws(SourceError) -> FetchedObject
-    /// The latest of each object of a kind, all pages.
-    func list(_ kind: ObjectKind) async throws(SourceError) -> [ListedObject]
-    func listVersions(_ kind: ObjectKind, name: String) async throws(SourceError) -> [ListedObject]
+    /// The latest of each object of a kind, all pages. A source that pages awaits `pacer` before
+    /// each page after the first: the cache's per-vault rate limit counts pages as Key Vault does.
+    func list(_ kind: ObjectKind, pacer: @escaping PagePacer) async throws(SourceError) -> [ListedObject]
+    func listVersions(_ kind: ObjectKind, name: String, pacer: @escaping PagePacer) async throws(SourceError) -> [ListedObject]
 }

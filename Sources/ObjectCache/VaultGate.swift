@@ -42,6 +42,12 @@ actor VaultGate {
         }
     }
 
+    /// Another request within a call that entered (a listing's next page): one more token,
+    /// on the slot the call already holds.
+    func pace() async throws(CancellationError) {
+        try await takeToken()
+    }
+
     func leave() {
         if waiters.isEmpty {
             inFlight -= 1

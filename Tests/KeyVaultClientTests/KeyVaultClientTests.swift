@@ -5,6 +5,7 @@ import HTTPTypes
 import KeyVault
 import KeyVaultEmulator
 import PKI
+import Synchronization
 import Testing
 
 @Suite("Key Vault client against the emulator")
@@ -40,6 +41,16 @@ struct KeyVaultClientTests {
             let requests = await harness.keyVaultRequests("paged")
             #expect(requests.count == 3, "60 secrets at 25 per page, no extra calls")
             #expect(requests.allSatisfy { $0.status == 200 })
+
+            // A pacer is awaited before each page after the first; when it throws, the listing ends.
+            let paced = Mutex(0)
+            #expect(try await client.listSecrets(pacer: { paced.withLock { $0 += 1 } }).count == 60)
+            #expect(paced.withLock { $0 } == 2)
+            await #expect {
+                _ = try await client.listSecrets(pacer: { throw CancellationError() })
+            } throws: { error in
+                (error as? KeyVaultError)?.kind == .cancelled
+            }
         }
     }
 

@@ -557,6 +557,23 @@ struct ObjectCacheTests {
         #expect(await source.totalFetches == 4)
     }
 
+    @Test func everyPageOfAListingTakesAToken() async throws {
+        let clock = ManualClock()
+        let source = InMemorySource(secrets: ["a": "1", "b": "2", "c": "3", "d": "4"])
+        await source.page(by: 1)
+        // One request per second, burst two: the listing's call and its second page spend the
+        // burst, so its third and fourth pages wait a second each, as four GETs would.
+        let cache = ObjectCache(configuration: testConfiguration(clock) { $0.requestsPerSecondPerVault = 1 })
+        await cache.register(source, as: vaultA)
+        let listing = Task { try await cache.listing(.secret, in: vaultA) }
+        await waitUntil("two pages are served and the third waits") { await source.pagesServed == 2 && clock.sleepers == 1 }
+        clock.advance(by: .seconds(1))
+        await waitUntil("the third page is served and the fourth waits") { await source.pagesServed == 3 && clock.sleepers == 1 }
+        clock.advance(by: .seconds(1))
+        #expect(try await listing.value.count == 4)
+        #expect(await source.pagesServed == 4)
+    }
+
     // MARK: Sources and lifecycle
 
     @Test func unregisterWipesAndForgetsASource() async throws {

@@ -79,6 +79,9 @@ actor InMemorySource: ObjectSource {
     private(set) var versionLists = 0
     private(set) var inFlight = 0
     private(set) var maxInFlight = 0
+    /// Listings come in pages of this many names, each after the first paced; nil is one page.
+    private var pageSize: Int?
+    private(set) var pagesServed = 0
 
     init(secrets: [String: String] = [:]) {
         for (name, value) in secrets {
@@ -104,6 +107,10 @@ actor InMemorySource: ObjectSource {
 
     func fail(with kind: SourceError.Kind?) {
         failure = kind
+    }
+
+    func page(by size: Int) {
+        pageSize = size
     }
 
     func hold() {
@@ -139,14 +146,28 @@ actor InMemorySource: ObjectSource {
         }
     }
 
-    func list(_ kind: ObjectKind) async throws(SourceError) -> [ListedObject] {
+    func list(_ kind: ObjectKind, pacer: @escaping @Sendable () async throws -> Void) async throws(SourceError) -> [ListedObject] {
         lists += 1
         try await admit()
         defer { inFlight -= 1 }
-        return (latest[kind] ?? [:]).sorted { $0.key < $1.key }.map { ListedObject(name: $0.key, enabled: $0.value.enabled) }
+        let all = (latest[kind] ?? [:]).sorted { $0.key < $1.key }.map { ListedObject(name: $0.key, enabled: $0.value.enabled) }
+        let pages = pageSize.map { max(1, (all.count + $0 - 1) / $0) } ?? 1
+        for page in 0..<pages {
+            if page > 0 {
+                do {
+                    try await pacer()
+                } catch {
+                    throw SourceError(kind: .unavailable, message: "the listing was cancelled while waiting to page")
+                }
+            }
+            pagesServed += 1
+        }
+        return all
     }
 
-    func listVersions(_ kind: ObjectKind, name: String) async throws(SourceError) -> [ListedObject] {
+    func listVersions(
+        _ kind: ObjectKind, name: String, pacer: @escaping @Sendable () async throws -> Void
+    ) async throws(SourceError) -> [ListedObject] {
         versionLists += 1
         try await admit()
         defer { inFlight -= 1 }

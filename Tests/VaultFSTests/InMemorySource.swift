@@ -61,7 +61,8 @@ final class InMemorySource: ObjectSource, Sendable {
         return try outcome.get()
     }
 
-    func list(_ kind: ObjectKind) async throws(SourceError) -> [ListedObject] {
+    // Everything comes in one page, so there is nothing to pace.
+    func list(_ kind: ObjectKind, pacer: @escaping @Sendable () async throws -> Void) async throws(SourceError) -> [ListedObject] {
         let outcome: Result<[ListedObject], SourceError> = state.withLock { state in
             state.lists += 1
             if let failure = state.listFailure ?? state.failure { return .failure(SourceError(kind: failure, message: "injected \(failure)")) }
@@ -72,7 +73,9 @@ final class InMemorySource: ObjectSource, Sendable {
         return try outcome.get()
     }
 
-    func listVersions(_ kind: ObjectKind, name: String) async throws(SourceError) -> [ListedObject] {
+    func listVersions(
+        _ kind: ObjectKind, name: String, pacer: @escaping @Sendable () async throws -> Void
+    ) async throws(SourceError) -> [ListedObject] {
         let outcome: Result<[ListedObject], SourceError> = state.withLock { state in
             state.lists += 1
             if let failure = state.listFailure ?? state.failure { return .failure(SourceError(kind: failure, message: "injected \(failure)")) }
