@@ -79,7 +79,7 @@ final class FuseDispatcher: Sendable {
 
     func read(_ request: FuseRequest, inode: UInt64, size: Int, offset: Int) {
         run(request) { request throws(Errno) in
-            request.bytes(try await self.filesystem.read(inode, offset: offset, size: size))
+            try await self.filesystem.read(inode, offset: offset, size: size) { request.bytes($0) }
         }
     }
 

@@ -68,10 +68,13 @@ final class FuseRequest: @unchecked Sendable {
     }
 
     func bytes(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { self.bytes($0) }
+    }
+
+    /// fuse_reply_buf copies the bytes into the kernel's reply before it returns.
+    func bytes(_ buffer: UnsafeBufferPointer<UInt8>) {
         guard claim() else { return }
-        bytes.withUnsafeBufferPointer { buffer in
-            _ = fuse_reply_buf(request, UnsafeRawPointer(buffer.baseAddress)?.assumingMemoryBound(to: CChar.self), buffer.count)
-        }
+        _ = fuse_reply_buf(request, UnsafeRawPointer(buffer.baseAddress)?.assumingMemoryBound(to: CChar.self), buffer.count)
     }
 
     func extendedAttributeSize(_ size: Int) {

@@ -142,12 +142,19 @@ public final class VaultFileSystem: Sendable {
         return entries
     }
 
-    public func read(_ inode: UInt64, offset: Int, size: Int) async throws(Errno) -> [UInt8] {
+    /// Hands `reply` at most `size` bytes from `offset`, straight from the cached buffer. No copy
+    /// is made: a copy of secret bytes would go back to the allocator without being zeroed.
+    public func read<Reply>(
+        _ inode: UInt64, offset: Int, size: Int, _ reply: (UnsafeBufferPointer<UInt8>) -> Reply
+    ) async throws(Errno) -> Reply {
         let (key, view) = try resolve(inode)
         guard key.path.type == .regular, let view else { throw .isDirectory }
         let content = try await fileContent(key.path, in: view)
-        guard offset < content.bytes.count, size > 0 else { return [] }
-        return Array(content.bytes[offset..<min(content.bytes.count, offset + size)])
+        return content.bytes.withUnsafeBufferPointer { all in
+            let start = min(max(offset, 0), all.count)
+            let end = min(all.count, start + max(size, 0))
+            return reply(UnsafeBufferPointer(rebasing: all[start..<end]))
+        }
     }
 
     public func extendedAttributeNames(_ inode: UInt64) async throws(Errno) -> [String] {

@@ -42,7 +42,7 @@ struct VaultFileSystemTests {
 
         func read(_ path: String) async throws(Errno) -> String {
             let entry = try await lookup(path)
-            return String(decoding: try await filesystem.read(entry.attributes.inode, offset: 0, size: 1 << 20), as: UTF8.self)
+            return String(decoding: try await filesystem.read(entry.attributes.inode, offset: 0, size: 1 << 20) { Array($0) }, as: UTF8.self)
         }
 
         func names(_ path: String) async throws(Errno) -> [String] {
@@ -75,9 +75,9 @@ struct VaultFileSystemTests {
         let directory = try await fixture.lookup("secrets")
         #expect(directory.attributes.permissions == 0o500 && directory.attributes.type == .directory)
         #expect(try await fixture.read("secrets/db-password") == "hunter2")
-        let partial = try await fixture.filesystem.read(entry.attributes.inode, offset: 2, size: 3)
+        let partial = try await fixture.filesystem.read(entry.attributes.inode, offset: 2, size: 3) { Array($0) }
         #expect(String(decoding: partial, as: UTF8.self) == "nte")
-        #expect(try await fixture.filesystem.read(entry.attributes.inode, offset: 100, size: 3).isEmpty)
+        #expect(try await fixture.filesystem.read(entry.attributes.inode, offset: 100, size: 3) { $0.isEmpty })
     }
 
     @Test("Lookups count references; forgetting them all drops the inode")
