@@ -184,6 +184,17 @@ final class CurlTransfer {
             bodyExceededLimit = true
             return 0  // anything but bytes.count makes libcurl stop with CURLE_WRITE_ERROR
         }
+        if responseBody.count + bytes.count > responseBody.capacity {
+            // Grown by hand: a reallocation by append would free the old buffer, which may hold
+            // part of a secret, without zeroing it.
+            var larger: [UInt8] = []
+            larger.reserveCapacity(max(responseBody.capacity * 2, responseBody.count + bytes.count, 16 << 10))
+            larger.append(contentsOf: responseBody)
+            responseBody.withUnsafeMutableBytes { old in
+                if let base = old.baseAddress { explicit_bzero(base, old.count) }
+            }
+            responseBody = larger
+        }
         responseBody.append(contentsOf: bytes)
         return bytes.count
     }
