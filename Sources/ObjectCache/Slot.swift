@@ -86,6 +86,14 @@ extension Payload {
         }
     }
 
+    /// Where the secret or DER bytes live, to recognise a rendering that shares them.
+    var storage: UnsafeRawPointer? {
+        switch self {
+        case .secret(let bytes), .certificate(let bytes): bytes.withUnsafeBytes { $0.baseAddress }
+        case .key: nil
+        }
+    }
+
     /// Zeroes secret values and DER bytes. JWK members (public keys) are Swift Strings, which
     /// cannot be overwritten in place; they are released and left to the allocator.
     mutating func wipe() {
@@ -187,10 +195,14 @@ final class Slot {
     }
 
     func wipeRenderings() {
+        var payloadStorage: UnsafeRawPointer?
+        if case .object(let object) = value { payloadStorage = object.payload.storage }
         for renderingKey in Array(renderings.keys) {
-            if var rendering = renderings.removeValue(forKey: renderingKey) {
-                rendering.bytes.wipe()
-            }
+            guard var rendering = renderings.removeValue(forKey: renderingKey) else { continue }
+            // A rendering sharing the payload's buffer (a plain secret file) is only let go:
+            // zeroing it here would copy the buffer first. The payload's wipe zeroes it in place.
+            let sharesPayload = payloadStorage != nil && rendering.bytes.withUnsafeBytes { $0.baseAddress } == payloadStorage
+            if !sharesPayload { rendering.bytes.wipe() }
         }
     }
 
