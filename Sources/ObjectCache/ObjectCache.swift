@@ -102,10 +102,10 @@ public actor ObjectCache {
             throw CacheError(kind: .invalid, message: "\(reference) of \(source.vault) cannot be shown as a file: \(error.message)")
         }
         // Keep the rendering only with the object it was made from.
-        if slots[key]?.value != nil, slots[key]?.generation == answer.generation {
-            slots[key]?.renderings[renderingKey] = rendered
-            slots[key]?.bytes += rendered.bytes.count
-            totalBytes += rendered.bytes.count
+        if let slot = slots[key], slot.value != nil, slot.generation == answer.generation {
+            let before = slot.bytes
+            slot.renderings[renderingKey] = rendered
+            totalBytes += slot.bytes - before
             enforceMemoryBound()
         }
         return RenderedContent(bytes: rendered.bytes, metadata: object.metadata, warnings: rendered.warnings, stale: answer.stale)

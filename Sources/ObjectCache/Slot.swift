@@ -86,12 +86,17 @@ extension Payload {
         }
     }
 
-    /// Where the secret or DER bytes live, to recognise a rendering that shares them.
-    var storage: UnsafeRawPointer? {
+    /// The secret or DER bytes; nil for a key.
+    var rawBytes: [UInt8]? {
         switch self {
-        case .secret(let bytes), .certificate(let bytes): bytes.withUnsafeBytes { $0.baseAddress }
+        case .secret(let bytes), .certificate(let bytes): bytes
         case .key: nil
         }
+    }
+
+    /// Where the secret or DER bytes live, to recognise a rendering that shares them.
+    var storage: UnsafeRawPointer? {
+        rawBytes?.withUnsafeBytes { $0.baseAddress }
     }
 
     /// Zeroes secret values and DER bytes. JWK members (public keys) are Swift Strings, which
@@ -131,8 +136,14 @@ final class Slot {
     /// Unique per value content; renderings belong to exactly one generation.
     var generation: UInt64 = 0
     var renderings: [String: ObjectCache.RenderedBytes] = [:]
-    /// Payload plus renderings, as counted in the cache's total.
-    var bytes = 0
+    /// Payload plus renderings, as counted in the cache's total. A rendering that shares the
+    /// payload's buffer (a plain secret file) is not counted again.
+    var bytes: Int {
+        let payloadStorage = payloadStorage
+        return (value?.byteCount ?? 0) + renderings.values.reduce(0) { total, rendering in
+            total + (shares(rendering, payloadStorage) ? 0 : rendering.bytes.count)
+        }
+    }
     /// The last successful fetch.
     var fetchedAt: Duration = .zero
     var lastAccess: Duration
@@ -164,18 +175,24 @@ final class Slot {
         wipe()
         value = fresh
         self.generation = generation
-        bytes = fresh.byteCount
     }
 
     /// The same content fetched again: the renderings stay, the newer attributes (tags, expiry)
     /// are taken.
     func refresh(with fresh: CachedValue) {
+        if case .object(let object) = fresh, let freshBytes = object.payload.rawBytes {
+            // Same version, same bytes: renderings that shared the old buffer share the fresh one,
+            // so the old buffer has no other holder here and is zeroed in place below.
+            let oldStorage = payloadStorage
+            for (renderingKey, rendering) in renderings where shares(rendering, oldStorage) {
+                renderings[renderingKey]?.bytes = freshBytes
+            }
+        }
         if var old = value {
             value = nil
             old.wipe()
         }
         value = fresh
-        bytes = fresh.byteCount + renderings.values.reduce(0) { $0 + $1.bytes.count }
     }
 
     func markFetched(at now: Duration) {
@@ -195,15 +212,22 @@ final class Slot {
     }
 
     func wipeRenderings() {
-        var payloadStorage: UnsafeRawPointer?
-        if case .object(let object) = value { payloadStorage = object.payload.storage }
+        let payloadStorage = payloadStorage
         for renderingKey in Array(renderings.keys) {
             guard var rendering = renderings.removeValue(forKey: renderingKey) else { continue }
-            // A rendering sharing the payload's buffer (a plain secret file) is only let go:
-            // zeroing it here would copy the buffer first. The payload's wipe zeroes it in place.
-            let sharesPayload = payloadStorage != nil && rendering.bytes.withUnsafeBytes { $0.baseAddress } == payloadStorage
-            if !sharesPayload { rendering.bytes.wipe() }
+            // A rendering sharing the payload's buffer is only let go: zeroing it here would
+            // copy the buffer first. The payload's wipe zeroes it in place.
+            if !shares(rendering, payloadStorage) { rendering.bytes.wipe() }
         }
+    }
+
+    private var payloadStorage: UnsafeRawPointer? {
+        guard case .object(let object) = value else { return nil }
+        return object.payload.storage
+    }
+
+    private func shares(_ rendering: ObjectCache.RenderedBytes, _ payloadStorage: UnsafeRawPointer?) -> Bool {
+        payloadStorage != nil && rendering.bytes.withUnsafeBytes { $0.baseAddress } == payloadStorage
     }
 
     func wipe() {
@@ -212,6 +236,5 @@ final class Slot {
             value = nil
             old.wipe()
         }
-        bytes = 0
     }
 }
