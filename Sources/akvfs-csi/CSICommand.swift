@@ -79,7 +79,6 @@ struct CSIServeCommand: AsyncParsableCommand {
     func run() async throws {
         LogSetup.bootstrap(defaultLevel: .info)
         let logger = Logger(label: "akvfs.csi")
-        if let problem = ProcessHardening.keepMemoryOutOfCoreDumps() { logger.warning("\(problem)") }
         let environment = ProcessInfo.processInfo.environment
         guard let nodeID = nodeID ?? environment["NODE_NAME"], !nodeID.isEmpty else {
             throw ValidationError("--node-id is required (or NODE_NAME): the name of this node, as kubelet knows it.")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineSupport
 
 /// `akvfs-csi`: the CSI node plugin in an executable of its own, so that `akvfs mount` does not
 /// load the gRPC, protobuf and YAML stacks (and the full Foundation they pull in) it never uses.
@@ -6,6 +7,7 @@ import ArgumentParser
 @main
 enum CSIEntry {
     static func main() async {
+        ProcessHardening.keepMemoryOutOfCoreDumps(program: "akvfs csi")
         await CSICommand.main()
     }
 }

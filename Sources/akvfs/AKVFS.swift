@@ -6,6 +6,7 @@ import Glibc
 @main
 enum Entry {
     static func main() async {
+        ProcessHardening.keepMemoryOutOfCoreDumps(program: "akvfs")
         let invokedAs = CommandLine.arguments.first.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? "akvfs"
         if invokedAs == "mount.akvfs" || invokedAs == "mount.fuse.akvfs" {
             MountHelper.main(Array(CommandLine.arguments.dropFirst()))

@@ -47,7 +47,6 @@ struct GetCommand: AsyncParsableCommand {
 
     func run() async throws {
         LogSetup.bootstrap()
-        if let problem = ProcessHardening.keepMemoryOutOfCoreDumps() { Terminal.error("akvfs: warning: \(problem)") }
         let path = try ObjectPath(object)
         let session = try VaultSession(vault: vault, connection: connection, identity: identity)
         defer { session.shutdown() }

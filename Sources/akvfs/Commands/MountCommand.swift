@@ -71,7 +71,6 @@ struct MountCommand: AsyncParsableCommand {
     func run() async throws {
         LogSetup.bootstrap(defaultLevel: .info)
         let logger = Logger(label: "akvfs")
-        if let problem = ProcessHardening.keepMemoryOutOfCoreDumps() { logger.warning("\(problem)") }
         let ready = ReadinessReporter(descriptor: readyDescriptor)
         do {
             try await serve(logger: logger, ready: ready)
