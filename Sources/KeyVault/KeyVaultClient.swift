@@ -212,11 +212,10 @@ public final class KeyVaultClient: Sendable {
 
     private func split(nextLink: String, operation: String) throws(KeyVaultError) -> (String, [(String, String)]) {
         let bytes = Array(nextLink.utf8)
-        let slash = UInt8(ascii: "/")
-        guard let colon = bytes.indices.first(where: { bytes[$0] == UInt8(ascii: ":") && bytes[($0 + 1)...].starts(with: [slash, slash]) }) else {
+        guard let authority = authorityStart(in: bytes) else {
             throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "nextLink '\(nextLink)' is not an absolute URL")
         }
-        let pathStart = bytes[(colon + 3)...].firstIndex(of: slash) ?? bytes.endIndex
+        let pathStart = bytes[authority...].firstIndex(of: UInt8(ascii: "/")) ?? bytes.endIndex
         let queryStart = bytes[pathStart...].firstIndex(of: UInt8(ascii: "?")) ?? bytes.endIndex
         let path = String(decoding: bytes[pathStart..<queryStart], as: UTF8.self)
         let query = bytes[queryStart...].dropFirst().split(separator: UInt8(ascii: "&")).compactMap { pair -> (String, String)? in

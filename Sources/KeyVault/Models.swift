@@ -48,19 +48,26 @@ public struct ObjectIdentifier: Sendable, Hashable {
     /// The non-empty path segments after `scheme://host`; nil without a scheme.
     private static func pathSegments(_ bytes: UnsafeBufferPointer<UInt8>) -> [String]? {
         let slash = UInt8(ascii: "/")
-        var index = 0
-        while index + 2 < bytes.count, !(bytes[index] == UInt8(ascii: ":") && bytes[index + 1] == slash && bytes[index + 2] == slash) {
-            index += 1
-        }
-        guard index + 2 < bytes.count else { return nil }
+        guard var start = authorityStart(in: bytes) else { return nil }
         var segments: [String] = []
-        var start = index + 3
         for end in start...bytes.count where end == bytes.count || bytes[end] == slash {
             if end > start { segments.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)) }
             start = end + 1
         }
         return Array(segments.dropFirst())  // the host
     }
+}
+
+/// The index just past `scheme://` in an absolute URL's bytes; nil when there is none. Byte-wise,
+/// because a large listing reads thousands of ids and links.
+func authorityStart<Bytes: RandomAccessCollection<UInt8>>(in bytes: Bytes) -> Int? where Bytes.Index == Int {
+    let slash = UInt8(ascii: "/")
+    var index = bytes.startIndex
+    while index + 2 < bytes.endIndex {
+        if bytes[index] == UInt8(ascii: ":"), bytes[index + 1] == slash, bytes[index + 2] == slash { return index + 3 }
+        index += 1
+    }
+    return nil
 }
 
 public struct SecretBundle: Sendable, Decodable {

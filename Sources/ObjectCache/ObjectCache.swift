@@ -1,4 +1,5 @@
 import HTTPTransport
+import KeyVault
 import Logging
 import Synchronization
 
@@ -294,12 +295,13 @@ public actor ObjectCache {
             return .failure(SourceError(kind: .unavailable, message: "\(subject) was not fetched: the request was cancelled."))
         }
         let result: Result<CachedValue, SourceError>
+        // A listing's later pages each take a token too, as Key Vault counts them.
+        let pacer: PagePacer = { try await gate.pace() }
         do throws(SourceError) {
             switch subject {
             case .object(let reference): result = .success(.object(try await source.fetch(reference)))
-            case .listing(let kind): result = .success(.listing(try await source.list(kind, pacer: { try await gate.pace() })))
-            case .versions(let kind, let name):
-                result = .success(.listing(try await source.listVersions(kind, name: name, pacer: { try await gate.pace() })))
+            case .listing(let kind): result = .success(.listing(try await source.list(kind, pacer: pacer)))
+            case .versions(let kind, let name): result = .success(.listing(try await source.listVersions(kind, name: name, pacer: pacer)))
             }
         } catch {
             result = .failure(error)

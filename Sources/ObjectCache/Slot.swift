@@ -76,10 +76,8 @@ private struct ListingRow: Hashable {
 extension Payload {
     var byteCount: Int {
         switch self {
-        case .secret(let value):
-            return value.count
-        case .certificate(let der):
-            return der.count
+        case .secret(let bytes), .certificate(let bytes):
+            return bytes.count
         case .key(let jwk):
             let members = [jwk.kid, jwk.kty, jwk.n, jwk.e, jwk.d, jwk.dp, jwk.dq, jwk.qi, jwk.p, jwk.q, jwk.crv, jwk.x, jwk.y, jwk.k]
             return members.reduce(0) { $0 + ($1?.utf8.count ?? 0) } + (jwk.key_ops ?? []).reduce(0) { $0 + $1.utf8.count }
