@@ -101,7 +101,7 @@ let package = Package(
         ),
         .target(
             name: "VaultFS",
-            dependencies: ["ObjectCache", "ObjectFormats", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ObjectCache", "ObjectFormats", "PKI", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift
         ),
         .target(
@@ -202,7 +202,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/Support", swiftSettings: strictSwift),
         .testTarget(name: "PKITests", dependencies: ["PKI"], swiftSettings: strictSwift),
         .testTarget(name: "ObjectFormatsTests", dependencies: ["ObjectFormats", "PKI"], swiftSettings: strictSwift),
-        .testTarget(name: "ObjectCacheTests", dependencies: ["ObjectCache", "KeyVault", "PKI"], swiftSettings: strictSwift),
+        .testTarget(name: "ObjectCacheTests", dependencies: ["ObjectCache", "KeyVault", "PKI", "HTTPTransport"], swiftSettings: strictSwift),
         .testTarget(name: "VaultFSTests", dependencies: ["VaultFS", "ObjectCache", "ObjectFormats", "PKI"], swiftSettings: strictSwift),
         .systemLibrary(name: "CXattr", path: "Tests/Shims/CXattr"),
         .testTarget(

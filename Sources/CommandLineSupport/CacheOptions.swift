@@ -14,6 +14,13 @@ public struct CacheOptions: ParsableArguments {
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Forget (and wipe) content not read for this long (default: 600 for mount; never for csi, whose volumes keep their content while published).", valueName: "seconds"))
     public var idleTimeout: Int?
 
+    @Option(
+        name: .customLong("fetch-timeout"),
+        help: ArgumentHelp(
+            "A read of content not cached yet fails with 'Connection timed out' when Key Vault has not answered by then; the next read tries again. Cached content is served without waiting.",
+            valueName: "seconds"))
+    public var fetchTimeout = 10
+
     @Option(name: .customLong("negative-ttl"), help: ArgumentHelp("Remember that a name does not exist for this long.", valueName: "seconds"))
     public var negativeTTL = 10
 
@@ -33,6 +40,7 @@ public struct CacheOptions: ParsableArguments {
         guard (1...86_400).contains(ttl) else { throw ValidationError("--ttl must be between 1 and 86400 seconds; got \(ttl).") }
         guard maxStale >= 0 else { throw ValidationError("--max-stale must not be negative.") }
         if let idleTimeout, idleTimeout < ttl { throw ValidationError("--idle-timeout (\(idleTimeout)) must be at least --ttl (\(ttl)).") }
+        guard (1...600).contains(fetchTimeout) else { throw ValidationError("--fetch-timeout must be between 1 and 600 seconds; got \(fetchTimeout).") }
         guard (0...3600).contains(negativeTTL) else { throw ValidationError("--negative-ttl must be between 0 and 3600 seconds.") }
         guard metadataTTL > 0, metadataTTL <= 3600 else { throw ValidationError("--metadata-ttl must be above 0 and at most 3600 seconds.") }
         guard (1...65_536).contains(cacheSize) else { throw ValidationError("--cache-size must be between 1 and 65536 MiB.") }
@@ -47,6 +55,7 @@ public struct CacheOptions: ParsableArguments {
         configuration.maxStaleness = .seconds(maxStale)
         configuration.idleTimeout = idleTimeout.map { .seconds($0) } ?? max(defaultIdleTimeout, .seconds(ttl))
         configuration.negativeTTL = .seconds(negativeTTL)
+        configuration.fetchTimeout = .seconds(fetchTimeout)
         configuration.maxBytes = cacheSize << 20
         configuration.maxConcurrentRequestsPerVault = maxConcurrency
         configuration.requestsPerSecondPerVault = rateLimit

@@ -90,7 +90,8 @@ public final class FuseMount: Sendable {
         let session = self.session
         let queue = notifications
         let logger = self.logger
-        let invalidations = dispatcher.filesystem.invalidations
+        let filesystem = dispatcher.filesystem
+        let invalidations = filesystem.invalidations
         return Task.detached {
             for await invalidation in invalidations {
                 // Never from a request handler (the kernel may wait on the request being answered):
@@ -105,7 +106,17 @@ public final class FuseMount: Sendable {
                             if result != 0 && result != -ENOENT {
                                 logger.debug("kernel invalidation of inode \(inode) returned \(result)")
                             }
+                        case .entry(let parent, let name, let inode):
+                            // notify_delete rather than inval_entry: watchers of the old inode
+                            // (inotify, fsnotify) then hear that it was deleted.
+                            let result = fuse_lowlevel_notify_delete(
+                                session.pointer, fuse_ino_t(parent), fuse_ino_t(inode), name, name.utf8.count)
+                            // ENOENT: the kernel has no such name, or it shows another inode already.
+                            if result != 0 && result != -ENOENT {
+                                logger.debug("kernel invalidation of \(name) in inode \(parent) returned \(result)")
+                            }
                         }
+                        filesystem.invalidationDelivered(invalidation)
                     }
                 }
             }

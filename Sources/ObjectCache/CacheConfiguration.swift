@@ -1,4 +1,5 @@
 import HTTPTransport
+import PKI
 
 public struct CacheConfiguration: Sendable {
     /// How often "latest" content and listings are revalidated while being read.
@@ -18,12 +19,14 @@ public struct CacheConfiguration: Sendable {
     /// the default keeps a node well below Key Vault's limit of 4000 requests per 10 s. Zero or
     /// less means no rate limit.
     public var requestsPerSecondPerVault: Double = 200
-    /// Between failed background refreshes of one entry.
+    /// Between failed background revalidations of one entry; never more than half a TTL (unless
+    /// Key Vault asks for longer with Retry-After), so content shows up within about one TTL of
+    /// the vault answering again.
     public var refreshBackoff = Backoff(base: .seconds(5), maximum: .seconds(300))
-    /// A reader waits this long for a revalidation when there is good content to fall back on;
-    /// after that it gets the old content (stale = true) and the revalidation goes on without it,
-    /// so a Key Vault outage never blocks reads for the client's whole retry deadline.
-    public var revalidationWait: Duration = .seconds(2)
+    /// A reader with nothing cached to be given (a first read, or content past `maxStaleness`)
+    /// waits this long for Key Vault, then gets a timeout error; the next read tries again.
+    /// Readers of cached content never wait.
+    public var fetchTimeout: Duration = .seconds(10)
     /// Monotonic time since an arbitrary origin. Every decision of the cache reads this.
     public var now: @Sendable () -> Duration = CacheConfiguration.monotonicNow
     /// Waits (the rate limiter and the maintenance loop). It must agree with `now`: tests that
@@ -32,6 +35,15 @@ public struct CacheConfiguration: Sendable {
     public var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
 
     public init() {}
+
+    /// How long one background revalidation may take before it is given up and retried: half a
+    /// TTL for an object (at least 1 s), a TTL for a listing (at least 10 s, it may be many pages).
+    func refreshAttemptLimit(for subject: Subject) -> Duration {
+        switch subject {
+        case .object: max(ttl / 2, .seconds(1))
+        case .listing, .versions: max(ttl, .seconds(10))
+        }
+    }
 
     private static let origin = ContinuousClock.now
 
@@ -49,13 +61,13 @@ public enum CacheEvent: Sendable, Equatable {
 }
 
 public struct RenderedContent: Sendable {
-    public var bytes: [UInt8]
+    public var bytes: SecretBytes
     public var metadata: ObjectMetadata
     public var warnings: [String]
     /// Revalidation failed and this is the last good content (within `maxStaleness`).
     public var stale: Bool
 
-    public init(bytes: [UInt8], metadata: ObjectMetadata, warnings: [String], stale: Bool) {
+    public init(bytes: SecretBytes, metadata: ObjectMetadata, warnings: [String], stale: Bool) {
         self.bytes = bytes
         self.metadata = metadata
         self.warnings = warnings

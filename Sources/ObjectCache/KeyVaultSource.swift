@@ -57,7 +57,7 @@ public struct KeyVaultSource: ObjectSource {
             id: bundle.id, version: bundle.version ?? reference.version ?? "", attributes: bundle.attributes,
             contentType: bundle.contentType, tags: bundle.tags, certificateBacked: bundle.isCertificateBacked, managed: bundle.managed ?? false
         )
-        return FetchedObject(metadata: metadata, payload: .secret(Array(value.utf8)))
+        return FetchedObject(metadata: metadata, payload: .secret(SecretBytes(utf8: value)))
     }
 
     static func object(_ bundle: KeyBundle, _ reference: ObjectReference) -> FetchedObject {

@@ -5,6 +5,8 @@ import KeyVault
 public struct SourceError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
         case notFound, forbidden, disabled, throttled, unavailable
+        /// Key Vault did not answer within the time a reader or a refresh may wait.
+        case timedOut
         /// The answer or the request was unusable (bad name, unexpected response, bad settings).
         case invalid
     }

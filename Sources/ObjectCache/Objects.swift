@@ -73,15 +73,15 @@ public struct ObjectMetadata: Sendable, Equatable {
 
 /// An object's content: a secret's value (its UTF-8 bytes), a key's public JWK, or a certificate's DER.
 ///
-/// Secret values are bytes rather than a String so that a plain rendering can share the buffer
-/// (one copy in memory, not two) and an evicted value can be zeroed.
+/// Secret values are `SecretBytes` rather than a String so that a plain rendering shares the
+/// buffer (one copy in memory, not two) and the buffer is zeroed when its last holder lets go.
 public enum Payload: Sendable {
-    case secret([UInt8])
+    case secret(SecretBytes)
     case key(JSONWebKey)
     case certificate([UInt8])
 
     /// A secret value given as text.
-    public static func secret(_ text: String) -> Payload { .secret(Array(text.utf8)) }
+    public static func secret(_ text: String) -> Payload { .secret(SecretBytes(utf8: text)) }
 }
 
 public struct FetchedObject: Sendable {

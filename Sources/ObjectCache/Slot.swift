@@ -53,12 +53,6 @@ enum CachedValue: Sendable {
             false
         }
     }
-
-    mutating func wipe() {
-        guard case .object(var object) = self else { return }
-        self = .listing([])
-        object.payload.wipe()
-    }
 }
 
 private struct ListingRow: Hashable {
@@ -76,47 +70,17 @@ private struct ListingRow: Hashable {
 extension Payload {
     var byteCount: Int {
         switch self {
-        case .secret(let bytes), .certificate(let bytes):
-            return bytes.count
+        case .secret(let bytes): return bytes.count
+        case .certificate(let der): return der.count
         case .key(let jwk):
             let members = [jwk.kid, jwk.kty, jwk.n, jwk.e, jwk.d, jwk.dp, jwk.dq, jwk.qi, jwk.p, jwk.q, jwk.crv, jwk.x, jwk.y, jwk.k]
             return members.reduce(0) { $0 + ($1?.utf8.count ?? 0) } + (jwk.key_ops ?? []).reduce(0) { $0 + $1.utf8.count }
         }
     }
 
-    /// The secret or DER bytes; nil for a key.
-    var rawBytes: [UInt8]? {
-        switch self {
-        case .secret(let bytes), .certificate(let bytes): bytes
-        case .key: nil
-        }
-    }
-
-    /// Where the secret or DER bytes live, to recognise a rendering that shares them.
-    var storage: UnsafeRawPointer? {
-        rawBytes?.withUnsafeBytes { $0.baseAddress }
-    }
-
-    /// Zeroes secret values and DER bytes. JWK members (public keys) are Swift Strings, which
-    /// cannot be overwritten in place; they are released and left to the allocator.
-    mutating func wipe() {
-        switch self {
-        case .secret(var bytes), .certificate(var bytes):
-            self = .secret([])
-            bytes.wipe()
-        case .key:
-            break
-        }
-    }
-}
-
-extension [UInt8] {
-    /// Zeroes the buffer, then releases it. A buffer still shared with a reader (an answer not
-    /// yet sent) is copied by copy-on-write first, so the reader's bytes stay whole; only the
-    /// cache's last reference is zeroed in place.
-    mutating func wipe() {
-        withUnsafeMutableBufferPointer { $0.initialize(repeating: 0) }
-        removeAll()
+    /// The secret's buffer, which a plain rendering shares.
+    var secretBytes: SecretBytes? {
+        if case .secret(let bytes) = self { bytes } else { nil }
     }
 }
 
@@ -128,6 +92,9 @@ enum FlightOutcome: Sendable {
 
 /// One cache entry and its bookkeeping. A class, so the cache's table holds a pointer per entry
 /// rather than the whole entry inline (at 10,000 entries that table was 10 MB, twice while growing).
+///
+/// Secret bytes are `SecretBytes`, zeroed when their last holder lets go, so dropping a value or
+/// a rendering here is all "wiping" takes: a file still being read keeps its buffer whole.
 final class Slot {
     /// The last good value; nil only while the first fetch is in flight.
     var value: CachedValue?
@@ -137,9 +104,9 @@ final class Slot {
     /// Payload plus renderings, as counted in the cache's total. A rendering that shares the
     /// payload's buffer (a plain secret file) is not counted again.
     var bytes: Int {
-        let payloadStorage = payloadStorage
+        let payload = payloadBytes
         return (value?.byteCount ?? 0) + renderings.values.reduce(0) { total, rendering in
-            total + (shares(rendering, payloadStorage) ? 0 : rendering.bytes.count)
+            total + (rendering.bytes === payload ? 0 : rendering.bytes.count)
         }
     }
     /// The last successful fetch.
@@ -156,6 +123,10 @@ final class Slot {
     var lastError: SourceError?
     var flight: Task<FlightOutcome, Never>?
     var flightID: UInt64 = 0
+    /// Readers waiting for a first fetch; when the last one gives up, the fetch is called off.
+    var waiters = 0
+    /// A version a "latest" entry held before a rotation, kept for files opened before it.
+    var retired = false
 
     init(now: Duration, accessOrder: UInt64) {
         lastAccess = now
@@ -168,27 +139,22 @@ final class Slot {
         accessedSinceFetch = true
     }
 
-    /// New content: the old value and its renderings are wiped.
+    /// New content: the old value and its renderings are let go.
     func replace(with fresh: CachedValue, generation: UInt64) {
-        wipe()
+        renderings.removeAll()
         value = fresh
         self.generation = generation
     }
 
     /// The same content fetched again: the renderings stay, the newer attributes (tags, expiry)
-    /// are taken.
+    /// are taken. Renderings that shared the old buffer share the fresh one, so the old buffer
+    /// is let go (and zeroed) now rather than when the renderings go.
     func refresh(with fresh: CachedValue) {
-        if case .object(let object) = fresh, let freshBytes = object.payload.rawBytes {
-            // Same version, same bytes: renderings that shared the old buffer share the fresh one,
-            // so the old buffer has no other holder here and is zeroed in place below.
-            let oldStorage = payloadStorage
-            for (renderingKey, rendering) in renderings where shares(rendering, oldStorage) {
+        if case .object(let object) = fresh, let freshBytes = object.payload.secretBytes {
+            let old = payloadBytes
+            for (renderingKey, rendering) in renderings where rendering.bytes === old {
                 renderings[renderingKey]?.bytes = freshBytes
             }
-        }
-        if var old = value {
-            value = nil
-            old.wipe()
         }
         value = fresh
     }
@@ -209,30 +175,8 @@ final class Slot {
         self.retryAt = retryAt
     }
 
-    func wipeRenderings() {
-        let payloadStorage = payloadStorage
-        for renderingKey in Array(renderings.keys) {
-            guard var rendering = renderings.removeValue(forKey: renderingKey) else { continue }
-            // A rendering sharing the payload's buffer is only let go: zeroing it here would
-            // copy the buffer first. The payload's wipe zeroes it in place.
-            if !shares(rendering, payloadStorage) { rendering.bytes.wipe() }
-        }
-    }
-
-    private var payloadStorage: UnsafeRawPointer? {
+    private var payloadBytes: SecretBytes? {
         guard case .object(let object) = value else { return nil }
-        return object.payload.storage
-    }
-
-    private func shares(_ rendering: ObjectCache.RenderedBytes, _ payloadStorage: UnsafeRawPointer?) -> Bool {
-        payloadStorage != nil && rendering.bytes.withUnsafeBytes { $0.baseAddress } == payloadStorage
-    }
-
-    func wipe() {
-        wipeRenderings()
-        if var old = value {
-            value = nil
-            old.wipe()
-        }
+        return object.payload.secretBytes
     }
 }

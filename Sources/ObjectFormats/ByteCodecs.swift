@@ -1,3 +1,5 @@
+import PKI
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -174,17 +176,5 @@ enum PEMWriter {
         }
         if column > 0 { output.append(UInt8(ascii: "\n")) }
         output.append(contentsOf: "-----END \(label)-----\n".utf8)
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// Overwrites the bytes with zeros. Best effort: copies made earlier (a reallocation, or a
-    /// copy-on-write while the buffer was shared) are not reached.
-    mutating func wipe() {
-        withUnsafeMutableBytes { bytes in
-            guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
-            // explicit_bzero, unlike a loop or memset, is never optimized away.
-            explicit_bzero(base, bytes.count)
-        }
     }
 }

@@ -15,6 +15,7 @@ public struct Errno: Error, Sendable, Equatable, CustomStringConvertible {
     public static let range = Errno(ERANGE)
     public static let invalid = Errno(EINVAL)
     public static let badHandle = Errno(EBADF)
+    public static let timedOut = Errno(ETIMEDOUT)
 
     public var description: String { String(cString: strerror(code)) }
 }
@@ -54,8 +55,12 @@ public struct DirectoryEntry: Sendable, Equatable {
 
 /// Something the kernel cached that is no longer true; sent to the kernel outside request handlers.
 public enum Invalidation: Sendable, Equatable {
-    /// Drop the inode's cached data and attributes.
+    /// Drop the inode's cached data and attributes (a directory whose listing changed).
     case inode(UInt64)
+    /// `name` in `parent` no longer shows `inode`: the kernel forgets the name (the next lookup
+    /// finds the new version, or nothing), and watchers of `inode` hear it was deleted. Processes
+    /// that have `inode` open keep reading it.
+    case entry(parent: UInt64, name: String, inode: UInt64)
 }
 
 public struct FileSystemStatistics: Sendable, Equatable {

@@ -3,6 +3,13 @@ import Synchronization
 
 /// Inode numbers for nodes, with the kernel's lookup counts. A node lives while the kernel holds
 /// a reference (lookup count > 0) or while it has been listed; numbers are never reused.
+///
+/// A file inode shows one version for its whole life: the version its first lookup found. When
+/// the name comes to show another version, the kernel is told that the old inode is gone
+/// (`Invalidation.entry`); once it has been, the key is detached and the next lookup gets a new
+/// inode. The old one lives on until the kernel forgets it, so a file opened before a rotation
+/// reads its own version to the end (the kernel's page cache is per inode, so pages of two
+/// versions never mix either).
 final class InodeTable: Sendable {
     static let rootInode: UInt64 = 1
 
@@ -11,6 +18,8 @@ final class InodeTable: Sendable {
         var lookups: UInt64
         /// What a file node shows; nil for directories.
         var object: ObjectIdentity?
+        /// The version a file inode shows, fixed at its first lookup; nil before that and for directories.
+        var file: FileVersion?
     }
 
     /// Which object a file inode shows, for finding the inodes to invalidate when it changes.
@@ -19,11 +28,44 @@ final class InodeTable: Sendable {
         var reference: ObjectReference
     }
 
+    /// One version of a file's content, how it is rendered, and its attributes.
+    struct FileVersion: Sendable, Equatable {
+        var version: String
+        var rendering: Rendering
+        var size: Int
+        var modified: Int64
+        var created: Int64
+
+        /// Another version, or other bytes of it (a changed rendering), needs another inode.
+        func isSameContent(as other: FileVersion) -> Bool {
+            version == other.version && rendering == other.rendering && size == other.size
+        }
+    }
+
+    /// What a lookup of a file gets.
+    enum FileLookup {
+        /// The inode that shows the version asked for.
+        case current(UInt64)
+        /// The key still shows this inode of another version; the kernel has to be told it is
+        /// gone before the key moves on.
+        case replaced(UInt64)
+    }
+
     private struct State {
         var nextInode: UInt64 = 2
         var nodes: [UInt64: Node] = [:]
+        /// The inode each key shows now; inodes of earlier versions are not in here.
         var inodes: [NodeKey: UInt64] = [:]
         var showing: [ObjectIdentity: Set<UInt64>] = [:]
+
+        mutating func add(_ node: Node) -> UInt64 {
+            let inode = nextInode
+            nextInode += 1
+            nodes[inode] = node
+            inodes[node.key] = inode
+            if let object = node.object { showing[object, default: []].insert(inode) }
+            return inode
+        }
     }
 
     private let state: Mutex<State>
@@ -39,16 +81,29 @@ final class InodeTable: Sendable {
         state.withLock { $0.nodes[inode] }
     }
 
-    /// The inode for `key`, created when new; `object` records what a file shows.
+    /// The inode `key` shows now, created when new; `object` records what a file shows. For
+    /// directories and listings: it fixes no version.
     func inode(for key: NodeKey, showing object: ObjectIdentity? = nil) -> UInt64 {
         state.withLock { state in
             if let existing = state.inodes[key] { return existing }
-            let inode = state.nextInode
-            state.nextInode += 1
-            state.nodes[inode] = Node(key: key, lookups: 0, object: object)
-            state.inodes[key] = inode
-            if let object { state.showing[object, default: []].insert(inode) }
-            return inode
+            return state.add(Node(key: key, lookups: 0, object: object))
+        }
+    }
+
+    /// The inode of `key` showing `version`: the one the key shows when it shows that version
+    /// (or none yet), a new one when the key shows nothing, else `.replaced` with the inode the
+    /// key still shows.
+    func fileInode(for key: NodeKey, showing object: ObjectIdentity, version: FileVersion) -> FileLookup {
+        state.withLock { state in
+            guard let existing = state.inodes[key], let node = state.nodes[existing] else {
+                return .current(state.add(Node(key: key, lookups: 0, object: object, file: version)))
+            }
+            if node.object == object, node.file == nil {
+                state.nodes[existing]?.file = version
+                return .current(existing)
+            }
+            if node.object == object, let shown = node.file, shown.isSameContent(as: version) { return .current(existing) }
+            return .replaced(existing)
         }
     }
 
@@ -71,9 +126,35 @@ final class InodeTable: Sendable {
         }
     }
 
-    /// File inodes showing `object` (any rendering), for kernel invalidation.
-    func inodes(showing object: ObjectIdentity) -> [UInt64] {
-        state.withLock { Array($0.showing[object] ?? []) }
+    /// The file inodes that keys show now for `object` (earlier versions' inodes are not).
+    func shownInodes(showing object: ObjectIdentity) -> [(inode: UInt64, key: NodeKey)] {
+        state.withLock { state in
+            (state.showing[object] ?? []).compactMap { inode in
+                guard let key = state.nodes[inode]?.key, state.inodes[key] == inode else { return nil }
+                return (inode, key)
+            }
+        }
+    }
+
+    /// The file inodes that keys of one view show now.
+    func shownFiles(inView view: String) -> [(inode: UInt64, key: NodeKey)] {
+        state.withLock { state in
+            state.inodes.compactMap { key, inode in key.view == view && key.path.type == .regular ? (inode, key) : nil }
+        }
+    }
+
+    /// The kernel has been told that `inode` is gone from its name: the key stops showing it, so
+    /// the next lookup makes a new inode.
+    func detach(_ inode: UInt64) {
+        state.withLock { state in
+            guard let key = state.nodes[inode]?.key, state.inodes[key] == inode else { return }
+            state.inodes[key] = nil
+        }
+    }
+
+    /// The inode a key shows now, if any.
+    func existingInode(for key: NodeKey) -> UInt64? {
+        state.withLock { $0.inodes[key] }
     }
 
     /// Inodes of one view's nodes matching `predicate` (directories to invalidate after a listing change).
@@ -96,7 +177,7 @@ final class InodeTable: Sendable {
 
     private static func remove(_ inode: UInt64, _ node: Node, from state: inout State) {
         state.nodes[inode] = nil
-        state.inodes[node.key] = nil
+        if state.inodes[node.key] == inode { state.inodes[node.key] = nil }
         if let object = node.object {
             state.showing[object]?.remove(inode)
             if state.showing[object]?.isEmpty == true { state.showing[object] = nil }

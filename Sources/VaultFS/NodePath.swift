@@ -1,8 +1,7 @@
 import ObjectCache
 
-/// Where a node is in a view. Together with the view's id it identifies an inode, so a path
-/// keeps its inode number while the kernel knows it, across content changes (single-file
-/// subPath bind mounts rely on that to see rotated content).
+/// Where a node is in a view. Together with the view's id it identifies a directory's inode; a
+/// file's inode is identified by its key and the version it shows (see `InodeTable`).
 enum NodePath: Hashable, Sendable {
     /// The root when the filesystem shows several views, one directory each.
     case viewsRoot
@@ -18,12 +17,24 @@ enum NodePath: Hashable, Sendable {
     case tlsFile(String, TLSPart)
     // Volume layout
     case volumeDirectory([String])
-    case volumeFile(Int)
+    /// A file of a volume, by its path components inside the volume.
+    case volumeFile([String])
 
     var type: FileType {
         switch self {
         case .latest, .version, .tlsFile, .volumeFile: .regular
         default: .directory
+        }
+    }
+
+    /// A file's name in its directory; nil for directories.
+    var fileName: String? {
+        switch self {
+        case .latest(_, let name): name
+        case .version(_, _, let version): version
+        case .tlsFile(_, let part): part.rawValue
+        case .volumeFile(let path): path.last
+        default: nil
         }
     }
 }

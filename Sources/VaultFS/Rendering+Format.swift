@@ -1,15 +1,16 @@
 import ObjectCache
 import ObjectFormats
+import PKI
 
 extension Rendering {
     /// Turns a fetched object into file bytes, as `akvfs get` does.
     func render(_ object: FetchedObject) throws(ObjectCache.RenderError) -> ObjectCache.RenderedBytes {
         do throws(ObjectFormatError) {
-            let formatted: FormattedObject
+            var formatted: FormattedObject
             switch (object.payload, self) {
             case (.secret(let bytes), .standard(.pem, nil)) where !object.metadata.certificateBacked:
                 // The value as it is: the file shares the payload's buffer instead of copying it.
-                formatted = FormattedObject(bytes: bytes)
+                return ObjectCache.RenderedBytes(bytes: bytes, warnings: [])
             case (.secret(let bytes), .standard(let format, let encoding)):
                 formatted = try ObjectFormatter.secret(
                     value: String(decoding: bytes, as: UTF8.self),
@@ -33,7 +34,7 @@ extension Rendering {
             case (.certificate(let der), _):
                 formatted = ObjectFormatter.certificate(cer: der)
             }
-            return ObjectCache.RenderedBytes(bytes: formatted.bytes, warnings: formatted.warnings)
+            return ObjectCache.RenderedBytes(bytes: SecretBytes(taking: &formatted.bytes), warnings: formatted.warnings)
         } catch {
             throw ObjectCache.RenderError(error.message)
         }

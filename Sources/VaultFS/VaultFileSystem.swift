@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Logging
 import ObjectCache
+import PKI
 import Synchronization
 
 public struct FileSystemConfiguration: Sendable {
@@ -50,15 +51,16 @@ public final class VaultFileSystem: Sendable {
 
     // MARK: Views
 
-    /// Adds or replaces a view. A replaced view keeps its inodes; files whose content changed are invalidated.
+    /// Adds or replaces a view. A replaced view keeps its directories' inodes; its files get new
+    /// inodes at their next lookup (processes reading the old ones keep what they read).
     public func setView(_ view: ViewDefinition) {
         let previous = views.withLock { views in
             defer { views[view.id] = view }
             return views[view.id]
         }
-        if let previous, previous != view {
-            for inode in table.inodes(inView: view.id, where: { _ in true }) { invalidationSink.yield(.inode(inode)) }
-        }
+        guard let previous, previous != view else { return }
+        for (inode, key) in table.shownFiles(inView: view.id) { invalidateEntry(inode, key) }
+        for inode in table.inodes(inView: view.id, where: { $0.type == .directory }) { invalidationSink.yield(.inode(inode)) }
     }
 
     public func removeView(_ id: String) {
@@ -84,9 +86,10 @@ public final class VaultFileSystem: Sendable {
     func handle(_ event: CacheEvent) {
         switch event {
         case .contentChanged(let source, let reference):
-            // Every file showing the object, whatever its rendering (a secret's TLS files included).
-            for inode in table.inodes(showing: .init(source: source, reference: reference)) {
-                invalidationSink.yield(.inode(inode))
+            // Every name showing the object, whatever its rendering (a secret's TLS files
+            // included), moves on to a new inode; readers of the old one keep their version.
+            for (inode, key) in table.shownInodes(showing: .init(source: source, reference: reference)) {
+                invalidateEntry(inode, key)
             }
         case .listingChanged(let source, let kind):
             let viewIds = views.withLock { $0.values.filter { $0.source == source }.map(\.id) }
@@ -103,6 +106,21 @@ public final class VaultFileSystem: Sendable {
         }
     }
 
+    /// Asks for the kernel to be told that `key`'s name no longer shows `inode`; the key moves
+    /// on once it has been (`invalidationDelivered`), so watchers of `inode` hear of it first.
+    private func invalidateEntry(_ inode: UInt64, _ key: NodeKey) {
+        guard let name = key.path.fileName, let parentKey = parent(of: key), let parentInode = table.existingInode(for: parentKey) else {
+            table.detach(inode)
+            return
+        }
+        invalidationSink.yield(.entry(parent: parentInode, name: name, inode: inode))
+    }
+
+    /// The FUSE glue told the kernel about `invalidation` (or found that the kernel had nothing to forget).
+    public func invalidationDelivered(_ invalidation: Invalidation) {
+        if case .entry(_, _, let inode) = invalidation { table.detach(inode) }
+    }
+
     // MARK: Operations
 
     public func lookup(parent: UInt64, name: String) async throws(Errno) -> EntryReply {
@@ -110,19 +128,49 @@ public final class VaultFileSystem: Sendable {
         guard let childPath = try child(of: parentKey.path, named: name, in: view) else { throw .noEntry }
         let key = NodeKey(view: childPath == .viewRoot ? name : parentKey.view, path: childPath)
         let childView = key.view.flatMap { self.view($0) }
-        let inode = table.inode(for: key, showing: childView.flatMap { object(shownBy: childPath, in: $0) })
-        let attributes = try await attributes(of: key, inode: inode, view: childView)
+        let (inode, attributes) = try await inodeAndAttributes(of: key, in: childView)
         table.remember(inode)
         return EntryReply(attributes: attributes, entryTimeout: configuration.metadataTimeout, attributeTimeout: configuration.metadataTimeout)
+    }
+
+    /// A directory's inode, or the inode of the version a file shows now (found in the cache,
+    /// fetched when it has none), with its attributes.
+    private func inodeAndAttributes(of key: NodeKey, in view: ViewDefinition?) async throws(Errno) -> (UInt64, FileAttributes) {
+        guard key.path.type == .regular else {
+            let inode = table.inode(for: key)
+            return (inode, directoryAttributes(inode, view: view))
+        }
+        guard let view, let shown = file(key.path, in: view) else { throw .noEntry }
+        let content = try await fileContent(shown.reference, shown.rendering, in: view)
+        let updated = content.metadata.updated ?? content.metadata.created ?? mountTime
+        let version = InodeTable.FileVersion(
+            version: content.metadata.version, rendering: shown.rendering, size: content.bytes.count, modified: updated,
+            created: content.metadata.created ?? updated)
+        switch table.fileInode(for: key, showing: .init(source: view.source, reference: shown.reference), version: version) {
+        case .current(let inode):
+            return (inode, fileAttributes(inode, version: version, permissions: shown.permissions, view: view))
+        case .replaced(let inode):
+            // The name shows the old version until the kernel has heard that it is gone.
+            invalidateEntry(inode, key)
+            return (inode, fileAttributes(inode, version: table.node(inode)?.file ?? version, permissions: shown.permissions, view: view))
+        }
     }
 
     public func forget(_ inode: UInt64, count: UInt64) {
         table.forget(inode, count: count)
     }
 
+    /// A file inode's attributes are those of its version, answered without asking Key Vault;
+    /// the object is marked as being read, so it stays fresh while the kernel keeps asking.
     public func attributes(_ inode: UInt64) async throws(Errno) -> FileAttributes {
-        let (key, view) = try resolve(inode)
-        return try await attributes(of: key, inode: inode, view: view)
+        let (node, view) = try resolveNode(inode)
+        guard node.key.path.type == .regular else { return directoryAttributes(inode, view: view) }
+        guard let view else { throw .noEntry }
+        guard let object = node.object, let pinned = node.file else { return try await inodeAndAttributes(of: node.key, in: view).1 }
+        await cache.touch(object.reference, in: object.source)
+        // A file the view no longer has (a republish dropped it) keeps being readable while open.
+        let permissions = file(node.key.path, in: view)?.permissions ?? view.ownership.fileMode
+        return fileAttributes(inode, version: pinned, permissions: permissions, view: view)
     }
 
     public func listDirectory(_ inode: UInt64) async throws(Errno) -> [DirectoryEntry] {
@@ -142,14 +190,15 @@ public final class VaultFileSystem: Sendable {
         return entries
     }
 
-    /// Hands `reply` at most `size` bytes from `offset`, straight from the cached buffer. No copy
-    /// is made: a copy of secret bytes would go back to the allocator without being zeroed.
+    /// Hands `reply` at most `size` bytes from `offset` of the version the inode shows, straight
+    /// from the cached buffer. No copy is made: a copy of secret bytes would go back to the
+    /// allocator without being zeroed.
     public func read<Reply>(
         _ inode: UInt64, offset: Int, size: Int, _ reply: (UnsafeBufferPointer<UInt8>) -> Reply
     ) async throws(Errno) -> Reply {
-        let (key, view) = try resolve(inode)
-        guard key.path.type == .regular, let view else { throw .isDirectory }
-        let content = try await fileContent(key.path, in: view)
+        let (node, view) = try resolveNode(inode)
+        guard node.key.path.type == .regular, let view else { throw .isDirectory }
+        let content = try await versionContent(node, in: view)
         return content.bytes.withUnsafeBufferPointer { all in
             let start = min(max(offset, 0), all.count)
             let end = min(all.count, start + max(size, 0))
@@ -173,10 +222,15 @@ public final class VaultFileSystem: Sendable {
     // MARK: Layout
 
     private func resolve(_ inode: UInt64) throws(Errno) -> (NodeKey, ViewDefinition?) {
-        guard let node = table.node(inode) else { throw .noEntry }
-        guard let id = node.key.view else { return (node.key, nil) }
-        guard let view = view(id) else { throw .noEntry }
+        let (node, view) = try resolveNode(inode)
         return (node.key, view)
+    }
+
+    private func resolveNode(_ inode: UInt64) throws(Errno) -> (InodeTable.Node, ViewDefinition?) {
+        guard let node = table.node(inode) else { throw .noEntry }
+        guard let id = node.key.view else { return (node, nil) }
+        guard let view = view(id) else { throw .noEntry }
+        return (node, view)
     }
 
     /// The child called `name`, without asking Key Vault; nil when it cannot exist.
@@ -214,7 +268,7 @@ public final class VaultFileSystem: Sendable {
 
     private func volumeChild(prefix: [String], name: String, files: [VolumeFile]) -> NodePath? {
         let path = prefix + [name]
-        if let index = files.firstIndex(where: { $0.path == path }) { return .volumeFile(index) }
+        if files.contains(where: { $0.path == path }) { return .volumeFile(path) }
         if files.contains(where: { $0.path.count > path.count && Array($0.path.prefix(path.count)) == path }) { return .volumeDirectory(path) }
         return nil
     }
@@ -260,10 +314,10 @@ public final class VaultFileSystem: Sendable {
 
     private func volumeChildren(prefix: [String], files: [VolumeFile]) -> [(String, NodePath)] {
         var seen: [String: NodePath] = [:]
-        for (index, file) in files.enumerated() where file.path.count > prefix.count && Array(file.path.prefix(prefix.count)) == prefix {
+        for file in files where file.path.count > prefix.count && Array(file.path.prefix(prefix.count)) == prefix {
             let name = file.path[prefix.count]
             if seen[name] != nil { continue }
-            seen[name] = file.path.count == prefix.count + 1 ? .volumeFile(index) : .volumeDirectory(prefix + [name])
+            seen[name] = file.path.count == prefix.count + 1 ? .volumeFile(file.path) : .volumeDirectory(prefix + [name])
         }
         return seen.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
@@ -292,12 +346,8 @@ public final class VaultFileSystem: Sendable {
         case .tlsFile(let name, _): path = .tlsBundle(name)
         case .volumeDirectory(let components):
             path = components.count <= 1 ? .viewRoot : .volumeDirectory(Array(components.dropLast()))
-        case .volumeFile(let index):
-            guard let id = key.view, case .volume(let files) = view(id)?.layout, index < files.count, files[index].path.count > 1 else {
-                path = .viewRoot
-                break
-            }
-            path = .volumeDirectory(Array(files[index].path.dropLast()))
+        case .volumeFile(let components):
+            path = components.count <= 1 ? .viewRoot : .volumeDirectory(Array(components.dropLast()))
         }
         return NodeKey(view: key.view, path: path)
     }
@@ -313,9 +363,9 @@ public final class VaultFileSystem: Sendable {
             return (ObjectReference(kind: kind, name: name, version: version), .plain, view.ownership.fileMode)
         case .tlsFile(let name, let part):
             return (ObjectReference(kind: .secret, name: name, version: nil), .tls(part), view.ownership.fileMode)
-        case .volumeFile(let index):
-            guard case .volume(let files) = view.layout, index < files.count else { return nil }
-            return (files[index].reference, files[index].rendering, files[index].permissions)
+        case .volumeFile(let path):
+            guard case .volume(let files) = view.layout, let file = files.first(where: { $0.path == path }) else { return nil }
+            return (file.reference, file.rendering, file.permissions)
         default:
             return nil
         }
@@ -325,8 +375,7 @@ public final class VaultFileSystem: Sendable {
         file(path, in: view).map { .init(source: view.source, reference: $0.reference) }
     }
 
-    private func fileContent(_ path: NodePath, in view: ViewDefinition) async throws(Errno) -> RenderedContent {
-        guard let (reference, rendering, _) = file(path, in: view) else { throw .noEntry }
+    private func fileContent(_ reference: ObjectReference, _ rendering: Rendering, in view: ViewDefinition) async throws(Errno) -> RenderedContent {
         do {
             return try await render(reference, rendering, from: view.source)
         } catch {
@@ -334,8 +383,26 @@ public final class VaultFileSystem: Sendable {
         }
     }
 
-    private func render(_ reference: ObjectReference, _ rendering: Rendering, from source: SourceID) async throws(CacheError) -> RenderedContent {
-        let content = try await cache.content(reference, in: source, renderingKey: rendering.key) { object throws(ObjectCache.RenderError) in
+    /// The content of the version a file inode shows, rendered as it was when first looked up
+    /// (the view may have changed since); the object is marked as being read.
+    private func versionContent(_ node: InodeTable.Node, in view: ViewDefinition) async throws(Errno) -> RenderedContent {
+        guard let object = node.object, let pinned = node.file else {
+            guard let shown = file(node.key.path, in: view) else { throw .noEntry }
+            return try await fileContent(shown.reference, shown.rendering, in: view)
+        }
+        guard object.reference.version == nil, !pinned.version.isEmpty else {
+            return try await fileContent(object.reference, pinned.rendering, in: view)
+        }
+        await cache.touch(object.reference, in: object.source)
+        var exact = object.reference
+        exact.version = pinned.version
+        return try await fileContent(exact, pinned.rendering, in: view)
+    }
+
+    private func render(
+        _ reference: ObjectReference, _ rendering: Rendering, from source: SourceID, wait: Duration? = nil
+    ) async throws(CacheError) -> RenderedContent {
+        let content = try await cache.content(reference, in: source, renderingKey: rendering.key, wait: wait) { object throws(ObjectCache.RenderError) in
             try rendering.render(object)
         }
         for warning in content.warnings {
@@ -344,14 +411,15 @@ public final class VaultFileSystem: Sendable {
         return content
     }
 
-    /// Fetches and renders every file of a volume, all at once, as reading them would; answers
-    /// the files that could not be, with why. Empty when the whole volume is readable.
-    public func load(_ files: [VolumeFile], from source: SourceID) async -> [(file: VolumeFile, error: CacheError)] {
+    /// Fetches and renders every file of a volume, all at once, as reading them would, each
+    /// waiting at most `wait` for Key Vault; answers the files that could not be, with why. Empty
+    /// when the whole volume is readable. Cancelling the calling task calls the fetches off.
+    public func load(_ files: [VolumeFile], from source: SourceID, wait: Duration) async -> [(file: VolumeFile, error: CacheError)] {
         await withTaskGroup(of: (VolumeFile, CacheError?).self) { group in
             for file in files {
                 group.addTask {
                     do throws(CacheError) {
-                        _ = try await self.render(file.reference, file.rendering, from: source)
+                        _ = try await self.render(file.reference, file.rendering, from: source, wait: wait)
                         return (file, nil)
                     } catch {
                         return (file, error)
@@ -366,28 +434,28 @@ public final class VaultFileSystem: Sendable {
         }
     }
 
-    private func attributes(of key: NodeKey, inode: UInt64, view: ViewDefinition?) async throws(Errno) -> FileAttributes {
+    private func directoryAttributes(_ inode: UInt64, view: ViewDefinition?) -> FileAttributes {
         let ownership = view?.ownership ?? Ownership(uid: 0, gid: 0, fileMode: 0o444, directoryMode: 0o711)
-        if key.path.type == .directory {
-            return FileAttributes(
-                inode: inode, type: .directory, permissions: ownership.directoryMode, size: 0,
-                uid: ownership.uid, gid: ownership.gid, modified: mountTime, created: mountTime, linkCount: 2)
-        }
-        guard let view, let (_, _, permissions) = file(key.path, in: view) else { throw .noEntry }
-        let content = try await fileContent(key.path, in: view)
-        let updated = content.metadata.updated ?? content.metadata.created ?? mountTime
         return FileAttributes(
-            inode: inode, type: .regular, permissions: permissions, size: content.bytes.count,
-            uid: ownership.uid, gid: ownership.gid, modified: updated, created: content.metadata.created ?? updated, linkCount: 1)
+            inode: inode, type: .directory, permissions: ownership.directoryMode, size: 0,
+            uid: ownership.uid, gid: ownership.gid, modified: mountTime, created: mountTime, linkCount: 2)
     }
 
-    /// `user.*` attributes of a file: what Key Vault says about the object it shows.
+    private func fileAttributes(_ inode: UInt64, version: InodeTable.FileVersion, permissions: UInt16, view: ViewDefinition) -> FileAttributes {
+        FileAttributes(
+            inode: inode, type: .regular, permissions: permissions, size: version.size,
+            uid: view.ownership.uid, gid: view.ownership.gid, modified: version.modified, created: version.created, linkCount: 1)
+    }
+
+    /// `user.*` attributes of a file: what Key Vault says about the version it shows.
     private func extendedAttributes(_ inode: UInt64) async throws(Errno) -> [(name: String, value: String)] {
-        let (key, view) = try resolve(inode)
-        guard let view, let (reference, _, _) = file(key.path, in: view) else { return [] }
+        let (node, view) = try resolveNode(inode)
+        guard let view, let object = node.object ?? self.object(shownBy: node.key.path, in: view) else { return [] }
+        var reference = object.reference
+        if reference.version == nil, let version = node.file?.version, !version.isEmpty { reference.version = version }
         let metadata: ObjectMetadata
         do {
-            metadata = try await cache.metadata(reference, in: view.source)
+            metadata = try await cache.metadata(reference, in: object.source)
         } catch {
             throw Self.errno(for: error, logger: logger, context: "read attributes of \(reference.kind.rawValue) \(reference.name)")
         }
@@ -406,6 +474,9 @@ public final class VaultFileSystem: Sendable {
         case .forbidden:
             logger.warning("\(context): \(error.message)")
             return .accessDenied
+        case .timedOut:
+            logger.error("\(context): \(error.message) The next read tries again.")
+            return .timedOut
         case .throttled, .unavailable, .invalid:
             logger.error("\(context): \(error.message)")
             return .inputOutput

@@ -212,7 +212,7 @@ struct CSIPluginTests {
         }
     }
 
-    @Test("A rotated secret reaches every volume that shows it, a subPath file mount included")
+    @Test("A rotated secret reaches every volume that shows it; a subPath file mount keeps the version it was mounted with")
     func rotation() async throws {
         try await withCSIPlugin { emulator, plugin in
             try await emulator.putSecretProviderClass(
@@ -234,11 +234,14 @@ struct CSIPluginTests {
             try await emulator.setSecret(vault: "team-a-kv", name: "db-password", value: "rotated-password")
             var seen: [String] = []
             for _ in 0..<100 {
-                seen = try await [volumes[0].read("db-password"), volumes[1].read("db-password"), blocking { try String(contentsOfFile: subPath, encoding: .utf8) }]
+                seen = try await [volumes[0].read("db-password"), volumes[1].read("db-password")]
                 if seen.allSatisfy({ $0 == "rotated-password" }) { break }
                 try await Task.sleep(for: .milliseconds(200))
             }
-            #expect(seen == ["rotated-password", "rotated-password", "rotated-password"], "within 20 s of a 2 s TTL")
+            #expect(seen == ["rotated-password", "rotated-password"], "within 20 s of a 2 s TTL")
+            // A bind mount of the file holds its inode, which is one version (as with the
+            // Secrets Store CSI driver's files): the pod sees the new one when it restarts.
+            #expect(try await blocking { try String(contentsOfFile: subPath, encoding: .utf8) } == "team-a-password")
             umount2(subPath, 0)
         }
     }

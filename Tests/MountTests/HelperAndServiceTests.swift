@@ -98,10 +98,15 @@ struct HelperAndServiceTests {
             }
             #expect(bound == 0)
             let mount = try await MountedVault(emulator: emulator, extraArguments: [], environment: ["NOTIFY_SOCKET": socketPath])
-            let message: String = try await blocking {
-                var buffer = [UInt8](repeating: 0, count: 512)
-                let length = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
-                return length > 0 ? String(decoding: buffer[..<length], as: UTF8.self) : ""
+            // The mount shows up in the mount table a moment before the daemon reports it.
+            var message = ""
+            for _ in 0..<100 where message.isEmpty {
+                message = try await blocking {
+                    var buffer = [UInt8](repeating: 0, count: 512)
+                    let length = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+                    return length > 0 ? String(decoding: buffer[..<length], as: UTF8.self) : ""
+                }
+                if message.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
             }
             #expect(message.hasPrefix("READY=1"))
             #expect(try await mount.stop() == 0)

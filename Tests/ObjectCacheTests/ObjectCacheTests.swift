@@ -1,4 +1,6 @@
+import HTTPTransport
 import ObjectCache
+import PKI
 import Testing
 
 @Suite("ObjectCache")
@@ -92,11 +94,12 @@ struct ObjectCacheTests {
 
     // MARK: TTL and background refresh
 
-    @Test func freshHitsDoNotFetchAndDueReadsRevalidate() async throws {
+    @Test func freshHitsDoNotFetchAndDueReadsAreAnsweredAtOnceAndRevalidatedInTheBackground() async throws {
         let clock = ManualClock()
         let source = InMemorySource(secrets: ["a": "alpha"])
         let cache = ObjectCache(configuration: testConfiguration(clock))
         await cache.register(source, as: vaultA)
+        var events = cache.events.makeAsyncIterator()
 
         #expect(try await cache.text(secret("a")) == "alpha")
         clock.advance(by: .seconds(99))
@@ -104,12 +107,21 @@ struct ObjectCacheTests {
         #expect(try await cache.metadata(secret("a"), in: vaultA).version == "v1")
         #expect(await source.fetches(of: "a") == 1)
 
+        // Due: the reader gets what is cached, without waiting, even while the source is held.
+        await source.put("a", "alpha-2", version: "v2")
+        await source.hold()
         clock.advance(by: .seconds(1))
         #expect(try await cache.text(secret("a")) == "alpha")
+        await waitUntil("the revalidation reaches the source") { await source.heldCalls == 1 }
+        #expect(try await cache.text(secret("a")) == "alpha", "one revalidation, however many readers")
         #expect(await source.fetches(of: "a") == 2)
+        await source.releaseAll()
+        await cache.maintain()
+        #expect(await events.next() == .contentChanged(vaultA, secret("a")))
+        #expect(try await cache.text(secret("a")) == "alpha-2")
         let statistics = await cache.statistics()
-        #expect(statistics.hits == 2)
-        #expect(statistics.misses == 2)
+        #expect(statistics.hits == 5)
+        #expect(statistics.misses == 1)
     }
 
     @Test func maintenanceRefreshesOnlyEntriesAccessedSinceTheirFetch() async throws {
@@ -251,12 +263,12 @@ struct ObjectCacheTests {
         let countingRender: @Sendable (FetchedObject) throws(ObjectCache.RenderError) -> ObjectCache.RenderedBytes = { object throws(ObjectCache.RenderError) in
             renders.increment()
             guard case .secret(let value) = object.payload else { throw ObjectCache.RenderError("not a secret") }
-            return ObjectCache.RenderedBytes(bytes: Array("\(object.metadata.version):".utf8) + value, warnings: ["w"])
+            return ObjectCache.RenderedBytes(bytes: SecretBytes(copying: Array("\(object.metadata.version):".utf8) + Array(value)), warnings: ["w"])
         }
 
         for _ in 0..<3 {
             let content = try await cache.content(secret("a"), in: vaultA, renderingKey: "tagged", render: countingRender)
-            #expect(content.bytes == Array("v1:alpha".utf8))
+            #expect(Array(content.bytes) == Array("v1:alpha".utf8))
             #expect(content.warnings == ["w"])
         }
         #expect(renders.count == 1)
@@ -266,11 +278,16 @@ struct ObjectCacheTests {
 
         await source.put("a", "alpha-2", version: "v2")
         clock.advance(by: .seconds(100))
+        await cache.touch(secret("a"), in: vaultA)
+        await cache.maintain()
         let rotated = try await cache.content(secret("a"), in: vaultA, renderingKey: "tagged", render: countingRender)
-        #expect(rotated.bytes == Array("v2:alpha-2".utf8))
+        #expect(Array(rotated.bytes) == Array("v2:alpha-2".utf8))
         #expect(rotated.metadata.version == "v2")
         #expect(renders.count == 3)
-        #expect(await cache.statistics().bytes == 7 + 10, "the old version's renderings are gone")
+        #expect(await cache.statistics().bytes == 7 + 10 + (5 + 8 + 8), "the old version is kept for readers that opened it")
+        clock.advance(by: .seconds(100))
+        await cache.maintain()
+        #expect(await cache.statistics().bytes == 7 + 10, "the old version and its renderings go once idle for a TTL")
 
         let failing: @Sendable (FetchedObject) throws(ObjectCache.RenderError) -> ObjectCache.RenderedBytes = { _ throws(ObjectCache.RenderError) in
             throw ObjectCache.RenderError("objectEncoding 'hex' is not supported")
@@ -294,9 +311,11 @@ struct ObjectCacheTests {
 
         await source.fail(with: .unavailable)
         clock.advance(by: .seconds(100))
+        #expect(try await cache.text(secret("a")) == "alpha", "due: answered while the revalidation runs")
+        await cache.maintain()
         let stale = try await cache.content(secret("a"), in: vaultA, renderingKey: "plain", render: plainRender)
         #expect(stale.stale)
-        #expect(stale.bytes == Array("alpha".utf8))
+        #expect(Array(stale.bytes) == Array("alpha".utf8))
         #expect(await source.fetches(of: "a") == 2)
 
         // Backing off: answered from memory without asking the source.
@@ -416,10 +435,12 @@ struct ObjectCacheTests {
 
         await source.fail(with: .forbidden)
         clock.advance(by: .seconds(100))
-        let error = await #expect(throws: CacheError.self) { try await cache.text(secret("a")) }
-        #expect(error?.kind == .forbidden)
+        #expect(try await cache.text(secret("a")) == "alpha", "answered while the revalidation runs")
+        await cache.maintain()
         #expect(await events.next() == .contentChanged(vaultA, secret("a")))
         #expect(await cache.statistics().entries == 0)
+        let error = await #expect(throws: CacheError.self) { try await cache.text(secret("a")) }
+        #expect(error?.kind == .forbidden)
     }
 
     @Test func fixedVersionsAreNeverRevalidated() async throws {
@@ -438,6 +459,120 @@ struct ObjectCacheTests {
         }
         #expect(await source.fetches(of: "a") == 1)
         #expect(try await cache.text(secret("a")) == "alpha-2")
+    }
+
+    // MARK: Outages: readers never wait for content that is cached; first reads are bounded
+
+    @Test func aFirstReadGivesUpAfterTheFetchTimeoutAndTheNextReadTriesAgain() async throws {
+        let clock = ManualClock()
+        let source = InMemorySource(secrets: ["a": "alpha"])
+        let cache = ObjectCache(configuration: testConfiguration(clock) { $0.fetchTimeout = .seconds(10) })
+        await cache.register(source, as: vaultA)
+        await source.hold()
+        let reader = Task { try await cache.text(secret("a")) }
+        await waitUntil("the fetch is held") { await source.heldCalls == 1 }
+        clock.advance(by: .seconds(10))
+        let error = await #expect(throws: CacheError.self) { try await reader.value }
+        #expect(error?.kind == .timedOut)
+        #expect(error?.message.contains("did not answer within 10 s") == true)
+        await waitUntil("the fetch nobody waits for is called off") { await source.cancelledCalls == 1 }
+        #expect(await cache.statistics().entries == 0)
+
+        await source.releaseAll()
+        #expect(try await cache.text(secret("a")) == "alpha", "the next read starts a new fetch")
+        #expect(await source.fetches(of: "a") == 2)
+    }
+
+    @Test func aFetchIsCalledOffOnlyWhenItsLastWaiterGivesUp() async throws {
+        let clock = ManualClock()
+        let source = InMemorySource(secrets: ["a": "alpha"])
+        let cache = ObjectCache(configuration: testConfiguration(clock))
+        await cache.register(source, as: vaultA)
+        await source.hold()
+        let impatient = Task { try await cache.content(secret("a"), in: vaultA, renderingKey: "plain", wait: .seconds(5), render: plainRender) }
+        let patient = Task { try await cache.text(secret("a")) }
+        await waitUntil("both wait on one fetch") { await source.heldCalls == 1 && clock.sleepers == 2 }
+        clock.advance(by: .seconds(5))
+        await #expect(throws: CacheError.self) { try await impatient.value }
+        #expect(await source.cancelledCalls == 0)
+
+        // A waiter whose task is cancelled (a publish given up on) leaves too; the last one calls the fetch off.
+        patient.cancel()
+        await #expect(throws: CacheError.self) { try await patient.value }
+        await waitUntil("the fetch is called off") { await source.cancelledCalls == 1 }
+        #expect(await source.fetches(of: "a") == 1)
+    }
+
+    @Test func aHungRevalidationIsGivenUpAfterHalfATTLAndTheContentServedStale() async throws {
+        let clock = ManualClock()
+        let source = InMemorySource(secrets: ["a": "alpha"])
+        let cache = ObjectCache(configuration: testConfiguration(clock))
+        await cache.register(source, as: vaultA)
+        _ = try await cache.text(secret("a"))
+        await source.hold()
+        clock.advance(by: .seconds(100))
+        #expect(try await cache.text(secret("a")) == "alpha")
+        await waitUntil("the revalidation is held") { await source.heldCalls == 1 }
+        clock.advance(by: .seconds(50))
+        await waitUntil("the revalidation is given up") { await source.cancelledCalls == 1 }
+        await source.releaseAll()
+        let content = try await cache.content(secret("a"), in: vaultA, renderingKey: "plain", render: plainRender)
+        #expect(content.stale)
+        #expect(Array(content.bytes) == Array("alpha".utf8))
+    }
+
+    @Test func backoffNeverExceedsHalfATTLAndEndsWhenTheVaultAnswersAgain() async throws {
+        let clock = ManualClock()
+        let source = InMemorySource(secrets: ["a": "alpha", "b": "bravo"])
+        let cache = ObjectCache(
+            configuration: testConfiguration(clock) { $0.refreshBackoff = Backoff(base: .seconds(400), maximum: .seconds(400)) })
+        await cache.register(source, as: vaultA)
+        _ = try await cache.text(secret("a"))
+        _ = try await cache.text(secret("b"))
+
+        await source.fail(with: .unavailable)
+        clock.advance(by: .seconds(100))
+        await cache.touch(secret("a"), in: vaultA)
+        await cache.touch(secret("b"), in: vaultA)
+        await cache.maintain()
+        #expect(await source.fetches(of: "a") == 2)
+        #expect(await source.fetches(of: "b") == 2)
+
+        // A 400 s backoff is cut to half the 100 s TTL.
+        clock.advance(by: .seconds(49))
+        await cache.maintain()
+        #expect(await source.fetches(of: "a") == 2)
+        clock.advance(by: .seconds(1))
+        await source.fail(with: nil)
+        await source.put("a", "alpha-2", version: "v2")
+        await source.put("b", "bravo-2", version: "v2")
+        await cache.touch(secret("a"), in: vaultA)
+        await cache.maintain()
+        #expect(try await cache.text(secret("a")) == "alpha-2")
+        #expect(try await cache.text(secret("b")) == "bravo-2", "the vault answering again ended b's backoff too")
+    }
+
+    @Test func aVersionTheLatestEntryHoldsIsServedFromIt() async throws {
+        let clock = ManualClock()
+        let source = InMemorySource(secrets: ["a": "alpha"])
+        let cache = ObjectCache(configuration: testConfiguration(clock))
+        await cache.register(source, as: vaultA)
+        _ = try await cache.text(secret("a"))
+        #expect(try await cache.text(secret("a", version: "v1")) == "alpha")
+        #expect(await source.fetches(of: "a") == 1)
+
+        // After a rotation the old version stays for readers that opened it, until idle for a TTL.
+        await source.put("a", "alpha-2", version: "v2")
+        clock.advance(by: .seconds(100))
+        await cache.touch(secret("a"), in: vaultA)
+        await cache.maintain()
+        #expect(try await cache.text(secret("a")) == "alpha-2")
+        #expect(try await cache.text(secret("a", version: "v1")) == "alpha")
+        #expect(await source.fetches(of: "a") == 2)
+        clock.advance(by: .seconds(100))
+        await cache.maintain()
+        #expect(try await cache.text(secret("a", version: "v1")) == "alpha")
+        #expect(await source.fetches(of: "a") == 4, "a revalidation of the latest, and the old version fetched by its id once gone")
     }
 
     // MARK: Memory
@@ -544,11 +679,11 @@ struct ObjectCacheTests {
             for name in names {
                 group.addTask { _ = try await cache.text(secret(name)) }
             }
-            await waitUntil("the burst is spent and two wait") { await source.totalFetches == 2 && clock.sleepers == 2 }
+            await waitUntil("the burst is spent and two wait") { await source.totalFetches == 2 && clock.sleepers(dueWithin: .seconds(60)) == 2 }
             #expect(await source.totalFetches == 2)
 
             clock.advance(by: .seconds(1))
-            await waitUntil("one more token is used") { await source.totalFetches == 3 && clock.sleepers == 1 }
+            await waitUntil("one more token is used") { await source.totalFetches == 3 && clock.sleepers(dueWithin: .seconds(60)) == 1 }
             #expect(await source.totalFetches == 3)
 
             clock.advance(by: .seconds(1))
@@ -566,9 +701,9 @@ struct ObjectCacheTests {
         let cache = ObjectCache(configuration: testConfiguration(clock) { $0.requestsPerSecondPerVault = 1 })
         await cache.register(source, as: vaultA)
         let listing = Task { try await cache.listing(.secret, in: vaultA) }
-        await waitUntil("two pages are served and the third waits") { await source.pagesServed == 2 && clock.sleepers == 1 }
+        await waitUntil("two pages are served and the third waits") { await source.pagesServed == 2 && clock.sleepers(dueWithin: .seconds(60)) == 1 }
         clock.advance(by: .seconds(1))
-        await waitUntil("the third page is served and the fourth waits") { await source.pagesServed == 3 && clock.sleepers == 1 }
+        await waitUntil("the third page is served and the fourth waits") { await source.pagesServed == 3 && clock.sleepers(dueWithin: .seconds(60)) == 1 }
         clock.advance(by: .seconds(1))
         #expect(try await listing.value.count == 4)
         #expect(await source.pagesServed == 4)
@@ -588,7 +723,7 @@ struct ObjectCacheTests {
         _ = try await cache.text(secret("a"), in: vaultAOtherIdentity)
 
         await cache.unregister(vaultA)
-        #expect(answered.bytes == Array("alpha".utf8), "wiping never tears bytes already answered")
+        #expect(Array(answered.bytes) == Array("alpha".utf8), "wiping never tears bytes already answered")
         let statistics = await cache.statistics()
         #expect(statistics.entries == 1)
         #expect(statistics.bytes == 5, "the plain rendering shares the value's buffer")
@@ -629,6 +764,7 @@ struct ObjectCacheTests {
         #expect(await refreshed.totalFetches == 0)
         clock.advance(by: .seconds(100))
         _ = try await cache.text(secret("a"))
+        await cache.maintain()
         #expect(await refreshed.totalFetches == 1, "revalidation uses the new registration")
         #expect(await source.totalFetches == 1)
     }

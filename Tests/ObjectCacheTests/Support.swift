@@ -22,6 +22,12 @@ final class ManualClock: Sendable {
     var now: Duration { state.withLock { $0.now } }
     var sleepers: Int { state.withLock { $0.sleepers.count } }
 
+    /// Sleepers that wake within `horizon`: the rate limiter's short waits, not the readers'
+    /// long fetch deadlines.
+    func sleepers(dueWithin horizon: Duration) -> Int {
+        state.withLock { state in state.sleepers.values.filter { $0.deadline <= state.now + horizon }.count }
+    }
+
     func advance(by duration: Duration) {
         let ready = state.withLock { state in
             state.now += duration
@@ -72,7 +78,10 @@ actor InMemorySource: ObjectSource {
     private var values: [ObjectKind: [String: [String: String]]] = [:]
     private var failure: SourceError.Kind?
     private var holding = false
-    private var held: [CheckedContinuation<Void, Never>] = []
+    private var held: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    private var lastHeldID: UInt64 = 0
+    /// Held calls whose task was cancelled (the cache called them off).
+    private(set) var cancelledCalls = 0
 
     private(set) var fetches: [String: Int] = [:]
     private(set) var lists = 0
@@ -119,7 +128,7 @@ actor InMemorySource: ObjectSource {
 
     func releaseAll() {
         holding = false
-        let waiting = held
+        let waiting = held.values
         held.removeAll()
         for continuation in waiting { continuation.resume() }
     }
@@ -175,17 +184,39 @@ actor InMemorySource: ObjectSource {
         return versions.keys.sorted().map { ListedObject(name: name, version: $0) }
     }
 
-    /// Counts the call as in flight, holds it while told to, then fails it if told to.
+    /// Counts the call as in flight, holds it while told to (a cancelled call is let go and
+    /// fails), then fails it if told to.
     private func admit() async throws(SourceError) {
         inFlight += 1
         maxInFlight = max(maxInFlight, inFlight)
         if holding {
-            await withCheckedContinuation { held.append($0) }
+            lastHeldID += 1
+            let id = lastHeldID
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    if Task.isCancelled {
+                        continuation.resume()
+                    } else {
+                        held[id] = continuation
+                    }
+                }
+            } onCancel: {
+                Task { await self.letGo(id) }
+            }
+            if Task.isCancelled {
+                cancelledCalls += 1
+                inFlight -= 1
+                throw SourceError(kind: .unavailable, message: "the call was cancelled")
+            }
         }
         if let failure {
             inFlight -= 1
             throw SourceError(kind: failure, message: "the test source was told to fail with \(failure)")
         }
+    }
+
+    private func letGo(_ id: UInt64) {
+        held.removeValue(forKey: id)?.resume()
     }
 }
 
@@ -204,6 +235,8 @@ func testConfiguration(_ clock: ManualClock, _ adjust: (inout CacheConfiguration
     configuration.idleTimeout = .seconds(300)
     configuration.maxStaleness = .seconds(1_000)
     configuration.negativeTTL = .seconds(10)
+    // Readers' fetch deadlines out of the way of tests that move time; tests of the deadline set it.
+    configuration.fetchTimeout = .seconds(100_000)
     adjust(&configuration)
     return configuration
 }
@@ -219,8 +252,8 @@ func secret(_ name: String, version: String? = nil) -> ObjectReference {
 let plainRender: @Sendable (FetchedObject) throws(ObjectCache.RenderError) -> ObjectCache.RenderedBytes = { object in
     switch object.payload {
     case .secret(let value): ObjectCache.RenderedBytes(bytes: value, warnings: [])
-    case .certificate(let der): ObjectCache.RenderedBytes(bytes: der, warnings: [])
-    case .key(let jwk): ObjectCache.RenderedBytes(bytes: Array((jwk.n ?? "").utf8), warnings: [])
+    case .certificate(let der): ObjectCache.RenderedBytes(bytes: SecretBytes(copying: der), warnings: [])
+    case .key(let jwk): ObjectCache.RenderedBytes(bytes: SecretBytes(utf8: jwk.n ?? ""), warnings: [])
     }
 }
 

@@ -45,6 +45,25 @@ struct VaultFileSystemTests {
             return String(decoding: try await filesystem.read(entry.attributes.inode, offset: 0, size: 1 << 20) { Array($0) }, as: UTF8.self)
         }
 
+        func read(inode: UInt64) async throws(Errno) -> String {
+            String(decoding: try await filesystem.read(inode, offset: 0, size: 1 << 20) { Array($0) }, as: UTF8.self)
+        }
+
+        /// The next invalidation the filesystem asks of the kernel, or nil after 10 s.
+        func nextInvalidation() async -> Invalidation? {
+            let invalidations = filesystem.invalidations
+            let waiter = Task { () -> Invalidation? in
+                for await invalidation in invalidations { return invalidation }
+                return nil
+            }
+            let timeout = Task {
+                try await Task.sleep(for: .seconds(10))
+                waiter.cancel()
+            }
+            defer { timeout.cancel() }
+            return await waiter.value
+        }
+
         func names(_ path: String) async throws(Errno) -> [String] {
             let inode = path.isEmpty ? 1 : try await lookup(path).attributes.inode
             return try await filesystem.listDirectory(inode).map(\.name)
@@ -170,31 +189,41 @@ struct VaultFileSystemTests {
         await #expect(throws: Errno.noAttribute) { _ = try await fixture.filesystem.extendedAttribute(inode, name: "user.nope") }
     }
 
-    @Test("A rotation seen by the cache invalidates the file's inode and the next read shows the new value")
+    @Test("A rotation moves the name to a new inode; the old inode goes on showing its own version")
     func rotation() async throws {
         let fixture = await Fixture()
         let watcher = fixture.filesystem.watchCache()
         defer { watcher.cancel() }
         fixture.vault.put(.secret, "rotating", .secret("old"))
         let inode = try await fixture.lookup("secrets/rotating").attributes.inode
+        let parent = try await fixture.lookup("secrets").attributes.inode
         fixture.vault.put(.secret, "rotating", .secret("new-value"))
         fixture.clock.advance(.seconds(121))
-        _ = try await fixture.filesystem.attributes(inode)  // being read: due for refresh
+        _ = try await fixture.filesystem.attributes(inode)  // being read: due, so revalidated
         await fixture.cache.maintain()
-        let invalidations = fixture.filesystem.invalidations
-        let waiter = Task { () -> Invalidation? in
-            for await invalidation in invalidations { return invalidation }
-            return nil
-        }
-        let timeout = Task {
-            try await Task.sleep(for: .seconds(10))
-            waiter.cancel()
-        }
-        let seen = await waiter.value
-        timeout.cancel()
-        #expect(seen == .inode(inode))
-        #expect(try await fixture.read("secrets/rotating") == "new-value")
-        #expect(try await fixture.filesystem.attributes(inode).size == 9)
+        let invalidation = await fixture.nextInvalidation()
+        #expect(invalidation == .entry(parent: parent, name: "rotating", inode: inode))
+
+        // Until the kernel has heard, the name shows the old inode (so its watchers hear of it).
+        #expect(try await fixture.lookup("secrets/rotating").attributes.inode == inode)
+        #expect(await fixture.nextInvalidation() == invalidation, "each lookup until then asks again")
+        if let invalidation { fixture.filesystem.invalidationDelivered(invalidation) }
+
+        // Whoever has the old inode open reads the old version to its end, with its size.
+        #expect(try await fixture.read(inode: inode) == "old")
+        #expect(try await fixture.filesystem.attributes(inode).size == 3)
+        // The name shows the new version, under a new inode.
+        let fresh = try await fixture.lookup("secrets/rotating").attributes
+        #expect(fresh.inode != inode)
+        #expect(fresh.size == 9)
+        #expect(try await fixture.read(inode: fresh.inode) == "new-value")
+        #expect(fixture.vault.fetches == 2, "the old version came from memory, not a fetch")
+
+        // Once the cache no longer holds the old version (idle for a TTL), the old inode fetches it by version.
+        fixture.clock.advance(.seconds(121))
+        await fixture.cache.maintain()
+        #expect(try await fixture.read(inode: inode) == "old")
+        #expect(fixture.vault.fetches == 4, "a revalidation of the name, and the old version by its id")
     }
 
     @Test("During an outage the last good content keeps being served")

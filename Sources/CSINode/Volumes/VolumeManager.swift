@@ -269,16 +269,11 @@ actor VolumeManager {
         }
     }
 
-    /// Fetches every file in parallel; fails naming each object that could not be fetched and why.
+    /// Fetches every file in parallel, each waiting at most `limit` for Key Vault; fails naming
+    /// each object that could not be fetched and why. Fetches nobody else waits for are called
+    /// off when this gives up.
     private func load(_ files: [VolumeFile], lease: VolumeSources.Lease, request: VolumeRequest, within limit: Duration) async throws(VolumeError) {
-        let filesystem = self.filesystem
-        let loading = Task { await filesystem.load(files, from: lease.source) }
-        guard let failures = await Deadline.value(of: loading, within: limit) else {
-            throw VolumeError(
-                .deadlineExceeded,
-                "Key Vault did not answer within \(limit.seconds) s for \(files.count) objects of \(request.keyVaultName); "
-                    + "the fetch goes on and kubelet's retry uses what it brings")
-        }
+        let failures = await filesystem.load(files, from: lease.source, wait: limit)
         guard !failures.isEmpty else { return }
         let sorted = failures.sorted { $0.file.path.lexicographicallyPrecedes($1.file.path) }
         let messages = sorted.map { failure in
@@ -288,7 +283,7 @@ actor VolumeManager {
         }
         // The most actionable code: outages are retried, refusals and absences need a fix.
         let codes = sorted.map { VolumePlanner.code(for: $0.error.kind) }
-        let code = [.unavailable, .permissionDenied, .notFound, .invalidArgument].first(where: codes.contains) ?? .internalError
+        let code = [.unavailable, .deadlineExceeded, .permissionDenied, .notFound, .invalidArgument].first(where: codes.contains) ?? .internalError
         throw VolumeError(
             code, "\(failures.count) of \(files.count) objects could not be mounted: \(messages.joined(separator: "; "))")
     }
@@ -333,29 +328,4 @@ actor VolumeManager {
 extension Duration {
     var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
     var seconds: Int64 { components.seconds }
-}
-
-/// Waits for a task's value, or gives up after a while (the task goes on).
-enum Deadline {
-    /// Whoever comes first, the value or the timer, resumes the waiter.
-    private final class Race<T: Sendable>: Sendable {
-        let waiter: Mutex<CheckedContinuation<T?, Never>?>
-        init(_ waiter: CheckedContinuation<T?, Never>) { self.waiter = Mutex(waiter) }
-        func finish(_ value: T?) { waiter.withLock { $0.take() }?.resume(returning: value) }
-    }
-
-    static func value<T: Sendable>(of task: Task<T, Never>, within limit: Duration) async -> T? {
-        await withCheckedContinuation { continuation in
-            let race = Race(continuation)
-            let timer = Task {
-                try? await Task.sleep(for: limit)
-                race.finish(nil)
-            }
-            Task {
-                let value = await task.value
-                timer.cancel()
-                race.finish(value)
-            }
-        }
-    }
 }

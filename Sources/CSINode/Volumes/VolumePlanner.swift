@@ -59,6 +59,7 @@ enum VolumePlanner {
         case .notFound, .disabled: .notFound
         case .forbidden: .permissionDenied
         case .throttled, .unavailable: .unavailable
+        case .timedOut: .deadlineExceeded
         case .invalid: .invalidArgument
         }
     }

@@ -21,7 +21,7 @@ enum MountHelper {
         "imds_endpoint": "--imds-endpoint", "managed_identity_object_id": "--managed-identity-object-id",
         "managed_identity_resource_id": "--managed-identity-resource-id", "additionally_allowed_tenants": "--additionally-allowed-tenants",
         "uid": "--uid", "gid": "--gid", "file_mode": "--file-mode", "dir_mode": "--dir-mode", "ttl": "--ttl", "max_stale": "--max-stale",
-        "idle_timeout": "--idle-timeout", "negative_ttl": "--negative-ttl", "metadata_ttl": "--metadata-ttl", "cache_size": "--cache-size",
+        "idle_timeout": "--idle-timeout", "fetch_timeout": "--fetch-timeout", "negative_ttl": "--negative-ttl", "metadata_ttl": "--metadata-ttl", "cache_size": "--cache-size",
         "max_concurrency": "--max-concurrency", "rate_limit": "--rate-limit", "timeout": "--timeout", "api_version": "--api-version",
     ]
     static let flags: [String: String] = [
