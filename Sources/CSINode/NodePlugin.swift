@@ -1,6 +1,10 @@
 import FuseBridge
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+// `struct stat` comes from Glibc and again from CoreFoundation's headers (Foundation is loaded
+// through SwiftProtobuf, GRPCCore and Subprocess). Which of the two owns its members depends on
+// the order the compiler happens to load them, so MemberImportVisibility needs both imported.
+internal import CoreFoundation
 import Glibc
 import HTTPTransport
 import Logging
