@@ -231,7 +231,7 @@ let package = Package(
         .testTarget(
             name: "CSINodeTests",
             dependencies: [
-                "CSINode", "CSIProtocol", "SecretProviderClass", "PKI",
+                "CSINode", "CSIProtocol", "SecretProviderClass", "PKI", "AzureIdentity", "KeyVault",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Yams", package: "Yams"),
             ],
