@@ -57,7 +57,8 @@ struct KubernetesIssuerDiscovery: ServiceAccountIssuerSource {
         let what = "the service-account issuer's \(path == Self.keysPath ? "keys" : "discovery document") (\(path))"
         let response: HTTPClientResponse
         do {
-            response = try await api.get(path, accept: accept, what: what)
+            // Shorter than the API's usual 30 s: a publish waits for this, and failing means Entra can prove tokens instead.
+            response = try await api.get(path, accept: accept, what: what, timeout: .seconds(10))
         } catch {
             throw IssuerUnavailable(reason: error.message)
         }

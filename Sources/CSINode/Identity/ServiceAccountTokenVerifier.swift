@@ -237,7 +237,7 @@ actor ServiceAccountTokenVerifier {
             proving[fingerprint] = task
         }
         let result = await task.value
-        proving[fingerprint] = nil
+        if proving[fingerprint] == task { proving[fingerprint] = nil }
         let why = "the cluster's service-account issuer keys are unavailable (\(reason)), so the token had to be proven by exchanging it at Entra ID"
         switch result {
         case .success:

@@ -11,7 +11,9 @@ struct KubernetesAPIClient: Sendable {
     let http: any HTTPClient
 
     /// `what` names the object for messages: "failed to get <what>: …".
-    func get(_ path: String, accept: String = "application/json", what: String) async throws(VolumeError) -> HTTPClientResponse {
+    func get(
+        _ path: String, accept: String = "application/json", what: String, timeout: Duration = .seconds(30)
+    ) async throws(VolumeError) -> HTTPClientResponse {
         guard let tokenData = FileManager.default.contents(atPath: configuration.tokenFile),
             let token = String(data: tokenData, encoding: .utf8)?.filter({ !$0.isWhitespace }), !token.isEmpty
         else {
@@ -29,7 +31,7 @@ struct KubernetesAPIClient: Sendable {
         request.headerFields[.authorization] = "Bearer \(token)"
         request.headerFields[.accept] = accept
         do {
-            return try await http.execute(request, body: nil, timeout: .seconds(30))
+            return try await http.execute(request, body: nil, timeout: timeout)
         } catch {
             throw VolumeError(.unavailable, "failed to get \(what): \(error)")
         }
