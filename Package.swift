@@ -208,7 +208,7 @@ let package = Package(
         .testTarget(
             name: "MountTests",
             dependencies: [
-                "HTTPTransport", "CXattr", "TestSupport", "CSINode", "CSIProtocol",
+                "HTTPTransport", "CXattr", "TestSupport", "CSINode", "CSIProtocol", "PKI",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -231,7 +231,7 @@ let package = Package(
         .testTarget(
             name: "CSINodeTests",
             dependencies: [
-                "CSINode", "CSIProtocol", "SecretProviderClass", "PKI",
+                "CSINode", "CSIProtocol", "SecretProviderClass", "PKI", "AzureIdentity", "KeyVault",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Yams", package: "Yams"),
             ],

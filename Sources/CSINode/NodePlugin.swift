@@ -1,6 +1,10 @@
 import FuseBridge
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+// `struct stat` comes from Glibc and again from CoreFoundation's headers (Foundation is loaded
+// through SwiftProtobuf, GRPCCore and Subprocess). Which of the two owns its members depends on
+// the order the compiler happens to load them, so MemberImportVisibility needs both imported.
+internal import CoreFoundation
 import Glibc
 import HTTPTransport
 import Logging
@@ -85,15 +89,18 @@ public final class NodePlugin: Sendable {
 
         http = try CurlHTTPClient(configuration: configuration.http)
         var classes: SecretProviderClassReader?
+        var issuer: KubernetesIssuerDiscovery?
         if let kubernetes = configuration.kubernetes {
             var settings = configuration.http
             settings.extraCAFile = kubernetes.caFile
             let client = try CurlHTTPClient(configuration: settings)
             kubernetesHTTP = client
             classes = SecretProviderClassReader(configuration: kubernetes, http: client)
+            issuer = KubernetesIssuerDiscovery(api: KubernetesAPIClient(configuration: kubernetes, http: client))
         } else {
             kubernetesHTTP = nil
         }
+        let tokens = ServiceAccountTokenVerifier(issuerSource: issuer, exchange: EntraTokenExchange(http: http))
 
         cache = ObjectCache(configuration: configuration.cache)
         var fileSystemConfiguration = FileSystemConfiguration(root: .viewDirectories)
@@ -109,7 +116,7 @@ public final class NodePlugin: Sendable {
         var settings = VolumeManager.Settings(mountRoot: mountpoint)
         settings.parserOptions = ParserOptions(allowNodeManagedIdentity: configuration.allowNodeIdentity)
         settings.publishTimeout = configuration.publishTimeout
-        volumes = VolumeManager(settings: settings, filesystem: filesystem, cache: cache, sources: sources, classes: classes)
+        volumes = VolumeManager(settings: settings, filesystem: filesystem, cache: cache, sources: sources, tokens: tokens, classes: classes)
 
         let state = self.state
         server = GRPCServer(

@@ -207,13 +207,17 @@ public final class KeyVaultEmulator: Sendable {
     public func clearFaults() async { await state.faults.clear() }
     public func setLatency(milliseconds: Int) async { await state.faults.setLatency(milliseconds: milliseconds) }
 
-    /// A service-account token from the emulator's issuer, as kubelet would project it.
+    /// A service-account token from the emulator's issuer, as kubelet would project it. `issuedAt`
+    /// (unix seconds, default now) in the past makes an expired token; `pod` binds it to a pod.
     public func serviceAccountToken(
         subject: String,
         audience: String = "api://AzureADTokenExchange",
-        lifetimeSeconds: Int64 = 3600
+        lifetimeSeconds: Int64 = 3600,
+        issuedAt: Int64? = nil,
+        pod: (name: String, uid: String)? = nil
     ) -> String {
-        state.tokens.issueServiceAccountToken(subject: subject, audience: audience, lifetimeSeconds: lifetimeSeconds)
+        state.tokens.issueServiceAccountToken(
+            subject: subject, audience: audience, lifetimeSeconds: lifetimeSeconds, options: .init(issuedAt: issuedAt, pod: pod))
     }
 
     /// The identities the emulator knows (from the seed, plus the system-assigned one).

@@ -9,6 +9,22 @@ public enum Digest {
         hash(bytes, EVP_sha256(), length: 32)
     }
 
+    /// HMAC-SHA-256 (RFC 2104): a fingerprint nobody can compute or check without `key`.
+    public static func hmacSHA256(key: [UInt8], _ bytes: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        var written = 0
+        let ok = key.withUnsafeBytes { keyBytes in
+            bytes.withUnsafeBytes { input in
+                EVP_Q_mac(
+                    nil, "HMAC", nil, "SHA256", nil, keyBytes.baseAddress, keyBytes.count,
+                    input.baseAddress?.assumingMemoryBound(to: UInt8.self), input.count, &out, out.count, &written)
+            }
+        }
+        // As for the digests: HMAC-SHA-256 is always in the default provider.
+        precondition(ok != nil && written == 32, "OpenSSL HMAC failed: \(OpenSSLErrors.drain())")
+        return out
+    }
+
     private static func hash(_ bytes: [UInt8], _ md: OpaquePointer?, length: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var written: UInt32 = 0

@@ -52,13 +52,27 @@ struct ManifestTests {
         #expect(pod["serviceAccountName"] as? String == "akvfs-csi")
     }
 
-    @Test("RBAC lets the plugin get SecretProviderClasses and nothing else")
+    @Test("RBAC lets the plugin get SecretProviderClasses and the service-account issuer's keys, and nothing else")
     func rbac() throws {
         let role = try Self.document("rbac.yaml", kind: "ClusterRole")
         let rules = try #require(role["rules"] as? [[String: Any]])
         #expect(rules.count == 1)
         #expect(rules.first?["resources"] as? [String] == ["secretproviderclasses"])
         #expect(rules.first?["verbs"] as? [String] == ["get"])
+
+        let account = try Self.document("rbac.yaml", kind: "ServiceAccount")
+        let metadata = try #require(account["metadata"] as? [String: Any])
+        let plugin = ["kind": "ServiceAccount", "name": metadata["name"] as? String, "namespace": metadata["namespace"] as? String]
+        let bindings = try Self.documents("rbac.yaml").filter { $0["kind"] as? String == "ClusterRoleBinding" }
+        var bound: [String] = []
+        for binding in bindings {
+            let subjects = try #require(binding["subjects"] as? [[String: Any]])
+            #expect(subjects.map { $0.mapValues { $0 as? String } } == [plugin], "each binding is for the plugin alone")
+            bound.append(try #require((binding["roleRef"] as? [String: Any])?["name"] as? String))
+        }
+        // The built-in discovery role, bound explicitly: a cluster may have removed its default binding.
+        #expect(bound.sorted() == ["akvfs-csi", "system:service-account-issuer-discovery"])
+        #expect(try Self.documents("rbac.yaml").filter { $0["kind"] as? String == "ClusterRole" }.count == 1, "no role of its own beyond akvfs-csi")
     }
 
     @Test("The example SecretProviderClass and pod pass akvfs's own checks")

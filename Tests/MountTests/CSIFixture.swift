@@ -67,7 +67,11 @@ final class CSIPluginProcess: Sendable {
 
     var mountRoot: String { "\(stateDirectory)/mount" }
 
-    init(emulator: EmulatorProcess, arguments: [String] = ["--ttl", "2"], reuseStateOf previous: CSIPluginProcess? = nil) async throws {
+    /// `kubernetes` false starts the plugin without a Kubernetes API: volumes then carry their
+    /// parameters as attributes, and only Entra ID can prove their service-account tokens.
+    init(
+        emulator: EmulatorProcess, arguments: [String] = ["--ttl", "2"], kubernetes: Bool = true, reuseStateOf previous: CSIPluginProcess? = nil
+    ) async throws {
         self.emulator = emulator
         let id = UUID().uuidString.prefix(8)
         socketPath = previous?.socketPath ?? emulator.directory.appendingPathComponent("csi-\(id).sock").path
@@ -93,14 +97,15 @@ final class CSIPluginProcess: Sendable {
             "AKVFS_IMDS_ENDPOINT": emulator.imdsEndpoint,
             "AKVFS_LOG_LEVEL": "debug",
         ]
+        let kubernetesArguments = [
+            "--kubernetes-api", "https://localhost:\(emulator.port)", "--kubernetes-token-file", tokenFile.path, "--kubernetes-ca-file", emulator.caFile,
+        ]
         process = try ChildProcess.spawn(
             buildDirectory.appendingPathComponent("akvfs").path,
             [
                 "csi", "--endpoint", "unix://\(socketPath)", "--node-id", "test-node", "--state-dir", stateDirectory,
                 "--cloud", "AzureStackCloud", "--cloud-env-file", cloudFile.path,
-                "--kubernetes-api", "https://localhost:\(emulator.port)", "--kubernetes-token-file", tokenFile.path,
-                "--kubernetes-ca-file", emulator.caFile,
-            ] + arguments,
+            ] + (kubernetes ? kubernetesArguments : []) + arguments,
             environment: variables, stderr: .file(logFile.path))
         try await waitUntilReady()
     }
@@ -185,13 +190,26 @@ enum TestMounts {
 extension EmulatorProcess {
     /// A service-account token as kubelet's tokenRequests hands it over, for `subject`.
     func serviceAccountTokens(subject: String, lifetimeSeconds: Int = 3600) async throws -> String {
-        let (_, body) = try await send(
-            .post, "\(adminURL)/service-account-tokens",
-            json: ["subject": subject, "audience": "api://AzureADTokenExchange", "lifetimeSeconds": lifetimeSeconds])
-        let token = try #require((try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["token"] as? String)
-        let expiry = ISO8601DateFormatter().string(from: Date().addingTimeInterval(Double(lifetimeSeconds)))
-        let tokens = ["api://AzureADTokenExchange": ["token": token, "expirationTimestamp": expiry]]
-        return String(decoding: try JSONSerialization.data(withJSONObject: tokens), as: UTF8.self)
+        kubeletTokens(try await serviceAccountToken(["subject": subject, "lifetimeSeconds": lifetimeSeconds]))
+    }
+
+    /// A bare token from the emulator's service-account issuer; `request` is the admin API's body
+    /// (`subject`, `audience`, `lifetimeSeconds`, `issuedAt`, `issuer`, `pod`).
+    func serviceAccountToken(_ request: [String: Any]) async throws -> String {
+        let (status, body) = try await send(.post, "\(adminURL)/service-account-tokens", json: request)
+        guard status == 201 else { throw TestFailure("minting a service-account token answered \(status): \(String(decoding: body, as: UTF8.self))") }
+        return try #require((try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["token"] as? String)
+    }
+
+    /// Every request the emulator answered, oldest first.
+    func requestLog() async throws -> [[String: Any]] {
+        let (_, body) = try await send(.get, "\(adminURL)/requests")
+        return (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]] ?? []
+    }
+
+    /// Requests to `endpoint` (`keyvault`, `token`, `kubernetes`, …) so far.
+    func requests(endpoint: String) async throws -> [[String: Any]] {
+        try await requestLog().filter { $0["endpoint"] as? String == endpoint }
     }
 
     /// Stores a SecretProviderClass in the emulated Kubernetes API.
@@ -219,12 +237,21 @@ func objectsParameter(_ objects: [[String: String]]) -> String {
     }.joined()
 }
 
+/// kubelet's `csi.storage.k8s.io/serviceAccount.tokens` holding `token` for workload identity.
+func kubeletTokens(_ token: String, lifetimeSeconds: Int = 3600) -> String {
+    let expiry = ISO8601DateFormatter().string(from: Date().addingTimeInterval(Double(lifetimeSeconds)))
+    let tokens = ["api://AzureADTokenExchange": ["token": token, "expirationTimestamp": expiry]]
+    return String(decoding: (try? JSONSerialization.data(withJSONObject: tokens)) ?? Data(), as: UTF8.self)
+}
+
 /// Runs `body` with an emulator of the CSI seed and a plugin, and always cleans up.
-func withCSIPlugin(arguments: [String] = ["--ttl", "2"], _ body: (EmulatorProcess, CSIPluginProcess) async throws -> Void) async throws {
+func withCSIPlugin(
+    arguments: [String] = ["--ttl", "2"], kubernetes: Bool = true, _ body: (EmulatorProcess, CSIPluginProcess) async throws -> Void
+) async throws {
     let emulator = try await EmulatorProcess(seedJSON: CSISeed.json)
     var plugin: CSIPluginProcess?
     do {
-        plugin = try await CSIPluginProcess(emulator: emulator, arguments: arguments)
+        plugin = try await CSIPluginProcess(emulator: emulator, arguments: arguments, kubernetes: kubernetes)
         try await body(emulator, plugin!)
     } catch {
         if let plugin { Issue.record("plugin log:\n\(plugin.log)") }

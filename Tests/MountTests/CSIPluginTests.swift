@@ -5,6 +5,7 @@ import SwiftProtobuf
 import CXattr
 import Foundation
 import GRPCCore
+import PKI
 import TestSupport
 import Testing
 
@@ -209,6 +210,156 @@ struct CSIPluginTests {
             #expect(try await volume.read("db-password") == "team-a-password")
             #expect(try await volume.read("api-key") == "team-a-api-key")
             try await emulator.clearFaults()
+        }
+    }
+
+    /// A token signed with a key of the test's own, under the cluster's key id, claiming `subject`
+    /// and expiring after the genuine ones (so it would win a "latest expiry" contest).
+    static func forgedToken(like genuine: String, subject: String) throws -> String {
+        let genuineHeader = try JSONSerialization.jsonObject(with: Data(try JWS(compact: genuine).headerJSON)) as? [String: Any]
+        let keyID = try #require(genuineHeader?["kid"] as? String)
+        let now = Int(Date().timeIntervalSince1970)
+        let claims: [String: Any] = [
+            "iss": "https://oidc.emulator.localhost", "sub": subject, "aud": ["api://AzureADTokenExchange"],
+            "iat": now, "nbf": now, "exp": now + 7200,
+        ]
+        return try JWS.sign(
+            headerJSON: Array(try JSONSerialization.data(withJSONObject: ["alg": "RS256", "kid": keyID])),
+            payloadJSON: Array(try JSONSerialization.data(withJSONObject: claims)), key: try PrivateKey.generate(.rsa(bits: 2048)), algorithm: .rs256)
+    }
+
+    @Test("Forged, expired, misdirected and stolen tokens claiming team A are refused before any call; team A's volume and token are untouched")
+    func unverifiedTokens() async throws {
+        // A long TTL, so that every Key Vault and Entra ID call is one the test caused.
+        try await withCSIPlugin(arguments: ["--ttl", "60"]) { emulator, plugin in
+            let tokensKey = "csi.storage.k8s.io/serviceAccount.tokens"
+            let objects = [["objectName": "db-password", "objectType": "secret"]]
+            try await emulator.putSecretProviderClass(namespace: "team-a", name: "app", parameters: Self.teamAParameters(objects: objects))
+            var genuine = try TestVolume(
+                emulator, pod: "web-0", attributes: ["secretProviderClass": "app", tokensKey: try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)])
+            try await plugin.client { try await $0.publish(volumeID: genuine.id, targetPath: genuine.targetPath, attributes: genuine.attributes) }
+            #expect(try await genuine.read("db-password") == "team-a-password")
+            #expect(try await emulator.requests(endpoint: "kubernetes").contains { $0["path"] as? String == "/openid/v1/jwks" }, "verified with the cluster's keys")
+
+            let now = Int(Date().timeIntervalSince1970)
+            let subject = CSISeed.teamASubject
+            let cases: [(name: String, token: String, message: String)] = [
+                ("forged", try Self.forgedToken(like: try await emulator.serviceAccountToken(["subject": subject]), subject: subject),
+                 "its signature does not verify with the cluster's keys"),
+                ("expired", try await emulator.serviceAccountToken(["subject": subject, "issuedAt": now - 7200, "lifetimeSeconds": 3600]), "it expired at"),
+                ("wrong audience", try await emulator.serviceAccountToken(["subject": subject, "audience": "https://kubernetes.default.svc"]),
+                 "it has the wrong audience https://kubernetes.default.svc (expected api://AzureADTokenExchange)"),
+                ("wrong issuer", try await emulator.serviceAccountToken(["subject": subject, "issuer": "https://oidc.elsewhere.example"]),
+                 "its issuer https://oidc.elsewhere.example is not the cluster's issuer https://oidc.emulator.localhost"),
+                ("another pod's", try await emulator.serviceAccountToken(["subject": subject, "pod": ["name": "web-0", "uid": genuine.attributes["csi.storage.k8s.io/pod.uid"]!]]),
+                 "it is bound to pod team-a/web-0"),
+            ]
+            let upstream = try await emulator.requests(endpoint: "keyvault").count + emulator.requests(endpoint: "token").count
+            for (name, token, message) in cases {
+                let intruder = try TestVolume(emulator, pod: "intruder", attributes: ["secretProviderClass": "app", tokensKey: kubeletTokens(token)])
+                let refused = await #expect(throws: RPCError.self, "\(name)") {
+                    try await plugin.client { try await $0.publish(volumeID: intruder.id, targetPath: intruder.targetPath, attributes: intruder.attributes) }
+                }
+                #expect(refused?.code == .unauthenticated, "\(name): \(refused?.message ?? "")")
+                #expect(refused?.message.contains(message) == true, "\(name): \(refused?.message ?? "")")
+                #expect(refused?.message.contains(token) == false && refused?.message.contains("eyJ") == false, "\(name): no token in the message")
+                #expect(!intruder.isMounted && !FileManager.default.fileExists(atPath: intruder.targetPath), "\(name): nothing mounted")
+
+                // kubelet's republish of the working volume with this token: OK, and nothing changes.
+                var republish = genuine
+                republish.attributes[tokensKey] = kubeletTokens(token)
+                try await plugin.client { try await $0.publish(volumeID: republish.id, targetPath: republish.targetPath, attributes: republish.attributes) }
+                #expect(try await genuine.read("db-password") == "team-a-password", "\(name)")
+            }
+            let after = try await emulator.requests(endpoint: "keyvault").count + emulator.requests(endpoint: "token").count
+            #expect(after == upstream, "no Key Vault or Entra ID call was made for a refused token")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: plugin.mountRoot).count == 1, "only the genuine volume's view")
+            #expect(plugin.log.contains("refused a service-account token"))
+            #expect(!plugin.log.contains("eyJ"), "tokens never appear in the log")
+
+            // No lockout: when Key Vault rejects the cached access token, the plugin exchanges the
+            // token it holds for team A at Entra again, and that is still a genuine one.
+            let exchanges = try await emulator.requests(endpoint: "token").count
+            try await emulator.injectFault(["vault": "team-a-kv", "pathPrefix": "/secrets/api-key", "action": "status", "status": 401, "count": 1])
+            try await emulator.putSecretProviderClass(
+                namespace: "team-a", name: "app", parameters: Self.teamAParameters(objects: objects + [["objectName": "api-key", "objectType": "secret"]]))
+            genuine.attributes[tokensKey] = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
+            try await plugin.client { try await $0.publish(volumeID: genuine.id, targetPath: genuine.targetPath, attributes: genuine.attributes) }
+            #expect(try await genuine.read("api-key") == "team-a-api-key", "the republish with a genuine token worked")
+            let tokenRequests = try await emulator.requests(endpoint: "token").dropFirst(exchanges)
+            #expect(tokenRequests.map { $0["status"] as? Int } == [200], "one new exchange, accepted")
+
+            let second = try TestVolume(
+                emulator, pod: "web-1", attributes: ["secretProviderClass": "app", tokensKey: try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)])
+            try await plugin.client { try await $0.publish(volumeID: second.id, targetPath: second.targetPath, attributes: second.attributes) }
+            #expect(try await second.read("db-password") == "team-a-password")
+        }
+    }
+
+    @Test("Without a Kubernetes API, Entra ID proves tokens: it refuses a forged one and accepts a genuine one")
+    func entraProof() async throws {
+        try await withCSIPlugin(arguments: ["--ttl", "60"], kubernetes: false) { emulator, plugin in
+            let tokensKey = "csi.storage.k8s.io/serviceAccount.tokens"
+            let parameters = Self.teamAParameters(objects: [["objectName": "db-password", "objectType": "secret"]])
+            let genuineToken = try await emulator.serviceAccountToken(["subject": CSISeed.teamASubject])
+            let genuine = try TestVolume(emulator, pod: "web-0", attributes: parameters.merging([tokensKey: kubeletTokens(genuineToken)]) { $1 })
+            try await plugin.client { try await $0.publish(volumeID: genuine.id, targetPath: genuine.targetPath, attributes: genuine.attributes) }
+            #expect(try await genuine.read("db-password") == "team-a-password")
+            #expect(try await emulator.requests(endpoint: "kubernetes").isEmpty)
+            #expect(try await emulator.requests(endpoint: "token").map { $0["status"] as? Int } == [200, 200], "the proof, then the volume's own exchange")
+
+            let forged = try Self.forgedToken(like: genuineToken, subject: CSISeed.teamASubject)
+            let intruder = try TestVolume(emulator, pod: "intruder", attributes: parameters.merging([tokensKey: kubeletTokens(forged)]) { $1 })
+            let refused = await #expect(throws: RPCError.self) {
+                try await plugin.client { try await $0.publish(volumeID: intruder.id, targetPath: intruder.targetPath, attributes: intruder.attributes) }
+            }
+            #expect(refused?.code == .unauthenticated, "\(refused?.message ?? "")")
+            #expect(refused?.message.contains("Entra ID did not accept it for client \(CSISeed.teamA)") == true, "\(refused?.message ?? "")")
+            #expect(refused?.message.contains("the plugin has no Kubernetes API") == true, "\(refused?.message ?? "")")
+            #expect(refused?.message.contains("eyJ") == false)
+            #expect(!intruder.isMounted)
+            #expect(try await emulator.requests(endpoint: "token").map { $0["status"] as? Int } == [200, 200, 400], "Entra ID saw the forged token once")
+            #expect(try await emulator.gets(vault: "team-a-kv", path: "/secrets/db-password") == 1, "no Key Vault call for it")
+
+            // An expired token is refused here, without asking Entra ID; the proven genuine token
+            // serves another pod without a new exchange.
+            let expired = try await emulator.serviceAccountToken(["subject": CSISeed.teamASubject, "issuedAt": Int(Date().timeIntervalSince1970) - 7200])
+            let late = try TestVolume(emulator, pod: "late", attributes: parameters.merging([tokensKey: kubeletTokens(expired)]) { $1 })
+            await #expect(throws: RPCError.self) {
+                try await plugin.client { try await $0.publish(volumeID: late.id, targetPath: late.targetPath, attributes: late.attributes) }
+            }
+            let sibling = try TestVolume(emulator, pod: "web-1", attributes: genuine.attributes)
+            try await plugin.client { try await $0.publish(volumeID: sibling.id, targetPath: sibling.targetPath, attributes: sibling.attributes) }
+            #expect(try await sibling.read("db-password") == "team-a-password")
+            #expect(try await emulator.requests(endpoint: "token").count == 3)
+            #expect(try await genuine.read("db-password") == "team-a-password")
+        }
+    }
+
+    @Test("When the API server refuses the issuer's keys, Entra ID proves tokens and the refusal says why")
+    func discoveryForbidden() async throws {
+        try await withCSIPlugin(arguments: ["--ttl", "60"]) { emulator, plugin in
+            let tokensKey = "csi.storage.k8s.io/serviceAccount.tokens"
+            try await emulator.injectFault(["pathPrefix": "/.well-known/openid-configuration", "action": "status", "status": 403, "count": 100])
+            try await emulator.putSecretProviderClass(
+                namespace: "team-a", name: "app", parameters: Self.teamAParameters(objects: [["objectName": "db-password", "objectType": "secret"]]))
+            let genuineToken = try await emulator.serviceAccountToken(["subject": CSISeed.teamASubject])
+            let genuine = try TestVolume(emulator, pod: "web-0", attributes: ["secretProviderClass": "app", tokensKey: kubeletTokens(genuineToken)])
+            try await plugin.client { try await $0.publish(volumeID: genuine.id, targetPath: genuine.targetPath, attributes: genuine.attributes) }
+            #expect(try await genuine.read("db-password") == "team-a-password")
+            #expect(try await emulator.requests(endpoint: "token").map { $0["status"] as? Int } == [200, 200], "the proof, then the volume's own exchange")
+            #expect(plugin.log.contains("system:service-account-issuer-discovery"), "the log says which role to bind")
+
+            let forged = try Self.forgedToken(like: genuineToken, subject: CSISeed.teamASubject)
+            let intruder = try TestVolume(emulator, pod: "intruder", attributes: ["secretProviderClass": "app", tokensKey: kubeletTokens(forged)])
+            let refused = await #expect(throws: RPCError.self) {
+                try await plugin.client { try await $0.publish(volumeID: intruder.id, targetPath: intruder.targetPath, attributes: intruder.attributes) }
+            }
+            #expect(refused?.code == .unauthenticated, "\(refused?.message ?? "")")
+            #expect(refused?.message.contains("Entra ID did not accept it") == true, "\(refused?.message ?? "")")
+            #expect(refused?.message.contains("may not read the service-account issuer's discovery document") == true, "\(refused?.message ?? "")")
+            #expect(!intruder.isMounted)
+            #expect(try await emulator.gets(vault: "team-a-kv", path: "/secrets/db-password") == 1)
         }
     }
 

@@ -48,12 +48,11 @@ public struct SecretProviderClassReader: Sendable {
     public static let providers = ["azure", "akvfs"]
     static let resource = "secretproviderclasses.secrets-store.csi.x-k8s.io"
 
-    public let configuration: KubernetesAPIConfiguration
-    private let http: any HTTPClient
+    private let api: KubernetesAPIClient
+    public var configuration: KubernetesAPIConfiguration { api.configuration }
 
     public init(configuration: KubernetesAPIConfiguration, http: any HTTPClient) {
-        self.configuration = configuration
-        self.http = http
+        api = KubernetesAPIClient(configuration: configuration, http: http)
     }
 
     public func read(namespace: String, name: String) async throws(VolumeError) -> SecretProviderClassObject {
@@ -64,7 +63,8 @@ public struct SecretProviderClassReader: Sendable {
                 "secretProviderClass \(reference) is not a valid Kubernetes object name: names are lower-case letters, digits, "
                     + "'-' and '.', at most 253 characters")
         }
-        let response = try await get("/apis/secrets-store.csi.x-k8s.io/v1/namespaces/\(namespace)/secretproviderclasses/\(name)", reference)
+        let response = try await api.get(
+            "/apis/secrets-store.csi.x-k8s.io/v1/namespaces/\(namespace)/secretproviderclasses/\(name)", what: "secretproviderclass \(reference)")
         switch response.head.status.code {
         case 200:
             return try Self.decode(response.body, namespace: namespace, name: name)
@@ -86,30 +86,6 @@ public struct SecretProviderClassReader: Sendable {
         case let status:
             throw VolumeError(
                 .unavailable, "failed to get secretproviderclass \(reference): the Kubernetes API answered HTTP \(status); retry later")
-        }
-    }
-
-    private func get(_ path: String, _ reference: String) async throws(VolumeError) -> HTTPClientResponse {
-        guard let tokenData = FileManager.default.contents(atPath: configuration.tokenFile),
-            let token = String(data: tokenData, encoding: .utf8)?.filter({ !$0.isWhitespace }), !token.isEmpty
-        else {
-            throw VolumeError(
-                .failedPrecondition,
-                "failed to get secretproviderclass \(reference): cannot read the plugin's service-account token at "
-                    + "\(configuration.tokenFile); mount the service account token (automountServiceAccountToken: true)")
-        }
-        guard let components = URLComponents(string: configuration.url), let scheme = components.scheme, let host = components.host else {
-            throw VolumeError(.failedPrecondition, "the Kubernetes API URL \(configuration.url) is not a URL such as https://10.0.0.1:443")
-        }
-        let authority = host.contains(":") ? "[\(host)]" : host
-        var request = HTTPRequest(
-            method: .get, scheme: scheme, authority: authority + (components.port.map { ":\($0)" } ?? ""), path: path)
-        request.headerFields[.authorization] = "Bearer \(token)"
-        request.headerFields[.accept] = "application/json"
-        do {
-            return try await http.execute(request, body: nil, timeout: .seconds(30))
-        } catch {
-            throw VolumeError(.unavailable, "failed to get secretproviderclass \(reference): \(error)")
         }
     }
 

@@ -1,4 +1,8 @@
 import FuseBridge
+// `struct stat` comes from Glibc and again from CoreFoundation's headers (Foundation is loaded
+// through SwiftProtobuf, GRPCCore and Subprocess). Which of the two owns its members depends on
+// the order the compiler happens to load them, so MemberImportVisibility needs both imported.
+internal import CoreFoundation
 import Glibc
 
 /// A mount(2), umount2(2), mkdir(2) or rmdir(2) that failed, with the errno it failed with.

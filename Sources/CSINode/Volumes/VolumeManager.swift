@@ -55,16 +55,21 @@ actor VolumeManager {
     private let filesystem: VaultFileSystem
     private let cache: ObjectCache
     private let sources: VolumeSources
+    private let tokens: ServiceAccountTokenVerifier
     private let classes: SecretProviderClassReader?
     private let logger = Logger(label: "akvfs.csi")
     private var volumes: [String: Volume] = [:]
     private var busy: Set<String> = []
 
-    init(settings: Settings, filesystem: VaultFileSystem, cache: ObjectCache, sources: VolumeSources, classes: SecretProviderClassReader?) {
+    init(
+        settings: Settings, filesystem: VaultFileSystem, cache: ObjectCache, sources: VolumeSources, tokens: ServiceAccountTokenVerifier,
+        classes: SecretProviderClassReader?
+    ) {
         self.settings = settings
         self.filesystem = filesystem
         self.cache = cache
         self.sources = sources
+        self.tokens = tokens
         self.classes = classes
     }
 
@@ -141,8 +146,9 @@ actor VolumeManager {
     }
 
     /// kubelet's periodic NodePublish for a mounted volume (requiresRepublish): takes the fresh
-    /// service-account token, picks up SecretProviderClass changes, and mounts the view again if
-    /// the target lost it. It never fails: a working volume keeps its last good content.
+    /// service-account token (once verified, like a first publish's), picks up SecretProviderClass
+    /// changes, and mounts the view again if the target lost it. It never fails: a working volume
+    /// keeps its last good content, and a refused token is dropped.
     private func republish(_ volume: Volume, _ publication: Publication, secrets: [String: String]) async {
         var volume = volume
         do throws(VolumeError) {
@@ -258,9 +264,14 @@ actor VolumeManager {
         } catch {
             throw VolumeError(.invalidArgument, "failed to get vault: \(error.detail)")
         }
+        // Proof of the identity comes before anything held for it (cache, token box) is touched.
+        var verifiedToken: VerifiedServiceAccountToken?
+        if case .workloadIdentity(let clientId, let token, _) = request.identity {
+            verifiedToken = try await tokens.verify(
+                token, pod: PodIdentity(request), target: ExchangeTarget(clientId: clientId, tenant: request.tenantId, cloud: cloud))
+        }
         let lease = try await sources.acquire(
-            request.identity, tenant: request.tenantId, cloud: cloud, endpoint: endpoint, volumeID: volumeID,
-            podNamespace: request.podNamespace, serviceAccount: request.serviceAccountName)
+            request.identity, verifiedToken: verifiedToken, tenant: request.tenantId, cloud: cloud, endpoint: endpoint, volumeID: volumeID)
         do {
             return (lease, try await VolumePlanner.files(for: request, source: lease.source, cache: cache))
         } catch {

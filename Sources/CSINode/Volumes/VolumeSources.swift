@@ -22,9 +22,9 @@ public struct SourceSettings: Sendable {
 ///
 /// Volumes with the same identity and vault share one source, so one cache entry per object:
 /// N pods of one service account cost one GET per object per refresh. The identity key decides
-/// sharing, so it holds everything that proves access: the service account (a workload identity's
-/// token subject), a fingerprint of a service principal's secret (two pods with one client ID
-/// but different secrets never share), the tenant and the authority.
+/// sharing, so it holds everything that proves access: the service account (the subject of a
+/// workload identity's verified token), a fingerprint of a service principal's secret (two pods
+/// with one client ID but different secrets never share), the tenant and the authority.
 actor VolumeSources {
     /// A volume's hold on a source; give it back with `release`.
     struct Lease: Sendable, Equatable {
@@ -58,17 +58,18 @@ actor VolumeSources {
     var defaultCloud: AzureCloud { settings.defaultCloud }
 
     /// The source for `volumeID` to read `endpoint` as `identity`, registered with the cache by
-    /// its first user. A newer workload-identity token replaces the one held.
+    /// its first user. A workload identity needs its token verified (`ServiceAccountTokenVerifier`),
+    /// which names the identity and may replace the token held when it expires later.
     func acquire(
-        _ identity: VolumeIdentity, tenant: String, cloud: AzureCloud, endpoint: VaultEndpoint, volumeID: String,
-        podNamespace: String, serviceAccount: String?
+        _ identity: VolumeIdentity, verifiedToken: VerifiedServiceAccountToken?, tenant: String, cloud: AzureCloud,
+        endpoint: VaultEndpoint, volumeID: String
     ) async throws(VolumeError) -> Lease {
-        let key = try identityKey(identity, tenant: tenant, cloud: cloud, podNamespace: podNamespace, serviceAccount: serviceAccount)
+        let key = try identityKey(identity, verifiedToken: verifiedToken, tenant: tenant, cloud: cloud)
         if identities[key] == nil {
             identities[key] = makeIdentity(identity, tenant: tenant, cloud: cloud)
         }
-        if case .workloadIdentity(_, let token, let expiration) = identity {
-            identities[key]?.serviceAccountToken?.offer(token, expiration: expiration)
+        if let verifiedToken {
+            identities[key]?.serviceAccountToken?.offer(verifiedToken)
         }
         let source = SourceID(vault: endpoint.url, identity: key)
         if users[source, default: []].isEmpty, let credential = identities[key]?.credential {
@@ -125,23 +126,18 @@ actor VolumeSources {
     // MARK: Identities
 
     private func identityKey(
-        _ identity: VolumeIdentity, tenant: String, cloud: AzureCloud, podNamespace: String, serviceAccount: String?
+        _ identity: VolumeIdentity, verifiedToken: VerifiedServiceAccountToken?, tenant: String, cloud: AzureCloud
     ) throws(VolumeError) -> String {
         let authority = "\(cloud.authorityHost)/\(tenant.lowercased())"
         switch identity {
         case .workloadIdentity(let clientId, let token, _):
-            // The token's subject is the service account kubelet issued it for.
-            let subject = ServiceAccountTokenBox.subject(of: token)
-                ?? serviceAccount.map { "system:serviceaccount:\(podNamespace):\($0)" }
-            guard let subject else {
-                throw VolumeError(
-                    .unauthenticated,
-                    "the service-account token for \(SecretProviderClassParser.workloadIdentityAudience) is not a JWT with a subject, "
-                        + "and kubelet sent no csi.storage.k8s.io/serviceAccount.name")
+            // The verified token's subject is the service account the cluster issued it for.
+            guard let verifiedToken, verifiedToken.value == token else {
+                throw VolumeError(.internalError, "the workload-identity token was not verified before use; this is a bug in akvfs")
             }
-            return "workload:\(authority):\(clientId.lowercased()):\(subject)"
+            return "workload:\(authority):\(clientId.lowercased()):\(verifiedToken.subject)"
         case .servicePrincipal(let clientId, let secret):
-            let fingerprint = Digest.sha256(fingerprintKey + Array(secret.utf8)).prefix(8).map { String($0, radix: 16) }.joined()
+            let fingerprint = Digest.hmacSHA256(key: fingerprintKey, Array(secret.utf8)).prefix(8).map { String($0, radix: 16) }.joined()
             return "service-principal:\(authority):\(clientId.lowercased()):\(fingerprint)"
         case .nodeManagedIdentity(let clientId):
             return "node-managed-identity:\(clientId?.lowercased() ?? "system-assigned")"
@@ -167,38 +163,19 @@ actor VolumeSources {
     }
 }
 
-/// The newest service-account token kubelet handed over for one workload identity.
+/// The verified service-account token expiring last among those handed over for one workload
+/// identity: the assertion its credential presents to Entra ID.
 final class ServiceAccountTokenBox: Sendable {
-    private let token = Mutex<(value: String, expires: Date?)?>(nil)
+    private let token = Mutex<VerifiedServiceAccountToken?>(nil)
 
     var current: String? { token.withLock { $0?.value } }
 
-    /// Keeps `value` unless the token held expires later (publishes can arrive out of order).
-    func offer(_ value: String, expiration: String?) {
-        let expires = Self.expiry(of: value) ?? expiration.flatMap { try? Date($0, strategy: .iso8601) }
+    /// Keeps the token held if it expires later (publishes can arrive out of order). Only a
+    /// verified token can be offered, so a forged one can never displace the real one.
+    func offer(_ offered: VerifiedServiceAccountToken) {
         token.withLock { held in
-            if let held, let heldExpiry = held.expires, let expires, heldExpiry > expires { return }
-            held = (value, expires)
+            if let held, held.expiresAt > offered.expiresAt { return }
+            held = offered
         }
-    }
-
-    private struct Claims: Decodable {
-        var sub: String?
-        var exp: Double?
-    }
-
-    private static func claims(of token: String) -> Claims? {
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let payload = Base64URL.decode(String(parts[1])) else { return nil }
-        return try? JSONDecoder().decode(Claims.self, from: Data(payload))
-    }
-
-    /// `sub` of a Kubernetes service-account token: `system:serviceaccount:<namespace>:<name>`.
-    static func subject(of token: String) -> String? {
-        claims(of: token)?.sub.flatMap { $0.hasPrefix("system:serviceaccount:") ? $0 : nil }
-    }
-
-    static func expiry(of token: String) -> Date? {
-        claims(of: token)?.exp.map { Date(timeIntervalSince1970: $0) }
     }
 }

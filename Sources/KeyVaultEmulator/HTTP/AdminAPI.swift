@@ -57,10 +57,15 @@ struct AdminAPI: Sendable {
             guard (60...86_400 * 7).contains(lifetime) else {
                 throw Failure(status: 400, message: "lifetimeSeconds must be between 60 and 604800")
             }
+            if let issuer = input.issuer, issuer.isEmpty { throw Failure(status: 400, message: "issuer must not be empty") }
+            if let pod = input.pod, pod.name.isEmpty || pod.uid.isEmpty {
+                throw Failure(status: 400, message: "pod needs a name and a uid")
+            }
             let token = state.tokens.issueServiceAccountToken(
                 subject: input.subject,
                 audience: input.audience ?? TokenService.federatedAudience,
-                lifetimeSeconds: lifetime
+                lifetimeSeconds: lifetime,
+                options: .init(issuedAt: input.issuedAt, issuer: input.issuer, pod: input.pod.map { ($0.name, $0.uid) })
             )
             return .json(ServiceAccountTokenBody(token: token, issuer: TokenService.serviceAccountIssuer), status: 201)
         case ("PUT", _) where path.hasPrefix(Self.secretProviderClasses), ("DELETE", _) where path.hasPrefix(Self.secretProviderClasses):
@@ -115,13 +120,28 @@ private struct ServiceAccountTokenRequest: Decodable {
     var subject: String
     var audience: String?
     var lifetimeSeconds: Int?
-    enum CodingKeys: String, CodingKey, CaseIterable { case subject, audience, lifetimeSeconds }
+    /// Unix seconds: in the past for an expired token, in the future for a not-yet-valid one.
+    var issuedAt: Int64?
+    /// Another issuer than the cluster's, for tests of a token the cluster's key signed but did not issue.
+    var issuer: String?
+    /// The pod a bound token names (kubelet's tokenRequests tokens are bound to their pod).
+    var pod: Pod?
+
+    struct Pod: Decodable {
+        var name: String
+        var uid: String
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case subject, audience, lifetimeSeconds, issuedAt, issuer, pod }
     init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         subject = try c.decode(String.self, forKey: .subject)
         audience = try c.decodeIfPresent(String.self, forKey: .audience)
         lifetimeSeconds = try c.decodeIfPresent(Int.self, forKey: .lifetimeSeconds)
+        issuedAt = try c.decodeIfPresent(Int64.self, forKey: .issuedAt)
+        issuer = try c.decodeIfPresent(String.self, forKey: .issuer)
+        pod = try c.decodeIfPresent(Pod.self, forKey: .pod)
     }
 }
 

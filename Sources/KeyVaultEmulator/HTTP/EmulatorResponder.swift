@@ -26,7 +26,8 @@ struct EmulatorResponder: HTTPResponder {
         }
 
         let vault = vaultName(incoming)
-        let endpoint: LoggedRequest.Endpoint = listener == .http ? .imds : (vault == nil ? .token : .keyVault)
+        let endpoint: LoggedRequest.Endpoint =
+            listener == .http ? .imds : vault != nil ? .keyVault : KubernetesAPI.serves(incoming.path) ? .kubernetes : .token
         let latency = await state.faults.latencyMilliseconds
         if latency > 0 { try await Task.sleep(for: .milliseconds(latency)) }
 

@@ -2,16 +2,28 @@ import FoundationEssentials
 import HTTPTypes
 import Hummingbird
 
-/// The one Kubernetes API call the CSI plugin makes: GET a SecretProviderClass
-/// (`/apis/secrets-store.csi.x-k8s.io/v1/namespaces/<ns>/secretproviderclasses/<name>`), on
-/// `https://localhost:<port>`, authenticated with a service-account token this emulator minted.
-/// Objects are stored through the admin API; answers and errors have the API server's shape.
+/// The Kubernetes API calls the CSI plugin makes, on `https://localhost:<port>`, authenticated
+/// with a service-account token this emulator minted: GET a SecretProviderClass
+/// (`/apis/secrets-store.csi.x-k8s.io/v1/namespaces/<ns>/secretproviderclasses/<name>`), and the
+/// service-account issuer's discovery document and keys (`/.well-known/openid-configuration`,
+/// `/openid/v1/jwks`). Objects are stored through the admin API; answers and errors have the API
+/// server's shape.
 struct KubernetesAPI: Sendable {
     static let prefix = "/apis/secrets-store.csi.x-k8s.io/v1/namespaces/"
+    static let discoveryPath = "/.well-known/openid-configuration"
+    static let jwksPath = "/openid/v1/jwks"
 
     let state: EmulatorState
 
+    /// Whether `path` is one of the Kubernetes API's, so faults and the log can say so.
+    static func serves(_ path: String) -> Bool {
+        path == discoveryPath || path == jwksPath || path.hasPrefix(prefix)
+    }
+
     func handle(_ request: IncomingRequest) async -> Response? {
+        if request.path == Self.discoveryPath || request.path == Self.jwksPath {
+            return issuerDiscovery(request)
+        }
         guard request.path.hasPrefix(Self.prefix) else { return nil }
         let parts = request.path.dropFirst(Self.prefix.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 3, parts[1] == "secretproviderclasses", !parts[0].isEmpty, !parts[2].isEmpty else {
@@ -20,16 +32,53 @@ struct KubernetesAPI: Sendable {
         guard request.method == "GET" else {
             return Self.status(405, reason: "MethodNotAllowed", message: "the emulator serves GET on secretproviderclasses only")
         }
-        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer "),
-            state.tokens.validateServiceAccountToken(String(header.dropFirst(7)).trimmedWhitespace) != nil
-        else {
-            return Self.status(401, reason: "Unauthorized", message: "Unauthorized")
-        }
+        guard isAuthenticated(request) else { return Self.status(401, reason: "Unauthorized", message: "Unauthorized") }
         let (namespace, name) = (parts[0], parts[2])
         guard let object = await state.kubernetes.secretProviderClass(namespace: namespace, name: name) else {
             return Self.status(404, reason: "NotFound", message: "secretproviderclasses.secrets-store.csi.x-k8s.io \"\(name)\" not found")
         }
         return .bytes(object, status: 200, contentType: "application/json")
+    }
+
+    /// A bearer service-account token this emulator minted and that has not expired.
+    private func isAuthenticated(_ request: IncomingRequest) -> Bool {
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else { return false }
+        return state.tokens.validateServiceAccountToken(String(header.dropFirst(7)).trimmedWhitespace) != nil
+    }
+
+    /// Service-account issuer discovery (KEP-1393): the OIDC configuration, whose `issuer` is the
+    /// one in the tokens, and the keys that sign them. The API server's `jwks_uri` is on its own
+    /// external address; here it is the request's.
+    private func issuerDiscovery(_ request: IncomingRequest) -> Response {
+        guard request.method == "GET" else {
+            return Self.status(405, reason: "MethodNotAllowed", message: "the server does not allow this method on the requested resource")
+        }
+        guard isAuthenticated(request) else { return Self.status(401, reason: "Unauthorized", message: "Unauthorized") }
+        let cache: HTTPFields = [.cacheControl: "public, max-age=3600"]
+        if request.path == Self.jwksPath {
+            do {
+                return .bytes(JSON.bytes(try state.tokens.serviceAccountJWKS()), status: 200, contentType: "application/jwk-set+json", headers: cache)
+            } catch {
+                return Self.status(500, reason: "InternalError", message: "the service-account key could not be exported: \(error)")
+            }
+        }
+        struct Configuration: Encodable {
+            var issuer: String
+            var jwksURI: String
+            var responseTypesSupported = ["id_token"]
+            var subjectTypesSupported = ["public"]
+            var idTokenSigningAlgValuesSupported = ["RS256"]
+
+            enum CodingKeys: String, CodingKey {
+                case issuer
+                case jwksURI = "jwks_uri"
+                case responseTypesSupported = "response_types_supported"
+                case subjectTypesSupported = "subject_types_supported"
+                case idTokenSigningAlgValuesSupported = "id_token_signing_alg_values_supported"
+            }
+        }
+        let configuration = Configuration(issuer: TokenService.serviceAccountIssuer, jwksURI: "https://\(request.authority)\(Self.jwksPath)")
+        return .bytes(JSON.bytes(configuration), status: 200, contentType: "application/json", headers: cache)
     }
 
     /// A `v1.Status`, as the API server answers failures.

@@ -81,4 +81,36 @@ struct ServiceAccountTokenClaims: Codable, Sendable {
     var iat: Int64
     var nbf: Int64
     var exp: Int64
+    var jti: String
+    var kubernetes: Kubernetes?
+
+    /// `kubernetes.io`: who the token is for, as the API server writes it.
+    struct Kubernetes: Codable, Sendable {
+        var namespace: String
+        var serviceaccount: Reference
+        var pod: Reference?
+    }
+
+    struct Reference: Codable, Sendable {
+        var name: String
+        var uid: String
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case iss, sub, aud, iat, nbf, exp, jti
+        case kubernetes = "kubernetes.io"
+    }
+}
+
+/// The service-account issuer's key set (`/openid/v1/jwks`), members as the API server names them.
+struct ServiceAccountJWKS: Codable, Sendable {
+    struct Key: Codable, Sendable {
+        var use: String
+        var kty: String
+        var kid: String
+        var alg: String
+        var n: String?
+        var e: String?
+    }
+    var keys: [Key]
 }

@@ -1,8 +1,10 @@
 import FoundationEssentials
 import PKI
 
-/// Mints and checks the JWTs of the emulated Entra ID: access tokens for Key Vault and
-/// service-account tokens standing in for a Kubernetes cluster's issuer.
+/// Mints and checks the JWTs of the emulated Entra ID (access tokens for Key Vault) and of the
+/// emulated Kubernetes cluster's service-account issuer. The two sign with different keys, as a
+/// cluster's key is not Entra's: Entra trusts service-account tokens only through the issuer's
+/// published keys.
 struct TokenService: Sendable {
     /// Key Vault's well-known application id, accepted as an audience like on Azure.
     static let keyVaultApplicationId = "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"
@@ -10,8 +12,13 @@ struct TokenService: Sendable {
     static let serviceAccountIssuer = "https://oidc.emulator.localhost"
     static let federatedAudience = "api://AzureADTokenExchange"
 
+    /// Entra ID's signing key and its id (`kid` and `x5t`).
     let signingKey: PrivateKey
     let keyId: String
+    /// The cluster's service-account signing key, and its id as kube-apiserver derives it:
+    /// base64url of the SHA-256 of the public key's DER.
+    let serviceAccountKey: PrivateKey
+    let serviceAccountKeyId: String
     let tenantId: String
     let lifetimeSeconds: Int64
     let now: @Sendable () -> Int64
@@ -19,6 +26,8 @@ struct TokenService: Sendable {
     init(tenantId: String, lifetimeSeconds: Int, now: @escaping @Sendable () -> Int64) throws(PKIError) {
         signingKey = try PrivateKey.generate(.rsa(bits: 2048))
         keyId = Base64URL.encode(Digest.sha1(try signingKey.publicKey.spkiDER()))
+        serviceAccountKey = try PrivateKey.generate(.rsa(bits: 2048))
+        serviceAccountKeyId = Base64URL.encode(Digest.sha256(try serviceAccountKey.publicKey.spkiDER()))
         self.tenantId = tenantId
         self.lifetimeSeconds = Int64(lifetimeSeconds)
         self.now = now
@@ -56,29 +65,64 @@ struct TokenService: Sendable {
         return IssuedToken(token: token, expiresIn: lifetimeSeconds, expiresOn: issuedAt + lifetimeSeconds, notBefore: issuedAt)
     }
 
-    func issueServiceAccountToken(subject: String, audience: String, lifetimeSeconds: Int64) -> String {
-        let issuedAt = now()
+    /// What a service-account token is minted with beyond subject, audience and lifetime.
+    struct ServiceAccountTokenOptions: Sendable {
+        /// Unix seconds; nil is now. In the past makes expired tokens, in the future not-yet-valid ones.
+        var issuedAt: Int64?
+        /// nil is the emulator's issuer; anything else is a token no cluster of the emulator issued.
+        var issuer: String?
+        /// The pod a bound token is for (`kubernetes.io.pod`), as kubelet's tokenRequests get them.
+        var pod: (name: String, uid: String)?
+
+        init(issuedAt: Int64? = nil, issuer: String? = nil, pod: (name: String, uid: String)? = nil) {
+            self.issuedAt = issuedAt
+            self.issuer = issuer
+            self.pod = pod
+        }
+    }
+
+    /// A token as kube-apiserver's TokenRequest mints it: `sub`, `aud`, times, `jti`, and for a
+    /// service-account subject the `kubernetes.io` claim (namespace, service account, bound pod).
+    func issueServiceAccountToken(
+        subject: String, audience: String, lifetimeSeconds: Int64, options: ServiceAccountTokenOptions = .init()
+    ) -> String {
+        let issuedAt = options.issuedAt ?? now()
+        var kubernetes: ServiceAccountTokenClaims.Kubernetes?
+        let parts = subject.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        if parts.count == 4, parts[0] == "system", parts[1] == "serviceaccount" {
+            kubernetes = .init(
+                namespace: parts[2],
+                serviceaccount: .init(name: parts[3], uid: Identifiers.stableUUID(from: subject)),
+                pod: options.pod.map { .init(name: $0.name, uid: $0.uid) })
+        }
         return sign(
             ServiceAccountTokenClaims(
-                iss: Self.serviceAccountIssuer,
+                iss: options.issuer ?? Self.serviceAccountIssuer,
                 sub: subject,
                 aud: [audience],
                 iat: issuedAt,
                 nbf: issuedAt,
-                exp: issuedAt + lifetimeSeconds
-            )
+                exp: issuedAt + lifetimeSeconds,
+                jti: Identifiers.newUUID(),
+                kubernetes: kubernetes
+            ),
+            key: serviceAccountKey, keyId: serviceAccountKeyId, x5t: false
         )
     }
 
     private func sign(_ claims: some Encodable) -> String {
-        let header = JOSEHeader(alg: "RS256", typ: "JWT", kid: keyId, x5t: keyId)
+        sign(claims, key: signingKey, keyId: keyId, x5t: true)
+    }
+
+    private func sign(_ claims: some Encodable, key: PrivateKey, keyId: String, x5t: Bool) -> String {
+        let header = JOSEHeader(alg: "RS256", typ: "JWT", kid: keyId, x5t: x5t ? keyId : nil)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         do {
             return try JWS.sign(
                 headerJSON: Array(try encoder.encode(header)),
                 payloadJSON: Array(try encoder.encode(claims)),
-                key: signingKey,
+                key: key,
                 algorithm: .rs256
             )
         } catch {
@@ -87,11 +131,20 @@ struct TokenService: Sendable {
         }
     }
 
-    /// The JWKS document the discovery endpoint publishes.
+    /// The JWKS document Entra's discovery endpoint publishes.
     func jwks() throws -> [String: [JSONWebKey]] {
         var key = try signingKey.publicKey.jwk()
         key.kid = keyId
         return ["keys": [key]]
+    }
+
+    /// The service-account issuer's JWKS as kube-apiserver serves it at `/openid/v1/jwks`:
+    /// each key with `use`, `alg` and `kid`.
+    func serviceAccountJWKS() throws(PKIError) -> ServiceAccountJWKS {
+        let key = try serviceAccountKey.publicKey.jwk()
+        return ServiceAccountJWKS(keys: [
+            .init(use: "sig", kty: key.kty, kid: serviceAccountKeyId, alg: "RS256", n: key.n, e: key.e)
+        ])
     }
 
     // MARK: Key Vault side
@@ -159,7 +212,8 @@ struct TokenService: Sendable {
                 description: "No matching federated identity record found for presented assertion issuer '\(claims.iss ?? "")'. The emulator trusts tokens from \(Self.serviceAccountIssuer) (mint them with POST /_emulator/service-account-tokens)."
             )
         }
-        guard jws.verify(with: signingKey.publicKey, algorithm: .rs256) else {
+        // Entra checks the assertion with the keys the issuer publishes, which are the cluster's.
+        guard jws.verify(with: serviceAccountKey.publicKey, algorithm: .rs256) else {
             throw EntraFailure(status: 400, error: "invalid_client", code: 50013, description: "Assertion failed signature validation.")
         }
         try checkValidity(claims)
@@ -187,7 +241,7 @@ struct TokenService: Sendable {
     /// whatever its audience (the emulated Kubernetes API accepts any).
     func validateServiceAccountToken(_ token: String) -> String? {
         guard let (jws, _, claims) = try? readAssertion(token), claims.iss == Self.serviceAccountIssuer,
-            jws.verify(with: signingKey.publicKey, algorithm: .rs256), (try? checkValidity(claims)) != nil
+            jws.verify(with: serviceAccountKey.publicKey, algorithm: .rs256), (try? checkValidity(claims)) != nil
         else { return nil }
         return claims.sub
     }
