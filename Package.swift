@@ -59,7 +59,7 @@ let package = Package(
             pkgConfig: "fuse3",
             providers: [.apt(["libfuse3-dev"])]
         ),
-        .systemLibrary(name: "CLinux", path: "Sources/Shims/CLinux"),
+        .target(name: "CLinux", path: "Sources/Shims/CLinux"),
 
         // MARK: Foundations shared by the daemon and the emulator
         .target(
@@ -130,7 +130,7 @@ let package = Package(
         .target(
             name: "CSINode",
             dependencies: [
-                "CSIProtocol", "SecretProviderClass", "AzureIdentity", "KeyVault", "HTTPTransport", "PKI", "ObjectCache",
+                "CLinux", "CSIProtocol", "SecretProviderClass", "AzureIdentity", "KeyVault", "HTTPTransport", "PKI", "ObjectCache",
                 "ObjectFormats", "VaultFS", "FuseBridge",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),

@@ -1,3 +1,4 @@
+import CLinux
 import FuseBridge
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
@@ -22,6 +23,8 @@ public struct NodePluginConfiguration: Sendable {
     public var socketPath: String
     /// Holds the shared FUSE mount (`<stateDirectory>/mount`); nothing is written there.
     public var stateDirectory = NodePluginConfiguration.defaultStateDirectory
+    /// Kubelet's root directory: target paths must be beneath its `pods` directory.
+    public var kubeletDirectory = KubeletDirectory.defaultPath
     /// Allow useVMManagedIdentity: any pod on the node could then read what the node's identity can.
     public var allowNodeIdentity = false
     public var sources = SourceSettings()
@@ -86,6 +89,15 @@ public final class NodePlugin: Sendable {
             }
         }
         try Self.clearStaleSocket(configuration.socketPath)
+        let kubeletDirectory: KubeletDirectory
+        do {
+            kubeletDirectory = try KubeletDirectory(path: configuration.kubeletDirectory)
+        } catch {
+            throw NodePluginError("\(error); --kubelet-dir must name kubelet's root directory (its --root-dir, /var/lib/kubelet by default)")
+        }
+        guard clinux_check_mount_api() == 0 else {
+            throw NodePluginError("this kernel lacks the mount API akvfs csi mounts volumes with (open_tree, mount_setattr): Linux 5.12 or later is needed")
+        }
 
         http = try CurlHTTPClient(configuration: configuration.http)
         var classes: SecretProviderClassReader?
@@ -113,7 +125,7 @@ public final class NodePlugin: Sendable {
         fuse = try FuseMount(filesystem: filesystem, mountpoint: mountpoint, options: options)
 
         let sources = VolumeSources(cache: cache, http: http, settings: configuration.sources)
-        var settings = VolumeManager.Settings(mountRoot: mountpoint)
+        var settings = VolumeManager.Settings(mountRoot: mountpoint, kubeletDirectory: kubeletDirectory)
         settings.parserOptions = ParserOptions(allowNodeManagedIdentity: configuration.allowNodeIdentity)
         settings.publishTimeout = configuration.publishTimeout
         volumes = VolumeManager(settings: settings, filesystem: filesystem, cache: cache, sources: sources, tokens: tokens, classes: classes)
@@ -192,7 +204,9 @@ public final class NodePlugin: Sendable {
         var current = ""
         for component in path.split(separator: "/") {
             current += "/\(component)"
-            try TargetMounts.makeDirectory(current, mode: 0o700)
+            guard mkdir(current, 0o700) == 0 || errno == EEXIST else {
+                throw MountError(operation: "create directory", path: current, code: errno)
+            }
         }
     }
 

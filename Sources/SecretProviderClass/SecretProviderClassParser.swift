@@ -39,6 +39,43 @@ public enum SecretProviderClassParser {
     static let podUIDKey = "csi.storage.k8s.io/pod.uid"
     static let serviceAccountNameKey = "csi.storage.k8s.io/serviceAccount.name"
 
+    /// Kubelet's description of the pod is checked like the rest: these values end up in logs,
+    /// messages and identity keys, so a request cannot smuggle line breaks or lookalikes in.
+    static func checkPodInfo(name: String, namespace: String, uid: String?, serviceAccount: String?) throws(VolumeError) {
+        guard isDNSSubdomain(name) else {
+            throw .invalidArgument(
+                "pod name \(MessageText.quoted(name)) is not a Kubernetes object name (lower-case letters, digits, '-' and '.', at most 253)")
+        }
+        guard isDNSLabel(namespace) else {
+            throw .invalidArgument(
+                "pod namespace \(MessageText.quoted(namespace)) is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)")
+        }
+        if let serviceAccount, !isDNSSubdomain(serviceAccount) {
+            throw .invalidArgument(
+                "service account name \(MessageText.quoted(serviceAccount)) is not a Kubernetes object name (lower-case letters, digits, '-' and '.', at most 253)")
+        }
+        if let uid, uid.utf8.count > 128 || !uid.utf8.allSatisfy({ isLowerAlphanumeric($0) || (0x41...0x5A).contains($0) || $0 == 0x2D }) {
+            throw .invalidArgument("pod uid \(MessageText.quoted(uid)) is not a Kubernetes UID (letters, digits and '-')")
+        }
+    }
+
+    private static func isLowerAlphanumeric(_ byte: UInt8) -> Bool { (0x61...0x7A).contains(byte) || (0x30...0x39).contains(byte) }
+
+    /// RFC 1123 label, as Kubernetes checks namespace names.
+    static func isDNSLabel(_ text: String) -> Bool {
+        text.utf8.count <= 63 && isLabel(Substring(text))
+    }
+
+    /// RFC 1123 subdomain, as Kubernetes checks most object names (its labels are not limited to 63).
+    static func isDNSSubdomain(_ text: String) -> Bool {
+        text.utf8.count <= 253 && text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy(isLabel)
+    }
+
+    private static func isLabel(_ text: Substring) -> Bool {
+        guard let first = text.utf8.first, let last = text.utf8.last else { return false }
+        return isLowerAlphanumeric(first) && isLowerAlphanumeric(last) && text.utf8.allSatisfy { isLowerAlphanumeric($0) || $0 == 0x2D }
+    }
+
     public static func parse(
         parameters: [String: String], podAttributes: [String: String], secrets: [String: String], options: ParserOptions
     ) throws(VolumeError) -> VolumeRequest {
@@ -53,6 +90,7 @@ public enum SecretProviderClassParser {
         guard let podNamespace = kubeletValue(podNamespaceKey) else {
             throw .invalidArgument("pod namespace is not provided: the CSIDriver object must set podInfoOnMount: true")
         }
+        try checkPodInfo(name: podName, namespace: podNamespace, uid: kubeletValue(podUIDKey), serviceAccount: kubeletValue(serviceAccountNameKey))
         let secretProviderClass = nonEmpty(podAttributes["secretProviderClass"]) ?? nonEmpty(parameters["secretProviderClass"])
         try checkKeys(parameters: parameters, podAttributes: podAttributes, secretProviderClass: secretProviderClass)
 

@@ -2,11 +2,17 @@ extension SecretProviderClassParser {
     /// The path components of a file in the volume (`objectAlias`, or `objectName` without one), checked by the
     /// driver's stricter rules (csi-compat §6): not empty, relative, no `..` component (`a..b` is fine), no component
     /// starting with `..` (the atomic writer's `..data` and `..<timestamp>`), already clean (no `//`, `./`, trailing
-    /// `/`), no NUL, components and path within `options`' byte limits. Errors name the rule broken.
+    /// `/`), no NUL or other control character, components and path within `options`' byte limits. Errors name the rule broken.
     public static func validateFilePath(_ path: String, options: ParserOptions = ParserOptions()) throws(VolumeError) -> [String] {
         guard !path.isEmpty else { throw .invalidArgument("file name must not be empty") }
         let shown = MessageText.quoted(path)
         guard !path.utf8.contains(0) else { throw .invalidArgument("invalid path: must not contain NUL: \(shown)") }
+        // A newline, tab or escape in a file name breaks or forges what tools show of the volume.
+        if let control = path.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+            let hex = String(control.value, radix: 16, uppercase: true)
+            throw .invalidArgument(
+                "invalid path: must not contain control characters (newline, tab, escape, …; found U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex)): \(shown)")
+        }
         guard !path.hasPrefix("/") else {
             throw .invalidArgument("file name must be a relative path: \(shown) (paths are relative to the volume)")
         }

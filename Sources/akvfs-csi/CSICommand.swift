@@ -42,6 +42,11 @@ struct CSIServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("state-dir"), help: ArgumentHelp("Directory for the shared FUSE mount; nothing is written to disk.", valueName: "dir"))
     var stateDirectory = NodePluginConfiguration.defaultStateDirectory
 
+    @Option(
+        name: .customLong("kubelet-dir"),
+        help: ArgumentHelp("Kubelet's root directory (its --root-dir): volumes are mounted only beneath its pods directory.", valueName: "dir"))
+    var kubeletDirectory = KubeletDirectory.defaultPath
+
     @Option(name: .customLong("driver-name"), help: "The CSI driver name; the CSIDriver object and pods use the same.")
     var driverName = NodePluginConfiguration.defaultDriverName
 
@@ -71,6 +76,7 @@ struct CSIServeCommand: AsyncParsableCommand {
             throw ValidationError("--endpoint \(endpoint) is not a unix socket endpoint such as unix:///csi/csi.sock (an absolute path under 108 bytes).")
         }
         guard (5...600).contains(publishTimeout) else { throw ValidationError("--publish-timeout must be between 5 and 600 seconds; got \(publishTimeout).") }
+        guard kubeletDirectory.hasPrefix("/") else { throw ValidationError("--kubelet-dir must be an absolute path; got \(kubeletDirectory).") }
         if let kubernetesAPI, !kubernetesAPI.hasPrefix("https://") {
             throw ValidationError("--kubernetes-api \(kubernetesAPI) must be an https URL such as https://10.0.0.1:443.")
         }
@@ -87,6 +93,7 @@ struct CSIServeCommand: AsyncParsableCommand {
         configuration.driverName = driverName
         configuration.version = AKVFSVersion.current
         configuration.stateDirectory = stateDirectory
+        configuration.kubeletDirectory = kubeletDirectory
         configuration.allowNodeIdentity = allowNodeIdentity
         configuration.publishTimeout = .seconds(publishTimeout)
         configuration.metadataTimeout = cache.metadataTTL

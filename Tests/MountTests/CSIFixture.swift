@@ -104,6 +104,7 @@ final class CSIPluginProcess: Sendable {
             buildDirectory.appendingPathComponent("akvfs").path,
             [
                 "csi", "--endpoint", "unix://\(socketPath)", "--node-id", "test-node", "--state-dir", stateDirectory,
+                "--kubelet-dir", emulator.directory.path,
                 "--cloud", "AzureStackCloud", "--cloud-env-file", cloudFile.path,
             ] + (kubernetes ? kubernetesArguments : []) + arguments,
             environment: variables, stderr: .file(logFile.path))
@@ -174,6 +175,13 @@ enum TestMounts {
             let fields = line.split(separator: " ")
             return fields.count > 4 && fields[4] == path
         }
+    }
+
+    /// The per-mount options (mountinfo's sixth field) of the mount at `path`.
+    static func options(of path: String) -> [String] {
+        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let line = table.split(separator: "\n").last { $0.split(separator: " ").count > 5 && $0.split(separator: " ")[4] == path }
+        return line.map { $0.split(separator: " ")[5].split(separator: ",").map(String.init) } ?? []
     }
 
     /// Unmounts everything under `directory` (deepest first), whatever a failed test left.

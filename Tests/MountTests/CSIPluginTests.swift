@@ -468,6 +468,8 @@ struct CSIPluginTests {
                 ("no objects", .invalidArgument, "objects is not set", request(inline { $0["objects"] = nil })),
                 ("empty object list", .invalidArgument, "array", request(inline { $0["objects"] = "array:" })),
                 ("traversal", .invalidArgument, "..", request(inline { $0["objects"] = objectsParameter([["objectName": "db-password", "objectType": "secret", "objectAlias": "../../etc/passwd"]]) })),
+                ("control character", .invalidArgument, "must not contain control characters", request(inline { $0["objects"] = objectsParameter([["objectName": "db-password", "objectType": "secret", "objectAlias": "\"evil\\x1b[2Jname\""]]) })),
+                ("newline in the pod name", .invalidArgument, "is not a Kubernetes object name", request(good.attributes.merging(["csi.storage.k8s.io/pod.name": "web\nforged log line"]) { $1 })),
                 ("bad permission", .invalidArgument, "filePermission", request(inline { $0["objects"] = objectsParameter([["objectName": "db-password", "objectType": "secret", "filePermission": "0900"]]) })),
                 ("bad type", .invalidArgument, "objectType", request(inline { $0["objects"] = objectsParameter([["objectName": "db-password", "objectType": "password"]]) })),
                 ("bad vault name", .invalidArgument, "Invalid vault name", request(inline { $0["keyvaultName"] = "kv_test" })),
@@ -487,6 +489,54 @@ struct CSIPluginTests {
             #expect(!good.isMounted && !FileManager.default.fileExists(atPath: good.targetPath), "nothing was mounted or created")
             #expect(try FileManager.default.contentsOfDirectory(atPath: plugin.mountRoot).isEmpty)
             #expect(!plugin.log.contains("eyJ"), "tokens never appear in the log")
+        }
+    }
+
+    @Test("Target paths are resolved beneath kubelet's pods directory without following symlinks; nothing lands outside")
+    func targetPaths() async throws {
+        try await withCSIPlugin { emulator, plugin in
+            try await emulator.putSecretProviderClass(
+                namespace: "team-a", name: "app", parameters: Self.teamAParameters(objects: [["objectName": "db-password", "objectType": "secret"]]))
+            let tokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
+            let attributes = ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": tokens]
+            let volume = try TestVolume(emulator, pod: "paths", attributes: attributes)
+            // Where a hostile request would like the secrets to land.
+            let outside = emulator.directory.appendingPathComponent("outside")
+            try FileManager.default.createDirectory(at: outside.appendingPathComponent("mount"), withIntermediateDirectories: true)
+            let pods = emulator.directory.appendingPathComponent("pods")
+            try FileManager.default.createSymbolicLink(at: pods.appendingPathComponent("linked-pod"), withDestinationURL: outside)
+            try FileManager.default.createSymbolicLink(at: pods.appendingPathComponent("\(volume.id)/linked-target"), withDestinationURL: outside.appendingPathComponent("mount"))
+
+            let cases: [(name: String, target: String, code: RPCError.Code, message: String)] = [
+                ("outside kubelet's directory", outside.appendingPathComponent("mount").path, .invalidArgument, "is not beneath kubelet's pods directory"),
+                ("kubelet's directory, not pods", emulator.directory.appendingPathComponent("plugins/mount").path, .invalidArgument, "is not beneath kubelet's pods directory"),
+                ("a symlinked directory on the way", pods.appendingPathComponent("linked-pod/mount").path, .invalidArgument, "passes through a symbolic link"),
+                ("a symlink as the target", pods.appendingPathComponent("\(volume.id)/linked-target").path, .invalidArgument, "is a symbolic link"),
+                ("a pod directory that does not exist", pods.appendingPathComponent("absent/mount").path, .notFound, "does not exist"),
+            ]
+            try await plugin.client { client in
+                for testCase in cases {
+                    let error = await #expect(throws: RPCError.self, "\(testCase.name)") {
+                        try await client.publish(volumeID: "csi-\(UUID().uuidString.prefix(8))", targetPath: testCase.target, attributes: attributes)
+                    }
+                    #expect(error?.code == testCase.code, "\(testCase.name): \(error?.message ?? "")")
+                    #expect(error?.message.contains(testCase.message) == true, "\(testCase.name): \(error?.message ?? "")")
+                }
+                let unpublish = await #expect(throws: RPCError.self) {
+                    try await client.unpublish(volumeID: "csi-x", targetPath: pods.appendingPathComponent("linked-pod/mount").path)
+                }
+                #expect(unpublish?.code == .invalidArgument)
+            }
+            #expect(!TestMounts.isMountPoint(outside.appendingPathComponent("mount").path), "nothing was mounted outside")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: plugin.mountRoot).isEmpty)
+
+            // The genuine target works, and its bind mount is read-only, nosuid, nodev and noexec.
+            try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+            #expect(try await volume.read("db-password") == "team-a-password")
+            let options = TestMounts.options(of: volume.targetPath)
+            #expect(["ro", "nosuid", "nodev", "noexec"].allSatisfy(options.contains), "\(options)")
+            try await plugin.client { try await $0.unpublish(volumeID: volume.id, targetPath: volume.targetPath) }
+            #expect(!volume.isMounted)
         }
     }
 

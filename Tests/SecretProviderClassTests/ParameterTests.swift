@@ -356,4 +356,23 @@ struct OwnerTests {
         #expect(error?.code == .invalidArgument)
         #expect(error?.message.contains("numeric group ID") == true, "\(error?.message ?? "")")
     }
+
+    @Test(arguments: [
+        (["csi.storage.k8s.io/pod.name": "web\n0"], "pod name \"web\\n0\" is not a Kubernetes object name"),
+        (["csi.storage.k8s.io/pod.name": "Web-0"], "pod name \"Web-0\" is not a Kubernetes object name"),
+        (["csi.storage.k8s.io/pod.namespace": "team.a"], "pod namespace \"team.a\" is not a Kubernetes namespace name"),
+        (["csi.storage.k8s.io/pod.namespace": String(repeating: "n", count: 64)], "is not a Kubernetes namespace name"),
+        (["csi.storage.k8s.io/serviceAccount.name": "reader\u{1B}[2K"], "service account name \"reader\\x1b[2K\" is not"),
+        (["csi.storage.k8s.io/pod.uid": "0f1e/../x"], "pod uid \"0f1e/../x\" is not a Kubernetes UID"),
+    ])
+    func kubeletsPodInfoIsChecked(attributes: [String: String], fragment: String) {
+        let error = parseError(Fixture.parameters(), podAttributes: Fixture.pod.merging(attributes) { $1 })
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")")
+    }
+
+    @Test func longPodNamesAndDottedServiceAccountsAreFine() {
+        let name = String(repeating: "a", count: 70) + ".b-1"
+        #expect(parsed(Fixture.parameters(), podAttributes: Fixture.pod.merging(["csi.storage.k8s.io/pod.name": name, "csi.storage.k8s.io/serviceAccount.name": "app.reader"]) { $1 }) != nil)
+    }
 }

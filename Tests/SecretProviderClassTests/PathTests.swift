@@ -25,6 +25,10 @@ struct PathTests {
         ("..data", "reserved for the volume's ..data"),
         ("foo////bar", #"invalid filepath: "foo////bar""#), ("./foo", #"invalid filepath: "./foo""#), ("foo/", #"invalid filepath: "foo/""#),
         ("foo/./bar", #"write it as "foo/bar""#), (".", "invalid filepath"), ("a\u{0}b", "must not contain NUL"),
+        // Control characters would be file names in the pod that break or forge what tools show.
+        ("line\nbreak", #"must not contain control characters (newline, tab, escape, …; found U+000A): "line\nbreak""#),
+        ("tab\there", "found U+0009"), ("esc\u{1B}[31mred", "found U+001B"), ("dir/del\u{7F}", "found U+007F"),
+        ("next\u{85}line", "found U+0085"), ("\rfirst", "found U+000D"),
     ])
     func rejectedPaths(path: String, fragment: String) {
         do {

@@ -1,11 +1,8 @@
-import FuseBridge
-// `struct stat` comes from Glibc and again from CoreFoundation's headers (Foundation is loaded
-// through SwiftProtobuf, GRPCCore and Subprocess). Which of the two owns its members depends on
-// the order the compiler happens to load them, so MemberImportVisibility needs both imported.
-internal import CoreFoundation
+import CLinux
 import Glibc
+import SecretProviderClass
 
-/// A mount(2), umount2(2), mkdir(2) or rmdir(2) that failed, with the errno it failed with.
+/// A mount, unmount, mkdir or rmdir that failed, with the errno it failed with.
 public struct MountError: Error, Sendable, CustomStringConvertible {
     public var operation: String
     public var path: String
@@ -19,7 +16,7 @@ enum TargetState: Equatable {
     case missing
     /// A directory with nothing mounted on it.
     case directory
-    /// Something other than a directory: kubelet never asks for that.
+    /// Something other than a directory (a file; symlinks are refused earlier): kubelet never asks for that.
     case notDirectory
     /// A mount whose filesystem answers.
     case mounted
@@ -27,63 +24,134 @@ enum TargetState: Equatable {
     case deadMount
 }
 
-/// The syscalls the node plugin needs for target paths, each wrapped once with its errno.
-enum TargetMounts {
-    static func state(of path: String) -> TargetState {
-        if MountTable.isDisconnected(path) { return .deadMount }
-        var status = stat()
-        guard stat(path, &status) == 0 else {
+/// Kubelet's directory (`--kubelet-dir`), held open: target paths are resolved beneath its
+/// `pods` directory from this descriptor.
+public final class KubeletDirectory: Sendable {
+    public static let defaultPath = "/var/lib/kubelet"
+
+    /// Without a trailing slash.
+    public let path: String
+    fileprivate let descriptor: Int32
+
+    public init(path: String) throws(MountError) {
+        let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+        let descriptor = clinux_open_directory(trimmed)
+        guard descriptor >= 0 else { throw MountError(operation: "open the kubelet directory", path: trimmed, code: errno) }
+        self.path = trimmed
+        self.descriptor = descriptor
+    }
+
+    deinit { close(descriptor) }
+
+    /// Where kubelet puts pods' volumes, so where every target path must be.
+    var podsPath: String { "\(path)/pods" }
+}
+
+/// A volume's target path, resolved beneath kubelet's pods directory without following any
+/// symlink: the directory that holds the target, open, and the target's name in it. Every
+/// operation goes through that descriptor, so a symlink put into the path afterwards changes
+/// nothing, and a bind mount can land nowhere else.
+final class TargetPath {
+    /// As kubelet gave it, for messages.
+    let path: String
+    private let name: String
+    private let parent: Int32
+
+    /// Refuses a path outside kubelet's pods directory, or through a symlink, before anything is
+    /// done to it. `path` is absolute and clean (NodeService checked).
+    init(_ path: String, in kubelet: KubeletDirectory) throws(VolumeError) {
+        let pods = kubelet.podsPath + "/"
+        guard path.hasPrefix(pods), path.count > pods.count else {
+            throw VolumeError(
+                .invalidArgument,
+                "target path \(path) is not beneath kubelet's pods directory \(kubelet.podsPath) (--kubelet-dir \(kubelet.path)): "
+                    + "kubelet publishes volumes only there")
+        }
+        var components = path.dropFirst(kubelet.path.count + 1).split(separator: "/").map(String.init)
+        let name = components.removeLast()
+        let parent = clinux_open_directory_beneath(kubelet.descriptor, components.joined(separator: "/"))
+        guard parent >= 0 else {
+            let code = errno
+            switch code {
+            case ELOOP:
+                throw VolumeError(
+                    .invalidArgument,
+                    "target path \(path) passes through a symbolic link; kubelet's paths never do, so it is refused (a bind mount "
+                        + "there could land outside \(kubelet.podsPath))")
+            case EXDEV:
+                throw VolumeError(.invalidArgument, "target path \(path) leads outside \(kubelet.podsPath); it is refused")
+            case ENOENT:
+                throw VolumeError(.notFound, "the directory that holds target path \(path) does not exist: kubelet creates it before publishing")
+            default:
+                throw VolumeError(.internalError, "cannot open the directory that holds target path \(path): \(String(cString: strerror(code)))")
+            }
+        }
+        self.path = path
+        self.name = name
+        self.parent = parent
+        var kind = CLINUX_ENTRY_OTHER
+        if clinux_entry_kind(parent, name, &kind) == 0, kind == CLINUX_ENTRY_SYMLINK {
+            throw VolumeError(.invalidArgument, "target path \(path) is a symbolic link; kubelet's targets never are, so it is refused")
+        }
+    }
+
+    deinit { close(parent) }
+
+    var state: TargetState {
+        var kind = CLINUX_ENTRY_OTHER
+        guard clinux_entry_kind(parent, name, &kind) == 0 else {
             switch errno {
             case ENOTCONN, ECONNABORTED: return .deadMount
             case ENOENT: return .missing
             default: return .notDirectory
             }
         }
-        guard status.st_mode & S_IFMT == S_IFDIR else { return .notDirectory }
-        return isMountPoint(path) ? .mounted : .directory
-    }
-
-    static func isMountPoint(_ path: String) -> Bool {
-        let canonical = MountTable.canonical(path)
-        return MountTable.read().contains { $0.mountpoint == canonical }
-    }
-
-    /// Bind-mounts `source` on `target`, then makes that bind read-only, nosuid, nodev and noexec
-    /// (a bind ignores those flags on the first call; only a remount of the bind applies them).
-    static func bindReadOnly(_ source: String, on target: String) throws(MountError) {
-        guard mount(source, target, nil, UInt(MS_BIND), nil) == 0 else {
-            throw MountError(operation: "bind-mount \(source) on", path: target, code: errno)
+        switch kind {
+        case CLINUX_ENTRY_DIRECTORY: return .directory
+        case CLINUX_ENTRY_MOUNT_ROOT: return .mounted
+        default: return .notDirectory
         }
-        let flags = UInt(MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        guard mount(nil, target, nil, flags, nil) == 0 else {
+    }
+
+    /// Bind-mounts `source` (a view of the plugin's own mount) on the target, read-only, nosuid,
+    /// nodev and noexec from the first moment.
+    func bindReadOnly(from source: String) throws(MountError) {
+        var step = CLINUX_BIND_OPEN_SOURCE
+        guard clinux_bind_read_only(source, parent, name, &step) == 0 else {
             let code = errno
-            _ = umount2(target, Int32(MNT_DETACH))
-            throw MountError(operation: "make read-only the bind mount at", path: target, code: code)
+            let operation =
+                switch step {
+                case CLINUX_BIND_OPEN_SOURCE: "open the view \(source) to bind it on"
+                case CLINUX_BIND_SET_ATTRIBUTES: "make the bind mount of \(source) read-only for"
+                case CLINUX_BIND_OPEN_TARGET: "open the target (without following symlinks)"
+                default: "bind-mount \(source) on"
+                }
+            throw MountError(operation: operation, path: path, code: code)
         }
     }
 
-    /// Unmounts `target`; lazily (MNT_DETACH) when it is busy or its FUSE daemon is gone, so a
+    /// Unmounts the target; lazily (MNT_DETACH) when it is busy or its FUSE daemon is gone, so a
     /// process holding a file open never blocks an unpublish.
-    static func unmount(_ target: String) throws(MountError) {
-        if umount2(target, 0) == 0 { return }
+    func unmount() throws(MountError) {
+        if clinux_unmount_beneath(parent, name, 0) == 0 { return }
         let code = errno
         guard code == EBUSY || code == ENOTCONN || code == ECONNABORTED else {
-            throw MountError(operation: "unmount", path: target, code: code)
+            throw MountError(operation: "unmount", path: path, code: code)
         }
-        guard umount2(target, Int32(MNT_DETACH)) == 0 else {
-            throw MountError(operation: "unmount (lazily)", path: target, code: errno)
+        guard clinux_unmount_beneath(parent, name, 1) == 0 else {
+            throw MountError(operation: "unmount (lazily)", path: path, code: errno)
         }
     }
 
-    static func makeDirectory(_ path: String, mode: mode_t = 0o750) throws(MountError) {
-        guard mkdir(path, mode) == 0 || errno == EEXIST else {
+    func makeDirectory(mode: mode_t = 0o750) throws(MountError) {
+        guard mkdirat(parent, name, mode) == 0 || errno == EEXIST else {
             throw MountError(operation: "create directory", path: path, code: errno)
         }
     }
 
     /// Removes an empty directory; a missing one is fine (idempotent unpublish).
-    static func removeDirectory(_ path: String) throws(MountError) {
-        guard rmdir(path) == 0 || errno == ENOENT else {
+    func removeDirectory() throws(MountError) {
+        guard unlinkat(parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT else {
             throw MountError(operation: "remove directory", path: path, code: errno)
         }
     }

@@ -32,6 +32,8 @@ actor VolumeManager {
     struct Settings: Sendable {
         /// Where the shared FUSE mount is; a volume's view is the directory `<mountRoot>/<view id>`.
         var mountRoot: String
+        /// Target paths must be beneath its `pods` directory.
+        var kubeletDirectory: KubeletDirectory
         var parserOptions = ParserOptions()
         /// A first publish that has not fetched everything by then fails (kubelet gives up after about 2 minutes).
         var publishTimeout: Duration = .seconds(90)
@@ -96,11 +98,12 @@ actor VolumeManager {
             return
         }
 
-        let target = TargetMounts.state(of: publication.targetPath)
+        let target = try TargetPath(publication.targetPath, in: settings.kubeletDirectory)
+        let leftByEarlierPlugin = target.state == .deadMount
         do {
-            let limit = target == .deadMount ? settings.republishTimeout : settings.publishTimeout
+            let limit = leftByEarlierPlugin ? settings.republishTimeout : settings.publishTimeout
             try await publishNew(publication, secrets: secrets, target: target, within: limit)
-        } catch where target == .deadMount {
+        } catch where leftByEarlierPlugin {
             // The target was published by a plugin that stopped: this is kubelet's republish, and
             // an error would make kubelet delete the volume under the running pod (kubernetes#121271).
             // Keep answering OK; the next republish tries again.
@@ -111,7 +114,7 @@ actor VolumeManager {
     }
 
     private func publishNew(
-        _ publication: Publication, secrets: [String: String], target: TargetState, within limit: Duration
+        _ publication: Publication, secrets: [String: String], target: TargetPath, within limit: Duration
     ) async throws(VolumeError) {
         let started = ContinuousClock.now
         let request = try await parse(publication, secrets: secrets, republish: false)
@@ -128,8 +131,8 @@ actor VolumeManager {
             ownership: ownership(request, publication), request: request)
         filesystem.setView(ViewDefinition(id: volume.viewID, source: lease.source, layout: .volume(files), ownership: volume.ownership))
         do {
-            try prepareTarget(publication.targetPath, state: target)
-            try TargetMounts.bindReadOnly("\(settings.mountRoot)/\(volume.viewID)", on: publication.targetPath)
+            try prepareTarget(target)
+            try target.bindReadOnly(from: "\(settings.mountRoot)/\(volume.viewID)")
         } catch {
             filesystem.removeView(volume.viewID)
             await sources.release(lease, volumeID: publication.volumeID, linger: settings.failedPublishLinger)
@@ -179,12 +182,11 @@ actor VolumeManager {
     }
 
     private func remountIfLost(_ volume: Volume) {
-        let target = volume.publication.targetPath
-        let state = TargetMounts.state(of: target)
-        guard state != .mounted else { return }
         do {
-            try prepareTarget(target, state: state)
-            try TargetMounts.bindReadOnly("\(settings.mountRoot)/\(volume.viewID)", on: target)
+            let target = try TargetPath(volume.publication.targetPath, in: settings.kubeletDirectory)
+            guard target.state != .mounted else { return }
+            try prepareTarget(target)
+            try target.bindReadOnly(from: "\(settings.mountRoot)/\(volume.viewID)")
             logger.warning("the volume's target had lost its mount; mounted it again", metadata: ["volume": "\(volume.publication.volumeID)"])
         } catch {
             logger.error("cannot mount the volume at its target again", metadata: ["volume": "\(volume.publication.volumeID)", "error": "\(error)"])
@@ -196,15 +198,7 @@ actor VolumeManager {
     func unpublish(volumeID: String, targetPath: String) async throws(VolumeError) {
         try claim(volumeID)
         defer { busy.remove(volumeID) }
-        do {
-            switch TargetMounts.state(of: targetPath) {
-            case .mounted, .deadMount: try TargetMounts.unmount(targetPath)
-            case .directory, .missing, .notDirectory: break
-            }
-            if TargetMounts.state(of: targetPath) == .directory { try TargetMounts.removeDirectory(targetPath) }
-        } catch {
-            throw VolumeError(.internalError, "failed to unpublish volume \(volumeID): \(error)")
-        }
+        try clearTarget(targetPath, of: volumeID)
         guard let volume = volumes[volumeID] else { return }
         guard volume.publication.targetPath == targetPath else {
             // Another target was unmounted on request; the volume itself stays where it is.
@@ -215,6 +209,26 @@ actor VolumeManager {
         filesystem.removeView(volume.viewID)
         await sources.release(volume.lease, volumeID: volumeID, linger: .zero)
         logger.info("unpublished", metadata: ["volume": "\(volumeID)"])
+    }
+
+    /// Unmounts the target and removes its directory. A target whose pod directory is gone
+    /// already has nothing mounted on it.
+    private func clearTarget(_ path: String, of volumeID: String) throws(VolumeError) {
+        let target: TargetPath
+        do {
+            target = try TargetPath(path, in: settings.kubeletDirectory)
+        } catch where error.code == .notFound {
+            return
+        }
+        do throws(MountError) {
+            switch target.state {
+            case .mounted, .deadMount: try target.unmount()
+            case .directory, .missing, .notDirectory: break
+            }
+            if target.state == .directory { try target.removeDirectory() }
+        } catch {
+            throw VolumeError(.internalError, "failed to unpublish volume \(volumeID): \(error)")
+        }
     }
 
     // MARK: Steps
@@ -303,17 +317,19 @@ actor VolumeManager {
         Ownership(uid: request.uid ?? 0, gid: publication.mountGroup ?? request.gid ?? 0, fileMode: VolumePlanner.defaultFileMode, directoryMode: 0o755)
     }
 
-    private func prepareTarget(_ target: String, state: TargetState) throws(MountError) {
-        switch state {
+    /// Makes the target an empty directory to mount on: creates it, or clears a dead mount left
+    /// by a plugin that stopped.
+    private func prepareTarget(_ target: TargetPath) throws(MountError) {
+        switch target.state {
         case .deadMount:
-            try TargetMounts.unmount(target)
-            if TargetMounts.state(of: target) == .missing { try TargetMounts.makeDirectory(target) }
+            try target.unmount()
+            if target.state == .missing { try target.makeDirectory() }
         case .missing:
-            try TargetMounts.makeDirectory(target)
+            try target.makeDirectory()
         case .mounted:
-            throw MountError(operation: "mount on", path: target, code: EBUSY)
+            throw MountError(operation: "mount on", path: target.path, code: EBUSY)
         case .notDirectory:
-            throw MountError(operation: "mount on", path: target, code: ENOTDIR)
+            throw MountError(operation: "mount on", path: target.path, code: ENOTDIR)
         case .directory:
             break
         }

@@ -1,0 +1,91 @@
+// See include/clinux.h for what each function does and why it is here.
+#define _GNU_SOURCE
+#include "clinux.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int clinux_set_not_dumpable(void) {
+    return prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L);
+}
+
+int clinux_get_dumpable(void) {
+    return prctl(PR_GET_DUMPABLE, 0L, 0L, 0L, 0L);
+}
+
+int clinux_open_directory(const char *path) {
+    return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+int clinux_open_directory_beneath(int directory, const char *path) {
+    struct open_how how = {
+        // No O_NOFOLLOW: with it a trailing symlink would be opened itself; RESOLVE_NO_SYMLINKS refuses it.
+        .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    return (int)syscall(SYS_openat2, directory, path, &how, sizeof how);
+}
+
+int clinux_entry_kind(int directory, const char *name, enum clinux_entry_kind *kind) {
+    struct statx status;
+    if (statx(directory, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, &status) != 0) return -1;
+    if (S_ISLNK(status.stx_mode)) {
+        *kind = CLINUX_ENTRY_SYMLINK;
+    } else if (!S_ISDIR(status.stx_mode)) {
+        *kind = CLINUX_ENTRY_OTHER;
+    } else if ((status.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && (status.stx_attributes & STATX_ATTR_MOUNT_ROOT)) {
+        *kind = CLINUX_ENTRY_MOUNT_ROOT;
+    } else {
+        *kind = CLINUX_ENTRY_DIRECTORY;
+    }
+    return 0;
+}
+
+int clinux_bind_read_only(const char *source, int directory, const char *name, enum clinux_bind_step *step) {
+    *step = CLINUX_BIND_OPEN_SOURCE;
+    int tree = open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0) return -1;
+    int result = -1;
+    int target = -1;
+    struct mount_attr attributes = {
+        .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+    };
+    *step = CLINUX_BIND_SET_ATTRIBUTES;
+    if (mount_setattr(tree, "", AT_EMPTY_PATH, &attributes, sizeof attributes) != 0) goto done;
+    *step = CLINUX_BIND_OPEN_TARGET;
+    target = clinux_open_directory_beneath(directory, name);
+    if (target < 0) goto done;
+    *step = CLINUX_BIND_ATTACH;
+    result = move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+done:;
+    int saved = errno;
+    if (target >= 0) close(target);
+    close(tree);
+    errno = saved;
+    return result;
+}
+
+int clinux_unmount_beneath(int directory, const char *name, int lazy) {
+    // The path walks from the open directory (a magic link to exactly it) to `name`, whose
+    // symlink UMOUNT_NOFOLLOW refuses to follow; the mount on `name` is what goes.
+    char path[4096 + 64];
+    if (snprintf(path, sizeof path, "/proc/self/fd/%d/%s", directory, name) >= (int)sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return umount2(path, UMOUNT_NOFOLLOW | (lazy ? MNT_DETACH : 0));
+}
+
+int clinux_check_mount_api(void) {
+    // An invalid descriptor: EBADF where the call exists, ENOSYS where it does not.
+    struct mount_attr attributes = {0};
+    if (mount_setattr(-1, "", AT_EMPTY_PATH, &attributes, sizeof attributes) == 0 || errno != ENOSYS) return 0;
+    return -1;
+}

@@ -1,0 +1,64 @@
+// CLinux: Linux calls Swift cannot import as they are.
+//
+// prctl is variadic, which Swift imports as unavailable; openat2 and statx have no wrapper
+// Swift's Glibc module shows (openat2 none in glibc 2.36, statx only with _GNU_SOURCE); the new
+// mount API needs flags from both <sys/mount.h> and <linux/*.h>, which clash if one file includes
+// both. So the implementations live in clinux.c, built with _GNU_SOURCE, and this header declares
+// plain functions only: no macro or struct of it reaches Swift. Every function returns -1 with
+// errno set on failure, as the system calls do.
+#ifndef CLINUX_H
+#define CLINUX_H
+
+// Not dumpable: the kernel writes no core file and feeds no core-dump helper with this
+// process's memory, and processes of the same user can neither ptrace it nor read its memory
+// through /proc. exec resets the flag, so every akvfs executable sets it for itself.
+int clinux_set_not_dumpable(void);
+
+// 1 when dumpable, 0 when not.
+int clinux_get_dumpable(void);
+
+// An O_PATH descriptor of the directory `path` (symlinks in it followed: for configured paths).
+int clinux_open_directory(const char *path);
+
+// An O_PATH descriptor of the directory `path` beneath `directory`, resolved without following
+// any symlink or magic link and without leaving `directory` (openat2 with RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS). ELOOP when `path` passes through a symlink,
+// EXDEV when it would leave `directory`.
+int clinux_open_directory_beneath(int directory, const char *path);
+
+enum clinux_entry_kind {
+    CLINUX_ENTRY_DIRECTORY = 1,
+    // The root of a mount (something is mounted on the entry).
+    CLINUX_ENTRY_MOUNT_ROOT = 2,
+    // A file, a device, anything but a directory or a symlink.
+    CLINUX_ENTRY_OTHER = 3,
+    CLINUX_ENTRY_SYMLINK = 4,
+};
+
+// What `name` in `directory` is, without following a symlink there (statx with
+// AT_SYMLINK_NOFOLLOW). ENOENT when missing; ENOTCONN when it is a FUSE mount whose daemon is gone.
+int clinux_entry_kind(int directory, const char *name, enum clinux_entry_kind *kind);
+
+// Which step of clinux_bind_read_only failed.
+enum clinux_bind_step {
+    CLINUX_BIND_OPEN_SOURCE = 1,
+    CLINUX_BIND_SET_ATTRIBUTES = 2,
+    CLINUX_BIND_OPEN_TARGET = 3,
+    CLINUX_BIND_ATTACH = 4,
+};
+
+// Bind-mounts the directory `source` on `name` in `directory`, read-only, nosuid, nodev and
+// noexec from the start (open_tree, mount_setattr, move_mount: the mount never exists writable,
+// and it lands on the directory the descriptor holds, whatever the path names meanwhile). `name`
+// is opened beneath `directory` as clinux_open_directory_beneath does. On failure `*step` says
+// which step failed.
+int clinux_bind_read_only(const char *source, int directory, const char *name, enum clinux_bind_step *step);
+
+// Unmounts what is mounted on `name` in `directory` without following a symlink there; `lazy`
+// detaches it even while busy (MNT_DETACH).
+int clinux_unmount_beneath(int directory, const char *name, int lazy);
+
+// 0 when the kernel has the mount API clinux_bind_read_only uses (Linux 5.12), else -1 (ENOSYS).
+int clinux_check_mount_api(void);
+
+#endif
