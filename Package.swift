@@ -164,7 +164,7 @@ let package = Package(
         .executableTarget(
             name: "akvfs-csi",
             dependencies: [
-                "AzureIdentity", "PKI", "CSINode", "CommandLineSupport",
+                "AzureIdentity", "PKI", "CSINode", "ObjectCache", "CommandLineSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Logging", package: "swift-log"),

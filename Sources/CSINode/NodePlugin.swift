@@ -33,6 +33,19 @@ public struct NodePluginConfiguration: Sendable {
     /// Where SecretProviderClass objects are read; nil when volumes carry their parameters as attributes.
     public var kubernetes: KubernetesAPIConfiguration?
     public var publishTimeout: Duration = .seconds(90)
+    /// Limits checked before any call (docs/kubernetes.md, Security).
+    public var limits = Limits()
+
+    public struct Limits: Sendable {
+        /// Files one volume may have.
+        public var objectsPerVolume = 1000
+        /// Bytes of volume attributes and secrets in a publish, and of a SecretProviderClass's parameters.
+        public var requestBytes = 1 << 20
+        /// First publishes in progress at once.
+        public var concurrentPublishes = 16
+
+        public init() {}
+    }
     /// How long the kernel trusts names and attributes (see FileSystemConfiguration).
     public var metadataTimeout: Double = 1
 
@@ -128,14 +141,21 @@ public final class NodePlugin: Sendable {
         var settings = VolumeManager.Settings(mountRoot: mountpoint, kubeletDirectory: kubeletDirectory)
         settings.parserOptions = ParserOptions(allowNodeManagedIdentity: configuration.allowNodeIdentity)
         settings.publishTimeout = configuration.publishTimeout
+        settings.parserOptions.maxFilesPerVolume = configuration.limits.objectsPerVolume
+        settings.maxParameterBytes = configuration.limits.requestBytes
+        settings.maxConcurrentPublishes = configuration.limits.concurrentPublishes
         volumes = VolumeManager(settings: settings, filesystem: filesystem, cache: cache, sources: sources, tokens: tokens, classes: classes)
 
         let state = self.state
         server = GRPCServer(
-            transport: HTTP2ServerTransport.Posix(address: .unixDomainSocket(path: configuration.socketPath), transportSecurity: .plaintext),
+            transport: HTTP2ServerTransport.Posix(
+                address: .unixDomainSocket(path: configuration.socketPath), transportSecurity: .plaintext,
+                // Room above the plugin's own limit, so a request over it gets a message saying so
+                // rather than gRPC's bare refusal.
+                config: .defaults { $0.rpc.maxRequestPayloadSize = max(4 << 20, 4 * configuration.limits.requestBytes) }),
             services: [
                 IdentityService(driverName: configuration.driverName, version: configuration.version, isReady: { state.ready.load(ordering: .relaxed) }),
-                NodeService(nodeID: configuration.nodeID, volumes: volumes),
+                NodeService(nodeID: configuration.nodeID, volumes: volumes, maxRequestBytes: configuration.limits.requestBytes),
             ])
     }
 

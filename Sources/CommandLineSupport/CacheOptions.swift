@@ -11,7 +11,7 @@ public struct CacheOptions: ParsableArguments {
     @Option(name: .customLong("max-stale"), help: ArgumentHelp("When Key Vault fails, keep serving the last good content for up to this long.", valueName: "seconds"))
     public var maxStale = 86_400
 
-    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Forget (and wipe) content not read for this long (default: 600 for mount; never for csi, whose volumes keep their content while published).", valueName: "seconds"))
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Forget (and wipe) content not read for this long (default 600; content a published CSI volume shows is kept while it is published).", valueName: "seconds"))
     public var idleTimeout: Int?
 
     @Option(

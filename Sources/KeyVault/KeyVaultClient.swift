@@ -44,8 +44,9 @@ public final class KeyVaultClient: Sendable {
     private let options: KeyVaultClientOptions
     private let challenge = Mutex<AuthenticationChallenge?>(nil)
     private let lastToken = Mutex<(AuthenticationChallenge, AccessToken)?>(nil)
-    /// The unauthenticated first request in flight, which concurrent first requests wait for.
-    private let pendingProbe = Mutex<Task<HTTPClientResponse, any Error>?>(nil)
+    /// The unauthenticated first request in flight, which concurrent first requests wait for, and
+    /// how many wait.
+    private let pendingProbe = Mutex<(task: Task<HTTPClientResponse, any Error>, waiters: Int)?>(nil)
 
     public init(vault: VaultEndpoint, credential: any TokenCredential, http: any HTTPClient, options: KeyVaultClientOptions = .init()) {
         self.vault = vault
@@ -323,24 +324,44 @@ public final class KeyVaultClient: Sendable {
     /// volume wait for its 401 instead of each paying a round trip (and a TLS handshake) for it.
     private func firstContact(_ request: HTTPRequest, operation: String) async throws -> FirstContact {
         let (probe, isMine) = pendingProbe.withLock { pending in
-            if let pending { return (pending, false) }
+            if let current = pending {
+                pending?.waiters += 1
+                return (current.task, false)
+            }
             let task = Task { () async throws -> HTTPClientResponse in try await self.execute(request) }
-            pending = task
+            pending = (task, 1)
             return (task, true)
         }
-        let result = await probe.result
+        let result = await withTaskCancellationHandler {
+            await probe.result
+        } onCancel: {
+            // The last waiter to leave calls the probe off (a hung one would otherwise hold every
+            // first request of this vault until it times out); the next request asks afresh.
+            let abandoned = pendingProbe.withLock { pending in
+                guard let current = pending, current.task == probe else { return false }
+                pending?.waiters -= 1
+                guard current.waiters <= 1 else { return false }
+                pending = nil
+                return true
+            }
+            if abandoned { probe.cancel() }
+        }
         if case .success(let response) = result, response.head.status.code == 401 {
-            defer { if isMine { pendingProbe.withLock { $0 = nil } } }
+            defer { if isMine { clearProbe(probe) } }
             return .learned(try learnChallenge(from: response, operation: operation))
         }
         if isMine {
-            pendingProbe.withLock { $0 = nil }
+            clearProbe(probe)
             return .answered(try result.get())
         }
         // The other request's answer taught nothing (an error, or no challenge): ask with this one.
         let own = try await execute(request)
         guard own.head.status.code == 401 else { return .answered(own) }
         return .learned(try learnChallenge(from: own, operation: operation))
+    }
+
+    private func clearProbe(_ probe: Task<HTTPClientResponse, any Error>) {
+        pendingProbe.withLock { if $0?.task == probe { $0 = nil } }
     }
 
     private func learnChallenge(from response: HTTPClientResponse, operation: String) throws(KeyVaultError) -> AuthenticationChallenge {

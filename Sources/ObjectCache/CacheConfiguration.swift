@@ -13,6 +13,13 @@ public struct CacheConfiguration: Sendable {
     public var negativeTTL: Duration = .seconds(10)
     /// Bound on cached payload and rendering bytes; least recently used entries go first.
     public var maxBytes: Int = 64 << 20
+    /// Bound on what published volumes pin (`pin`): that content is never evicted, so a volume
+    /// that would not fit is refused instead.
+    public var maxPublishedBytes: Int = 128 << 20
+    /// The most one pinned object may take, payload and renderings, counted for an object not
+    /// fetched yet. Key Vault keeps secrets of at most 25 KiB; a certificate's PEM rendering of
+    /// its PKCS#12 roughly doubles that.
+    public var maxObjectBytes: Int = 64 << 10
     /// Source calls in flight per vault, shared by all identities of that vault.
     public var maxConcurrentRequestsPerVault = 16
     /// Token bucket per vault with a burst of twice the rate, counting every page of a listing;

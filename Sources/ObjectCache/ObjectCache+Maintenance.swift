@@ -76,7 +76,7 @@ extension ObjectCache {
     private func maintenanceAction(for key: SlotKey, _ slot: Slot, at now: Duration) -> MaintenanceAction {
         guard slot.flight == nil else { return .keep }
         let idleLimit = slot.retired ? min(configuration.idleTimeout, configuration.ttl) : configuration.idleTimeout
-        if now - slot.lastAccess >= idleLimit { return .evict }
+        if now - slot.lastAccess >= idleLimit, !isPinned(key) { return .evict }
         guard !key.subject.isImmutable, slot.value != nil else { return .keep }
         let age = now - slot.fetchedAt
         if slot.stale, age > configuration.maxStaleness { return .drop }
@@ -100,13 +100,16 @@ extension ObjectCache {
 
     // MARK: Removing entries
 
-    /// Evicts least recently used entries until the bytes fit; entries with a call in flight stay.
+    /// Evicts least recently used entries until the bytes not pinned by published volumes fit;
+    /// entries with a call in flight stay.
     func enforceMemoryBound() {
         guard totalBytes > configuration.maxBytes else { return }
-        let order = slots.compactMap { key, slot in slot.flight == nil && slot.bytes > 0 ? (key, slot.accessOrder) : nil }
+        let pinned = pins.keys.reduce(0) { $0 + (slots[$1]?.bytes ?? 0) }
+        guard totalBytes - pinned > configuration.maxBytes else { return }
+        let order = slots.compactMap { key, slot in slot.flight == nil && slot.bytes > 0 && !isPinned(key) ? (key, slot.accessOrder) : nil }
             .sorted { $0.1 < $1.1 }
         for (key, _) in order {
-            guard totalBytes > configuration.maxBytes else { break }
+            guard totalBytes - pinned > configuration.maxBytes else { break }
             logger.debug("evicting \(key.subject) of \(key.source) to stay within \(configuration.maxBytes) bytes")
             evict(key)
         }

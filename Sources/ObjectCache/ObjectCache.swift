@@ -13,8 +13,9 @@ import PKI
 /// object is gone, disabled or forbidden it is dropped. A reader with nothing to be given waits
 /// for the first fetch at most `fetchTimeout`, and when every such reader has given up the fetch
 /// is called off, so the next read tries again. Payload and rendering bytes are bounded by
-/// `maxBytes` (least recently used first) and entries idle for `idleTimeout` are evicted; their
-/// buffers are zeroed when the last holder lets go (`SecretBytes`). The single consumer of
+/// `maxBytes` (least recently used first) and entries idle for `idleTimeout` are evicted, except
+/// what published volumes pin (bounded by `maxPublishedBytes` instead); buffers are zeroed when
+/// the last holder lets go (`SecretBytes`). The single consumer of
 /// `events` hears about every change so it can invalidate the kernel's caches.
 ///
 /// Entries are keyed by source (vault and identity): content fetched with one identity is never
@@ -46,7 +47,7 @@ public actor ObjectCache {
     /// Content changes, for one consumer (the filesystem). The newest 10 000 are buffered.
     public nonisolated let events: AsyncStream<CacheEvent>
 
-    let configuration: CacheConfiguration
+    public nonisolated let configuration: CacheConfiguration
     let eventSink: AsyncStream<CacheEvent>.Continuation
     let logger = Logger(label: "akvfs.cache")
 
@@ -56,6 +57,9 @@ public actor ObjectCache {
     var gates: [String: VaultGate] = [:]
     /// Vaults whose revalidations are failing; the first success clears their backoff.
     var troubledVaults: Set<String> = []
+    /// Entries published volumes show, and the volumes showing each (`+Published`).
+    var pins: [SlotKey: Set<String>] = [:]
+    var pinsByVolume: [String: Set<SlotKey>] = [:]
     var counters = CacheStatistics()
     var totalBytes = 0
     var lastAccessOrder: UInt64 = 0
@@ -85,6 +89,9 @@ public actor ObjectCache {
             remove(key)
         }
         notFound = notFound.filter { $0.key.source != id }
+        for key in pins.keys where key.source == id {
+            for volume in pins.removeValue(forKey: key) ?? [] { pinsByVolume[volume]?.remove(key) }
+        }
     }
 
     // MARK: Reading

@@ -157,11 +157,19 @@ public enum SecretProviderClassParser {
         }
         let objects = try ObjectsParser.parse(objectsText, options: options)
 
-        return VolumeRequest(
+        let request = VolumeRequest(
             podName: podName, podNamespace: podNamespace, podUID: kubeletValue(podUIDKey),
             serviceAccountName: kubeletValue(serviceAccountNameKey), keyVaultName: keyVaultName, tenantId: tenantId,
             cloudName: cloudName, cloudEnvironmentFile: cloudEnvironmentFile, identity: identity, objects: objects,
             secretProviderClass: secretProviderClass, uid: uid, gid: gid)
+        // Checked before any call: every file is a fetch and stays in memory while published.
+        guard request.fileCountAtMost <= options.maxFilesPerVolume else {
+            throw .invalidArgument(
+                "the volume asks for \(request.fileCountAtMost) files (\(objects.count) objects, each version of an objectVersionHistory "
+                    + "a file); the plugin serves at most \(options.maxFilesPerVolume) per volume (--max-objects-per-volume): split "
+                    + "the objects over several SecretProviderClasses and volumes, or raise the limit")
+        }
+        return request
     }
 
     // MARK: - Keys

@@ -18,6 +18,8 @@ public struct VolumeError: Error, Sendable, Equatable, CustomStringConvertible {
         case permissionDenied
         /// Another operation on the same volume is in progress: retry.
         case aborted
+        /// A limit of the plugin is reached (concurrent publishes, memory for published content).
+        case resourceExhausted
         /// Key Vault or Entra ID did not answer in time.
         case deadlineExceeded
         /// Key Vault, Entra ID or the Kubernetes API failed or throttled: retry.
@@ -32,6 +34,7 @@ public struct VolumeError: Error, Sendable, Equatable, CustomStringConvertible {
             case .notFound: 5
             case .alreadyExists: 6
             case .permissionDenied: 7
+            case .resourceExhausted: 8
             case .failedPrecondition: 9
             case .aborted: 10
             case .internalError: 13

@@ -66,6 +66,11 @@ public enum VolumeIdentity: Sendable, Equatable {
 }
 
 public struct VolumeRequest: Sendable, Equatable {
+    /// The most files the volume can have: one per object, one per version for a version history.
+    public var fileCountAtMost: Int {
+        objects.reduce(0) { $0 + ($1.isSingleVersion ? 1 : $1.versionHistory) }
+    }
+
     public var podName: String
     public var podNamespace: String
     public var podUID: String?
@@ -133,6 +138,8 @@ public struct ParserOptions: Sendable {
     public var maxPathComponentBytes = 255
     /// Longest file path in bytes (the driver's limit, PATH_MAX).
     public var maxPathBytes = 4096
+    /// Most files one volume may have (the plugin's --max-objects-per-volume).
+    public var maxFilesPerVolume = 1000
 
     public init(allowNodeManagedIdentity: Bool = false) {
         self.allowNodeManagedIdentity = allowNodeManagedIdentity

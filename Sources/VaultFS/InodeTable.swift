@@ -20,6 +20,8 @@ final class InodeTable: Sendable {
         var object: ObjectIdentity?
         /// The version a file inode shows, fixed at its first lookup; nil before that and for directories.
         var file: FileVersion?
+        /// The kernel is being told that no name shows it any more.
+        var replaced = false
     }
 
     /// Which object a file inode shows, for finding the inodes to invalidate when it changes.
@@ -150,6 +152,17 @@ final class InodeTable: Sendable {
             guard let key = state.nodes[inode]?.key, state.inodes[key] == inode else { return }
             state.inodes[key] = nil
         }
+    }
+
+    /// The kernel is about to be told that no name shows `inode` any more.
+    func markReplaced(_ inode: UInt64) {
+        state.withLock { $0.nodes[inode]?.replaced = true }
+    }
+
+    /// Whether a name shows `inode`: an earlier version's inode, from the moment the kernel is
+    /// told it is gone, shows under none, so its link count is 0, like an unlinked file's.
+    func isLinked(_ inode: UInt64) -> Bool {
+        state.withLock { state in state.nodes[inode].map { !$0.replaced && state.inodes[$0.key] == inode } ?? false }
     }
 
     /// The inode a key shows now, if any.

@@ -113,6 +113,8 @@ public final class VaultFileSystem: Sendable {
             table.detach(inode)
             return
         }
+        // From now on its attributes say no name shows it, whichever reply reaches the kernel last.
+        table.markReplaced(inode)
         invalidationSink.yield(.entry(parent: parentInode, name: name, inode: inode))
     }
 
@@ -441,10 +443,13 @@ public final class VaultFileSystem: Sendable {
             uid: ownership.uid, gid: ownership.gid, modified: mountTime, created: mountTime, linkCount: 2)
     }
 
+    /// A file's attributes. An earlier version's inode has no link left: the kernel keeps it that
+    /// way (a link count of 1 here would undo what it was told), so its watchers hear it deleted.
     private func fileAttributes(_ inode: UInt64, version: InodeTable.FileVersion, permissions: UInt16, view: ViewDefinition) -> FileAttributes {
         FileAttributes(
             inode: inode, type: .regular, permissions: permissions, size: version.size,
-            uid: view.ownership.uid, gid: view.ownership.gid, modified: version.modified, created: version.created, linkCount: 1)
+            uid: view.ownership.uid, gid: view.ownership.gid, modified: version.modified, created: version.created,
+            linkCount: table.isLinked(inode) ? 1 : 0)
     }
 
     /// `user.*` attributes of a file: what Key Vault says about the version it shows.

@@ -5,6 +5,7 @@ import CSINode
 import FoundationEssentials
 import GRPCCore
 import Logging
+import ObjectCache
 import PKI
 
 /// `akvfs csi`: the Kubernetes CSI node plugin, and a CSI client of it for debugging.
@@ -56,6 +57,28 @@ struct CSIServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("publish-timeout"), help: ArgumentHelp("A first publish fails if its objects are not all fetched by then (kubelet waits about 120 s).", valueName: "seconds"))
     var publishTimeout = 90
 
+    @Option(
+        name: .customLong("max-objects-per-volume"),
+        help: ArgumentHelp("Files one volume may have (each version of an objectVersionHistory is one).", valueName: "n"))
+    var maxObjectsPerVolume = 1000
+
+    @Option(
+        name: .customLong("max-request-bytes"),
+        help: ArgumentHelp("Bytes of volume attributes and secrets in a publish, and of a SecretProviderClass's parameters.", valueName: "bytes"))
+    var maxRequestBytes = 1 << 20
+
+    @Option(
+        name: .customLong("max-concurrent-publishes"),
+        help: ArgumentHelp("First publishes in progress at once; more are refused and kubelet retries them.", valueName: "n"))
+    var maxConcurrentPublishes = 16
+
+    @Option(
+        name: .customLong("max-published-memory"),
+        help: ArgumentHelp(
+            "Memory for the content of published volumes, which is never evicted: a volume that would not fit is refused.",
+            valueName: "MiB"))
+    var maxPublishedMemory = 128
+
     @Option(name: .customLong("kubernetes-api"), help: ArgumentHelp("Kubernetes API URL for reading SecretProviderClasses (default: the in-cluster service, from KUBERNETES_SERVICE_HOST).", valueName: "url"))
     var kubernetesAPI: String?
 
@@ -76,6 +99,18 @@ struct CSIServeCommand: AsyncParsableCommand {
             throw ValidationError("--endpoint \(endpoint) is not a unix socket endpoint such as unix:///csi/csi.sock (an absolute path under 108 bytes).")
         }
         guard (5...600).contains(publishTimeout) else { throw ValidationError("--publish-timeout must be between 5 and 600 seconds; got \(publishTimeout).") }
+        guard (1...100_000).contains(maxObjectsPerVolume) else {
+            throw ValidationError("--max-objects-per-volume must be between 1 and 100000; got \(maxObjectsPerVolume).")
+        }
+        guard (4096...(64 << 20)).contains(maxRequestBytes) else {
+            throw ValidationError("--max-request-bytes must be between 4096 and 67108864; got \(maxRequestBytes).")
+        }
+        guard (1...1024).contains(maxConcurrentPublishes) else {
+            throw ValidationError("--max-concurrent-publishes must be between 1 and 1024; got \(maxConcurrentPublishes).")
+        }
+        guard (1...65_536).contains(maxPublishedMemory) else {
+            throw ValidationError("--max-published-memory must be between 1 and 65536 MiB; got \(maxPublishedMemory).")
+        }
         guard kubeletDirectory.hasPrefix("/") else { throw ValidationError("--kubelet-dir must be an absolute path; got \(kubeletDirectory).") }
         if let kubernetesAPI, !kubernetesAPI.hasPrefix("https://") {
             throw ValidationError("--kubernetes-api \(kubernetesAPI) must be an https URL such as https://10.0.0.1:443.")
@@ -97,8 +132,13 @@ struct CSIServeCommand: AsyncParsableCommand {
         configuration.allowNodeIdentity = allowNodeIdentity
         configuration.publishTimeout = .seconds(publishTimeout)
         configuration.metadataTimeout = cache.metadataTTL
-        // A published volume keeps its content however long it goes unread: it must survive a Key Vault outage.
-        configuration.cache = cache.configuration(defaultIdleTimeout: .seconds(100 * 365 * 86_400))
+        // Published volumes pin their content, so it survives idleness and Key Vault outages; what
+        // nothing pins (listings, versions replaced by a rotation) goes when idle, as for a mount.
+        configuration.cache = cache.configuration(defaultIdleTimeout: .seconds(600))
+        configuration.cache.maxPublishedBytes = maxPublishedMemory << 20
+        configuration.limits.objectsPerVolume = maxObjectsPerVolume
+        configuration.limits.requestBytes = maxRequestBytes
+        configuration.limits.concurrentPublishes = maxConcurrentPublishes
         configuration.http = connection.httpConfiguration(environment)
         configuration.sources.defaultCloud = try connection.resolvedCloud(environment)
         configuration.sources.clientOptions = connection.clientOptions()

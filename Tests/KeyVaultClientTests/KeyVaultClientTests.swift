@@ -252,6 +252,31 @@ struct KeyVaultClientTests {
         }
     }
 
+    @Test("A first call whose caller gives up calls off its hung challenge probe; the next call asks afresh")
+    func abandonedProbe() async throws {
+        try await withClientHarness(seed: .demo) { (harness) async throws in
+            var options = KeyVaultClientOptions()
+            options.requestTimeout = .seconds(120)
+            let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
+            await harness.emulator.inject(FaultRule(vault: "demo", count: 1, action: .hang(seconds: 300)))
+            let abandoned = Task { try await client.getSecret("api-key") }
+            for _ in 0..<200 where await harness.keyVaultRequests("demo").isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+            abandoned.cancel()
+            await #expect(throws: (any Error).self) { try await abandoned.value }
+            // Not held up for the probe's 120 s timeout by the probe still hanging in the emulator.
+            let value = try await withThrowingTaskGroup(of: String?.self) { group in
+                group.addTask { try await client.getSecret("api-key").value }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(30))
+                    return nil
+                }
+                defer { group.cancelAll() }
+                return try await group.next() ?? nil
+            }
+            #expect(value == "demo-api-key-8c2f5e")
+        }
+    }
+
     @Test("Tokens are refreshed ahead of expiry in the background, once, while the old one keeps working")
     func tokenRefresh() async throws {
         try await withClientHarness(seed: Seed(tokenLifetimeSeconds: 3600, vaults: [SeedVault(name: "demo", secrets: [SeedSecret(name: "s", value: "v")])])) { (harness) async throws in

@@ -540,6 +540,73 @@ struct CSIPluginTests {
         }
     }
 
+    @Test("Objects per volume, request bytes, published memory and concurrent publishes are bounded, checked before any call, and name their setting")
+    func limits() async throws {
+        let arguments = [
+            "--ttl", "2", "--publish-timeout", "5", "--max-objects-per-volume", "20", "--max-request-bytes", "65536",
+            "--max-published-memory", "1", "--max-concurrent-publishes", "1",
+        ]
+        try await withCSIPlugin(arguments: arguments) { emulator, plugin in
+            let tokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
+            func volume(_ pod: String, objects count: Int, extra: [String: String] = [:]) throws -> TestVolume {
+                var attributes = Self.teamAParameters(objects: (0..<count).map { ["objectName": "db-password", "objectType": "secret", "objectAlias": "copy-\($0)"] })
+                attributes["csi.storage.k8s.io/serviceAccount.tokens"] = tokens
+                return try TestVolume(emulator, pod: pod, attributes: attributes.merging(extra) { $1 })
+            }
+            let refusals: [(name: String, volume: TestVolume, code: RPCError.Code, message: String)] = [
+                ("too many objects", try volume("many", objects: 21), .invalidArgument, "at most 20 per volume (--max-objects-per-volume)"),
+                ("too many bytes", try volume("large", objects: 1, extra: ["padding": String(repeating: "x", count: 70_000)]), .invalidArgument,
+                    "at most 65536 (--max-request-bytes)"),
+                ("far too many bytes", try volume("larger", objects: 1, extra: ["padding": String(repeating: "x", count: 2 << 20)]), .invalidArgument,
+                    "at most 65536 (--max-request-bytes)"),
+                ("would not fit", try volume("big", objects: 17), .resourceExhausted, "at most 1 MiB is kept (--max-published-memory)"),
+            ]
+            let before = try await emulator.requestCount()
+            try await plugin.client { client in
+                for refusal in refusals {
+                    let error = await #expect(throws: RPCError.self, "\(refusal.name)") {
+                        try await client.publish(volumeID: refusal.volume.id, targetPath: refusal.volume.targetPath, attributes: refusal.volume.attributes)
+                    }
+                    #expect(error?.code == refusal.code, "\(refusal.name): \(error?.message ?? "")")
+                    #expect(error?.message.contains(refusal.message) == true, "\(refusal.name): \(error?.message ?? "")")
+                    #expect(!refusal.volume.isMounted)
+                }
+                // Beyond what gRPC takes at all: refused by gRPC, and the plugin goes on serving.
+                let huge = try volume("huge", objects: 1, extra: ["padding": String(repeating: "x", count: 20 << 20)])
+                await #expect(throws: (any Error).self) {
+                    try await client.publish(volumeID: huge.id, targetPath: huge.targetPath, attributes: huge.attributes)
+                }
+            }
+            #expect(try await emulator.requestCount() == before, "no call to Key Vault, Entra ID or the Kubernetes API for a refused volume")
+            #expect(try await plugin.client { try await $0.identity.probe(.init()).ready.value })
+
+            // One publish at a time: a second is refused while the first waits for Key Vault,
+            // and the first's fetch stops when it gives up.
+            try await emulator.injectFault(["vault": "team-a-kv", "pathPrefix": "/secrets/", "action": "hang", "hangSeconds": 30])
+            let slow = try volume("slow", objects: 1)
+            let waiting = Task { try await plugin.client { try await $0.publish(volumeID: slow.id, targetPath: slow.targetPath, attributes: slow.attributes) } }
+            var hung = 0
+            for _ in 0..<100 where hung == 0 {
+                try await Task.sleep(for: .milliseconds(100))
+                hung = try await emulator.requests(vault: "team-a-kv", path: "/secrets/db-password").filter { $0["fault"] is String }.count
+            }
+            let second = try volume("second", objects: 1)
+            let busy = await #expect(throws: RPCError.self) {
+                try await plugin.client { try await $0.publish(volumeID: second.id, targetPath: second.targetPath, attributes: second.attributes) }
+            }
+            #expect(busy?.code == .resourceExhausted)
+            #expect(busy?.message.contains("--max-concurrent-publishes 1") == true, "\(busy?.message ?? "")")
+            let timedOut = await #expect(throws: RPCError.self) { try await waiting.value }
+            #expect(timedOut?.code == .deadlineExceeded, "\(timedOut?.message ?? "")")
+            let getsAfterGivingUp = try await emulator.gets(vault: "team-a-kv", path: "/secrets/db-password")
+            try await Task.sleep(for: .seconds(3))
+            #expect(try await emulator.gets(vault: "team-a-kv", path: "/secrets/db-password") == getsAfterGivingUp, "the given-up fetch is not retried")
+            try await emulator.clearFaults()
+            try await plugin.client { try await $0.publish(volumeID: second.id, targetPath: second.targetPath, attributes: second.attributes) }
+            #expect(try await second.read("copy-0") == "team-a-password")
+        }
+    }
+
     @Test("A publish that outlives --publish-timeout fails with DeadlineExceeded; kubelet's retry succeeds")
     func publishTimeout() async throws {
         try await withCSIPlugin(arguments: ["--ttl", "2", "--publish-timeout", "5"]) { emulator, plugin in

@@ -125,6 +125,8 @@ struct ConsistencyTests {
             #expect(after.inode != before.inode)
             #expect(after.size == "rotated-value-longer".utf8.count)
 
+            // Past the attribute timeout, so the kernel asks for the old inode's attributes again.
+            try await Task.sleep(for: .milliseconds(1_500))
             var rest = [UInt8](repeating: 0, count: 100)
             let count = read(descriptor, &rest, 100)
             #expect(String(decoding: head + rest.prefix(max(count, 0)), as: UTF8.self) == "demo-api-key-8c2f5e")

@@ -112,6 +112,12 @@ final class EmulatorProcess: Sendable {
         return all.filter { $0["vault"] as? String == vault && $0["path"] as? String == path && $0["method"] as? String == method }
     }
 
+    /// Every request the emulator answered so far: Key Vault, Entra ID, IMDS and Kubernetes.
+    func requestCount() async throws -> Int {
+        let (_, body) = try await send(.get, "\(adminURL)/requests")
+        return ((try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]])?.count ?? 0
+    }
+
     func injectFault(_ rule: [String: Any]) async throws {
         _ = try await send(.post, "\(adminURL)/faults", json: rule)
     }

@@ -637,6 +637,59 @@ struct ObjectCacheTests {
         #expect(statistics.bytes == 50, "after a refresh of the same version the rendering still shares the value's buffer")
     }
 
+    // MARK: Published volumes
+
+    @Test func publishedContentIsAdmittedOnlyWhenItFitsAndIsNeverEvicted() async throws {
+        let clock = ManualClock()
+        let source = InMemorySource(secrets: ["a": String(repeating: "a", count: 40), "b": "bravo", "c": "charlie", "d": "delta", "e": "echo-echo-echo"])
+        let cache = ObjectCache(
+            configuration: testConfiguration(clock) {
+                $0.maxPublishedBytes = 200
+                $0.maxObjectBytes = 60
+                $0.maxBytes = 10
+            })
+        await cache.register(source, as: vaultA)
+
+        // Not fetched yet, each counts 60: three fit in 200, four do not.
+        #expect(await cache.pin([secret("a"), secret("b"), secret("c")], in: vaultA, for: "volume-1") == nil)
+        #expect(await cache.publishedBytes == 180)
+        let refused = await cache.pin([secret("d")], in: vaultA, for: "volume-2")
+        #expect(refused == PublishedMemory(used: 180, needed: 60, newObjects: 1, limit: 200))
+
+        // Fetched, they count what they take; objects another volume pinned cost nothing more.
+        for name in ["a", "b", "c"] { _ = try await cache.text(secret(name)) }
+        #expect(await cache.publishedBytes == 40 + 5 + 7)
+        #expect(await cache.pin([secret("a"), secret("d")], in: vaultA, for: "volume-2") == nil)
+        #expect(await cache.publishedBytes == 40 + 5 + 7 + 60)
+
+        // Over the LRU bound and idle for long: pinned content stays, the rest goes.
+        #expect(try await cache.text(secret("e")) == "echo-echo-echo")
+        clock.advance(by: .seconds(1_000))
+        await cache.maintain()
+        #expect(await cache.statistics().entries == 3, "a, b and c stay; nothing else does")
+        #expect(await cache.statistics().evictions == 1, "e, not pinned, over the LRU bound")
+
+        // Unpinned, they are cached content like any other.
+        await cache.unpin(volume: "volume-1")
+        await cache.unpin(volume: "volume-2")
+        #expect(await cache.publishedBytes == 0)
+        clock.advance(by: .seconds(1_000))
+        await cache.maintain()
+        let remaining = await cache.statistics()
+        #expect(remaining.entries == 0, "\(remaining)")
+    }
+
+    @Test func aVolumeRepinningFreesWhatOnlyItShowed() async throws {
+        let clock = ManualClock()
+        let cache = ObjectCache(configuration: testConfiguration(clock) { $0.maxPublishedBytes = 120; $0.maxObjectBytes = 60 })
+        await cache.register(InMemorySource(secrets: ["a": "1", "b": "2", "c": "3"]), as: vaultA)
+        #expect(await cache.pin([secret("a"), secret("b")], in: vaultA, for: "volume") == nil)
+        #expect(await cache.pin([secret("a"), secret("c")], in: vaultA, for: "volume") == nil, "b's room goes to c")
+        #expect(await cache.pin([secret("b")], in: vaultA, for: "other") != nil)
+        await cache.unregister(vaultA)
+        #expect(await cache.publishedBytes == 0)
+    }
+
     // MARK: Limits per vault
 
     @Test func concurrentRequestsPerVaultAreLimitedAcrossIdentities() async throws {

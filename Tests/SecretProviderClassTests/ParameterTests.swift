@@ -375,4 +375,20 @@ struct OwnerTests {
         let name = String(repeating: "a", count: 70) + ".b-1"
         #expect(parsed(Fixture.parameters(), podAttributes: Fixture.pod.merging(["csi.storage.k8s.io/pod.name": name, "csi.storage.k8s.io/serviceAccount.name": "app.reader"]) { $1 }) != nil)
     }
+
+    @Test func filesPerVolumeAreBounded() {
+        var options = ParserOptions()
+        options.maxFilesPerVolume = 10
+        let nine = Fixture.objects((0..<9).map { [("objectName", "s\($0)"), ("objectType", "secret")] })
+        #expect(parsed(Fixture.parameters(["objects": nine]), options: options)?.fileCountAtMost == 9)
+        // Two plain objects and a history of 9 versions: 11 files.
+        let eleven = Fixture.objects([
+            [("objectName", "a"), ("objectType", "secret")], [("objectName", "b"), ("objectType", "secret")],
+            [("objectName", "c"), ("objectType", "secret"), ("objectVersionHistory", "9")],
+        ])
+        let error = parseError(Fixture.parameters(["objects": eleven]), options: options)
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains("asks for 11 files (3 objects") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("at most 10 per volume (--max-objects-per-volume)") == true)
+    }
 }

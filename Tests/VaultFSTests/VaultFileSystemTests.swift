@@ -209,9 +209,11 @@ struct VaultFileSystemTests {
         #expect(await fixture.nextInvalidation() == invalidation, "each lookup until then asks again")
         if let invalidation { fixture.filesystem.invalidationDelivered(invalidation) }
 
-        // Whoever has the old inode open reads the old version to its end, with its size.
+        // Whoever has the old inode open reads the old version to its end, with its size; no
+        // name shows it any more.
         #expect(try await fixture.read(inode: inode) == "old")
         #expect(try await fixture.filesystem.attributes(inode).size == 3)
+        #expect(try await fixture.filesystem.attributes(inode).linkCount == 0)
         // The name shows the new version, under a new inode.
         let fresh = try await fixture.lookup("secrets/rotating").attributes
         #expect(fresh.inode != inode)

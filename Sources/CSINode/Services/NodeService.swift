@@ -8,10 +8,13 @@ import SecretProviderClass
 struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
     let nodeID: String
     let volumes: VolumeManager
+    /// Bytes of volume attributes and secrets a publish may carry.
+    let maxRequestBytes: Int
 
     func nodePublishVolume(
         request: Csi_V1_NodePublishVolumeRequest, context: ServerContext
     ) async throws -> Csi_V1_NodePublishVolumeResponse {
+        try Self.checkSize(request, limit: maxRequestBytes)
         let publication = try Self.validate(request)
         do {
             try await volumes.publish(publication, secrets: request.secrets)
@@ -77,6 +80,20 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
 
     // MARK: Validation
 
+    /// Before anything else is looked at: the attributes and secrets are the part of a request
+    /// that may be large (a SecretProviderClass's parameters given inline, tokens).
+    static func checkSize(_ request: Csi_V1_NodePublishVolumeRequest, limit: Int) throws(RPCError) {
+        let bytes = [request.volumeContext, request.secrets].reduce(0) { total, map in
+            map.reduce(total) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+        }
+        guard bytes <= limit else {
+            throw RPCError(
+                code: .invalidArgument,
+                message: "the request carries \(bytes) bytes of volume attributes and secrets; the plugin takes at most \(limit) "
+                    + "(--max-request-bytes)")
+        }
+    }
+
     static func validate(_ request: Csi_V1_NodePublishVolumeRequest) throws(RPCError) -> Publication {
         guard request.hasVolumeCapability else { throw RPCError(code: .invalidArgument, message: "Volume capability missing in request") }
         guard !request.volumeID.isEmpty else { throw RPCError(code: .invalidArgument, message: "Volume ID missing in request") }
@@ -131,6 +148,7 @@ extension RPCError {
             case .alreadyExists: .alreadyExists
             case .permissionDenied: .permissionDenied
             case .aborted: .aborted
+            case .resourceExhausted: .resourceExhausted
             case .deadlineExceeded: .deadlineExceeded
             case .unavailable: .unavailable
             case .internalError: .internalError

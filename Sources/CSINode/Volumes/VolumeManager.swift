@@ -42,6 +42,10 @@ actor VolumeManager {
         var republishTimeout: Duration = .seconds(10)
         /// How long the content of a volume that failed to publish stays cached for kubelet's retry.
         var failedPublishLinger: Duration = .seconds(120)
+        /// First publishes in progress at once; more are refused at once (kubelet retries them).
+        var maxConcurrentPublishes = 16
+        /// Bytes of parameters a SecretProviderClass may carry (NodeService checks the request's own).
+        var maxParameterBytes = 1 << 20
     }
 
     private struct Volume {
@@ -62,6 +66,8 @@ actor VolumeManager {
     private let logger = Logger(label: "akvfs.csi")
     private var volumes: [String: Volume] = [:]
     private var busy: Set<String> = []
+    /// First publishes in progress.
+    private var publishing = 0
 
     init(
         settings: Settings, filesystem: VaultFileSystem, cache: ObjectCache, sources: VolumeSources, tokens: ServiceAccountTokenVerifier,
@@ -100,6 +106,9 @@ actor VolumeManager {
 
         let target = try TargetPath(publication.targetPath, in: settings.kubeletDirectory)
         let leftByEarlierPlugin = target.state == .deadMount
+        // Republishes after a plugin restart bring running pods back; only new volumes queue.
+        if !leftByEarlierPlugin { try admitPublish() }
+        defer { if !leftByEarlierPlugin { publishing -= 1 } }
         do {
             let limit = leftByEarlierPlugin ? settings.republishTimeout : settings.publishTimeout
             try await publishNew(publication, secrets: secrets, target: target, within: limit)
@@ -118,10 +127,13 @@ actor VolumeManager {
     ) async throws(VolumeError) {
         let started = ContinuousClock.now
         let request = try await parse(publication, secrets: secrets, republish: false)
+        try await checkPublishedRoom(for: request)
         let (lease, files) = try await plan(request, volumeID: publication.volumeID)
         do {
+            try await pin(files, lease: lease, volumeID: publication.volumeID)
             try await load(files, lease: lease, request: request, within: limit)
         } catch {
+            await cache.unpin(volume: publication.volumeID)
             await sources.release(lease, volumeID: publication.volumeID, linger: settings.failedPublishLinger)
             throw error
         }
@@ -135,6 +147,7 @@ actor VolumeManager {
             try target.bindReadOnly(from: "\(settings.mountRoot)/\(volume.viewID)")
         } catch {
             filesystem.removeView(volume.viewID)
+            await cache.unpin(volume: publication.volumeID)
             await sources.release(lease, volumeID: publication.volumeID, linger: settings.failedPublishLinger)
             throw VolumeError(.internalError, "failed to mount the volume at \(publication.targetPath): \(error)")
         }
@@ -160,8 +173,10 @@ actor VolumeManager {
             let ownership = ownership(request, publication)
             if lease != volume.lease || files != volume.files || ownership != volume.ownership {
                 do {
+                    try await pin(files, lease: lease, volumeID: publication.volumeID)
                     try await load(files, lease: lease, request: request, within: settings.republishTimeout)
                 } catch {
+                    _ = await cache.pin(volume.files.map(\.reference), in: volume.lease.source, for: publication.volumeID)
                     if lease != volume.lease { await sources.release(lease, volumeID: publication.volumeID, linger: .zero) }
                     throw error
                 }
@@ -207,6 +222,7 @@ actor VolumeManager {
         }
         volumes[volumeID] = nil
         filesystem.removeView(volume.viewID)
+        await cache.unpin(volume: volumeID)
         await sources.release(volume.lease, volumeID: volumeID, linger: .zero)
         logger.info("unpublished", metadata: ["volume": "\(volumeID)"])
     }
@@ -232,6 +248,45 @@ actor VolumeManager {
     }
 
     // MARK: Steps
+
+    private func admitPublish() throws(VolumeError) {
+        guard publishing < settings.maxConcurrentPublishes else {
+            throw VolumeError(
+                .resourceExhausted,
+                "\(publishing) volumes are being published already, the most at once (--max-concurrent-publishes "
+                    + "\(settings.maxConcurrentPublishes)); kubelet retries this one shortly")
+        }
+        publishing += 1
+    }
+
+    /// Before any call to Azure: a volume that could not fit in the memory for published content,
+    /// even if all its objects were as large as they may be, is refused.
+    private func checkPublishedRoom(for request: VolumeRequest) async throws(VolumeError) {
+        let used = await cache.publishedBytes
+        let (limit, objectBytes) = (cache.configuration.maxPublishedBytes, cache.configuration.maxObjectBytes)
+        let files = request.fileCountAtMost
+        guard used + files * objectBytes > limit else { return }
+        throw Self.memoryRefusal(PublishedMemory(used: used, needed: files * objectBytes, newObjects: files, limit: limit), objectBytes: objectBytes)
+    }
+
+    /// Published content is never evicted, so it is admitted only when it fits; objects other
+    /// volumes of the same identity show already cost nothing more.
+    private func pin(_ files: [VolumeFile], lease: VolumeSources.Lease, volumeID: String) async throws(VolumeError) {
+        guard let refused = await cache.pin(files.map(\.reference), in: lease.source, for: volumeID) else { return }
+        throw Self.memoryRefusal(refused, objectBytes: cache.configuration.maxObjectBytes)
+    }
+
+    private static func memoryRefusal(_ memory: PublishedMemory, objectBytes: Int) -> VolumeError {
+        func mebibytes(_ bytes: Int) -> String {
+            let tenths = (bytes * 10 + (1 << 20) / 2) >> 20
+            return tenths % 10 == 0 ? "\(tenths / 10) MiB" : "\(tenths / 10).\(tenths % 10) MiB"
+        }
+        return VolumeError(
+            .resourceExhausted,
+            "the volume's content would not fit in the memory kept for published volumes: they hold \(mebibytes(memory.used)), this "
+                + "one needs up to \(mebibytes(memory.needed)) more (\(memory.newObjects) objects, counted at \(objectBytes >> 10) KiB each "
+                + "until fetched), and at most \(mebibytes(memory.limit)) is kept (--max-published-memory); raise it, or publish fewer objects")
+    }
 
     private func claim(_ volumeID: String) throws(VolumeError) {
         guard !busy.contains(volumeID) else {
@@ -261,6 +316,13 @@ actor VolumeManager {
             throw VolumeError(.invalidArgument, "pod namespace is not provided: the CSIDriver object must set podInfoOnMount: true")
         }
         let object = try await classes.read(namespace: namespace, name: className)
+        let parameterBytes = object.parameters.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+        guard parameterBytes <= settings.maxParameterBytes else {
+            throw VolumeError(
+                .invalidArgument,
+                "secretproviderclass \(namespace)/\(className) has \(parameterBytes) bytes of parameters; the plugin takes at most "
+                    + "\(settings.maxParameterBytes) (--max-request-bytes)")
+        }
         if object.syncsSecrets, !republish {
             logger.warning(
                 "secretproviderclass \(namespace)/\(className) sets secretObjects; akvfs mounts files and does not sync Kubernetes Secrets")
