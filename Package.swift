@@ -208,7 +208,7 @@ let package = Package(
         .testTarget(
             name: "MountTests",
             dependencies: [
-                "HTTPTransport", "CXattr", "TestSupport", "CSINode", "CSIProtocol", "PKI",
+                "HTTPTransport", "CXattr", "TestSupport", "CSINode", "CSIProtocol", "PKI", "FuseBridge", "VaultFS", "ObjectCache",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

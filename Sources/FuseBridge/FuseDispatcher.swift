@@ -8,11 +8,13 @@ import VaultFS
 /// return at once; the task replies. Nothing here blocks the FUSE loop thread.
 final class FuseDispatcher: Sendable {
     let filesystem: VaultFileSystem
+    let channel: FuseChannel
     private let directories = Mutex<(next: UInt64, listings: [UInt64: [DirectoryEntry]])>((1, [:]))
     private let logger = Logger(label: "akvfs.fuse")
 
-    init(filesystem: VaultFileSystem) {
+    init(filesystem: VaultFileSystem, channel: FuseChannel) {
         self.filesystem = filesystem
+        self.channel = channel
     }
 
     private func run(_ request: FuseRequest, _ work: @escaping @Sendable (FuseRequest) async throws(Errno) -> Void) {

@@ -81,6 +81,21 @@ enum FuseOperations {
         return ops
     }
 
+    /// The session's reads and writes on /dev/fuse go through its `FuseChannel` (libfuse passes
+    /// the session's user data, the dispatcher, to these as to the operations).
+    static func customIO() -> fuse_custom_io {
+        var io = fuse_custom_io()
+        io.read = { descriptor, buffer, capacity, userData in
+            guard let buffer else { return -1 }
+            return channel(userData).read(descriptor, into: buffer, capacity: capacity)
+        }
+        io.writev = { descriptor, vectors, count, userData in
+            guard let vectors else { return -1 }
+            return channel(userData).write(descriptor, vectors, count: count)
+        }
+        return io
+    }
+
 }
 
 // Free functions, not static members: a C function pointer may not capture anything, not even
@@ -90,7 +105,11 @@ enum FuseOperations {
 private func accept(_ request: fuse_req_t?, _ operation: StaticString) -> (FuseDispatcher, FuseRequest)? {
     guard let request, let userData = fuse_req_userdata(request) else { return nil }
     let dispatcher = Unmanaged<FuseDispatcher>.fromOpaque(userData).takeUnretainedValue()
-    return (dispatcher, FuseRequest(request, operation))
+    return (dispatcher, FuseRequest(request, operation, channel: dispatcher.channel))
+}
+
+private func channel(_ userData: UnsafeMutableRawPointer?) -> FuseChannel {
+    Unmanaged<FuseDispatcher>.fromOpaque(userData!).takeUnretainedValue().channel
 }
 
 private func readOnly(_ request: fuse_req_t?, _ operation: StaticString) {

@@ -11,38 +11,49 @@ final class FuseRequest: @unchecked Sendable {
     // @unchecked: the fuse_req_t handle is only touched by the one reply that wins `claim()`.
     private let request: fuse_req_t
     private let operation: StaticString
+    private let channel: FuseChannel
     private let replied = Atomic<Bool>(false)
     private static let logger = Logger(label: "akvfs.fuse")
 
-    init(_ request: fuse_req_t, _ operation: StaticString) {
+    init(_ request: fuse_req_t, _ operation: StaticString, channel: FuseChannel) {
         self.request = request
         self.operation = operation
+        self.channel = channel
+        channel.requestRead()
     }
 
     deinit {
         if claim() {
             Self.logger.error("no reply was sent for a \(operation) request; answering EIO")
             fuse_reply_err(request, EIO)
+            answered()
         }
     }
 
+    /// Whether this reply is the first; the channel counts the request answered once its
+    /// reply has been written (a handoff waits for that).
     private func claim() -> Bool {
         replied.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
     }
 
+    private func answered() { channel.requestAnswered() }
+
     /// Success without data (release, releasedir).
     func succeed() {
         guard claim() else { return }
+        defer { answered() }
         fuse_reply_err(request, 0)
     }
 
     func fail(_ error: Errno) {
         guard claim() else { return }
+        defer { answered() }
         fuse_reply_err(request, error.code)
     }
 
     func entry(_ reply: EntryReply) {
         guard claim() else { return }
+        defer { answered() }
         var parameters = fuse_entry_param()
         parameters.ino = fuse_ino_t(reply.attributes.inode)
         parameters.generation = 1
@@ -55,6 +66,7 @@ final class FuseRequest: @unchecked Sendable {
     /// "No such name", remembered by the kernel for `timeout` seconds (an entry with inode 0).
     func negativeEntry(timeout: Double) {
         guard claim() else { return }
+        defer { answered() }
         var parameters = fuse_entry_param()
         parameters.ino = 0
         parameters.entry_timeout = timeout
@@ -63,6 +75,7 @@ final class FuseRequest: @unchecked Sendable {
 
     func attributes(_ attributes: FileAttributes, timeout: Double) {
         guard claim() else { return }
+        defer { answered() }
         var buffer = StatBuffer.make(attributes)
         fuse_reply_attr(request, &buffer, timeout)
     }
@@ -74,16 +87,19 @@ final class FuseRequest: @unchecked Sendable {
     /// fuse_reply_buf copies the bytes into the kernel's reply before it returns.
     func bytes(_ buffer: UnsafeBufferPointer<UInt8>) {
         guard claim() else { return }
+        defer { answered() }
         _ = fuse_reply_buf(request, UnsafeRawPointer(buffer.baseAddress)?.assumingMemoryBound(to: CChar.self), buffer.count)
     }
 
     func extendedAttributeSize(_ size: Int) {
         guard claim() else { return }
+        defer { answered() }
         fuse_reply_xattr(request, size)
     }
 
     func open(handle: UInt64, info: fuse_file_info) {
         guard claim() else { return }
+        defer { answered() }
         var info = info
         info.fh = handle
         fuse_reply_open(request, &info)
@@ -91,6 +107,7 @@ final class FuseRequest: @unchecked Sendable {
 
     func statistics(_ statistics: FileSystemStatistics) {
         guard claim() else { return }
+        defer { answered() }
         var buffer = statvfs()
         buffer.f_bsize = UInt(statistics.blockSize)
         buffer.f_frsize = UInt(statistics.blockSize)
@@ -101,12 +118,14 @@ final class FuseRequest: @unchecked Sendable {
 
     func none() {
         guard claim() else { return }
+        defer { answered() }
         fuse_reply_none(request)
     }
 
     /// The directory entries starting at `offset`, packed into at most `size` bytes.
     func directory(_ entries: [DirectoryEntry], offset: Int, size: Int) {
         guard claim() else { return }
+        defer { answered() }
         var buffer = [CChar](repeating: 0, count: size)
         var used = 0
         var index = max(0, offset)

@@ -186,6 +186,12 @@ final class MountedVault: Sendable {
         }
     }
 
+    /// Whether anything is mounted at `path`.
+    static func isMountedAnyFilesystem(_ path: String) -> Bool {
+        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        return table.split(separator: "\n").contains { $0.split(separator: " ").count > 4 && $0.split(separator: " ")[4] == path }
+    }
+
     func waitUntilMounted() async throws {
         for _ in 0..<300 {
             if Self.isMounted(mountpoint) { return }
