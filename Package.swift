@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "akvfs", targets: ["akvfs"]),
         .executable(name: "akvfs-csi", targets: ["akvfs-csi"]),
         .executable(name: "akvfs-emulator", targets: ["akvfs-emulator"]),
+        .executable(name: "akvfs-keeper", targets: ["akvfs-keeper"]),
         .library(name: "KeyVaultEmulator", targets: ["KeyVaultEmulator"]),
     ],
     dependencies: [
@@ -110,6 +111,19 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // MARK: Mounts that outlive the process: descriptor passing and keeping (small, for the
+        // keeper too), then the state log and handoffs
+        .target(name: "DescriptorPassing", dependencies: ["CLinux"], swiftSettings: strictSwift),
+        .target(
+            name: "Continuity",
+            dependencies: [
+                "CLinux", "DescriptorPassing", "FuseBridge", "VaultFS", "ObjectCache", "PKI", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // Holds descriptors for daemons while they restart; knows nothing of akvfs's state.
+        .executableTarget(name: "akvfs-keeper", dependencies: ["DescriptorPassing", "CLinux"], swiftSettings: strictSwift),
+
         // MARK: Kubernetes: SecretProviderClass parameters, the CSI protocol and the node plugin
         .target(
             name: "SecretProviderClass",
@@ -153,7 +167,8 @@ let package = Package(
         .executableTarget(
             name: "akvfs",
             dependencies: [
-                "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI", "ObjectCache", "VaultFS", "FuseBridge",
+                "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI", "ObjectCache", "VaultFS", "FuseBridge", "Continuity",
+                "DescriptorPassing",
                 "CommandLineSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

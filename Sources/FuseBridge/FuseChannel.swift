@@ -86,6 +86,15 @@ final class FuseChannel: @unchecked Sendable {
         _ = Glibc.write(wake.write, &byte, 1)
     }
 
+    /// Empties the wake pipe, so reads wait for requests again.
+    func drainWake() {
+        var bytes = [UInt8](repeating: 0, count: 64)
+        let flags = fcntl(wake.read, F_GETFL)
+        _ = fcntl(wake.read, F_SETFL, flags | O_NONBLOCK)
+        while Glibc.read(wake.read, &bytes, 64) > 0 {}
+        _ = fcntl(wake.read, F_SETFL, flags)
+    }
+
     func requestRead() { unanswered.add(1, ordering: .relaxed) }
     func requestAnswered() { unanswered.subtract(1, ordering: .relaxed) }
     var unansweredRequests: Int { unanswered.load(ordering: .relaxed) }

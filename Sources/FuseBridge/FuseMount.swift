@@ -16,6 +16,7 @@ public final class FuseMount: Sendable {
     /// Adopted connections were mounted by another process: libfuse does not know the mountpoint.
     private let adopted: Bool
     private let stopping = Atomic(false)
+    private let looping = Atomic(false)
     private let notifications = DispatchQueue(label: "akvfs.fuse.notify")
     private let logger = Logger(label: "akvfs.fuse")
 
@@ -95,6 +96,9 @@ public final class FuseMount: Sendable {
         }
     }
 
+    /// The /dev/fuse descriptor (this object's; pass a duplicate).
+    public var descriptor: Int32 { fuse_session_fd(session.pointer) }
+
     /// The connection, for another process to adopt: the descriptor stays this object's (pass a
     /// duplicate); nil until the kernel's INIT has arrived.
     public var connection: FuseConnection? {
@@ -115,7 +119,9 @@ public final class FuseMount: Sendable {
         let session = self.session
         // The loop blocks in poll(2) on /dev/fuse, so it gets its own thread, never one of
         // Swift's cooperative pool.
+        looping.store(true, ordering: .releasing)
         let status = await DedicatedThread.run { fuse_session_loop(session.pointer) }
+        looping.store(false, ordering: .releasing)
         if stopping.load(ordering: .acquiring) {
             logger.info("stopped serving; the mount stays up for the next process", metadata: ["mountpoint": "\(mountpoint)"])
             return .stopped
@@ -138,10 +144,17 @@ public final class FuseMount: Sendable {
         fuse_session_exit(session.pointer)
         dispatcher.channel.wakeReader()
         let deadline = ContinuousClock.now + limit
-        while dispatcher.channel.unansweredRequests > 0, ContinuousClock.now < deadline {
+        while dispatcher.channel.unansweredRequests > 0 || looping.load(ordering: .acquiring), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(2))
         }
         return dispatcher.channel.unansweredRequests == 0
+    }
+
+    /// Serves again after `stopServing()` (a handoff that failed); call `run()` next.
+    public func resumeServing() {
+        fuse_session_reset(session.pointer)
+        dispatcher.channel.drainWake()
+        stopping.store(false, ordering: .releasing)
     }
 
     /// Asks the kernel to send again the requests a dead daemon read but never answered (Linux

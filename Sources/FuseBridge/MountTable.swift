@@ -7,6 +7,8 @@ public enum MountTable {
         public var mountpoint: String
         public var filesystemType: String
         public var source: String
+        /// "major:minor" of the filesystem: for FUSE, which connection serves it.
+        public var device: String
     }
 
     public static func read() -> [Entry] {
@@ -19,7 +21,10 @@ public enum MountTable {
         while getline(&line, &capacity, file) > 0, let line {
             let fields = String(cString: line).split(separator: " ", omittingEmptySubsequences: false).map(String.init)
             guard let separator = fields.firstIndex(of: "-"), fields.count > separator + 2, fields.count > 4 else { continue }
-            entries.append(Entry(mountpoint: unescape(fields[4]), filesystemType: fields[separator + 1], source: unescape(fields[separator + 2])))
+            entries.append(
+                Entry(
+                    mountpoint: unescape(fields[4]), filesystemType: fields[separator + 1], source: unescape(fields[separator + 2]),
+                    device: fields[2]))
         }
         return entries
     }

@@ -10,10 +10,14 @@ import Synchronization
 /// inode. The old one lives on until the kernel forgets it, so a file opened before a rotation
 /// reads its own version to the end (the kernel's page cache is per inode, so pages of two
 /// versions never mix either).
+///
+/// With a journal, every inode the kernel holds is written down before the kernel learns of it
+/// (and every later change to it), so another process can take the connection over and answer
+/// for all of them (`restore`).
 final class InodeTable: Sendable {
     static let rootInode: UInt64 = 1
 
-    struct Node: Sendable {
+    struct Node: Sendable, Equatable {
         var key: NodeKey
         var lookups: UInt64
         /// What a file node shows; nil for directories.
@@ -59,6 +63,9 @@ final class InodeTable: Sendable {
         /// The inode each key shows now; inodes of earlier versions are not in here.
         var inodes: [NodeKey: UInt64] = [:]
         var showing: [ObjectIdentity: Set<UInt64>] = [:]
+        var journal: (any InodeJournal)?
+        /// Inode numbers the journal says may have been handed out.
+        var reservedUpTo: UInt64 = 0
 
         mutating func add(_ node: Node) -> UInt64 {
             let inode = nextInode
@@ -66,9 +73,35 @@ final class InodeTable: Sendable {
             nodes[inode] = node
             inodes[node.key] = inode
             if let object = node.object { showing[object, default: []].insert(inode) }
+            // Numbers shown in listings must not come back for other nodes after a takeover.
+            if inode > reservedUpTo {
+                reservedUpTo = inode + InodeTable.reservationStep
+                write(.reserved(upTo: reservedUpTo))
+            }
             return inode
         }
+
+        /// Journals a change to a node the kernel holds; a full journal gets a snapshot, which
+        /// already has the change.
+        mutating func write(_ record: InodeRecord) {
+            guard let journal, !journal.append(record.encoded) else { return }
+            journal.compact(snapshot)
+        }
+
+        var snapshot: [[UInt8]] {
+            [InodeRecord.reserved(upTo: max(reservedUpTo, nextInode)).encoded]
+                + nodes.compactMap { inode, node in
+                    node.lookups > 0 ? InodeRecord.node(inode: inode, node: node, shown: inodes[node.key] == inode).encoded : nil
+                }
+        }
+
+        func isJournaled(_ inode: UInt64) -> Bool {
+            journal != nil && (nodes[inode]?.lookups ?? 0) > 0
+        }
     }
+
+    /// How far ahead inode numbers are reserved in the journal (one record per that many).
+    static let reservationStep: UInt64 = 1024
 
     private let state: Mutex<State>
 
@@ -77,6 +110,63 @@ final class InodeTable: Sendable {
         initial.nodes[Self.rootInode] = Node(key: root, lookups: 1, object: nil)
         initial.inodes[root] = Self.rootInode
         state = Mutex(initial)
+    }
+
+    /// Starts writing the table to `journal`, beginning with a snapshot of it.
+    func startJournal(_ journal: any InodeJournal) {
+        state.withLock { state in
+            state.journal = journal
+            state.reservedUpTo = state.nextInode + Self.reservationStep
+            journal.compact(state.snapshot)
+        }
+    }
+
+    /// Stops writing to the journal (it is being handed to another process).
+    func stopJournal() {
+        state.withLock { $0.journal = nil }
+    }
+
+    /// Writes the journal anew from the table (a keyed value did not fit in the journal).
+    func compactJournal() {
+        state.withLock { state in state.journal?.compact(state.snapshot) }
+    }
+
+    /// The table a journal describes: every inode the kernel held, its lookup count and what it
+    /// shows, when the process that wrote it stopped.
+    func restore(from records: [[UInt8]]) throws(JournalError) {
+        var nodes: [UInt64: Node] = [:]
+        var shown: [UInt64: Bool] = [:]
+        var reserved: UInt64 = 0
+        for bytes in records {
+            switch try InodeRecord(decoding: bytes) {
+            case .node(let inode, let node, let isShown):
+                nodes[inode] = node
+                shown[inode] = isShown
+            case .remembered(let inode):
+                nodes[inode]?.lookups += 1
+            case .forgot(let inode, let count):
+                guard let lookups = nodes[inode]?.lookups else { break }
+                if lookups > count { nodes[inode]?.lookups = lookups - count } else { nodes[inode] = nil }
+            case .detached(let inode):
+                shown[inode] = false
+            case .replaced(let inode):
+                nodes[inode]?.replaced = true
+            case .pinned(let inode, let file):
+                nodes[inode]?.file = file
+            case .removed(let inode):
+                nodes[inode] = nil
+            case .reserved(let upTo):
+                reserved = max(reserved, upTo)
+            }
+        }
+        state.withLock { state in
+            for (inode, node) in nodes where inode != Self.rootInode {
+                state.nodes[inode] = node
+                if shown[inode] == true { state.inodes[node.key] = inode }
+                if let object = node.object { state.showing[object, default: []].insert(inode) }
+            }
+            state.nextInode = max(reserved, nodes.keys.max() ?? 1) + 1
+        }
     }
 
     func node(_ inode: UInt64) -> Node? {
@@ -102,6 +192,7 @@ final class InodeTable: Sendable {
             }
             if node.object == object, node.file == nil {
                 state.nodes[existing]?.file = version
+                if state.isJournaled(existing) { state.write(.pinned(inode: existing, file: version)) }
                 return .current(existing)
             }
             if node.object == object, let shown = node.file, shown.isSameContent(as: version) { return .current(existing) }
@@ -109,9 +200,15 @@ final class InodeTable: Sendable {
         }
     }
 
-    /// The kernel took a reference (a successful lookup reply).
+    /// The kernel takes a reference (a lookup reply about to be sent): journaled first.
     func remember(_ inode: UInt64) {
-        state.withLock { $0.nodes[inode]?.lookups += 1 }
+        state.withLock { state in
+            guard var node = state.nodes[inode] else { return }
+            node.lookups += 1
+            state.nodes[inode] = node
+            guard state.journal != nil, inode != Self.rootInode else { return }
+            state.write(node.lookups == 1 ? .node(inode: inode, node: node, shown: state.inodes[node.key] == inode) : .remembered(inode: inode))
+        }
     }
 
     /// The kernel dropped `count` references; the node goes when none are left.
@@ -119,6 +216,7 @@ final class InodeTable: Sendable {
         guard inode != Self.rootInode else { return }
         state.withLock { state in
             guard var node = state.nodes[inode] else { return }
+            if state.isJournaled(inode) { state.write(.forgot(inode: inode, count: count)) }
             node.lookups = node.lookups > count ? node.lookups - count : 0
             if node.lookups == 0 {
                 Self.remove(inode, node, from: &state)
@@ -151,12 +249,17 @@ final class InodeTable: Sendable {
         state.withLock { state in
             guard let key = state.nodes[inode]?.key, state.inodes[key] == inode else { return }
             state.inodes[key] = nil
+            if state.isJournaled(inode) { state.write(.detached(inode: inode)) }
         }
     }
 
     /// The kernel is about to be told that no name shows `inode` any more.
     func markReplaced(_ inode: UInt64) {
-        state.withLock { $0.nodes[inode]?.replaced = true }
+        state.withLock { state in
+            guard state.nodes[inode] != nil else { return }
+            state.nodes[inode]?.replaced = true
+            if state.isJournaled(inode) { state.write(.replaced(inode: inode)) }
+        }
     }
 
     /// Whether a name shows `inode`: an earlier version's inode, from the moment the kernel is
@@ -181,6 +284,7 @@ final class InodeTable: Sendable {
     func removeView(_ view: String) {
         state.withLock { state in
             for (inode, node) in state.nodes where node.key.view == view && inode != Self.rootInode {
+                if state.isJournaled(inode) { state.write(.removed(inode: inode)) }
                 Self.remove(inode, node, from: &state)
             }
         }

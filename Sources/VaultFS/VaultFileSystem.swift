@@ -49,6 +49,28 @@ public final class VaultFileSystem: Sendable {
         (invalidations, invalidationSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(100_000))
     }
 
+    // MARK: Taking over from another process
+
+    /// Writes the inode table to `journal` from now on (see `InodeJournal`).
+    public func journalInodes(to journal: any InodeJournal) {
+        table.startJournal(journal)
+    }
+
+    /// Stops writing to the journal: another process takes it over.
+    public func stopJournal() {
+        table.stopJournal()
+    }
+
+    /// Writes the journal anew (after a value written to it did not fit).
+    public func compactJournal() {
+        table.compactJournal()
+    }
+
+    /// Takes over the inode table another process journaled, before serving its connection.
+    public func restoreInodes(from records: [[UInt8]]) throws(JournalError) {
+        try table.restore(from: records)
+    }
+
     // MARK: Views
 
     /// Adds or replaces a view. A replaced view keeps its directories' inodes; its files get new

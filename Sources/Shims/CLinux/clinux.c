@@ -4,6 +4,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/sysmacros.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <sys/mount.h>
@@ -88,4 +92,91 @@ int clinux_check_mount_api(void) {
     struct mount_attr attributes = {0};
     if (mount_setattr(-1, "", AT_EMPTY_PATH, &attributes, sizeof attributes) == 0 || errno != ENOSYS) return 0;
     return -1;
+}
+
+int clinux_memfd(const char *name, long long size) {
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -1;
+    if (ftruncate(fd, size) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int clinux_seal(int fd) {
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+}
+
+int clinux_punch_hole(int fd, long long offset, long long length) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+}
+
+int clinux_is_fuse_device(int fd) {
+    struct stat status;
+    if (fstat(fd, &status) != 0) return 0;
+    return S_ISCHR(status.st_mode) && major(status.st_rdev) == 10 && minor(status.st_rdev) == 229;
+}
+
+int clinux_peer_credentials(int socket, int *pid, unsigned int *uid, unsigned int *gid) {
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(socket, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    return 0;
+}
+
+long clinux_send_with_descriptors(int socket, const void *bytes, unsigned long length, const int *descriptors, int count) {
+    struct iovec vector = {.iov_base = (void *)bytes, .iov_len = length};
+    struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1};
+    char control[CMSG_SPACE(sizeof(int) * 16)];
+    if (count > 16) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (count > 0) {
+        memset(control, 0, sizeof control);
+        message.msg_control = control;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * count);
+        memcpy(CMSG_DATA(header), descriptors, sizeof(int) * count);
+    }
+    return sendmsg(socket, &message, MSG_NOSIGNAL);
+}
+
+long clinux_receive_with_descriptors(int socket, void *bytes, unsigned long capacity, int *descriptors, int capacity_descriptors, int *count) {
+    struct iovec vector = {.iov_base = bytes, .iov_len = capacity};
+    char control[CMSG_SPACE(sizeof(int) * 16)];
+    struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+    *count = 0;
+    long received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+    if (received < 0) return -1;
+    int overflow = (message.msg_flags & MSG_CTRUNC) != 0;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        int arrived = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *values = (int *)CMSG_DATA(header);
+        for (int index = 0; index < arrived; index++) {
+            if (*count < capacity_descriptors) {
+                descriptors[(*count)++] = values[index];
+            } else {
+                close(values[index]);
+                overflow = 1;
+            }
+        }
+    }
+    if (overflow) {
+        for (int index = 0; index < *count; index++) close(descriptors[index]);
+        *count = 0;
+        errno = EMSGSIZE;
+        return -1;
+    }
+    return received;
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import AzureIdentity
 import CommandLineSupport
+import Continuity
+import DescriptorPassing
 import FuseBridge
 import Glibc
 import KeyVault
@@ -49,8 +51,23 @@ struct MountCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-preflight"), help: "Mount without first checking that the vault answers and the identity gets a token.")
     var noPreflight = false
 
+    @Option(
+        name: .customLong("keeper"),
+        help: ArgumentHelp(
+            "The socket of an akvfs-keeper that keeps the mount alive while this daemon restarts after a crash (see docs/mounting.md).",
+            valueName: "socket"))
+    var keeperSocket: String?
+
+    @Flag(
+        name: .customLong("systemd-descriptor-store"),
+        help: "Keep the mount alive across restarts of the systemd unit in its descriptor store (FileDescriptorStoreMax=); on SIGTERM leave it mounted for the next start.")
+    var systemdDescriptorStore = false
+
     @Option(name: .customLong("ready-fd"), help: .hidden)
     var readyDescriptor: Int32?
+
+    /// Where a running akvfs mount listens for the next process to take over (root only).
+    static let handoffDirectory = "/run/akvfs/handoff"
 
     @OptionGroup(title: "Cache") var cache: CacheOptions
     @OptionGroup(title: "Vault") var connection: ConnectionOptions
@@ -59,6 +76,10 @@ struct MountCommand: AsyncParsableCommand {
     func validate() throws {
         _ = try Self.mode(fileMode, option: "--file-mode")
         _ = try Self.mode(directoryMode, option: "--dir-mode")
+        if keeperSocket != nil, systemdDescriptorStore {
+            throw ValidationError("--keeper and --systemd-descriptor-store both keep the mount across restarts: choose one.")
+        }
+        if let keeperSocket, !keeperSocket.hasPrefix("/") { throw ValidationError("--keeper must be an absolute socket path; got \(keeperSocket).") }
     }
 
     static func mode(_ text: String, option: String) throws -> UInt16 {
@@ -108,19 +129,35 @@ struct MountCommand: AsyncParsableCommand {
         var options = MountOptions()
         options.allowOther = allowOther
         options.fsName = "akvfs:\(session.client.vault.name)"
-        let mount = try FuseMount(filesystem: filesystem, mountpoint: mountpoint, options: options)
+        let store: (any DescriptorStore)? =
+            keeperSocket.map { KeeperDescriptorStore(socketPath: $0) } ?? (systemdDescriptorStore ? SystemdDescriptorStore() : nil)
+        let continuity = MountContinuity(
+            mountpoint: MountTable.canonical(mountpoint), kind: "mount", store: store,
+            handoffDirectory: geteuid() == 0 ? Self.handoffDirectory : nil)
+        let mount = try await ContinuousMount(
+            filesystem: filesystem, cache: objectCache, options: options, continuity: continuity, version: AKVFSVersion.current)
+        let leaveOnStop = systemdDescriptorStore
         let signals = SignalWatcher { number in
-            logger.info("unmounting on signal \(number)")
             SystemdNotifier.notify("STOPPING=1")
-            mount.unmount()
+            if leaveOnStop {
+                // systemd decides after this exits: ExecStopPost unmounts unless the unit restarts.
+                logger.info("stopping on signal \(number); the mount stays for the next start of the unit")
+                Task { await mount.leaveForNextProcess() }
+            } else {
+                logger.info("unmounting on signal \(number)")
+                mount.unmount()
+            }
         }
         ready.succeeded()
         SystemdNotifier.notify("READY=1\nSTATUS=Serving \(session.client.vault.url) at \(mountpoint)")
-        logger.info("serving", metadata: ["vault": "\(session.client.vault.url)", "mountpoint": "\(mountpoint)"])
-        try await mount.run()
+        logger.info(
+            mount.wasTakenOver ? "serving the mount taken over" : "serving",
+            metadata: ["vault": "\(session.client.vault.url)", "mountpoint": "\(mountpoint)"])
+        let ending = try await mount.serve()
         _ = signals
         watcher.cancel()
         await objectCache.shutdown()
+        if ending == .handedOver { logger.info("exiting; the mount is served by the next process") }
     }
 }
 

@@ -61,4 +61,29 @@ int clinux_unmount_beneath(int directory, const char *name, int lazy);
 // 0 when the kernel has the mount API clinux_bind_read_only uses (Linux 5.12), else -1 (ENOSYS).
 int clinux_check_mount_api(void);
 
+// A memory-only file (memfd_create, close-on-exec, sealable) of `size` bytes, for state that must
+// outlive this process but never reach a disk: another process gets it by descriptor passing.
+int clinux_memfd(const char *name, long long size);
+
+// Seals a memfd against any change (shrink, grow, write, further seals).
+int clinux_seal(int fd);
+
+// Gives back the memory of bytes [offset, offset + length) of a memfd (they read as zeros).
+int clinux_punch_hole(int fd, long long offset, long long length);
+
+// Whether `fd` is /dev/fuse (character device 10:229): a descriptor received from another
+// process is checked before it is trusted as a FUSE connection.
+int clinux_is_fuse_device(int fd);
+
+// The credentials of the process at the other end of a Unix socket (SO_PEERCRED).
+int clinux_peer_credentials(int socket, int *pid, unsigned int *uid, unsigned int *gid);
+
+// Sends `length` bytes and `count` descriptors (SCM_RIGHTS) in one message on a Unix socket.
+long clinux_send_with_descriptors(int socket, const void *bytes, unsigned long length, const int *descriptors, int count);
+
+// Receives up to `capacity` bytes and up to `capacity_descriptors` descriptors (close-on-exec);
+// `*count` is how many arrived. Descriptors beyond the capacity, or a truncated control
+// message, fail the call with EMSGSIZE after closing what did arrive.
+long clinux_receive_with_descriptors(int socket, void *bytes, unsigned long capacity, int *descriptors, int capacity_descriptors, int *count);
+
 #endif

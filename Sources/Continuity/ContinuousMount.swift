@@ -1,0 +1,202 @@
+import DescriptorPassing
+import FuseBridge
+import Glibc
+import Logging
+import ObjectCache
+import PKI
+import Synchronization
+import VaultFS
+
+/// A FUSE mount that outlives the process serving it: it is mounted afresh, or taken over from
+/// the process that served it before (`MountContinuity`), and it can be handed to the next one.
+/// The inode table is journaled into a state log the whole time, so a crash loses nothing the
+/// kernel knows.
+public final class ContinuousMount: Sendable {
+    public let mount: FuseMount
+    public let log: StateLog
+    /// The keyed values of the previous process's log (its own state beyond the inode table).
+    public let inheritedValues: [String: [UInt8]]
+    public let wasTakenOver: Bool
+    private let filesystem: VaultFileSystem
+    private let cache: ObjectCache
+    private let continuity: MountContinuity
+    private let version: String
+    private let handoff = HandoffCoordinator()
+    private let inheritance: Mutex<Inheritance?>
+    private let logger = Logger(label: "akvfs.continuity")
+
+    /// How `serve()` ended.
+    public enum Ending: Sendable, Equatable {
+        case unmounted
+        /// The next process serves the mount; this one must leave it mounted and exit.
+        case handedOver
+    }
+
+    /// Mounts `filesystem` at `continuity.mountpoint`, or takes the mount over. `restore` runs
+    /// before anything is served, with the previous process's keyed values, for state beyond the
+    /// inode table (the CSI plugin's volumes).
+    public init(
+        filesystem: VaultFileSystem, cache: ObjectCache, options: MountOptions, continuity: MountContinuity, version: String,
+        restore: ([String: [UInt8]]) async throws -> Void = { _ in }
+    ) async throws {
+        self.filesystem = filesystem
+        self.cache = cache
+        self.continuity = continuity
+        self.version = version
+        var inherited: Inheritance?
+        do {
+            inherited = try continuity.inherit(version: version)
+        } catch {
+            logger.warning("cannot take the mount over, mounting afresh: \(error)", metadata: ["mountpoint": "\(continuity.mountpoint)"])
+        }
+        if let inheritance = inherited {
+            try await restore(inheritance.contents.values)
+            try filesystem.restoreInodes(from: inheritance.contents.records)
+            if var cached = inheritance.cachedContent {
+                try? await cache.importContent(cached)
+                cached.wipe()
+            }
+            mount = try FuseMount(filesystem: filesystem, adopting: inheritance.connection, mountpoint: continuity.mountpoint)
+            log = inheritance.log
+            inheritedValues = inheritance.contents.values
+            wasTakenOver = true
+        } else {
+            mount = try FuseMount(filesystem: filesystem, mountpoint: continuity.mountpoint, options: options)
+            log = try StateLog()
+            inheritedValues = [:]
+            wasTakenOver = false
+            let (log, continuity) = (self.log, self.continuity)
+            mount.onInit { request in
+                log.set(MountContinuity.initKey, request)
+                continuity.recordMount(in: log)
+            }
+            continuity.keep(fuse: mount.descriptor, log: log)
+        }
+        filesystem.journalInodes(to: log)
+        self.inheritance = Mutex(inherited)
+    }
+
+    /// Serves until the filesystem is unmounted or handed to the next process.
+    public func serve() async throws -> Ending {
+        var first = true
+        continuity.serveHandoffs(version: version, participant: handoff)
+        defer { continuity.stopServingHandoffs() }
+        while true {
+            let running = Task { try await mount.run() }
+            if first {
+                first = false
+                // The previous process waits for this before it exits; the kernel resends what it lost.
+                if let inherited = inheritance.withLock({ $0.take() }) {
+                    inherited.confirmServing()
+                    if inherited.requestsLost {
+                        let resent = mount.resendLostRequests()
+                        logger.info(resent ? "asked the kernel to resend requests the previous process did not answer" : "this kernel cannot resend requests the previous process did not answer (Linux 6.9 can); their callers may wait")
+                    }
+                }
+            }
+            handoff.serving(self)
+            switch try await running.value {
+            case .unmounted:
+                continuity.forget()
+                return .unmounted
+            case .stopped:
+                switch await handoff.outcome() {
+                case .completed: return .handedOver
+                case .abandoned: continue
+                case .steppedAside:
+                    continuity.forget()
+                    return .unmounted
+                }
+            }
+        }
+    }
+
+    public func unmount() {
+        mount.unmount()
+    }
+
+    /// Stops serving and leaves the mount to the next start of this daemon, which reclaims it
+    /// from the descriptor store (systemd restarting the unit); `serve()` returns `.handedOver`.
+    public func leaveForNextProcess() async {
+        handoff.leave()
+        _ = await mount.stopServing(within: .seconds(10))
+    }
+
+    // MARK: Handoff steps, called by the handoff thread
+
+    fileprivate func prepareHandoff() async -> HandoffOffer? {
+        let drained = await mount.stopServing(within: .seconds(10))
+        filesystem.stopJournal()
+        let cached = await cache.exportContent()
+        return HandoffOffer(fuseDescriptor: dup(mount.descriptor), logDescriptor: dup(log.descriptor), cachedContent: cached, drained: drained)
+    }
+
+    fileprivate func resume() {
+        filesystem.journalInodes(to: log)
+        mount.resumeServing()
+    }
+}
+
+/// Hands steps of a handoff between the handoff thread and `serve()`.
+private final class HandoffCoordinator: HandoffParticipant {
+    enum Outcome: Sendable { case completed, abandoned, steppedAside }
+
+    private struct State {
+        var mount: ContinuousMount?
+        var outcome: Outcome?
+        var waiter: CheckedContinuation<Outcome, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func serving(_ mount: ContinuousMount) {
+        state.withLock { $0.mount = mount }
+    }
+
+    /// What became of the handoff that stopped the mount.
+    func outcome() async -> Outcome {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> Outcome? in
+                guard let outcome = state.outcome else {
+                    state.waiter = continuation
+                    return nil
+                }
+                state.outcome = nil
+                return outcome
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+
+    private func decide(_ outcome: Outcome) {
+        let waiter = state.withLock { state -> CheckedContinuation<Outcome, Never>? in
+            guard let waiter = state.waiter else {
+                state.outcome = outcome
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume(returning: outcome)
+    }
+
+    func prepareHandoff() async -> HandoffOffer? {
+        guard let mount = state.withLock({ $0.mount }) else { return nil }
+        return await mount.prepareHandoff()
+    }
+
+    func completeHandoff() async { decide(.completed) }
+
+    /// The mount is left for the next start: the stop that follows is not a handoff to abandon.
+    func leave() { decide(.completed) }
+
+    func abandonHandoff() async {
+        state.withLock { $0.mount }?.resume()
+        decide(.abandoned)
+    }
+
+    func stepAside() async {
+        state.withLock { $0.mount }?.unmount()
+        decide(.steppedAside)
+    }
+}
