@@ -224,6 +224,7 @@ let package = Package(
             name: "MountTests",
             dependencies: [
                 "HTTPTransport", "CXattr", "TestSupport", "CSINode", "CSIProtocol", "PKI", "FuseBridge", "VaultFS", "ObjectCache",
+                "CLinux", "DescriptorPassing",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -36,6 +36,12 @@ nonisolated(unsafe) var stopping: sig_atomic_t = 0
 signal(SIGTERM) { _ in stopping = 1 }
 signal(SIGINT) { _ in stopping = 1 }
 signal(SIGPIPE, SIG_IGN)
+// A parent may have started this with the signals blocked (posix_spawn passes its mask on).
+var handled = sigset_t()
+sigemptyset(&handled)
+sigaddset(&handled, SIGTERM)
+sigaddset(&handled, SIGINT)
+sigprocmask(SIG_UNBLOCK, &handled, nil)
 
 do {
     let keeper = try Keeper(socketPath: socketPath, log: report)

@@ -20,14 +20,18 @@ public final class ChildProcess: Sendable {
     /// The exit code (or 128 + signal) and whether the kernel wrote a core dump, once reaped.
     private let ending = Mutex<(code: Int32, dumpedCore: Bool)?>(nil)
 
+    /// `inheriting` descriptors become the child's 3, 4, … (as systemd passes LISTEN_FDS).
     public static func spawn(
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-        stdout: Output = .null, stderr: Output = .null
+        stdout: Output = .null, stderr: Output = .null, inheriting: [Int32] = []
     ) throws(SpawnError) -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        for (index, descriptor) in inheriting.enumerated() {
+            posix_spawn_file_actions_adddup2(&actions, descriptor, Int32(3 + index))
+        }
         var pipeRead: Int32?
         var pipeWrite: Int32?
         defer { if let pipeWrite { close(pipeWrite) } }

@@ -1,0 +1,446 @@
+import CLinux
+import DescriptorPassing
+import Foundation
+import Glibc
+import HTTPTypes
+import Synchronization
+import TestSupport
+import Testing
+
+/// A vault of 20 secrets for readers to loop over while the daemon changes hands.
+enum TwentySecrets {
+    static let names = (0..<20).map { String(format: "secret-%02d", $0) }
+    static func value(_ name: String) -> String { "value-of-\(name)" }
+    static let seed = """
+        {"vaults": [{"name": "demo", "secrets": [\(names.map { #"{"name": "\#($0)", "value": "\#(value($0))"}"# }.joined(separator: ", "))]}]}
+        """
+}
+
+/// Readers on their own threads, each opening and reading every file and listing the directory
+/// in a loop, until stopped: what failed, and the longest any one operation took.
+final class ReaderLoop: Sendable {
+    struct Tally: Sendable {
+        var reads = 0
+        var failures: [String] = []
+        var longest: Duration = .zero
+    }
+
+    private final class Shared: Sendable {
+        let tally = Mutex(Tally())
+        let stopping = Atomic(false)
+    }
+
+    private let shared = Shared()
+    private let running: [Task<Void, any Error>]
+
+    init(readers: Int, directory: String, names: [String], expected: @escaping @Sendable (String) -> String) {
+        let shared = self.shared
+        running = (0..<readers).map { _ in
+            Task {
+                try await blocking {
+                    while !shared.stopping.load(ordering: .relaxed) {
+                        for name in names {
+                            let started = ContinuousClock.now
+                            let result = Result { try String(contentsOfFile: "\(directory)/\(name)", encoding: .utf8) }
+                            let listed = (try? FileManager.default.contentsOfDirectory(atPath: directory)) != nil
+                            let took = ContinuousClock.now - started
+                            shared.tally.withLock { tally in
+                                tally.reads += 1
+                                tally.longest = max(tally.longest, took)
+                                switch result {
+                                case .success(let text) where text == expected(name) && listed: break
+                                case .success(let text): tally.failures.append("\(name): read \(text.prefix(40)), listed \(listed)")
+                                case .failure(let error): tally.failures.append("\(name): \(error)")
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops the readers and says what they saw.
+    func stop() async throws -> Tally {
+        shared.stopping.store(true, ordering: .relaxed)
+        for reader in running { try await reader.value }
+        return shared.tally.withLock { $0 }
+    }
+}
+
+/// `akvfs-keeper` in its own process.
+final class KeeperProcess: Sendable {
+    let process: ChildProcess
+    let socketPath: String
+
+    init(directory: URL) async throws {
+        socketPath = directory.appendingPathComponent("keeper-\(UUID().uuidString.prefix(6)).sock").path
+        process = try ChildProcess.spawn(
+            buildDirectory.appendingPathComponent("akvfs-keeper").path, ["--socket", socketPath],
+            stderr: .file(directory.appendingPathComponent("keeper.log").path))
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socketPath) { try await Task.sleep(for: .milliseconds(50)) }
+    }
+
+    func stop() async {
+        process.signal(SIGTERM)
+        _ = await process.exit()
+    }
+}
+
+extension EmulatorProcess {
+    /// GETs of the 20 secrets' values so far.
+    func secretGets() async throws -> Int {
+        let (_, body) = try await send(.get, "\(adminURL)/requests")
+        let all = (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]] ?? []
+        return all.filter { ($0["path"] as? String)?.hasPrefix("/secrets/secret-") == true && $0["status"] as? Int == 200 }.count
+    }
+}
+
+extension MountedVault {
+    /// Waits until the log says the mount was taken over (or the process ended).
+    static func waitForTakeover(_ process: ChildProcess, log: URL) async throws {
+        for _ in 0..<300 {
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if text.contains("serving the mount taken over") { return }
+            guard process.isRunning else { throw TestFailure("akvfs exited (\(process.wait())) before taking over:\n\(text)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("akvfs did not take the mount over within 15 s")
+    }
+}
+
+/// The node mount outliving its daemon: planned handoffs and restarts after kill -9.
+@Suite("Real mounts: handoff and restart", .serialized)
+struct RestartTests {
+    @Test("A second akvfs takes a mount over while 4 readers loop: no failed read, no Key Vault GET for cached content")
+    func plannedHandoff() async throws {
+        let emulator = try await EmulatorProcess(seedJSON: TwentySecrets.seed)
+        let first = try await MountedVault(emulator: emulator, extraArguments: ["--ttl", "300"])
+        var second: ChildProcess?
+        defer { second?.signal(SIGTERM) }
+        do {
+            for name in TwentySecrets.names { #expect(try await first.read("secrets/\(name)") == TwentySecrets.value(name)) }
+            let getsBefore = try await emulator.secretGets()
+            let readers = ReaderLoop(readers: 4, directory: first.path("secrets"), names: TwentySecrets.names, expected: TwentySecrets.value)
+            try await Task.sleep(for: .milliseconds(500))
+
+            let log = emulator.directory.appendingPathComponent("second.log")
+            let process = try MountedVault.start(
+                emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: ["--ttl", "300"], environment: [:], log: log)
+            second = process
+            try await MountedVault.waitForTakeover(process, log: log)
+            #expect(await first.process.exit() == 0, "the first daemon exits once the second serves")
+            try await Task.sleep(for: .seconds(1))
+            let tally = try await readers.stop()
+
+            #expect(tally.failures.isEmpty, "\(tally.failures.prefix(5))")
+            #expect(tally.reads > 100)
+            #expect(try await emulator.secretGets() == getsBefore, "cached content came across; the second daemon fetched none of it")
+            #expect(MountedVault.isMounted(first.mountpoint))
+            #expect(first.log.contains("handed the mount over"))
+
+            process.signal(SIGTERM)
+            #expect(await process.exit() == 0)
+            #expect(!MountedVault.isMounted(first.mountpoint), "the second daemon unmounts as usual")
+            second = nil
+        } catch {
+            await first.cleanUp()
+            await emulator.stop()
+            throw error
+        }
+        await first.cleanUp()
+        await emulator.stop()
+    }
+
+    @Test("Killed with SIGKILL 5 times and restarted, akvfs reclaims the mount from a keeper: 4 readers see no failed read")
+    func killAndRestart() async throws {
+        let emulator = try await EmulatorProcess(seedJSON: TwentySecrets.seed)
+        let keeper = try await KeeperProcess(directory: emulator.directory)
+        let arguments = ["--ttl", "300", "--keeper", keeper.socketPath]
+        let first = try await MountedVault(emulator: emulator, extraArguments: arguments)
+        var current = first.process
+        do {
+            let readers = ReaderLoop(readers: 4, directory: first.path("secrets"), names: TwentySecrets.names, expected: TwentySecrets.value)
+            for round in 1...5 {
+                try await Task.sleep(for: .milliseconds(1_500))
+                current.signal(SIGKILL)
+                _ = await current.exit()
+                // A supervisor restarts it, as systemd would.
+                let log = emulator.directory.appendingPathComponent("restart-\(round).log")
+                current = try MountedVault.start(
+                    emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: arguments, environment: [:], log: log)
+                try await MountedVault.waitForTakeover(current, log: log)
+            }
+            try await Task.sleep(for: .seconds(1))
+            let tally = try await readers.stop()
+            #expect(tally.failures.isEmpty, "\(tally.failures.prefix(5))")
+            #expect(tally.reads > 100)
+            print("longest stall a reader saw over 5 kills: \(tally.longest)")
+            current.signal(SIGTERM)
+            #expect(await current.exit() == 0)
+            #expect(!MountedVault.isMounted(first.mountpoint))
+        } catch {
+            current.signal(SIGKILL)
+            await first.cleanUp()
+            await keeper.stop()
+            await emulator.stop()
+            throw error
+        }
+        await first.cleanUp()
+        await keeper.stop()
+        await emulator.stop()
+    }
+
+    @Test("A request the killed daemon was answering is answered after the restart, never left hanging")
+    func requestInFlightAtDeath() async throws {
+        let emulator = try await EmulatorProcess(seedJSON: TwentySecrets.seed)
+        let keeper = try await KeeperProcess(directory: emulator.directory)
+        let arguments = ["--ttl", "300", "--keeper", keeper.socketPath]
+        let first = try await MountedVault(emulator: emulator, extraArguments: arguments)
+        var current = first.process
+        do {
+            // The daemon reads this lookup and asks Key Vault, which hangs.
+            try await emulator.injectFault(["vault": "demo", "pathPrefix": "/secrets/secret-07", "action": "hang", "hangSeconds": 120])
+            let path = first.path("secrets/secret-07")
+            let waiting = Task { try await blocking { try String(contentsOfFile: path, encoding: .utf8) } }
+            for _ in 0..<100 {
+                if try await emulator.requests(vault: "demo", path: "/secrets/secret-07").contains(where: { $0["fault"] is String }) { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            current.signal(SIGKILL)
+            _ = await current.exit()
+            try await emulator.clearFaults()
+            let log = emulator.directory.appendingPathComponent("after-death.log")
+            current = try MountedVault.start(
+                emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: arguments, environment: [:], log: log)
+            try await MountedVault.waitForTakeover(current, log: log)
+            #expect(try await waiting.value == TwentySecrets.value("secret-07"))
+            #expect((try? String(contentsOf: log, encoding: .utf8))?.contains("resend") == true)
+            current.signal(SIGTERM)
+            _ = await current.exit()
+        } catch {
+            current.signal(SIGKILL)
+            await first.cleanUp()
+            await keeper.stop()
+            await emulator.stop()
+            throw error
+        }
+        await first.cleanUp()
+        await keeper.stop()
+        await emulator.stop()
+    }
+
+    @Test("A takeover in an incompatible protocol is refused; asked to step aside, the daemon unmounts and exits")
+    func incompatibleTakeover() async throws {
+        try await withMountedDemo { (_, mount) async throws in
+            #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
+            let socket = try #require(try LocalSocket.connect(to: try Self.handoffSocket(of: mount.mountpoint)))
+            try socket.send(LocalSocket.Message("TAKEOVER 99 99 99.0.0"))
+            let answer = try #require(try socket.receive())
+            #expect(answer.text.hasPrefix("REFUSE incompatible"), "\(answer.text)")
+            #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e", "still serving while refusing")
+            try socket.send(LocalSocket.Message("STEPASIDE"))
+            #expect(try socket.receive()?.text == "OK")
+            #expect(await mount.process.exit() == 0)
+            #expect(!MountedVault.isMounted(mount.mountpoint))
+        }
+    }
+
+    @Test("Refused by an incompatible running daemon, a new akvfs has it step aside and mounts afresh")
+    func fallbackToFreshMount() async throws {
+        try await withMountedDemo { (emulator, mount) async throws in
+            // Stand in for a daemon of another version: its socket refuses; stepping aside stops it.
+            let path = try Self.handoffSocket(of: mount.mountpoint)
+            let impostor = try LocalSocket.listen(at: path)
+            let old = mount.process
+            let serving = Task {
+                guard let connection = impostor.accept(), let request = try connection.receive() else { return "" }
+                try connection.send(LocalSocket.Message("REFUSE incompatible: a test's older akvfs"))
+                guard try connection.receive()?.text == "STEPASIDE" else { return request.text }
+                old.signal(SIGTERM)
+                _ = await old.exit()
+                try connection.send(LocalSocket.Message("OK"))
+                return request.text
+            }
+            let log = emulator.directory.appendingPathComponent("fresh.log")
+            let fresh = try MountedVault.start(emulator: emulator, vault: "demo", mountpoint: mount.mountpoint, arguments: [], environment: [:], log: log)
+            defer { fresh.signal(SIGTERM) }
+            #expect(try await serving.value.hasPrefix("TAKEOVER 1 "))
+            for _ in 0..<100 where !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("[akvfs] serving") {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
+            #expect(((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("refused the handoff"))
+            fresh.signal(SIGTERM)
+            _ = await fresh.exit()
+        }
+    }
+
+    @Test("Only root may take a mount over or use a keeper: other users cannot reach the sockets, nor are they answered")
+    func onlyRoot() async throws {
+        let emulator = try await EmulatorProcess()
+        let keeper = try await KeeperProcess(directory: emulator.directory)
+        let mount = try await MountedVault(emulator: emulator, extraArguments: ["--keeper", keeper.socketPath])
+        do {
+            let handoff = try Self.handoffSocket(of: mount.mountpoint)
+            for path in [handoff, keeper.socketPath] {
+                #expect(try await Self.asNobody(connectTo: path) == "denied", "\(path) is root's alone")
+                // Even with the socket and its directories opened up, a process that is not root gets no answer.
+                var opened: [(String, mode_t)] = []
+                var directory = path
+                while directory != "/" {
+                    let mode = try FileManager.default.attributesOfItem(atPath: directory)[.posixPermissions] as? Int ?? 0o700
+                    opened.append((directory, mode_t(mode)))
+                    chmod(directory, directory == path ? 0o777 : mode_t(mode) | 0o111)
+                    directory = (directory as NSString).deletingLastPathComponent
+                }
+                let answer = try await Self.asNobody(connectTo: path)
+                for (item, mode) in opened { chmod(item, mode) }
+                #expect(answer == "unanswered", "\(path)")
+            }
+            #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
+        } catch {
+            await mount.cleanUp()
+            await keeper.stop()
+            await emulator.stop()
+            throw error
+        }
+        await mount.cleanUp()
+        await keeper.stop()
+        await emulator.stop()
+    }
+
+    @Test("Under systemd's descriptor store, SIGTERM leaves the mount for the next start, which reclaims it")
+    func systemdDescriptorStore() async throws {
+        let emulator = try await EmulatorProcess(seedJSON: TwentySecrets.seed)
+        let store = try FakeSystemdStore(directory: emulator.directory)
+        let first = try await MountedVault(
+            emulator: emulator, extraArguments: ["--ttl", "300", "--systemd-descriptor-store"], environment: ["NOTIFY_SOCKET": store.path])
+        var next: ChildProcess?
+        do {
+            #expect(try await first.read("secrets/secret-03") == TwentySecrets.value("secret-03"))
+            let kept = try await store.waitForDescriptors(2)
+            first.process.signal(SIGTERM)
+            #expect(await first.process.exit() == 0)
+            #expect(MountedVault.isMounted(first.mountpoint), "left mounted for the next start")
+            let waiting = Task { try await blocking { [first] in try String(contentsOfFile: first.path("secrets/secret-04"), encoding: .utf8) } }
+
+            // systemd starts the unit again, passing what it kept as LISTEN_FDS.
+            let log = emulator.directory.appendingPathComponent("next-start.log")
+            let command = [buildDirectory.appendingPathComponent("akvfs").path, "mount", emulator.vaultURL("demo"), first.mountpoint, "--ttl", "300", "--systemd-descriptor-store"]
+            let process = try ChildProcess.spawn(
+                "/bin/sh", ["-c", #"LISTEN_PID=$$ exec "$@""#, "sh"] + command,
+                environment: [
+                    "PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "AKVFS_CA_FILE": emulator.caFile, "AKVFS_IMDS_ENDPOINT": emulator.imdsEndpoint,
+                    "AKVFS_LOG_LEVEL": "debug", "NOTIFY_SOCKET": store.path, "LISTEN_FDS": "\(kept.count)",
+                    "LISTEN_FDNAMES": kept.map(\.name).joined(separator: ":"),
+                ],
+                stderr: .file(log.path), inheriting: kept.map(\.descriptor))
+            next = process
+            try await MountedVault.waitForTakeover(process, log: log)
+            #expect(try await waiting.value == TwentySecrets.value("secret-04"))
+            #expect(try await first.read("secrets/secret-03") == TwentySecrets.value("secret-03"))
+            process.signal(SIGTERM)
+            #expect(await process.exit() == 0)
+            next = nil
+        } catch {
+            next?.signal(SIGKILL)
+            await first.cleanUp()
+            await emulator.stop()
+            throw error
+        }
+        await first.cleanUp()
+        await emulator.stop()
+    }
+
+    // MARK: Helpers
+
+    static func handoffSocket(of mountpoint: String) throws -> String {
+        let names = try FileManager.default.contentsOfDirectory(atPath: "/run/akvfs/handoff")
+        let digest = digestPrefix(mountpoint)
+        guard let name = names.first(where: { $0.contains(digest) }) else { throw TestFailure("no handoff socket for \(mountpoint) in \(names)") }
+        return "/run/akvfs/handoff/\(name)"
+    }
+
+    /// The first 8 bytes of SHA-256 of the mountpoint, in hex: how akvfs names its socket.
+    static func digestPrefix(_ mountpoint: String) -> String {
+        let process = try? ChildProcess.spawn("/bin/sh", ["-c", #"printf %s "$0" | sha256sum | cut -c1-16"#, mountpoint], stdout: .pipe)
+        return String(decoding: process?.readAll() ?? [], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Connects to a Unix sequenced-packet socket as the user nobody and sends a request:
+    /// "denied" when the connection is refused, "unanswered" when it is closed without an answer.
+    static func asNobody(connectTo path: String) async throws -> String {
+        let script = """
+            import socket, sys
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                s.connect(sys.argv[1])
+            except PermissionError:
+                print("denied"); sys.exit(0)
+            s.settimeout(5)
+            try:
+                s.send(b"LIST")
+                data = s.recv(4096)
+                print("unanswered" if not data else "answered")
+            except (ConnectionResetError, BrokenPipeError, socket.timeout):
+                print("unanswered")
+            """
+        let process = try ChildProcess.spawn("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, path], stdout: .pipe)
+        let output = try await blocking { process.readAll() }
+        _ = await process.exit()
+        return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// Stands in for systemd's notify socket and descriptor store: keeps what `FDSTORE=1` sends.
+final class FakeSystemdStore: Sendable {
+    let path: String
+    private let socket: Int32
+    private final class Kept: Sendable {
+        let descriptors = Mutex<[(name: String, descriptor: Int32)]>([])
+    }
+    private let kept = Kept()
+
+    init(directory: URL) throws {
+        path = directory.appendingPathComponent("notify-\(UUID().uuidString.prefix(6)).sock").path
+        socket = Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else { throw TestFailure("cannot bind \(path)") }
+    }
+
+    deinit { close(socket) }
+
+    /// Receives notifications until `count` descriptors were stored (duplicate names replace).
+    func waitForDescriptors(_ count: Int) async throws -> [(name: String, descriptor: Int32)] {
+        let socket = self.socket
+        let kept = self.kept
+        return try await blocking {
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            while kept.descriptors.withLock({ $0.count }) < count {
+                var bytes = [UInt8](repeating: 0, count: 4096)
+                var descriptors = [Int32](repeating: -1, count: 16)
+                var received: Int32 = 0
+                let length = bytes.withUnsafeMutableBytes { buffer in
+                    clinux_receive_with_descriptors(socket, buffer.baseAddress, UInt(buffer.count), &descriptors, 16, &received)
+                }
+                guard length >= 0 else { throw TestFailure("no FDSTORE message within 10 s") }
+                let text = String(decoding: bytes[0..<length], as: UTF8.self)
+                guard text.contains("FDSTORE=1"), received == 1,
+                    let name = text.split(separator: "\n").first(where: { $0.hasPrefix("FDNAME=") })?.dropFirst(7)
+                else { continue }
+                kept.descriptors.withLock { kept in
+                    kept.removeAll { $0.name == name }
+                    kept.append((String(name), descriptors[0]))
+                }
+            }
+            return kept.descriptors.withLock { $0 }
+        }
+    }
+}
