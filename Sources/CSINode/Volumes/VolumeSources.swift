@@ -168,13 +168,16 @@ actor VolumeSources {
 }
 
 /// The newest service-account token kubelet handed over for one workload identity.
-final class ServiceAccountTokenBox: Sendable {
+/// `package` for akvfs-fuzz, which decodes claims as the plugin does.
+package final class ServiceAccountTokenBox: Sendable {
     private let token = Mutex<(value: String, expires: Date?)?>(nil)
 
-    var current: String? { token.withLock { $0?.value } }
+    package init() {}
+
+    package var current: String? { token.withLock { $0?.value } }
 
     /// Keeps `value` unless the token held expires later (publishes can arrive out of order).
-    func offer(_ value: String, expiration: String?) {
+    package func offer(_ value: String, expiration: String?) {
         let expires = Self.expiry(of: value) ?? expiration.flatMap { try? Date($0, strategy: .iso8601) }
         token.withLock { held in
             if let held, let heldExpiry = held.expires, let expires, heldExpiry > expires { return }
@@ -194,11 +197,11 @@ final class ServiceAccountTokenBox: Sendable {
     }
 
     /// `sub` of a Kubernetes service-account token: `system:serviceaccount:<namespace>:<name>`.
-    static func subject(of token: String) -> String? {
+    package static func subject(of token: String) -> String? {
         claims(of: token)?.sub.flatMap { $0.hasPrefix("system:serviceaccount:") ? $0 : nil }
     }
 
-    static func expiry(of token: String) -> Date? {
+    package static func expiry(of token: String) -> Date? {
         claims(of: token)?.exp.map { Date(timeIntervalSince1970: $0) }
     }
 }
