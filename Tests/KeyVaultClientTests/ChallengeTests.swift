@@ -95,3 +95,31 @@ struct ObjectIdentifierTests {
         }
     }
 }
+
+@Suite("Cloud environment files")
+struct CloudEnvironmentFileTests {
+    private func load(suffix: String) throws(KeyVaultError) -> AzureCloud {
+        let json = #"{"activeDirectoryEndpoint":"https://login.microsoftonline.com/","keyVaultEndpoint":"https://vault.local.azurestack.external/","#
+            + #""keyVaultDNSSuffix":"\#(suffix)"}"#
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-cloud-\(UUID().uuidString).json").path
+        FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try AzureCloud.load(environmentFile: path)
+    }
+
+    @Test("The DNS suffix may start with a dot and, for an emulator, end with a port")
+    func suffixes() throws {
+        #expect(try load(suffix: ".vault.local.azurestack.external").keyVaultDNSSuffix == "vault.local.azurestack.external")
+        #expect(try load(suffix: "vault.localhost:8443").keyVaultDNSSuffix == "vault.localhost:8443")
+    }
+
+    // Found by the cloud-env fuzz target (Fuzz/corpus/cloud-env/found-suffix-with-path.json): a suffix
+    // with a path or other URL parts became part of every vault's URL.
+    @Test("A DNS suffix that is not a domain is refused", arguments: [
+        ".vault.local.azurestack.externaagement.local.azurestack.external/cal.azurestack.external",
+        "vault.local/x", "vault local", ".", "a..b", "vault.local:", "vault.local:port", "user@vault.local", "vault.local?x",
+    ])
+    func badSuffix(suffix: String) {
+        #expect(throws: KeyVaultError.self) { try load(suffix: suffix) }
+    }
+}
