@@ -212,8 +212,10 @@ public final class KeyVaultClient: Sendable {
 
     private func split(nextLink: String, operation: String) throws(KeyVaultError) -> (String, [(String, String)]) {
         let bytes = Array(nextLink.utf8)
-        guard let authority = authorityStart(in: bytes) else {
-            throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "nextLink '\(nextLink)' is not an absolute URL")
+        // Spaces, controls and raw non-ASCII are never in a URL, and would garble the request line.
+        guard let authority = authorityStart(in: bytes), bytes.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw KeyVaultError(
+                kind: .invalidResponse, operation: operation, vault: vault.url, detail: "nextLink \(nextLink.debugDescription) is not an absolute URL")
         }
         let pathStart = bytes[authority...].firstIndex(of: UInt8(ascii: "/")) ?? bytes.endIndex
         let queryStart = bytes[pathStart...].firstIndex(of: UInt8(ascii: "?")) ?? bytes.endIndex

@@ -1,0 +1,74 @@
+import AzureIdentity
+import Foundation
+import HTTPTransport
+import HTTPTypes
+import KeyVault
+import Synchronization
+import Testing
+
+@Suite("Following a page's nextLink")
+struct NextLinkTests {
+    // Found by the kv-page fuzz target (Fuzz/corpus/kv-page/found-link-with-space.json): a link read
+    // ahead of the page's decode was sent as the next request's target, space and all.
+    @Test("A nextLink with spaces, controls or raw non-ASCII fails the listing and is never requested", arguments: [
+        #"{ "nextLink" : "https://contoso-kv.vault.azure.net/keys?$skiptokString "value": [] }"#,
+        #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/keys?$skiptoken=a b"}"#,
+        #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/keys?$skiptoken=a\r\nHost: evil"}"#,
+        #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/kéys"}"#,
+    ])
+    func malformedLink(page: String) async throws {
+        let vault = PagedVault(pages: [page])
+        await #expect {
+            try await vault.client().listKeys()
+        } throws: { error in
+            (error as? KeyVaultError)?.kind == .invalidResponse
+        }
+        #expect(vault.requests.count == 1)
+    }
+
+    @Test("A good nextLink is requested on this vault with the client's api-version")
+    func goodLink() async throws {
+        let vault = PagedVault(pages: [
+            #"{"value":[{"kid":"https://contoso-kv.vault.azure.net/keys/a"}],"nextLink":"https://contoso-kv.vault.azure.net:443/keys?api-version=7.4&$skiptoken=b%20c"}"#,
+        ])
+        #expect(try await vault.client().listKeys().map(\.name) == ["a"])
+        #expect(vault.requests == ["/keys?api-version=7.6", "/keys?api-version=7.6&$skiptoken=b%20c"])
+    }
+}
+
+/// Answers like a vault: a Bearer challenge to unauthenticated requests, then `pages` in order
+/// (an empty last page after them), recording each authenticated request's target.
+private final class PagedVault: HTTPClient {
+    private let pages: [String]
+    private let sent = Mutex<[String]>([])
+
+    init(pages: [String]) {
+        self.pages = pages
+    }
+
+    var requests: [String] { sent.withLock { $0 } }
+
+    func client() throws -> KeyVaultClient {
+        KeyVaultClient(vault: try VaultEndpoint.resolve("contoso-kv", cloud: .publicCloud), credential: StaticCredential(), http: self)
+    }
+
+    func execute(_ request: HTTPRequest, body: [UInt8]?, timeout: Duration?) async throws(HTTPTransportError) -> HTTPClientResponse {
+        guard request.headerFields[.authorization] != nil else {
+            let challenge = #"Bearer authorization="https://login.microsoftonline.com/tenant-a", resource="https://vault.azure.net""#
+            return HTTPClientResponse(head: HTTPResponse(status: .unauthorized, headerFields: [.wwwAuthenticate: challenge]), body: [])
+        }
+        let index = sent.withLock { sent in
+            sent.append(request.path ?? "")
+            return sent.count - 1
+        }
+        return HTTPClientResponse(head: HTTPResponse(status: .ok), body: Array((index < pages.count ? pages[index] : #"{"value":[]}"#).utf8))
+    }
+}
+
+private struct StaticCredential: TokenCredential {
+    var name: String { "StaticCredential" }
+
+    func getToken(_ context: TokenRequestContext) async throws(CredentialError) -> AccessToken {
+        AccessToken(token: "token", expiresOn: Date() + 3600, issuedAt: Date())
+    }
+}
