@@ -35,8 +35,10 @@ private func checkPage(_ input: [UInt8]) throws(InvariantFailure) {
         try require(scanned.link == decoded.link, "scan read \(scanned.link ?? "no link"), the page holds \(decoded.link ?? "none")")
     }
 
+    // The client's Page: JSONDecoder checks only the members a type reads, so nextLink must be here too.
     struct Page<Item: Decodable>: Decodable {
         var value: [Item]?
+        var nextLink: String?
     }
     let secrets = try? JSONDecoder().decode(Page<SecretItem>.self, from: Data(input))
     let keys = try? JSONDecoder().decode(Page<KeyItem>.self, from: Data(input))
