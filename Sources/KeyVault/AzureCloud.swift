@@ -72,7 +72,9 @@ public struct AzureCloud: Sendable, Equatable {
         else {
             throw .configuration("the cloud environment file \(path) must set activeDirectoryEndpoint, keyVaultEndpoint and keyVaultDNSSuffix.")
         }
-        for (field, url) in [("activeDirectoryEndpoint", authority), ("keyVaultEndpoint", resource)] where !url.hasPrefix("https://") {
+        func withoutTrailingSlashes(_ url: String) -> String { String(url.reversed().drop { $0 == "/" }.reversed()) }
+        for (field, url) in [("activeDirectoryEndpoint", authority), ("keyVaultEndpoint", resource)]
+        where !withoutTrailingSlashes(url).hasPrefix("https://") {
             throw .configuration("\(field) in \(path) must be an https URL; got \(url).")
         }
         // The suffix ends every vault's authority, so it may hold nothing but a domain (and an emulator's port).
@@ -83,8 +85,8 @@ public struct AzureCloud: Sendable, Equatable {
         return AzureCloud(
             name: file.name ?? stackCloudName,
             keyVaultDNSSuffix: domain,
-            keyVaultResource: resource.hasSuffix("/") ? String(resource.dropLast()) : resource,
-            authorityHost: authority.hasSuffix("/") ? String(authority.dropLast()) : authority
+            keyVaultResource: withoutTrailingSlashes(resource),
+            authorityHost: withoutTrailingSlashes(authority)
         )
     }
 }

@@ -98,9 +98,11 @@ struct ObjectIdentifierTests {
 
 @Suite("Cloud environment files")
 struct CloudEnvironmentFileTests {
-    private func load(suffix: String) throws(KeyVaultError) -> AzureCloud {
-        let json = #"{"activeDirectoryEndpoint":"https://login.microsoftonline.com/","keyVaultEndpoint":"https://vault.local.azurestack.external/","#
-            + #""keyVaultDNSSuffix":"\#(suffix)"}"#
+    private func load(
+        authority: String = "https://login.microsoftonline.com/", resource: String = "https://vault.local.azurestack.external/",
+        suffix: String = "vault.local.azurestack.external"
+    ) throws(KeyVaultError) -> AzureCloud {
+        let json = #"{"activeDirectoryEndpoint":"\#(authority)","keyVaultEndpoint":"\#(resource)","keyVaultDNSSuffix":"\#(suffix)"}"#
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-cloud-\(UUID().uuidString).json").path
         FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -111,6 +113,17 @@ struct CloudEnvironmentFileTests {
     func suffixes() throws {
         #expect(try load(suffix: ".vault.local.azurestack.external").keyVaultDNSSuffix == "vault.local.azurestack.external")
         #expect(try load(suffix: "vault.localhost:8443").keyVaultDNSSuffix == "vault.localhost:8443")
+    }
+
+    // Found by the cloud-env fuzz target (Fuzz/corpus/cloud-env/found-double-slash.json): one of two
+    // trailing slashes stayed, so the authority became https://login.microsoftonline.com//<tenant>.
+    @Test("Endpoints lose every trailing slash; one that is no URL without them is refused")
+    func endpoints() throws {
+        let cloud = try load(authority: "https://login.microsoftonline.com//", resource: "https://vault.local.azurestack.external///")
+        #expect(cloud.authorityHost == "https://login.microsoftonline.com")
+        #expect(cloud.keyVaultResource == "https://vault.local.azurestack.external")
+        #expect(throws: KeyVaultError.self) { try load(resource: "https:///") }
+        #expect(throws: KeyVaultError.self) { try load(authority: "http://login.microsoftonline.com") }
     }
 
     // Found by the cloud-env fuzz target (Fuzz/corpus/cloud-env/found-suffix-with-path.json): a suffix
