@@ -59,12 +59,12 @@ struct CSIRequestText {
         var lastKey: String?
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
             switch line {
-            case "[parameters]": section = \.parameters
-            case "[attributes]": section = \.attributes
-            case "[secrets]": section = \.secrets
+            case "[parameters]": (section, lastKey) = (\.parameters, nil)
+            case "[attributes]": (section, lastKey) = (\.attributes, nil)
+            case "[secrets]": (section, lastKey) = (\.secrets, nil)
             case "[allow-node-identity]": request.options.allowNodeManagedIdentity = true
             case _ where line.hasPrefix("|"):
-                if let lastKey { request[keyPath: section][lastKey, default: ""] += "\n" + line.dropFirst() }
+                if let lastKey { request[keyPath: section][lastKey]? += "\n" + line.dropFirst() }
             default:
                 guard let equals = line.firstIndex(of: "=") else { continue }
                 let key = String(line[..<equals])
@@ -77,7 +77,10 @@ struct CSIRequestText {
 
     /// A valid volume of the service-principal kind, for targets that fuzz one of its parts.
     static let servicePrincipalVolume = CSIRequestText(
-        parameters: ["keyvaultName": "contoso-kv", "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47"],
+        parameters: [
+            "keyvaultName": "contoso-kv", "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "objects": "array:\n  - |\n    objectName: secret1\n    objectType: secret\n",
+        ],
         attributes: [
             "csi.storage.k8s.io/pod.name": "web-0", "csi.storage.k8s.io/pod.namespace": "default",
             "secretProviderClass": "azure-kvname",
