@@ -67,12 +67,23 @@ private func checkPage(_ input: [UInt8]) throws(InvariantFailure) {
         let linkIsURL = link.map { $0.contains("://") } ?? true
         try require(secrets == nil || !linkIsURL, "a page that decodes failed the listing: \(error.detail)")
     }
-    if requests.count == 2 {
-        let target = requests[1]
-        try require(target.hasPrefix("/") && target.contains("?api-version=7.6"), "the next page was asked as \(target)")
-        try require(target.ranges(of: "api-version=").count == 1, "api-version sent twice: \(target)")
-        try require(!target.utf8.contains { $0 <= 0x20 || $0 == 0x7F }, "the next request's target has spaces or controls: \(target.debugDescription)")
+    if requests.count == 2, let link { try checkNextRequest(requests[1], link: link) }
+}
+
+/// The request for a page's `link`: its path and query on this vault, with the client's api-version
+/// instead of the link's, exactly as a URL parser reads the link.
+private func checkNextRequest(_ target: String, link: String) throws(InvariantFailure) {
+    try require(!target.utf8.contains { $0 <= 0x20 || $0 >= 0x7F }, "the next request's target is no URL: \(target.debugDescription)")
+    func items(_ query: Substring) -> [Substring] {
+        query.split(separator: "&").filter { !$0.hasPrefix("api-version=") && $0 != "api-version" }
     }
+    let (path, query) = target.firstIndex(of: "?").map { (target[..<$0], target[target.index(after: $0)...]) } ?? (target[...], "")
+    try require(query.hasPrefix("api-version=7.6") && items(query).count == query.split(separator: "&").count - 1, "api-version in \(target)")
+    // (A fragment is never sent: libcurl drops it.)
+    guard !link.contains("#"), let url = URLComponents(string: link), url.host != nil else { return }
+    let expectedPath = url.percentEncodedPath.isEmpty ? "/" : url.percentEncodedPath
+    try require(path == expectedPath, "the link's path is \(expectedPath), the request's \(path)")
+    try require(items(query) == items(Substring(url.percentEncodedQuery ?? "")), "the link's query became \(query)")
 }
 
 // MARK: - Bundles
