@@ -217,7 +217,8 @@ public final class KeyVaultClient: Sendable {
             throw KeyVaultError(
                 kind: .invalidResponse, operation: operation, vault: vault.url, detail: "nextLink \(nextLink.debugDescription) is not an absolute URL")
         }
-        let pathStart = bytes[authority...].firstIndex(of: UInt8(ascii: "/")) ?? bytes.endIndex
+        // The authority ends at the path, or at the query of a link without one.
+        let pathStart = bytes[authority...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? bytes.endIndex
         let queryStart = bytes[pathStart...].firstIndex(of: UInt8(ascii: "?")) ?? bytes.endIndex
         let path = String(decoding: bytes[pathStart..<queryStart], as: UTF8.self)
         let query = bytes[queryStart...].dropFirst().split(separator: UInt8(ascii: "&")).compactMap { pair -> (String, String)? in

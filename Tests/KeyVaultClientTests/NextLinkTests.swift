@@ -36,6 +36,18 @@ struct NextLinkTests {
     }
 }
 
+extension NextLinkTests {
+    // Found when the kv-page fuzz target's check became "the request is the link's path and query
+    // as a URL parser reads them" (Fuzz/corpus/kv-page/link-without-path.json): the authority was
+    // read up to the first '/', so a link without a path lost its query.
+    @Test("A nextLink without a path keeps its query")
+    func linkWithoutPath() async throws {
+        let vault = PagedVault(pages: [#"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net?$skiptoken=a/b"}"#])
+        _ = try await vault.client().listKeys()
+        #expect(vault.requests == ["/keys?api-version=7.6", "/?api-version=7.6&$skiptoken=a/b"])
+    }
+}
+
 /// Answers like a vault: a Bearer challenge to unauthenticated requests, then `pages` in order
 /// (an empty last page after them), recording each authenticated request's target.
 private final class PagedVault: HTTPClient {
