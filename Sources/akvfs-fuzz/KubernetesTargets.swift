@@ -90,17 +90,20 @@ struct CSIRequestText {
     /// Node-publish secrets and service-account tokens: never to appear in a message.
     var secretValues: [String] {
         struct Entry: Decodable { var token: String? }
-        var values = secrets.filter { $0.key.lowercased() != "clientid" }.map(\.value)
+        let tokensKey = SecretProviderClassParser.serviceAccountTokensKey
+        // The client ID comes with the secrets but is no secret: messages may name it.
+        let isClientID = { (key: String) in key.lowercased() == "clientid" }
+        var values = secrets.filter { !isClientID($0.key) }.map(\.value)
         for map in [parameters, attributes, secrets] {
-            guard let json = map[SecretProviderClassParser.serviceAccountTokensKey] else { continue }
+            guard let json = map[tokensKey] else { continue }
             values.append(json)
             let entries = try? JSONDecoder().decode([String: Entry].self, from: Data(json.utf8))
             values += entries?.values.compactMap(\.token) ?? []
         }
         // Short values turn up in messages by chance, and values the request also carries in the
         // open (a secret pasted into a parameter) may be quoted from there.
-        let open = (parameters.flatMap { [$0.key, $0.value] } + attributes.filter { $0.key != SecretProviderClassParser.serviceAccountTokensKey }
-            .flatMap { [$0.key, $0.value] } + secrets.keys)
+        let open = [parameters, attributes].flatMap { $0.filter { $0.key != tokensKey }.flatMap { [$0.key, $0.value] } }
+            + secrets.keys + secrets.filter { isClientID($0.key) }.map(\.value)
         return values.map { String($0.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()) }
             .filter { value in value.utf8.count >= 24 && !open.contains { $0.contains(value) } }
     }
