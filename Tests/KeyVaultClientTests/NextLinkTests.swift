@@ -46,6 +46,15 @@ extension NextLinkTests {
         _ = try await vault.client().listKeys()
         #expect(vault.requests == ["/keys?api-version=7.6", "/?api-version=7.6&$skiptoken=a/b"])
     }
+
+    // Found by the kv-page fuzz target (Fuzz/corpus/kv-page/found-item-without-value.json): items
+    // were rebuilt as key=value, so "?flag" was requested as "?flag=".
+    @Test("A nextLink's query items are sent as written, but for api-version")
+    func queryAsWritten() async throws {
+        let vault = PagedVault(pages: [#"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/keys?api-version&flag&$skiptoken=a=b&api-version=7.4"}"#])
+        _ = try await vault.client().listKeys()
+        #expect(vault.requests == ["/keys?api-version=7.6", "/keys?api-version=7.6&flag&$skiptoken=a=b"])
+    }
 }
 
 /// Answers like a vault: a Bearer challenge to unauthenticated requests, then `pages` in order
