@@ -210,11 +210,14 @@ public final class KeyVaultClient: Sendable {
         return page.value ?? []
     }
 
+    private static let urlCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%".utf8)
+
     /// The link's path, and its query items (`key=value`, kept as written) but for api-version.
     private func split(nextLink: String, operation: String) throws(KeyVaultError) -> (String, [String]) {
         let bytes = Array(nextLink.utf8)
-        // Spaces, controls and raw non-ASCII are never in a URL, and would garble the request line.
-        guard let authority = authorityStart(in: bytes), bytes.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+        // Anything RFC 3986 does not allow in a URL (spaces, controls, raw non-ASCII, braces…)
+        // would garble the request line.
+        guard let authority = authorityStart(in: bytes), bytes.allSatisfy(Self.urlCharacters.contains) else {
             throw KeyVaultError(
                 kind: .invalidResponse, operation: operation, vault: vault.url, detail: "nextLink \(nextLink.debugDescription) is not an absolute URL")
         }
