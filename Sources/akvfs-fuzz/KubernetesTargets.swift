@@ -94,16 +94,18 @@ struct CSIRequestText {
         // The client ID comes with the secrets but is no secret: messages may name it.
         let isClientID = { (key: String) in key.lowercased() == "clientid" }
         var values = secrets.filter { !isClientID($0.key) && $0.key != tokensKey }.map(\.value)
-        // The tokens in kubelet's JSON (not the JSON, which may be no more than the audience's name).
+        // The tokens in kubelet's JSON, not the JSON around them: the audiences it is keyed by are
+        // the CSIDriver's, public, and named in messages.
+        var audiences: [String] = []
         for map in [parameters, attributes, secrets] {
-            guard let json = map[tokensKey] else { continue }
-            let entries = try? JSONDecoder().decode([String: Entry].self, from: Data(json.utf8))
-            values += entries?.values.compactMap(\.token) ?? []
+            guard let json = map[tokensKey], let entries = try? JSONDecoder().decode([String: Entry].self, from: Data(json.utf8)) else { continue }
+            values += entries.values.compactMap(\.token)
+            audiences += entries.keys
         }
         // Short values turn up in messages by chance, and values the request also carries in the
         // open (a secret pasted into a parameter) may be quoted from there.
         let open = [parameters, attributes].flatMap { $0.filter { $0.key != tokensKey }.flatMap { [$0.key, $0.value] } }
-            + secrets.keys + secrets.filter { isClientID($0.key) }.map(\.value) + [SecretProviderClassParser.workloadIdentityAudience]
+            + secrets.keys + secrets.filter { isClientID($0.key) }.map(\.value) + audiences + [SecretProviderClassParser.workloadIdentityAudience]
         return values.map { String($0.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()) }
             .filter { value in value.utf8.count >= 24 && !open.contains { $0.contains(value) } }
     }
