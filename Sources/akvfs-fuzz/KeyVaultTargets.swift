@@ -67,8 +67,8 @@ private func checkPage(_ input: [UInt8]) throws(InvariantFailure) {
         try require(requests.count == (link == nil ? 1 : 2), "\(requests.count) requests for a page linking to \(link ?? "nothing")")
     case .failure(let error):
         try require(error.kind == .invalidResponse, "a page failed the listing with \(error.kind)")
-        // A URL as URLComponents reads it without re-encoding anything.
-        let linkIsURL = link.map { link in URLComponents(string: link).map { $0.host != nil && $0.string == link } ?? false } ?? true
+        // An absolute URL as URLComponents reads it without re-encoding anything.
+        let linkIsURL = link.map { link in URLComponents(string: link).map { $0.scheme != nil && $0.host != nil && $0.string == link } ?? false } ?? true
         try require(secrets == nil || !linkIsURL, "a page that decodes failed the listing: \(error.detail)")
     }
     if requests.count == 2, let link { try checkNextRequest(requests[1], link: link) }
