@@ -85,7 +85,7 @@ private func checkNextRequest(_ target: String, link: String) throws(InvariantFa
     try require(query.hasPrefix("api-version=7.6") && items(query).count == query.split(separator: "&").count - 1, "api-version in \(target)")
     // Compared only for links URLComponents takes as they are: it re-encodes what is malformed (a
     // stray '%'), which the client leaves to the server. A fragment is never sent: libcurl drops it.
-    guard !link.contains("#"), let url = URLComponents(string: link), url.host != nil, url.string == link else { return }
+    guard !link.contains("#"), let url = URLComponents(string: link), url.scheme != nil, url.host != nil, url.string == link else { return }
     let expectedPath = url.percentEncodedPath.isEmpty ? "/" : url.percentEncodedPath
     try require(path == expectedPath, "the link's path is \(expectedPath), the request's \(path)")
     try require(items(query) == items(Substring(url.percentEncodedQuery ?? "")), "the link's query became \(query)")
