@@ -23,6 +23,14 @@ let package = Package(
         .executable(name: "akvfs-keeper", targets: ["akvfs-keeper"]),
         .library(name: "KeyVaultEmulator", targets: ["KeyVaultEmulator"]),
     ],
+    // `FuzzCSINode` lets akvfs-fuzz reach the two parsers that live in CSINode. It is on by default,
+    // so the normal build's replayer runs every target; CI's fuzzer build turns it off
+    // (--disable-default-traits) because CSINode brings gRPC, NIO and two copies of BoringSSL,
+    // which would triple that build's time (docs/fuzzing.md).
+    traits: [
+        .trait(name: "FuzzCSINode", description: "akvfs-fuzz includes the targets for CSINode's parsers"),
+        .default(enabledTraits: ["FuzzCSINode"]),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -209,6 +217,17 @@ let package = Package(
                 "KeyVaultEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
+        // MARK: Fuzzing: a corpus replayer in normal builds, a libFuzzer binary with -DFUZZING (docs/fuzzing.md)
+        .executableTarget(
+            name: "akvfs-fuzz",
+            dependencies: [
+                "SecretProviderClass", "KeyVault", "AzureIdentity", "HTTPTransport", "PKI", "ObjectFormats",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .target(name: "CSINode", condition: .when(traits: ["FuzzCSINode"])),
             ],
             swiftSettings: strictSwift
         ),

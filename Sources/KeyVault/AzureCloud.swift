@@ -72,15 +72,31 @@ public struct AzureCloud: Sendable, Equatable {
         else {
             throw .configuration("the cloud environment file \(path) must set activeDirectoryEndpoint, keyVaultEndpoint and keyVaultDNSSuffix.")
         }
-        for (field, url) in [("activeDirectoryEndpoint", authority), ("keyVaultEndpoint", resource)] where !url.hasPrefix("https://") {
+        func withoutTrailingSlashes(_ url: String) -> String { String(url.reversed().drop { $0 == "/" }.reversed()) }
+        for (field, url) in [("activeDirectoryEndpoint", authority), ("keyVaultEndpoint", resource)]
+        where !withoutTrailingSlashes(url).hasPrefix("https://") {
             throw .configuration("\(field) in \(path) must be an https URL; got \(url).")
+        }
+        // The suffix ends every vault's authority, so it may hold nothing but a domain (and an emulator's port).
+        let domain = suffix.hasPrefix(".") ? String(suffix.dropFirst()) : suffix
+        guard isDomain(domain) else {
+            throw .configuration("keyVaultDNSSuffix in \(path) must be a DNS domain such as vault.local.azurestack.external; got \(suffix).")
         }
         return AzureCloud(
             name: file.name ?? stackCloudName,
-            keyVaultDNSSuffix: suffix.hasPrefix(".") ? String(suffix.dropFirst()) : suffix,
-            keyVaultResource: resource.hasSuffix("/") ? String(resource.dropLast()) : resource,
-            authorityHost: authority.hasSuffix("/") ? String(authority.dropLast()) : authority
+            keyVaultDNSSuffix: domain,
+            keyVaultResource: withoutTrailingSlashes(resource),
+            authorityHost: withoutTrailingSlashes(authority)
         )
+    }
+}
+
+/// `label.label…[:port]` with labels of ASCII letters, digits and '-'.
+private func isDomain(_ text: String) -> Bool {
+    let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+    if parts.count == 2, !(1...5).contains(parts[1].count) || !parts[1].allSatisfy({ $0.isASCII && $0.isNumber }) { return false }
+    return parts[0].split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+        !label.isEmpty && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
     }
 }
 

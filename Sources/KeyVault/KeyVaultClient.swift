@@ -179,7 +179,7 @@ public final class KeyVaultClient: Sendable {
     ) async throws -> [Item] {
         try await withThrowingTaskGroup(of: (Int, [Item]).self) { group in
             var nextPath = path
-            var nextQuery: [(String, String)] = []
+            var nextQuery: [String] = []
             var pages = 0
             while true {
                 if pages > 0, let pacer { try await pacer() }
@@ -211,28 +211,32 @@ public final class KeyVaultClient: Sendable {
         return page.value ?? []
     }
 
-    private func split(nextLink: String, operation: String) throws(KeyVaultError) -> (String, [(String, String)]) {
+    private static let urlCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%".utf8)
+
+    /// The link's path, and its query items (`key=value`, kept as written) but for api-version.
+    private func split(nextLink: String, operation: String) throws(KeyVaultError) -> (String, [String]) {
         let bytes = Array(nextLink.utf8)
-        guard let authority = authorityStart(in: bytes) else {
-            throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "nextLink '\(nextLink)' is not an absolute URL")
+        // Anything RFC 3986 does not allow in a URL (spaces, controls, raw non-ASCII, braces…)
+        // would garble the request line.
+        guard let authority = authorityStart(in: bytes), bytes.allSatisfy(Self.urlCharacters.contains) else {
+            throw KeyVaultError(
+                kind: .invalidResponse, operation: operation, vault: vault.url, detail: "nextLink \(nextLink.debugDescription) is not an absolute URL")
         }
-        let pathStart = bytes[authority...].firstIndex(of: UInt8(ascii: "/")) ?? bytes.endIndex
+        // The authority ends at the path, or at the query of a link without one.
+        let pathStart = bytes[authority...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? bytes.endIndex
         let queryStart = bytes[pathStart...].firstIndex(of: UInt8(ascii: "?")) ?? bytes.endIndex
         let path = String(decoding: bytes[pathStart..<queryStart], as: UTF8.self)
-        let query = bytes[queryStart...].dropFirst().split(separator: UInt8(ascii: "&")).compactMap { pair -> (String, String)? in
-            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
-            let key = String(decoding: parts[0], as: UTF8.self)
-            guard key != "api-version" else { return nil }
-            return (key, parts.count > 1 ? String(decoding: parts[1], as: UTF8.self) : "")
-        }
+        let query = bytes[queryStart...].dropFirst().split(separator: UInt8(ascii: "&"))
+            .map { String(decoding: $0, as: UTF8.self) }
+            .filter { $0 != "api-version" && !$0.hasPrefix("api-version=") }
         return (path.isEmpty ? "/" : path, query)
     }
 
     // MARK: Sending with authentication and retries
 
-    /// Sends a GET and returns the body of a 2xx answer; query values must already be encoded.
-    private func send(path: String, query: [(String, String)], operation: String) async throws(KeyVaultError) -> [UInt8] {
-        let target = path + "?" + ([("api-version", options.apiVersion)] + query).map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+    /// Sends a GET and returns the body of a 2xx answer; query items (`key=value`) must already be encoded.
+    private func send(path: String, query: [String], operation: String) async throws(KeyVaultError) -> [UInt8] {
+        let target = path + "?" + (["api-version=\(options.apiVersion)"] + query).joined(separator: "&")
         let request = HTTPRequest(method: .get, scheme: "https", authority: vault.authority, path: target, headerFields: [.accept: "application/json"])
         let response = try await retrying(operation: operation) { try await self.authenticatedSend(request, operation: operation) }
         guard (200...299).contains(response.head.status.code) else { throw error(from: response, operation: operation) }

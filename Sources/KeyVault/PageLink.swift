@@ -1,11 +1,12 @@
 import FoundationEssentials
 
 /// Only a page's link, to request the next page before this one's items are decoded.
-struct PageLink: Decodable {
-    var nextLink: String?
+/// `package` for akvfs-fuzz, which checks `scan` against a full decode.
+package struct PageLink: Decodable {
+    package var nextLink: String?
 
     /// The link to follow: an empty one ends the listing, as an absent one does.
-    var link: String? { nextLink.flatMap { $0.isEmpty ? nil : $0 } }
+    package var link: String? { nextLink.flatMap { $0.isEmpty ? nil : $0 } }
 
     /// The link read without decoding the page's items, when `nextLink` is the top-level
     /// object's last member (Key Vault's order) or its first. Both positions are recognised
@@ -13,7 +14,7 @@ struct PageLink: Decodable {
     /// only the opening brace, so a tag or value elsewhere that spells "nextLink" never matches.
     /// Nil when the page is laid out otherwise; the caller then decodes the whole page, and
     /// every page's decode checks the link read here.
-    static func scan(_ body: [UInt8]) -> PageLink? {
+    package static func scan(_ body: [UInt8]) -> PageLink? {
         body.withUnsafeBufferPointer { bytes in
             let reader = TopLevelMembers(bytes)
             if let first = reader.firstMember(named: memberName) { return first }

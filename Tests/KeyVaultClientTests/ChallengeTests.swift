@@ -95,3 +95,44 @@ struct ObjectIdentifierTests {
         }
     }
 }
+
+@Suite("Cloud environment files")
+struct CloudEnvironmentFileTests {
+    private func load(
+        authority: String = "https://login.microsoftonline.com/", resource: String = "https://vault.local.azurestack.external/",
+        suffix: String = "vault.local.azurestack.external"
+    ) throws(KeyVaultError) -> AzureCloud {
+        let json = #"{"activeDirectoryEndpoint":"\#(authority)","keyVaultEndpoint":"\#(resource)","keyVaultDNSSuffix":"\#(suffix)"}"#
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-cloud-\(UUID().uuidString).json").path
+        FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try AzureCloud.load(environmentFile: path)
+    }
+
+    @Test("The DNS suffix may start with a dot and, for an emulator, end with a port")
+    func suffixes() throws {
+        #expect(try load(suffix: ".vault.local.azurestack.external").keyVaultDNSSuffix == "vault.local.azurestack.external")
+        #expect(try load(suffix: "vault.localhost:8443").keyVaultDNSSuffix == "vault.localhost:8443")
+    }
+
+    // Found by the cloud-env fuzz target (Fuzz/corpus/cloud-env/found-double-slash.json): one of two
+    // trailing slashes stayed, so the authority became https://login.microsoftonline.com//<tenant>.
+    @Test("Endpoints lose every trailing slash; one that is no URL without them is refused")
+    func endpoints() throws {
+        let cloud = try load(authority: "https://login.microsoftonline.com//", resource: "https://vault.local.azurestack.external///")
+        #expect(cloud.authorityHost == "https://login.microsoftonline.com")
+        #expect(cloud.keyVaultResource == "https://vault.local.azurestack.external")
+        #expect(throws: KeyVaultError.self) { try load(resource: "https:///") }
+        #expect(throws: KeyVaultError.self) { try load(authority: "http://login.microsoftonline.com") }
+    }
+
+    // Found by the cloud-env fuzz target (Fuzz/corpus/cloud-env/found-suffix-with-path.json): a suffix
+    // with a path or other URL parts became part of every vault's URL.
+    @Test("A DNS suffix that is not a domain is refused", arguments: [
+        ".vault.local.azurestack.externaagement.local.azurestack.external/cal.azurestack.external",
+        "vault.local/x", "vault local", ".", "a..b", "vault.local:", "vault.local:port", "user@vault.local", "vault.local?x",
+    ])
+    func badSuffix(suffix: String) {
+        #expect(throws: KeyVaultError.self) { try load(suffix: suffix) }
+    }
+}

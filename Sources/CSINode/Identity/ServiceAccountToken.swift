@@ -3,14 +3,15 @@ import PKI
 import SecretProviderClass
 
 /// The pod a publish is for, as kubelet describes it in the volume context (podInfoOnMount).
-struct PodIdentity: Sendable, Equatable {
+/// `package`, like `ServiceAccountToken`, for akvfs-fuzz.
+package struct PodIdentity: Sendable, Equatable {
     var namespace: String
     var name: String
     var uid: String?
     /// `csi.storage.k8s.io/serviceAccount.name`; nil when kubelet did not send it.
     var serviceAccount: String?
 
-    init(namespace: String, name: String, uid: String? = nil, serviceAccount: String? = nil) {
+    package init(namespace: String, name: String, uid: String? = nil, serviceAccount: String? = nil) {
         self.namespace = namespace
         self.name = name
         self.uid = uid
@@ -51,7 +52,7 @@ struct VerifiedServiceAccountToken: Sendable, CustomStringConvertible {
 }
 
 /// A service-account JWT taken apart, not yet trusted. Parsing never prints the token.
-struct ServiceAccountToken: Sendable {
+package struct ServiceAccountToken: Sendable {
     struct Header: Decodable, Sendable {
         var alg: String?
         var kid: String?
@@ -108,7 +109,7 @@ struct ServiceAccountToken: Sendable {
     let header: Header
     let claims: Claims
 
-    init(_ value: String) throws(TokenRefusal) {
+    package init(_ value: String) throws(TokenRefusal) {
         self.value = value
         do {
             jws = try JWS(compact: value)
@@ -149,7 +150,7 @@ struct ServiceAccountToken: Sendable {
 
     /// Everything that needs no key: lifetime, audience, and whose token it is. `now` and `skew`
     /// in seconds; exp gets no skew (kubelet renews tokens long before they expire).
-    func checkClaims(pod: PodIdentity, now: Date, skew: TimeInterval) throws(TokenRefusal) -> (subject: String, expiresAt: Date) {
+    package func checkClaims(pod: PodIdentity, now: Date, skew: TimeInterval) throws(TokenRefusal) -> (subject: String, expiresAt: Date) {
         let clocks = "check the clocks of the node and the API server"
         guard let exp = claims.exp else {
             throw TokenRefusal("it has no expiry (exp)", check: "kubelet's tokenRequests tokens always expire; \(Self.origin)")
@@ -216,9 +217,9 @@ private func both<A, B>(_ a: A?, _ b: B?) -> (A, B)? {
 }
 
 /// Why a service-account token is refused: what is wrong, and what to check. Never the token.
-struct TokenRefusal: Error, Sendable, Equatable {
-    var reason: String
-    var check: String
+package struct TokenRefusal: Error, Sendable, Equatable {
+    package var reason: String
+    package var check: String
     /// Retrying later may succeed (the issuer's keys could not be refreshed), rather than never.
     var retryable = false
 

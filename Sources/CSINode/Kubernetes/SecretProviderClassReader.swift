@@ -90,7 +90,8 @@ public struct SecretProviderClassReader: Sendable {
     }
 
     /// `spec.provider` and `spec.parameters` of the object; the other fields are not ours to check.
-    static func decode(_ body: [UInt8], namespace: String, name: String) throws(VolumeError) -> SecretProviderClassObject {
+    /// `package` for akvfs-fuzz.
+    package static func decode(_ body: [UInt8], namespace: String, name: String) throws(VolumeError) -> SecretProviderClassObject {
         struct Object: Decodable {
             struct Spec: Decodable {
                 var provider: String?

@@ -168,6 +168,8 @@ actor VolumeSources {
 final class ServiceAccountTokenBox: Sendable {
     private let token = Mutex<VerifiedServiceAccountToken?>(nil)
 
+    init() {}
+
     var current: String? { token.withLock { $0?.value } }
 
     /// Keeps the token held if it expires later (publishes can arrive out of order). Only a
