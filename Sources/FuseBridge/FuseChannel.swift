@@ -24,6 +24,38 @@ public struct FuseConnection: Sendable {
     }
 }
 
+/// Orders attribute replies against entry notifications: a reply reads an inode's link count
+/// and writes it under the shared side, a "this name is gone" notification is written under the
+/// exclusive side. So a reply that saw the inode still linked reaches the kernel before the
+/// notification, and none that reaches it after can undo the unlink (a link count of 1 arriving
+/// late would, and watchers would never hear IN_DELETE_SELF).
+final class ReplyOrder: @unchecked Sendable {
+    // @unchecked: a pthread read-write lock, used only through the two methods below.
+    private let lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+
+    init() {
+        lock.initialize(to: pthread_rwlock_t())
+        pthread_rwlock_init(lock, nil)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+
+    func reply<Result>(_ body: () -> Result) -> Result {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return body()
+    }
+
+    func notification<Result>(_ body: () -> Result) -> Result {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return body()
+    }
+}
+
 /// Constants of the kernel's FUSE protocol (linux/fuse.h) that Debian 12's headers are too old to have.
 enum FuseProtocol {
     static let initOpcode: UInt32 = 26
@@ -44,6 +76,7 @@ final class FuseChannel: @unchecked Sendable {
     private let wake: (read: Int32, write: Int32)
     private let state: Mutex<State>
     private let unanswered = Atomic<Int>(0)
+    let order = ReplyOrder()
 
     private struct State {
         var initRequest: [UInt8]?

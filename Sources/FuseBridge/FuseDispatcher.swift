@@ -31,7 +31,8 @@ final class FuseDispatcher: Sendable {
         let negativeTimeout = filesystem.configuration.negativeTimeout
         Task {
             do throws(Errno) {
-                request.entry(try await filesystem.lookup(parent: parent, name: name))
+                let reply = try await filesystem.lookup(parent: parent, name: name)
+                channel.order.reply { request.entry(self.withCurrentLinks(reply)) }
             } catch where error == .noEntry {
                 request.negativeEntry(timeout: negativeTimeout)
             } catch {
@@ -47,8 +48,22 @@ final class FuseDispatcher: Sendable {
     func getattr(_ request: FuseRequest, inode: UInt64) {
         let timeout = filesystem.configuration.metadataTimeout
         run(request) { request throws(Errno) in
-            request.attributes(try await self.filesystem.attributes(inode), timeout: timeout)
+            let attributes = try await self.filesystem.attributes(inode)
+            self.channel.order.reply { request.attributes(self.withCurrentLinks(attributes), timeout: timeout) }
         }
+    }
+
+    /// Attributes with the link count as it is now (see `ReplyOrder`).
+    private func withCurrentLinks(_ attributes: FileAttributes) -> FileAttributes {
+        var attributes = attributes
+        if attributes.type == .regular { attributes.linkCount = filesystem.linkCount(of: attributes.inode) }
+        return attributes
+    }
+
+    private func withCurrentLinks(_ reply: EntryReply) -> EntryReply {
+        var reply = reply
+        reply.attributes = withCurrentLinks(reply.attributes)
+        return reply
     }
 
     /// A snapshot of the listing per open directory, so successive readdir calls page through

@@ -49,6 +49,11 @@ public final class VaultFileSystem: Sendable {
         (invalidations, invalidationSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(100_000))
     }
 
+    /// A file inode's link count now: 0 once the kernel is told no name shows it.
+    public func linkCount(of inode: UInt64) -> UInt32 {
+        table.isLinked(inode) ? 1 : 0
+    }
+
     // MARK: Taking over from another process
 
     /// Writes the inode table to `journal` from now on (see `InodeJournal`).
