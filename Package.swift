@@ -153,7 +153,7 @@ let package = Package(
             name: "CSINode",
             dependencies: [
                 "CLinux", "CSIProtocol", "SecretProviderClass", "AzureIdentity", "KeyVault", "HTTPTransport", "PKI", "ObjectCache",
-                "ObjectFormats", "VaultFS", "FuseBridge",
+                "ObjectFormats", "VaultFS", "FuseBridge", "Continuity", "DescriptorPassing",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

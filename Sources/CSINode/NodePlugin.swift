@@ -1,4 +1,6 @@
 import CLinux
+import Continuity
+import DescriptorPassing
 import FuseBridge
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
@@ -48,6 +50,14 @@ public struct NodePluginConfiguration: Sendable {
     }
     /// How long the kernel trusts names and attributes (see FileSystemConfiguration).
     public var metadataTimeout: Double = 1
+    /// An akvfs-keeper's socket: the shared mount and the volumes outlive a crash of the plugin,
+    /// and a stop leaves them to the next start (docs/kubernetes.md, Restarts and upgrades).
+    public var keeperSocket: String?
+    /// A file that exists while this process serves CSI: the plugin container's readiness probe
+    /// (during a rolling update the socket answers for whichever process serves it).
+    public var readyFile: String?
+    /// How long a plugin that took the volumes over waits for the previous one to close the socket.
+    public var socketReleaseTimeout: Duration = .seconds(30)
 
     public static let defaultDriverName = "csi.akvfs.io"
     public static let defaultStateDirectory = "/run/akvfs/csi"
@@ -76,22 +86,29 @@ public struct NodePluginError: Error, Sendable, CustomStringConvertible {
 /// `akvfs csi`: one FUSE mount whose root holds a directory per published volume, and the CSI
 /// Identity and Node services on a unix socket that publish those directories onto pods'
 /// volume paths.
+///
+/// The mount and its volumes outlive the process: a new plugin process takes them over from the
+/// running one (a rolling update), or reclaims them from an akvfs-keeper after a crash, and pods'
+/// bind mounts never notice (`ContinuousMount`).
 public final class NodePlugin: Sendable {
     public let configuration: NodePluginConfiguration
     private let http: CurlHTTPClient
     private let kubernetesHTTP: CurlHTTPClient?
     private let cache: ObjectCache
     private let filesystem: VaultFileSystem
-    private let fuse: FuseMount
+    private let mount: ContinuousMount
     private let volumes: VolumeManager
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let state = RunState()
     private let logger = Logger(label: "akvfs.csi")
 
     public var mountpoint: String { "\(configuration.stateDirectory)/mount" }
+    /// The volumes were taken over from a previous plugin process.
+    public var tookOver: Bool { mount.wasTakenOver }
 
-    /// Mounts the shared filesystem and binds the socket; nothing is served until `run()`.
-    public init(configuration: NodePluginConfiguration) throws {
+    /// Mounts the shared filesystem, or takes it and its volumes over from the previous plugin
+    /// process; nothing is served until `run()`.
+    public init(configuration: NodePluginConfiguration) async throws {
         self.configuration = configuration
         let mountpoint = "\(configuration.stateDirectory)/mount"
         for directory in [configuration.stateDirectory, mountpoint] {
@@ -101,7 +118,6 @@ public final class NodePlugin: Sendable {
                 throw NodePluginError("cannot create \(directory): \(error)")
             }
         }
-        try Self.clearStaleSocket(configuration.socketPath)
         let kubeletDirectory: KubeletDirectory
         do {
             kubeletDirectory = try KubeletDirectory(path: configuration.kubeletDirectory)
@@ -111,6 +127,15 @@ public final class NodePlugin: Sendable {
         guard clinux_check_mount_api() == 0 else {
             throw NodePluginError("this kernel lacks the mount API akvfs csi mounts volumes with (open_tree, mount_setattr): Linux 5.12 or later is needed")
         }
+        let continuity = MountContinuity(
+            mountpoint: MountTable.canonical(mountpoint), kind: "csi", store: configuration.keeperSocket.map { KeeperDescriptorStore(socketPath: $0) },
+            handoffDirectory: geteuid() == 0 ? configuration.stateDirectory : nil)
+        if let socket = continuity.handoffSocketPath, socket.utf8.count >= 108 {
+            throw NodePluginError("--state-dir \(configuration.stateDirectory) is too long: the handoff socket in it, \(socket), must be under 108 bytes")
+        }
+        // Before anything changes: a socket another process serves is not ours to take, unless
+        // that process is a plugin that hands over.
+        try Self.checkEndpoint(configuration.socketPath, handoffSocket: continuity.handoffSocketPath, stateDirectory: configuration.stateDirectory)
 
         http = try CurlHTTPClient(configuration: configuration.http)
         var classes: SecretProviderClassReader?
@@ -131,11 +156,8 @@ public final class NodePlugin: Sendable {
         var fileSystemConfiguration = FileSystemConfiguration(root: .viewDirectories)
         fileSystemConfiguration.metadataTimeout = configuration.metadataTimeout
         fileSystemConfiguration.negativeTimeout = configuration.metadataTimeout
-        filesystem = VaultFileSystem(cache: cache, configuration: fileSystemConfiguration)
-        var options = MountOptions()
-        options.allowOther = true
-        options.fsName = "akvfs-csi"
-        fuse = try FuseMount(filesystem: filesystem, mountpoint: mountpoint, options: options)
+        let filesystem = VaultFileSystem(cache: cache, configuration: fileSystemConfiguration)
+        self.filesystem = filesystem
 
         let sources = VolumeSources(cache: cache, http: http, settings: configuration.sources)
         var settings = VolumeManager.Settings(mountRoot: mountpoint, kubeletDirectory: kubeletDirectory)
@@ -144,7 +166,20 @@ public final class NodePlugin: Sendable {
         settings.parserOptions.maxFilesPerVolume = configuration.limits.objectsPerVolume
         settings.maxParameterBytes = configuration.limits.requestBytes
         settings.maxConcurrentPublishes = configuration.limits.concurrentPublishes
-        volumes = VolumeManager(settings: settings, filesystem: filesystem, cache: cache, sources: sources, tokens: tokens, classes: classes)
+        let volumes = VolumeManager(settings: settings, filesystem: filesystem, cache: cache, sources: sources, tokens: tokens, classes: classes)
+        self.volumes = volumes
+
+        var options = MountOptions()
+        options.allowOther = true
+        options.fsName = "akvfs-csi"
+        mount = try await ContinuousMount(
+            filesystem: filesystem, cache: cache, options: options, continuity: continuity, version: configuration.version,
+            hooks: ContinuousMount.HandoffHooks(prepare: { await volumes.freeze() }, abandoned: { await volumes.thaw() }),
+            restore: { await volumes.restore(from: $0) })
+        let log = mount.log
+        await volumes.attach { key, value in
+            if !log.set(key, value) { filesystem.compactJournal() }
+        }
 
         let state = self.state
         server = GRPCServer(
@@ -159,63 +194,130 @@ public final class NodePlugin: Sendable {
             ])
     }
 
-    /// Serves until `stop()`; `onReady` runs once the socket listens.
+    /// Serves until `stop()`, or until the next plugin process takes over (and then idles until
+    /// `stop()`, so a container restart does not take the volumes back). `onReady` runs once the
+    /// socket listens.
     public func run(onReady: @escaping @Sendable () -> Void = {}) async throws {
-        let fuse = self.fuse
-        let server = self.server
-        let fuseLoop = Task { try await fuse.run() }
+        let (mount, server, state, logger, configuration) = (self.mount, self.server, self.state, self.logger, self.configuration)
+        let serving = Task { try await mount.serve() }
         let watcher = filesystem.watchCache()
         await cache.startMaintenance()
-        // The FUSE loop ends only at unmount; ending early means the mount is gone.
-        let fuseWatch = Task { [state, logger] in
-            let result = await fuseLoop.result
+        defer { watcher.cancel() }
+
+        // The process that handed over closes the socket once this one serves the mount.
+        if mount.wasTakenOver {
+            await Self.waitForRelease(of: configuration.socketPath, within: configuration.socketReleaseTimeout, logger: logger)
+        }
+        Self.removeStaleSocket(configuration.socketPath)
+
+        let grpc = Task {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await server.serve() }
+                guard try await server.listeningAddress != nil else { return }
+                state.socketIdentity.withLock { $0 = Self.identity(of: configuration.socketPath) }
+                state.ready.store(true, ordering: .relaxed)
+                if let readyFile = configuration.readyFile { Self.createReadyFile(readyFile, logger: logger) }
+                logger.info(
+                    mount.wasTakenOver ? "serving CSI with the volumes taken over" : "serving CSI",
+                    metadata: [
+                        "socket": "\(configuration.socketPath)", "driver": "\(configuration.driverName)", "mount": "\(configuration.stateDirectory)/mount",
+                    ])
+                onReady()
+            }
+        }
+        // The mount ends first only when the next process took it, or when it was lost.
+        let mountWatch = Task {
+            let ending = await serving.result
             guard !state.stopping.load(ordering: .relaxed) else { return }
-            logger.critical("the shared FUSE mount ended unexpectedly; stopping the plugin", metadata: ["result": "\(result)"])
-            server.beginGracefulShutdown()
+            switch ending {
+            case .success(.handedOver), .success(.steppedAside):
+                state.handedOver.store(true, ordering: .relaxed)
+                logger.info("the next plugin process serves the volumes now; this one stops serving CSI and waits to be stopped")
+                // Calls under way fail (the volumes are frozen); kubelet retries them with the next process.
+                // A graceful shutdown closes the listener first: cancelling the server instead crashes
+                // grpc-swift's transport when a connection arrives mid-cancel (NIOAsyncWriter not finished).
+                server.beginGracefulShutdown()
+            case .success(.unmounted), .failure:
+                logger.critical("the shared FUSE mount ended unexpectedly; stopping the plugin", metadata: ["result": "\(ending)"])
+                server.beginGracefulShutdown()
+            }
         }
-        defer {
-            watcher.cancel()
-            fuseWatch.cancel()
-        }
+        defer { mountWatch.cancel() }
 
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await server.serve() }
-            guard try await server.listeningAddress != nil else { return }
-            state.ready.store(true, ordering: .relaxed)
-            logger.info(
-                "serving CSI",
-                metadata: ["socket": "\(configuration.socketPath)", "driver": "\(configuration.driverName)", "mount": "\(mountpoint)"])
-            onReady()
-        }
-
-        state.stopping.store(true, ordering: .relaxed)
+        let served = await grpc.result
         state.ready.store(false, ordering: .relaxed)
-        fuse.unmount()
-        let published = await volumes.publishedCount
-        if published == 0 {
-            _ = await fuseLoop.result
+        if let readyFile = configuration.readyFile { unlink(readyFile) }
+        if state.handedOver.load(ordering: .relaxed) {
+            await state.waitForStop()
+            logger.info("stopping; the volumes are served by the next plugin process")
         } else {
-            // Their bind mounts keep the FUSE connection open, so the loop would wait forever.
-            logger.warning(
-                "stopping with \(published) volumes published: pods see 'Transport endpoint is not connected' until the plugin runs again and kubelet republishes them")
+            try served.get()
+            await leaveOrUnmount(serving)
+            // A plugin that took over after this one replaced the socket file: leave theirs.
+            if let bound = state.socketIdentity.withLock({ $0 }), Self.identity(of: configuration.socketPath) == bound {
+                unlink(configuration.socketPath)
+            }
         }
         await cache.shutdown()
         http.shutdown()
         kubernetesHTTP?.shutdown()
-        unlink(configuration.socketPath)
+    }
+
+    /// At a stop: with a keeper, the mount and volumes stay for the next start; without one, the
+    /// mount goes (pods' bind mounts then fail until kubelet republishes them).
+    private func leaveOrUnmount(_ serving: Task<ContinuousMount.Ending, any Error>) async {
+        let published = await volumes.publishedCount
+        if configuration.keeperSocket != nil {
+            await volumes.freeze()
+            await mount.leaveForNextProcess()
+            _ = await serving.result
+            logger.info("stopping; the keeper holds the mount and \(published) volumes for the next start of the plugin")
+        } else if published == 0 {
+            mount.unmount()
+            _ = await serving.result
+        } else {
+            // Their bind mounts keep the FUSE connection open, so the loop would wait forever.
+            logger.warning(
+                "stopping with \(published) volumes published and no keeper: pods see 'Transport endpoint is not connected' until the plugin runs again and kubelet republishes them")
+        }
     }
 
     /// Stops accepting calls; `run()` then returns. Safe from a signal-watching thread.
     public func stop() {
         state.stopping.store(true, ordering: .relaxed)
+        state.stopRequested()
         server.beginGracefulShutdown()
     }
 
     private final class RunState: Sendable {
         /// The socket listens and the mount serves (Probe).
         let ready = Atomic(false)
-        /// `stop()` was called: the FUSE loop ending is expected.
+        /// `stop()` was called: the mount ending is expected.
         let stopping = Atomic(false)
+        /// The next plugin process took the mount and volumes over.
+        let handedOver = Atomic(false)
+        /// The socket file this process bound (device, inode).
+        let socketIdentity = Mutex<FileIdentity?>(nil)
+        private let stopWaiters = Mutex<(stopped: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+        func stopRequested() {
+            let waiters = stopWaiters.withLock { state in
+                state.stopped = true
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            waiters.forEach { $0.resume() }
+        }
+
+        func waitForStop() async {
+            await withCheckedContinuation { continuation in
+                let stopped = stopWaiters.withLock { state in
+                    if !state.stopped { state.waiters.append(continuation) }
+                    return state.stopped
+                }
+                if stopped { continuation.resume() }
+            }
+        }
     }
 
     // MARK: Setup
@@ -230,13 +332,57 @@ public final class NodePlugin: Sendable {
         }
     }
 
-    /// A socket file left by a plugin that stopped would make bind(2) fail; anything else there is not ours to remove.
-    private static func clearStaleSocket(_ path: String) throws {
+    /// Refuses a socket path another program serves, or that is not a socket at all.
+    private static func checkEndpoint(_ path: String, handoffSocket: String?, stateDirectory: String) throws {
         var status = stat()
         guard lstat(path, &status) == 0 else { return }
         guard status.st_mode & S_IFMT == S_IFSOCK else {
             throw NodePluginError("\(path) exists and is not a socket; remove it or choose another --endpoint")
         }
+        guard clinux_stream_socket_is_live(path) == 1 else { return }
+        var handoff = stat()
+        guard let handoffSocket, lstat(handoffSocket, &handoff) == 0, handoff.st_mode & S_IFMT == S_IFSOCK else {
+            throw NodePluginError(
+                "another process serves \(path) and offers no handoff in \(stateDirectory) (another driver, or an akvfs csi with another --state-dir); stop it or choose another --endpoint"
+            )
+        }
+    }
+
+    private static func waitForRelease(of path: String, within limit: Duration, logger: Logger) async {
+        let deadline = ContinuousClock.now + limit
+        while clinux_stream_socket_is_live(path) == 1 {
+            guard ContinuousClock.now < deadline else {
+                logger.warning("the previous plugin process still listens on \(path) after handing over; replacing its socket")
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// A socket file left by a plugin that stopped would make bind(2) fail.
+    private static func removeStaleSocket(_ path: String) {
+        var status = stat()
+        guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK else { return }
         unlink(path)
+    }
+
+    struct FileIdentity: Equatable, Sendable {
+        var device: UInt64
+        var inode: UInt64
+    }
+
+    private static func identity(of path: String) -> FileIdentity? {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return nil }
+        return FileIdentity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+    }
+
+    private static func createReadyFile(_ path: String, logger: Logger) {
+        let descriptor = open(path, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard descriptor >= 0 else {
+            logger.error("cannot create the ready file \(path): \(String(cString: strerror(errno)))")
+            return
+        }
+        close(descriptor)
     }
 }

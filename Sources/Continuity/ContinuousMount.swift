@@ -21,7 +21,7 @@ public final class ContinuousMount: Sendable {
     private let cache: ObjectCache
     private let continuity: MountContinuity
     private let version: String
-    private let handoff = HandoffCoordinator()
+    private let handoff: HandoffCoordinator
     private let inheritance: Mutex<Inheritance?>
     private let logger = Logger(label: "akvfs.continuity")
 
@@ -30,6 +30,24 @@ public final class ContinuousMount: Sendable {
         case unmounted
         /// The next process serves the mount; this one must leave it mounted and exit.
         case handedOver
+        /// An incompatible next process asked this one to unmount; it mounts afresh.
+        case steppedAside
+    }
+
+    /// What the owner of the mount does around a planned handoff, beyond the mount itself.
+    public struct HandoffHooks: Sendable {
+        /// Before the mount stops serving: settle what the keyed values describe (the CSI
+        /// plugin's volumes stop changing).
+        public var prepare: @Sendable () async -> Void
+        /// The handoff failed and this process serves again.
+        public var abandoned: @Sendable () async -> Void
+
+        public init(prepare: @escaping @Sendable () async -> Void, abandoned: @escaping @Sendable () async -> Void) {
+            self.prepare = prepare
+            self.abandoned = abandoned
+        }
+
+        public static let none = HandoffHooks(prepare: {}, abandoned: {})
     }
 
     /// Mounts `filesystem` at `continuity.mountpoint`, or takes the mount over. `restore` runs
@@ -37,12 +55,13 @@ public final class ContinuousMount: Sendable {
     /// inode table (the CSI plugin's volumes).
     public init(
         filesystem: VaultFileSystem, cache: ObjectCache, options: MountOptions, continuity: MountContinuity, version: String,
-        restore: ([String: [UInt8]]) async throws -> Void = { _ in }
+        hooks: HandoffHooks = .none, restore: ([String: [UInt8]]) async throws -> Void = { _ in }
     ) async throws {
         self.filesystem = filesystem
         self.cache = cache
         self.continuity = continuity
         self.version = version
+        handoff = HandoffCoordinator(hooks: hooks)
         var inherited: Inheritance?
         do {
             inherited = try continuity.inherit(version: version)
@@ -60,6 +79,8 @@ public final class ContinuousMount: Sendable {
             log = inheritance.log
             inheritedValues = inheritance.contents.values
             wasTakenOver = true
+            // What a store keeps is there already; a handoff came from a process with its own.
+            if !inheritance.reclaimedFromStore { continuity.keep(fuse: mount.descriptor, log: log) }
         } else {
             mount = try FuseMount(filesystem: filesystem, mountpoint: continuity.mountpoint, options: options)
             log = try StateLog()
@@ -80,7 +101,11 @@ public final class ContinuousMount: Sendable {
     public func serve() async throws -> Ending {
         var first = true
         continuity.serveHandoffs(version: version, participant: handoff)
-        defer { continuity.stopServingHandoffs() }
+        let storeWatch = watchStore()
+        defer {
+            storeWatch.cancel()
+            continuity.stopServingHandoffs()
+        }
         while true {
             let running = Task { try await mount.run() }
             if first {
@@ -98,14 +123,17 @@ public final class ContinuousMount: Sendable {
             switch try await running.value {
             case .unmounted:
                 continuity.forget()
-                return .unmounted
+                guard handoff.isSteppingAside else { return .unmounted }
+                // The taker waits for word that the mount is gone; this process must not exit first.
+                _ = await handoff.outcome()
+                return .steppedAside
             case .stopped:
                 switch await handoff.outcome() {
                 case .completed: return .handedOver
                 case .abandoned: continue
                 case .steppedAside:
                     continuity.forget()
-                    return .unmounted
+                    return .steppedAside
                 }
             }
         }
@@ -113,6 +141,18 @@ public final class ContinuousMount: Sendable {
 
     public func unmount() {
         mount.unmount()
+    }
+
+    /// A keeper that restarted lost what it kept: keep the mount there again.
+    private func watchStore() -> Task<Void, Never> {
+        let (continuity, mount, log) = (self.continuity, self.mount, self.log)
+        return Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: MountContinuity.storeCheckInterval)
+                guard !Task.isCancelled else { return }
+                continuity.keepIfLost(fuse: mount.descriptor, log: log)
+            }
+        }
     }
 
     /// Stops serving and leaves the mount to the next start of this daemon, which reclaims it
@@ -125,6 +165,7 @@ public final class ContinuousMount: Sendable {
     // MARK: Handoff steps, called by the handoff thread
 
     fileprivate func prepareHandoff() async -> HandoffOffer? {
+        await handoff.hooks.prepare()
         let drained = await mount.stopServing(within: .seconds(10))
         filesystem.stopJournal()
         let cached = await cache.exportContent()
@@ -141,10 +182,17 @@ public final class ContinuousMount: Sendable {
 private final class HandoffCoordinator: HandoffParticipant {
     enum Outcome: Sendable { case completed, abandoned, steppedAside }
 
+    let hooks: ContinuousMount.HandoffHooks
+
+    init(hooks: ContinuousMount.HandoffHooks) {
+        self.hooks = hooks
+    }
+
     private struct State {
         var mount: ContinuousMount?
         var outcome: Outcome?
         var waiter: CheckedContinuation<Outcome, Never>?
+        var steppingAside = false
     }
 
     private let state = Mutex(State())
@@ -192,11 +240,22 @@ private final class HandoffCoordinator: HandoffParticipant {
 
     func abandonHandoff() async {
         state.withLock { $0.mount }?.resume()
+        await hooks.abandoned()
         decide(.abandoned)
     }
 
+    var isSteppingAside: Bool { state.withLock { $0.steppingAside } }
+
+    /// Unmounts; `steppedAside` follows once the taker has been told.
     func stepAside() async {
-        state.withLock { $0.mount }?.unmount()
+        let mount = state.withLock { state in
+            state.steppingAside = true
+            return state.mount
+        }
+        mount?.unmount()
+    }
+
+    func steppedAside() async {
         decide(.steppedAside)
     }
 }

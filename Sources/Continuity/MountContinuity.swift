@@ -20,6 +20,8 @@ public struct Inheritance: @unchecked Sendable {
     /// At a planned handoff, the connection to the previous process, which waits to hear that
     /// this one serves before it exits.
     var handoff: LocalSocket?
+    /// Reclaimed from the descriptor store, which keeps the mount still.
+    public var reclaimedFromStore: Bool { handoff == nil }
 
     /// Tells the previous process, at a planned handoff, that this one serves now: it exits.
     public func confirmServing() {
@@ -52,8 +54,10 @@ public protocol HandoffParticipant: Sendable {
     func completeHandoff() async
     /// The taker failed or went away: serve again.
     func abandonHandoff() async
-    /// An incompatible taker asked this process to unmount and exit, so it can mount afresh.
+    /// An incompatible taker asked this process to unmount, so it can mount afresh.
     func stepAside() async
+    /// The taker knows the mount is gone: this process may exit.
+    func steppedAside() async
 }
 
 /// Carries one FUSE mount from one akvfs process to the next.
@@ -183,6 +187,19 @@ public final class MountContinuity: Sendable {
         }
     }
 
+    /// How often a serving process checks the store still keeps its mount.
+    static let storeCheckInterval: Duration = .seconds(10)
+
+    /// Keeps the mount again if the store lost it (an akvfs-keeper restarted). systemd's store
+    /// cannot be asked and never loses anything while the unit lives.
+    public func keepIfLost(fuse: Int32, log: StateLog) {
+        guard let store, store.canList, let kept = try? store.retrieve() else { return }
+        defer { kept.values.forEach { close($0) } }
+        guard kept[fuseName] == nil || kept[logName] == nil else { return }
+        logger.notice("the descriptor store lost the mount (the keeper restarted?); keeping it there again", metadata: ["mountpoint": "\(mountpoint)"])
+        keep(fuse: fuse, log: log)
+    }
+
     /// Forgets the mount in the store (it is being unmounted for good).
     public func forget() {
         store?.remove(fuseName)
@@ -241,6 +258,7 @@ public final class MountContinuity: Sendable {
             unlink(path)
             blockOn { await participant.stepAside() }
             try? connection.send(LocalSocket.Message("OK"))
+            blockOn { await participant.steppedAside() }
             return true
         }
         guard let offer = blockOn({ await participant.prepareHandoff() }) else {

@@ -11,6 +11,8 @@ public protocol DescriptorStore: Sendable {
     func remove(_ name: String)
     /// What is kept, by name; the descriptors are this process's to close.
     func retrieve() throws(ContinuityError) -> [String: Int32]
+    /// `retrieve` tells what the store keeps now, not only what it passed at start.
+    var canList: Bool { get }
 }
 
 // MARK: systemd
@@ -58,6 +60,8 @@ public final class SystemdDescriptorStore: DescriptorStore {
         passed = Self.takePassedDescriptors()
     }
 
+    public var canList: Bool { false }
+
     public func store(_ descriptor: Int32, as name: String) throws(ContinuityError) {
         guard SystemdNotifier.notify("FDSTORE=1\nFDNAME=\(name)", descriptors: [descriptor]) else {
             throw ContinuityError("systemd did not take the descriptor \(name) (is NOTIFY_SOCKET set, and FileDescriptorStoreMax in the unit?)")
@@ -102,6 +106,8 @@ public final class KeeperDescriptorStore: DescriptorStore {
         self.socketPath = socketPath
     }
 
+    public var canList: Bool { true }
+
     public func store(_ descriptor: Int32, as name: String) throws(ContinuityError) {
         let answer = try request(LocalSocket.Message("STORE \(name)", descriptors: [descriptor]))
         guard answer.text == "OK" else { throw ContinuityError("the keeper at \(socketPath) did not keep \(name): \(answer.text)") }
@@ -113,10 +119,11 @@ public final class KeeperDescriptorStore: DescriptorStore {
 
     public func retrieve() throws(ContinuityError) -> [String: Int32] {
         let answer = try request(LocalSocket.Message("LIST"))
-        let names = answer.text.isEmpty ? [] : answer.text.split(separator: "\n").map(String.init)
-        guard names.count == answer.descriptors.count else {
+        let lines = answer.text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let names = Array(lines.dropFirst())
+        guard lines.first == "KEPT", names.count == answer.descriptors.count else {
             answer.descriptors.forEach { close($0) }
-            throw ContinuityError("the keeper at \(socketPath) answered \(names.count) names for \(answer.descriptors.count) descriptors")
+            throw ContinuityError("the keeper at \(socketPath) answered LIST with \(lines.first ?? "nothing") and \(names.count) names for \(answer.descriptors.count) descriptors; is it an akvfs-keeper of this version?")
         }
         return Dictionary(zip(names, answer.descriptors)) { first, second in
             close(second)

@@ -5,8 +5,8 @@ import Glibc
 /// nothing of FUSE or of akvfs's state, so it has nothing to upgrade when akvfs does.
 ///
 /// A root process connects to its socket and sends one request per message:
-/// `STORE <name>` with one descriptor (answer `OK`), `REMOVE <name>` (`OK`), or `LIST` (the
-/// names, one per line, with the descriptors in the same order). A descriptor that reports an
+/// `STORE <name>` with one descriptor (answer `OK`), `REMOVE <name>` (`OK`), or `LIST` (`KEPT`
+/// and the names, one per line, with the descriptors in the same order). A descriptor that reports an
 /// error or hang-up (an unmounted FUSE connection, whose state then goes with it) is let go.
 public final class Keeper {
     private let listener: LocalSocket
@@ -49,6 +49,9 @@ public final class Keeper {
         let words = request.text.split(separator: " ", maxSplits: 1).map(String.init)
         let answer: LocalSocket.Message
         switch (words.first, words.count) {
+        case ("STORE", 2) where request.descriptors.count == 1 && kept[words[1]] == nil && kept.count >= LocalSocket.mostDescriptors:
+            close(request.descriptors[0])
+            answer = LocalSocket.Message("ERROR full: a keeper holds at most \(LocalSocket.mostDescriptors) descriptors")
         case ("STORE", 2) where request.descriptors.count == 1:
             release(words[1])
             kept[words[1]] = request.descriptors[0]
@@ -59,7 +62,8 @@ public final class Keeper {
             answer = LocalSocket.Message("OK")
         case ("LIST", 1) where request.descriptors.isEmpty:
             let names = kept.keys.sorted()
-            answer = LocalSocket.Message(names.joined(separator: "\n"), descriptors: names.map { kept[$0]! })
+            // Never empty: an empty message reads as the connection closing.
+            answer = LocalSocket.Message((["KEPT"] + names).joined(separator: "\n"), descriptors: names.map { kept[$0]! })
         default:
             request.descriptors.forEach { close($0) }
             answer = LocalSocket.Message("ERROR unknown request; STORE <name>, REMOVE <name> or LIST")

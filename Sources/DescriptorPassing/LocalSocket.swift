@@ -96,12 +96,15 @@ public final class LocalSocket: @unchecked Sendable {
     }
 
     /// The next message; nil when the other end closed the connection.
+    /// The kernel's limit on descriptors in one message (SCM_MAX_FD).
+    public static let mostDescriptors = 253
+
     public func receive() throws(ContinuityError) -> Message? {
         var bytes = [UInt8](repeating: 0, count: Self.largestMessage)
-        var descriptors = [Int32](repeating: -1, count: 16)
+        var descriptors = [Int32](repeating: -1, count: Self.mostDescriptors)
         var count: Int32 = 0
         let received = bytes.withUnsafeMutableBytes { buffer in
-            clinux_receive_with_descriptors(descriptor, buffer.baseAddress, UInt(buffer.count), &descriptors, 16, &count)
+            clinux_receive_with_descriptors(descriptor, buffer.baseAddress, UInt(buffer.count), &descriptors, Int32(Self.mostDescriptors), &count)
         }
         guard received >= 0 else { throw ContinuityError("cannot receive from the other process: \(String(cString: strerror(errno)))") }
         if received == 0, count == 0 { return nil }

@@ -9,7 +9,14 @@ import VaultFS
 final class FuseDispatcher: Sendable {
     let filesystem: VaultFileSystem
     let channel: FuseChannel
-    private let directories = Mutex<(next: UInt64, listings: [UInt64: [DirectoryEntry]])>((1, [:]))
+    /// Handles start at a random number, so those of a process that served the mount before
+    /// (still open in the kernel after a takeover) rarely collide with this process's.
+    private let directories = Mutex<(next: UInt64, listings: [UInt64: DirectoryListing])>((UInt64.random(in: 1...(1 << 48)), [:]))
+
+    private struct DirectoryListing {
+        var inode: UInt64
+        var entries: [DirectoryEntry]
+    }
     private let logger = Logger(label: "akvfs.fuse")
 
     init(filesystem: VaultFileSystem, channel: FuseChannel) {
@@ -74,19 +81,25 @@ final class FuseDispatcher: Sendable {
             let handle = self.directories.withLock { state in
                 let handle = state.next
                 state.next += 1
-                state.listings[handle] = entries
+                state.listings[handle] = DirectoryListing(inode: inode, entries: entries)
                 return handle
             }
             request.open(handle: handle, info: info)
         }
     }
 
-    func readdir(_ request: FuseRequest, handle: UInt64, size: Int, offset: Int) {
-        guard let entries = directories.withLock({ $0.listings[handle] }) else {
-            request.fail(.badHandle)
+    /// A handle this process did not open (the directory was opened before a takeover, by the
+    /// process serving the mount then) gets the listing taken now, and keeps it from then on.
+    func readdir(_ request: FuseRequest, inode: UInt64, handle: UInt64, size: Int, offset: Int) {
+        if let listing = directories.withLock({ $0.listings[handle] }), listing.inode == inode {
+            request.directory(listing.entries, offset: offset, size: size)
             return
         }
-        request.directory(entries, offset: offset, size: size)
+        run(request) { request throws(Errno) in
+            let entries = try await self.filesystem.listDirectory(inode)
+            self.directories.withLock { $0.listings[handle] = DirectoryListing(inode: inode, entries: entries) }
+            request.directory(entries, offset: offset, size: size)
+        }
     }
 
     func releasedir(_ request: FuseRequest, handle: UInt64) {

@@ -39,9 +39,9 @@ enum FuseOperations {
             guard let (dispatcher, reply) = accept(request, "opendir"), let info else { return }
             dispatcher.opendir(reply, inode: UInt64(inode), info: info.pointee)
         }
-        ops.readdir = { request, _, size, offset, info in
+        ops.readdir = { request, inode, size, offset, info in
             guard let (dispatcher, reply) = accept(request, "readdir"), let info else { return }
-            dispatcher.readdir(reply, handle: info.pointee.fh, size: size, offset: Int(offset))
+            dispatcher.readdir(reply, inode: inode, handle: info.pointee.fh, size: size, offset: Int(offset))
         }
         ops.releasedir = { request, _, info in
             guard let (dispatcher, reply) = accept(request, "releasedir"), let info else { return }

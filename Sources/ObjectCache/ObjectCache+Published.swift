@@ -22,15 +22,16 @@ extension ObjectCache {
     /// volume's earlier pins are replaced. Pinned content is bounded by `maxPublishedBytes`,
     /// checked before anything is fetched: objects no volume has pinned yet count at
     /// `maxObjectBytes` each until fetched. When they would not fit, nothing changes and the
-    /// answer says by how much.
-    public func pin(_ references: [ObjectReference], in source: SourceID, for volume: String) -> PublishedMemory? {
+    /// answer says by how much. `admitting` false skips the bound, for volumes admitted already
+    /// (taken over from the previous plugin process, whose content is not imported yet).
+    public func pin(_ references: [ObjectReference], in source: SourceID, for volume: String, admitting: Bool = true) -> PublishedMemory? {
         let keys = Set(references.map { SlotKey(source: source, subject: .object($0)) })
         let added = keys.filter { pins[$0] == nil }
         let used = publishedBytes
         let needed = added.reduce(0) { $0 + pinnedSize(of: $1) }
         // Objects this volume alone pinned and no longer shows free their room.
         let freed = (pinsByVolume[volume] ?? []).subtracting(keys).filter { pins[$0] == [volume] }.reduce(0) { $0 + pinnedSize(of: $1) }
-        guard used - freed + needed <= configuration.maxPublishedBytes else {
+        guard !admitting || used - freed + needed <= configuration.maxPublishedBytes else {
             return PublishedMemory(used: used, needed: needed, newObjects: added.count, limit: configuration.maxPublishedBytes)
         }
         unpin(volume: volume)

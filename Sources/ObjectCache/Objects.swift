@@ -1,11 +1,11 @@
 import PKI
 
-public enum ObjectKind: String, Sendable, Hashable, CaseIterable {
+public enum ObjectKind: String, Sendable, Hashable, CaseIterable, Codable {
     case secret, key, certificate
 }
 
 /// One object of a vault; a nil `version` means the latest version.
-public struct ObjectReference: Hashable, Sendable, CustomStringConvertible {
+public struct ObjectReference: Hashable, Sendable, Codable, CustomStringConvertible {
     public var kind: ObjectKind
     public var name: String
     public var version: String?
@@ -24,7 +24,7 @@ public struct ObjectReference: Hashable, Sendable, CustomStringConvertible {
 
 /// One vault as seen by one identity. `identity` is an opaque stable string (e.g.
 /// `wi:<tenant>:<clientId>:<sa-subject>`); different identities never share cache entries.
-public struct SourceID: Hashable, Sendable, CustomStringConvertible {
+public struct SourceID: Hashable, Sendable, Codable, CustomStringConvertible {
     public var vault: String
     public var identity: String
 

@@ -1,7 +1,7 @@
 import PKI
 
 /// How a secret's value is encoded in Key Vault (SecretProviderClass `objectEncoding`); the file gets the decoded bytes.
-public enum ObjectEncoding: String, Sendable, CaseIterable {
+public enum ObjectEncoding: String, Sendable, CaseIterable, Codable {
     case utf8 = "utf-8"
     case base64
     case hex
@@ -26,7 +26,7 @@ public enum ObjectEncoding: String, Sendable, CaseIterable {
 }
 
 /// SecretProviderClass `objectFormat` for certificate-backed secrets.
-public enum CertificateFormat: String, Sendable, CaseIterable {
+public enum CertificateFormat: String, Sendable, CaseIterable, Codable {
     case pem
     case pfx
 

@@ -2,7 +2,7 @@ import KeyVault
 import ObjectFormats
 
 /// Key Vault collection; `cert` = certificate. `objectType` accepts these in any case.
-public enum ObjectType: String, Sendable, Equatable, CaseIterable {
+public enum ObjectType: String, Sendable, Equatable, CaseIterable, Codable {
     case secret, key, cert
 
     /// Case-insensitive: "secret", "Secret", "KEY", "cert".
@@ -12,7 +12,7 @@ public enum ObjectType: String, Sendable, Equatable, CaseIterable {
 }
 
 /// One requested file (or, with version history, one directory of files, one per version).
-public struct VolumeObject: Sendable, Equatable {
+public struct VolumeObject: Sendable, Equatable, Codable {
     /// Key Vault object name.
     public var name: String
     public var type: ObjectType
@@ -56,7 +56,7 @@ public struct VolumeObject: Sendable, Equatable {
     }
 }
 
-public enum VolumeIdentity: Sendable, Equatable {
+public enum VolumeIdentity: Sendable, Equatable, Codable {
     /// Pod's service-account token (audience api://AzureADTokenExchange) exchanged for `clientId`'s token.
     case workloadIdentity(clientId: String, serviceAccountToken: String, tokenExpiration: String?)
     /// nodePublishSecretRef with clientid/clientsecret.
@@ -65,7 +65,7 @@ public enum VolumeIdentity: Sendable, Equatable {
     case nodeManagedIdentity(clientId: String?)
 }
 
-public struct VolumeRequest: Sendable, Equatable {
+public struct VolumeRequest: Sendable, Equatable, Codable {
     /// The most files the volume can have: one per object, one per version for a version history.
     public var fileCountAtMost: Int {
         objects.reduce(0) { $0 + ($1.isSingleVersion ? 1 : $1.versionHistory) }

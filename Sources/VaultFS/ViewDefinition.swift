@@ -2,7 +2,7 @@ import ObjectCache
 import ObjectFormats
 
 /// Which part of a certificate-backed secret a TLS file holds.
-public enum TLSPart: String, Sendable, CaseIterable {
+public enum TLSPart: String, Sendable, CaseIterable, Codable {
     case privateKey = "key.pem"
     case certificate = "cert.pem"
     case chain = "chain.pem"
@@ -10,7 +10,7 @@ public enum TLSPart: String, Sendable, CaseIterable {
 }
 
 /// How an object becomes file bytes.
-public enum Rendering: Hashable, Sendable {
+public enum Rendering: Hashable, Sendable, Codable {
     /// As `akvfs get` and the CSI provider write it: `format` and `encoding` apply to secrets only.
     case standard(format: CertificateFormat, encoding: ObjectEncoding?)
     /// One part of a certificate-backed secret's TLS material.
@@ -28,7 +28,7 @@ public enum Rendering: Hashable, Sendable {
 }
 
 /// A file of a volume view: where it is, what it shows, with which mode.
-public struct VolumeFile: Sendable, Equatable {
+public struct VolumeFile: Sendable, Equatable, Codable {
     /// Path components inside the volume, e.g. ["certs", "tls.crt"].
     public var path: [String]
     public var reference: ObjectReference
@@ -52,7 +52,7 @@ public enum ViewLayout: Sendable, Equatable {
 }
 
 /// Ownership and modes of a view's files and directories.
-public struct Ownership: Sendable, Equatable {
+public struct Ownership: Sendable, Equatable, Codable {
     public var uid: UInt32
     public var gid: UInt32
     public var fileMode: UInt16

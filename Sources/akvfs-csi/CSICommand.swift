@@ -91,6 +91,20 @@ struct CSIServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("imds-endpoint"), help: ArgumentHelp("Instance Metadata Service base URL for the node's identity. Env: AKVFS_IMDS_ENDPOINT.", valueName: "url"))
     var imdsEndpoint: String?
 
+    @Option(
+        name: .customLong("keeper"),
+        help: ArgumentHelp(
+            "The socket of an akvfs-keeper that holds the shared mount while the plugin restarts: volumes survive a crash, and a stop leaves them for the next start.",
+            valueName: "socket"))
+    var keeperSocket: String?
+
+    @Option(
+        name: .customLong("ready-file"),
+        help: ArgumentHelp(
+            "A file that exists while this process serves CSI, for the container's readiness probe (a rolling update must wait for it).",
+            valueName: "path"))
+    var readyFile: String?
+
     @OptionGroup(title: "Cache") var cache: CacheOptions
     @OptionGroup(title: "Vault") var connection: ConnectionOptions
 
@@ -111,6 +125,10 @@ struct CSIServeCommand: AsyncParsableCommand {
         guard (1...65_536).contains(maxPublishedMemory) else {
             throw ValidationError("--max-published-memory must be between 1 and 65536 MiB; got \(maxPublishedMemory).")
         }
+        if let keeperSocket, !keeperSocket.hasPrefix("/") || keeperSocket.utf8.count >= 108 {
+            throw ValidationError("--keeper must be an absolute socket path under 108 bytes; got \(keeperSocket).")
+        }
+        if let readyFile, !readyFile.hasPrefix("/") { throw ValidationError("--ready-file must be an absolute path; got \(readyFile).") }
         guard kubeletDirectory.hasPrefix("/") else { throw ValidationError("--kubelet-dir must be an absolute path; got \(kubeletDirectory).") }
         if let kubernetesAPI, !kubernetesAPI.hasPrefix("https://") {
             throw ValidationError("--kubernetes-api \(kubernetesAPI) must be an https URL such as https://10.0.0.1:443.")
@@ -144,10 +162,12 @@ struct CSIServeCommand: AsyncParsableCommand {
         configuration.sources.clientOptions = connection.clientOptions()
         configuration.sources.managedIdentitySource = .detect(environment: environment, imdsOverride: imdsEndpoint)
         configuration.kubernetes = kubernetesConfiguration(environment)
+        configuration.keeperSocket = keeperSocket
+        configuration.readyFile = readyFile
 
         let plugin: NodePlugin
         do {
-            plugin = try NodePlugin(configuration: configuration)
+            plugin = try await NodePlugin(configuration: configuration)
         } catch {
             Terminal.error("akvfs csi: \(error)")
             throw ExitCode.failure

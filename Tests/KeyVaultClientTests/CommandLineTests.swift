@@ -36,9 +36,7 @@ struct CommandLineTests {
     }
 
     static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-        }
+        try await onOwnThread(body)
     }
 
     static func environment(_ harness: ClientHarness, secret: String = "cli-secret") -> [String: String] {

@@ -213,7 +213,8 @@ struct CredentialTests {
                 """
             let az = bin.appendingPathComponent("az").path
             try Self.writeExecutable(az, script)
-            let credential = AzureCLICredential(searchPath: bin.path)
+            // A generous timeout: a loaded test machine can take seconds to spawn a shell script.
+            let credential = AzureCLICredential(searchPath: bin.path, timeout: .seconds(60))
             #expect(try await Self.retryingTextFileBusy { try await Self.probeIdentity(harness, credential) } == "secret-app")
             let arguments = try String(contentsOfFile: argumentsFile, encoding: .utf8)
             #expect(arguments.contains("account get-access-token --output json --resource \(harness.endpoints.resource)"))
@@ -222,7 +223,7 @@ struct CredentialTests {
             try Self.writeExecutable(az, "#!/bin/sh\necho 'ERROR: Please run az login to setup account.' >&2\nexit 1\n")
             await #expect {
                 _ = try await Self.retryingTextFileBusy {
-                    try await AzureCLICredential(searchPath: bin.path).getToken(TokenRequestContext(scope: "x/.default"))
+                    try await AzureCLICredential(searchPath: bin.path, timeout: .seconds(60)).getToken(TokenRequestContext(scope: "x/.default"))
                 }
             } throws: { error in
                 (error as? CredentialError)?.kind == .unavailable && "\(error)".contains("az login")

@@ -64,6 +64,8 @@ final class CSIPluginProcess: Sendable {
     let socketPath: String
     let stateDirectory: String
     let logFile: URL
+    /// Exists while this process serves CSI (during a handoff the socket answers for either).
+    let readyFile: String
 
     var mountRoot: String { "\(stateDirectory)/mount" }
 
@@ -77,6 +79,7 @@ final class CSIPluginProcess: Sendable {
         socketPath = previous?.socketPath ?? emulator.directory.appendingPathComponent("csi-\(id).sock").path
         stateDirectory = previous?.stateDirectory ?? emulator.directory.appendingPathComponent("csi-state-\(id)").path
         logFile = emulator.directory.appendingPathComponent("csi-\(UUID().uuidString.prefix(8)).log")
+        readyFile = emulator.directory.appendingPathComponent("csi-ready-\(UUID().uuidString.prefix(8))").path
 
         let cloudFile = emulator.directory.appendingPathComponent("cloud.json")
         let cloud = """
@@ -104,7 +107,7 @@ final class CSIPluginProcess: Sendable {
             buildDirectory.appendingPathComponent("akvfs").path,
             [
                 "csi", "--endpoint", "unix://\(socketPath)", "--node-id", "test-node", "--state-dir", stateDirectory,
-                "--kubelet-dir", emulator.directory.path,
+                "--kubelet-dir", emulator.directory.path, "--ready-file", readyFile,
                 "--cloud", "AzureStackCloud", "--cloud-env-file", cloudFile.path,
             ] + (kubernetes ? kubernetesArguments : []) + arguments,
             environment: variables, stderr: .file(logFile.path))
@@ -116,7 +119,7 @@ final class CSIPluginProcess: Sendable {
     private func waitUntilReady() async throws {
         for _ in 0..<300 {
             guard process.isRunning else { throw TestFailure("akvfs csi exited (\(process.wait())) before serving:\n\(log)") }
-            if FileManager.default.fileExists(atPath: socketPath),
+            if FileManager.default.fileExists(atPath: readyFile), FileManager.default.fileExists(atPath: socketPath),
                 let ready = try? await client({ try await $0.identity.probe(.init()).ready.value }), ready
             {
                 return
@@ -156,6 +159,18 @@ struct TestVolume: Sendable {
             "csi.storage.k8s.io/ephemeral": "true",
         ]) { mine, _ in mine }
         self.secrets = secrets
+    }
+
+    /// A volume that names the vault in its attributes and signs in as the service principal
+    /// given in the node-publish secrets: team-a-kv's db-password as `password.txt`.
+    static func servicePrincipal(_ emulator: EmulatorProcess, pod: String) throws -> TestVolume {
+        try TestVolume(
+            emulator, pod: pod,
+            attributes: [
+                "keyvaultName": "team-a-kv", "tenantId": CSIPluginTests.tenant,
+                "objects": objectsParameter([["objectName": "db-password", "objectType": "secret", "objectAlias": "password.txt"]]),
+            ],
+            secrets: ["clientid": CSISeed.servicePrincipal, "clientsecret": CSISeed.servicePrincipalSecret])
     }
 
     func path(_ relative: String) -> String { "\(targetPath)/\(relative)" }

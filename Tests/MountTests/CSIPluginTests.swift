@@ -90,13 +90,7 @@ struct CSIPluginTests {
     @Test("Parameters given as volumeAttributes, with a service principal from the node-publish secrets")
     func publishFromAttributes() async throws {
         try await withCSIPlugin { emulator, plugin in
-            let volume = try TestVolume(
-                emulator, pod: "ops-0",
-                attributes: [
-                    "keyvaultName": "team-a-kv", "tenantId": Self.tenant,
-                    "objects": objectsParameter([["objectName": "db-password", "objectType": "secret", "objectAlias": "password.txt"]]),
-                ],
-                secrets: ["clientid": CSISeed.servicePrincipal, "clientsecret": CSISeed.servicePrincipalSecret])
+            let volume = try TestVolume.servicePrincipal(emulator, pod: "ops-0")
             try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes, secrets: volume.secrets) }
             #expect(try await volume.read("password.txt") == "team-a-password")
 

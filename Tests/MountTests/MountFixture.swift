@@ -7,9 +7,7 @@ import Testing
 /// Runs blocking work (file system calls into the mount, process waits) on a Dispatch thread,
 /// never on Swift's small cooperative pool.
 func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-    }
+    try await onOwnThread(body)
 }
 
 /// What stat(2) says about a path, in Sendable form.

@@ -96,14 +96,12 @@ struct MountTests {
     func singleFlight() async throws {
         try await withMountedDemo { (emulator, mount) async throws in
             let path = mount.path("secrets/app-settings")
-            let contents: [String] = try await blocking {
-                let results = Mutex([String](repeating: "", count: 100))
-                DispatchQueue.concurrentPerform(iterations: 100) { index in
-                    let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "error"
-                    results.withLock { $0[index] = text }
-                }
-                return results.withLock { $0 }
+            let results = Mutex([String](repeating: "", count: 100))
+            await onThreads(100) { index in
+                let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "error"
+                results.withLock { $0[index] = text }
             }
+            let contents = results.withLock { $0 }
             #expect(Set(contents).count == 1 && contents[0].contains("newCheckout"))
             #expect(try await emulator.requests(vault: "demo", path: "/secrets/app-settings").count == 1)
         }

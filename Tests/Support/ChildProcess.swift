@@ -93,11 +93,9 @@ public final class ChildProcess: Sendable {
     /// Whether the child's end wrote a core dump (WCOREDUMP); false while it runs.
     public var dumpedCore: Bool { ending.withLock { $0?.dumpedCore ?? false } }
 
-    /// `wait()` on a Dispatch thread, leaving Swift's cooperative pool free.
+    /// `wait()` on a thread of its own, leaving Swift's cooperative pool free.
     public func exit() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: self.wait()) }
-        }
+        (try? await onOwnThread { self.wait() }) ?? wait()
     }
 
     public var isRunning: Bool {

@@ -26,8 +26,8 @@ package struct PodIdentity: Sendable, Equatable {
 /// A workload-identity token the plugin has proof of: the cluster's issuer keys verified it, or
 /// Entra ID accepted exactly this token. Only these are ever kept for an identity
 /// (`ServiceAccountTokenBox.offer`) or decide which cached content a volume may see.
-struct VerifiedServiceAccountToken: Sendable, CustomStringConvertible {
-    enum Proof: Sendable, Equatable {
+struct VerifiedServiceAccountToken: Sendable, Codable, CustomStringConvertible {
+    enum Proof: Sendable, Equatable, Codable {
         /// Signature, issuer and claims checked with the keys the API server publishes.
         case clusterKeys
         /// The cluster's keys were unavailable; Entra ID exchanged this very token.

@@ -9,7 +9,7 @@ import Synchronization
 import VaultFS
 
 /// What kubelet asked for in one NodePublishVolume, validated.
-struct Publication: Sendable, Equatable {
+struct Publication: Sendable, Equatable, Codable {
     var volumeID: String
     var targetPath: String
     var readOnly: Bool
@@ -55,7 +55,30 @@ actor VolumeManager {
         var files: [VolumeFile]
         var ownership: Ownership
         var request: VolumeRequest
+        /// The workload-identity token its identity was proven with.
+        var token: VerifiedServiceAccountToken?
+
+        /// What the next plugin process needs to serve it again without asking anyone.
+        var record: VolumeRecord {
+            VolumeRecord(publication: publication, viewID: viewID, files: files, ownership: ownership, request: request, token: token)
+        }
     }
+
+    /// A published volume in the state log (a keyed value, `volume:<id>`), so the next plugin
+    /// process, after a handoff or a crash, serves it without a republish. It holds the
+    /// volume's credentials (the service-account token, a service principal's secret): the log
+    /// is memory only.
+    struct VolumeRecord: Codable {
+        var publication: Publication
+        var viewID: String
+        var files: [VolumeFile]
+        var ownership: Ownership
+        var request: VolumeRequest
+        var token: VerifiedServiceAccountToken?
+    }
+
+    static let recordPrefix = "volume:"
+    static let fingerprintKeyName = "csi-fingerprint-key"
 
     private let settings: Settings
     private let filesystem: VaultFileSystem
@@ -68,6 +91,10 @@ actor VolumeManager {
     private var busy: Set<String> = []
     /// First publishes in progress.
     private var publishing = 0
+    /// Where volume records go (the state log), once the mount has one.
+    private var journal: (@Sendable (String, [UInt8]?) -> Void)?
+    /// A handoff to the next plugin process is under way: volumes must not change.
+    private var frozen = false
 
     init(
         settings: Settings, filesystem: VaultFileSystem, cache: ObjectCache, sources: VolumeSources, tokens: ServiceAccountTokenVerifier,
@@ -86,6 +113,7 @@ actor VolumeManager {
     // MARK: Publish
 
     func publish(_ publication: Publication, secrets: [String: String]) async throws(VolumeError) {
+        try checkNotFrozen()
         try claim(publication.volumeID)
         defer { busy.remove(publication.volumeID) }
 
@@ -128,7 +156,7 @@ actor VolumeManager {
         let started = ContinuousClock.now
         let request = try await parse(publication, secrets: secrets, republish: false)
         try await checkPublishedRoom(for: request)
-        let (lease, files) = try await plan(request, volumeID: publication.volumeID)
+        let (lease, files, token) = try await plan(request, volumeID: publication.volumeID)
         do {
             try await pin(files, lease: lease, volumeID: publication.volumeID)
             try await load(files, lease: lease, request: request, within: limit)
@@ -138,9 +166,17 @@ actor VolumeManager {
             throw error
         }
 
+        // From here to the record nothing awaits, so a handoff sees the volume whole or not at all.
+        do {
+            try checkNotFrozen()
+        } catch {
+            await cache.unpin(volume: publication.volumeID)
+            await sources.release(lease, volumeID: publication.volumeID, linger: settings.failedPublishLinger)
+            throw error
+        }
         let volume = Volume(
             publication: publication, viewID: Self.viewID(publication.volumeID), lease: lease, files: files,
-            ownership: ownership(request, publication), request: request)
+            ownership: ownership(request, publication), request: request, token: token)
         filesystem.setView(ViewDefinition(id: volume.viewID, source: lease.source, layout: .volume(files), ownership: volume.ownership))
         do {
             try prepareTarget(target)
@@ -152,6 +188,7 @@ actor VolumeManager {
             throw VolumeError(.internalError, "failed to mount the volume at \(publication.targetPath): \(error)")
         }
         volumes[publication.volumeID] = volume
+        write(volume)
         logger.info(
             "published",
             metadata: [
@@ -169,25 +206,33 @@ actor VolumeManager {
         var volume = volume
         do throws(VolumeError) {
             let request = try await parse(publication, secrets: secrets, republish: true)
-            let (lease, files) = try await plan(request, volumeID: publication.volumeID)
+            let (lease, files, token) = try await plan(request, volumeID: publication.volumeID)
             let ownership = ownership(request, publication)
             if lease != volume.lease || files != volume.files || ownership != volume.ownership {
                 do {
                     try await pin(files, lease: lease, volumeID: publication.volumeID)
                     try await load(files, lease: lease, request: request, within: settings.republishTimeout)
+                    try checkNotFrozen()
                 } catch {
                     _ = await cache.pin(volume.files.map(\.reference), in: volume.lease.source, for: publication.volumeID)
                     if lease != volume.lease { await sources.release(lease, volumeID: publication.volumeID, linger: .zero) }
                     throw error
                 }
+            }
+            // From here to the record nothing awaits, so a handoff sees the volume whole or not at all.
+            try checkNotFrozen()
+            let previousLease = volume.lease
+            if lease != volume.lease || files != volume.files || ownership != volume.ownership {
                 filesystem.setView(ViewDefinition(id: volume.viewID, source: lease.source, layout: .volume(files), ownership: ownership))
-                if lease != volume.lease { await sources.release(volume.lease, volumeID: publication.volumeID, linger: .zero) }
                 logger.info("volume changed on republish", metadata: ["volume": "\(publication.volumeID)", "files": "\(files.count)"])
                 (volume.lease, volume.files, volume.ownership) = (lease, files, ownership)
             }
             volume.request = request
             volume.publication = publication
+            volume.token = token ?? volume.token
             volumes[publication.volumeID] = volume
+            write(volume)
+            if lease != previousLease { await sources.release(previousLease, volumeID: publication.volumeID, linger: .zero) }
         } catch {
             logger.warning(
                 "republish could not refresh the volume; it keeps serving its last good content",
@@ -197,6 +242,7 @@ actor VolumeManager {
     }
 
     private func remountIfLost(_ volume: Volume) {
+        guard !frozen else { return }
         do {
             let target = try TargetPath(volume.publication.targetPath, in: settings.kubeletDirectory)
             guard target.state != .mounted else { return }
@@ -211,6 +257,7 @@ actor VolumeManager {
     // MARK: Unpublish
 
     func unpublish(volumeID: String, targetPath: String) async throws(VolumeError) {
+        try checkNotFrozen()
         try claim(volumeID)
         defer { busy.remove(volumeID) }
         try clearTarget(targetPath, of: volumeID)
@@ -221,6 +268,7 @@ actor VolumeManager {
             return
         }
         volumes[volumeID] = nil
+        journal?(Self.recordPrefix + volumeID, nil)
         filesystem.removeView(volume.viewID)
         await cache.unpin(volume: volumeID)
         await sources.release(volume.lease, volumeID: volumeID, linger: .zero)
@@ -248,6 +296,75 @@ actor VolumeManager {
     }
 
     // MARK: Steps
+
+    // MARK: The next plugin process
+
+    /// Writes every volume to `journal` from now on, starting with those published already.
+    func attach(journal: @escaping @Sendable (String, [UInt8]?) -> Void) async {
+        self.journal = journal
+        journal(Self.fingerprintKeyName, await sources.fingerprintKey)
+        for volume in volumes.values { write(volume) }
+    }
+
+    private func write(_ volume: Volume) {
+        guard let journal else { return }
+        var encoded = (try? JSONEncoder().encode(volume.record)).map { Array($0) }
+        journal(Self.recordPrefix + volume.publication.volumeID, encoded)
+        encoded?.wipe()
+    }
+
+    /// Serves again the volumes a previous plugin process published (their records in its state
+    /// log): identities, views and pinned content, with no call to anyone. A volume that cannot
+    /// be brought back is left to kubelet's next republish.
+    func restore(from values: [String: [UInt8]]) async {
+        if let key = values[Self.fingerprintKeyName], key.count == 32 { await sources.adoptFingerprintKey(key) }
+        for (key, value) in values where key.hasPrefix(Self.recordPrefix) {
+            guard let record = try? JSONDecoder().decode(VolumeRecord.self, from: Data(value)) else {
+                logger.error("a volume record from the previous plugin process cannot be read; kubelet's next republish brings it back", metadata: ["key": "\(key)"])
+                continue
+            }
+            let volumeID = record.publication.volumeID
+            do throws(VolumeError) {
+                let cloud = record.request.cloudName == nil && record.request.cloudEnvironmentFile == nil
+                    ? await sources.defaultCloud : try record.request.resolveCloud()
+                let endpoint: VaultEndpoint
+                do {
+                    endpoint = try VaultEndpoint.resolve(record.request.keyVaultName, cloud: cloud)
+                } catch {
+                    throw VolumeError(.invalidArgument, "failed to get vault: \(error.detail)")
+                }
+                let lease = try await sources.acquire(
+                    record.request.identity, verifiedToken: record.token, tenant: record.request.tenantId, cloud: cloud, endpoint: endpoint,
+                    volumeID: volumeID)
+                filesystem.setView(ViewDefinition(id: record.viewID, source: lease.source, layout: .volume(record.files), ownership: record.ownership))
+                _ = await cache.pin(record.files.map(\.reference), in: lease.source, for: volumeID, admitting: false)
+                volumes[volumeID] = Volume(
+                    publication: record.publication, viewID: record.viewID, lease: lease, files: record.files, ownership: record.ownership,
+                    request: record.request, token: record.token)
+            } catch {
+                logger.error("a volume of the previous plugin process cannot be served again; kubelet's next republish brings it back",
+                    metadata: ["volume": "\(volumeID)", "error": "\(error.message)"])
+            }
+        }
+        if !volumes.isEmpty { logger.info("took over \(volumes.count) published volumes") }
+    }
+
+    /// Refuses changes from now on: the volumes are being handed to the next plugin process.
+    /// Calls under way fail at their next step (kubelet retries them with the next process):
+    /// each checks before it changes a view, a target or a record, with no await in between.
+    func freeze() {
+        frozen = true
+    }
+
+    func thaw() {
+        frozen = false
+    }
+
+    private func checkNotFrozen() throws(VolumeError) {
+        guard !frozen else {
+            throw VolumeError(.unavailable, "the plugin is handing its volumes over to a new version of itself; kubelet retries shortly")
+        }
+    }
 
     private func admitPublish() throws(VolumeError) {
         guard publishing < settings.maxConcurrentPublishes else {
@@ -331,7 +448,9 @@ actor VolumeManager {
             parameters: object.parameters, podAttributes: context, secrets: secrets, options: settings.parserOptions)
     }
 
-    private func plan(_ request: VolumeRequest, volumeID: String) async throws(VolumeError) -> (VolumeSources.Lease, [VolumeFile]) {
+    private func plan(
+        _ request: VolumeRequest, volumeID: String
+    ) async throws(VolumeError) -> (VolumeSources.Lease, [VolumeFile], VerifiedServiceAccountToken?) {
         let cloud =
             request.cloudName == nil && request.cloudEnvironmentFile == nil ? await sources.defaultCloud : try request.resolveCloud()
         let endpoint: VaultEndpoint
@@ -349,7 +468,7 @@ actor VolumeManager {
         let lease = try await sources.acquire(
             request.identity, verifiedToken: verifiedToken, tenant: request.tenantId, cloud: cloud, endpoint: endpoint, volumeID: volumeID)
         do {
-            return (lease, try await VolumePlanner.files(for: request, source: lease.source, cache: cache))
+            return (lease, try await VolumePlanner.files(for: request, source: lease.source, cache: cache), verifiedToken)
         } catch {
             await sources.release(lease, volumeID: volumeID, linger: settings.failedPublishLinger)
             throw error

@@ -46,8 +46,9 @@ actor VolumeSources {
     private var lingerCount = 0
     /// The last register or unregister asked for each source.
     private var changes: [SourceID: Task<Void, Never>] = [:]
-    /// Secrets are fingerprinted with a key that never leaves this process.
-    private let fingerprintKey = SecureRandom.bytes(32)
+    /// Secrets are fingerprinted with a key that never leaves memory: this process's, or the
+    /// previous plugin process's when it took the volumes over (their identity keys name sources).
+    private(set) var fingerprintKey = SecureRandom.bytes(32)
 
     init(cache: ObjectCache, http: any HTTPClient, settings: SourceSettings) {
         self.cache = cache
@@ -56,6 +57,12 @@ actor VolumeSources {
     }
 
     var defaultCloud: AzureCloud { settings.defaultCloud }
+
+    /// Takes the previous plugin process's key, before any volume is acquired.
+    func adoptFingerprintKey(_ key: [UInt8]) {
+        precondition(identities.isEmpty, "the fingerprint key changes only before any identity is made")
+        fingerprintKey = key
+    }
 
     /// The source for `volumeID` to read `endpoint` as `identity`, registered with the cache by
     /// its first user. A workload identity needs its token verified (`ServiceAccountTokenVerifier`),

@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 int clinux_set_not_dumpable(void) {
@@ -120,6 +121,24 @@ int clinux_is_fuse_device(int fd) {
     return S_ISCHR(status.st_mode) && major(status.st_rdev) == 10 && minor(status.st_rdev) == 229;
 }
 
+int clinux_stream_socket_is_live(const char *path) {
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof address.sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(address.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int connected = connect(fd, (struct sockaddr *)&address, sizeof address);
+    int saved = errno;
+    close(fd);
+    if (connected == 0) return 1;
+    if (saved == ECONNREFUSED || saved == ENOENT) return 0;
+    errno = saved;
+    return -1;
+}
+
 int clinux_peer_credentials(int socket, int *pid, unsigned int *uid, unsigned int *gid) {
     struct ucred credentials;
     socklen_t length = sizeof credentials;
@@ -133,7 +152,8 @@ int clinux_peer_credentials(int socket, int *pid, unsigned int *uid, unsigned in
 long clinux_send_with_descriptors(int socket, const void *bytes, unsigned long length, const int *descriptors, int count) {
     struct iovec vector = {.iov_base = (void *)bytes, .iov_len = length};
     struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1};
-    char control[CMSG_SPACE(sizeof(int) * 16)];
+    // The kernel passes at most SCM_MAX_FD (253) descriptors in one message.
+    char control[CMSG_SPACE(sizeof(int) * 253)];
     if (count > 16) {
         errno = EINVAL;
         return -1;
@@ -153,7 +173,8 @@ long clinux_send_with_descriptors(int socket, const void *bytes, unsigned long l
 
 long clinux_receive_with_descriptors(int socket, void *bytes, unsigned long capacity, int *descriptors, int capacity_descriptors, int *count) {
     struct iovec vector = {.iov_base = bytes, .iov_len = capacity};
-    char control[CMSG_SPACE(sizeof(int) * 16)];
+    // The kernel passes at most SCM_MAX_FD (253) descriptors in one message.
+    char control[CMSG_SPACE(sizeof(int) * 253)];
     struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
     *count = 0;
     long received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);

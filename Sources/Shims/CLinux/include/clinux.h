@@ -75,6 +75,10 @@ int clinux_punch_hole(int fd, long long offset, long long length);
 // process is checked before it is trusted as a FUSE connection.
 int clinux_is_fuse_device(int fd);
 
+// Whether a process listens on the stream socket at `path`: 1 when a connection is accepted,
+// 0 when nobody listens there (ECONNREFUSED) or nothing is there (ENOENT), else -1.
+int clinux_stream_socket_is_live(const char *path);
+
 // The credentials of the process at the other end of a Unix socket (SO_PEERCRED).
 int clinux_peer_credentials(int socket, int *pid, unsigned int *uid, unsigned int *gid);
 
