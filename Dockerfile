@@ -19,8 +19,10 @@ COPY Sources ./Sources
 COPY Tests ./Tests
 RUN swift build -c release --product akvfs --static-swift-stdlib \
  && swift build -c release --product akvfs-csi --static-swift-stdlib \
+ && swift build -c release --product akvfs-keeper --static-swift-stdlib \
  && install -D .build/release/akvfs /out/usr/local/bin/akvfs \
  && install -D .build/release/akvfs-csi /out/usr/local/bin/akvfs-csi \
+ && install -D .build/release/akvfs-keeper /out/usr/local/bin/akvfs-keeper \
  && mkdir -p /out/usr/local/sbin \
  && ln -s /usr/local/bin/akvfs /out/usr/local/sbin/mount.akvfs
 

@@ -35,21 +35,82 @@ struct ManifestTests {
         #expect(audiences == [SecretProviderClassParser.workloadIdentityAudience])
     }
 
-    @Test("The DaemonSet runs akvfs csi on the socket the registrar announces, with Bidirectional propagation")
-    func daemonSet() throws {
-        let daemonSet = try Self.document("daemonset.yaml", kind: "DaemonSet")
-        let pod = try #require(((daemonSet["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any])
-        let containers = try #require(pod["containers"] as? [[String: Any]])
-        let plugin = try #require(containers.first { $0["name"] as? String == "akvfs" })
-        let arguments = try #require(plugin["args"] as? [String])
-        #expect(arguments.first == "csi")
-        #expect(arguments.contains("--endpoint=unix:///csi/csi.sock"))
-        #expect((plugin["securityContext"] as? [String: Any])?["privileged"] as? Bool == true)
-        let mounts = try #require(plugin["volumeMounts"] as? [[String: Any]])
-        #expect(mounts.contains { $0["mountPath"] as? String == "/var/lib/kubelet/pods" && $0["mountPropagation"] as? String == "Bidirectional" })
-        let registrar = try #require(containers.first { $0["name"] as? String == "node-driver-registrar" })
-        #expect((registrar["args"] as? [String])?.contains("--kubelet-registration-path=/var/lib/kubelet/plugins/\(NodePluginConfiguration.defaultDriverName)/csi.sock") == true)
+    static func daemonSet(_ name: String) throws -> [String: Any] {
+        try #require(
+            try documents("daemonset.yaml").first { ($0["metadata"] as? [String: Any])?["name"] as? String == name },
+            "daemonset.yaml has no DaemonSet \(name)")
+    }
+
+    static func podSpec(_ daemonSet: [String: Any]) throws -> [String: Any] {
+        try #require(((daemonSet["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any])
+    }
+
+    static func container(_ pod: [String: Any], _ name: String) throws -> [String: Any] {
+        try #require((pod["containers"] as? [[String: Any]])?.first { $0["name"] as? String == name }, "no container \(name)")
+    }
+
+    /// The host path a container sees at `mountPath`, and the propagation it asks for.
+    static func hostPath(_ pod: [String: Any], _ container: [String: Any], at mountPath: String) throws -> (path: String, propagation: String?) {
+        let mount = try #require((container["volumeMounts"] as? [[String: Any]])?.first { $0["mountPath"] as? String == mountPath }, "nothing at \(mountPath)")
+        let volume = try #require((pod["volumes"] as? [[String: Any]])?.first { $0["name"] as? String == mount["name"] as? String })
+        let path = try #require((volume["hostPath"] as? [String: Any])?["path"] as? String, "\(mountPath) is no hostPath")
+        return (path, mount["mountPropagation"] as? String)
+    }
+
+    @Test("The plugin DaemonSet rolls with a surge, takes over through host directories, and is ready only when it serves")
+    func pluginDaemonSet() throws {
+        let daemonSet = try Self.daemonSet("akvfs-csi")
+        let strategy = try #require((daemonSet["spec"] as? [String: Any])?["updateStrategy"] as? [String: Any])
+        #expect(strategy["type"] as? String == "RollingUpdate")
+        let rolling = try #require(strategy["rollingUpdate"] as? [String: Any])
+        #expect(rolling["maxSurge"] as? Int == 1)
+        #expect(rolling["maxUnavailable"] as? Int == 0)
+
+        let pod = try Self.podSpec(daemonSet)
         #expect(pod["serviceAccountName"] as? String == "akvfs-csi")
+        let plugin = try Self.container(pod, "akvfs")
+        let arguments = try #require(plugin["args"] as? [String])
+        func value(_ option: String) -> String? {
+            arguments.first { $0.hasPrefix("--\(option)=") }.map { String($0.dropFirst(option.count + 3)) }
+        }
+        #expect(arguments.first == "csi")
+        #expect(value("endpoint") == "unix:///csi/csi.sock")
+        #expect((plugin["securityContext"] as? [String: Any])?["privileged"] as? Bool == true)
+        #expect(try Self.hostPath(pod, plugin, at: "/var/lib/kubelet/pods") == ("/var/lib/kubelet/pods", "Bidirectional"))
+        // The shared mount and the handoff socket: on the host, so the next plugin pod finds both.
+        let stateDirectory = try #require(value("state-dir"))
+        #expect(try Self.hostPath(pod, plugin, at: stateDirectory).propagation == "Bidirectional")
+        #expect(try Self.hostPath(pod, plugin, at: "/csi").path == "/var/lib/kubelet/plugins/\(NodePluginConfiguration.defaultDriverName)")
+
+        // Ready only while this process serves CSI; the file lives in a volume of this pod alone.
+        let readyFile = try #require(value("ready-file"))
+        let probe = try #require(((plugin["readinessProbe"] as? [String: Any])?["exec"] as? [String: Any])?["command"] as? [String])
+        #expect(probe == ["test", "-e", readyFile])
+        let readyMount = try #require((plugin["volumeMounts"] as? [[String: Any]])?.first { readyFile.hasPrefix(($0["mountPath"] as? String ?? "") + "/") })
+        let readyVolume = (pod["volumes"] as? [[String: Any]])?.first { $0["name"] as? String == readyMount["name"] as? String }
+        #expect(readyVolume?["emptyDir"] != nil)
+
+        // The registrar deletes its socket when it stops: two overlapping plugin pods must not carry one.
+        #expect((pod["containers"] as? [[String: Any]])?.contains { $0["name"] as? String == "node-driver-registrar" } == false)
+
+        // The keeper the plugin names is the one the node DaemonSet runs, through the same host directory.
+        let keeperSocket = try #require(value("keeper"))
+        let nodePod = try Self.podSpec(try Self.daemonSet("akvfs-csi-node"))
+        let keeper = try Self.container(nodePod, "keeper")
+        #expect((keeper["command"] as? [String])?.contains("--socket=\(keeperSocket)") == true)
+        let keeperDirectory = String(keeperSocket[..<(keeperSocket.lastIndex(of: "/") ?? keeperSocket.startIndex)])
+        #expect(try Self.hostPath(pod, plugin, at: keeperDirectory).path == (try Self.hostPath(nodePod, keeper, at: keeperDirectory).path))
+        #expect(keeperSocket.utf8.count < 108, "fits sockaddr_un")
+    }
+
+    @Test("The node DaemonSet registers the plugin's socket with kubelet")
+    func nodeDaemonSet() throws {
+        let pod = try Self.podSpec(try Self.daemonSet("akvfs-csi-node"))
+        let registrar = try Self.container(pod, "node-driver-registrar")
+        let arguments = try #require(registrar["args"] as? [String])
+        #expect(arguments.contains("--csi-address=/csi/csi.sock"))
+        #expect(arguments.contains("--kubelet-registration-path=/var/lib/kubelet/plugins/\(NodePluginConfiguration.defaultDriverName)/csi.sock"))
+        #expect(try Self.hostPath(pod, registrar, at: "/csi").path == "/var/lib/kubelet/plugins/\(NodePluginConfiguration.defaultDriverName)")
     }
 
     @Test("RBAC lets the plugin get SecretProviderClasses and the service-account issuer's keys, and nothing else")

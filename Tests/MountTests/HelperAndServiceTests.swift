@@ -127,4 +127,41 @@ struct HelperAndServiceTests {
         #expect(outcome.status == 0)
         #expect(outcome.errors.isEmpty, "systemd-analyze warned: \(outcome.errors)")
     }
+
+    @Test("The unit keeps the mount in systemd's descriptor store; ExecStopPost unmounts on a stop, never on a restart or a crash")
+    func unitOutlivesRestarts() async throws {
+        let unit = try String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../systemd/akvfs@.service").standardizedFileURL,
+            encoding: .utf8)
+        let lines = unit.split(separator: "\n").map(String.init)
+        func value(_ key: String) -> String? { lines.first { $0.hasPrefix("\(key)=") }.map { String($0.dropFirst(key.count + 1)) } }
+        #expect(value("ExecStart")?.contains("--systemd-descriptor-store") == true)
+        #expect(Int(value("FileDescriptorStoreMax") ?? "") ?? 0 >= 2, "the FUSE connection and the state")
+
+        // Run ExecStopPost's command as systemd would (after its own $$ and %n expansion), with
+        // stand-ins for systemctl and umount that say which job is queued and record the call. The
+        // vault is named "restart": only the job's type may count.
+        let command = try #require(value("ExecStopPost"))
+        #expect(command.hasPrefix("-/bin/sh -c '"), "a failed unmount must not fail the stop")
+        let script = String(command.dropFirst("-/bin/sh -c '".count).dropLast())
+            .replacingOccurrences(of: "$$", with: "$").replacingOccurrences(of: "%n", with: "akvfs@demo.service")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-stoppost-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let record = directory.appendingPathComponent("umount-called").path
+        try Data("#!/bin/sh\n[ -n \"$QUEUED_JOB\" ] && echo \"42 akvfs@restart.service $QUEUED_JOB running\"\nexit 0\n".utf8).write(to: directory.appendingPathComponent("systemctl"))
+        try Data("#!/bin/sh\necho \"$@\" > '\(record)'\n".utf8).write(to: directory.appendingPathComponent("umount"))
+        for tool in ["systemctl", "umount"] { chmod(directory.appendingPathComponent(tool).path, 0o755) }
+
+        for (result, job, unmounts) in [("success", "", true), ("success", "stop", true), ("success", "restart", false), ("signal", "", false), ("exit-code", "", false)] {
+            try? FileManager.default.removeItem(atPath: record)
+            let outcome = try await Self.run(
+                "/bin/sh", ["-c", script],
+                environment: ["PATH": "\(directory.path):/usr/bin:/bin", "SERVICE_RESULT": result, "QUEUED_JOB": job, "AKVFS_MOUNTPOINT": "/mnt/kv/demo"])
+            #expect(outcome.status == 0)
+            let called = try? String(contentsOfFile: record, encoding: .utf8)
+            #expect((called != nil) == unmounts, "result \(result), queued job '\(job)'")
+            if unmounts { #expect(called == "--lazy /mnt/kv/demo\n") }
+        }
+    }
 }
