@@ -73,8 +73,10 @@ final class KeeperProcess: Sendable {
     let process: ChildProcess
     let socketPath: String
 
-    init(directory: URL) async throws {
-        socketPath = directory.appendingPathComponent("keeper-\(UUID().uuidString.prefix(6)).sock").path
+    /// `socketPath`: where a keeper that stopped listened, for one that replaces it.
+    init(directory: URL, socketPath: String? = nil) async throws {
+        let socketPath = socketPath ?? directory.appendingPathComponent("keeper-\(UUID().uuidString.prefix(6)).sock").path
+        self.socketPath = socketPath
         process = try ChildProcess.spawn(
             buildDirectory.appendingPathComponent("akvfs-keeper").path, ["--socket", socketPath],
             stderr: .file(directory.appendingPathComponent("keeper.log").path))
@@ -179,6 +181,47 @@ struct RestartTests {
             current.signal(SIGTERM)
             #expect(await current.exit() == 0)
             #expect(!MountedVault.isMounted(first.mountpoint))
+        } catch {
+            current.signal(SIGKILL)
+            await first.cleanUp()
+            await keeper.stop()
+            await emulator.stop()
+            throw error
+        }
+        await first.cleanUp()
+        await keeper.stop()
+        await emulator.stop()
+    }
+
+    @Test("A keeper that restarts is given the mount again within 10 s, so a later kill -9 is still survived")
+    func keeperRestarts() async throws {
+        let emulator = try await EmulatorProcess(seedJSON: TwentySecrets.seed)
+        let firstKeeper = try await KeeperProcess(directory: emulator.directory)
+        let arguments = ["--ttl", "300", "--keeper", firstKeeper.socketPath]
+        let first = try await MountedVault(emulator: emulator, extraArguments: arguments)
+        var current = first.process
+        var keeper = firstKeeper
+        do {
+            #expect(try await first.read("secrets/secret-01") == TwentySecrets.value("secret-01"))
+            // The keeper's pod is replaced: what it held is gone.
+            await firstKeeper.stop()
+            keeper = try await KeeperProcess(directory: emulator.directory, socketPath: firstKeeper.socketPath)
+            var given = false
+            for _ in 0..<300 where !given {
+                try await Task.sleep(for: .milliseconds(50))
+                given = first.log.contains("keeping it there again")
+            }
+            #expect(given, "the daemon gave the new keeper its descriptors: \(first.log)")
+
+            current.signal(SIGKILL)
+            _ = await current.exit()
+            let log = emulator.directory.appendingPathComponent("after-keeper-restart.log")
+            current = try MountedVault.start(
+                emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: arguments, environment: [:], log: log)
+            try await MountedVault.waitForTakeover(current, log: log)
+            #expect(try await first.read("secrets/secret-02") == TwentySecrets.value("secret-02"))
+            current.signal(SIGTERM)
+            #expect(await current.exit() == 0)
         } catch {
             current.signal(SIGKILL)
             await first.cleanUp()
