@@ -89,6 +89,56 @@ final class KeeperProcess: Sendable {
     }
 }
 
+/// The twenty secrets mounted with a keeper, for tests that kill the daemon and restart it as
+/// a supervisor would. Used by one test at a time.
+final class KeptMount: @unchecked Sendable {
+    let emulator: EmulatorProcess
+    var keeper: KeeperProcess
+    let first: MountedVault
+    /// The daemon serving the mount now.
+    var current: ChildProcess
+    let arguments: [String]
+
+    private init(emulator: EmulatorProcess, keeper: KeeperProcess, first: MountedVault, arguments: [String]) {
+        (self.emulator, self.keeper, self.first, self.current, self.arguments) = (emulator, keeper, first, first.process, arguments)
+    }
+
+    static func with(_ body: (KeptMount) async throws -> Void) async throws {
+        let emulator = try await EmulatorProcess(seedJSON: TwentySecrets.seed)
+        let keeper = try await KeeperProcess(directory: emulator.directory)
+        let arguments = ["--ttl", "300", "--keeper", keeper.socketPath]
+        let mount = KeptMount(
+            emulator: emulator, keeper: keeper, first: try await MountedVault(emulator: emulator, extraArguments: arguments), arguments: arguments)
+        do {
+            try await body(mount)
+        } catch {
+            await mount.tearDown()
+            throw error
+        }
+        await mount.tearDown()
+    }
+
+    /// kill -9, then a new daemon at once, which must take the mount over.
+    func killAndRestart(log name: String) async throws {
+        current.signal(SIGKILL)
+        _ = await current.exit()
+        try await startNext(log: name)
+    }
+
+    func startNext(log name: String) async throws {
+        let log = emulator.directory.appendingPathComponent(name)
+        current = try MountedVault.start(emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: arguments, environment: [:], log: log)
+        try await MountedVault.waitForTakeover(current, log: log)
+    }
+
+    private func tearDown() async {
+        if current.isRunning { current.signal(SIGKILL) }
+        await first.cleanUp()
+        await keeper.stop()
+        await emulator.stop()
+    }
+}
+
 extension EmulatorProcess {
     /// GETs of the 20 secrets' values so far.
     func secretGets() async throws -> Int {
@@ -156,121 +206,65 @@ struct RestartTests {
 
     @Test("Killed with SIGKILL 5 times and restarted, akvfs reclaims the mount from a keeper: 4 readers see no failed read")
     func killAndRestart() async throws {
-        let emulator = try await EmulatorProcess(seedJSON: TwentySecrets.seed)
-        let keeper = try await KeeperProcess(directory: emulator.directory)
-        let arguments = ["--ttl", "300", "--keeper", keeper.socketPath]
-        let first = try await MountedVault(emulator: emulator, extraArguments: arguments)
-        var current = first.process
-        do {
-            let readers = ReaderLoop(readers: 4, directory: first.path("secrets"), names: TwentySecrets.names, expected: TwentySecrets.value)
+        try await KeptMount.with { mount in
+            let readers = ReaderLoop(readers: 4, directory: mount.first.path("secrets"), names: TwentySecrets.names, expected: TwentySecrets.value)
             for round in 1...5 {
                 try await Task.sleep(for: .milliseconds(1_500))
-                current.signal(SIGKILL)
-                _ = await current.exit()
-                // A supervisor restarts it, as systemd would.
-                let log = emulator.directory.appendingPathComponent("restart-\(round).log")
-                current = try MountedVault.start(
-                    emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: arguments, environment: [:], log: log)
-                try await MountedVault.waitForTakeover(current, log: log)
+                try await mount.killAndRestart(log: "restart-\(round).log")
             }
             try await Task.sleep(for: .seconds(1))
             let tally = try await readers.stop()
             #expect(tally.failures.isEmpty, "\(tally.failures.prefix(5))")
             #expect(tally.reads > 100)
             print("longest stall a reader saw over 5 kills: \(tally.longest)")
-            current.signal(SIGTERM)
-            #expect(await current.exit() == 0)
-            #expect(!MountedVault.isMounted(first.mountpoint))
-        } catch {
-            current.signal(SIGKILL)
-            await first.cleanUp()
-            await keeper.stop()
-            await emulator.stop()
-            throw error
+            mount.current.signal(SIGTERM)
+            #expect(await mount.current.exit() == 0)
+            #expect(!MountedVault.isMounted(mount.first.mountpoint))
         }
-        await first.cleanUp()
-        await keeper.stop()
-        await emulator.stop()
     }
 
     @Test("A keeper that restarts is given the mount again within 10 s, so a later kill -9 is still survived")
     func keeperRestarts() async throws {
-        let emulator = try await EmulatorProcess(seedJSON: TwentySecrets.seed)
-        let firstKeeper = try await KeeperProcess(directory: emulator.directory)
-        let arguments = ["--ttl", "300", "--keeper", firstKeeper.socketPath]
-        let first = try await MountedVault(emulator: emulator, extraArguments: arguments)
-        var current = first.process
-        var keeper = firstKeeper
-        do {
-            #expect(try await first.read("secrets/secret-01") == TwentySecrets.value("secret-01"))
+        try await KeptMount.with { mount in
+            #expect(try await mount.first.read("secrets/secret-01") == TwentySecrets.value("secret-01"))
             // The keeper's pod is replaced: what it held is gone.
-            await firstKeeper.stop()
-            keeper = try await KeeperProcess(directory: emulator.directory, socketPath: firstKeeper.socketPath)
+            await mount.keeper.stop()
+            mount.keeper = try await KeeperProcess(directory: mount.emulator.directory, socketPath: mount.keeper.socketPath)
             var given = false
             for _ in 0..<300 where !given {
                 try await Task.sleep(for: .milliseconds(50))
-                given = first.log.contains("keeping it there again")
+                given = mount.first.log.contains("keeping it there again")
             }
-            #expect(given, "the daemon gave the new keeper its descriptors: \(first.log)")
+            #expect(given, "the daemon gave the new keeper its descriptors: \(mount.first.log)")
 
-            current.signal(SIGKILL)
-            _ = await current.exit()
-            let log = emulator.directory.appendingPathComponent("after-keeper-restart.log")
-            current = try MountedVault.start(
-                emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: arguments, environment: [:], log: log)
-            try await MountedVault.waitForTakeover(current, log: log)
-            #expect(try await first.read("secrets/secret-02") == TwentySecrets.value("secret-02"))
-            current.signal(SIGTERM)
-            #expect(await current.exit() == 0)
-        } catch {
-            current.signal(SIGKILL)
-            await first.cleanUp()
-            await keeper.stop()
-            await emulator.stop()
-            throw error
+            try await mount.killAndRestart(log: "after-keeper-restart.log")
+            #expect(try await mount.first.read("secrets/secret-02") == TwentySecrets.value("secret-02"))
+            mount.current.signal(SIGTERM)
+            #expect(await mount.current.exit() == 0)
         }
-        await first.cleanUp()
-        await keeper.stop()
-        await emulator.stop()
     }
 
     @Test("A request the killed daemon was answering is answered after the restart, never left hanging")
     func requestInFlightAtDeath() async throws {
-        let emulator = try await EmulatorProcess(seedJSON: TwentySecrets.seed)
-        let keeper = try await KeeperProcess(directory: emulator.directory)
-        let arguments = ["--ttl", "300", "--keeper", keeper.socketPath]
-        let first = try await MountedVault(emulator: emulator, extraArguments: arguments)
-        var current = first.process
-        do {
+        try await KeptMount.with { mount in
+            let emulator = mount.emulator
             // The daemon reads this lookup and asks Key Vault, which hangs.
             try await emulator.injectFault(["vault": "demo", "pathPrefix": "/secrets/secret-07", "action": "hang", "hangSeconds": 120])
-            let path = first.path("secrets/secret-07")
+            let path = mount.first.path("secrets/secret-07")
             let waiting = Task { try await blocking { try String(contentsOfFile: path, encoding: .utf8) } }
             for _ in 0..<100 {
                 if try await emulator.requests(vault: "demo", path: "/secrets/secret-07").contains(where: { $0["fault"] is String }) { break }
                 try await Task.sleep(for: .milliseconds(50))
             }
-            current.signal(SIGKILL)
-            _ = await current.exit()
+            mount.current.signal(SIGKILL)
+            _ = await mount.current.exit()
             try await emulator.clearFaults()
-            let log = emulator.directory.appendingPathComponent("after-death.log")
-            current = try MountedVault.start(
-                emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: arguments, environment: [:], log: log)
-            try await MountedVault.waitForTakeover(current, log: log)
+            try await mount.startNext(log: "after-death.log")
             #expect(try await waiting.value == TwentySecrets.value("secret-07"))
-            #expect((try? String(contentsOf: log, encoding: .utf8))?.contains("resend") == true)
-            current.signal(SIGTERM)
-            _ = await current.exit()
-        } catch {
-            current.signal(SIGKILL)
-            await first.cleanUp()
-            await keeper.stop()
-            await emulator.stop()
-            throw error
+            #expect((try? String(contentsOf: emulator.directory.appendingPathComponent("after-death.log"), encoding: .utf8))?.contains("resend") == true)
+            mount.current.signal(SIGTERM)
+            _ = await mount.current.exit()
         }
-        await first.cleanUp()
-        await keeper.stop()
-        await emulator.stop()
     }
 
     @Test("A takeover in an incompatible protocol is refused; asked to step aside, the daemon unmounts and exits")
