@@ -143,6 +143,17 @@ public final class PrivateKey: @unchecked Sendable {
         try self.init(taking: pkey, operation: operation)
     }
 
+    /// The key in its algorithm's own format, as `openssl pkey -traditional` and Go's
+    /// `x509.MarshalPKCS1PrivateKey`/`MarshalECPrivateKey` write it: a PKCS#1 RSAPrivateKey
+    /// ("RSA PRIVATE KEY"), or a SEC1 ECPrivateKey with its named curve and public key ("EC PRIVATE KEY").
+    public func traditionalPEM() throws(PKIError) -> String {
+        let der = try encodeDER("export private key in its traditional format") { i2d_PrivateKey(pkey, $0) }
+        switch algorithm {
+        case .rsa: return PEM.encode(der, label: "RSA PRIVATE KEY")
+        case .ec: return PEM.encode(der, label: "EC PRIVATE KEY")
+        }
+    }
+
     /// Unencrypted PKCS#8 PrivateKeyInfo DER.
     public func pkcs8DER() throws(PKIError) -> [UInt8] {
         let operation = "export private key as PKCS#8"

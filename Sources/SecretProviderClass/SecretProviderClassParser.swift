@@ -133,9 +133,10 @@ public enum SecretProviderClassParser {
             guard options.allowNodeManagedIdentity else {
                 throw VolumeError(
                     .failedPrecondition,
-                    "useVMManagedIdentity is not allowed: the plugin was not started with --allow-node-identity, because "
-                        + "with it any pod on the node could read what the node's managed identity can read (Azure provider issue #837); "
-                        + "use workload identity (clientID) instead, or ask the cluster operator to allow node identity")
+                    "useVMManagedIdentity is not allowed on this cluster: with it any pod on the node could read what the node's "
+                        + "managed identity can read (Azure provider issue #837). Use workload identity (clientID) instead; or, to allow it, "
+                        + "a cluster operator sets AKVFS_ALLOW_NODE_IDENTITY to \"true\" in the akvfs container of the akvfs-csi DaemonSet "
+                        + "(kube-system; or starts akvfs csi with --allow-node-identity)")
             }
             let clientId = nonEmpty(parameters["userAssignedIdentityID"])
             if let clientId { try checkClientID(clientId, parameter: "userAssignedIdentityID") }

@@ -87,6 +87,8 @@ public struct VolumeRequest: Sendable, Equatable, Codable {
     /// Owner of the volume's files and directories (volumeAttributes uid, gid); nil = the plugin's default.
     public var uid: UInt32?
     public var gid: UInt32?
+    /// The class's `secretObjects`: Kubernetes Secrets to fill from the volume's files (nil: none).
+    public var secretObjects: [SecretObject]?
 
     public init(
         podName: String, podNamespace: String, podUID: String? = nil, serviceAccountName: String? = nil, keyVaultName: String,

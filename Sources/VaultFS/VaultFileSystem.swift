@@ -440,6 +440,11 @@ public final class VaultFileSystem: Sendable {
         return content
     }
 
+    /// A volume file's bytes as a reader of it gets them now (for filling a Kubernetes Secret).
+    public func content(of file: VolumeFile, from source: SourceID, wait: Duration) async throws(CacheError) -> SecretBytes {
+        try await render(file.reference, file.rendering, from: source, wait: wait).bytes
+    }
+
     /// Fetches and renders every file of a volume, all at once, as reading them would, each
     /// waiting at most `wait` for Key Vault; answers the files that could not be, with why. Empty
     /// when the whole volume is readable. Cancelling the calling task calls the fetches off.

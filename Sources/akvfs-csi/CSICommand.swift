@@ -51,7 +51,9 @@ struct CSIServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("driver-name"), help: "The CSI driver name; the CSIDriver object and pods use the same.")
     var driverName = NodePluginConfiguration.defaultDriverName
 
-    @Flag(name: .customLong("allow-node-identity"), help: "Let volumes use the node's managed identity (useVMManagedIdentity): any pod on the node could then read what it can.")
+    @Flag(
+        name: .customLong("allow-node-identity"),
+        help: "Let volumes use the node's managed identity (useVMManagedIdentity): any pod on the node could then read what it can. Env: AKVFS_ALLOW_NODE_IDENTITY=true.")
     var allowNodeIdentity = false
 
     @Option(name: .customLong("publish-timeout"), help: ArgumentHelp("A first publish fails if its objects are not all fetched by then (kubelet waits about 120 s).", valueName: "seconds"))
@@ -128,6 +130,7 @@ struct CSIServeCommand: AsyncParsableCommand {
         if let keeperSocket, !keeperSocket.hasPrefix("/") || keeperSocket.utf8.count >= 108 {
             throw ValidationError("--keeper must be an absolute socket path under 108 bytes; got \(keeperSocket).")
         }
+        _ = try Self.nodeIdentityAllowed(flag: allowNodeIdentity, environment: ProcessInfo.processInfo.environment)
         if let readyFile, !readyFile.hasPrefix("/") { throw ValidationError("--ready-file must be an absolute path; got \(readyFile).") }
         guard kubeletDirectory.hasPrefix("/") else { throw ValidationError("--kubelet-dir must be an absolute path; got \(kubeletDirectory).") }
         if let kubernetesAPI, !kubernetesAPI.hasPrefix("https://") {
@@ -147,7 +150,7 @@ struct CSIServeCommand: AsyncParsableCommand {
         configuration.version = AKVFSVersion.current
         configuration.stateDirectory = stateDirectory
         configuration.kubeletDirectory = kubeletDirectory
-        configuration.allowNodeIdentity = allowNodeIdentity
+        configuration.allowNodeIdentity = try Self.nodeIdentityAllowed(flag: allowNodeIdentity, environment: environment)
         configuration.publishTimeout = .seconds(publishTimeout)
         configuration.metadataTimeout = cache.metadataTTL
         // Published volumes pin their content, so it survives idleness and Key Vault outages; what
@@ -181,6 +184,15 @@ struct CSIServeCommand: AsyncParsableCommand {
         }
         try await plugin.run()
         _ = signals
+    }
+
+    /// The manifests' one switch for node identity is the environment variable; the flag says the same.
+    static func nodeIdentityAllowed(flag: Bool, environment: [String: String]) throws -> Bool {
+        switch environment["AKVFS_ALLOW_NODE_IDENTITY"]?.lowercased() {
+        case nil, "", "false", "0": return flag
+        case "true", "1": return true
+        case let other?: throw ValidationError("AKVFS_ALLOW_NODE_IDENTITY must be true or false; got \(other).")
+        }
     }
 
     private func kubernetesConfiguration(_ environment: [String: String]) -> KubernetesAPIConfiguration? {

@@ -254,11 +254,11 @@ private func checkSecretProviderClassJSON(_ input: [UInt8]) throws(InvariantFail
         struct Spec: Encodable {
             var provider: String
             var parameters: [String: String]
-            var secretObjects: [[String: String]]?
+            var secretObjects: [SecretObject]?
         }
         var spec: Spec
     }
-    let document = Document(spec: .init(provider: object.provider, parameters: object.parameters, secretObjects: object.syncsSecrets ? [[:]] : nil))
+    let document = Document(spec: .init(provider: object.provider, parameters: object.parameters, secretObjects: object.secretObjects.isEmpty ? nil : object.secretObjects))
     guard let encoded = try? JSONEncoder().encode(document) else { throw InvariantFailure(message: "the class does not re-encode") }
     let again = try? SecretProviderClassReader.decode(Array(encoded), namespace: "default", name: "azure-kvname")
     try require(again == object, "the re-encoded class reads back differently")

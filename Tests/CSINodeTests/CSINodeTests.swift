@@ -94,14 +94,26 @@ struct SecretProviderClassReaderTests {
         Array(#"{"apiVersion":"secrets-store.csi.x-k8s.io/v1","kind":"SecretProviderClass","metadata":{"name":"app"},"spec":\#(spec)}"#.utf8)
     }
 
-    @Test("provider and parameters are read; secretObjects is noticed")
+    @Test("provider, parameters and secretObjects are read; data entries' names and keys are trimmed, as the driver does")
     func decode() throws {
-        let decoded = try SecretProviderClassReader.decode(
-            Self.object(#"{"provider":"azure","parameters":{"keyvaultName":"kv1"},"secretObjects":[{"secretName":"s","type":"Opaque"}]}"#),
-            namespace: "team-a", name: "app")
+        let spec = #"""
+            {"provider":"azure","parameters":{"keyvaultName":"kv1"},"secretObjects":[
+              {"secretName":"s","type":"Opaque","labels":{"app":"web"},"annotations":{"a":"b"},
+               "data":[{"objectName":" db-password ","key":"password\t"}]},
+              {"secretName":"t"}]}
+            """#
+        let decoded = try SecretProviderClassReader.decode(Self.object(spec), namespace: "team-a", name: "app")
         #expect(decoded.provider == "azure")
         #expect(decoded.parameters == ["keyvaultName": "kv1"])
-        #expect(decoded.syncsSecrets)
+        #expect(
+            decoded.secretObjects == [
+                SecretObject(secretName: "s", type: "Opaque", labels: ["app": "web"], annotations: ["a": "b"], data: [.init(objectName: "db-password", key: "password")]),
+                SecretObject(secretName: "t", type: "", data: []),
+            ])
+        #expect(throws: VolumeError.self) {
+            try SecretProviderClassReader.decode(
+                Self.object(#"{"provider":"azure","parameters":{"a":"b"},"secretObjects":[{"secretName":1}]}"#), namespace: "team-a", name: "app")
+        }
     }
 
     @Test(

@@ -69,6 +69,8 @@ struct ManifestTests {
         let pod = try Self.podSpec(daemonSet)
         #expect(pod["serviceAccountName"] as? String == "akvfs-csi")
         let plugin = try Self.container(pod, "akvfs")
+        let environment = (plugin["env"] as? [[String: Any]] ?? []).reduce(into: [String: String]()) { $0[$1["name"] as? String ?? ""] = $1["value"] as? String }
+        #expect(environment["AKVFS_ALLOW_NODE_IDENTITY"] == "false", "the one switch for node identity, off")
         let arguments = try #require(plugin["args"] as? [String])
         func value(_ option: String) -> String? {
             arguments.first { $0.hasPrefix("--\(option)=") }.map { String($0.dropFirst(option.count + 3)) }
@@ -113,13 +115,17 @@ struct ManifestTests {
         #expect(try Self.hostPath(pod, registrar, at: "/csi").path == "/var/lib/kubelet/plugins/\(NodePluginConfiguration.defaultDriverName)")
     }
 
-    @Test("RBAC lets the plugin get SecretProviderClasses and the service-account issuer's keys, and nothing else")
+    @Test("RBAC lets the plugin get SecretProviderClasses and the service-account issuer's keys, keep Secrets, and nothing else")
     func rbac() throws {
         let role = try Self.document("rbac.yaml", kind: "ClusterRole")
         let rules = try #require(role["rules"] as? [[String: Any]])
-        #expect(rules.count == 1)
+        #expect(rules.count == 2)
         #expect(rules.first?["resources"] as? [String] == ["secretproviderclasses"])
         #expect(rules.first?["verbs"] as? [String] == ["get"])
+        // secretObjects: no list or watch, which would read every Secret in the cluster at once.
+        #expect(rules.last?["apiGroups"] as? [String] == [""])
+        #expect(rules.last?["resources"] as? [String] == ["secrets"])
+        #expect(rules.last?["verbs"] as? [String] == ["get", "create", "update", "delete"])
 
         let account = try Self.document("rbac.yaml", kind: "ServiceAccount")
         let metadata = try #require(account["metadata"] as? [String: Any])

@@ -107,4 +107,51 @@ struct KubernetesAPITests {
             #expect(bad.status == 400)
         }
     }
+
+    @Test("Secrets: create, get, update with resourceVersion conflicts, delete with preconditions, as the API server answers")
+    func secrets() async throws {
+        try await withEmulator { (harness) async throws in
+            let origin = harness.endpoints.authorityHost + "/api/v1/namespaces/team-a/secrets"
+            let token = BearerToken(value: harness.emulator.serviceAccountToken(subject: "system:serviceaccount:kube-system:akvfs-csi", audience: "https://kubernetes.default.svc"))
+            #expect(try await harness.send(.get, origin + "/db").status == 401)
+            #expect(try await harness.sendJSON(.get, origin + "/db", token: token).json["reason"] as? String == "NotFound")
+
+            let secret: [String: Any] = [
+                "apiVersion": "v1", "kind": "Secret", "metadata": ["name": "db", "labels": ["app": "web"]],
+                "type": "Opaque", "data": ["password": "c2VjcmV0"], "stringData": ["user": "admin"],
+            ]
+            let created = try await harness.sendJSON(.post, origin, token: token, json: secret)
+            #expect(created.status == 201)
+            let metadata = try #require(created.json["metadata"] as? [String: Any])
+            #expect(metadata["namespace"] as? String == "team-a" && metadata["uid"] is String && metadata["creationTimestamp"] is String)
+            #expect(created.json["data"] as? [String: String] == ["password": "c2VjcmV0", "user": "YWRtaW4="], "stringData is folded into data")
+            let version = try #require(metadata["resourceVersion"] as? String)
+            #expect(try await harness.sendJSON(.post, origin, token: token, json: secret).json["reason"] as? String == "AlreadyExists")
+
+            var update = created.json
+            update["data"] = ["password": "bmV3"]
+            let updated = try await harness.sendJSON(.put, origin + "/db", token: token, json: update)
+            #expect(updated.status == 200)
+            #expect((updated.json["metadata"] as? [String: Any])?["resourceVersion"] as? String != version)
+            #expect((updated.json["metadata"] as? [String: Any])?["uid"] as? String == metadata["uid"] as? String)
+            let stale = try await harness.sendJSON(.put, origin + "/db", token: token, json: update)
+            #expect(stale.status == 409 && stale.json["reason"] as? String == "Conflict", "the resourceVersion read before is out of date")
+            var retyped = updated.json
+            retyped["type"] = "kubernetes.io/tls"
+            #expect(try await harness.sendJSON(.put, origin + "/db", token: token, json: retyped).status == 422, "a type is immutable")
+
+            let tls: [String: Any] = ["metadata": ["name": "web-tls"], "type": "kubernetes.io/tls", "data": ["tls.crt": "eA=="]]
+            let invalid = try await harness.sendJSON(.post, origin, token: token, json: tls)
+            #expect(invalid.status == 422 && (invalid.json["message"] as? String)?.contains("data[tls.key]: Required value") == true)
+            let badName = try await harness.sendJSON(.post, origin, token: token, json: ["metadata": ["name": "Bad_Name"], "data": [:]])
+            #expect(badName.status == 422)
+
+            let current = try #require((updated.json["metadata"] as? [String: Any])?["resourceVersion"] as? String)
+            let precondition = try await harness.sendJSON(.delete, origin + "/db", token: token, json: ["preconditions": ["resourceVersion": version]])
+            #expect(precondition.status == 409, "deleting a version that is no longer current")
+            let deleted = try await harness.sendJSON(.delete, origin + "/db", token: token, json: ["preconditions": ["resourceVersion": current]])
+            #expect(deleted.status == 200 && deleted.json["status"] as? String == "Success")
+            #expect(try await harness.sendJSON(.get, origin + "/db", token: token).status == 404)
+        }
+    }
 }

@@ -72,7 +72,8 @@ final class CSIPluginProcess: Sendable {
     /// `kubernetes` false starts the plugin without a Kubernetes API: volumes then carry their
     /// parameters as attributes, and only Entra ID can prove their service-account tokens.
     init(
-        emulator: EmulatorProcess, arguments: [String] = ["--ttl", "2"], kubernetes: Bool = true, reuseStateOf previous: CSIPluginProcess? = nil
+        emulator: EmulatorProcess, arguments: [String] = ["--ttl", "2"], kubernetes: Bool = true, environment: [String: String] = [:],
+        reuseStateOf previous: CSIPluginProcess? = nil
     ) async throws {
         self.emulator = emulator
         let id = UUID().uuidString.prefix(8)
@@ -99,7 +100,7 @@ final class CSIPluginProcess: Sendable {
             "AKVFS_CA_FILE": emulator.caFile,
             "AKVFS_IMDS_ENDPOINT": emulator.imdsEndpoint,
             "AKVFS_LOG_LEVEL": "debug",
-        ]
+        ].merging(environment) { $1 }
         let kubernetesArguments = [
             "--kubernetes-api", "https://localhost:\(emulator.port)", "--kubernetes-token-file", tokenFile.path, "--kubernetes-ca-file", emulator.caFile,
         ]
@@ -269,12 +270,13 @@ func kubeletTokens(_ token: String, lifetimeSeconds: Int = 3600) -> String {
 
 /// Runs `body` with an emulator of the CSI seed and a plugin, and always cleans up.
 func withCSIPlugin(
-    arguments: [String] = ["--ttl", "2"], kubernetes: Bool = true, _ body: (EmulatorProcess, CSIPluginProcess) async throws -> Void
+    arguments: [String] = ["--ttl", "2"], kubernetes: Bool = true, environment: [String: String] = [:],
+    _ body: (EmulatorProcess, CSIPluginProcess) async throws -> Void
 ) async throws {
     let emulator = try await EmulatorProcess(seedJSON: CSISeed.json)
     var plugin: CSIPluginProcess?
     do {
-        plugin = try await CSIPluginProcess(emulator: emulator, arguments: arguments, kubernetes: kubernetes)
+        plugin = try await CSIPluginProcess(emulator: emulator, arguments: arguments, kubernetes: kubernetes, environment: environment)
         try await body(emulator, plugin!)
     } catch {
         if let plugin { Issue.record("plugin log:\n\(plugin.log)") }

@@ -467,7 +467,7 @@ struct CSIPluginTests {
                 ("bad permission", .invalidArgument, "filePermission", request(inline { $0["objects"] = objectsParameter([["objectName": "db-password", "objectType": "secret", "filePermission": "0900"]]) })),
                 ("bad type", .invalidArgument, "objectType", request(inline { $0["objects"] = objectsParameter([["objectName": "db-password", "objectType": "password"]]) })),
                 ("bad vault name", .invalidArgument, "Invalid vault name", request(inline { $0["keyvaultName"] = "kv_test" })),
-                ("node identity not allowed", .failedPrecondition, "--allow-node-identity", request(inline { $0["useVMManagedIdentity"] = "true"; $0["clientID"] = nil })),
+                ("node identity not allowed", .failedPrecondition, "AKVFS_ALLOW_NODE_IDENTITY to \"true\" in the akvfs container of the akvfs-csi DaemonSet", request(inline { $0["useVMManagedIdentity"] = "true"; $0["clientID"] = nil })),
                 ("no token", .unauthenticated, "service account tokens not found", request(inline { $0["csi.storage.k8s.io/serviceAccount.tokens"] = nil })),
                 ("no secret", .unauthenticated, "nodePublishSecretRef secret is not set", request(inline { $0["clientID"] = nil })),
                 ("missing object", .notFound, "objectName:absent", request(inline { $0["objects"] = objectsParameter([["objectName": "absent", "objectType": "secret"]]) })),
@@ -619,9 +619,9 @@ struct CSIPluginTests {
         }
     }
 
-    @Test("The node's managed identity only with --allow-node-identity")
+    @Test("The node's managed identity only when allowed: AKVFS_ALLOW_NODE_IDENTITY=true, as the manifests set it, or --allow-node-identity")
     func nodeIdentity() async throws {
-        try await withCSIPlugin(arguments: ["--ttl", "2", "--allow-node-identity"]) { emulator, plugin in
+        try await withCSIPlugin(environment: ["AKVFS_ALLOW_NODE_IDENTITY": "true"]) { emulator, plugin in
             let volume = try TestVolume(
                 emulator, pod: "node-0",
                 attributes: [

@@ -38,8 +38,8 @@ public struct SecretProviderClassObject: Sendable, Equatable {
     public var name: String
     public var provider: String
     public var parameters: [String: String]
-    /// `spec.secretObjects` (syncing to Kubernetes Secrets) is set; akvfs does not sync.
-    public var syncsSecrets: Bool
+    /// `spec.secretObjects`: Kubernetes Secrets to fill from the volume's files.
+    public var secretObjects: [SecretObject]
 }
 
 /// Reads SecretProviderClass objects (secrets-store.csi.x-k8s.io/v1) from the Kubernetes API.
@@ -48,7 +48,7 @@ public struct SecretProviderClassReader: Sendable {
     public static let providers = ["azure", "akvfs"]
     static let resource = "secretproviderclasses.secrets-store.csi.x-k8s.io"
 
-    private let api: KubernetesAPIClient
+    let api: KubernetesAPIClient
     public var configuration: KubernetesAPIConfiguration { api.configuration }
 
     public init(configuration: KubernetesAPIConfiguration, http: any HTTPClient) {
@@ -98,7 +98,17 @@ public struct SecretProviderClassReader: Sendable {
                 var parameters: [String: String]?
                 var secretObjects: [SecretObject]?
             }
-            struct SecretObject: Decodable {}
+            struct SecretObject: Decodable {
+                struct DataEntry: Decodable {
+                    var objectName: String?
+                    var key: String?
+                }
+                var secretName: String?
+                var type: String?
+                var labels: [String: String]?
+                var annotations: [String: String]?
+                var data: [DataEntry]?
+            }
             var spec: Spec?
         }
         let reference = "\(namespace)/\(name)"
@@ -108,7 +118,8 @@ public struct SecretProviderClassReader: Sendable {
         } catch {
             throw VolumeError(
                 .invalidArgument,
-                "secretproviderclass \(reference) is not a valid SecretProviderClass: spec.parameters must map names to strings")
+                "secretproviderclass \(reference) is not a valid SecretProviderClass: spec.parameters must map names to strings, "
+                    + "and spec.secretObjects list secretName, type, labels, annotations and data (objectName, key), all strings")
         }
         guard let provider = object.spec?.provider, !provider.isEmpty else {
             throw VolumeError(.invalidArgument, "provider not set in \(reference): set spec.provider to azure")
@@ -122,9 +133,20 @@ public struct SecretProviderClassReader: Sendable {
         guard let parameters = object.spec?.parameters, !parameters.isEmpty else {
             throw VolumeError(.invalidArgument, "parameters not set in \(reference): set spec.parameters (keyvaultName, tenantId, objects, …)")
         }
+        // The driver trims names and keys of data entries; the rest is taken as written.
+        let secretObjects = (object.spec?.secretObjects ?? []).map { entry in
+            SecretProviderClass.SecretObject(
+                secretName: entry.secretName ?? "", type: entry.type ?? "", labels: entry.labels ?? [:], annotations: entry.annotations ?? [:],
+                data: (entry.data ?? []).map {
+                    .init(objectName: trimmed($0.objectName ?? ""), key: trimmed($0.key ?? ""))
+                })
+        }
         return SecretProviderClassObject(
-            namespace: namespace, name: name, provider: provider, parameters: parameters,
-            syncsSecrets: !(object.spec?.secretObjects ?? []).isEmpty)
+            namespace: namespace, name: name, provider: provider, parameters: parameters, secretObjects: secretObjects)
+    }
+
+    private static func trimmed(_ text: String) -> String {
+        String(text.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
     }
 
     /// A DNS-1123 subdomain, which namespaces and object names are; nothing else may reach the URL path.

@@ -3,6 +3,7 @@ import Glibc
 import KeyVault
 import Logging
 import ObjectCache
+import ObjectFormats
 import PKI
 import SecretProviderClass
 import Synchronization
@@ -86,7 +87,12 @@ actor VolumeManager {
     private let sources: VolumeSources
     private let tokens: ServiceAccountTokenVerifier
     private let classes: SecretProviderClassReader?
+    private let secretSync: SecretSync?
     private let logger = Logger(label: "akvfs.csi")
+    /// Per volume, a digest of what each of its Secrets was last filled with, so a republish
+    /// that changes nothing makes no Kubernetes API call. Lost at a restart: the next republish
+    /// reads the Secrets once.
+    private var syncedSecrets: [String: [String: [UInt8]]] = [:]
     private var volumes: [String: Volume] = [:]
     private var busy: Set<String> = []
     /// First publishes in progress.
@@ -106,6 +112,7 @@ actor VolumeManager {
         self.sources = sources
         self.tokens = tokens
         self.classes = classes
+        secretSync = classes.map { SecretSync(api: $0.api, logger: Logger(label: "akvfs.csi")) }
     }
 
     var publishedCount: Int { volumes.count }
@@ -158,8 +165,10 @@ actor VolumeManager {
         try await checkPublishedRoom(for: request)
         let (lease, files, token) = try await plan(request, volumeID: publication.volumeID)
         do {
+            try checkSecretObjects(request, files: files)
             try await pin(files, lease: lease, volumeID: publication.volumeID)
             try await load(files, lease: lease, request: request, within: limit)
+            try await syncSecrets(request, files: files, source: lease.source, volumeID: publication.volumeID, force: true)
         } catch {
             await cache.unpin(volume: publication.volumeID)
             await sources.release(lease, volumeID: publication.volumeID, linger: settings.failedPublishLinger)
@@ -208,6 +217,7 @@ actor VolumeManager {
             let request = try await parse(publication, secrets: secrets, republish: true)
             let (lease, files, token) = try await plan(request, volumeID: publication.volumeID)
             let ownership = ownership(request, publication)
+            try checkSecretObjects(request, files: files)
             if lease != volume.lease || files != volume.files || ownership != volume.ownership {
                 do {
                     try await pin(files, lease: lease, volumeID: publication.volumeID)
@@ -233,6 +243,8 @@ actor VolumeManager {
             volumes[publication.volumeID] = volume
             write(volume)
             if lease != previousLease { await sources.release(previousLease, volumeID: publication.volumeID, linger: .zero) }
+            // Rotated content reaches the Secrets here, at kubelet's periodic republish.
+            try await syncSecrets(request, files: volume.files, source: volume.lease.source, volumeID: publication.volumeID, force: false)
         } catch {
             logger.warning(
                 "republish could not refresh the volume; it keeps serving its last good content",
@@ -272,6 +284,7 @@ actor VolumeManager {
         filesystem.removeView(volume.viewID)
         await cache.unpin(volume: volumeID)
         await sources.release(volume.lease, volumeID: volumeID, linger: .zero)
+        await releaseSecrets(of: volume)
         logger.info("unpublished", metadata: ["volume": "\(volumeID)"])
     }
 
@@ -292,6 +305,101 @@ actor VolumeManager {
             if target.state == .directory { try target.removeDirectory() }
         } catch {
             throw VolumeError(.internalError, "failed to unpublish volume \(volumeID): \(error)")
+        }
+    }
+
+    // MARK: Kubernetes Secrets (secretObjects)
+
+    /// Every entry must be sound before anything is fetched or written.
+    private func checkSecretObjects(_ request: VolumeRequest, files: [VolumeFile]) throws(VolumeError) {
+        guard let objects = request.secretObjects, !objects.isEmpty else { return }
+        let reference = "\(request.podNamespace)/\(request.secretProviderClass ?? "")"
+        try SecretObject.validate(objects, files: Set(files.map { $0.path.joined(separator: "/") }), reference: reference)
+        guard secretSync != nil else {
+            throw VolumeError(.failedPrecondition, "secretproviderclass \(reference) sets secretObjects, but the plugin has no Kubernetes API")
+        }
+        guard let uid = request.podUID, !uid.isEmpty else {
+            throw VolumeError(
+                .invalidArgument,
+                "secretproviderclass \(reference) sets secretObjects, but kubelet gave no pod UID to own the Secrets: the CSIDriver "
+                    + "object must set podInfoOnMount: true")
+        }
+    }
+
+    /// Fills the volume's Secrets from its files. `force` writes even when this process filled
+    /// them with the same content before (a first publish: someone may have changed them).
+    private func syncSecrets(
+        _ request: VolumeRequest, files: [VolumeFile], source: SourceID, volumeID: String, force: Bool
+    ) async throws(VolumeError) {
+        guard let objects = request.secretObjects, !objects.isEmpty, let secretSync, let uid = request.podUID else { return }
+        let pod = SecretSync.Pod(namespace: request.podNamespace, name: request.podName, uid: uid)
+        let byPath = Dictionary(files.map { ($0.path.joined(separator: "/"), $0) }) { first, _ in first }
+        var digests: [String: [UInt8]] = [:]
+        for object in objects {
+            var data: [String: SecretBytes] = [:]
+            for entry in object.data {
+                guard let file = byPath[entry.objectName] else { continue }
+                let content: SecretBytes
+                do {
+                    content = try await filesystem.content(of: file, from: source, wait: settings.republishTimeout)
+                } catch {
+                    throw VolumeError(
+                        VolumePlanner.code(for: error.kind), "failed to fill Secret \(object.secretName) key \(entry.key): \(error.message)")
+                }
+                data[entry.key] = try Self.secretValue(content, key: entry.key, of: object)
+            }
+            let digest = Self.digest(object, data)
+            digests[object.secretName] = digest
+            if !force, syncedSecrets[volumeID]?[object.secretName] == digest { continue }
+            try await secretSync.sync(object, data: data, for: pod)
+            syncedSecrets[volumeID, default: [:]][object.secretName] = digest
+        }
+        syncedSecrets[volumeID] = digests
+    }
+
+    /// A file's bytes as the Secret holds them: as they are, or for kubernetes.io/tls the
+    /// certificates or the private key alone, as the driver puts them there.
+    private static func secretValue(_ content: SecretBytes, key: String, of object: SecretObject) throws(VolumeError) -> SecretBytes {
+        guard object.type == SecretObject.tlsType else { return content }
+        var file = content.withUnsafeBufferPointer { Array($0) }
+        defer { file.withUnsafeMutableBytes { if let base = $0.baseAddress { explicit_bzero(base, $0.count) } } }
+        do throws(KubernetesTLSData.Failure) {
+            var bytes = key == "tls.key" ? try KubernetesTLSData.privateKey(from: file) : try KubernetesTLSData.certificates(from: file)
+            return SecretBytes(taking: &bytes)
+        } catch {
+            throw VolumeError(.invalidArgument, "failed to fill Secret \(object.secretName) key \(key) (kubernetes.io/tls): \(error.description)")
+        }
+    }
+
+    private static func digest(_ object: SecretObject, _ data: [String: SecretBytes]) -> [UInt8] {
+        var input = Array("\(object.type)\u{0}\(object.labels.sorted { $0.key < $1.key })\u{0}\(object.annotations.sorted { $0.key < $1.key })".utf8)
+        for (key, value) in data.sorted(by: { $0.key < $1.key }) {
+            input += Array("\u{0}\(key)\u{0}\(value.count)\u{0}".utf8)
+            value.withUnsafeBufferPointer { input += $0 }
+        }
+        defer { input.withUnsafeMutableBytes { if let base = $0.baseAddress { explicit_bzero(base, $0.count) } } }
+        return Digest.sha256(input)
+    }
+
+    /// The pod no longer owns the volume's Secrets; the last pod's unpublish deletes them.
+    private func releaseSecrets(of volume: Volume) async {
+        syncedSecrets[volume.publication.volumeID] = nil
+        guard let objects = volume.request.secretObjects, let secretSync, let uid = volume.request.podUID else { return }
+        let pod = SecretSync.Pod(namespace: volume.request.podNamespace, name: volume.request.podName, uid: uid)
+        for object in objects {
+            // Another volume of the same pod may fill the same Secret.
+            let stillUsed = volumes.values.contains { other in
+                other.request.podUID == uid && (other.request.secretObjects ?? []).contains { $0.secretName == object.secretName }
+            }
+            guard !stillUsed else { continue }
+            do {
+                try await secretSync.release(object.secretName, for: pod)
+            } catch {
+                // Kubernetes' garbage collector deletes it once its owner pods are gone.
+                logger.warning(
+                    "could not release a synced Secret; the garbage collector removes it with its pods",
+                    metadata: ["secret": "\(pod.namespace)/\(object.secretName)", "error": "\(error.message)"])
+            }
         }
     }
 
@@ -440,12 +548,10 @@ actor VolumeManager {
                 "secretproviderclass \(namespace)/\(className) has \(parameterBytes) bytes of parameters; the plugin takes at most "
                     + "\(settings.maxParameterBytes) (--max-request-bytes)")
         }
-        if object.syncsSecrets, !republish {
-            logger.warning(
-                "secretproviderclass \(namespace)/\(className) sets secretObjects; akvfs mounts files and does not sync Kubernetes Secrets")
-        }
-        return try SecretProviderClassParser.parse(
+        var request = try SecretProviderClassParser.parse(
             parameters: object.parameters, podAttributes: context, secrets: secrets, options: settings.parserOptions)
+        request.secretObjects = object.secretObjects.isEmpty ? nil : object.secretObjects
+        return request
     }
 
     private func plan(

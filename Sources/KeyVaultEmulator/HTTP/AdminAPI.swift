@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Hummingbird
+import PKI
 
 /// The emulator's own control surface under `/_emulator/` (a prefix no Key Vault, Entra or IMDS
 /// path can start with), on both ports. It is for tests and benchmarks on this machine and has no

@@ -4,7 +4,8 @@ import Hummingbird
 
 /// The Kubernetes API calls the CSI plugin makes, on `https://localhost:<port>`, authenticated
 /// with a service-account token this emulator minted: GET a SecretProviderClass
-/// (`/apis/secrets-store.csi.x-k8s.io/v1/namespaces/<ns>/secretproviderclasses/<name>`), and the
+/// (`/apis/secrets-store.csi.x-k8s.io/v1/namespaces/<ns>/secretproviderclasses/<name>`), Secrets
+/// (`KubernetesSecretsAPI`), and the
 /// service-account issuer's discovery document and keys (`/.well-known/openid-configuration`,
 /// `/openid/v1/jwks`). Objects are stored through the admin API; answers and errors have the API
 /// server's shape.
@@ -17,10 +18,14 @@ struct KubernetesAPI: Sendable {
 
     /// Whether `path` is one of the Kubernetes API's, so faults and the log can say so.
     static func serves(_ path: String) -> Bool {
-        path == discoveryPath || path == jwksPath || path.hasPrefix(prefix)
+        path == discoveryPath || path == jwksPath || path.hasPrefix(prefix) || path.hasPrefix(KubernetesSecretsAPI.prefix)
     }
 
     func handle(_ request: IncomingRequest) async -> Response? {
+        if let (namespace, name) = KubernetesSecretsAPI.route(request.path) {
+            guard isAuthenticated(request) else { return Self.status(401, reason: "Unauthorized", message: "Unauthorized") }
+            return await KubernetesSecretsAPI(state: state).handle(request, namespace: namespace, name: name)
+        }
         if request.path == Self.discoveryPath || request.path == Self.jwksPath {
             return issuerDiscovery(request)
         }
@@ -95,9 +100,52 @@ struct KubernetesAPI: Sendable {
     }
 }
 
-/// SecretProviderClass objects by namespace and name, as JSON objects stored through the admin API.
+/// SecretProviderClass objects by namespace and name, as JSON objects stored through the admin
+/// API, and Secrets, as the API stores them.
 actor KubernetesObjects {
     private var secretProviderClasses: [String: [UInt8]] = [:]
+    private var secrets: [String: KubernetesSecret] = [:]
+    /// The API server's resourceVersion: one counter for every write.
+    private var revision = 1000
+
+    func secret(namespace: String, name: String) -> KubernetesSecret? {
+        secrets["\(namespace)/\(name)"]
+    }
+
+    /// nil when a Secret of that name exists.
+    func createSecret(_ secret: KubernetesSecret, namespace: String) -> KubernetesSecret? {
+        let key = "\(namespace)/\(secret.metadata.name ?? "")"
+        guard secrets[key] == nil else { return nil }
+        var stored = secret
+        revision += 1
+        stored.metadata.uid = UUID().uuidString.lowercased()
+        stored.metadata.resourceVersion = String(revision)
+        stored.metadata.creationTimestamp = Date().formatted(.iso8601)
+        secrets[key] = stored
+        return stored
+    }
+
+    /// An update with a resourceVersion must name the current one; without, it always applies.
+    func updateSecret(_ secret: KubernetesSecret, namespace: String) -> SecretUpdate {
+        let key = "\(namespace)/\(secret.metadata.name ?? "")"
+        guard let current = secrets[key] else { return .notFound }
+        if let expected = secret.metadata.resourceVersion, expected != current.metadata.resourceVersion { return .conflict }
+        guard secret.type == current.type else { return .typeChanged }
+        var stored = secret
+        revision += 1
+        stored.metadata.uid = current.metadata.uid
+        stored.metadata.creationTimestamp = current.metadata.creationTimestamp
+        stored.metadata.resourceVersion = String(revision)
+        secrets[key] = stored
+        return .updated(stored)
+    }
+
+    func deleteSecret(namespace: String, name: String, resourceVersion: String?) -> Bool {
+        let key = "\(namespace)/\(name)"
+        guard let current = secrets[key], current.metadata.resourceVersion == resourceVersion else { return false }
+        secrets[key] = nil
+        return true
+    }
 
     func secretProviderClass(namespace: String, name: String) -> [UInt8]? {
         secretProviderClasses["\(namespace)/\(name)"]

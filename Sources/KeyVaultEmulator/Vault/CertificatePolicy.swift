@@ -1,3 +1,5 @@
+import PKI
+
 /// Key Vault's certificate policy, as sent and returned on the wire.
 struct CertificatePolicy: Codable, Sendable {
     var id: String?

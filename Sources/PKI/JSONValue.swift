@@ -1,8 +1,10 @@
 import FoundationEssentials
 
-/// An arbitrary JSON value, for the parts of Key Vault models the emulator stores and echoes back
-/// without interpreting them (certificate policy lifetime actions, issuer details).
-enum JSONValue: Codable, Sendable, Equatable {
+/// An arbitrary JSON value, for documents read and written back without interpreting all of them:
+/// parts of Key Vault models the emulator echoes (certificate policy lifetime actions), and
+/// Kubernetes objects the CSI plugin updates whole (every field it does not know is kept).
+/// Beside JWS because that is where this package's JSON handling lives.
+public enum JSONValue: Codable, Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Double)
@@ -10,7 +12,11 @@ enum JSONValue: Codable, Sendable, Equatable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    init(from decoder: any Decoder) throws {
+    public var string: String? { if case .string(let value) = self { value } else { nil } }
+    public var array: [JSONValue]? { if case .array(let value) = self { value } else { nil } }
+    public var object: [String: JSONValue]? { if case .object(let value) = self { value } else { nil } }
+
+    public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
@@ -27,7 +33,7 @@ enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
-    func encode(to encoder: any Encoder) throws {
+    public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .null: try container.encodeNil()

@@ -1,0 +1,213 @@
+import FoundationEssentials
+import Glibc
+import HTTPTransport
+import HTTPTypes
+import Logging
+import PKI
+import SecretProviderClass
+
+/// Fills the Kubernetes Secrets of a SecretProviderClass's `secretObjects` from a volume's files,
+/// as the Secrets Store CSI driver does, and lets them go with the pods that use them.
+///
+/// Ownership: a Secret akvfs creates carries the annotation `csi.akvfs.io/synced-by: akvfs` and
+/// the driver's label `secrets-store.csi.k8s.io/managed: "true"`, and an owner reference to every
+/// pod that mounts a volume filling it (on any node). Kubernetes' garbage collector deletes it once
+/// all those pods are gone, even while no plugin runs; the plugin also deletes it itself when it
+/// unpublishes the last such pod's volume. A Secret without the annotation is never changed or
+/// deleted. Updates are whole-object PUTs of what was read, with its resourceVersion, so fields
+/// akvfs does not know survive and concurrent writers (other nodes) retry instead of overwriting.
+struct SecretSync: Sendable {
+    static let ownerAnnotation = "csi.akvfs.io/synced-by"
+    static let ownerAnnotationValue = "akvfs"
+
+    struct Pod: Sendable, Equatable {
+        var namespace: String
+        var name: String
+        var uid: String
+    }
+
+    let api: KubernetesAPIClient
+    let logger: Logger
+
+    /// Creates or updates the Secret so it holds `data` and names `pod` among its owners.
+    func sync(_ object: SecretObject, data: [String: SecretBytes], for pod: Pod) async throws(VolumeError) {
+        let reference = "\(pod.namespace)/\(object.secretName)"
+        for _ in 0..<5 {
+            guard var current = try await read(object.secretName, namespace: pod.namespace) else {
+                if try await create(object, data: data, for: pod) { return }
+                continue  // created meanwhile by another node: update that one
+            }
+            guard Self.isOurs(current) else {
+                throw VolumeError(
+                    .failedPrecondition,
+                    "Secret \(reference) exists and akvfs did not create it (it lacks the annotation \(Self.ownerAnnotation)); "
+                        + "akvfs never changes or deletes a Secret it did not create: rename secretName \(object.secretName) in the "
+                        + "SecretProviderClass, or delete the Secret")
+            }
+            guard current["type"]?.string ?? "Opaque" == object.type else {
+                throw VolumeError(
+                    .failedPrecondition,
+                    "Secret \(reference) has type \(current["type"]?.string ?? "Opaque") but secretObjects asks for \(object.type); "
+                        + "a Secret's type cannot change: delete the Secret and akvfs creates it again")
+            }
+            let before = current
+            Self.apply(object, data: data, for: pod, to: &current)
+            guard current != before else { return }
+            if try await update(current, name: object.secretName, namespace: pod.namespace) { return }
+        }
+        throw VolumeError(.aborted, "failed to update Secret \(reference): it kept changing under concurrent updates; kubelet's retry will try again")
+    }
+
+    /// Takes `pod` off the Secret's owners, and deletes the Secret when it was the last.
+    func release(_ secretName: String, for pod: Pod) async throws(VolumeError) {
+        for _ in 0..<5 {
+            guard var current = try await read(secretName, namespace: pod.namespace), Self.isOurs(current) else { return }
+            var metadata = current["metadata"]?.object ?? [:]
+            let owners = metadata["ownerReferences"]?.array ?? []
+            let remaining = owners.filter { $0.object?["uid"]?.string != pod.uid }
+            if remaining.isEmpty {
+                if try await delete(secretName, namespace: pod.namespace, resourceVersion: metadata["resourceVersion"]?.string) { return }
+                continue
+            }
+            guard remaining.count != owners.count else { return }
+            metadata["ownerReferences"] = .array(remaining)
+            current["metadata"] = .object(metadata)
+            if try await update(current, name: secretName, namespace: pod.namespace) { return }
+        }
+        throw VolumeError(.aborted, "failed to release Secret \(pod.namespace)/\(secretName): it kept changing under concurrent updates")
+    }
+
+    // MARK: The object
+
+    static func isOurs(_ secret: [String: JSONValue]) -> Bool {
+        secret["metadata"]?.object?["annotations"]?.object?[ownerAnnotation]?.string == ownerAnnotationValue
+    }
+
+    /// The class's labels and annotations over what is there, akvfs's marks, the data replaced
+    /// whole, and the pod among the owners.
+    static func apply(_ object: SecretObject, data: [String: SecretBytes], for pod: Pod, to secret: inout [String: JSONValue]) {
+        var metadata = secret["metadata"]?.object ?? [:]
+        var labels = metadata["labels"]?.object ?? [:]
+        for (key, value) in object.labels { labels[key] = .string(value) }
+        labels[SecretObject.managedLabel] = .string("true")
+        metadata["labels"] = .object(labels)
+        var annotations = metadata["annotations"]?.object ?? [:]
+        for (key, value) in object.annotations { annotations[key] = .string(value) }
+        annotations[ownerAnnotation] = .string(ownerAnnotationValue)
+        metadata["annotations"] = .object(annotations)
+        var owners = metadata["ownerReferences"]?.array ?? []
+        if !owners.contains(where: { $0.object?["uid"]?.string == pod.uid }) {
+            owners.append(.object(["apiVersion": .string("v1"), "kind": .string("Pod"), "name": .string(pod.name), "uid": .string(pod.uid)]))
+        }
+        metadata["ownerReferences"] = .array(owners)
+        secret["metadata"] = .object(metadata)
+        secret["type"] = .string(object.type)
+        secret["data"] = .object(data.mapValues { bytes in .string(bytes.withUnsafeBufferPointer { Data($0).base64EncodedString() }) })
+    }
+
+    // MARK: Calls
+
+    private func path(_ namespace: String, _ name: String? = nil) -> String {
+        "/api/v1/namespaces/\(namespace)/secrets" + (name.map { "/\($0)" } ?? "")
+    }
+
+    /// nil when there is no such Secret.
+    private func read(_ name: String, namespace: String) async throws(VolumeError) -> [String: JSONValue]? {
+        let response = try await api.send(.get, path(namespace, name), action: "get Secret \(namespace)/\(name)")
+        switch response.head.status.code {
+        case 200:
+            guard let object = try? JSONDecoder().decode([String: JSONValue].self, from: Data(response.body)) else {
+                throw VolumeError(.unavailable, "failed to get Secret \(namespace)/\(name): the Kubernetes API's answer is not a Secret")
+            }
+            return object
+        case 404: return nil
+        case let status: throw failure(status, response.body, "get Secret \(namespace)/\(name)")
+        }
+    }
+
+    /// false when a Secret of that name appeared meanwhile.
+    private func create(_ object: SecretObject, data: [String: SecretBytes], for pod: Pod) async throws(VolumeError) -> Bool {
+        var secret: [String: JSONValue] = [
+            "apiVersion": .string("v1"), "kind": .string("Secret"),
+            "metadata": .object(["name": .string(object.secretName), "namespace": .string(pod.namespace)]),
+        ]
+        Self.apply(object, data: data, for: pod, to: &secret)
+        var body = Self.encode(secret)
+        defer { body.wipe() }
+        let action = "create Secret \(pod.namespace)/\(object.secretName)"
+        let response = try await api.send(.post, path(pod.namespace), body: body.array, action: action)
+        switch response.head.status.code {
+        case 200, 201:
+            logger.info("created Secret", metadata: ["secret": "\(pod.namespace)/\(object.secretName)", "pod": "\(pod.name)"])
+            return true
+        case 409: return false
+        case let status: throw failure(status, response.body, action)
+        }
+    }
+
+    /// false on a conflict (someone else wrote it since it was read).
+    private func update(_ secret: [String: JSONValue], name: String, namespace: String) async throws(VolumeError) -> Bool {
+        var body = Self.encode(secret)
+        defer { body.wipe() }
+        let action = "update Secret \(namespace)/\(name)"
+        let response = try await api.send(.put, path(namespace, name), body: body.array, action: action)
+        switch response.head.status.code {
+        case 200, 201:
+            logger.info("updated Secret", metadata: ["secret": "\(namespace)/\(name)"])
+            return true
+        case 409, 404: return false
+        case let status: throw failure(status, response.body, action)
+        }
+    }
+
+    private func delete(_ name: String, namespace: String, resourceVersion: String?) async throws(VolumeError) -> Bool {
+        let options: [String: JSONValue] = [
+            "apiVersion": .string("v1"), "kind": .string("DeleteOptions"),
+            "preconditions": .object(resourceVersion.map { ["resourceVersion": .string($0)] } ?? [:]),
+        ]
+        let action = "delete Secret \(namespace)/\(name)"
+        let response = try await api.send(.delete, path(namespace, name), body: Self.encode(options).array, action: action)
+        switch response.head.status.code {
+        case 200, 202, 404:
+            logger.info("deleted Secret: its last pod is gone", metadata: ["secret": "\(namespace)/\(name)"])
+            return true
+        case 409: return false
+        case let status: throw failure(status, response.body, action)
+        }
+    }
+
+    /// What the API server said, in words a person can act on. Its message never holds Secret data.
+    private func failure(_ status: Int, _ body: [UInt8], _ action: String) -> VolumeError {
+        let message = (try? JSONDecoder().decode([String: JSONValue].self, from: Data(body)))?["message"]?.string
+        let said = message.map { ": \($0)" } ?? ""
+        switch status {
+        case 401:
+            return VolumeError(.unavailable, "failed to \(action): the Kubernetes API refused the plugin's service-account token (401)")
+        case 403:
+            return VolumeError(
+                .permissionDenied,
+                "failed to \(action): the plugin's service account may not (403); grant get, create, update and delete on secrets "
+                    + "(deploy/kubernetes/rbac.yaml)\(said)")
+        case 422, 400:
+            return VolumeError(.invalidArgument, "failed to \(action): the Kubernetes API refused it (\(status))\(said)")
+        default:
+            return VolumeError(.unavailable, "failed to \(action): the Kubernetes API answered HTTP \(status)\(said); retry later")
+        }
+    }
+
+    /// The JSON of a Secret, in a buffer zeroed when done: it holds the Secret's data.
+    private static func encode(_ value: [String: JSONValue]) -> SecretBuffer {
+        SecretBuffer((try? JSONEncoder().encode(value)).map(Array.init) ?? [])
+    }
+}
+
+/// A request body with Secret data in it, zeroed once sent.
+struct SecretBuffer {
+    private(set) var array: [UInt8]
+
+    init(_ array: [UInt8]) { self.array = array }
+
+    mutating func wipe() {
+        array.withUnsafeMutableBytes { if let base = $0.baseAddress { explicit_bzero(base, $0.count) } }
+    }
+}
