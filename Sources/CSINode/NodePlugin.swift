@@ -166,8 +166,13 @@ public final class NodePlugin: Sendable {
         settings.parserOptions.maxFilesPerVolume = configuration.limits.objectsPerVolume
         settings.maxParameterBytes = configuration.limits.requestBytes
         settings.maxConcurrentPublishes = configuration.limits.concurrentPublishes
+        settings.nodeID = configuration.nodeID
         let volumes = VolumeManager(settings: settings, filesystem: filesystem, cache: cache, sources: sources, tokens: tokens, classes: classes)
         self.volumes = volumes
+        filesystem.observeCacheEvents { event in
+            if case .listingChanged = event { return }
+            Task { await volumes.cacheEvent(event) }
+        }
 
         var options = MountOptions()
         options.allowOther = true

@@ -65,6 +65,9 @@ public enum CacheEvent: Sendable, Equatable {
     case contentChanged(SourceID, ObjectReference)
     /// A revalidated listing has different names, versions or enabled flags.
     case listingChanged(SourceID, ObjectKind)
+    /// Revalidating an object failed for the first time since it last worked (Key Vault's
+    /// message, never the value); its last good content is served meanwhile.
+    case refreshFailed(SourceID, ObjectReference, String)
 }
 
 public struct RenderedContent: Sendable {

@@ -171,6 +171,9 @@ extension ObjectCache {
             // Never longer than half a TTL between tries, unless Key Vault asked for longer.
             let backoff = min(configuration.refreshBackoff.delay(beforeRetry: slot.failures), configuration.ttl / 2)
             let wait = max(backoff, error.retryAfter ?? .zero)
+            if slot.failures == 0, case .object(let reference) = key.subject {
+                eventSink.yield(.refreshFailed(key.source, reference, error.message))
+            }
             slot.markFailed(error, retryAt: now + wait)
             let age = now - slot.fetchedAt
             if age <= configuration.maxStaleness, let value = slot.value {

@@ -32,6 +32,7 @@ public final class VaultFileSystem: Sendable {
     let cache: ObjectCache
     let table: InodeTable
     private let views: Mutex<[String: ViewDefinition]>
+    private let cacheObserver = Mutex<(@Sendable (CacheEvent) -> Void)?>(nil)
     private let mountTime: Int64
     private let logger = Logger(label: "akvfs.fs")
     public let invalidations: AsyncStream<Invalidation>
@@ -110,8 +111,16 @@ public final class VaultFileSystem: Sendable {
         }
     }
 
+    /// Sees every cache event after the filesystem has (the CSI plugin: rotations of volumes).
+    public func observeCacheEvents(_ observer: @escaping @Sendable (CacheEvent) -> Void) {
+        cacheObserver.withLock { $0 = observer }
+    }
+
     func handle(_ event: CacheEvent) {
+        defer { cacheObserver.withLock { $0 }?(event) }
         switch event {
+        case .refreshFailed:
+            break
         case .contentChanged(let source, let reference):
             // Every name showing the object, whatever its rendering (a secret's TLS files
             // included), moves on to a new inode; readers of the old one keep their version.

@@ -119,13 +119,15 @@ struct ManifestTests {
     func rbac() throws {
         let role = try Self.document("rbac.yaml", kind: "ClusterRole")
         let rules = try #require(role["rules"] as? [[String: Any]])
-        #expect(rules.count == 2)
+        #expect(rules.count == 3)
         #expect(rules.first?["resources"] as? [String] == ["secretproviderclasses"])
         #expect(rules.first?["verbs"] as? [String] == ["get"])
         // secretObjects: no list or watch, which would read every Secret in the cluster at once.
-        #expect(rules.last?["apiGroups"] as? [String] == [""])
-        #expect(rules.last?["resources"] as? [String] == ["secrets"])
-        #expect(rules.last?["verbs"] as? [String] == ["get", "create", "update", "delete"])
+        #expect(rules.dropFirst().first?["apiGroups"] as? [String] == [""])
+        #expect(rules.dropFirst().first?["resources"] as? [String] == ["secrets"])
+        #expect(rules.dropFirst().first?["verbs"] as? [String] == ["get", "create", "update", "delete"])
+        #expect(rules.last?["resources"] as? [String] == ["events"])
+        #expect(rules.last?["verbs"] as? [String] == ["create"])
 
         let account = try Self.document("rbac.yaml", kind: "ServiceAccount")
         let metadata = try #require(account["metadata"] as? [String: Any])

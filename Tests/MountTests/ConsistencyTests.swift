@@ -39,7 +39,7 @@ struct ConsistencyTests {
     static func readRepeatedly(_ path: String, _ progress: ReadProgress) {
         var chunk = [UInt8](repeating: 0, count: 100)
         while !progress.done.load(ordering: .relaxed) {
-            let descriptor = open(path, O_RDONLY)
+            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
             var content: [UInt8] = []
             while descriptor >= 0 {
                 let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, 100) }
@@ -108,7 +108,7 @@ struct ConsistencyTests {
             let path = mount.path("secrets/api-key")
             #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
             let before = try await status(path)
-            let descriptor = open(path, O_RDONLY)
+            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
             #expect(descriptor >= 0)
             var head = [UInt8](repeating: 0, count: 5)
             #expect(read(descriptor, &head, 5) == 5)

@@ -159,4 +159,52 @@ struct SecretSyncTests {
             #expect(Self.data(after, "password") == "someone else's")
         }
     }
+
+    /// Events recorded on a pod so far: (type, reason, message).
+    static func events(_ emulator: EmulatorProcess, pod: String) async throws -> [(type: String, reason: String, message: String)] {
+        let (_, list) = try await emulator.kubernetes(.get, "/api/v1/namespaces/team-a/events")
+        return (list["items"] as? [[String: Any]] ?? []).filter { ($0["involvedObject"] as? [String: Any])?["name"] as? String == pod }.map {
+            ($0["type"] as? String ?? "", $0["reason"] as? String ?? "", $0["message"] as? String ?? "")
+        }
+    }
+
+    @Test("Rotations applied and failed are events on the pod, with the driver's reasons; a rotation fills the Secret without waiting for a republish")
+    func rotationEvents() async throws {
+        try await withCSIPlugin { emulator, plugin in
+            try await emulator.putSecretProviderClass(
+                namespace: "team-a", name: "sync", parameters: CSIPluginTests.teamAParameters(objects: [Self.objects[0]]),
+                secretObjects: [Self.secretObjects[0]])
+            let tokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
+            let volume = try TestVolume(emulator, pod: "ev-0", attributes: ["secretProviderClass": "sync", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
+            try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+
+            try await emulator.setSecret(vault: "team-a-kv", name: "db-password", value: "rotated-password")
+            var events: [(type: String, reason: String, message: String)] = []
+            for _ in 0..<60 {
+                _ = try? await volume.read("password.txt")
+                events = try await Self.events(emulator, pod: "ev-0")
+                if events.contains(where: { $0.reason == "SecretRotationComplete" }) { break }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            #expect(events.contains { $0 == ("Normal", "MountRotationComplete", "successfully rotated mounted contents for spc team-a/sync") }, "\(events)")
+            #expect(events.contains { $0 == ("Normal", "SecretRotationComplete", "successfully rotated K8s secret app-secrets") }, "\(events)")
+            #expect(Self.data(try await emulator.secret("team-a", "app-secrets"), "password") == "rotated-password", "no republish needed")
+
+            // Key Vault fails: one warning for the episode, naming the object and the reason, never the value.
+            try await emulator.injectFault(["vault": "team-a-kv", "pathPrefix": "/secrets/db-password", "action": "status", "status": 503, "count": 1000])
+            var warnings: [(type: String, reason: String, message: String)] = []
+            for _ in 0..<60 where warnings.isEmpty {
+                #expect(try await volume.read("password.txt") == "rotated-password", "the last good content is served")
+                warnings = try await Self.events(emulator, pod: "ev-0").filter { $0.reason == "MountRotationFailed" }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            let warning = try #require(warnings.first, "a MountRotationFailed event")
+            #expect(warning.type == "Warning")
+            #expect(warning.message.hasPrefix("failed to refresh secret db-password of spc team-a/sync:"), "\(warning.message)")
+            #expect(!warning.message.contains("rotated-password") && !warning.message.contains("team-a-password"))
+            try await Task.sleep(for: .seconds(3))
+            #expect(try await Self.events(emulator, pod: "ev-0").filter { $0.reason == "MountRotationFailed" }.count == 1, "once per outage, not per retry")
+            try await emulator.clearFaults()
+        }
+    }
 }

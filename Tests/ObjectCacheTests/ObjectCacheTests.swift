@@ -324,10 +324,17 @@ struct ObjectCacheTests {
         #expect(await source.fetches(of: "a") == 2)
         #expect(await cache.statistics().staleServes == 2)
 
+        // The first failure is announced once, with the source's reason (for the CSI plugin's events).
+        guard case .refreshFailed(vaultA, secret("a"), let reason)? = await events.next() else {
+            Issue.record("the first failed revalidation is announced")
+            return
+        }
+        #expect(!reason.isEmpty)
+
         clock.advance(by: .seconds(901))
         let error = await #expect(throws: CacheError.self) { try await cache.text(secret("a")) }
         #expect(error?.kind == .unavailable)
-        #expect(await events.next() == .contentChanged(vaultA, secret("a")))
+        #expect(await events.next() == .contentChanged(vaultA, secret("a")), "no second failure announcement before it")
         #expect(await cache.statistics().entries == 0)
 
         await source.fail(with: nil)

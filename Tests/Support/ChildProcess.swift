@@ -52,6 +52,13 @@ public final class ChildProcess: Sendable {
                 pipeWrite = ends[1]
             }
         }
+        // Nothing else of this process reaches the child: a test's open file on a FUSE mount,
+        // inherited by a daemon another test starts meanwhile, would keep its inode alive.
+        // (glibc 2.34's posix_spawn_file_actions_addclosefrom_np, which Swift's Glibc does not declare.)
+        if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {
+            typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+            _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, Int32(3 + inheriting.count))
+        }
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { (text: String) in strdup(text) } + [nil]
         let environmentEntries = (environment ?? [:]).map { "\($0.key)=\($0.value)" }
         let envp: [UnsafeMutablePointer<CChar>?] = environmentEntries.map { (text: String) in strdup(text) } + [nil]

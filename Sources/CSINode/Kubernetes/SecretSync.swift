@@ -20,17 +20,11 @@ struct SecretSync: Sendable {
     static let ownerAnnotation = "csi.akvfs.io/synced-by"
     static let ownerAnnotationValue = "akvfs"
 
-    struct Pod: Sendable, Equatable {
-        var namespace: String
-        var name: String
-        var uid: String
-    }
-
     let api: KubernetesAPIClient
     let logger: Logger
 
     /// Creates or updates the Secret so it holds `data` and names `pod` among its owners.
-    func sync(_ object: SecretObject, data: [String: SecretBytes], for pod: Pod) async throws(VolumeError) {
+    func sync(_ object: SecretObject, data: [String: SecretBytes], for pod: PodReference) async throws(VolumeError) {
         let reference = "\(pod.namespace)/\(object.secretName)"
         for _ in 0..<5 {
             guard var current = try await read(object.secretName, namespace: pod.namespace) else {
@@ -59,7 +53,7 @@ struct SecretSync: Sendable {
     }
 
     /// Takes `pod` off the Secret's owners, and deletes the Secret when it was the last.
-    func release(_ secretName: String, for pod: Pod) async throws(VolumeError) {
+    func release(_ secretName: String, for pod: PodReference) async throws(VolumeError) {
         for _ in 0..<5 {
             guard var current = try await read(secretName, namespace: pod.namespace), Self.isOurs(current) else { return }
             var metadata = current["metadata"]?.object ?? [:]
@@ -85,7 +79,7 @@ struct SecretSync: Sendable {
 
     /// The class's labels and annotations over what is there, akvfs's marks, the data replaced
     /// whole, and the pod among the owners.
-    static func apply(_ object: SecretObject, data: [String: SecretBytes], for pod: Pod, to secret: inout [String: JSONValue]) {
+    static func apply(_ object: SecretObject, data: [String: SecretBytes], for pod: PodReference, to secret: inout [String: JSONValue]) {
         var metadata = secret["metadata"]?.object ?? [:]
         var labels = metadata["labels"]?.object ?? [:]
         for (key, value) in object.labels { labels[key] = .string(value) }
@@ -126,7 +120,7 @@ struct SecretSync: Sendable {
     }
 
     /// false when a Secret of that name appeared meanwhile.
-    private func create(_ object: SecretObject, data: [String: SecretBytes], for pod: Pod) async throws(VolumeError) -> Bool {
+    private func create(_ object: SecretObject, data: [String: SecretBytes], for pod: PodReference) async throws(VolumeError) -> Bool {
         var secret: [String: JSONValue] = [
             "apiVersion": .string("v1"), "kind": .string("Secret"),
             "metadata": .object(["name": .string(object.secretName), "namespace": .string(pod.namespace)]),

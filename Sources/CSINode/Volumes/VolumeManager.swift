@@ -47,6 +47,8 @@ actor VolumeManager {
         var maxConcurrentPublishes = 16
         /// Bytes of parameters a SecretProviderClass may carry (NodeService checks the request's own).
         var maxParameterBytes = 1 << 20
+        /// This node's name, as events on pods give it.
+        var nodeID = ""
     }
 
     private struct Volume {
@@ -88,6 +90,7 @@ actor VolumeManager {
     private let tokens: ServiceAccountTokenVerifier
     private let classes: SecretProviderClassReader?
     private let secretSync: SecretSync?
+    private let events: PodEvents?
     private let logger = Logger(label: "akvfs.csi")
     /// Per volume, a digest of what each of its Secrets was last filled with, so a republish
     /// that changes nothing makes no Kubernetes API call. Lost at a restart: the next republish
@@ -113,6 +116,7 @@ actor VolumeManager {
         self.tokens = tokens
         self.classes = classes
         secretSync = classes.map { SecretSync(api: $0.api, logger: Logger(label: "akvfs.csi")) }
+        events = classes.map { PodEvents(api: $0.api, node: settings.nodeID, logger: Logger(label: "akvfs.csi")) }
     }
 
     var publishedCount: Int { volumes.count }
@@ -328,13 +332,15 @@ actor VolumeManager {
 
     /// Fills the volume's Secrets from its files. `force` writes even when this process filled
     /// them with the same content before (a first publish: someone may have changed them).
+    @discardableResult
     private func syncSecrets(
         _ request: VolumeRequest, files: [VolumeFile], source: SourceID, volumeID: String, force: Bool
-    ) async throws(VolumeError) {
-        guard let objects = request.secretObjects, !objects.isEmpty, let secretSync, let uid = request.podUID else { return }
-        let pod = SecretSync.Pod(namespace: request.podNamespace, name: request.podName, uid: uid)
+    ) async throws(VolumeError) -> [String] {
+        guard let objects = request.secretObjects, !objects.isEmpty, let secretSync, let uid = request.podUID else { return [] }
+        let pod = PodReference(namespace: request.podNamespace, name: request.podName, uid: uid)
         let byPath = Dictionary(files.map { ($0.path.joined(separator: "/"), $0) }) { first, _ in first }
         var digests: [String: [UInt8]] = [:]
+        var written: [String] = []
         for object in objects {
             var data: [String: SecretBytes] = [:]
             for entry in object.data {
@@ -353,8 +359,71 @@ actor VolumeManager {
             if !force, syncedSecrets[volumeID]?[object.secretName] == digest { continue }
             try await secretSync.sync(object, data: data, for: pod)
             syncedSecrets[volumeID, default: [:]][object.secretName] = digest
+            written.append(object.secretName)
         }
         syncedSecrets[volumeID] = digests
+        return written
+    }
+
+    // MARK: Rotations
+
+    /// A cache event, for the volumes that show the object: events on their pods, and their
+    /// Secrets filled again at once rather than at the next republish.
+    func cacheEvent(_ event: CacheEvent) async {
+        switch event {
+        case .contentChanged(let source, let reference): await rotated(reference, in: source)
+        case .refreshFailed(let source, let reference, let reason): await refreshFailed(reference, in: source, reason: reason)
+        case .listingChanged: return
+        }
+    }
+
+    private func showing(_ reference: ObjectReference, in source: SourceID) -> [Volume] {
+        volumes.values.filter { $0.lease.source == source && $0.files.contains { $0.reference == reference } }
+    }
+
+    private func rotated(_ reference: ObjectReference, in source: SourceID) async {
+        for volume in showing(reference, in: source) {
+            let volumeID = volume.publication.volumeID
+            guard !frozen, (try? claim(volumeID)) != nil else { continue }  // busy: the republish after it catches up
+            defer { busy.remove(volumeID) }
+            guard let pod = Self.pod(volume.request) else { continue }
+            let what = "\(VolumePlanner.type(of: reference.kind).rawValue) \(reference.name)"
+            do {
+                for file in volume.files where file.reference == reference {
+                    _ = try await filesystem.content(of: file, from: source, wait: settings.republishTimeout)
+                }
+                await events?.record(pod, .normal, .mountRotationComplete, "successfully rotated mounted contents for \(Self.describe(volume.request))")
+            } catch {
+                await events?.record(pod, .warning, .mountRotationFailed, "failed to rotate \(what) of \(Self.describe(volume.request)): \(error.message)")
+                continue
+            }
+            do {
+                for name in try await syncSecrets(volume.request, files: volume.files, source: source, volumeID: volumeID, force: false) {
+                    await events?.record(pod, .normal, .secretRotationComplete, "successfully rotated K8s secret \(name)")
+                }
+            } catch {
+                await events?.record(pod, .warning, .secretRotationFailed, "failed to rotate K8s secrets of \(Self.describe(volume.request)): \(error.message)")
+            }
+        }
+    }
+
+    private func refreshFailed(_ reference: ObjectReference, in source: SourceID, reason: String) async {
+        let what = "\(VolumePlanner.type(of: reference.kind).rawValue) \(reference.name)"
+        for volume in showing(reference, in: source) {
+            guard let pod = Self.pod(volume.request) else { continue }
+            await events?.record(
+                pod, .warning, .mountRotationFailed,
+                "failed to refresh \(what) of \(Self.describe(volume.request)): \(reason); the last good content is served meanwhile")
+        }
+    }
+
+    private static func pod(_ request: VolumeRequest) -> PodReference? {
+        guard let uid = request.podUID, !uid.isEmpty else { return nil }
+        return PodReference(namespace: request.podNamespace, name: request.podName, uid: uid)
+    }
+
+    private static func describe(_ request: VolumeRequest) -> String {
+        request.secretProviderClass.map { "spc \(request.podNamespace)/\($0)" } ?? "vault \(request.keyVaultName)"
     }
 
     /// A file's bytes as the Secret holds them: as they are, or for kubernetes.io/tls the
@@ -385,7 +454,7 @@ actor VolumeManager {
     private func releaseSecrets(of volume: Volume) async {
         syncedSecrets[volume.publication.volumeID] = nil
         guard let objects = volume.request.secretObjects, let secretSync, let uid = volume.request.podUID else { return }
-        let pod = SecretSync.Pod(namespace: volume.request.podNamespace, name: volume.request.podName, uid: uid)
+        let pod = PodReference(namespace: volume.request.podNamespace, name: volume.request.podName, uid: uid)
         for object in objects {
             // Another volume of the same pod may fill the same Secret.
             let stillUsed = volumes.values.contains { other in

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import HTTPTypes
 import Hummingbird
+import PKI
 
 /// The Kubernetes API calls the CSI plugin makes, on `https://localhost:<port>`, authenticated
 /// with a service-account token this emulator minted: GET a SecretProviderClass
@@ -22,6 +23,10 @@ struct KubernetesAPI: Sendable {
     }
 
     func handle(_ request: IncomingRequest) async -> Response? {
+        if let namespace = KubernetesEventsAPI.route(request.path) {
+            guard isAuthenticated(request) else { return Self.status(401, reason: "Unauthorized", message: "Unauthorized") }
+            return await KubernetesEventsAPI(state: state).handle(request, namespace: namespace)
+        }
         if let (namespace, name) = KubernetesSecretsAPI.route(request.path) {
             guard isAuthenticated(request) else { return Self.status(401, reason: "Unauthorized", message: "Unauthorized") }
             return await KubernetesSecretsAPI(state: state).handle(request, namespace: namespace, name: name)
@@ -105,8 +110,17 @@ struct KubernetesAPI: Sendable {
 actor KubernetesObjects {
     private var secretProviderClasses: [String: [UInt8]] = [:]
     private var secrets: [String: KubernetesSecret] = [:]
+    private var eventsByNamespace: [String: [JSONValue]] = [:]
     /// The API server's resourceVersion: one counter for every write.
     private var revision = 1000
+
+    func addEvent(_ event: JSONValue, namespace: String) {
+        eventsByNamespace[namespace, default: []].append(event)
+    }
+
+    func events(namespace: String) -> [JSONValue] {
+        eventsByNamespace[namespace] ?? []
+    }
 
     func secret(namespace: String, name: String) -> KubernetesSecret? {
         secrets["\(namespace)/\(name)"]

@@ -1,5 +1,45 @@
 import FoundationEssentials
 import Hummingbird
+import PKI
+
+/// Core v1 Events, as the CSI plugin records them on pods: create (POST) and list (GET), kept in
+/// order; enough for tests to see what a pod's `kubectl describe` would show.
+struct KubernetesEventsAPI: Sendable {
+    let state: EmulatorState
+
+    /// `/api/v1/namespaces/<ns>/events`: the namespace.
+    static func route(_ path: String) -> String? {
+        guard path.hasPrefix(KubernetesSecretsAPI.prefix) else { return nil }
+        let parts = path.dropFirst(KubernetesSecretsAPI.prefix.count).split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[1] == "events", !parts[0].isEmpty else { return nil }
+        return String(parts[0])
+    }
+
+    func handle(_ request: IncomingRequest, namespace: String) async -> Response {
+        switch request.method {
+        case "POST":
+            guard case .object(var event)? = try? JSONDecoder().decode(JSONValue.self, from: Data(request.body)),
+                let involved = event["involvedObject"]?.object, involved["kind"]?.string != nil, involved["name"]?.string != nil,
+                let reason = event["reason"]?.string, !reason.isEmpty, event["metadata"]?.object?["name"]?.string != nil
+            else {
+                return KubernetesAPI.status(422, reason: "Invalid", message: "Event is invalid: metadata.name, involvedObject and reason are required")
+            }
+            guard ["Normal", "Warning"].contains(event["type"]?.string ?? "") else {
+                return KubernetesAPI.status(422, reason: "Invalid", message: "Event is invalid: type: Unsupported value: must be Normal or Warning")
+            }
+            var metadata = event["metadata"]?.object ?? [:]
+            metadata["namespace"] = .string(namespace)
+            event["metadata"] = .object(metadata)
+            await state.kubernetes.addEvent(.object(event), namespace: namespace)
+            return .json(JSONValue.object(event), status: 201)
+        case "GET":
+            let items = await state.kubernetes.events(namespace: namespace)
+            return .json(JSONValue.object(["apiVersion": .string("v1"), "kind": .string("EventList"), "items": .array(items)]))
+        default:
+            return KubernetesAPI.status(405, reason: "MethodNotAllowed", message: "the emulator serves create and list of events only")
+        }
+    }
+}
 
 /// Core v1 Secrets, as much as the CSI plugin's Secret sync uses: create (POST), get, update
 /// (PUT, with resourceVersion conflicts) and delete (with preconditions), in the API server's
