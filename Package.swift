@@ -34,6 +34,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
@@ -90,6 +92,7 @@ let package = Package(
             name: "AzureIdentity",
             dependencies: [
                 "HTTPTransport", "PKI",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -97,15 +100,24 @@ let package = Package(
         ),
         .target(
             name: "KeyVault",
-            dependencies: ["AzureIdentity", "HTTPTransport", "PKI"],
+            dependencies: ["AzureIdentity", "HTTPTransport", "PKI", .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: strictSwift
         ),
         .target(name: "ObjectFormats", dependencies: ["PKI"], swiftSettings: strictSwift),
+        // Prometheus metrics: the registry and its scrape endpoint (docs/metrics.md).
+        .target(
+            name: "Telemetry",
+            dependencies: [.product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")],
+            swiftSettings: strictSwift
+        ),
 
         // MARK: Cache, filesystem model and FUSE glue
         .target(
             name: "ObjectCache",
-            dependencies: ["KeyVault", "PKI", "HTTPTransport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "KeyVault", "PKI", "HTTPTransport", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
             swiftSettings: strictSwift
         ),
         .target(
@@ -158,6 +170,7 @@ let package = Package(
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strictSwift
         ),
@@ -166,7 +179,7 @@ let package = Package(
         .target(
             name: "CommandLineSupport",
             dependencies: [
-                "CLinux", "KeyVault", "HTTPTransport", "ObjectCache",
+                "CLinux", "KeyVault", "HTTPTransport", "ObjectCache", "Telemetry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -176,7 +189,7 @@ let package = Package(
             name: "akvfs",
             dependencies: [
                 "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI", "ObjectCache", "VaultFS", "FuseBridge", "Continuity",
-                "DescriptorPassing",
+                "DescriptorPassing", "Telemetry",
                 "CommandLineSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -187,7 +200,7 @@ let package = Package(
         .executableTarget(
             name: "akvfs-csi",
             dependencies: [
-                "AzureIdentity", "PKI", "CSINode", "ObjectCache", "CommandLineSupport",
+                "AzureIdentity", "PKI", "CSINode", "ObjectCache", "CommandLineSupport", "Telemetry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Logging", package: "swift-log"),

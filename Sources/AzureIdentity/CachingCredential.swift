@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Metrics
 
 /// Reuses tokens per (tenant, scope) and refreshes them ahead of expiry. However many callers
 /// ask at once, at most one request per (tenant, scope) is in flight. A token that is due for
@@ -27,6 +28,10 @@ public final class CachingCredential: TokenCredential {
     public func invalidate(_ context: TokenRequestContext) async {
         await cache.invalidate(context)
     }
+}
+
+extension Result {
+    fileprivate var isSuccess: Bool { if case .success = self { true } else { false } }
 }
 
 actor TokenCache {
@@ -92,6 +97,8 @@ actor TokenCache {
     private func finish(_ context: TokenRequestContext, _ result: Result<AccessToken, CredentialError>) {
         var entry = entries[context] ?? Entry()
         entry.refresh = nil
+        // akvfs_token_requests_total: every request for a new token, by outcome (docs/metrics.md).
+        Counter(label: "akvfs_token_requests_total", dimensions: [("outcome", result.isSuccess ? "success" : "failure")]).increment()
         switch result {
         case .success(let token):
             entry.token = token

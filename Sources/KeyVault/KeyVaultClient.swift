@@ -2,6 +2,7 @@ import AzureIdentity
 import FoundationEssentials
 import HTTPTransport
 import HTTPTypes
+import Metrics
 import Synchronization
 
 /// How hard to try before giving up.
@@ -403,7 +404,42 @@ public final class KeyVaultClient: Sendable {
     private func execute(_ request: HTTPRequest, token: AccessToken? = nil) async throws(HTTPTransportError) -> HTTPClientResponse {
         var request = request
         if let token { request.headerFields[.authorization] = "Bearer \(token.token)" }
-        return try await http.execute(request, body: nil, timeout: options.requestTimeout)
+        let started = ContinuousClock.now
+        let operation = Self.metricOperation(request.path ?? "")
+        let outcome: Result<HTTPClientResponse, HTTPTransportError>
+        do {
+            outcome = .success(try await http.execute(request, body: nil, timeout: options.requestTimeout))
+        } catch {
+            outcome = .failure(error)
+        }
+        // akvfs_keyvault_requests_total and _duration_seconds (docs/metrics.md): every HTTP
+        // request, retries and challenge probes included.
+        let status = (try? outcome.get()).map { String($0.head.status.code) } ?? "transport_error"
+        Counter(label: "akvfs_keyvault_requests_total", dimensions: [("operation", operation), ("status", status)]).increment()
+        Metrics.Timer(label: "akvfs_keyvault_request_duration_seconds", dimensions: [("operation", operation)])
+            .recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
+        return try outcome.get()
+    }
+
+    /// The REST operation a path is, as Key Vault's API names it; never the object's name.
+    static func metricOperation(_ target: String) -> String {
+        let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? ""
+        let parts = path.split(separator: "/")
+        guard let collection = parts.first else { return "Other" }
+        let kind: String
+        switch collection {
+        case "secrets": kind = "Secret"
+        case "keys": kind = "Key"
+        case "certificates": kind = "Certificate"
+        default: return "Other"
+        }
+        switch parts.count {
+        case 1: return "Get\(kind)s"
+        case 2: return "Get\(kind)"
+        case 3 where parts[2] == "versions": return "Get\(kind)Versions"
+        case 3: return "Get\(kind)"
+        default: return "Other"
+        }
     }
 
     private func error(from response: HTTPClientResponse, operation: String) -> KeyVaultError {

@@ -1,6 +1,7 @@
 import HTTPTransport
 import KeyVault
 import Logging
+import Metrics
 import PKI
 
 /// Vault objects in memory between the filesystem and Key Vault.
@@ -193,12 +194,14 @@ public actor ObjectCache {
         if let negative = notFound[key] {
             if now < negative.until {
                 counters.hits += 1
+                CacheMetrics.hits.increment()
                 throw CacheError(negative.error)
             }
             notFound[key] = nil
         }
         if let answer = answerFromMemory(for: key) { return answer }
         counters.misses += 1
+        CacheMetrics.misses.increment()
         let flight = slots[key]?.flight ?? startFlight(for: key, from: source, at: now)
         return try await awaitFetch(key, flight, within: wait ?? configuration.fetchTimeout)
     }
@@ -217,7 +220,11 @@ public actor ObjectCache {
         }
         if let source = sources[key.source] { revalidateIfDue(key, slot, from: source, at: now) }
         counters.hits += 1
-        if slot.stale { counters.staleServes += 1 }
+        CacheMetrics.hits.increment()
+        if slot.stale {
+            counters.staleServes += 1
+            CacheMetrics.staleAnswers.increment()
+        }
         return Answer(value: value, generation: slot.generation, stale: slot.stale)
     }
 
@@ -253,7 +260,10 @@ public actor ObjectCache {
         }
         switch outcome {
         case .value(let value, let generation, let stale):
-            if stale { counters.staleServes += 1 }
+            if stale {
+                counters.staleServes += 1
+                CacheMetrics.staleAnswers.increment()
+            }
             return Answer(value: value, generation: generation, stale: stale)
         case .failure(let error):
             throw CacheError(error)

@@ -6,6 +6,7 @@ import FoundationEssentials
 import GRPCCore
 import Logging
 import ObjectCache
+import Telemetry
 import PKI
 
 /// `akvfs csi`: the Kubernetes CSI node plugin, and a CSI client of it for debugging.
@@ -109,6 +110,7 @@ struct CSIServeCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Cache") var cache: CacheOptions
     @OptionGroup(title: "Vault") var connection: ConnectionOptions
+    @OptionGroup(title: "Metrics") var metrics: MetricsOptions
 
     func validate() throws {
         guard CSIEndpoint.socketPath(endpoint) != nil else {
@@ -182,6 +184,8 @@ struct CSIServeCommand: AsyncParsableCommand {
         if configuration.kubernetes == nil {
             logger.notice("no Kubernetes API configured: volumes must carry their parameters as volumeAttributes")
         }
+        let endpoint = try metrics.start()
+        defer { endpoint?.stop() }
         try await plugin.run()
         _ = signals
     }

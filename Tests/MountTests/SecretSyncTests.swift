@@ -170,7 +170,7 @@ struct SecretSyncTests {
 
     @Test("Rotations applied and failed are events on the pod, with the driver's reasons; a rotation fills the Secret without waiting for a republish")
     func rotationEvents() async throws {
-        try await withCSIPlugin { emulator, plugin in
+        try await withCSIPlugin(arguments: ["--ttl", "2", "--metrics-address", "127.0.0.1:0"]) { emulator, plugin in
             try await emulator.putSecretProviderClass(
                 namespace: "team-a", name: "sync", parameters: CSIPluginTests.teamAParameters(objects: [Self.objects[0]]),
                 secretObjects: [Self.secretObjects[0]])
@@ -205,6 +205,20 @@ struct SecretSyncTests {
             try await Task.sleep(for: .seconds(3))
             #expect(try await Self.events(emulator, pod: "ev-0").filter { $0.reason == "MountRotationFailed" }.count == 1, "once per outage, not per retry")
             try await emulator.clearFaults()
+
+            // The driver's metrics, under its names and labels.
+            let bad = try TestVolume(emulator, pod: "bad-0", attributes: ["secretProviderClass": "absent", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
+            _ = try? await plugin.client { try await $0.publish(volumeID: bad.id, targetPath: bad.targetPath, attributes: bad.attributes) }
+            let (status, body) = try await scrape(plugin.log)
+            #expect(status == 200)
+            #expect(sample(body, #"total_node_publish{os_type="linux",provider="azure"}"#) == 1, "\(body)")
+            #expect(sample(body, #"total_node_publish_error{error_type="NotFound",os_type="linux",provider="azure"}"#) == 1)
+            #expect((sample(body, #"total_sync_k8s_secret{os_type="linux",provider="azure"}"#) ?? 0) >= 2, "at publish and at the rotation")
+            #expect(body.contains(#"sync_k8s_secret_duration_sec_bucket{os_type="linux",le="0.1"}"#))
+            #expect((sample(body, #"total_rotation_reconcile{os_type="linux",rotated="true"}"#) ?? 0) >= 1)
+            #expect((sample(body, #"total_rotation_reconcile_error{error_type="MountRotationFailed",os_type="linux",rotated="false"}"#) ?? 0) >= 1)
+            #expect(body.contains(#"akvfs_publish_duration_seconds_count{outcome="success"} 1"#))
+            #expect(!body.contains("rotated-password") && !body.contains("team-a-password"))
         }
     }
 }

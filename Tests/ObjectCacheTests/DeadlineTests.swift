@@ -51,4 +51,17 @@ struct DeadlineTests {
         #expect(await waiter.value == nil)
         task.cancel()
     }
+
+    /// The bug this helper once had: the timer was cancelled before the value was handed back,
+    /// and a cancelled sleep returns at once, so it could win and answer nil for a value that
+    /// came in time. With a real clock and finished tasks, every one of many races must answer.
+    @Test func aValueThatCameInTimeIsNeverLostToTheCancelledTimer() async {
+        var lost = 0
+        for round in 0..<2_000 {
+            let task = Task { round }
+            _ = await task.value
+            if await Deadline.value(of: task, within: .seconds(30)) == nil { lost += 1 }
+        }
+        #expect(lost == 0)
+    }
 }

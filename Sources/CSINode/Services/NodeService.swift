@@ -14,13 +14,20 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
     func nodePublishVolume(
         request: Csi_V1_NodePublishVolumeRequest, context: ServerContext
     ) async throws -> Csi_V1_NodePublishVolumeResponse {
-        try Self.checkSize(request, limit: maxRequestBytes)
-        let publication = try Self.validate(request)
-        do {
-            try await volumes.publish(publication, secrets: request.secrets)
+        let started = ContinuousClock.now
+        do throws(RPCError) {
+            try Self.checkSize(request, limit: maxRequestBytes)
+            let publication = try Self.validate(request)
+            do {
+                try await volumes.publish(publication, secrets: request.secrets)
+            } catch {
+                throw RPCError(error)
+            }
         } catch {
-            throw RPCError(error)
+            CSIMetrics.publishFailed(error.code, after: ContinuousClock.now - started)
+            throw error
         }
+        CSIMetrics.published(after: ContinuousClock.now - started)
         return Csi_V1_NodePublishVolumeResponse()
     }
 
@@ -33,8 +40,10 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         do {
             try await volumes.unpublish(volumeID: request.volumeID, targetPath: request.targetPath)
         } catch {
+            CSIMetrics.unpublishFailed()
             throw RPCError(error)
         }
+        CSIMetrics.unpublished()
         return Csi_V1_NodeUnpublishVolumeResponse()
     }
 

@@ -357,7 +357,9 @@ actor VolumeManager {
             let digest = Self.digest(object, data)
             digests[object.secretName] = digest
             if !force, syncedSecrets[volumeID]?[object.secretName] == digest { continue }
+            let started = ContinuousClock.now
             try await secretSync.sync(object, data: data, for: pod)
+            CSIMetrics.secretSynced(after: ContinuousClock.now - started)
             syncedSecrets[volumeID, default: [:]][object.secretName] = digest
             written.append(object.secretName)
         }
@@ -392,8 +394,10 @@ actor VolumeManager {
                 for file in volume.files where file.reference == reference {
                     _ = try await filesystem.content(of: file, from: source, wait: settings.republishTimeout)
                 }
+                CSIMetrics.rotation()
                 await events?.record(pod, .normal, .mountRotationComplete, "successfully rotated mounted contents for \(Self.describe(volume.request))")
             } catch {
+                CSIMetrics.rotation(failed: PodEvents.Reason.mountRotationFailed.rawValue)
                 await events?.record(pod, .warning, .mountRotationFailed, "failed to rotate \(what) of \(Self.describe(volume.request)): \(error.message)")
                 continue
             }
@@ -402,6 +406,7 @@ actor VolumeManager {
                     await events?.record(pod, .normal, .secretRotationComplete, "successfully rotated K8s secret \(name)")
                 }
             } catch {
+                CSIMetrics.rotation(failed: PodEvents.Reason.secretRotationFailed.rawValue)
                 await events?.record(pod, .warning, .secretRotationFailed, "failed to rotate K8s secrets of \(Self.describe(volume.request)): \(error.message)")
             }
         }
@@ -410,6 +415,7 @@ actor VolumeManager {
     private func refreshFailed(_ reference: ObjectReference, in source: SourceID, reason: String) async {
         let what = "\(VolumePlanner.type(of: reference.kind).rawValue) \(reference.name)"
         for volume in showing(reference, in: source) {
+            CSIMetrics.rotation(failed: PodEvents.Reason.mountRotationFailed.rawValue)
             guard let pod = Self.pod(volume.request) else { continue }
             await events?.record(
                 pod, .warning, .mountRotationFailed,

@@ -8,6 +8,7 @@ import Glibc
 import KeyVault
 import Logging
 import ObjectCache
+import Telemetry
 import VaultFS
 
 /// `akvfs mount`: serve one vault at a mountpoint, in the foreground, until unmounted.
@@ -72,6 +73,7 @@ struct MountCommand: AsyncParsableCommand {
     @OptionGroup(title: "Cache") var cache: CacheOptions
     @OptionGroup(title: "Vault") var connection: ConnectionOptions
     @OptionGroup(title: "Identity") var identity: IdentityOptions
+    @OptionGroup(title: "Metrics") var metrics: MetricsOptions
 
     func validate() throws {
         _ = try Self.mode(fileMode, option: "--file-mode")
@@ -94,6 +96,8 @@ struct MountCommand: AsyncParsableCommand {
         let logger = Logger(label: "akvfs")
         let ready = ReadinessReporter(descriptor: readyDescriptor)
         do {
+            let endpoint = try metrics.start()
+            defer { endpoint?.stop() }
             try await serve(logger: logger, ready: ready)
         } catch {
             let message = "\(error)"
