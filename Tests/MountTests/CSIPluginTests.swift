@@ -633,6 +633,22 @@ struct CSIPluginTests {
         }
     }
 
+    @Test("A node-identity setting that is neither true nor false is refused at start, naming the setting")
+    func badNodeIdentitySetting() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-csi-env-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let log = directory.appendingPathComponent("csi.log").path
+        let process = try ChildProcess.spawn(
+            buildDirectory.appendingPathComponent("akvfs").path,
+            ["csi", "--endpoint", "unix://\(directory.path)/csi.sock", "--node-id", "n", "--state-dir", directory.appendingPathComponent("state").path],
+            environment: ["PATH": "/usr/bin:/bin", "AKVFS_ALLOW_NODE_IDENTITY": "yes please"], stdout: .file(log), stderr: .file(log))
+        #expect(await process.exit() == 64)
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(text.contains("AKVFS_ALLOW_NODE_IDENTITY must be true or false; got yes please."), "\(text)")
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("csi.sock").path))
+    }
+
     @Test("After a plugin restart, republish brings volumes back, into running containers too, and unpublish cleans up dead ones")
     func restart() async throws {
         try await withCSIPlugin { emulator, plugin in
