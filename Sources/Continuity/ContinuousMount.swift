@@ -107,18 +107,20 @@ public final class ContinuousMount: Sendable {
             continuity.stopServingHandoffs()
         }
         while true {
-            let running = Task { try await mount.run() }
-            if first {
-                first = false
-                // The previous process waits for this before it exits; the kernel resends what it lost.
-                if let inherited = inheritance.withLock({ $0.take() }) {
-                    inherited.confirmServing()
-                    if inherited.requestsLost {
-                        let resent = mount.resendLostRequests()
-                        logger.info(resent ? "asked the kernel to resend requests the previous process did not answer" : "this kernel cannot resend requests the previous process did not answer (Linux 6.9 can); their callers may wait")
-                    }
+            let inherited = first ? inheritance.withLock({ $0.take() }) : nil
+            first = false
+            if let inherited {
+                // Before this process reads anything, whatever the previous one read and did not
+                // answer is queued again: after a crash, and after a handoff too, where a request
+                // read just as it stopped would otherwise wait forever (seen once in tests).
+                let resent = mount.resendLostRequests()
+                if inherited.requestsLost {
+                    logger.info(resent ? "asked the kernel to resend requests the previous process did not answer" : "this kernel cannot resend requests the previous process did not answer (Linux 6.9 can); their callers may wait")
                 }
             }
+            let running = Task { try await mount.run() }
+            // The previous process waits for this before it exits.
+            inherited?.confirmServing()
             handoff.serving(self)
             switch try await running.value {
             case .unmounted:

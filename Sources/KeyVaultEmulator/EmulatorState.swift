@@ -7,6 +7,7 @@ import Synchronization
 final class EmulatorState: Sendable {
     let tenantId: String
     let emptyFirstPage: Bool
+    let acceptAnyAPIVersion: Bool
     let challengeResource: String?
     let appServiceIdentityHeader: String?
     let store: VaultStore
@@ -22,6 +23,7 @@ final class EmulatorState: Sendable {
     init(seed: Seed, appServiceIdentityHeader: String?, clock: @escaping @Sendable () -> Date) throws(EmulatorError) {
         tenantId = seed.tenantId.lowercased()
         emptyFirstPage = seed.emptyFirstPage
+        acceptAnyAPIVersion = seed.acceptAnyAPIVersion
         challengeResource = seed.challengeResource
         self.appServiceIdentityHeader = appServiceIdentityHeader
         self.clock = clock

@@ -16,6 +16,9 @@ struct FaultsAndAccessTests {
             #expect(first.status == 429)
             #expect(first.errorCode == "Throttled")
             #expect(first.headers[.retryAfter] == "3")
+            // As from the service: a throttled answer still carries its request id and version.
+            #expect(first.headers[HTTPField.Name("x-ms-request-id")!]?.isEmpty == false)
+            #expect(first.headers[HTTPField.Name("x-ms-keyvault-service-version")!] != nil)
             // A request that does not match is untouched and does not use up the fault.
             #expect(try await harness.keyVault(.get, "faulty", "/keys", token: token).status == 200)
             #expect(try await harness.keyVault(.get, "faulty", "/secrets/s", token: token).status == 429)

@@ -122,6 +122,19 @@ struct KeysAndCertificatesTests {
             let key = try await harness.sendJSON(.get, kid + "?api-version=7.6", token: token)
             #expect(key.json["managed"] as? Bool == true)
 
+            // nbf and exp are the certificate's validity, on the certificate, its key and its
+            // secret, in get and list answers alike.
+            let validity = [Int(leaf.notBefore.timeIntervalSince1970), Int(leaf.notAfter.timeIntervalSince1970)]
+            let listed = try await harness.keyVault(.get, "certs", "/certificates", token: token)
+            let listedWeb = (listed.json["value"] as? [[String: Any]])?.first { ($0["id"] as? String)?.hasSuffix("/certificates/web") == true }
+            for (what, attributes) in [
+                ("certificate", certificate.json["attributes"]), ("secret", secret.json["attributes"]), ("key", key.json["attributes"]),
+                ("listed certificate", listedWeb?["attributes"]),
+            ] {
+                let values = attributes as? [String: Any]
+                #expect([values?["nbf"] as? Int ?? 0, values?["exp"] as? Int ?? 0] == validity, "\(what)")
+            }
+
             let pem = try await harness.sendJSON(.get, sid + "?api-version=2025-07-01&outContentType=application/x-pem-file", token: token)
             let converted = try #require(pem.json["value"] as? String)
             #expect(converted.hasPrefix("-----BEGIN PRIVATE KEY-----"))
@@ -182,6 +195,17 @@ struct KeysAndCertificatesTests {
 
             let versions = try await harness.keyVault(.get, "certs", "/certificates/imported/versions", token: token)
             #expect((versions.json["value"] as? [Any])?.count == 1)
+
+            // PEM, as raw text and as Microsoft's SDKs and the Azure CLI send it: base64 of the file.
+            let pemFile = try leafKey.pkcs8PEM() + leaf.pem() + root.pem()
+            let policy: [String: Any] = ["secret_props": ["contentType": "application/x-pem-file"]]
+            for (name, value) in [("pem-text", pemFile), ("pem-base64", Data(pemFile.utf8).base64EncodedString())] {
+                let reply = try await harness.keyVault(.post, "certs", "/certificates/\(name)/import", token: token, json: ["value": value, "policy": policy])
+                #expect(reply.status == 200, "\(name): \(reply.text)")
+                let stored = try await harness.keyVault(.get, "certs", "/secrets/\(name)", token: token)
+                #expect(stored.json["contentType"] as? String == "application/x-pem-file")
+                #expect((stored.json["value"] as? String)?.contains("-----BEGIN CERTIFICATE-----") == true, "\(name)")
+            }
         }
     }
 

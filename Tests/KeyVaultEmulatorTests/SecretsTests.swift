@@ -187,19 +187,31 @@ struct SecretsTests {
         }
     }
 
-    @Test("api-version: any well-formed one works; missing or malformed is 400")
+    @Test("api-version: the versions the service knows work; unknown, missing or malformed is 400, unless the seed accepts any")
     func apiVersions() async throws {
         try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             _ = try await harness.keyVault(.put, "myvault", "/secrets/v", token: token, json: ["value": "x"])
-            for version in ["7.0", "7.6", "7.6-preview.1", "2025-07-01", "2026-05-01-preview"] {
+            for version in ["2016-10-01", "7.0", "7.6", "7.6-preview.1", "2025-07-01", "2026-04-01", "2026-05-01-preview"] {
                 let reply = try await harness.sendJSON(.get, harness.vaultURL("myvault", "/secrets/v", apiVersion: version), token: token)
                 #expect(reply.status == 200, "api-version \(version)")
             }
+            let unknown = try await harness.sendJSON(.get, harness.vaultURL("myvault", "/secrets/v", apiVersion: "9.9"), token: token)
+            #expect(unknown.status == 400)
+            #expect(unknown.errorCode == "BadParameter")
+            #expect(
+                ((unknown.json["error"] as? [String: Any])?["message"] as? String)
+                    == "The specified version (9.9) is not recognized. Consider using the latest supported version (2026-04-01).")
             let missing = try await harness.sendJSON(.get, "https://myvault.vault.localhost:\(harness.endpoints.port)/secrets/v", token: token)
             #expect(missing.status == 400)
             let malformed = try await harness.sendJSON(.get, harness.vaultURL("myvault", "/secrets/v", apiVersion: "latest"), token: token)
             #expect(malformed.status == 400)
+        }
+        try await withEmulator(seed: Seed(acceptAnyAPIVersion: true)) { (harness) async throws in
+            let token = try await harness.token()
+            _ = try await harness.keyVault(.put, "myvault", "/secrets/v", token: token, json: ["value": "x"])
+            #expect(try await harness.sendJSON(.get, harness.vaultURL("myvault", "/secrets/v", apiVersion: "9.9"), token: token).status == 200)
+            #expect(try await harness.sendJSON(.get, harness.vaultURL("myvault", "/secrets/v", apiVersion: "latest"), token: token).status == 400)
         }
     }
 

@@ -60,7 +60,7 @@ final class PrivateNamespaceReader: Sendable {
 
 /// The CSI plugin outliving its process: volumes keep serving through a kill -9, a stop and a
 /// planned handoff to a new plugin process, with no republish.
-@Suite("CSI node plugin: restarts and handoffs", .serialized)
+@Suite("CSI node plugin: restarts and handoffs", .serialized, .timeLimit(.minutes(5)))
 struct CSIRestartTests {
     @Test("3 volumes read from a private mount namespace keep working through kill -9, a stop and a handoff, without republish")
     func volumesOutliveThePlugin() async throws {

@@ -162,7 +162,7 @@ extension MountedVault {
 }
 
 /// The node mount outliving its daemon: planned handoffs and restarts after kill -9.
-@Suite("Real mounts: handoff and restart", .serialized)
+@Suite("Real mounts: handoff and restart", .serialized, .timeLimit(.minutes(5)))
 struct RestartTests {
     @Test("A second akvfs takes a mount over while 4 readers loop: no failed read, no Key Vault GET for cached content")
     func plannedHandoff() async throws {

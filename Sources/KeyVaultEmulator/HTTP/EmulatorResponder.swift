@@ -112,11 +112,20 @@ struct EmulatorResponder: HTTPResponder {
         }
         let numbered = value.wholeMatch(of: /\d+\.\d+(-preview(\.\d+)?)?/) != nil
         let dated = value.wholeMatch(of: /\d{4}-\d{2}-\d{2}(-preview)?/) != nil
-        guard numbered || dated else {
-            throw .badParameter("The specified version (\(value)) is not recognized. Consider using the latest supported version (2025-07-01).")
+        guard numbered || dated, state.acceptAnyAPIVersion || Self.knownAPIVersions.contains(value) else {
+            throw .badParameter("The specified version (\(value)) is not recognized. Consider using the latest supported version (\(Self.latestAPIVersion)).")
         }
         return value
     }
+
+    static let latestAPIVersion = "2026-04-01"
+    /// The data-plane versions the service answers (its REST specification's stable and preview
+    /// versions, and the older ones SDKs still send); anything else is a 400, as from the service.
+    static let knownAPIVersions: Set<String> = [
+        "2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01",
+        "7.0-preview", "7.1-preview", "7.2-preview", "7.3-preview", "7.4-preview.1", "7.5-preview.1", "7.6-preview.1", "7.6-preview.2",
+        "2025-06-01-preview", "2026-01-01-preview", "2026-03-01-preview", "2026-05-01-preview", "2026-07-01-preview",
+    ]
 
     private func bearerToken(_ request: IncomingRequest) -> String? {
         guard let header = request.headers[.authorization] else { return nil }
@@ -173,7 +182,10 @@ struct EmulatorResponder: HTTPResponder {
         switch fault {
         case .status(let status, let retryAfter):
             await record(request, vault: vault, endpoint: endpoint, status: status, principal: nil, fault: "status \(status)")
-            return faultResponse(status: status, retryAfter: retryAfter, endpoint: endpoint)
+            var response = faultResponse(status: status, retryAfter: retryAfter, endpoint: endpoint)
+            // The service's own headers come with its failures too (a 429 has x-ms-request-id).
+            if endpoint == .keyVault { response.headers.append(contentsOf: serviceHeaders(request)) }
+            return response
         case .hang(let seconds):
             await record(request, vault: vault, endpoint: endpoint, status: 0, principal: nil, fault: "hang")
             let deadline = ContinuousClock.now.advanced(by: .seconds(seconds))

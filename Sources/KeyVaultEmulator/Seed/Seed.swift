@@ -7,6 +7,9 @@ public struct Seed: Sendable, Decodable {
     public var allowUnknownIdentities: Bool
     public var createVaultsOnFirstUse: Bool
     public var emptyFirstPage: Bool
+    /// Accept any well-formed api-version instead of only those the service knows (for a client
+    /// newer than this emulator's list).
+    public var acceptAnyAPIVersion: Bool
     public var tokenLifetimeSeconds: Int
     /// Announced in 401 challenges instead of `https://vault.localhost:<port>`, to test that
     /// clients refuse to send tokens for a resource outside the vault's domain.
@@ -21,6 +24,7 @@ public struct Seed: Sendable, Decodable {
         allowUnknownIdentities: Bool = true,
         createVaultsOnFirstUse: Bool = true,
         emptyFirstPage: Bool = false,
+        acceptAnyAPIVersion: Bool = false,
         tokenLifetimeSeconds: Int = 3600,
         challengeResource: String? = nil,
         identities: [SeedIdentity] = [],
@@ -30,6 +34,7 @@ public struct Seed: Sendable, Decodable {
         self.allowUnknownIdentities = allowUnknownIdentities
         self.createVaultsOnFirstUse = createVaultsOnFirstUse
         self.emptyFirstPage = emptyFirstPage
+        self.acceptAnyAPIVersion = acceptAnyAPIVersion
         self.tokenLifetimeSeconds = tokenLifetimeSeconds
         self.challengeResource = challengeResource
         self.identities = identities
@@ -37,7 +42,8 @@ public struct Seed: Sendable, Decodable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case tenantId, allowUnknownIdentities, createVaultsOnFirstUse, emptyFirstPage, tokenLifetimeSeconds, challengeResource, identities, vaults
+        case tenantId, allowUnknownIdentities, createVaultsOnFirstUse, emptyFirstPage, acceptAnyAPIVersion, tokenLifetimeSeconds, challengeResource
+        case identities, vaults
     }
 
     public init(from decoder: any Decoder) throws {
@@ -48,6 +54,7 @@ public struct Seed: Sendable, Decodable {
             allowUnknownIdentities: try c.decodeIfPresent(Bool.self, forKey: .allowUnknownIdentities) ?? true,
             createVaultsOnFirstUse: try c.decodeIfPresent(Bool.self, forKey: .createVaultsOnFirstUse) ?? true,
             emptyFirstPage: try c.decodeIfPresent(Bool.self, forKey: .emptyFirstPage) ?? false,
+            acceptAnyAPIVersion: try c.decodeIfPresent(Bool.self, forKey: .acceptAnyAPIVersion) ?? false,
             tokenLifetimeSeconds: try c.decodeIfPresent(Int.self, forKey: .tokenLifetimeSeconds) ?? 3600,
             challengeResource: try c.decodeIfPresent(String.self, forKey: .challengeResource),
             identities: try c.decodeIfPresent([SeedIdentity].self, forKey: .identities) ?? [],

@@ -86,8 +86,12 @@ enum CertificateFactory {
                 )
             }
         case CertificatePolicy.pemContentType:
+            // Microsoft's SDKs and the Azure CLI send the PEM file base64-encoded; raw PEM text works too.
+            let text =
+                value.contains("-----BEGIN ")
+                ? value : Data(base64Encoded: value.filter { !$0.isWhitespace }).flatMap { String(data: $0, encoding: .utf8) } ?? value
             do {
-                for block in try PEM.decode(value) {
+                for block in try PEM.decode(text) {
                     switch block.label {
                     case "CERTIFICATE":
                         certificates.append(try Certificate(der: block.der))

@@ -1,3 +1,4 @@
+import FoundationEssentials
 import PKI
 
 /// One vault's objects.
@@ -294,7 +295,11 @@ actor VaultStore {
                 )
             }
             let version = Identifiers.newVersion()
-            let objectAttributes = ObjectAttributes(input: attributes, now: created)
+            var objectAttributes = ObjectAttributes(input: attributes, now: created)
+            // The service takes a certificate's nbf and exp from its X.509 validity, and gives its
+            // key and secret the same.
+            objectAttributes.notBefore = Int64(material.certificate.notBefore.timeIntervalSince1970)
+            objectAttributes.expires = Int64(material.certificate.notAfter.timeIntervalSince1970)
             let certificateName = vault.certificates.object(named: name)?.name ?? name
             let record = CertificateVersion(
                 version: version,
