@@ -47,11 +47,11 @@ public struct AzureCLICredential: TokenCredential {
             throw failure(.transient, "running \(executable) failed: \(error)")
         }
         guard case .exited(0) = outcome.status else {
-            let firstLine = outcome.errors.split(separator: "\n").first.map(String.init) ?? "no error output"
+            let reason = Self.reason(in: outcome.errors)
             if outcome.errors.contains("az login") || outcome.errors.contains("az account set") {
-                throw failure(.unavailable, "not signed in to the Azure CLI; run 'az login' (\(firstLine))")
+                throw failure(.unavailable, "not signed in to the Azure CLI; run 'az login' (\(reason))")
             }
-            throw failure(.authenticationFailed, "'az account get-access-token' failed (\(outcome.status)): \(firstLine)")
+            throw failure(.authenticationFailed, "'az account get-access-token' failed (\(outcome.status)): \(reason)")
         }
         guard let token = parse(outcome.output) else {
             throw failure(.transient, "'az account get-access-token' printed no usable accessToken and expiry")
@@ -80,6 +80,28 @@ public struct AzureCLICredential: TokenCredential {
             defer { group.cancelAll() }
             return try await group.next()!
         }
+    }
+
+    /// The line of az's error output that says what went wrong: its `ERROR:` line, or after a
+    /// Python traceback (which az introduces with "The command failed with an unexpected error.
+    /// Here is the traceback:") the exception at its end, never the boilerplate around them.
+    static func reason(in errors: String) -> String {
+        let lines = errors.split(whereSeparator: \.isNewline)
+            .map { String($0.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()) }
+            .filter { !$0.isEmpty }
+        if let error = lines.first(where: { $0.hasPrefix("ERROR:") }), error.count > "ERROR:".count + 1,
+            !error.contains("The command failed with an unexpected error")
+        {
+            return error
+        }
+        let boilerplate = ["The command failed with an unexpected error", "To check existing issues", "To open a new issue", "https://aka.ms/", "WARNING:"]
+        let meaningful = lines.filter { line in !boilerplate.contains { line.hasPrefix($0) || line.contains($0) } }
+        if lines.contains(where: { $0.hasPrefix("Traceback") || $0.contains("Here is the traceback") }),
+            let exception = meaningful.last(where: { !$0.hasPrefix("File \"") && !$0.hasPrefix("Traceback") && !$0.hasPrefix("^") })
+        {
+            return exception
+        }
+        return meaningful.first ?? lines.first ?? "no error output"
     }
 
     /// `expires_on` (POSIX seconds, CLI 2.54+) is preferred; older CLIs only print `expiresOn`

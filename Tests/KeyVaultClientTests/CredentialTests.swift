@@ -228,6 +228,36 @@ struct CredentialTests {
             } throws: { error in
                 (error as? CredentialError)?.kind == .unavailable && "\(error)".contains("az login")
             }
+            // az's crash report: the line that says what went wrong is the exception at the end.
+            let traceback = """
+                #!/bin/sh
+                /bin/cat >&2 <<'ERR'
+                The command failed with an unexpected error. Here is the traceback:
+                Traceback (most recent call last):
+                  File "/opt/az/lib/python3.11/site-packages/knack/cli.py", line 233, in invoke
+                    cmd_result = self.invocation.execute(args)
+                requests.exceptions.SSLError: HTTPSConnectionPool(host='login.example', port=443): certificate verify failed
+                To check existing issues, please visit: https://github.com/Azure/azure-cli/issues
+                ERR
+                exit 1
+                """
+            try Self.writeExecutable(az, traceback)
+            await #expect {
+                _ = try await Self.retryingTextFileBusy {
+                    try await AzureCLICredential(searchPath: bin.path, timeout: .seconds(60)).getToken(TokenRequestContext(scope: "x/.default"))
+                }
+            } throws: { error in
+                "\(error)".contains("requests.exceptions.SSLError: HTTPSConnectionPool(host='login.example', port=443): certificate verify failed")
+                    && !"\(error)".contains("Here is the traceback")
+            }
+            try Self.writeExecutable(az, "#!/bin/sh\necho 'WARNING: something minor' >&2\necho 'ERROR: (AADSTS700016) Application not found in the directory.' >&2\nexit 1\n")
+            await #expect {
+                _ = try await Self.retryingTextFileBusy {
+                    try await AzureCLICredential(searchPath: bin.path, timeout: .seconds(60)).getToken(TokenRequestContext(scope: "x/.default"))
+                }
+            } throws: { error in
+                "\(error)".contains("ERROR: (AADSTS700016) Application not found in the directory.")
+            }
             await #expect {
                 _ = try await AzureCLICredential(searchPath: "/nonexistent").getToken(TokenRequestContext(scope: "x/.default"))
             } throws: { error in
