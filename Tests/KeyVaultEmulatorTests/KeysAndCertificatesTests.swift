@@ -105,7 +105,15 @@ struct KeysAndCertificatesTests {
             let leaf = try Certificate(der: cer)
             #expect(leaf.subject == "CN=DefaultPolicy")
             #expect(certificate.json["x5t"] as? String == Base64URL.encode(leaf.sha1Thumbprint))
-            #expect(certificate.json["policy"] != nil)
+            // The policy as the service answers it: the usages the certificate got, its own attributes.
+            let returnedPolicy = try #require(certificate.json["policy"] as? [String: Any])
+            let x509 = returnedPolicy["x509_props"] as? [String: Any]
+            #expect(x509?["ekus"] as? [String] == ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"])
+            #expect(x509?["key_usage"] as? [String] == ["digitalSignature", "keyEncipherment"])
+            let policyAttributes = returnedPolicy["attributes"] as? [String: Any]
+            #expect(policyAttributes?["enabled"] as? Bool == true && policyAttributes?["created"] is Int && policyAttributes?["updated"] is Int)
+            let actions = returnedPolicy["lifetime_actions"] as? [[String: Any]]
+            #expect((actions?.first?["action"] as? [String: Any])?["action_type"] as? String == "AutoRenew")
             let sid = try #require(certificate.json["sid"] as? String)
             let kid = try #require(certificate.json["kid"] as? String)
 
@@ -183,6 +191,10 @@ struct KeysAndCertificatesTests {
             let body: [String: Any] = ["value": Data(pfx).base64EncodedString(), "pwd": "s3cret"]
             let imported = try await harness.keyVault(.post, "certs", "/certificates/imported/import", token: token, json: body)
             #expect(imported.status == 200, "\(imported.text)")
+            // Another issuer's certificate cannot be renewed: the service e-mails the contacts at 80%.
+            let importedActions = (imported.json["policy"] as? [String: Any])?["lifetime_actions"] as? [[String: Any]]
+            #expect((importedActions?.first?["action"] as? [String: Any])?["action_type"] as? String == "EmailContacts")
+            #expect((importedActions?.first?["trigger"] as? [String: Any])?["lifetime_percentage"] as? Int == 80)
             let secret = try await harness.keyVault(.get, "certs", "/secrets/imported", token: token)
             let stored = try PKCS12.parse(try secret.base64("value"), password: "")
             #expect(stored.certificates == [leaf, root])

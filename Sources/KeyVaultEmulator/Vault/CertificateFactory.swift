@@ -17,7 +17,7 @@ enum CertificateFactory {
     static let defaultExtendedKeyUsages = ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]
 
     static func create(policy requested: CertificatePolicy, now: Date) throws(KeyVaultFailure) -> (IssuedCertificate, CertificatePolicy) {
-        let policy = requested.withDefaults()
+        var policy = requested.withDefaults()
         let issuerName = policy.issuer?.name ?? "Self"
         guard issuerName.lowercased() == "self" else {
             throw .badParameter(
@@ -43,6 +43,9 @@ enum CertificateFactory {
         template.subjectAlternativeNames = names
         template.keyUsage = try keyUsages(x509.keyUsage, keyType: keyType)
         template.extendedKeyUsage = x509.extendedKeyUsages ?? defaultExtendedKeyUsages
+        // The service answers with the usages the certificate got, defaults included.
+        policy.x509Properties?.keyUsage = template.keyUsage.map(\.rawValue)
+        policy.x509Properties?.extendedKeyUsages = template.extendedKeyUsage
         let certificate: Certificate
         do {
             certificate = try template.selfSigned(with: key)
@@ -207,6 +210,12 @@ enum CertificateFactory {
         x509.validityMonths = x509.validityMonths ?? max(1, Int((days / 30.4).rounded()))
         policy.x509Properties = x509
         policy.issuer = policy.issuer ?? .init(name: "Unknown")
+        // The service cannot renew what another issuer signed: it e-mails the contacts instead.
+        if policy.lifetimeActions == nil {
+            policy.lifetimeActions = [
+                .object(["trigger": .object(["lifetime_percentage": .number(80)]), "action": .object(["action_type": .string("EmailContacts")])])
+            ]
+        }
         return policy
     }
 

@@ -301,6 +301,10 @@ actor VaultStore {
             objectAttributes.notBefore = Int64(material.certificate.notBefore.timeIntervalSince1970)
             objectAttributes.expires = Int64(material.certificate.notAfter.timeIntervalSince1970)
             let certificateName = vault.certificates.object(named: name)?.name ?? name
+            var policy = policy
+            if policy.attributes == nil {
+                policy.attributes = .object(["enabled": .bool(true), "created": .number(Double(created)), "updated": .number(Double(created))])
+            }
             let record = CertificateVersion(
                 version: version,
                 certificate: material.certificate,
