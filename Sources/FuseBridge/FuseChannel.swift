@@ -25,10 +25,12 @@ public struct FuseConnection: Sendable {
 }
 
 /// Orders attribute replies against entry notifications: a reply reads an inode's link count
-/// and writes it under the shared side, a "this name is gone" notification is written under the
-/// exclusive side. So a reply that saw the inode still linked reaches the kernel before the
-/// notification, and none that reaches it after can undo the unlink (a link count of 1 arriving
-/// late would, and watchers would never hear IN_DELETE_SELF).
+/// and writes it under the shared side; before a "this name is gone" notification (the inode
+/// already marked replaced), the exclusive side is taken and let go at once. So a reply that saw
+/// the inode still linked reaches the kernel before the notification, and every later reply
+/// reads the link count as 0 (a 1 arriving late would undo the unlink, and watchers would never
+/// hear IN_DELETE_SELF). The notification itself is written without the lock: the kernel makes
+/// it wait for lookups in the same directory, whose replies need the shared side.
 final class ReplyOrder: @unchecked Sendable {
     // @unchecked: a pthread read-write lock, used only through the two methods below.
     private let lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
@@ -49,10 +51,10 @@ final class ReplyOrder: @unchecked Sendable {
         return body()
     }
 
-    func notification<Result>(_ body: () -> Result) -> Result {
+    /// Returns once every reply being computed or written has reached the kernel.
+    func waitForRepliesInFlight() {
         pthread_rwlock_wrlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        return body()
+        pthread_rwlock_unlock(lock)
     }
 }
 

@@ -211,9 +211,8 @@ public final class FuseMount: Sendable {
                         case .entry(let parent, let name, let inode):
                             // notify_delete rather than inval_entry: watchers of the old inode
                             // (inotify, fsnotify) then hear that it was deleted.
-                            let result = order.notification {
-                                fuse_lowlevel_notify_delete(session.pointer, fuse_ino_t(parent), fuse_ino_t(inode), name, name.utf8.count)
-                            }
+                            order.waitForRepliesInFlight()
+                            let result = fuse_lowlevel_notify_delete(session.pointer, fuse_ino_t(parent), fuse_ino_t(inode), name, name.utf8.count)
                             // ENOENT: the kernel has no such name, or it shows another inode already.
                             if result != 0 && result != -ENOENT {
                                 logger.debug("kernel invalidation of \(name) in inode \(parent) returned \(result)")

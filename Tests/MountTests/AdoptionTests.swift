@@ -26,7 +26,7 @@ private struct FixedSource: ObjectSource {
 
 /// The FUSE glue's part of a handoff, in one process: a second session serves a connection the
 /// first one mounted, with no unmount in between.
-@Suite("FUSE sessions hand over a connection", .serialized)
+@Suite("FUSE sessions hand over a connection", .serialized, .timeLimit(.minutes(5)))
 struct AdoptionTests {
     @Test("A second session adopts a mounted connection: readers never see it change hands")
     func adoption() async throws {

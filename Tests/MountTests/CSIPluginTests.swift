@@ -12,7 +12,7 @@ import Testing
 /// `akvfs csi` for real: the plugin in its own process, kubelet's calls over its unix socket,
 /// volumes bind-mounted onto target paths, the emulator as Key Vault, Entra ID and the
 /// Kubernetes API.
-@Suite("CSI node plugin", .serialized)
+@Suite("CSI node plugin", .serialized, .timeLimit(.minutes(5)))
 struct CSIPluginTests {
     static let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 

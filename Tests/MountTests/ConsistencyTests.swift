@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// What readers of a real mount see while Key Vault rotates secrets and while it fails.
-@Suite("Real mounts: rotation and outages", .serialized)
+@Suite("Real mounts: rotation and outages", .serialized, .timeLimit(.minutes(5)))
 struct ConsistencyTests {
     /// Version `index` of the rotating secret: a marker, then one letter, at one of two lengths
     /// (several pages each), so bytes of two versions never pass for one.

@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// mount(8) helper, systemd readiness and the unit file.
-@Suite("mount.akvfs, systemd", .serialized)
+@Suite("mount.akvfs, systemd", .serialized, .timeLimit(.minutes(5)))
 struct HelperAndServiceTests {
     /// A directory with `mount.akvfs` pointing at the built akvfs, as packages install it.
     static func helperDirectory() throws -> URL {

@@ -27,7 +27,7 @@ func sample(_ body: String, _ series: String) -> Double? {
     body.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
 }
 
-@Suite("Metrics")
+@Suite("Metrics", .timeLimit(.minutes(5)))
 struct MetricsTests {
     @Test("akvfs mount --metrics-address serves Key Vault requests, latency, cache and token metrics to a scrape")
     func nodeMount() async throws {

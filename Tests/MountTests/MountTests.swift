@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// Real FUSE mounts of the emulator's demo vault (needs /dev/fuse and root, as CI has).
-@Suite("Real mounts", .serialized)
+@Suite("Real mounts", .serialized, .timeLimit(.minutes(5)))
 struct MountTests {
     @Test("ls, cat and stat: the layout, exact sizes, modes and times")
     func browse() async throws {

@@ -32,7 +32,7 @@ extension EmulatorProcess {
 }
 
 /// `secretObjects`: Kubernetes Secrets filled from volumes as the Secrets Store CSI driver fills them.
-@Suite("CSI node plugin: Kubernetes Secrets from secretObjects", .serialized)
+@Suite("CSI node plugin: Kubernetes Secrets from secretObjects", .serialized, .timeLimit(.minutes(5)))
 struct SecretSyncTests {
     static let objects = [
         ["objectName": "db-password", "objectType": "secret", "objectAlias": "password.txt"],
