@@ -1,7 +1,7 @@
 // swift-tools-version:6.2
 //
 // akvfs: Azure Key Vault as a read-only filesystem.
-// The target graph mirrors the layers in ../shared/design.md: C shims at the bottom, the HTTP
+// The target graph mirrors the layers in the README's Layout section: C shims at the bottom, the HTTP
 // transport and PKI helpers above them, then identity, the Key Vault client, formats, cache,
 // filesystem, FUSE glue, the CSI node plugin and the executables. The emulator's server stack
 // (Hummingbird) is only reachable from `KeyVaultEmulator` and `akvfs-emulator`, never from

@@ -58,7 +58,7 @@ public struct ObjectFormatError: Error, CustomStringConvertible, Sendable, Equat
 }
 
 /// Key Vault objects as file contents, compatible with the Azure Key Vault provider for the
-/// Secrets Store CSI driver (see csi-compat.md section 4).
+/// Secrets Store CSI driver (docs/kubernetes.md, Files).
 public enum ObjectFormatter {
     /// The warning for a PFX whose certificates do not form one chain; the Azure provider's text.
     public static let incompleteChainWarning =

@@ -2,7 +2,7 @@ import ObjectFormats
 import Yams
 
 extension SecretProviderClassParser {
-    /// The fields of one object in `objects`; any other key is an error (csi-compat §10.2).
+    /// The fields of one object in `objects`; any other key is an error (docs/kubernetes.md, Moving a SecretProviderClass to akvfs).
     public static let objectFieldKeys = [
         "objectName", "objectAlias", "objectType", "objectVersion", "objectVersionHistory", "objectFormat", "objectEncoding",
         "filePermission",
@@ -11,7 +11,7 @@ extension SecretProviderClassParser {
     public static let maxVersionHistory = 50
 }
 
-/// `objects`: a YAML map whose key `array` holds YAML strings, each a flat map of one object's fields (csi-compat §3).
+/// `objects`: a YAML map whose key `array` holds YAML strings, each a flat map of one object's fields (docs/kubernetes.md, Moving a SecretProviderClass to akvfs).
 enum ObjectsParser {
     private static let unmarshalPrefix = "failed to yaml unmarshal objects, error: "
 

@@ -11,10 +11,10 @@ import KeyVault
 ///
 /// Kubelet's keys (`csi.storage.k8s.io/…`) are read from `podAttributes` first, then `parameters`; service-account
 /// tokens from `secrets` first (serviceAccountTokenInSecrets), then `podAttributes`, then `parameters`.
-/// Unlike the Azure provider, `podAttributes` never override SecretProviderClass parameters (csi-compat §10.13):
+/// Unlike the Azure provider, `podAttributes` never override SecretProviderClass parameters (docs/kubernetes.md, Moving a SecretProviderClass to akvfs):
 /// a parameter key there is an error.
 ///
-/// Unknown keys are errors (csi-compat §10.2) so typos do not pass silently; `ignoredLegacyKeys` are accepted and
+/// Unknown keys are errors (docs/kubernetes.md, Moving a SecretProviderClass to akvfs) so typos do not pass silently; `ignoredLegacyKeys` are accepted and
 /// ignored because old manifests carry them, and any `csi.storage.k8s.io/` key is kubelet's and accepted.
 public enum SecretProviderClassParser {
     /// The SecretProviderClass parameters akvfs reads (the Azure provider's names).
@@ -243,7 +243,7 @@ public enum SecretProviderClassParser {
         + "and have no '--'"
 
     /// Key Vault's own naming rules, stricter than the provider's 3-24 `[-a-zA-Z0-9]`, so a wrong name fails here
-    /// and not at DNS lookup (csi-compat §10.10).
+    /// and not at DNS lookup (docs/kubernetes.md, Moving a SecretProviderClass to akvfs).
     static func checkVaultName(_ name: String) throws(VolumeError) {
         let prefix = "failed to get vault: Invalid vault name: \(MessageText.quoted(name)), "
         let hint = name.contains(".") || name.contains("/")

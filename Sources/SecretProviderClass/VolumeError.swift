@@ -1,6 +1,6 @@
 /// gRPC status the CSI server answers with; messages never contain secrets or tokens.
 ///
-/// Messages reuse the Azure provider's texts (csi-compat.md) where it has one, so people can
+/// Messages reuse the Azure provider's texts (docs/kubernetes.md) where it has one, so people can
 /// search for them, and add what to do about it.
 public struct VolumeError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Code: Sendable, Equatable {

@@ -134,7 +134,7 @@ public struct VolumeRequest: Sendable, Equatable, Codable {
 
 /// Path-component and total limits as the driver checks them, and who may use the node's identity.
 public struct ParserOptions: Sendable {
-    /// Allow useVMManagedIdentity (any pod on the node could then use the node's identity: csi-compat #837); default false.
+    /// Allow useVMManagedIdentity (any pod on the node could then use the node's identity: Azure provider issue #837); default false.
     public var allowNodeManagedIdentity = false
     /// Longest path component in bytes (the driver's limit, NAME_MAX).
     public var maxPathComponentBytes = 255

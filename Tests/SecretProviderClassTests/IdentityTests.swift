@@ -1,7 +1,7 @@
 import SecretProviderClass
 import Testing
 
-@Suite("Identity: workload identity, service principal, redaction (csi-compat §1, §2, §8)")
+@Suite("Identity: workload identity, service principal, redaction (docs/kubernetes.md, Moving a SecretProviderClass to akvfs, §2, §8)")
 struct IdentityTests {
     static let workloadIdentity = Fixture.parameters(["clientID": Fixture.clientId])
 

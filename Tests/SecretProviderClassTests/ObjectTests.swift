@@ -2,7 +2,7 @@ import ObjectFormats
 import SecretProviderClass
 import Testing
 
-@Suite("objects and per-object fields (csi-compat §3, §4, §7)")
+@Suite("objects and per-object fields (docs/kubernetes.md, Moving a SecretProviderClass to akvfs, §4, §7)")
 struct ObjectTests {
     @Test func theProvidersExample() throws {
         let objects = """

@@ -3,7 +3,7 @@ import KeyVault
 import SecretProviderClass
 import Testing
 
-@Suite("SecretProviderClass parameters (csi-compat §1, §7)")
+@Suite("SecretProviderClass parameters (docs/kubernetes.md, Moving a SecretProviderClass to akvfs, §7)")
 struct ParameterTests {
     // §7: each step adds one input and moves to the next error, in the provider's order.
     @Test func checkOrderOfTheRequiredValues() throws {

@@ -1,7 +1,7 @@
 import SecretProviderClass
 import Testing
 
-@Suite("File paths and conflicts (csi-compat §6, quirks 4 and 18)")
+@Suite("File paths and conflicts (docs/kubernetes.md, Moving a SecretProviderClass to akvfs, quirks 4 and 18)")
 struct PathTests {
     // Accepted by the driver's fileutil.Validate (and so by akvfs).
     @Test(arguments: [

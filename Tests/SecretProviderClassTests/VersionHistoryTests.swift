@@ -2,7 +2,7 @@ import ObjectFormats
 import SecretProviderClass
 import Testing
 
-@Suite("objectVersionHistory (csi-compat §5, quirk 7)")
+@Suite("objectVersionHistory (docs/kubernetes.md, Moving a SecretProviderClass to akvfs, quirk 7)")
 struct VersionHistoryTests {
     typealias Version = (version: String, created: Int64?, enabled: Bool)
     static let hour: Int64 = 3600
