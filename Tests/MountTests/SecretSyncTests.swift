@@ -105,8 +105,8 @@ struct SecretSyncTests {
             for _ in 0..<40 where !rotated {
                 try await Task.sleep(for: .milliseconds(250))
                 guard try await first.read("password.txt") == "rotated-password" else { continue }
-                // ABORTED while the rotation itself fills the Secrets; kubelet retries, and so does this loop.
-                _ = try? await plugin.client { try await $0.publish(volumeID: first.id, targetPath: first.targetPath, attributes: first.attributes) }
+                // A republish that meets the rotation filling the Secrets waits for it; it never fails.
+                try await plugin.client { try await $0.publish(volumeID: first.id, targetPath: first.targetPath, attributes: first.attributes) }
                 rotated = Self.data(try await emulator.secret("team-a", "app-secrets"), "password") == "rotated-password"
             }
             #expect(rotated, "the Secret holds the rotated value after a republish")

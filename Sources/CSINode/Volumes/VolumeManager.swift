@@ -98,6 +98,9 @@ actor VolumeManager {
     private var syncedSecrets: [String: [String: [UInt8]]] = [:]
     private var volumes: [String: Volume] = [:]
     private var busy: Set<String> = []
+    /// Volumes a rotation is applying to, each with the operations waiting for it: a republish
+    /// or unpublish waits for the rotation (bounded by --republish-timeout) instead of failing.
+    private var rotating: [String: [CheckedContinuation<Void, Never>]] = [:]
     /// First publishes in progress.
     private var publishing = 0
     /// Where volume records go (the state log), once the mount has one.
@@ -125,7 +128,7 @@ actor VolumeManager {
 
     func publish(_ publication: Publication, secrets: [String: String]) async throws(VolumeError) {
         try checkNotFrozen()
-        try claim(publication.volumeID)
+        try await claim(publication.volumeID)
         defer { busy.remove(publication.volumeID) }
 
         if let volume = volumes[publication.volumeID] {
@@ -274,7 +277,7 @@ actor VolumeManager {
 
     func unpublish(volumeID: String, targetPath: String) async throws(VolumeError) {
         try checkNotFrozen()
-        try claim(volumeID)
+        try await claim(volumeID)
         defer { busy.remove(volumeID) }
         try clearTarget(targetPath, of: volumeID)
         guard let volume = volumes[volumeID] else { return }
@@ -383,11 +386,17 @@ actor VolumeManager {
         volumes.values.filter { $0.lease.source == source && $0.files.contains { $0.reference == reference } }
     }
 
+    private func rotationFinished(_ volumeID: String) {
+        for waiter in rotating.removeValue(forKey: volumeID) ?? [] { waiter.resume() }
+    }
+
     private func rotated(_ reference: ObjectReference, in source: SourceID) async {
         for volume in showing(reference, in: source) {
             let volumeID = volume.publication.volumeID
-            guard !frozen, (try? claim(volumeID)) != nil else { continue }  // busy: the republish after it catches up
-            defer { busy.remove(volumeID) }
+            // Busy: the publish or unpublish under way sees the new content itself.
+            guard !frozen, !busy.contains(volumeID), rotating[volumeID] == nil else { continue }
+            rotating[volumeID] = []
+            defer { rotationFinished(volumeID) }
             guard let pod = Self.pod(volume.request) else { continue }
             let what = "\(VolumePlanner.type(of: reference.kind).rawValue) \(reference.name)"
             do {
@@ -588,7 +597,11 @@ actor VolumeManager {
                 + "until fetched), and at most \(mebibytes(memory.limit)) is kept (--max-published-memory); raise it, or publish fewer objects")
     }
 
-    private func claim(_ volumeID: String) throws(VolumeError) {
+    /// Claims a volume for a publish or unpublish, first waiting for a rotation applying to it.
+    private func claim(_ volumeID: String) async throws(VolumeError) {
+        while rotating[volumeID] != nil {
+            await withCheckedContinuation { rotating[volumeID, default: []].append($0) }
+        }
         guard !busy.contains(volumeID) else {
             throw VolumeError(.aborted, "an operation on volume \(volumeID) is already in progress; retry when it has finished")
         }
