@@ -147,7 +147,7 @@ let package = Package(
         // MARK: Kubernetes: SecretProviderClass parameters, the CSI protocol and the node plugin
         .target(
             name: "SecretProviderClass",
-            dependencies: ["ObjectFormats", "KeyVault", .product(name: "Yams", package: "Yams")],
+            dependencies: ["ObjectFormats", "KeyVault"],
             swiftSettings: strictSwift
         ),
         // Generated from csi.proto by scripts/generate-csi and committed: builds never run protoc.
@@ -273,7 +273,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SecretProviderClassTests",
-            dependencies: ["SecretProviderClass", "ObjectFormats", "KeyVault"],
+            dependencies: ["SecretProviderClass", "ObjectFormats", "KeyVault", .product(name: "Yams", package: "Yams")],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -1,5 +1,4 @@
 import ObjectFormats
-import Yams
 
 extension SecretProviderClassParser {
     /// The fields of one object in `objects`; any other key is an error (docs/kubernetes.md, Moving a SecretProviderClass to akvfs).
@@ -30,44 +29,45 @@ enum ObjectsParser {
     }
 
     private static func arrayItems(_ text: String) throws(VolumeError) -> [String] {
-        let root: Node?
+        let root: YAMLNode?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try YAMLParser.parse(text)
         } catch {
-            throw .invalidArgument(unmarshalPrefix + YAMLText.describe(error))
+            throw .invalidArgument(unmarshalPrefix + error.description)
         }
-        guard let root, !YAMLText.isNull(root) else { return [] }
-        guard case .mapping(let mapping) = root else {
+        guard let root, !root.isNull else { return [] }
+        guard case .mapping(let mapping, _) = root else {
             throw .invalidArgument(
-                unmarshalPrefix + "yaml: unmarshal errors: line \(YAMLText.line(of: root)): cannot unmarshal \(YAMLText.kind(of: root)) "
+                unmarshalPrefix + "yaml: unmarshal errors: line \(root.line): cannot unmarshal \(root.kind) "
                     + "into the objects map: objects must be a map with the key array holding one YAML string per object "
                     + "(array: followed by \"- |\" items)")
         }
         var items: [String] = []
-        for (key, value) in mapping {
-            let name = key.scalar?.string ?? YAMLText.kind(of: key)
+        for entry in mapping {
+            let value = entry.value
+            let name = entry.key.scalarText ?? entry.key.kind
             guard name == "array" else {
                 throw .invalidArgument(
                     "objects has the unknown key \(MessageText.quoted(name))\(MessageText.didYouMean(name, among: ["array"])): "
                         + "objects is a map with the single key array")
             }
             switch value {
-            case .scalar where YAMLText.isNull(value):
+            case .scalar where value.isNull:
                 continue
-            case .sequence(let sequence):
+            case .sequence(let sequence, _):
                 for (index, item) in sequence.enumerated() {
                     guard case .scalar(let scalar) = item else {
                         throw .invalidArgument(
-                            unmarshalPrefix + "yaml: unmarshal errors: line \(YAMLText.line(of: item)): array item \(index) is a "
-                                + "\(YAMLText.kind(of: item)), not a string: write each object as a YAML string, \"- |\" "
+                            unmarshalPrefix + "yaml: unmarshal errors: line \(item.line): array item \(index) is a "
+                                + "\(item.kind), not a string: write each object as a YAML string, \"- |\" "
                                 + "followed by its fields indented on the next lines")
                     }
-                    items.append(YAMLText.isNull(item) ? "" : scalar.string)
+                    items.append(item.isNull ? "" : scalar.text)
                 }
             default:
                 throw .invalidArgument(
-                    unmarshalPrefix + "yaml: unmarshal errors: line \(YAMLText.line(of: value)): cannot unmarshal "
-                        + "\(YAMLText.kind(of: value)) into array: array must be a list of YAML strings, one per object")
+                    unmarshalPrefix + "yaml: unmarshal errors: line \(value.line): cannot unmarshal "
+                        + "\(value.kind) into array: array must be a list of YAML strings, one per object")
             }
         }
         return items
@@ -75,29 +75,29 @@ enum ObjectsParser {
 
     private static func object(_ text: String, index: Int, options: ParserOptions) throws(VolumeError) -> VolumeObject {
         let indexPrefix = "unmarshal failed for keyVaultObjects at index \(index), error: "
-        let root: Node?
+        let root: YAMLNode?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try YAMLParser.parse(text)
         } catch {
-            throw .invalidArgument(indexPrefix + YAMLText.describe(error))
+            throw .invalidArgument(indexPrefix + error.description)
         }
         var fields: [String: String] = [:]
         var keys: [String] = []
-        if let root, !YAMLText.isNull(root) {
-            guard case .mapping(let mapping) = root else {
+        if let root, !root.isNull {
+            guard case .mapping(let mapping, _) = root else {
                 throw .invalidArgument(
-                    indexPrefix + "yaml: unmarshal errors: line \(YAMLText.line(of: root)): cannot unmarshal \(YAMLText.kind(of: root)) "
+                    indexPrefix + "yaml: unmarshal errors: line \(root.line): cannot unmarshal \(root.kind) "
                         + "into an object: each array item is a map of fields such as objectName and objectType")
             }
-            for (key, value) in mapping {
-                guard case .scalar(let keyScalar) = key, case .scalar(let valueScalar) = value else {
-                    let field = key.scalar?.string ?? YAMLText.kind(of: key)
+            for entry in mapping {
+                guard case .scalar(let keyScalar) = entry.key, case .scalar(let valueScalar) = entry.value else {
+                    let field = entry.key.scalarText ?? entry.key.kind
                     throw .invalidArgument(
-                        indexPrefix + "yaml: unmarshal errors: line \(YAMLText.line(of: value)): cannot unmarshal "
-                            + "\(YAMLText.kind(of: value)) into \(field): object fields are single values")
+                        indexPrefix + "yaml: unmarshal errors: line \(entry.value.line): cannot unmarshal "
+                            + "\(entry.value.kind) into \(field): object fields are single values")
                 }
-                keys.append(keyScalar.string)
-                fields[keyScalar.string] = YAMLText.isNull(value) ? "" : valueScalar.string.trimmed
+                keys.append(keyScalar.text)
+                fields[keyScalar.text] = entry.value.isNull ? "" : valueScalar.text.trimmed
             }
         }
 
@@ -219,40 +219,4 @@ enum ObjectsParser {
             name: name, type: type, version: version, alias: alias, format: format, encoding: encoding, permission: permission,
             versionHistory: history, path: path)
     }
-}
-
-/// YAML errors and node kinds in yaml.v3's words, without echoing the document.
-enum YAMLText {
-    static func describe(_ error: any Error) -> String {
-        guard let error = error as? YamlError else { return "yaml: could not parse the document" }
-        switch error {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-            .composer(let context, let problem, let mark, _):
-            let during = context.map { "\($0.text) (line \($0.mark.line)), " } ?? ""
-            return "yaml: line \(mark.line), column \(mark.column): \(during)\(problem)"
-        case .reader(let problem, _, _, _):
-            return "yaml: \(problem)"
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            return "yaml: line \(context.mark.line): mapping key \(duplicates.map { MessageText.quoted($0) }.joined(separator: ", ")) "
-                + "already defined"
-        default:
-            return "yaml: could not parse the document"
-        }
-    }
-
-    /// `!!map`, `!!seq`, `!!str`, … as yaml.v3 names them.
-    static func kind(of node: Node) -> String {
-        switch node {
-        case .mapping: return "!!map"
-        case .sequence: return "!!seq"
-        default:
-            let tag = node.tag.rawValue
-            return tag.hasPrefix("tag:yaml.org,2002:") ? "!!" + tag.dropFirst("tag:yaml.org,2002:".count) : "!!str"
-        }
-    }
-
-    static func line(of node: Node) -> Int { node.mark?.line ?? 1 }
-
-    /// `~`, `null` or nothing: yaml.v3 leaves the field empty.
-    static func isNull(_ node: Node) -> Bool { node.tag.rawValue == Tag.Name.null.rawValue }
 }

@@ -61,7 +61,7 @@ struct ObjectTests {
             "- objectName: secret1\n  objectType: secret\n", "failed to yaml unmarshal objects, error: yaml: unmarshal errors",
             "cannot unmarshal !!seq", "key array")
         expectObjectsError("just text", "failed to yaml unmarshal objects, error: yaml: unmarshal errors", "!!str")
-        expectObjectsError("array: [unclosed", "failed to yaml unmarshal objects, error: yaml: line 2, column 1: while parsing a flow sequence (line 1)")
+        expectObjectsError("array: [unclosed", "failed to yaml unmarshal objects, error: yaml: line 1, column 8: the flow sequence that starts here is not closed")
         expectObjectsError("array:\n  - |\n    a\n bad: [", "failed to yaml unmarshal objects, error: yaml:")
         expectObjectsError("array: secret1", "failed to yaml unmarshal objects, error: yaml: unmarshal errors", "cannot unmarshal !!str into array")
     }
