@@ -75,7 +75,7 @@ struct YAMLParserTests {
     static let invalid: [String] = [
         "a: [unclosed", "a: {b: c", "a: \"unclosed", "a: 'unclosed", "a: b: c", "a:\n  b: c\n d: e\n", "a: \"\\q\"", "a:\n\t- b\n",
         "- a\nb: c\n", "a: b\n  c: d\n", "a: |x\n  text\n", "a: [b] c\n", "a: \"x\" y\n", "--- a\n--- b\n", "a: @x\n", "a: `x\n",
-        "a: 1\na: 2\n",
+        "a: 1\na: 2\n", "aaay: [\"obje,rctName:ra a\\",
     ]
 
     @Test(arguments: invalid)

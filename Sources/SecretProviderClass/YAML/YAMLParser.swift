@@ -402,7 +402,11 @@ public struct YAMLParser {
                 if position + 1 == bytes.count {
                     // An escaped line break joins the lines without a space.
                     current += 1
-                    guard current < lines.count else { continue }
+                    guard current < lines.count else {
+                        throw YAMLError(
+                            line: line + 1, column: column + 1,
+                            problem: "found unexpected end of stream while scanning a quoted scalar: close it with \"")
+                    }
                     position = lines[current].prefix(while: isBlank).count
                     continue
                 }
