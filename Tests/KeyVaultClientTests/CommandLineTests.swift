@@ -188,7 +188,17 @@ struct BinaryTests {
         }
     }
 
-    @Test("akvfs csi runs akvfs-csi from akvfs's directory, and says so when it is missing")
+    /// objects is read by akvfs's own YAML reader: a YAML library would bring full Foundation and
+    /// ICU into the plugin (docs/mounting.md, Containers).
+    @Test("akvfs-csi links no YAML library")
+    func noYAMLLibraryInThePlugin() throws {
+        let plugin = URL(fileURLWithPath: CommandLineTests.binary).deletingLastPathComponent().appendingPathComponent("akvfs-csi")
+        let bytes = try Data(contentsOf: plugin)
+        #expect(bytes.range(of: Data("SecretProviderClass".utf8)) != nil, "akvfs-csi is not the plugin")
+        #expect(bytes.range(of: Data("Yams".utf8)) == nil, "akvfs-csi contains Yams")
+    }
+
+        @Test("akvfs csi runs akvfs-csi from akvfs's directory, and says so when it is missing")
     func csiForwarding() async throws {
         let forwarded = try await CommandLineTests.akvfs(["csi", "publish", "--help"], environment: [:])
         #expect(forwarded.status == 0)

@@ -99,7 +99,8 @@ actor VolumeManager {
     private var volumes: [String: Volume] = [:]
     private var busy: Set<String> = []
     /// Volumes a rotation is applying to, each with the operations waiting for it: a republish
-    /// or unpublish waits for the rotation (bounded by --republish-timeout) instead of failing.
+    /// or unpublish waits for the rotation instead of failing (its fetch is bounded by
+    /// --republish-timeout, its Secret and event calls by the Kubernetes client's timeout).
     private var rotating: [String: [CheckedContinuation<Void, Never>]] = [:]
     /// First publishes in progress.
     private var publishing = 0

@@ -126,7 +126,6 @@ public struct YAMLParser {
             }
             let value: YAMLNode
             if let valueStart {
-                index = next
                 value = try scalarOrFlow(next, valueStart, parentIndent: column)
             } else {
                 index = next + 1
