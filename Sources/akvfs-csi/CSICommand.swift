@@ -3,6 +3,7 @@ import AzureIdentity
 import CommandLineSupport
 import CSINode
 import FoundationEssentials
+import Glibc
 import GRPCCore
 import Logging
 import ObjectCache
@@ -20,7 +21,7 @@ struct CSICommand: AsyncParsableCommand {
             parameters; see docs/kubernetes.md. 'akvfs csi publish' and 'akvfs csi unpublish' call a running \
             plugin as kubelet would.
             """,
-        subcommands: [CSIServeCommand.self, CSIPublishCommand.self, CSIUnpublishCommand.self],
+        subcommands: [CSIServeCommand.self, CSIPublishCommand.self, CSIUnpublishCommand.self, CSIReadyCommand.self],
         defaultSubcommand: CSIServeCommand.self
     )
 }
@@ -245,6 +246,30 @@ struct CSIClientOptions: ParsableArguments {
             Terminal.error("akvfs csi \(action): \(error)")
         }
         return ExitCode.failure
+    }
+}
+
+/// The readiness probe's check. The image has no shell or `test`, so the probe runs this.
+struct CSIReadyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ready",
+        abstract: "Exit 0 if the plugin that was given this --ready-file serves CSI, 1 if not.",
+        discussion: "For the container's readiness probe: akvfs-csi ready --ready-file /run/akvfs/pod/ready"
+    )
+
+    @Option(name: .customLong("ready-file"), help: ArgumentHelp("The plugin's --ready-file.", valueName: "path"))
+    var readyFile: String
+
+    func validate() throws {
+        guard readyFile.hasPrefix("/") else { throw ValidationError("--ready-file must be an absolute path; got \(readyFile).") }
+    }
+
+    func run() throws {
+        var status = stat()
+        guard lstat(readyFile, &status) == 0 else {
+            Terminal.error("akvfs csi: not ready: \(readyFile) does not exist (the plugin has not started serving, or is handing over).")
+            throw ExitCode(1)
+        }
     }
 }
 

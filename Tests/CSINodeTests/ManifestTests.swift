@@ -87,7 +87,8 @@ struct ManifestTests {
         // Ready only while this process serves CSI; the file lives in a volume of this pod alone.
         let readyFile = try #require(value("ready-file"))
         let probe = try #require(((plugin["readinessProbe"] as? [String: Any])?["exec"] as? [String: Any])?["command"] as? [String])
-        #expect(probe == ["test", "-e", readyFile])
+        // The image has no shell or coreutils: the probe is akvfs-csi's own check.
+        #expect(probe == ["/usr/local/bin/akvfs-csi", "ready", "--ready-file=\(readyFile)"])
         let readyMount = try #require((plugin["volumeMounts"] as? [[String: Any]])?.first { readyFile.hasPrefix(($0["mountPath"] as? String ?? "") + "/") })
         let readyVolume = (pod["volumes"] as? [[String: Any]])?.first { $0["name"] as? String == readyMount["name"] as? String }
         #expect(readyVolume?["emptyDir"] != nil)

@@ -97,6 +97,7 @@ struct CSIRestartTests {
             try await reader!.waitForRounds(10)
 
             // kill -9: the keeper holds the mount; the next process reclaims it and the volumes.
+            let getsBeforeKill = try await emulator.gets(vault: "team-a-kv", path: "/secrets/db-password")
             first.process.signal(SIGKILL)
             _ = await first.process.exit()
             let second = try await CSIPluginProcess(emulator: emulator, arguments: arguments, reuseStateOf: first)
@@ -104,9 +105,16 @@ struct CSIRestartTests {
             #expect(second.log.contains("serving CSI with the volumes taken over"), "\(second.log)")
             #expect(second.log.contains("took over 3 published volumes"))
             try await reader!.waitForRounds(10)
+            // The kernel may answer those rounds from its page cache; the handoff below can only
+            // carry content this process has fetched.
+            var getsBefore = try await emulator.gets(vault: "team-a-kv", path: "/secrets/db-password")
+            for _ in 0..<200 where getsBefore == getsBeforeKill {
+                try await Task.sleep(for: .milliseconds(100))
+                getsBefore = try await emulator.gets(vault: "team-a-kv", path: "/secrets/db-password")
+            }
+            #expect(getsBefore > getsBeforeKill, "the process that reclaimed the volumes after kill -9 fetches what is read")
 
             // A planned handoff: the cache travels with the volumes, so no Key Vault GET follows.
-            let getsBefore = try await emulator.gets(vault: "team-a-kv", path: "/secrets/db-password")
             let third = try await CSIPluginProcess(emulator: emulator, arguments: arguments, reuseStateOf: second)
             plugins.append(third)
             #expect(third.log.contains("took over 3 published volumes"), "\(third.log)")
@@ -162,6 +170,25 @@ struct CSIRestartTests {
             #expect(FileManager.default.fileExists(atPath: plugin.socketPath))
             #expect(try await plugin.client { try await $0.identity.probe(.init()).ready.value })
             #expect(!TestMounts.isMountPoint("\(other)/mount"), "nothing was mounted")
+        }
+    }
+
+    @Test("The readiness probe's command passes while the plugin serves, and fails saying why once it has stopped")
+    func readinessProbe() async throws {
+        try await withCSIPlugin { emulator, plugin in
+            func probe() async throws -> (status: Int32, message: String) {
+                let log = emulator.directory.appendingPathComponent("ready-\(UUID().uuidString.prefix(8)).log")
+                let process = try ChildProcess.spawn(
+                    buildDirectory.appendingPathComponent("akvfs-csi").path, ["ready", "--ready-file", plugin.readyFile],
+                    environment: ["PATH": "/usr/bin:/bin"], stderr: .file(log.path))
+                let status = await process.exit()
+                return (status, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+            }
+            #expect(try await probe().status == 0)
+            _ = await plugin.stop()
+            let stopped = try await probe()
+            #expect(stopped.status == 1)
+            #expect(stopped.message.contains("not ready: \(plugin.readyFile) does not exist"), "\(stopped.message)")
         }
     }
 
