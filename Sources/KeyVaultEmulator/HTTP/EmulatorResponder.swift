@@ -27,7 +27,8 @@ struct EmulatorResponder: HTTPResponder {
 
         let vault = vaultName(incoming)
         let endpoint: LoggedRequest.Endpoint =
-            listener == .http ? .imds : vault != nil ? .keyVault : KubernetesAPI.serves(incoming.path) ? .kubernetes : .token
+            listener == .http ? .imds : vault != nil ? .keyVault : KubernetesAPI.serves(incoming.path) ? .kubernetes
+            : ResourceManagerAPI.serves(incoming.path) ? .resourceManager : .token
         let latency = await state.faults.latencyMilliseconds
         if latency > 0 { try await Task.sleep(for: .milliseconds(latency)) }
 
@@ -52,6 +53,7 @@ struct EmulatorResponder: HTTPResponder {
             }
             if ["localhost", "127.0.0.1", "::1"].contains(request.hostName) {
                 if let answer = await KubernetesAPI(state: state).handle(request) { return (answer, nil, .kubernetes) }
+                if let answer = ResourceManagerAPI(state: state).handle(request) { return (answer, nil, .resourceManager) }
                 if let answer = await EntraAPI(state: state).handle(request) { return answer }
             }
             let failure = KeyVaultFailure(
@@ -228,6 +230,10 @@ struct EmulatorResponder: HTTPResponder {
             return KubernetesAPI.status(status, reason: "InternalError", message: "An injected fault answered this request with \(status).")
         case .token, .discovery:
             var response = EntraFailure(status: status, error: status == 429 ? "temporarily_unavailable" : "server_error", code: 50196, description: "An injected fault answered this request with \(status).").response()
+            if let retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+            return response
+        case .resourceManager:
+            var response = ResourceManagerAPI.failure(status, status == 429 ? "TooManyRequests" : "InjectedFault", "An injected fault answered this request with \(status).")
             if let retryAfter { response.headers[.retryAfter] = String(retryAfter) }
             return response
         case .imds, .appService:

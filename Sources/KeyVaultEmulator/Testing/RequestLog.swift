@@ -9,6 +9,7 @@ public struct LoggedRequest: Sendable, Codable, Equatable {
         case imds
         case appService = "appservice"
         case kubernetes
+        case resourceManager = "arm"
     }
 
     public struct Identity: Sendable, Codable, Equatable {
