@@ -1,9 +1,10 @@
-/// Why the emulator could not start.
+/// Why the emulator could not start, or refused a setting.
 public enum EmulatorError: Error, CustomStringConvertible, Sendable {
     case cannotWriteCA(path: String, reason: String)
     case cannotListen(port: Int, reason: String)
     case invalidSeed(SeedError)
     case cryptography(String)
+    case invalidTiming(String)
 
     public var description: String {
         switch self {
@@ -15,6 +16,8 @@ public enum EmulatorError: Error, CustomStringConvertible, Sendable {
             error.description
         case .cryptography(let reason):
             "generating the emulator's keys or certificates failed: \(reason)"
+        case .invalidTiming(let problem):
+            "invalid vault timing: \(problem)"
         }
     }
 }

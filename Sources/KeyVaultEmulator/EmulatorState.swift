@@ -14,6 +14,7 @@ final class EmulatorState: Sendable {
     let tokens: TokenService
     let identities: IdentityRegistry
     let access: AccessControl
+    let timing: ServiceTiming
     let faults = FaultInjector()
     let log = RequestLog()
     let kubernetes = KubernetesObjects()
@@ -29,6 +30,8 @@ final class EmulatorState: Sendable {
         self.clock = clock
         let seconds: @Sendable () -> Int64 = { Int64(clock().timeIntervalSince1970) }
         store = VaultStore(createVaultsOnFirstUse: seed.createVaultsOnFirstUse, now: seconds)
+        timing = ServiceTiming(
+            settings: Dictionary(seed.vaults.compactMap { vault in vault.timing.map { (vault.name, $0) } }, uniquingKeysWith: { $1 }), now: clock)
         do {
             identities = try IdentityRegistry(seed: seed)
             access = try AccessControl(seed: seed, identities: identities)

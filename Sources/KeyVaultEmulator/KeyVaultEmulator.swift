@@ -206,6 +206,11 @@ public final class KeyVaultEmulator: Sendable {
     public func inject(_ rule: FaultRule) async { await state.faults.add(rule) }
     public func clearFaults() async { await state.faults.clear() }
     public func setLatency(milliseconds: Int) async { await state.faults.setLatency(milliseconds: milliseconds) }
+    /// The service's timing in `vault` (deletes and recoveries that take time, throttling, empty middle pages).
+    public func setTiming(_ timing: VaultTiming, for vault: String) async throws(EmulatorError) {
+        if let problem = timing.problem { throw .invalidTiming(problem) }
+        await state.timing.set(timing, for: vault)
+    }
 
     /// A service-account token from the emulator's issuer, as kubelet would project it. `issuedAt`
     /// (unix seconds, default now) in the past makes an expired token; `pod` binds it to a pod.

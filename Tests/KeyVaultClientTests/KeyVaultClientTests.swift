@@ -65,12 +65,23 @@ struct KeyVaultClientTests {
         }
     }
 
-    @Test("Empty pages that link on are followed")
+    @Test("Empty pages that link on are followed, first or in the middle")
     func emptyPages() async throws {
-        let seed = Seed(emptyFirstPage: true, vaults: [SeedVault(name: "sparse", secrets: [SeedSecret(name: "only", value: "1")])])
+        let many = (0..<60).map { SeedSecret(name: String(format: "secret-%03d", $0), value: "v") }
+        let seed = Seed(
+            emptyFirstPage: true,
+            vaults: [
+                SeedVault(name: "sparse", secrets: [SeedSecret(name: "only", value: "1")]),
+                SeedVault(name: "gappy", secrets: many, timing: VaultTiming(emptyMiddlePages: true)),
+            ])
         try await withClientHarness(seed: seed) { (harness) async throws in
             let client = try harness.client("sparse", credential: harness.secretCredential())
             #expect(try await client.listSecrets().map(\.name) == ["only"])
+
+            let gappy = try harness.client("gappy", credential: harness.secretCredential())
+            #expect(try await gappy.listSecrets().map(\.name) == many.map(\.name))
+            let pages = await harness.keyVaultRequests("gappy").filter { $0.path == "/secrets" && $0.status == 200 }
+            #expect(pages.count == 6, "an empty first page, then 3 pages with an empty one between each")
         }
     }
 

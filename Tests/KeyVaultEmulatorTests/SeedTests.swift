@@ -33,6 +33,8 @@ struct SeedTests {
     @Test("Bad seeds are refused with the place and the problem", arguments: [
         (#"{"vaults": [{"name": "ok-vault", "secrets": [{"name": "s", "valu": "x"}]}]}"#, "vaults[0].secrets[0].valu: unknown field 'valu'"),
         (#"{"vaults": [{"name": "x"}]}"#, "invalid vault name"),
+        (#"{"vaults": [{"name": "good-name", "timing": {"recoverSeconds": -1}}]}"#, "vaults['good-name'].timing: recoverSeconds must be between 0 and 3600"),
+        (#"{"vaults": [{"name": "good-name", "timing": {"throttle": 1}}]}"#, "unknown field 'throttle'"),
         (#"{"vaults": [{"name": "good-name", "secrets": [{"name": "bad_name", "value": "x"}]}]}"#, "invalid secret name 'bad_name'"),
         (#"{"vaults": [{"name": "good-name", "secrets": [{"name": "s"}]}]}"#, "needs exactly one of 'value'"),
         (#"{"tenantId": "not-a-guid"}"#, "is not a GUID"),

@@ -124,6 +124,20 @@ final class EmulatorProcess: Sendable {
         _ = try await send(.delete, "\(adminURL)/faults")
     }
 
+    /// The service's timing in `vault` (docs/emulator.md): `deleteSeconds`, `recoverSeconds`,
+    /// `throttleScale`, `emptyMiddlePages`.
+    func setTiming(vault: String, _ timing: [String: Any]) async throws {
+        let (status, body) = try await send(.put, "\(adminURL)/vaults/\(vault)/timing", json: timing)
+        guard status == 200 else { throw TestFailure("setting the timing of \(vault) answered \(status): \(String(decoding: body, as: UTF8.self))") }
+    }
+
+    /// Requests the emulator served for `vault`, whatever their path.
+    func requests(vault: String) async throws -> [[String: Any]] {
+        let (_, body) = try await send(.get, "\(adminURL)/requests")
+        let all = (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]] ?? []
+        return all.filter { $0["vault"] as? String == vault }
+    }
+
     /// Sets a new secret version through the data plane, as an open client-secret identity.
     func setSecret(vault: String, name: String, value: String) async throws {
         let form = "grant_type=client_credentials&client_id=setter&client_secret=x&scope=\("https://vault.localhost:\(port)/.default".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)"
@@ -204,6 +218,18 @@ final class MountedVault: Sendable {
     func read(_ relative: String) async throws -> String {
         let path = self.path(relative)
         return try await blocking { try String(contentsOfFile: path, encoding: .utf8) }
+    }
+
+    /// Reads `relative` every 100 ms until it shows `new` (for at most `seconds`), and records an
+    /// issue for any read in between that is neither `old` nor `new`: a mix of two versions.
+    func readUntilRotated(_ relative: String, from old: String, to new: String, seconds: Int = 10) async throws {
+        var seen = ""
+        for _ in 0..<(seconds * 10) where seen != new {
+            try await Task.sleep(for: .milliseconds(100))
+            seen = try await read(relative)
+            #expect(seen == old || seen == new, "never a mix of two versions")
+        }
+        #expect(seen == new, "\(relative) still reads the old version after \(seconds) s")
     }
 
     /// SIGTERM, and the exit status.

@@ -8,6 +8,7 @@ import PKI
 struct AdminAPI: Sendable {
     static let prefix = "/_emulator"
     static let secretProviderClasses = "/secretproviderclasses/"
+    static let vaults = "/vaults/"
 
     let state: EmulatorState
 
@@ -69,6 +70,18 @@ struct AdminAPI: Sendable {
                 options: .init(issuedAt: input.issuedAt, issuer: input.issuer, pod: input.pod.map { ($0.name, $0.uid) })
             )
             return .json(ServiceAccountTokenBody(token: token, issuer: TokenService.serviceAccountIssuer), status: 201)
+        case ("GET", _) where path.hasPrefix(Self.vaults), ("PUT", _) where path.hasPrefix(Self.vaults):
+            let parts = path.dropFirst(Self.vaults.count).split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 2, parts[1] == "timing", Identifiers.isValidVaultName(String(parts[0])) else {
+                throw Failure(status: 404, message: "use \(Self.prefix)\(Self.vaults)<vault>/timing with a valid vault name")
+            }
+            let vault = String(parts[0])
+            if request.method == "PUT" {
+                let timing = try decode(VaultTiming.self, request.body)
+                if let problem = timing.problem { throw Failure(status: 400, message: problem) }
+                await state.timing.set(timing, for: vault)
+            }
+            return .json(await state.timing.timing(of: vault))
         case ("PUT", _) where path.hasPrefix(Self.secretProviderClasses), ("DELETE", _) where path.hasPrefix(Self.secretProviderClasses):
             let parts = path.dropFirst(Self.secretProviderClasses.count).split(separator: "/", omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {

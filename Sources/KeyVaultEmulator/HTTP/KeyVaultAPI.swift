@@ -26,7 +26,14 @@ struct KeyVaultAPI: Sendable {
             permission: operation.permission,
             objectName: operation.objectName
         )
+        try await state.timing.admit(operation, vault: vault)
         let call = Call(request: request, vault: vault, baseURL: "https://\(request.authority)", apiVersion: apiVersion)
+        let response = try await perform(operation, call)
+        await state.timing.completed(operation, vault: vault)
+        return response
+    }
+
+    private func perform(_ operation: KeyVaultOperation, _ call: Call) async throws(KeyVaultFailure) -> Response {
         switch operation {
         case .list(let kind): return try await list(kind, call)
         case .get(let kind, let name, let version): return try await get(kind, name: name, version: version, call)
@@ -90,10 +97,8 @@ struct KeyVaultAPI: Sendable {
     }
 
     private func list(_ kind: ObjectKind, _ call: Call) async throws(KeyVaultFailure) -> Response {
-        let paging = try Paging(call.request.query, emptyFirstPage: state.emptyFirstPage)
-        if paging.answerEmptyFirstPage {
-            return .page(PageJSON<SecretItemJSON>(value: [], nextLink: paging.nextLink(call, after: "")))
-        }
+        let paging = try await paging(call, emptyFirstPage: state.emptyFirstPage)
+        if let empty = paging.emptyPage(call) { return empty }
         let store = state.store
         switch kind {
         case .secrets:
@@ -111,8 +116,13 @@ struct KeyVaultAPI: Sendable {
         }
     }
 
+    private func paging(_ call: Call, emptyFirstPage: Bool) async throws(KeyVaultFailure) -> Paging {
+        try Paging(call.request.query, emptyFirstPage: emptyFirstPage, emptyMiddlePages: await state.timing.timing(of: call.vault).emptyMiddlePages)
+    }
+
     private func listVersions(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
-        let paging = try Paging(call.request.query, emptyFirstPage: false)
+        let paging = try await paging(call, emptyFirstPage: false)
+        if let empty = paging.emptyPage(call) { return empty }
         let store = state.store
         switch kind {
         case .secrets:
@@ -131,7 +141,8 @@ struct KeyVaultAPI: Sendable {
     }
 
     private func listDeleted(_ kind: ObjectKind, _ call: Call) async throws(KeyVaultFailure) -> Response {
-        let paging = try Paging(call.request.query, emptyFirstPage: false)
+        let paging = try await paging(call, emptyFirstPage: false)
+        if let empty = paging.emptyPage(call) { return empty }
         let store = state.store
         switch kind {
         case .secrets:
@@ -479,15 +490,18 @@ struct KeyVaultAPI: Sendable {
 }
 
 /// `maxresults` and `$skiptoken` of a list request, and the absolute nextLink that continues it.
+/// A `$skiptoken` is `after:<last>` or, once an empty page has been answered in its place,
+/// `next:<last>`.
 struct Paging {
     static let maximumPageSize = 25
 
     var limit: Int
     /// The last name (or version) already returned; nil on the first page.
     var after: String?
-    var answerEmptyFirstPage: Bool
+    /// This request gets an empty page whose nextLink asks for the real one.
+    var answerEmpty: Bool
 
-    init(_ query: [String: String], emptyFirstPage: Bool) throws(KeyVaultFailure) {
+    init(_ query: [String: String], emptyFirstPage: Bool, emptyMiddlePages: Bool = false) throws(KeyVaultFailure) {
         if let text = query["maxresults"] {
             guard let value = Int(text), (1...Self.maximumPageSize).contains(value) else {
                 throw .badParameter("Invalid maxresults '\(text)': it must be an integer from 1 to \(Self.maximumPageSize).")
@@ -497,19 +511,37 @@ struct Paging {
             limit = Self.maximumPageSize
         }
         if let token = query["$skiptoken"] {
-            guard let bytes = Base64URL.decode(token), let text = String(validating: bytes, as: UTF8.self), text.hasPrefix("after:") else {
-                throw .badParameter("Invalid $skiptoken: use the nextLink of the previous page unchanged.")
+            guard let bytes = Base64URL.decode(token), let text = String(validating: bytes, as: UTF8.self) else {
+                throw Self.badToken
             }
-            after = String(text.dropFirst("after:".count)).lowercased()
-            answerEmptyFirstPage = false
+            if text.hasPrefix("after:") {
+                after = String(text.dropFirst("after:".count)).lowercased()
+                answerEmpty = emptyMiddlePages
+            } else if text.hasPrefix("next:") {
+                after = String(text.dropFirst("next:".count)).lowercased()
+                answerEmpty = false
+            } else {
+                throw Self.badToken
+            }
         } else {
             after = nil
-            answerEmptyFirstPage = emptyFirstPage
+            answerEmpty = emptyFirstPage
         }
     }
 
+    private static let badToken = KeyVaultFailure.badParameter("Invalid $skiptoken: use the nextLink of the previous page unchanged.")
+
     func nextLink(_ call: KeyVaultAPI.Call, after last: String?) -> String {
-        let token = Base64URL.encode(Array("after:\(last ?? "")".utf8))
-        return "\(call.baseURL)\(call.request.path)?api-version=\(call.apiVersion)&$skiptoken=\(token)&maxresults=\(limit)"
+        link(call, token: "after:\(last ?? "")")
+    }
+
+    /// The empty page this request gets instead of its items, if it gets one.
+    func emptyPage(_ call: KeyVaultAPI.Call) -> Response? {
+        guard answerEmpty else { return nil }
+        return .page(PageJSON<SecretItemJSON>(value: [], nextLink: link(call, token: "next:\(after ?? "")")))
+    }
+
+    private func link(_ call: KeyVaultAPI.Call, token: String) -> String {
+        "\(call.baseURL)\(call.request.path)?api-version=\(call.apiVersion)&$skiptoken=\(Base64URL.encode(Array(token.utf8)))&maxresults=\(limit)"
     }
 }

@@ -50,6 +50,16 @@ struct KeyVaultFailure: Error, Sendable {
         )
     }
 
+    /// A soft delete or recovery still under way (`VaultTiming`).
+    static func inTransition(_ kind: ObjectKind, name: String, inner: String, state: String) -> KeyVaultFailure {
+        KeyVaultFailure(
+            status: 409,
+            code: "Conflict",
+            message: "\(kind.singular.capitalizedFirst) \(name) is currently \(state). Retry the operation once it has completed.",
+            innerCode: inner
+        )
+    }
+
     static func unauthorized(_ message: String) -> KeyVaultFailure {
         KeyVaultFailure(status: 401, code: "Unauthorized", message: message)
     }

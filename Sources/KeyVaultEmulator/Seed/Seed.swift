@@ -177,16 +177,22 @@ public struct SeedVault: Sendable, Decodable {
     public var secrets: [SeedSecret]
     public var keys: [SeedKey]
     public var certificates: [SeedCertificate]
+    /// The service's timing in this vault; off when absent.
+    public var timing: VaultTiming?
 
-    public init(name: String, access: [SeedAccessRule]? = nil, secrets: [SeedSecret] = [], keys: [SeedKey] = [], certificates: [SeedCertificate] = []) {
+    public init(
+        name: String, access: [SeedAccessRule]? = nil, secrets: [SeedSecret] = [], keys: [SeedKey] = [], certificates: [SeedCertificate] = [],
+        timing: VaultTiming? = nil
+    ) {
         self.name = name
+        self.timing = timing
         self.access = access
         self.secrets = secrets
         self.keys = keys
         self.certificates = certificates
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, access, secrets, keys, certificates }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, access, secrets, keys, certificates, timing }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -196,7 +202,8 @@ public struct SeedVault: Sendable, Decodable {
             access: try c.decodeIfPresent([SeedAccessRule].self, forKey: .access),
             secrets: try c.decodeIfPresent([SeedSecret].self, forKey: .secrets) ?? [],
             keys: try c.decodeIfPresent([SeedKey].self, forKey: .keys) ?? [],
-            certificates: try c.decodeIfPresent([SeedCertificate].self, forKey: .certificates) ?? []
+            certificates: try c.decodeIfPresent([SeedCertificate].self, forKey: .certificates) ?? [],
+            timing: try c.decodeIfPresent(VaultTiming.self, forKey: .timing)
         )
     }
 }

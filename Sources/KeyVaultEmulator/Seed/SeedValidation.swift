@@ -38,6 +38,7 @@ extension Seed {
                 throw fail("\(place): invalid vault name; vault names are \(Identifiers.vaultNameRule)")
             }
             guard vaultNames.insert(vault.name.lowercased()).inserted else { throw fail("\(place): duplicate vault name") }
+            if let problem = vault.timing?.problem { throw fail("\(place).timing: \(problem)") }
             var secretNames = Set<String>()
             var keyNames = Set<String>()
             var certificateNames = Set<String>()
