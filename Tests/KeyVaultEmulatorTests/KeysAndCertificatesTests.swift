@@ -97,13 +97,20 @@ struct KeysAndCertificatesTests {
             let operation = try await harness.keyVault(.post, "certs", "/certificates/web/create", token: token, json: ["policy": policy])
             #expect(operation.status == 202, "\(operation.text)")
             #expect(operation.json["status"] as? String == "inProgress")
+            #expect((operation.json["status_details"] as? String)?.hasPrefix("Pending certificate created.") == true)
             let pending = try await harness.keyVault(.get, "certs", "/certificates/web/pending", token: token)
             #expect(pending.json["status"] as? String == "completed")
+            #expect(pending.json["csr"] as? String == operation.json["csr"] as? String)
 
             let certificate = try await harness.keyVault(.get, "certs", "/certificates/web", token: token)
             let cer = try certificate.base64("cer")
             let leaf = try Certificate(der: cer)
             #expect(leaf.subject == "CN=DefaultPolicy")
+            // The operation's request is the one this certificate answers: it carries the same key.
+            let request = try pending.base64("csr")
+            #expect(request.first == 0x30, "a DER SEQUENCE")
+            let spki = try leaf.publicKey.spkiDER()
+            #expect(request.indices.contains { request[$0...].starts(with: spki) }, "the certificate's public key is in the request")
             #expect(certificate.json["x5t"] as? String == Base64URL.encode(leaf.sha1Thumbprint))
             // The policy as the service answers it: the usages the certificate got, its own attributes.
             let returnedPolicy = try #require(certificate.json["policy"] as? [String: Any])

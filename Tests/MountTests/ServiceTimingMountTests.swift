@@ -22,8 +22,8 @@ struct ServiceTimingMountTests {
         let emulator = try await EmulatorProcess(seedJSON: Self.seedJSON)
         var mount: MountedVault?
         do {
-            // Reads: 4,000 per 10 s scaled to 40, so reading all 60 must ride out 429s.
-            try await emulator.setTiming(vault: "busy", ["throttleScale": 0.01, "emptyMiddlePages": true])
+            // Reads: 4,000 per 10 s scaled to 30, refilled at 3 a second, so reading all 60 at once must ride out 429s.
+            try await emulator.setTiming(vault: "busy", ["throttleScale": 0.0075, "emptyMiddlePages": true])
             mount = try await MountedVault(emulator: emulator, vault: "busy", extraArguments: ["--ttl", "300"])
             try await Self.listAndRead(emulator, mount!)
         } catch {

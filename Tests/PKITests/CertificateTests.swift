@@ -129,6 +129,33 @@ struct DemoChain {
         #expect(rootText.contains("Subject: C = US, O = akvfs tests, CN = Test Root CA"))
     }
 
+    @Test func keyUsagesAreRead() throws {
+        let chain = try DemoChain.shared.get()
+        #expect(chain.leaf.keyUsage == [.digitalSignature, .keyEncipherment])
+        #expect(chain.leaf.extendedKeyUsage == ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"])
+        #expect(chain.root.keyUsage == [.keyCertSign, .cRLSign])
+        #expect(chain.root.extendedKeyUsage == [])
+    }
+
+    @Test func aSigningRequestCarriesTheSubjectKeyAndRequestedExtensionsAndOpenSSLVerifiesIt() throws {
+        let chain = try DemoChain.shared.get()
+        let request = try chain.leaf.signingRequest(signedWith: chain.leafKey)
+        let directory = try OpenSSLTool.WorkDirectory()
+        try directory.write("request.der", request)
+        let text = try OpenSSLTool.run(["req", "-inform", "DER", "-in", "request.der", "-noout", "-verify", "-text"], in: directory)
+        #expect(text.contains("Certificate request self-signature verify OK") || text.contains("verify OK"), "\(text)")
+        #expect(text.contains("Requested Extensions"))
+        #expect(text.contains("DNS:localhost, DNS:*.vault.localhost"))
+        #expect(text.contains("TLS Web Server Authentication, TLS Web Client Authentication"))
+        #expect(text.contains("Digital Signature, Key Encipherment"))
+        #expect(!text.contains("Authority Key Identifier") && !text.contains("CA:FALSE"), "a request asks only for what a requester names")
+        let subject = try OpenSSLTool.run(["req", "-inform", "DER", "-in", "request.der", "-noout", "-subject"], in: directory)
+        try directory.write("leaf.pem", chain.leaf.pem())
+        let certificateSubject = try OpenSSLTool.run(["x509", "-in", "leaf.pem", "-noout", "-subject"], in: directory)
+        #expect(subject == certificateSubject)
+        #expect(throws: PKIError.self) { try chain.leaf.signingRequest(signedWith: chain.rootKey) }
+    }
+
     @Test func issuingRequiresTheIssuersOwnKey() throws {
         let chain = try DemoChain.shared.get()
         let template = CertificateTemplate(subject: "CN=x", notBefore: chain.notBefore, notAfter: chain.notAfter)

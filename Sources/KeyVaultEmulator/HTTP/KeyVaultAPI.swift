@@ -342,6 +342,7 @@ struct KeyVaultAPI: Sendable {
         // it: they fetch the certificate only after seeing the operation move to "completed".
         var answer = operationJSON(storedName, operation, call)
         answer.status = "inProgress"
+        answer.statusDetails = CertificateOperationJSON.pendingDetails
         return .json(answer, status: 202, headers: headers)
     }
 
@@ -453,10 +454,10 @@ struct KeyVaultAPI: Sendable {
         CertificateOperationJSON(
             id: "\(call.baseURL)/certificates/\(name)/pending",
             issuer: .init(name: operation.issuerName),
-            csr: nil,
+            csr: operation.signingRequest.map { Data($0).base64EncodedString() },
             cancellationRequested: false,
             status: operation.status,
-            statusDetails: nil,
+            statusDetails: operation.status == "inProgress" ? CertificateOperationJSON.pendingDetails : nil,
             target: "\(call.baseURL)/certificates/\(name)",
             requestId: operation.requestID
         )

@@ -9,6 +9,8 @@ struct IssuedCertificate: Sendable {
     /// The backing secret's value: base64 PKCS#12 (blank password) or PEM with key and chain.
     var secretValue: String
     var secretContentType: String
+    /// The PKCS#10 request of a created certificate (DER), which its pending operation shows.
+    var signingRequest: [UInt8]? = nil
 }
 
 /// Issues self-signed certificates from a policy and reads imported PFX or PEM content, producing
@@ -53,13 +55,18 @@ enum CertificateFactory {
             throw .badParameter("The certificate policy could not be turned into a certificate: \(error.reason)")
         }
         let exportable = keyProperties.exportable ?? true
-        let material = try backingSecret(
+        var material = try backingSecret(
             key: exportable ? key : nil,
             certificates: [certificate],
             contentType: policy.secretProperties!.contentType!,
             leaf: certificate,
             keyType: keyType
         )
+        do {
+            material.signingRequest = try certificate.signingRequest(signedWith: key)
+        } catch {
+            throw KeyVaultFailure(status: 500, code: "InternalServerError", message: "Making the certificate's signing request failed: \(error.reason)")
+        }
         return (material, policy)
     }
 
@@ -206,6 +213,9 @@ enum CertificateFactory {
         if x509.subjectAlternativeNames == nil, !dnsNames.isEmpty {
             x509.subjectAlternativeNames = .init(dnsNames: dnsNames)
         }
+        // The service reports the usages the certificate has.
+        if x509.keyUsage == nil, !leaf.keyUsage.isEmpty { x509.keyUsage = leaf.keyUsage.map(\.rawValue) }
+        if x509.extendedKeyUsages == nil, !leaf.extendedKeyUsage.isEmpty { x509.extendedKeyUsages = leaf.extendedKeyUsage }
         let days = leaf.notAfter.timeIntervalSince(leaf.notBefore) / 86_400
         x509.validityMonths = x509.validityMonths ?? max(1, Int((days / 30.4).rounded()))
         policy.x509Properties = x509

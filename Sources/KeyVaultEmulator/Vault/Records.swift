@@ -50,4 +50,6 @@ struct CertificateOperation: Sendable {
     var issuerName: String
     var status: String
     var targetVersion: String
+    /// DER; nil for an imported certificate, which was requested elsewhere.
+    var signingRequest: [UInt8]?
 }

@@ -341,7 +341,8 @@ actor VaultStore {
                 requestID: Identifiers.newVersion(),
                 issuerName: policy.issuer?.name ?? "Self",
                 status: "completed",
-                targetVersion: version
+                targetVersion: version,
+                signingRequest: material.signingRequest
             )
             return (certificateName, record)
         }

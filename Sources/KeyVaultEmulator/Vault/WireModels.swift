@@ -118,6 +118,10 @@ struct CertificateOperationJSON: Encodable {
     var target: String
     var requestId: String
 
+    /// What the service says while a certificate is being issued.
+    static let pendingDetails =
+        "Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later."
+
     enum CodingKeys: String, CodingKey {
         case id, issuer, csr, status, target
         case cancellationRequested = "cancellation_requested"

@@ -92,9 +92,22 @@ static inline EXTENDED_KEY_USAGE *copenssl_sk_ASN1_OBJECT_new_null(void) {
     return sk_ASN1_OBJECT_new_null();
 }
 
+static inline int copenssl_sk_ASN1_OBJECT_num(const EXTENDED_KEY_USAGE *stack) {
+    return sk_ASN1_OBJECT_num(stack);
+}
+
+static inline ASN1_OBJECT *copenssl_sk_ASN1_OBJECT_value(const EXTENDED_KEY_USAGE *stack, int index) {
+    return sk_ASN1_OBJECT_value(stack, index);
+}
+
 // On success the stack owns the object.
 static inline int copenssl_sk_ASN1_OBJECT_push(EXTENDED_KEY_USAGE *stack, ASN1_OBJECT *object) {
     return sk_ASN1_OBJECT_push(stack, object);
+}
+
+// A certificate request's extensions: X509V3_add1_i2d makes the stack; this frees it whole.
+static inline void copenssl_sk_X509_EXTENSION_pop_free(STACK_OF(X509_EXTENSION) *stack) {
+    sk_X509_EXTENSION_pop_free(stack, X509_EXTENSION_free);
 }
 
 #endif
