@@ -48,8 +48,10 @@ public struct NodePluginConfiguration: Sendable {
 
         public init() {}
     }
-    /// How long the kernel trusts names and attributes (see FileSystemConfiguration).
+    /// How long the kernel trusts names and attributes, and remembers missing names (see
+    /// FileSystemConfiguration.init(root:metadataTTL:negativeTTL:)).
     public var metadataTimeout: Double = 1
+    public var negativeTimeout: Double = 10
     /// An akvfs-keeper's socket: the shared mount and the volumes outlive a crash of the plugin,
     /// and a stop leaves them to the next start (docs/kubernetes.md, Restarts and upgrades).
     public var keeperSocket: String?
@@ -153,9 +155,8 @@ public final class NodePlugin: Sendable {
         let tokens = ServiceAccountTokenVerifier(issuerSource: issuer, exchange: EntraTokenExchange(http: http))
 
         cache = ObjectCache(configuration: configuration.cache)
-        var fileSystemConfiguration = FileSystemConfiguration(root: .viewDirectories)
-        fileSystemConfiguration.metadataTimeout = configuration.metadataTimeout
-        fileSystemConfiguration.negativeTimeout = configuration.metadataTimeout
+        let fileSystemConfiguration = FileSystemConfiguration(
+            root: .viewDirectories, metadataTTL: configuration.metadataTimeout, negativeTTL: configuration.negativeTimeout)
         let filesystem = VaultFileSystem(cache: cache, configuration: fileSystemConfiguration)
         self.filesystem = filesystem
 

@@ -22,6 +22,15 @@ public struct FileSystemConfiguration: Sendable {
     public init(root: Root) {
         self.root = root
     }
+
+    /// The kernel's timeouts from the daemon's: names and attributes are trusted for the metadata
+    /// TTL; a missing name is remembered for the negative TTL, but never longer than names are
+    /// trusted, since a name can appear with the next listing. Both daemons build it here.
+    public init(root: Root, metadataTTL: Double, negativeTTL: Double) {
+        self.root = root
+        metadataTimeout = metadataTTL
+        negativeTimeout = min(negativeTTL, metadataTTL)
+    }
 }
 
 /// The filesystem without FUSE: views, the inode table, layout, attributes, extended

@@ -156,6 +156,7 @@ struct CSIServeCommand: AsyncParsableCommand {
         configuration.allowNodeIdentity = try Self.nodeIdentityAllowed(flag: allowNodeIdentity, environment: environment)
         configuration.publishTimeout = .seconds(publishTimeout)
         configuration.metadataTimeout = cache.metadataTTL
+        configuration.negativeTimeout = Double(cache.negativeTTL)
         // Published volumes pin their content, so it survives idleness and Key Vault outages; what
         // nothing pins (listings, versions replaced by a rotation) goes when idle, as for a mount.
         configuration.cache = cache.configuration(defaultIdleTimeout: .seconds(600))

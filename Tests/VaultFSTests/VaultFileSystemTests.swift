@@ -70,6 +70,17 @@ struct VaultFileSystemTests {
         }
     }
 
+    @Test("The kernel remembers a missing name for the negative TTL, never longer than it trusts names", arguments: [
+        (1.0, 10.0, 1.0), (5.0, 2.0, 2.0), (2.0, 0.0, 0.0),
+    ])
+    func kernelTimeouts(metadataTTL: Double, negativeTTL: Double, negativeTimeout: Double) {
+        for root in [FileSystemConfiguration.Root.singleView("vault"), .viewDirectories] {
+            let configuration = FileSystemConfiguration(root: root, metadataTTL: metadataTTL, negativeTTL: negativeTTL)
+            #expect(configuration.metadataTimeout == metadataTTL)
+            #expect(configuration.negativeTimeout == negativeTimeout)
+        }
+    }
+
     @Test("The root holds certs, keys, secrets and tls; listing shows enabled names without fetching values")
     func layout() async throws {
         let fixture = await Fixture()

@@ -118,9 +118,7 @@ struct MountCommand: AsyncParsableCommand {
         let objectCache = ObjectCache(configuration: cache.configuration(defaultIdleTimeout: .seconds(600)))
         let source = SourceID(vault: session.client.vault.url, identity: "mount")
         await objectCache.register(KeyVaultSource(client: session.client), as: source)
-        var configuration = FileSystemConfiguration(root: .singleView("vault"))
-        configuration.metadataTimeout = cache.metadataTTL
-        configuration.negativeTimeout = min(Double(cache.negativeTTL), cache.metadataTTL)
+        let configuration = FileSystemConfiguration(root: .singleView("vault"), metadataTTL: cache.metadataTTL, negativeTTL: Double(cache.negativeTTL))
         let ownership = Ownership(
             uid: uid ?? getuid(), gid: gid ?? getgid(),
             fileMode: try Self.mode(fileMode, option: "--file-mode"), directoryMode: try Self.mode(directoryMode, option: "--dir-mode"))
