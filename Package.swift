@@ -224,6 +224,12 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // Key Vault calls per 10 s of a cluster of plugins, on a virtual clock (benchmarks/fleet).
+        .executableTarget(
+            name: "akvfs-fleet",
+            dependencies: ["ObjectCache", "KeyVault", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "akvfs-emulator",
             dependencies: [
