@@ -2,7 +2,8 @@ import HTTPTypes
 import Synchronization
 
 /// `HTTPClient` on libcurl's multi interface. Connections, TLS sessions and DNS answers are
-/// reused across requests; HTTP/2 is used when the server offers it. All libcurl work happens on
+/// reused across requests; requests go over HTTP/1.1 keep-alive unless `preferHTTP2` asks for
+/// HTTP/2 (then used when the server offers it by ALPN). All libcurl work happens on
 /// one dedicated thread; `execute` only queues a request and waits for its result.
 public final class CurlHTTPClient: HTTPClient {
     private let mailbox: CurlLoopMailbox
