@@ -100,14 +100,19 @@ let package = Package(
         ),
         .target(
             name: "KeyVault",
-            dependencies: ["AzureIdentity", "HTTPTransport", "PKI", .product(name: "Metrics", package: "swift-metrics")],
+            dependencies: [
+                "AzureIdentity", "HTTPTransport", "PKI", .product(name: "Metrics", package: "swift-metrics"),
+            ],
             swiftSettings: strictSwift
         ),
         .target(name: "ObjectFormats", dependencies: ["PKI"], swiftSettings: strictSwift),
         // Prometheus metrics: the registry and its scrape endpoint (docs/metrics.md).
         .target(
             name: "Telemetry",
-            dependencies: [.product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")],
+            dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: strictSwift
         ),
 
@@ -137,12 +142,14 @@ let package = Package(
         .target(
             name: "Continuity",
             dependencies: [
-                "CLinux", "DescriptorPassing", "FuseBridge", "VaultFS", "ObjectCache", "PKI", .product(name: "Logging", package: "swift-log"),
+                "CLinux", "DescriptorPassing", "FuseBridge", "VaultFS", "ObjectCache", "PKI",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
         ),
         // Holds descriptors for daemons while they restart; knows nothing of akvfs's state.
-        .executableTarget(name: "akvfs-keeper", dependencies: ["DescriptorPassing", "CLinux"], swiftSettings: strictSwift),
+        .executableTarget(
+            name: "akvfs-keeper", dependencies: ["DescriptorPassing", "CLinux"], swiftSettings: strictSwift),
 
         // MARK: Kubernetes: SecretProviderClass parameters, the CSI protocol and the node plugin
         .target(
@@ -164,7 +171,8 @@ let package = Package(
         .target(
             name: "CSINode",
             dependencies: [
-                "CLinux", "CSIProtocol", "SecretProviderClass", "AzureIdentity", "KeyVault", "HTTPTransport", "PKI", "ObjectCache",
+                "CLinux", "CSIProtocol", "SecretProviderClass", "AzureIdentity", "KeyVault", "HTTPTransport", "PKI",
+                "ObjectCache",
                 "ObjectFormats", "VaultFS", "FuseBridge", "Continuity", "DescriptorPassing",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -188,7 +196,8 @@ let package = Package(
         .executableTarget(
             name: "akvfs",
             dependencies: [
-                "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI", "ObjectCache", "VaultFS", "FuseBridge", "Continuity",
+                "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI", "ObjectCache", "VaultFS",
+                "FuseBridge", "Continuity",
                 "DescriptorPassing", "Telemetry",
                 "CommandLineSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -227,7 +236,9 @@ let package = Package(
         // Key Vault calls per 10 s of a cluster of plugins, on a virtual clock (benchmarks/fleet).
         .executableTarget(
             name: "akvfs-fleet",
-            dependencies: ["ObjectCache", "KeyVault", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "ObjectCache", "KeyVault", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strictSwift
         ),
         .executableTarget(
@@ -255,13 +266,18 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/Support", swiftSettings: strictSwift),
         .testTarget(name: "PKITests", dependencies: ["PKI"], swiftSettings: strictSwift),
         .testTarget(name: "ObjectFormatsTests", dependencies: ["ObjectFormats", "PKI"], swiftSettings: strictSwift),
-        .testTarget(name: "ObjectCacheTests", dependencies: ["ObjectCache", "KeyVault", "PKI", "HTTPTransport"], swiftSettings: strictSwift),
-        .testTarget(name: "VaultFSTests", dependencies: ["VaultFS", "ObjectCache", "ObjectFormats", "PKI"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "ObjectCacheTests", dependencies: ["ObjectCache", "KeyVault", "PKI", "HTTPTransport"],
+            swiftSettings: strictSwift),
+        .testTarget(
+            name: "VaultFSTests", dependencies: ["VaultFS", "ObjectCache", "ObjectFormats", "PKI"],
+            swiftSettings: strictSwift),
         .systemLibrary(name: "CXattr", path: "Tests/Shims/CXattr"),
         .testTarget(
             name: "MountTests",
             dependencies: [
-                "HTTPTransport", "CXattr", "TestSupport", "CSINode", "CSIProtocol", "PKI", "FuseBridge", "VaultFS", "ObjectCache",
+                "HTTPTransport", "CXattr", "TestSupport", "CSINode", "CSIProtocol", "PKI", "FuseBridge", "VaultFS",
+                "ObjectCache",
                 "CLinux", "DescriptorPassing",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -279,7 +295,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SecretProviderClassTests",
-            dependencies: ["SecretProviderClass", "ObjectFormats", "KeyVault", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "SecretProviderClass", "ObjectFormats", "KeyVault", .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(
@@ -291,7 +309,8 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
-        .testTarget(name: "ShimTests", dependencies: ["CFuse", "CCurl", "CLinux", "COpenSSL"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "ShimTests", dependencies: ["CFuse", "CCurl", "CLinux", "COpenSSL"], swiftSettings: strictSwift),
         .testTarget(
             name: "KeyVaultEmulatorTests",
             dependencies: [

@@ -35,7 +35,9 @@ public struct AzureCLICredential: TokenCredential {
         }
         var arguments = ["account", "get-access-token", "--output", "json", "--resource", context.resource]
         if let tenant = context.tenantId ?? tenantId {
-            guard EntraAuthority.isValidTenant(tenant) else { throw failure(.invalidConfiguration, "invalid tenant '\(tenant)'") }
+            guard EntraAuthority.isValidTenant(tenant) else {
+                throw failure(.invalidConfiguration, "invalid tenant '\(tenant)'")
+            }
             arguments += ["--tenant", tenant]
         }
         let outcome: (status: TerminationStatus, output: String, errors: String)
@@ -59,7 +61,9 @@ public struct AzureCLICredential: TokenCredential {
         return token
     }
 
-    private func runWithTimeout(_ executable: String, _ arguments: [String]) async throws -> (status: TerminationStatus, output: String, errors: String) {
+    private func runWithTimeout(_ executable: String, _ arguments: [String]) async throws -> (
+        status: TerminationStatus, output: String, errors: String
+    ) {
         let timeout = self.timeout
         return try await withThrowingTaskGroup { group in
             group.addTask {
@@ -75,7 +79,9 @@ public struct AzureCLICredential: TokenCredential {
             }
             group.addTask {
                 try await Task.sleep(for: timeout)
-                throw CredentialError(credential: "AzureCLICredential", kind: .transient, message: "'az account get-access-token' did not finish within \(timeout)")
+                throw CredentialError(
+                    credential: "AzureCLICredential", kind: .transient,
+                    message: "'az account get-access-token' did not finish within \(timeout)")
             }
             defer { group.cancelAll() }
             return try await group.next()!
@@ -94,10 +100,15 @@ public struct AzureCLICredential: TokenCredential {
         {
             return error
         }
-        let boilerplate = ["The command failed with an unexpected error", "To check existing issues", "To open a new issue", "https://aka.ms/", "WARNING:"]
+        let boilerplate = [
+            "The command failed with an unexpected error", "To check existing issues", "To open a new issue",
+            "https://aka.ms/", "WARNING:",
+        ]
         let meaningful = lines.filter { line in !boilerplate.contains { line.hasPrefix($0) || line.contains($0) } }
         if lines.contains(where: { $0.hasPrefix("Traceback") || $0.contains("Here is the traceback") }),
-            let exception = meaningful.last(where: { !$0.hasPrefix("File \"") && !$0.hasPrefix("Traceback") && !$0.hasPrefix("^") })
+            let exception = meaningful.last(where: {
+                !$0.hasPrefix("File \"") && !$0.hasPrefix("Traceback") && !$0.hasPrefix("^")
+            })
         {
             return exception
         }
@@ -117,17 +128,21 @@ public struct AzureCLICredential: TokenCredential {
                 case expiresOn
             }
         }
-        guard let parsed = try? JSONDecoder().decode(Output.self, from: Data(output.utf8)), !parsed.accessToken.isEmpty else { return nil }
+        guard let parsed = try? JSONDecoder().decode(Output.self, from: Data(output.utf8)), !parsed.accessToken.isEmpty
+        else { return nil }
         let issuedAt = now()
         if let posix = parsed.expiresOnPOSIX {
-            return AccessToken(token: parsed.accessToken, expiresOn: Date(timeIntervalSince1970: posix.value), issuedAt: issuedAt)
+            return AccessToken(
+                token: parsed.accessToken, expiresOn: Date(timeIntervalSince1970: posix.value), issuedAt: issuedAt)
         }
         guard let text = parsed.expiresOn, let local = Self.parseLocalTime(text) else { return nil }
         return AccessToken(token: parsed.accessToken, expiresOn: local, issuedAt: issuedAt)
     }
 
     static func parseLocalTime(_ text: String) -> Date? {
-        let parts = text.split(whereSeparator: { $0 == " " || $0 == "-" || $0 == ":" || $0 == "." }).compactMap { Int($0) }
+        let parts = text.split(whereSeparator: { $0 == " " || $0 == "-" || $0 == ":" || $0 == "." }).compactMap {
+            Int($0)
+        }
         guard parts.count >= 6 else { return nil }
         var components = DateComponents()
         (components.year, components.month, components.day) = (parts[0], parts[1], parts[2])

@@ -79,7 +79,9 @@ actor TokenCache {
         entries[context]?.retryNotBefore = nil
     }
 
-    private func startRefresh(_ context: TokenRequestContext, _ fetch: @escaping Fetch) -> Task<Result<AccessToken, CredentialError>, Never> {
+    private func startRefresh(_ context: TokenRequestContext, _ fetch: @escaping Fetch) -> Task<
+        Result<AccessToken, CredentialError>, Never
+    > {
         let task = Task { () -> Result<AccessToken, CredentialError> in
             let result: Result<AccessToken, CredentialError>
             do throws(CredentialError) {
@@ -98,7 +100,9 @@ actor TokenCache {
         var entry = entries[context] ?? Entry()
         entry.refresh = nil
         // akvfs_token_requests_total: every request for a new token, by outcome (docs/metrics.md).
-        Counter(label: "akvfs_token_requests_total", dimensions: [("outcome", result.isSuccess ? "success" : "failure")]).increment()
+        Counter(
+            label: "akvfs_token_requests_total", dimensions: [("outcome", result.isSuccess ? "success" : "failure")]
+        ).increment()
         switch result {
         case .success(let token):
             entry.token = token

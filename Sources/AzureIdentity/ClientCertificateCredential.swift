@@ -29,10 +29,13 @@ public struct ClientCertificateCredential: TokenCredential {
         self.password = password
         self.sendCertificateChain = sendCertificateChain
         self.now = now
-        endpoint = EntraTokenEndpoint(http: http, authority: authority, credential: "ClientCertificateCredential", now: now, clock: clock)
+        endpoint = EntraTokenEndpoint(
+            http: http, authority: authority, credential: "ClientCertificateCredential", now: now, clock: clock)
     }
 
-    public var name: String { "ClientCertificateCredential (client \(clientId), tenant \(endpoint.authority.tenantId))" }
+    public var name: String {
+        "ClientCertificateCredential (client \(clientId), tenant \(endpoint.authority.tenantId))"
+    }
 
     public func getToken(_ context: TokenRequestContext) async throws(CredentialError) -> AccessToken {
         try endpoint.authority.validate(credential: "ClientCertificateCredential")
@@ -43,7 +46,8 @@ public struct ClientCertificateCredential: TokenCredential {
             tenant: tenant,
             fields: [
                 ("grant_type", "client_credentials"), ("client_id", clientId), ("scope", context.scope),
-                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", assertion),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", assertion),
             ]
         )
     }
@@ -74,7 +78,9 @@ public struct ClientCertificateCredential: TokenCredential {
         }
         guard let key else { throw failure("the certificate file \(certificatePath) holds no private key") }
         guard case .rsa = key.algorithm else {
-            throw failure("the certificate file \(certificatePath) holds a \(key.algorithm) key; Entra client assertions here are RS256, which needs an RSA key")
+            throw failure(
+                "the certificate file \(certificatePath) holds a \(key.algorithm) key; Entra client assertions here are RS256, which needs an RSA key"
+            )
         }
         guard let leaf = certificates.first(where: { $0.publicKey == key.publicKey }) else {
             throw failure("no certificate in \(certificatePath) matches its private key")
@@ -82,7 +88,9 @@ public struct ClientCertificateCredential: TokenCredential {
         return (key, [leaf] + certificates.filter { $0 != leaf })
     }
 
-    private func makeAssertion(key: PrivateKey, chain: [Certificate], audience: String) throws(CredentialError) -> String {
+    private func makeAssertion(key: PrivateKey, chain: [Certificate], audience: String) throws(CredentialError)
+        -> String
+    {
         struct Header: Encodable {
             var alg = "RS256"
             var typ = "JWT"
@@ -103,7 +111,9 @@ public struct ClientCertificateCredential: TokenCredential {
             x5t: Base64URL.encode(chain[0].sha1Thumbprint),
             x5c: sendCertificateChain ? chain.map { Data($0.der).base64EncodedString() } : nil
         )
-        let claims = Claims(aud: audience, iss: clientId, sub: clientId, jti: UUID().uuidString.lowercased(), nbf: issued, iat: issued, exp: issued + 600)
+        let claims = Claims(
+            aud: audience, iss: clientId, sub: clientId, jti: UUID().uuidString.lowercased(), nbf: issued, iat: issued,
+            exp: issued + 600)
         do {
             return try JWS.sign(
                 headerJSON: Array(try JSONEncoder().encode(header)),

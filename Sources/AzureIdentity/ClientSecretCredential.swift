@@ -17,7 +17,8 @@ public struct ClientSecretCredential: TokenCredential {
     ) {
         self.clientId = clientId
         self.secret = secret
-        endpoint = EntraTokenEndpoint(http: http, authority: authority, credential: "ClientSecretCredential", now: now, clock: clock)
+        endpoint = EntraTokenEndpoint(
+            http: http, authority: authority, credential: "ClientSecretCredential", now: now, clock: clock)
     }
 
     public var name: String { "ClientSecretCredential (client \(clientId), tenant \(endpoint.authority.tenantId))" }
@@ -25,13 +26,16 @@ public struct ClientSecretCredential: TokenCredential {
     public func getToken(_ context: TokenRequestContext) async throws(CredentialError) -> AccessToken {
         try endpoint.authority.validate(credential: "ClientSecretCredential")
         guard !secret.isEmpty else {
-            throw CredentialError(credential: "ClientSecretCredential", kind: .invalidConfiguration, message: "the client secret is empty")
+            throw CredentialError(
+                credential: "ClientSecretCredential", kind: .invalidConfiguration, message: "the client secret is empty"
+            )
         }
         let tenant = try endpoint.authority.tenant(for: context.tenantId, credential: "ClientSecretCredential")
         return try await endpoint.requestToken(
             tenant: tenant,
             fields: [
-                ("grant_type", "client_credentials"), ("client_id", clientId), ("client_secret", secret), ("scope", context.scope),
+                ("grant_type", "client_credentials"), ("client_id", clientId), ("client_secret", secret),
+                ("scope", context.scope),
             ]
         )
     }

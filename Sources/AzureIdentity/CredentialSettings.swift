@@ -49,10 +49,12 @@ public struct CredentialSettings: Sendable {
         settings.clientSecret = value("AZURE_CLIENT_SECRET")
         settings.clientCertificatePath = value("AZURE_CLIENT_CERTIFICATE_PATH")
         settings.clientCertificatePassword = value("AZURE_CLIENT_CERTIFICATE_PASSWORD")
-        settings.sendCertificateChain = ["1", "true"].contains(value("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN")?.lowercased() ?? "")
+        settings.sendCertificateChain = ["1", "true"].contains(
+            value("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN")?.lowercased() ?? "")
         settings.federatedTokenFile = value("AZURE_FEDERATED_TOKEN_FILE")
         settings.authorityHost = value("AZURE_AUTHORITY_HOST")
-        settings.additionallyAllowedTenants = value("AZURE_ADDITIONALLY_ALLOWED_TENANTS")?.split(separator: ";").map(String.init) ?? []
+        settings.additionallyAllowedTenants =
+            value("AZURE_ADDITIONALLY_ALLOWED_TENANTS")?.split(separator: ";").map(String.init) ?? []
         settings.imdsEndpoint = value("AKVFS_IMDS_ENDPOINT")
         return settings
     }
@@ -62,7 +64,9 @@ public struct CredentialSettings: Sendable {
     }
 
     private func authority(defaultHost: String) -> EntraAuthority {
-        EntraAuthority(host: authorityHost ?? defaultHost, tenantId: tenantId ?? "", additionallyAllowedTenants: additionallyAllowedTenants)
+        EntraAuthority(
+            host: authorityHost ?? defaultHost, tenantId: tenantId ?? "",
+            additionallyAllowedTenants: additionallyAllowedTenants)
     }
 
     /// Builds the credential, wrapped in a token cache. `defaultAuthorityHost` comes from the
@@ -78,13 +82,19 @@ public struct CredentialSettings: Sendable {
             credential = CredentialChain(chain(http: http, defaultAuthorityHost: defaultAuthorityHost, now: now))
         case .clientSecret:
             guard let secret = clientSecret else {
-                throw failure("ClientSecretCredential", "set AZURE_CLIENT_SECRET (or --client-secret-file) for --credential client-secret")
+                throw failure(
+                    "ClientSecretCredential",
+                    "set AZURE_CLIENT_SECRET (or --client-secret-file) for --credential client-secret")
             }
             try require(["tenant id": tenantId, "client id": clientId], for: "ClientSecretCredential")
-            credential = ClientSecretCredential(authority: authority(defaultHost: defaultAuthorityHost), clientId: clientId!, secret: secret, http: http, now: now)
+            credential = ClientSecretCredential(
+                authority: authority(defaultHost: defaultAuthorityHost), clientId: clientId!, secret: secret,
+                http: http, now: now)
         case .clientCertificate:
             guard let path = clientCertificatePath else {
-                throw failure("ClientCertificateCredential", "set AZURE_CLIENT_CERTIFICATE_PATH (or --client-certificate) for --credential client-certificate")
+                throw failure(
+                    "ClientCertificateCredential",
+                    "set AZURE_CLIENT_CERTIFICATE_PATH (or --client-certificate) for --credential client-certificate")
             }
             try require(["tenant id": tenantId, "client id": clientId], for: "ClientCertificateCredential")
             credential = ClientCertificateCredential(
@@ -92,11 +102,14 @@ public struct CredentialSettings: Sendable {
                 password: clientCertificatePassword, sendCertificateChain: sendCertificateChain, http: http, now: now)
         case .workloadIdentity:
             guard let file = federatedTokenFile else {
-                throw failure("WorkloadIdentityCredential", "set AZURE_FEDERATED_TOKEN_FILE (or --federated-token-file) for --credential workload-identity")
+                throw failure(
+                    "WorkloadIdentityCredential",
+                    "set AZURE_FEDERATED_TOKEN_FILE (or --federated-token-file) for --credential workload-identity")
             }
             try require(["tenant id": tenantId, "client id": clientId], for: "WorkloadIdentityCredential")
             credential = WorkloadIdentityCredential(
-                authority: authority(defaultHost: defaultAuthorityHost), clientId: clientId!, assertion: .file(file), http: http, now: now)
+                authority: authority(defaultHost: defaultAuthorityHost), clientId: clientId!, assertion: .file(file),
+                http: http, now: now)
         case .managedIdentity:
             credential = try managedIdentity(http: http, now: now)
         case .azureCLI:
@@ -108,16 +121,25 @@ public struct CredentialSettings: Sendable {
     private func require(_ values: KeyValuePairs<String, String?>, for credential: String) throws(CredentialError) {
         let missing = values.filter { $0.value?.isEmpty ?? true }.map(\.key)
         guard missing.isEmpty else {
-            throw failure(credential, "missing \(missing.joined(separator: " and ")): set AZURE_TENANT_ID and AZURE_CLIENT_ID, or --tenant-id and --client-id")
+            throw failure(
+                credential,
+                "missing \(missing.joined(separator: " and ")): set AZURE_TENANT_ID and AZURE_CLIENT_ID, or --tenant-id and --client-id"
+            )
         }
     }
 
-    private func managedIdentity(http: any HTTPClient, now: @escaping @Sendable () -> Date) throws(CredentialError) -> ManagedIdentityCredential {
-        let chosen = [clientId.map { ManagedIdentityCredential.Identity.clientId($0) },
-                      managedIdentityObjectId.map { .objectId($0) },
-                      managedIdentityResourceId.map { .resourceId($0) }].compactMap { $0 }
+    private func managedIdentity(http: any HTTPClient, now: @escaping @Sendable () -> Date) throws(CredentialError)
+        -> ManagedIdentityCredential
+    {
+        let chosen = [
+            clientId.map { ManagedIdentityCredential.Identity.clientId($0) },
+            managedIdentityObjectId.map { .objectId($0) },
+            managedIdentityResourceId.map { .resourceId($0) },
+        ].compactMap { $0 }
         guard chosen.count <= 1 else {
-            throw failure("ManagedIdentityCredential", "choose a user-assigned identity by one of client id, object id or resource id, not several")
+            throw failure(
+                "ManagedIdentityCredential",
+                "choose a user-assigned identity by one of client id, object id or resource id, not several")
         }
         return ManagedIdentityCredential(
             identity: chosen.first ?? .systemAssigned,
@@ -128,27 +150,47 @@ public struct CredentialSettings: Sendable {
     }
 
     /// DefaultAzureCredential's order: environment, workload identity, managed identity, Azure CLI.
-    private func chain(http: any HTTPClient, defaultAuthorityHost: String, now: @escaping @Sendable () -> Date) -> [any TokenCredential] {
+    private func chain(http: any HTTPClient, defaultAuthorityHost: String, now: @escaping @Sendable () -> Date)
+        -> [any TokenCredential]
+    {
         var credentials: [any TokenCredential] = []
         let authority = authority(defaultHost: defaultAuthorityHost)
         if tenantId != nil, let clientId, let clientSecret {
-            credentials.append(ClientSecretCredential(authority: authority, clientId: clientId, secret: clientSecret, http: http, now: now))
+            credentials.append(
+                ClientSecretCredential(
+                    authority: authority, clientId: clientId, secret: clientSecret, http: http, now: now))
         } else if tenantId != nil, let clientId, let path = clientCertificatePath {
-            credentials.append(ClientCertificateCredential(
-                authority: authority, clientId: clientId, certificatePath: path, password: clientCertificatePassword,
-                sendCertificateChain: sendCertificateChain, http: http, now: now))
+            credentials.append(
+                ClientCertificateCredential(
+                    authority: authority, clientId: clientId, certificatePath: path,
+                    password: clientCertificatePassword,
+                    sendCertificateChain: sendCertificateChain, http: http, now: now))
         } else {
-            credentials.append(Unavailable(name: "EnvironmentCredential", reason: "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) are not all set"))
+            credentials.append(
+                Unavailable(
+                    name: "EnvironmentCredential",
+                    reason:
+                        "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) are not all set"
+                ))
         }
         if tenantId != nil, let clientId, let file = federatedTokenFile {
-            credentials.append(WorkloadIdentityCredential(authority: authority, clientId: clientId, assertion: .file(file), http: http, now: now))
+            credentials.append(
+                WorkloadIdentityCredential(
+                    authority: authority, clientId: clientId, assertion: .file(file), http: http, now: now))
         } else {
-            credentials.append(Unavailable(name: "WorkloadIdentityCredential", reason: "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE are not all set"))
+            credentials.append(
+                Unavailable(
+                    name: "WorkloadIdentityCredential",
+                    reason: "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE are not all set"))
         }
         // As in the SDKs, AZURE_CLIENT_ID selects a user-assigned managed identity.
         let identity: ManagedIdentityCredential.Identity =
-            managedIdentityObjectId.map { .objectId($0) } ?? managedIdentityResourceId.map { .resourceId($0) } ?? clientId.map { .clientId($0) } ?? .systemAssigned
-        credentials.append(ManagedIdentityCredential(identity: identity, source: .detect(environment: environment, imdsOverride: imdsEndpoint), http: http, now: now))
+            managedIdentityObjectId.map { .objectId($0) } ?? managedIdentityResourceId.map { .resourceId($0) }
+            ?? clientId.map { .clientId($0) } ?? .systemAssigned
+        credentials.append(
+            ManagedIdentityCredential(
+                identity: identity, source: .detect(environment: environment, imdsOverride: imdsEndpoint), http: http,
+                now: now))
         credentials.append(AzureCLICredential(tenantId: tenantId, now: now))
         return credentials
     }

@@ -12,7 +12,9 @@ public struct EntraAuthority: Sendable, Equatable {
 
     public static let publicCloudHost = "https://login.microsoftonline.com"
 
-    public init(host: String = EntraAuthority.publicCloudHost, tenantId: String, additionallyAllowedTenants: [String] = []) {
+    public init(
+        host: String = EntraAuthority.publicCloudHost, tenantId: String, additionallyAllowedTenants: [String] = []
+    ) {
         self.host = host.hasSuffix("/") ? String(host.dropLast()) : host
         self.tenantId = tenantId
         self.additionallyAllowedTenants = additionallyAllowedTenants
@@ -43,18 +45,25 @@ public struct EntraAuthority: Sendable, Equatable {
 
     /// The tenant to ask: the configured one, or the one a Key Vault challenge names when allowed.
     func tenant(for requested: String?, credential: String) throws(CredentialError) -> String {
-        guard let requested, !requested.isEmpty, requested.lowercased() != tenantId.lowercased() else { return tenantId }
+        guard let requested, !requested.isEmpty, requested.lowercased() != tenantId.lowercased() else {
+            return tenantId
+        }
         if tenantId.lowercased() == "adfs" { return tenantId }
-        if additionallyAllowedTenants.contains("*") || additionallyAllowedTenants.contains(where: { $0.lowercased() == requested.lowercased() }) {
+        if additionallyAllowedTenants.contains("*")
+            || additionallyAllowedTenants.contains(where: { $0.lowercased() == requested.lowercased() })
+        {
             guard Self.isValidTenant(requested) else {
-                throw CredentialError(credential: credential, kind: .invalidConfiguration, message: "the vault named an invalid tenant '\(requested)'")
+                throw CredentialError(
+                    credential: credential, kind: .invalidConfiguration,
+                    message: "the vault named an invalid tenant '\(requested)'")
             }
             return requested
         }
         throw CredentialError(
             credential: credential,
             kind: .invalidConfiguration,
-            message: "the vault belongs to tenant \(requested), but this credential is configured for tenant \(tenantId). "
+            message:
+                "the vault belongs to tenant \(requested), but this credential is configured for tenant \(tenantId). "
                 + "Use the vault's tenant, or, for a multi-tenant app, allow it with --additionally-allowed-tenants \(requested) (or '*')."
         )
     }
@@ -84,7 +93,8 @@ struct EntraTokenEndpoint: Sendable {
         headers[.contentType] = "application/x-www-form-urlencoded"
         headers[.accept] = "application/json"
         guard let request = HTTPSupport.request(.post, url: url, headers: headers) else {
-            throw CredentialError(credential: credential, kind: .invalidConfiguration, message: "invalid token endpoint URL \(url)")
+            throw CredentialError(
+                credential: credential, kind: .invalidConfiguration, message: "invalid token endpoint URL \(url)")
         }
         var body = HTTPSupport.form(fields)
         defer { body.withUnsafeMutableBufferPointer { $0.initialize(repeating: 0) } }
@@ -106,13 +116,17 @@ struct EntraTokenEndpoint: Sendable {
             let status = response.head.status.code
             if status == 200 {
                 guard let token = HTTPSupport.accessToken(in: response.body, now: now()) else {
-                    throw CredentialError(credential: credential, kind: .transient, message: "the token endpoint \(url) answered 200 without a usable access_token and expiry")
+                    throw CredentialError(
+                        credential: credential, kind: .transient,
+                        message: "the token endpoint \(url) answered 200 without a usable access_token and expiry")
                 }
                 return token
             }
             let summary = HTTPSupport.ErrorResponse.summary(of: response.body, status: status)
             guard HTTPSupport.isRetryable(status: status) else {
-                throw CredentialError(credential: credential, kind: .authenticationFailed, message: "\(url) refused the request: \(summary)")
+                throw CredentialError(
+                    credential: credential, kind: .authenticationFailed,
+                    message: "\(url) refused the request: \(summary)")
             }
             lastProblem = "HTTP \(status) from \(url): \(summary)"
             if let wait = RetryAfter.parse(response.head.headerFields, now: now()) {
@@ -120,6 +134,8 @@ struct EntraTokenEndpoint: Sendable {
                 delay = wait
             }
         }
-        throw CredentialError(credential: credential, kind: .transient, message: "no token after \(Self.maxAttempts) attempts: \(lastProblem)")
+        throw CredentialError(
+            credential: credential, kind: .transient,
+            message: "no token after \(Self.maxAttempts) attempts: \(lastProblem)")
     }
 }

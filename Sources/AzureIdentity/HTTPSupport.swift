@@ -9,7 +9,8 @@ enum HTTPSupport {
         var result = ""
         for byte in text.utf8 {
             switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"),
                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
                 result.append(Character(UnicodeScalar(byte)))
             default:
@@ -45,7 +46,8 @@ enum HTTPSupport {
         guard !authority.isEmpty else { return nil }
         var path = String(rest.dropFirst(authority.count))
         if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
-        return HTTPRequest(method: method, scheme: scheme, authority: String(authority), path: path, headerFields: headers)
+        return HTTPRequest(
+            method: method, scheme: scheme, authority: String(authority), path: path, headerFields: headers)
     }
 
     /// A JSON number that some endpoints send as a string (`"expires_in": "3599"`).
@@ -58,7 +60,8 @@ enum HTTPSupport {
             } else if let text = try? container.decode(String.self), let number = Double(text) {
                 value = number
             } else {
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: "expected a number or a numeric string")
+                throw DecodingError.dataCorruptedError(
+                    in: container, debugDescription: "expected a number or a numeric string")
             }
         }
     }

@@ -32,10 +32,14 @@ public struct ManagedIdentityCredential: TokenCredential {
         /// App Service when its variables are set; else IMDS at `imdsOverride`,
         /// `AZURE_POD_IDENTITY_AUTHORITY_HOST` or the standard address.
         public static func detect(environment: [String: String], imdsOverride: String? = nil) -> Source {
-            if let endpoint = environment["IDENTITY_ENDPOINT"], let header = environment["IDENTITY_HEADER"], !endpoint.isEmpty, !header.isEmpty {
+            if let endpoint = environment["IDENTITY_ENDPOINT"], let header = environment["IDENTITY_HEADER"],
+                !endpoint.isEmpty, !header.isEmpty
+            {
                 return .appService(endpoint: endpoint, header: header)
             }
-            let endpoint = imdsOverride ?? environment["AKVFS_IMDS_ENDPOINT"] ?? environment["AZURE_POD_IDENTITY_AUTHORITY_HOST"] ?? defaultIMDSEndpoint
+            let endpoint =
+                imdsOverride ?? environment["AKVFS_IMDS_ENDPOINT"] ?? environment["AZURE_POD_IDENTITY_AUTHORITY_HOST"]
+                ?? defaultIMDSEndpoint
             return .imds(endpoint: endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint)
         }
 
@@ -87,10 +91,13 @@ public struct ManagedIdentityCredential: TokenCredential {
             } catch {
                 // Nothing listening: this machine has no managed identity endpoint.
                 if attempt == 0, [.couldNotConnect, .couldNotResolve, .timedOut].contains(error.kind) {
-                    throw CredentialError(credential: "ManagedIdentityCredential", kind: .unavailable, message: "no managed identity endpoint answered at \(source) (\(error.reason))")
+                    throw CredentialError(
+                        credential: "ManagedIdentityCredential", kind: .unavailable,
+                        message: "no managed identity endpoint answered at \(source) (\(error.reason))")
                 }
                 guard error.isRetryable else {
-                    throw CredentialError(credential: "ManagedIdentityCredential", kind: .transient, message: error.description)
+                    throw CredentialError(
+                        credential: "ManagedIdentityCredential", kind: .transient, message: error.description)
                 }
                 lastProblem = error.description
                 waited += try await wait(retry: attempt, after: nil)
@@ -101,7 +108,9 @@ public struct ManagedIdentityCredential: TokenCredential {
             let status = response.head.status.code
             if status == 200 {
                 guard let token = HTTPSupport.accessToken(in: response.body, now: now()) else {
-                    throw CredentialError(credential: "ManagedIdentityCredential", kind: .transient, message: "\(source) answered 200 without a usable access_token and expiry")
+                    throw CredentialError(
+                        credential: "ManagedIdentityCredential", kind: .transient,
+                        message: "\(source) answered 200 without a usable access_token and expiry")
                 }
                 return token
             }
@@ -110,21 +119,27 @@ public struct ManagedIdentityCredential: TokenCredential {
                 throw CredentialError(
                     credential: "ManagedIdentityCredential",
                     kind: .unavailable,
-                    message: "\(source) has no \(identity) identity for this machine (HTTP 400: \(summary)). Assign the identity to the VM or node pool, or choose another with --client-id / --managed-identity-object-id / --managed-identity-resource-id."
+                    message:
+                        "\(source) has no \(identity) identity for this machine (HTTP 400: \(summary)). Assign the identity to the VM or node pool, or choose another with --client-id / --managed-identity-object-id / --managed-identity-resource-id."
                 )
             }
             let retryable = status == 404 || status == 410 || status == 429 || (500...599).contains(status)
             guard retryable else {
-                throw CredentialError(credential: "ManagedIdentityCredential", kind: .authenticationFailed, message: "\(source) refused the request: HTTP \(status): \(summary)")
+                throw CredentialError(
+                    credential: "ManagedIdentityCredential", kind: .authenticationFailed,
+                    message: "\(source) refused the request: HTTP \(status): \(summary)")
             }
             lastProblem = "HTTP \(status): \(summary)"
             attempt += 1
             // 410: keep trying until IMDS's update window has passed, whatever the retry count.
             let withinUpdate = status == 410 && waited < Self.updatingWindow
             if attempt > Self.maxRetries && !withinUpdate { break }
-            waited += try await wait(retry: attempt - 1, after: RetryAfter.parse(response.head.headerFields, now: now()))
+            waited += try await wait(
+                retry: attempt - 1, after: RetryAfter.parse(response.head.headerFields, now: now()))
         }
-        throw CredentialError(credential: "ManagedIdentityCredential", kind: .transient, message: "\(source) gave no token after retries: \(lastProblem)")
+        throw CredentialError(
+            credential: "ManagedIdentityCredential", kind: .transient,
+            message: "\(source) gave no token after retries: \(lastProblem)")
     }
 
     /// Sleeps before a retry and returns how long.
@@ -133,7 +148,8 @@ public struct ManagedIdentityCredential: TokenCredential {
         do {
             try await clock.sleep(for: delay)
         } catch {
-            throw CredentialError(credential: "ManagedIdentityCredential", kind: .transient, message: "cancelled while waiting to retry")
+            throw CredentialError(
+                credential: "ManagedIdentityCredential", kind: .transient, message: "cancelled while waiting to retry")
         }
         return delay
     }
@@ -166,7 +182,9 @@ public struct ManagedIdentityCredential: TokenCredential {
             url = "\(endpoint)?\(HTTPSupport.query(query))"
         }
         guard let request = HTTPSupport.request(.get, url: url, headers: headers) else {
-            throw CredentialError(credential: "ManagedIdentityCredential", kind: .invalidConfiguration, message: "invalid managed identity endpoint in \(source); use an http:// or https:// URL")
+            throw CredentialError(
+                credential: "ManagedIdentityCredential", kind: .invalidConfiguration,
+                message: "invalid managed identity endpoint in \(source); use an http:// or https:// URL")
         }
         return request
     }

@@ -25,7 +25,9 @@ public struct TokenClaims: Sendable, Decodable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         tenantId = try? c.decodeIfPresent(String.self, forKey: .tenantId)
         objectId = try? c.decodeIfPresent(String.self, forKey: .objectId)
-        applicationId = (try? c.decodeIfPresent(String.self, forKey: .applicationId)) ?? (try? c.decodeIfPresent(String.self, forKey: .azp))
+        applicationId =
+            (try? c.decodeIfPresent(String.self, forKey: .applicationId))
+            ?? (try? c.decodeIfPresent(String.self, forKey: .azp))
         audience = try? c.decodeIfPresent(String.self, forKey: .audience)
         issuer = try? c.decodeIfPresent(String.self, forKey: .issuer)
         managedIdentityResourceId = try? c.decodeIfPresent(String.self, forKey: .managedIdentityResourceId)

@@ -26,7 +26,8 @@ public struct WorkloadIdentityCredential: TokenCredential {
     ) {
         self.clientId = clientId
         self.assertion = assertion
-        endpoint = EntraTokenEndpoint(http: http, authority: authority, credential: "WorkloadIdentityCredential", now: now, clock: clock)
+        endpoint = EntraTokenEndpoint(
+            http: http, authority: authority, credential: "WorkloadIdentityCredential", now: now, clock: clock)
     }
 
     public var name: String { "WorkloadIdentityCredential (client \(clientId), tenant \(endpoint.authority.tenantId))" }
@@ -39,7 +40,8 @@ public struct WorkloadIdentityCredential: TokenCredential {
             tenant: tenant,
             fields: [
                 ("grant_type", "client_credentials"), ("client_id", clientId), ("scope", context.scope),
-                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), ("client_assertion", token),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", token),
             ]
         )
     }
@@ -51,18 +53,23 @@ public struct WorkloadIdentityCredential: TokenCredential {
                 throw CredentialError(
                     credential: "WorkloadIdentityCredential",
                     kind: .invalidConfiguration,
-                    message: "cannot read the federated token file \(path) (AZURE_FEDERATED_TOKEN_FILE); is the service-account token projected into the pod?"
+                    message:
+                        "cannot read the federated token file \(path) (AZURE_FEDERATED_TOKEN_FILE); is the service-account token projected into the pod?"
                 )
             }
             // Projected files may end in a newline; Entra wants the bare JWT.
             let token = String(decoding: data, as: UTF8.self).trimmingWhitespace
             guard !token.isEmpty else {
-                throw CredentialError(credential: "WorkloadIdentityCredential", kind: .invalidConfiguration, message: "the federated token file \(path) is empty")
+                throw CredentialError(
+                    credential: "WorkloadIdentityCredential", kind: .invalidConfiguration,
+                    message: "the federated token file \(path) is empty")
             }
             return token
         case .provider(let provide):
             guard let token = await provide()?.trimmingWhitespace, !token.isEmpty else {
-                throw CredentialError(credential: "WorkloadIdentityCredential", kind: .invalidConfiguration, message: "no service-account token is available")
+                throw CredentialError(
+                    credential: "WorkloadIdentityCredential", kind: .invalidConfiguration,
+                    message: "no service-account token is available")
             }
             return token
         }

@@ -11,9 +11,12 @@ public struct CSIClient: Sendable {
     public static func with<Result: Sendable>(
         socketPath: String, _ body: (CSIClient) async throws -> Result
     ) async throws -> Result {
-        let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext)
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext)
         return try await withGRPCClient(transport: transport) { client in
-            try await body(CSIClient(node: Csi_V1_Node.Client(wrapping: client), identity: Csi_V1_Identity.Client(wrapping: client)))
+            try await body(
+                CSIClient(
+                    node: Csi_V1_Node.Client(wrapping: client), identity: Csi_V1_Identity.Client(wrapping: client)))
         }
     }
 

@@ -1,13 +1,13 @@
 import CLinux
 import Continuity
-import DescriptorPassing
-import FuseBridge
-import GRPCCore
-import GRPCNIOTransportHTTP2Posix
 // `struct stat` comes from Glibc and again from CoreFoundation's headers (Foundation is loaded
 // through SwiftProtobuf, GRPCCore and Subprocess). Which of the two owns its members depends on
 // the order the compiler happens to load them, so MemberImportVisibility needs both imported.
 internal import CoreFoundation
+import DescriptorPassing
+import FuseBridge
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
 import Glibc
 import HTTPTransport
 import Logging
@@ -124,20 +124,29 @@ public final class NodePlugin: Sendable {
         do {
             kubeletDirectory = try KubeletDirectory(path: configuration.kubeletDirectory)
         } catch {
-            throw NodePluginError("\(error); --kubelet-dir must name kubelet's root directory (its --root-dir, /var/lib/kubelet by default)")
+            throw NodePluginError(
+                "\(error); --kubelet-dir must name kubelet's root directory (its --root-dir, /var/lib/kubelet by default)"
+            )
         }
         guard clinux_check_mount_api() == 0 else {
-            throw NodePluginError("this kernel lacks the mount API akvfs csi mounts volumes with (open_tree, mount_setattr): Linux 5.12 or later is needed")
+            throw NodePluginError(
+                "this kernel lacks the mount API akvfs csi mounts volumes with (open_tree, mount_setattr): Linux 5.12 or later is needed"
+            )
         }
         let continuity = MountContinuity(
-            mountpoint: MountTable.canonical(mountpoint), kind: "csi", store: configuration.keeperSocket.map { KeeperDescriptorStore(socketPath: $0) },
+            mountpoint: MountTable.canonical(mountpoint), kind: "csi",
+            store: configuration.keeperSocket.map { KeeperDescriptorStore(socketPath: $0) },
             handoffDirectory: geteuid() == 0 ? configuration.stateDirectory : nil)
         if let socket = continuity.handoffSocketPath, socket.utf8.count >= 108 {
-            throw NodePluginError("--state-dir \(configuration.stateDirectory) is too long: the handoff socket in it, \(socket), must be under 108 bytes")
+            throw NodePluginError(
+                "--state-dir \(configuration.stateDirectory) is too long: the handoff socket in it, \(socket), must be under 108 bytes"
+            )
         }
         // Before anything changes: a socket another process serves is not ours to take, unless
         // that process is a plugin that hands over.
-        try Self.checkEndpoint(configuration.socketPath, handoffSocket: continuity.handoffSocketPath, stateDirectory: configuration.stateDirectory)
+        try Self.checkEndpoint(
+            configuration.socketPath, handoffSocket: continuity.handoffSocketPath,
+            stateDirectory: configuration.stateDirectory)
 
         http = try CurlHTTPClient(configuration: configuration.http)
         var classes: SecretProviderClassReader?
@@ -156,7 +165,8 @@ public final class NodePlugin: Sendable {
 
         cache = ObjectCache(configuration: configuration.cache)
         let fileSystemConfiguration = FileSystemConfiguration(
-            root: .viewDirectories, metadataTTL: configuration.metadataTimeout, negativeTTL: configuration.negativeTimeout)
+            root: .viewDirectories, metadataTTL: configuration.metadataTimeout,
+            negativeTTL: configuration.negativeTimeout)
         let filesystem = VaultFileSystem(cache: cache, configuration: fileSystemConfiguration)
         self.filesystem = filesystem
 
@@ -168,7 +178,9 @@ public final class NodePlugin: Sendable {
         settings.maxParameterBytes = configuration.limits.requestBytes
         settings.maxConcurrentPublishes = configuration.limits.concurrentPublishes
         settings.nodeID = configuration.nodeID
-        let volumes = VolumeManager(settings: settings, filesystem: filesystem, cache: cache, sources: sources, tokens: tokens, classes: classes)
+        let volumes = VolumeManager(
+            settings: settings, filesystem: filesystem, cache: cache, sources: sources, tokens: tokens, classes: classes
+        )
         self.volumes = volumes
         filesystem.observeCacheEvents { event in
             if case .listingChanged = event { return }
@@ -179,8 +191,10 @@ public final class NodePlugin: Sendable {
         options.allowOther = true
         options.fsName = "akvfs-csi"
         mount = try await ContinuousMount(
-            filesystem: filesystem, cache: cache, options: options, continuity: continuity, version: configuration.version,
-            hooks: ContinuousMount.HandoffHooks(prepare: { await volumes.freeze() }, abandoned: { await volumes.thaw() }),
+            filesystem: filesystem, cache: cache, options: options, continuity: continuity,
+            version: configuration.version,
+            hooks: ContinuousMount.HandoffHooks(
+                prepare: { await volumes.freeze() }, abandoned: { await volumes.thaw() }),
             restore: { await volumes.restore(from: $0) })
         let log = mount.log
         await volumes.attach { key, value in
@@ -193,10 +207,14 @@ public final class NodePlugin: Sendable {
                 address: .unixDomainSocket(path: configuration.socketPath), transportSecurity: .plaintext,
                 // Room above the plugin's own limit, so a request over it gets a message saying so
                 // rather than gRPC's bare refusal.
-                config: .defaults { $0.rpc.maxRequestPayloadSize = max(4 << 20, 4 * configuration.limits.requestBytes) }),
+                config: .defaults { $0.rpc.maxRequestPayloadSize = max(4 << 20, 4 * configuration.limits.requestBytes) }
+            ),
             services: [
-                IdentityService(driverName: configuration.driverName, version: configuration.version, isReady: { state.ready.load(ordering: .relaxed) }),
-                NodeService(nodeID: configuration.nodeID, volumes: volumes, maxRequestBytes: configuration.limits.requestBytes),
+                IdentityService(
+                    driverName: configuration.driverName, version: configuration.version,
+                    isReady: { state.ready.load(ordering: .relaxed) }),
+                NodeService(
+                    nodeID: configuration.nodeID, volumes: volumes, maxRequestBytes: configuration.limits.requestBytes),
             ])
     }
 
@@ -204,7 +222,9 @@ public final class NodePlugin: Sendable {
     /// `stop()`, so a container restart does not take the volumes back). `onReady` runs once the
     /// socket listens.
     public func run(onReady: @escaping @Sendable () -> Void = {}) async throws {
-        let (mount, server, state, logger, configuration) = (self.mount, self.server, self.state, self.logger, self.configuration)
+        let (mount, server, state, logger, configuration) = (
+            self.mount, self.server, self.state, self.logger, self.configuration
+        )
         let serving = Task { try await mount.serve() }
         let watcher = filesystem.watchCache()
         await cache.startMaintenance()
@@ -212,7 +232,8 @@ public final class NodePlugin: Sendable {
 
         // The process that handed over closes the socket once this one serves the mount.
         if mount.wasTakenOver {
-            await Self.waitForRelease(of: configuration.socketPath, within: configuration.socketReleaseTimeout, logger: logger)
+            await Self.waitForRelease(
+                of: configuration.socketPath, within: configuration.socketReleaseTimeout, logger: logger)
         }
         Self.removeStaleSocket(configuration.socketPath)
 
@@ -226,7 +247,8 @@ public final class NodePlugin: Sendable {
                 logger.info(
                     mount.wasTakenOver ? "serving CSI with the volumes taken over" : "serving CSI",
                     metadata: [
-                        "socket": "\(configuration.socketPath)", "driver": "\(configuration.driverName)", "mount": "\(configuration.stateDirectory)/mount",
+                        "socket": "\(configuration.socketPath)", "driver": "\(configuration.driverName)",
+                        "mount": "\(configuration.stateDirectory)/mount",
                     ])
                 onReady()
             }
@@ -238,13 +260,16 @@ public final class NodePlugin: Sendable {
             switch ending {
             case .success(.handedOver), .success(.steppedAside):
                 state.handedOver.store(true, ordering: .relaxed)
-                logger.info("the next plugin process serves the volumes now; this one stops serving CSI and waits to be stopped")
+                logger.info(
+                    "the next plugin process serves the volumes now; this one stops serving CSI and waits to be stopped"
+                )
                 // Calls under way fail (the volumes are frozen); kubelet retries them with the next process.
                 // A graceful shutdown closes the listener first: cancelling the server instead crashes
                 // grpc-swift's transport when a connection arrives mid-cancel (NIOAsyncWriter not finished).
                 server.beginGracefulShutdown()
             case .success(.unmounted), .failure:
-                logger.critical("the shared FUSE mount ended unexpectedly; stopping the plugin", metadata: ["result": "\(ending)"])
+                logger.critical(
+                    "the shared FUSE mount ended unexpectedly; stopping the plugin", metadata: ["result": "\(ending)"])
                 server.beginGracefulShutdown()
             }
         }
@@ -277,14 +302,16 @@ public final class NodePlugin: Sendable {
             await volumes.freeze()
             await mount.leaveForNextProcess()
             _ = await serving.result
-            logger.info("stopping; the keeper holds the mount and \(published) volumes for the next start of the plugin")
+            logger.info(
+                "stopping; the keeper holds the mount and \(published) volumes for the next start of the plugin")
         } else if published == 0 {
             mount.unmount()
             _ = await serving.result
         } else {
             // Their bind mounts keep the FUSE connection open, so the loop would wait forever.
             logger.warning(
-                "stopping with \(published) volumes published and no keeper: pods see 'Transport endpoint is not connected' until the plugin runs again and kubelet republishes them")
+                "stopping with \(published) volumes published and no keeper: pods see 'Transport endpoint is not connected' until the plugin runs again and kubelet republishes them"
+            )
         }
     }
 
@@ -358,7 +385,8 @@ public final class NodePlugin: Sendable {
         let deadline = ContinuousClock.now + limit
         while clinux_stream_socket_is_live(path) == 1 {
             guard ContinuousClock.now < deadline else {
-                logger.warning("the previous plugin process still listens on \(path) after handing over; replacing its socket")
+                logger.warning(
+                    "the previous plugin process still listens on \(path) after handing over; replacing its socket")
                 return
             }
             try? await Task.sleep(for: .milliseconds(20))

@@ -12,33 +12,57 @@ public enum AKVFSVersion {
 public struct ConnectionOptions: ParsableArguments {
     public init() {}
 
-    @Option(help: "Azure cloud: AzurePublicCloud (default), AzureUSGovernmentCloud, AzureChinaCloud, AzureGermanCloud, or AzureStackCloud with --cloud-env-file. Env: AZURE_CLOUD_NAME.")
+    @Option(
+        help:
+            "Azure cloud: AzurePublicCloud (default), AzureUSGovernmentCloud, AzureChinaCloud, AzureGermanCloud, or AzureStackCloud with --cloud-env-file. Env: AZURE_CLOUD_NAME."
+    )
     public var cloud: String?
 
-    @Option(name: .customLong("cloud-env-file"), help: ArgumentHelp("JSON file describing a custom cloud (activeDirectoryEndpoint, keyVaultEndpoint, keyVaultDNSSuffix). Env: AZURE_ENVIRONMENT_FILEPATH.", valueName: "file"))
+    @Option(
+        name: .customLong("cloud-env-file"),
+        help: ArgumentHelp(
+            "JSON file describing a custom cloud (activeDirectoryEndpoint, keyVaultEndpoint, keyVaultDNSSuffix). Env: AZURE_ENVIRONMENT_FILEPATH.",
+            valueName: "file"))
     public var cloudEnvironmentFile: String?
 
-    @Option(name: .customLong("ca-file"), help: ArgumentHelp("PEM file of extra CAs to trust besides the system ones. Env: AKVFS_CA_FILE.", valueName: "file"))
+    @Option(
+        name: .customLong("ca-file"),
+        help: ArgumentHelp(
+            "PEM file of extra CAs to trust besides the system ones. Env: AKVFS_CA_FILE.", valueName: "file"))
     public var caFile: String?
 
     @Option(name: .customLong("api-version"), help: "Key Vault REST api-version to send.")
     public var apiVersion = "7.6"
 
-    @Option(help: ArgumentHelp("Give up on one operation, retries included, after this many seconds.", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp("Give up on one operation, retries included, after this many seconds.", valueName: "seconds")
+    )
     public var timeout = 120
 
-    @Option(name: .customLong("max-retry-after"), help: ArgumentHelp("Wait at most this many seconds when Key Vault throttles with Retry-After.", valueName: "seconds"))
+    @Option(
+        name: .customLong("max-retry-after"),
+        help: ArgumentHelp(
+            "Wait at most this many seconds when Key Vault throttles with Retry-After.", valueName: "seconds"))
     public var maxRetryAfter = 120
 
-    @Flag(help: "Offer HTTP/2 to Key Vault and multiplex requests over one connection (default: a pool of keep-alive HTTP/1.1 connections). Env: AKVFS_HTTP2=1.")
+    @Flag(
+        help:
+            "Offer HTTP/2 to Key Vault and multiplex requests over one connection (default: a pool of keep-alive HTTP/1.1 connections). Env: AKVFS_HTTP2=1."
+    )
     public var http2 = false
 
-    @Flag(name: .customLong("disable-challenge-resource-verification"), help: "Send tokens even when the vault's challenge names a resource outside its domain (custom domains only).")
+    @Flag(
+        name: .customLong("disable-challenge-resource-verification"),
+        help: "Send tokens even when the vault's challenge names a resource outside its domain (custom domains only).")
     public var disableChallengeResourceVerification = false
 
     public func validate() throws {
-        guard (1...3600).contains(timeout) else { throw ValidationError("--timeout must be between 1 and 3600 seconds; got \(timeout).") }
-        guard (0...3600).contains(maxRetryAfter) else { throw ValidationError("--max-retry-after must be between 0 and 3600 seconds; got \(maxRetryAfter).") }
+        guard (1...3600).contains(timeout) else {
+            throw ValidationError("--timeout must be between 1 and 3600 seconds; got \(timeout).")
+        }
+        guard (0...3600).contains(maxRetryAfter) else {
+            throw ValidationError("--max-retry-after must be between 0 and 3600 seconds; got \(maxRetryAfter).")
+        }
     }
 
     public func resolvedCloud(_ environment: [String: String]) throws -> AzureCloud {

@@ -9,6 +9,8 @@ public enum ProcessHardening {
     /// may hold a token or a secret. When the kernel refuses, a warning goes to stderr.
     public static func keepMemoryOutOfCoreDumps(program: String) {
         guard clinux_set_not_dumpable() != 0 else { return }
-        Terminal.error("\(program): warning: core dumps stay possible (prctl PR_SET_DUMPABLE: \(String(cString: strerror(errno)))); a crash could write secrets to disk")
+        Terminal.error(
+            "\(program): warning: core dumps stay possible (prctl PR_SET_DUMPABLE: \(String(cString: strerror(errno)))); a crash could write secrets to disk"
+        )
     }
 }

@@ -54,7 +54,8 @@ public final class ContinuousMount: Sendable {
     /// before anything is served, with the previous process's keyed values, for state beyond the
     /// inode table (the CSI plugin's volumes).
     public init(
-        filesystem: VaultFileSystem, cache: ObjectCache, options: MountOptions, continuity: MountContinuity, version: String,
+        filesystem: VaultFileSystem, cache: ObjectCache, options: MountOptions, continuity: MountContinuity,
+        version: String,
         hooks: HandoffHooks = .none, restore: ([String: [UInt8]]) async throws -> Void = { _ in }
     ) async throws {
         self.filesystem = filesystem
@@ -66,7 +67,9 @@ public final class ContinuousMount: Sendable {
         do {
             inherited = try continuity.inherit(version: version)
         } catch {
-            logger.warning("cannot take the mount over, mounting afresh: \(error)", metadata: ["mountpoint": "\(continuity.mountpoint)"])
+            logger.warning(
+                "cannot take the mount over, mounting afresh: \(error)",
+                metadata: ["mountpoint": "\(continuity.mountpoint)"])
         }
         if let inheritance = inherited {
             try await restore(inheritance.contents.values)
@@ -75,7 +78,8 @@ public final class ContinuousMount: Sendable {
                 try? await cache.importContent(cached)
                 cached.wipe()
             }
-            mount = try FuseMount(filesystem: filesystem, adopting: inheritance.connection, mountpoint: continuity.mountpoint)
+            mount = try FuseMount(
+                filesystem: filesystem, adopting: inheritance.connection, mountpoint: continuity.mountpoint)
             log = inheritance.log
             inheritedValues = inheritance.contents.values
             wasTakenOver = true
@@ -115,7 +119,11 @@ public final class ContinuousMount: Sendable {
                 // read just as it stopped would otherwise wait forever (seen once in tests).
                 let resent = mount.resendLostRequests()
                 if inherited.requestsLost {
-                    logger.info(resent ? "asked the kernel to resend requests the previous process did not answer" : "this kernel cannot resend requests the previous process did not answer (Linux 6.9 can); their callers may wait")
+                    logger.info(
+                        resent
+                            ? "asked the kernel to resend requests the previous process did not answer"
+                            : "this kernel cannot resend requests the previous process did not answer (Linux 6.9 can); their callers may wait"
+                    )
                 }
             }
             let running = Task { try await mount.run() }
@@ -171,7 +179,9 @@ public final class ContinuousMount: Sendable {
         let drained = await mount.stopServing(within: .seconds(10))
         filesystem.stopJournal()
         let cached = await cache.exportContent()
-        return HandoffOffer(fuseDescriptor: dup(mount.descriptor), logDescriptor: dup(log.descriptor), cachedContent: cached, drained: drained)
+        return HandoffOffer(
+            fuseDescriptor: dup(mount.descriptor), logDescriptor: dup(log.descriptor), cachedContent: cached,
+            drained: drained)
     }
 
     fileprivate func resume() {

@@ -90,7 +90,9 @@ public final class MountContinuity: Sendable {
     /// `mountpoint` canonical; `handoffDirectory` nil when this process may not hand over (not root).
     public init(mountpoint: String, kind: String, store: (any DescriptorStore)?, handoffDirectory: String?) {
         self.mountpoint = mountpoint
-        let digest = Digest.sha256(Array(mountpoint.utf8)).prefix(8).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        let digest = Digest.sha256(Array(mountpoint.utf8)).prefix(8).map {
+            ($0 < 16 ? "0" : "") + String($0, radix: 16)
+        }.joined()
         let identifier = "\(kind)-\(digest)"
         self.identifier = identifier
         self.store = store
@@ -113,26 +115,32 @@ public final class MountContinuity: Sendable {
         guard let store else { return nil }
         var kept = try store.retrieve()
         defer { kept.values.forEach { close($0) } }
-        guard let fuse = kept.removeValue(forKey: fuseName), let logDescriptor = kept.removeValue(forKey: logName) else { return nil }
+        guard let fuse = kept.removeValue(forKey: fuseName), let logDescriptor = kept.removeValue(forKey: logName)
+        else { return nil }
         do throws(ContinuityError) {
-            guard clinux_is_fuse_device(fuse) != 0 else { throw ContinuityError("the descriptor kept as \(fuseName) is not /dev/fuse") }
+            guard clinux_is_fuse_device(fuse) != 0 else {
+                throw ContinuityError("the descriptor kept as \(fuseName) is not /dev/fuse")
+            }
             let log = try StateLog(adopting: logDescriptor)
             let contents = try log.contents()
             guard let device = contents.values[Self.deviceKey].map({ String(decoding: $0, as: UTF8.self) }),
                 let initRequest = contents.values[Self.initKey]
             else { throw ContinuityError("the kept state names no mount") }
-            guard let mounted = MountTable.read().last(where: { $0.mountpoint == mountpoint }), mounted.device == device else {
+            guard let mounted = MountTable.read().last(where: { $0.mountpoint == mountpoint }), mounted.device == device
+            else {
                 throw ContinuityError("\(mountpoint) is no longer the mount the kept connection serves")
             }
             logger.info("reclaiming the mount from the descriptor store", metadata: ["mountpoint": "\(mountpoint)"])
             return Inheritance(
-                connection: FuseConnection(descriptor: fuse, initRequest: initRequest), log: log, contents: contents, cachedContent: nil,
+                connection: FuseConnection(descriptor: fuse, initRequest: initRequest), log: log, contents: contents,
+                cachedContent: nil,
                 requestsLost: true)
         } catch {
             close(fuse)
             store.remove(fuseName)
             store.remove(logName)
-            logger.warning("not reclaiming what the descriptor store kept: \(error)", metadata: ["mountpoint": "\(mountpoint)"])
+            logger.warning(
+                "not reclaiming what the descriptor store kept: \(error)", metadata: ["mountpoint": "\(mountpoint)"])
             return nil
         }
     }
@@ -141,21 +149,30 @@ public final class MountContinuity: Sendable {
         guard let path = handoffSocketPath, let socket = try LocalSocket.connect(to: path) else { return nil }
         socket.setTimeout(seconds: 60)
         try socket.send(LocalSocket.Message("TAKEOVER \(Self.protocolVersion) \(StateLog.formatVersion) \(version)"))
-        guard let answer = try socket.receive() else { throw ContinuityError("the running akvfs closed the handoff connection") }
+        guard let answer = try socket.receive() else {
+            throw ContinuityError("the running akvfs closed the handoff connection")
+        }
         let words = answer.text.split(separator: " ", maxSplits: 1).map(String.init)
         switch words.first {
         case "HANDOVER" where answer.descriptors.count == 3 && words.count == 2:
-            let (fuse, logDescriptor, cacheDescriptor) = (answer.descriptors[0], answer.descriptors[1], answer.descriptors[2])
+            let (fuse, logDescriptor, cacheDescriptor) = (
+                answer.descriptors[0], answer.descriptors[1], answer.descriptors[2]
+            )
             defer { close(cacheDescriptor) }
             do throws(ContinuityError) {
-                guard clinux_is_fuse_device(fuse) != 0 else { throw ContinuityError("the descriptor handed over is not /dev/fuse") }
+                guard clinux_is_fuse_device(fuse) != 0 else {
+                    throw ContinuityError("the descriptor handed over is not /dev/fuse")
+                }
                 let log = try StateLog(adopting: logDescriptor)
                 let contents = try log.contents()
-                guard let initRequest = contents.values[Self.initKey] else { throw ContinuityError("the state handed over has no FUSE INIT") }
+                guard let initRequest = contents.values[Self.initKey] else {
+                    throw ContinuityError("the state handed over has no FUSE INIT")
+                }
                 let cached = SealedMemory.read(cacheDescriptor)
                 logger.info("taking the mount over from the running akvfs", metadata: ["mountpoint": "\(mountpoint)"])
                 return Inheritance(
-                    connection: FuseConnection(descriptor: fuse, initRequest: initRequest), log: log, contents: contents,
+                    connection: FuseConnection(descriptor: fuse, initRequest: initRequest), log: log,
+                    contents: contents,
                     cachedContent: cached, requestsLost: words[1] != "drained", handoff: socket)
             } catch {
                 close(fuse)
@@ -164,7 +181,8 @@ public final class MountContinuity: Sendable {
         case "REFUSE":
             answer.descriptors.forEach { close($0) }
             let reason = words.count > 1 ? words[1] : "no reason given"
-            logger.warning("the running akvfs refused the handoff (\(reason)); it unmounts and this process mounts afresh")
+            logger.warning(
+                "the running akvfs refused the handoff (\(reason)); it unmounts and this process mounts afresh")
             try socket.send(LocalSocket.Message("STEPASIDE"))
             _ = try? socket.receive()
             return nil
@@ -183,7 +201,8 @@ public final class MountContinuity: Sendable {
             try store.store(fuse, as: fuseName)
             try store.store(log.descriptor, as: logName)
         } catch {
-            logger.warning("the mount will not outlive this process: \(error)", metadata: ["mountpoint": "\(mountpoint)"])
+            logger.warning(
+                "the mount will not outlive this process: \(error)", metadata: ["mountpoint": "\(mountpoint)"])
         }
     }
 
@@ -196,7 +215,9 @@ public final class MountContinuity: Sendable {
         guard let store, store.canList, let kept = try? store.retrieve() else { return }
         defer { kept.values.forEach { close($0) } }
         guard kept[fuseName] == nil || kept[logName] == nil else { return }
-        logger.notice("the descriptor store lost the mount (the keeper restarted?); keeping it there again", metadata: ["mountpoint": "\(mountpoint)"])
+        logger.notice(
+            "the descriptor store lost the mount (the keeper restarted?); keeping it there again",
+            metadata: ["mountpoint": "\(mountpoint)"])
         keep(fuse: fuse, log: log)
     }
 
@@ -239,7 +260,8 @@ public final class MountContinuity: Sendable {
 
     /// One handoff; true when the taker serves now (this process is done).
     private static func handOff(
-        over connection: LocalSocket, at path: String, version: String, participant: any HandoffParticipant, logger: Logger,
+        over connection: LocalSocket, at path: String, version: String, participant: any HandoffParticipant,
+        logger: Logger,
         givingAwayTheSocket: () -> Void
     ) -> Bool {
         connection.setTimeout(seconds: 60)
@@ -250,9 +272,12 @@ public final class MountContinuity: Sendable {
             return false
         }
         guard words[1] == String(protocolVersion), words[2] == String(StateLog.formatVersion) else {
-            logger.notice("a handoff from an incompatible akvfs (\(words.dropFirst().joined(separator: " "))) is refused")
+            logger.notice(
+                "a handoff from an incompatible akvfs (\(words.dropFirst().joined(separator: " "))) is refused")
             try? connection.send(
-                LocalSocket.Message("REFUSE incompatible: akvfs \(version) hands over with protocol \(protocolVersion), state format \(StateLog.formatVersion)"))
+                LocalSocket.Message(
+                    "REFUSE incompatible: akvfs \(version) hands over with protocol \(protocolVersion), state format \(StateLog.formatVersion)"
+                ))
             guard (try? connection.receive())?.text == "STEPASIDE" else { return false }
             givingAwayTheSocket()
             unlink(path)
@@ -266,13 +291,16 @@ public final class MountContinuity: Sendable {
             return false
         }
         var cached = offer.cachedContent
-        let cacheDescriptor = SealedMemory.make(cached, name: "akvfs-cache") ?? SealedMemory.make([], name: "akvfs-cache")
+        let cacheDescriptor =
+            SealedMemory.make(cached, name: "akvfs-cache") ?? SealedMemory.make([], name: "akvfs-cache")
         cached.wipe()
         unlink(path)
         let descriptors = [offer.fuseDescriptor, offer.logDescriptor, cacheDescriptor ?? -1]
         defer { descriptors.forEach { close($0) } }
         let handedOver =
-            (try? connection.send(LocalSocket.Message("HANDOVER \(offer.drained ? "drained" : "undrained")", descriptors: descriptors))) != nil
+            (try? connection.send(
+                LocalSocket.Message("HANDOVER \(offer.drained ? "drained" : "undrained")", descriptors: descriptors)))
+            != nil
             && (try? connection.receive())?.text == "SERVING"
         if handedOver {
             givingAwayTheSocket()

@@ -44,7 +44,9 @@ public final class StateLog: InodeJournal, @unchecked Sendable {
     /// it is written).
     public init(regionCapacity: Int = 64 << 20) throws(ContinuityError) {
         let descriptor = clinux_memfd("akvfs-state", Int64(Self.headerSize + 2 * regionCapacity))
-        guard descriptor >= 0 else { throw ContinuityError("cannot create the state log: \(String(cString: strerror(errno)))") }
+        guard descriptor >= 0 else {
+            throw ContinuityError("cannot create the state log: \(String(cString: strerror(errno)))")
+        }
         self.descriptor = descriptor
         self.regionCapacity = regionCapacity
         base = try Self.map(descriptor, size: Self.headerSize + 2 * regionCapacity)
@@ -75,7 +77,8 @@ public final class StateLog: InodeJournal, @unchecked Sendable {
             munmap(mapped, size)
             close(descriptor)
             throw ContinuityError(
-                "the state log handed over has format \(magic == Self.magic ? "version \(version)" : "unknown"); this akvfs reads version \(Self.formatVersion)")
+                "the state log handed over has format \(magic == Self.magic ? "version \(version)" : "unknown"); this akvfs reads version \(Self.formatVersion)"
+            )
         }
         self.descriptor = descriptor
         base = mapped
@@ -149,7 +152,8 @@ public final class StateLog: InodeJournal, @unchecked Sendable {
         lock.withLock { keyed in
             let target = 1 - active
             setCommitted(target, 0)
-            let fits = keyed.values.allSatisfy { write(.value, Self.keyedPayload($0.key, $0.value), into: target) }
+            let fits =
+                keyed.values.allSatisfy { write(.value, Self.keyedPayload($0.key, $0.value), into: target) }
                 && records.allSatisfy { write(.record, $0, into: target) }
             guard fits else {
                 base.storeBytes(of: UInt32(1), toByteOffset: 40, as: UInt32.self)
@@ -159,7 +163,8 @@ public final class StateLog: InodeJournal, @unchecked Sendable {
             active = target
             keyed.wantsCompaction = false
             // The old region's memory goes back to the kernel.
-            _ = clinux_punch_hole(descriptor, Int64(Self.headerSize + (1 - target) * regionCapacity), Int64(regionCapacity))
+            _ = clinux_punch_hole(
+                descriptor, Int64(Self.headerSize + (1 - target) * regionCapacity), Int64(regionCapacity))
             setCommitted(1 - target, 0)
         }
     }
@@ -202,19 +207,25 @@ public final class StateLog: InodeJournal, @unchecked Sendable {
     public func contents() throws(ContinuityError) -> Contents {
         try lock.withLock { keyed throws(ContinuityError) in
             guard !isOverflowed else {
-                throw ContinuityError("the state log overflowed (more than \(regionCapacity >> 20) MiB of state); it cannot be taken over")
+                throw ContinuityError(
+                    "the state log overflowed (more than \(regionCapacity >> 20) MiB of state); it cannot be taken over"
+                )
             }
             var contents = Contents()
             let region = active
             let length = committed(region)
-            guard region <= 1, length <= regionCapacity else { throw ContinuityError("the state log's header is damaged") }
+            guard region <= 1, length <= regionCapacity else {
+                throw ContinuityError("the state log's header is damaged")
+            }
             let bytes = UnsafeRawBufferPointer(start: regionStart(region), count: length)
             var offset = 0
             while offset < length {
                 guard length - offset >= 5 else { throw ContinuityError("the state log ends inside an entry") }
                 let count = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
                 let kind = Kind(rawValue: bytes[offset + 4])
-                guard offset + 5 + count <= length, let kind else { throw ContinuityError("the state log has a damaged entry") }
+                guard offset + 5 + count <= length, let kind else {
+                    throw ContinuityError("the state log has a damaged entry")
+                }
                 let payload = Array(bytes[(offset + 5)..<(offset + 5 + count)])
                 offset += 5 + count
                 switch kind {
@@ -223,7 +234,9 @@ public final class StateLog: InodeJournal, @unchecked Sendable {
                 case .value, .removal:
                     guard payload.count >= 4 else { throw ContinuityError("the state log has a damaged value") }
                     let keyLength = Int(payload.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
-                    guard 4 + keyLength <= payload.count else { throw ContinuityError("the state log has a damaged value") }
+                    guard 4 + keyLength <= payload.count else {
+                        throw ContinuityError("the state log has a damaged value")
+                    }
                     let key = String(decoding: payload[4..<(4 + keyLength)], as: UTF8.self)
                     contents.values[key] = kind == .value ? Array(payload[(4 + keyLength)...]) : nil
                 }

@@ -42,7 +42,8 @@ public enum SystemdNotifier {
         guard connected == 0 else { return false }
         let message = Array(state.utf8)
         let sent = message.withUnsafeBytes {
-            clinux_send_with_descriptors(descriptor, $0.baseAddress, UInt($0.count), descriptors, Int32(descriptors.count))
+            clinux_send_with_descriptors(
+                descriptor, $0.baseAddress, UInt($0.count), descriptors, Int32(descriptors.count))
         }
         return sent == message.count
     }
@@ -64,7 +65,9 @@ public final class SystemdDescriptorStore: DescriptorStore {
 
     public func store(_ descriptor: Int32, as name: String) throws(ContinuityError) {
         guard SystemdNotifier.notify("FDSTORE=1\nFDNAME=\(name)", descriptors: [descriptor]) else {
-            throw ContinuityError("systemd did not take the descriptor \(name) (is NOTIFY_SOCKET set, and FileDescriptorStoreMax in the unit?)")
+            throw ContinuityError(
+                "systemd did not take the descriptor \(name) (is NOTIFY_SOCKET set, and FileDescriptorStoreMax in the unit?)"
+            )
         }
     }
 
@@ -83,7 +86,10 @@ public final class SystemdDescriptorStore: DescriptorStore {
         guard let pid = getenv("LISTEN_PID").flatMap({ Int32(String(cString: $0)) }), pid == getpid(),
             let count = getenv("LISTEN_FDS").flatMap({ Int(String(cString: $0)) }), count > 0, count < 1024
         else { return [:] }
-        let names = getenv("LISTEN_FDNAMES").map { String(cString: $0).split(separator: ":", omittingEmptySubsequences: false).map(String.init) } ?? []
+        let names =
+            getenv("LISTEN_FDNAMES").map {
+                String(cString: $0).split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            } ?? []
         var passed: [String: Int32] = [:]
         for index in 0..<count {
             let descriptor = Int32(3 + index)
@@ -110,7 +116,9 @@ public final class KeeperDescriptorStore: DescriptorStore {
 
     public func store(_ descriptor: Int32, as name: String) throws(ContinuityError) {
         let answer = try request(LocalSocket.Message("STORE \(name)", descriptors: [descriptor]))
-        guard answer.text == "OK" else { throw ContinuityError("the keeper at \(socketPath) did not keep \(name): \(answer.text)") }
+        guard answer.text == "OK" else {
+            throw ContinuityError("the keeper at \(socketPath) did not keep \(name): \(answer.text)")
+        }
     }
 
     public func remove(_ name: String) {
@@ -123,7 +131,9 @@ public final class KeeperDescriptorStore: DescriptorStore {
         let names = Array(lines.dropFirst())
         guard lines.first == "KEPT", names.count == answer.descriptors.count else {
             answer.descriptors.forEach { close($0) }
-            throw ContinuityError("the keeper at \(socketPath) answered LIST with \(lines.first ?? "nothing") and \(names.count) names for \(answer.descriptors.count) descriptors; is it an akvfs-keeper of this version?")
+            throw ContinuityError(
+                "the keeper at \(socketPath) answered LIST with \(lines.first ?? "nothing") and \(names.count) names for \(answer.descriptors.count) descriptors; is it an akvfs-keeper of this version?"
+            )
         }
         return Dictionary(zip(names, answer.descriptors)) { first, second in
             close(second)
@@ -137,7 +147,9 @@ public final class KeeperDescriptorStore: DescriptorStore {
         }
         socket.setTimeout(seconds: 10)
         try socket.send(message)
-        guard let answer = try socket.receive() else { throw ContinuityError("the keeper at \(socketPath) closed the connection") }
+        guard let answer = try socket.receive() else {
+            throw ContinuityError("the keeper at \(socketPath) closed the connection")
+        }
         return answer
     }
 }

@@ -33,7 +33,8 @@ public final class Keeper {
                 log("poll failed: \(String(cString: strerror(errno)))")
                 return
             }
-            for (index, name) in names.enumerated() where waiting[index + 1].revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 {
+            for (index, name) in names.enumerated()
+            where waiting[index + 1].revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 {
                 log("letting go of \(name): its other end is gone")
                 release(name)
             }
@@ -49,9 +50,11 @@ public final class Keeper {
         let words = request.text.split(separator: " ", maxSplits: 1).map(String.init)
         let answer: LocalSocket.Message
         switch (words.first, words.count) {
-        case ("STORE", 2) where request.descriptors.count == 1 && kept[words[1]] == nil && kept.count >= LocalSocket.mostDescriptors:
+        case ("STORE", 2)
+        where request.descriptors.count == 1 && kept[words[1]] == nil && kept.count >= LocalSocket.mostDescriptors:
             close(request.descriptors[0])
-            answer = LocalSocket.Message("ERROR full: a keeper holds at most \(LocalSocket.mostDescriptors) descriptors")
+            answer = LocalSocket.Message(
+                "ERROR full: a keeper holds at most \(LocalSocket.mostDescriptors) descriptors")
         case ("STORE", 2) where request.descriptors.count == 1:
             release(words[1])
             kept[words[1]] = request.descriptors[0]
@@ -63,7 +66,8 @@ public final class Keeper {
         case ("LIST", 1) where request.descriptors.isEmpty:
             let names = kept.keys.sorted()
             // Never empty: an empty message reads as the connection closing.
-            answer = LocalSocket.Message((["KEPT"] + names).joined(separator: "\n"), descriptors: names.map { kept[$0]! })
+            answer = LocalSocket.Message(
+                (["KEPT"] + names).joined(separator: "\n"), descriptors: names.map { kept[$0]! })
         default:
             request.descriptors.forEach { close($0) }
             answer = LocalSocket.Message("ERROR unknown request; STORE <name>, REMOVE <name> or LIST")

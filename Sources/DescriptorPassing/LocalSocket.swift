@@ -90,9 +90,12 @@ public final class LocalSocket: @unchecked Sendable {
 
     public func send(_ message: Message) throws(ContinuityError) {
         let sent = message.bytes.withUnsafeBytes { bytes in
-            clinux_send_with_descriptors(descriptor, bytes.baseAddress, UInt(bytes.count), message.descriptors, Int32(message.descriptors.count))
+            clinux_send_with_descriptors(
+                descriptor, bytes.baseAddress, UInt(bytes.count), message.descriptors, Int32(message.descriptors.count))
         }
-        guard sent == message.bytes.count else { throw ContinuityError("cannot send to the other process: \(String(cString: strerror(errno)))") }
+        guard sent == message.bytes.count else {
+            throw ContinuityError("cannot send to the other process: \(String(cString: strerror(errno)))")
+        }
     }
 
     /// The next message; nil when the other end closed the connection.
@@ -104,9 +107,12 @@ public final class LocalSocket: @unchecked Sendable {
         var descriptors = [Int32](repeating: -1, count: Self.mostDescriptors)
         var count: Int32 = 0
         let received = bytes.withUnsafeMutableBytes { buffer in
-            clinux_receive_with_descriptors(descriptor, buffer.baseAddress, UInt(buffer.count), &descriptors, Int32(Self.mostDescriptors), &count)
+            clinux_receive_with_descriptors(
+                descriptor, buffer.baseAddress, UInt(buffer.count), &descriptors, Int32(Self.mostDescriptors), &count)
         }
-        guard received >= 0 else { throw ContinuityError("cannot receive from the other process: \(String(cString: strerror(errno)))") }
+        guard received >= 0 else {
+            throw ContinuityError("cannot receive from the other process: \(String(cString: strerror(errno)))")
+        }
         if received == 0, count == 0 { return nil }
         return Message(bytes: Array(bytes[0..<received]), descriptors: Array(descriptors[0..<Int(count)]))
     }
@@ -123,18 +129,25 @@ public final class LocalSocket: @unchecked Sendable {
         var uid: UInt32 = 0
         var gid: UInt32 = 0
         guard clinux_peer_credentials(descriptor, &pid, &uid, &gid) == 0 else {
-            throw ContinuityError("cannot read the credentials of the other process: \(String(cString: strerror(errno)))")
+            throw ContinuityError(
+                "cannot read the credentials of the other process: \(String(cString: strerror(errno)))")
         }
-        guard uid == 0 else { throw ContinuityError("the other process (pid \(pid)) runs as uid \(uid), not root; refused") }
+        guard uid == 0 else {
+            throw ContinuityError("the other process (pid \(pid)) runs as uid \(uid), not root; refused")
+        }
     }
 
     private static func makeSocket() throws(ContinuityError) -> LocalSocket {
         let descriptor = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { throw ContinuityError("cannot create a socket: \(String(cString: strerror(errno)))") }
+        guard descriptor >= 0 else {
+            throw ContinuityError("cannot create a socket: \(String(cString: strerror(errno)))")
+        }
         return LocalSocket(descriptor: descriptor)
     }
 
-    private static func withAddress<Result>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
+    private static func withAddress<Result>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result)
+        -> Result
+    {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8.prefix(107))

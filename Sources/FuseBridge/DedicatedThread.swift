@@ -17,11 +17,13 @@ enum DedicatedThread {
         await withCheckedContinuation { continuation in
             let work = Unmanaged.passRetained(Work(body: body, continuation: continuation)).toOpaque()
             var thread = pthread_t()
-            let status = pthread_create(&thread, nil, { context in
-                let work = Unmanaged<Work>.fromOpaque(context!).takeRetainedValue()
-                work.continuation.resume(returning: work.body())
-                return nil
-            }, work)
+            let status = pthread_create(
+                &thread, nil,
+                { context in
+                    let work = Unmanaged<Work>.fromOpaque(context!).takeRetainedValue()
+                    work.continuation.resume(returning: work.body())
+                    return nil
+                }, work)
             if status == 0 {
                 pthread_detach(thread)
             } else {

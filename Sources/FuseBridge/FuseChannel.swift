@@ -137,7 +137,10 @@ final class FuseChannel: @unchecked Sendable {
     // MARK: I/O, called by libfuse on the session's loop thread (reads) and any thread (writes)
 
     func read(_ descriptor: Int32, into buffer: UnsafeMutableRawPointer, capacity: Int) -> Int {
-        if let replay = state.withLock({ state in defer { state.replay = nil }; return state.replay }) {
+        if let replay = state.withLock({ state in
+            defer { state.replay = nil }
+            return state.replay
+        }) {
             guard replay.count <= capacity else {
                 errno = EINVAL
                 return -1
@@ -145,7 +148,10 @@ final class FuseChannel: @unchecked Sendable {
             replay.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: replay.count) }
             return replay.count
         }
-        var waiting = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0), pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
+        var waiting = [
+            pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0),
+        ]
         while poll(&waiting, 2, -1) < 0 {
             guard errno == EINTR else { return -1 }
         }

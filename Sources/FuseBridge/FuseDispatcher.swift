@@ -11,7 +11,8 @@ final class FuseDispatcher: Sendable {
     let channel: FuseChannel
     /// Handles start at a random number, so those of a process that served the mount before
     /// (still open in the kernel after a takeover) rarely collide with this process's.
-    private let directories = Mutex<(next: UInt64, listings: [UInt64: DirectoryListing])>((UInt64.random(in: 1...(1 << 48)), [:]))
+    private let directories = Mutex<(next: UInt64, listings: [UInt64: DirectoryListing])>(
+        (UInt64.random(in: 1...(1 << 48)), [:]))
 
     private struct DirectoryListing {
         var inode: UInt64
@@ -40,7 +41,7 @@ final class FuseDispatcher: Sendable {
             do throws(Errno) {
                 let reply = try await filesystem.lookup(parent: parent, name: name)
                 channel.order.reply { request.entry(self.withCurrentLinks(reply)) }
-            } catch where error == .noEntry {
+            } catch  where error == .noEntry {
                 request.negativeEntry(timeout: negativeTimeout)
             } catch {
                 request.fail(error)

@@ -56,12 +56,16 @@ public final class FuseMount: Sendable {
 
     /// Serves a connection another process mounted at `mountpoint` (a handoff or a restart
     /// after a crash). The descriptor is this object's from now on.
-    public convenience init(filesystem: VaultFileSystem, adopting connection: FuseConnection, mountpoint: String) throws(FuseError) {
+    public convenience init(filesystem: VaultFileSystem, adopting connection: FuseConnection, mountpoint: String)
+        throws(FuseError)
+    {
         try self.init(filesystem: filesystem, mountpoint: mountpoint, options: MountOptions(), adopting: connection)
         logger.info("took over the mount", metadata: ["mountpoint": "\(mountpoint)"])
     }
 
-    private init(filesystem: VaultFileSystem, mountpoint: String, options: MountOptions, adopting connection: FuseConnection?) throws(FuseError) {
+    private init(
+        filesystem: VaultFileSystem, mountpoint: String, options: MountOptions, adopting connection: FuseConnection?
+    ) throws(FuseError) {
         self.mountpoint = mountpoint
         adopted = connection != nil
         let channel = try FuseChannel(adopting: connection?.initRequest)
@@ -86,7 +90,8 @@ public final class FuseMount: Sendable {
         } else {
             guard fuse_session_mount(pointer, mountpoint) == 0 else {
                 throw FuseError(
-                    "cannot mount at \(mountpoint): the kernel refused (see the libfuse message above). Mounting needs root or fusermount3, /dev/fuse, and an existing empty directory.")
+                    "cannot mount at \(mountpoint): the kernel refused (see the libfuse message above). Mounting needs root or fusermount3, /dev/fuse, and an existing empty directory."
+                )
             }
             descriptor = fuse_session_fd(pointer)
         }
@@ -102,7 +107,9 @@ public final class FuseMount: Sendable {
     /// The connection, for another process to adopt: the descriptor stays this object's (pass a
     /// duplicate); nil until the kernel's INIT has arrived.
     public var connection: FuseConnection? {
-        dispatcher.channel.initRequest.map { FuseConnection(descriptor: fuse_session_fd(session.pointer), initRequest: $0) }
+        dispatcher.channel.initRequest.map {
+            FuseConnection(descriptor: fuse_session_fd(session.pointer), initRequest: $0)
+        }
     }
 
     /// Called once with the kernel's INIT request when a fresh mount receives it.
@@ -123,7 +130,8 @@ public final class FuseMount: Sendable {
         let status = await DedicatedThread.run { fuse_session_loop(session.pointer) }
         looping.store(false, ordering: .releasing)
         if stopping.load(ordering: .acquiring) {
-            logger.info("stopped serving; the mount stays up for the next process", metadata: ["mountpoint": "\(mountpoint)"])
+            logger.info(
+                "stopped serving; the mount stays up for the next process", metadata: ["mountpoint": "\(mountpoint)"])
             return .stopped
         }
         session.live.withLock { $0 = false }
@@ -144,7 +152,9 @@ public final class FuseMount: Sendable {
         fuse_session_exit(session.pointer)
         dispatcher.channel.wakeReader()
         let deadline = ContinuousClock.now + limit
-        while dispatcher.channel.unansweredRequests > 0 || looping.load(ordering: .acquiring), ContinuousClock.now < deadline {
+        while dispatcher.channel.unansweredRequests > 0 || looping.load(ordering: .acquiring),
+            ContinuousClock.now < deadline
+        {
             try? await Task.sleep(for: .milliseconds(2))
         }
         return dispatcher.channel.unansweredRequests == 0
@@ -212,7 +222,8 @@ public final class FuseMount: Sendable {
                             // notify_delete rather than inval_entry: watchers of the old inode
                             // (inotify, fsnotify) then hear that it was deleted.
                             order.waitForRepliesInFlight()
-                            let result = fuse_lowlevel_notify_delete(session.pointer, fuse_ino_t(parent), fuse_ino_t(inode), name, name.utf8.count)
+                            let result = fuse_lowlevel_notify_delete(
+                                session.pointer, fuse_ino_t(parent), fuse_ino_t(inode), name, name.utf8.count)
                             // ENOENT: the kernel has no such name, or it shows another inode already.
                             if result != 0 && result != -ENOENT {
                                 logger.debug("kernel invalidation of \(name) in inode \(parent) returned \(result)")
@@ -233,12 +244,16 @@ enum MountpointCheck {
     static func prepare(_ mountpoint: String) throws(FuseError) {
         if MountTable.isDisconnected(mountpoint) {
             try clearDeadMount(mountpoint)
-        } else if let existing = MountTable.read().last(where: { $0.mountpoint == MountTable.canonical(mountpoint) }), existing.filesystemType.hasPrefix("fuse") {
-            throw FuseError("\(mountpoint) is already a live FUSE mount; unmount it first (akvfs unmount \(mountpoint)).")
+        } else if let existing = MountTable.read().last(where: { $0.mountpoint == MountTable.canonical(mountpoint) }),
+            existing.filesystemType.hasPrefix("fuse")
+        {
+            throw FuseError(
+                "\(mountpoint) is already a live FUSE mount; unmount it first (akvfs unmount \(mountpoint)).")
         }
         var status = stat()
         guard stat(mountpoint, &status) == 0 else {
-            throw FuseError("mountpoint \(mountpoint): \(String(cString: strerror(errno))). Create it as an empty directory first.")
+            throw FuseError(
+                "mountpoint \(mountpoint): \(String(cString: strerror(errno))). Create it as an empty directory first.")
         }
         guard status.st_mode & S_IFMT == S_IFDIR else {
             throw FuseError("mountpoint \(mountpoint) is not a directory.")
@@ -246,7 +261,8 @@ enum MountpointCheck {
     }
 
     static func clearDeadMount(_ mountpoint: String) throws(FuseError) {
-        Logger(label: "akvfs.fuse").warning("clearing a dead mount at \(mountpoint) (left by a daemon that stopped without unmounting)")
+        Logger(label: "akvfs.fuse").warning(
+            "clearing a dead mount at \(mountpoint) (left by a daemon that stopped without unmounting)")
         try detach(mountpoint)
     }
 
@@ -258,9 +274,12 @@ enum MountpointCheck {
         }
         var status: Int32 = 0
         var pid: pid_t = 0
-        let arguments: [UnsafeMutablePointer<CChar>?] = ["fusermount3", "-u", "-z", mountpoint].map { (text: String) in strdup(text) } + [nil]
+        let arguments: [UnsafeMutablePointer<CChar>?] =
+            ["fusermount3", "-u", "-z", mountpoint].map { (text: String) in strdup(text) } + [nil]
         defer { arguments.forEach { free($0) } }
-        guard posix_spawnp(&pid, "fusermount3", nil, nil, arguments, environ) == 0, waitpid(pid, &status, 0) == pid, status == 0 else {
+        guard posix_spawnp(&pid, "fusermount3", nil, nil, arguments, environ) == 0, waitpid(pid, &status, 0) == pid,
+            status == 0
+        else {
             throw FuseError("cannot unmount \(mountpoint); run 'fusermount3 -uz \(mountpoint)'.")
         }
     }

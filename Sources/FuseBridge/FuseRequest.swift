@@ -88,7 +88,8 @@ final class FuseRequest: @unchecked Sendable {
     func bytes(_ buffer: UnsafeBufferPointer<UInt8>) {
         guard claim() else { return }
         defer { answered() }
-        _ = fuse_reply_buf(request, UnsafeRawPointer(buffer.baseAddress)?.assumingMemoryBound(to: CChar.self), buffer.count)
+        _ = fuse_reply_buf(
+            request, UnsafeRawPointer(buffer.baseAddress)?.assumingMemoryBound(to: CChar.self), buffer.count)
     }
 
     func extendedAttributeSize(_ size: Int) {
@@ -135,7 +136,8 @@ final class FuseRequest: @unchecked Sendable {
             attributes.st_ino = UInt(entry.inode)
             attributes.st_mode = entry.type == .directory ? S_IFDIR : S_IFREG
             let needed = buffer.withUnsafeMutableBufferPointer { pointer in
-                fuse_add_direntry(request, pointer.baseAddress! + used, size - used, entry.name, &attributes, off_t(index + 1))
+                fuse_add_direntry(
+                    request, pointer.baseAddress! + used, size - used, entry.name, &attributes, off_t(index + 1))
             }
             guard used + needed <= size else { break }
             used += needed

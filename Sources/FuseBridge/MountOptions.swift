@@ -12,7 +12,9 @@ public struct MountOptions: Sendable, Equatable {
 
     /// `ro`, `noatime` and `default_permissions` always; the kernel enforces read-only and modes.
     var optionString: String {
-        var options = ["ro", "noatime", "nodev", "nosuid", "fsname=\(fsName.replacing(",", with: "_"))", "subtype=akvfs"]
+        var options = [
+            "ro", "noatime", "nodev", "nosuid", "fsname=\(fsName.replacing(",", with: "_"))", "subtype=akvfs",
+        ]
         if !skipPermissionChecks { options.append("default_permissions") }
         if allowOther { options.append("allow_other") }
         return options.joined(separator: ",")

@@ -20,10 +20,13 @@ public enum MountTable {
         defer { free(line) }
         while getline(&line, &capacity, file) > 0, let line {
             let fields = String(cString: line).split(separator: " ", omittingEmptySubsequences: false).map(String.init)
-            guard let separator = fields.firstIndex(of: "-"), fields.count > separator + 2, fields.count > 4 else { continue }
+            guard let separator = fields.firstIndex(of: "-"), fields.count > separator + 2, fields.count > 4 else {
+                continue
+            }
             entries.append(
                 Entry(
-                    mountpoint: unescape(fields[4]), filesystemType: fields[separator + 1], source: unescape(fields[separator + 2]),
+                    mountpoint: unescape(fields[4]), filesystemType: fields[separator + 1],
+                    source: unescape(fields[separator + 2]),
                     device: fields[2]))
         }
         return entries
@@ -34,7 +37,9 @@ public enum MountTable {
         var bytes: [UInt8] = []
         var input = Array(text.utf8)[...]
         while let byte = input.first {
-            if byte == UInt8(ascii: "\\"), input.count >= 4, let value = UInt8(String(decoding: input.dropFirst().prefix(3), as: UTF8.self), radix: 8) {
+            if byte == UInt8(ascii: "\\"), input.count >= 4,
+                let value = UInt8(String(decoding: input.dropFirst().prefix(3), as: UTF8.self), radix: 8)
+            {
                 bytes.append(value)
                 input = input.dropFirst(4)
             } else {
@@ -62,4 +67,3 @@ public enum MountTable {
         return String(cString: resolved)
     }
 }
-

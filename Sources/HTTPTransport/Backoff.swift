@@ -27,7 +27,9 @@ public struct Backoff: Sendable, Equatable {
 public enum RetryAfter {
     public static func parse(_ headers: HTTPFields, now: Date = Date()) -> Duration? {
         for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
-            if let field = HTTPField.Name(name), let text = headers[field], let value = Double(text.trimmingSpaces), value >= 0 {
+            if let field = HTTPField.Name(name), let text = headers[field], let value = Double(text.trimmingSpaces),
+                value >= 0
+            {
                 return .milliseconds(Int64(value))
             }
         }
@@ -45,7 +47,8 @@ public enum RetryAfter {
         let parts = text.split(separator: " ")
         guard parts.count == 6, parts[5] == "GMT",
             let day = Int(parts[1]),
-            let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].firstIndex(of: String(parts[2])),
+            let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].firstIndex(
+                of: String(parts[2])),
             let year = Int(parts[3])
         else { return nil }
         let clock = parts[4].split(separator: ":").compactMap { Int($0) }
@@ -81,7 +84,9 @@ public struct RetryBudget: Sendable {
         self.budget = budget
     }
 
-    private static func measure<C: Clock<Duration>>(_ clock: C) -> (@Sendable () -> Duration, @Sendable (Duration) async throws -> Void) {
+    private static func measure<C: Clock<Duration>>(_ clock: C) -> (
+        @Sendable () -> Duration, @Sendable (Duration) async throws -> Void
+    ) {
         let start = clock.now
         return ({ start.duration(to: clock.now) }, { try await clock.sleep(for: $0) })
     }

@@ -46,8 +46,9 @@ final class CurlLoopMailbox: Sendable {
             return nil
         }
         if let rejection {
-            submission.continuation.resume(returning: .failure(
-                HTTPTransportError(kind: .cancelled, target: submission.request.target, reason: rejection)))
+            submission.continuation.resume(
+                returning: .failure(
+                    HTTPTransportError(kind: .cancelled, target: submission.request.target, reason: rejection)))
         }
     }
 
@@ -74,8 +75,9 @@ final class CurlLoopMailbox: Sendable {
     /// Called by the loop thread only.
     func takeWork() -> Work {
         state.withLock { state in
-            let work = Work(submissions: state.submissions, cancellations: state.cancellations,
-                            jobs: state.jobs, stop: state.stopRequested)
+            let work = Work(
+                submissions: state.submissions, cancellations: state.cancellations,
+                jobs: state.jobs, stop: state.stopRequested)
             state.submissions = []
             state.cancellations = []
             state.jobs = []
@@ -159,8 +161,9 @@ final class CurlEventLoop {
     {
         let code = ccurl_multi_setopt_long(multi, option, value)
         guard code == CURLM_OK else {
-            throw HTTPTransportError(kind: .other, target: "",
-                                     reason: "curl_multi_setopt(\(option.rawValue)) failed: \(String(cString: curl_multi_strerror(code)))")
+            throw HTTPTransportError(
+                kind: .other, target: "",
+                reason: "curl_multi_setopt(\(option.rawValue)) failed: \(String(cString: curl_multi_strerror(code)))")
         }
     }
 
@@ -179,17 +182,20 @@ final class CurlEventLoop {
     func startThread() throws(HTTPTransportError) {
         let context = Unmanaged.passRetained(self).toOpaque()
         var thread = pthread_t()
-        let status = pthread_create(&thread, nil, { context in
-            CurlEventLoop.nameCurrentThread()
-            let loop = Unmanaged<CurlEventLoop>.fromOpaque(context!).takeRetainedValue()
-            loop.run()
-            return nil
-        }, context)
+        let status = pthread_create(
+            &thread, nil,
+            { context in
+                CurlEventLoop.nameCurrentThread()
+                let loop = Unmanaged<CurlEventLoop>.fromOpaque(context!).takeRetainedValue()
+                loop.run()
+                return nil
+            }, context)
         guard status == 0 else {
             Unmanaged<CurlEventLoop>.fromOpaque(context).release()
             mailbox.loopFailedToStart()
-            throw HTTPTransportError(kind: .other, target: "",
-                                     reason: "cannot start the HTTP thread: \(String(cString: strerror(status)))")
+            throw HTTPTransportError(
+                kind: .other, target: "",
+                reason: "cannot start the HTTP thread: \(String(cString: strerror(status)))")
         }
         mailbox.loopStarted(on: thread)
     }
@@ -199,8 +205,11 @@ final class CurlEventLoop {
             let work = mailbox.takeWork()
             if work.stop {
                 for submission in work.submissions {
-                    submission.continuation.resume(returning: .failure(HTTPTransportError(
-                        kind: .cancelled, target: submission.request.target, reason: "the HTTP client was shut down")))
+                    submission.continuation.resume(
+                        returning: .failure(
+                            HTTPTransportError(
+                                kind: .cancelled, target: submission.request.target,
+                                reason: "the HTTP client was shut down")))
                 }
                 // Tasks still preferring this executor go on elsewhere; their requests fail as cancelled.
                 for job in work.jobs { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
@@ -237,9 +246,11 @@ final class CurlEventLoop {
         guard let easy = transfer.easyRaw else { return }
         let code = curl_multi_add_handle(multi.raw, easy)
         guard code == CURLM_OK else {
-            transfer.complete(with: .failure(HTTPTransportError(
-                kind: .other, target: transfer.target,
-                reason: "curl_multi_add_handle failed: \(String(cString: curl_multi_strerror(code)))")))
+            transfer.complete(
+                with: .failure(
+                    HTTPTransportError(
+                        kind: .other, target: transfer.target,
+                        reason: "curl_multi_add_handle failed: \(String(cString: curl_multi_strerror(code)))")))
             return
         }
         transfers[transfer.id] = transfer
@@ -253,7 +264,8 @@ final class CurlEventLoop {
             // Read before removing the handle: that invalidates the message.
             let code = ccurl_msg_result(message)
             guard let id = transferIDs.removeValue(forKey: easy),
-                  let transfer = transfers.removeValue(forKey: id) else { continue }
+                let transfer = transfers.removeValue(forKey: id)
+            else { continue }
             curl_multi_remove_handle(multi.raw, easy)
             transfer.complete(with: code)
         }

@@ -39,8 +39,10 @@ public final class CurlHTTPClient: HTTPClient {
         let mailbox = self.mailbox
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                mailbox.submit(Submission(id: id, request: validated, body: body, timeout: timeout,
-                                          continuation: continuation))
+                mailbox.submit(
+                    Submission(
+                        id: id, request: validated, body: body, timeout: timeout,
+                        continuation: continuation))
             }
         } onCancel: {
             mailbox.cancel(id)

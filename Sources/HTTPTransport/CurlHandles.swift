@@ -11,8 +11,9 @@ private let curlGlobalInitResult: CURLcode = curl_global_init(Int(CURL_GLOBAL_DE
 
 func ensureCurlGlobalInit() throws(HTTPTransportError) {
     guard curlGlobalInitResult == CURLE_OK else {
-        throw HTTPTransportError(kind: .other, target: "",
-                                 reason: "curl_global_init failed: \(curlErrorText(curlGlobalInitResult))")
+        throw HTTPTransportError(
+            kind: .other, target: "",
+            reason: "curl_global_init failed: \(curlErrorText(curlGlobalInitResult))")
     }
 }
 
@@ -55,8 +56,9 @@ final class ShareHandle {
             let code = ccurl_share_setopt_lock_data(raw, CURLSHOPT_SHARE, data)
             guard code == CURLSHE_OK else {
                 close()
-                throw HTTPTransportError(kind: .other, target: "",
-                                         reason: "curl_share_setopt failed: \(String(cString: curl_share_strerror(code)))")
+                throw HTTPTransportError(
+                    kind: .other, target: "",
+                    reason: "curl_share_setopt failed: \(String(cString: curl_share_strerror(code)))")
             }
         }
     }

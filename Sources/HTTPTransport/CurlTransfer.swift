@@ -33,8 +33,9 @@ final class CurlTransfer {
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         guard let easy = EasyHandle() else {
             errorBuffer.deallocate()
-            throw HTTPTransportError(kind: .other, target: submission.request.target,
-                                     reason: "curl_easy_init failed (out of memory?)")
+            throw HTTPTransportError(
+                kind: .other, target: submission.request.target,
+                reason: "curl_easy_init failed (out of memory?)")
         }
         self.easy = easy
         if let body = submission.body { requestBody = WipedBuffer(copying: body) }
@@ -173,8 +174,9 @@ final class CurlTransfer {
         guard code != CURLE_OK else { return }
         let kind: HTTPTransportError.Kind =
             (code == CURLE_URL_MALFORMAT || code == CURLE_UNSUPPORTED_PROTOCOL) ? .invalidRequest : .other
-        throw HTTPTransportError(kind: kind, target: target,
-                                 reason: "libcurl rejected option \(option.rawValue): \(curlErrorText(code))")
+        throw HTTPTransportError(
+            kind: kind, target: target,
+            reason: "libcurl rejected option \(option.rawValue): \(curlErrorText(code))")
     }
 
     // MARK: Callbacks (called by libcurl on the loop thread during curl_multi_perform)
@@ -223,7 +225,8 @@ final class CurlTransfer {
                 responseFields.append(previous)
             }
         } else if let colon = line.firstIndex(of: UInt8(ascii: ":")),
-                  let name = HTTPField.Name(String(decoding: line[..<colon], as: UTF8.self)) {
+            let name = HTTPField.Name(String(decoding: line[..<colon], as: UTF8.self))
+        {
             // Names that are not valid tokens are dropped rather than failing the response.
             responseFields.append(HTTPField(name: name, value: trimmed(line[(colon + 1)...])))
         }
@@ -257,20 +260,25 @@ final class CurlTransfer {
         var statusCode = 0
         _ = ccurl_easy_getinfo_long(easy.raw, CURLINFO_RESPONSE_CODE, &statusCode)
         guard (100...999).contains(statusCode) else {
-            return .failure(HTTPTransportError(kind: .connectionLost, target: target,
-                                               reason: "the server sent no valid status code"))
+            return .failure(
+                HTTPTransportError(
+                    kind: .connectionLost, target: target,
+                    reason: "the server sent no valid status code"))
         }
         var connects = 0
         _ = ccurl_easy_getinfo_long(easy.raw, CURLINFO_NUM_CONNECTS, &connects)
         var version = 0
         _ = ccurl_easy_getinfo_long(easy.raw, CURLINFO_HTTP_VERSION, &version)
         let reason = statusLine.code == statusCode ? statusLine.reason : ""
-        let head = HTTPResponse(status: .init(code: statusCode, reasonPhrase: reason),
-                                headerFields: HTTPFields(responseFields))
+        let head = HTTPResponse(
+            status: .init(code: statusCode, reasonPhrase: reason),
+            headerFields: HTTPFields(responseFields))
         let body = responseBody
         responseBody = []
-        return .success(HTTPClientResponse(head: head, body: body, newConnections: connects,
-                                           httpVersion: Self.versionName(version)))
+        return .success(
+            HTTPClientResponse(
+                head: head, body: body, newConnections: connects,
+                httpVersion: Self.versionName(version)))
     }
 
     private static func versionName(_ version: Int) -> String {
@@ -296,13 +304,13 @@ final class CurlTransfer {
         case CURLE_OPERATION_TIMEDOUT:
             kind = .timedOut
         case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
-             CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ENGINE_SETFAILED,
-             CURLE_SSL_ENGINE_INITFAILED, CURLE_SSL_SHUTDOWN_FAILED, CURLE_SSL_CRL_BADFILE, CURLE_SSL_ISSUER_ERROR,
-             CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_CLIENTCERT,
-             CURLE_USE_SSL_FAILED:
+            CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ENGINE_SETFAILED,
+            CURLE_SSL_ENGINE_INITFAILED, CURLE_SSL_SHUTDOWN_FAILED, CURLE_SSL_CRL_BADFILE, CURLE_SSL_ISSUER_ERROR,
+            CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_CLIENTCERT,
+            CURLE_USE_SSL_FAILED:
             kind = .tlsFailure
         case CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE, CURLE_HTTP2,
-             CURLE_HTTP2_STREAM:
+            CURLE_HTTP2_STREAM:
             kind = .connectionLost
         case CURLE_WRITE_ERROR where bodyExceededLimit, CURLE_FILESIZE_EXCEEDED:
             kind = .responseTooLarge
@@ -364,8 +372,9 @@ private func curlTransferWriteBody(
 ) -> Int {
     guard let userData else { return 0 }
     let transfer = Unmanaged<CurlTransfer>.fromOpaque(userData).takeUnretainedValue()
-    let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(data)?.assumingMemoryBound(to: UInt8.self),
-                                    count: data == nil ? 0 : size * count)
+    let bytes = UnsafeBufferPointer(
+        start: UnsafeRawPointer(data)?.assumingMemoryBound(to: UInt8.self),
+        count: data == nil ? 0 : size * count)
     return transfer.receiveBody(bytes)
 }
 
@@ -375,7 +384,8 @@ private func curlTransferWriteHeader(
     guard let userData else { return 0 }
     let transfer = Unmanaged<CurlTransfer>.fromOpaque(userData).takeUnretainedValue()
     let length = data == nil ? 0 : size * count
-    transfer.receiveHeaderLine(UnsafeBufferPointer(
-        start: UnsafeRawPointer(data)?.assumingMemoryBound(to: UInt8.self), count: length))
+    transfer.receiveHeaderLine(
+        UnsafeBufferPointer(
+            start: UnsafeRawPointer(data)?.assumingMemoryBound(to: UInt8.self), count: length))
     return length
 }

@@ -93,7 +93,8 @@ public struct HTTPTransportError: Error, CustomStringConvertible, Sendable {
         case .invalidRequest: "This is a bug in the caller: only http and https URLs with a host are accepted."
         case .couldNotResolve: "Check the host name, DNS, and any https_proxy setting."
         case .couldNotConnect: "Check that the host is reachable from here, firewalls, and https_proxy/no_proxy."
-        case .tlsFailure: "Check the server's certificate chain and host name; trust a private CA with the extra CA file setting."
+        case .tlsFailure:
+            "Check the server's certificate chain and host name; trust a private CA with the extra CA file setting."
         case .timedOut: "The server or network is slow or unreachable; retry later or raise the timeout."
         case .connectionLost: "The connection closed before a complete response arrived; retrying usually helps."
         case .responseTooLarge: "The response exceeds the configured limit; raise maxResponseBytes if it is legitimate."

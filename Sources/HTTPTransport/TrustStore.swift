@@ -39,7 +39,9 @@ final class TrustStore {
         } catch {
             throw HTTPTransportError(
                 kind: .invalidRequest, target: "",
-                reason: "cannot read the extra CA file \(path) (\(error.message)); point the setting at a readable PEM bundle")
+                reason:
+                    "cannot read the extra CA file \(path) (\(error.message)); point the setting at a readable PEM bundle"
+            )
         }
         var added = 0
         bytes.withUnsafeBytes { buffer in

@@ -11,7 +11,8 @@ public struct AuthenticationChallenge: Sendable, Equatable {
     public static func parse(_ header: String) -> AuthenticationChallenge? {
         guard let afterScheme = parametersAfterBearer(header) else { return nil }
         let parameters = parseParameters(afterScheme)
-        guard let authorization = parameters["authorization"] ?? parameters["authorization_uri"], !authorization.isEmpty else { return nil }
+        guard let authorization = parameters["authorization"] ?? parameters["authorization_uri"], !authorization.isEmpty
+        else { return nil }
         let scope: String
         if let explicit = parameters["scope"], !explicit.isEmpty {
             scope = explicit

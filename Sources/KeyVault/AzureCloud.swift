@@ -35,13 +35,16 @@ public struct AzureCloud: Sendable, Equatable {
         if wanted.isEmpty, environmentFile == nil { return publicCloud }
         if wanted.lowercased() == stackCloudName.lowercased() || (wanted.isEmpty && environmentFile != nil) {
             guard let environmentFile else {
-                throw .configuration("cloudName AzureStackCloud needs an environment file (--cloud-env-file or cloudEnvFileName) describing the cloud's endpoints.")
+                throw .configuration(
+                    "cloudName AzureStackCloud needs an environment file (--cloud-env-file or cloudEnvFileName) describing the cloud's endpoints."
+                )
             }
             return try load(environmentFile: environmentFile)
         }
         if let cloud = named.first(where: { $0.name.lowercased() == wanted.lowercased() }) {
             if environmentFile != nil {
-                throw .configuration("an environment file is only used with cloudName AzureStackCloud, not \(cloud.name).")
+                throw .configuration(
+                    "an environment file is only used with cloudName AzureStackCloud, not \(cloud.name).")
             }
             return cloud
         }
@@ -65,12 +68,17 @@ public struct AzureCloud: Sendable, Equatable {
         do {
             file = try JSONDecoder().decode(File.self, from: data)
         } catch {
-            throw .configuration("the cloud environment file \(path) is not valid JSON with activeDirectoryEndpoint, keyVaultEndpoint and keyVaultDNSSuffix.")
+            throw .configuration(
+                "the cloud environment file \(path) is not valid JSON with activeDirectoryEndpoint, keyVaultEndpoint and keyVaultDNSSuffix."
+            )
         }
-        guard let authority = file.activeDirectoryEndpoint, let resource = file.keyVaultEndpoint, let suffix = file.keyVaultDNSSuffix,
+        guard let authority = file.activeDirectoryEndpoint, let resource = file.keyVaultEndpoint,
+            let suffix = file.keyVaultDNSSuffix,
             !authority.isEmpty, !resource.isEmpty, !suffix.isEmpty
         else {
-            throw .configuration("the cloud environment file \(path) must set activeDirectoryEndpoint, keyVaultEndpoint and keyVaultDNSSuffix.")
+            throw .configuration(
+                "the cloud environment file \(path) must set activeDirectoryEndpoint, keyVaultEndpoint and keyVaultDNSSuffix."
+            )
         }
         func withoutTrailingSlashes(_ url: String) -> String { String(url.reversed().drop { $0 == "/" }.reversed()) }
         for (field, url) in [("activeDirectoryEndpoint", authority), ("keyVaultEndpoint", resource)]
@@ -80,7 +88,9 @@ public struct AzureCloud: Sendable, Equatable {
         // The suffix ends every vault's authority, so it may hold nothing but a domain (and an emulator's port).
         let domain = suffix.hasPrefix(".") ? String(suffix.dropFirst()) : suffix
         guard isDomain(domain) else {
-            throw .configuration("keyVaultDNSSuffix in \(path) must be a DNS domain such as vault.local.azurestack.external; got \(suffix).")
+            throw .configuration(
+                "keyVaultDNSSuffix in \(path) must be a DNS domain such as vault.local.azurestack.external; got \(suffix)."
+            )
         }
         return AzureCloud(
             name: file.name ?? stackCloudName,
@@ -94,7 +104,9 @@ public struct AzureCloud: Sendable, Equatable {
 /// `label.label…[:port]` with labels of ASCII letters, digits and '-'.
 private func isDomain(_ text: String) -> Bool {
     let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-    if parts.count == 2, !(1...5).contains(parts[1].count) || !parts[1].allSatisfy({ $0.isASCII && $0.isNumber }) { return false }
+    if parts.count == 2, !(1...5).contains(parts[1].count) || !parts[1].allSatisfy({ $0.isASCII && $0.isNumber }) {
+        return false
+    }
     return parts[0].split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
         !label.isEmpty && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
     }

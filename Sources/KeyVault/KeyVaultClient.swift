@@ -49,7 +49,10 @@ public final class KeyVaultClient: Sendable {
     /// how many wait.
     private let pendingProbe = Mutex<(task: Task<HTTPClientResponse, any Error>, waiters: Int)?>(nil)
 
-    public init(vault: VaultEndpoint, credential: any TokenCredential, http: any HTTPClient, options: KeyVaultClientOptions = .init()) {
+    public init(
+        vault: VaultEndpoint, credential: any TokenCredential, http: any HTTPClient,
+        options: KeyVaultClientOptions = .init()
+    ) {
         self.vault = vault
         self.credential = credential
         self.http = http
@@ -65,7 +68,8 @@ public final class KeyVaultClient: Sendable {
         let operation = "authenticate"
         if let known = currentChallenge { return try await token(for: known, operation: operation) }
         let request = HTTPRequest(
-            method: .get, scheme: "https", authority: vault.authority, path: "/secrets?api-version=\(options.apiVersion)&maxresults=1",
+            method: .get, scheme: "https", authority: vault.authority,
+            path: "/secrets?api-version=\(options.apiVersion)&maxresults=1",
             headerFields: [.accept: "application/json"])
         let probe = try await retrying(operation: operation) { try await self.execute(request) }
         let status = probe.head.status.code
@@ -76,7 +80,9 @@ public final class KeyVaultClient: Sendable {
         guard !Self.isRetryable(status) else { throw failure }
         throw KeyVaultError(
             kind: .invalidResponse, operation: operation, vault: vault.url, status: status,
-            detail: "the vault answered an unauthenticated request with \(status) instead of asking for a token (\(failure.detail))")
+            detail:
+                "the vault answered an unauthenticated request with \(status) instead of asking for a token (\(failure.detail))"
+        )
     }
 
     // MARK: Objects
@@ -89,7 +95,8 @@ public final class KeyVaultClient: Sendable {
         try await get(KeyBundle.self, "keys", name, version, operation: "get key '\(name)'")
     }
 
-    public func getCertificate(_ name: String, version: String? = nil) async throws(KeyVaultError) -> CertificateBundle {
+    public func getCertificate(_ name: String, version: String? = nil) async throws(KeyVaultError) -> CertificateBundle
+    {
         try await get(CertificateBundle.self, "certificates", name, version, operation: "get certificate '\(name)'")
     }
 
@@ -100,8 +107,11 @@ public final class KeyVaultClient: Sendable {
         try await list(SecretItem.self, path: "/secrets", operation: "list secrets", pacer: pacer)
     }
 
-    public func listSecretVersions(_ name: String, pacer: PagePacer? = nil) async throws(KeyVaultError) -> [SecretItem] {
-        try await list(SecretItem.self, path: "/secrets/\(try checkedName(name, "secret"))/versions", operation: "list versions of secret '\(name)'", pacer: pacer)
+    public func listSecretVersions(_ name: String, pacer: PagePacer? = nil) async throws(KeyVaultError) -> [SecretItem]
+    {
+        try await list(
+            SecretItem.self, path: "/secrets/\(try checkedName(name, "secret"))/versions",
+            operation: "list versions of secret '\(name)'", pacer: pacer)
     }
 
     public func listKeys(pacer: PagePacer? = nil) async throws(KeyVaultError) -> [KeyItem] {
@@ -109,15 +119,21 @@ public final class KeyVaultClient: Sendable {
     }
 
     public func listKeyVersions(_ name: String, pacer: PagePacer? = nil) async throws(KeyVaultError) -> [KeyItem] {
-        try await list(KeyItem.self, path: "/keys/\(try checkedName(name, "key"))/versions", operation: "list versions of key '\(name)'", pacer: pacer)
+        try await list(
+            KeyItem.self, path: "/keys/\(try checkedName(name, "key"))/versions",
+            operation: "list versions of key '\(name)'", pacer: pacer)
     }
 
     public func listCertificates(pacer: PagePacer? = nil) async throws(KeyVaultError) -> [CertificateItem] {
         try await list(CertificateItem.self, path: "/certificates", operation: "list certificates", pacer: pacer)
     }
 
-    public func listCertificateVersions(_ name: String, pacer: PagePacer? = nil) async throws(KeyVaultError) -> [CertificateItem] {
-        try await list(CertificateItem.self, path: "/certificates/\(try checkedName(name, "certificate"))/versions", operation: "list versions of certificate '\(name)'", pacer: pacer)
+    public func listCertificateVersions(_ name: String, pacer: PagePacer? = nil) async throws(KeyVaultError)
+        -> [CertificateItem]
+    {
+        try await list(
+            CertificateItem.self, path: "/certificates/\(try checkedName(name, "certificate"))/versions",
+            operation: "list versions of certificate '\(name)'", pacer: pacer)
     }
 
     // MARK: Building blocks
@@ -129,7 +145,11 @@ public final class KeyVaultClient: Sendable {
         var path = "/\(collection)/\(try checkedName(name, kind))"
         if let version {
             guard !version.isEmpty, version.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
-                throw KeyVaultError(kind: .badRequest, operation: operation, vault: vault.url, detail: "'\(version)' is not a valid version: versions are letters and digits (32 hex characters from Key Vault).")
+                throw KeyVaultError(
+                    kind: .badRequest, operation: operation, vault: vault.url,
+                    detail:
+                        "'\(version)' is not a valid version: versions are letters and digits (32 hex characters from Key Vault)."
+                )
             }
             path += "/\(version)"
         }
@@ -139,8 +159,12 @@ public final class KeyVaultClient: Sendable {
     }
 
     private func checkedName(_ name: String, _ kind: String) throws(KeyVaultError) -> String {
-        guard !name.isEmpty, name.utf8.count <= 127, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
-            throw KeyVaultError(kind: .badRequest, operation: "use \(kind) '\(name)'", vault: vault.url, detail: "Key Vault names are 1-127 characters of letters, digits and '-'.")
+        guard !name.isEmpty, name.utf8.count <= 127,
+            name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") })
+        else {
+            throw KeyVaultError(
+                kind: .badRequest, operation: "use \(kind) '\(name)'", vault: vault.url,
+                detail: "Key Vault names are 1-127 characters of letters, digits and '-'.")
         }
         return name
     }
@@ -149,7 +173,9 @@ public final class KeyVaultClient: Sendable {
         do {
             return try JSONDecoder().decode(type, from: Data(body))
         } catch {
-            throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "the answer is not the JSON Key Vault sends (\(error))")
+            throw KeyVaultError(
+                kind: .invalidResponse, operation: operation, vault: vault.url,
+                detail: "the answer is not the JSON Key Vault sends (\(error))")
         }
     }
 
@@ -193,7 +219,9 @@ public final class KeyVaultClient: Sendable {
                 pages += 1
                 guard let link else { break }
                 guard pages < 100_000 else {
-                    throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "more than 100000 pages; the vault keeps linking on")
+                    throw KeyVaultError(
+                        kind: .invalidResponse, operation: operation, vault: vault.url,
+                        detail: "more than 100000 pages; the vault keeps linking on")
                 }
                 (nextPath, nextQuery) = try split(nextLink: link, operation: operation)
             }
@@ -204,15 +232,21 @@ public final class KeyVaultClient: Sendable {
     }
 
     /// One page's items, checking that the link read ahead is the one the page really holds.
-    private func items<Item: Decodable>(of type: Item.Type, _ body: [UInt8], expectedLink: String?, operation: String) throws(KeyVaultError) -> [Item] {
+    private func items<Item: Decodable>(of type: Item.Type, _ body: [UInt8], expectedLink: String?, operation: String)
+        throws(KeyVaultError) -> [Item]
+    {
         let page = try decode(Page<Item>.self, body, operation: operation)
         guard PageLink(nextLink: page.nextLink).link == expectedLink else {
-            throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "a page's nextLink was misread ahead of decoding; please report this with the vault's API version")
+            throw KeyVaultError(
+                kind: .invalidResponse, operation: operation, vault: vault.url,
+                detail:
+                    "a page's nextLink was misread ahead of decoding; please report this with the vault's API version")
         }
         return page.value ?? []
     }
 
-    private static let urlCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%".utf8)
+    private static let urlCharacters = Set(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%".utf8)
 
     /// The link's path, and its query items (`key=value`, kept as written) but for api-version.
     private func split(nextLink: String, operation: String) throws(KeyVaultError) -> (String, [String]) {
@@ -221,10 +255,12 @@ public final class KeyVaultClient: Sendable {
         // would garble the request line.
         guard let authority = authorityStart(in: bytes), bytes.allSatisfy(Self.urlCharacters.contains) else {
             throw KeyVaultError(
-                kind: .invalidResponse, operation: operation, vault: vault.url, detail: "nextLink \(nextLink.debugDescription) is not an absolute URL")
+                kind: .invalidResponse, operation: operation, vault: vault.url,
+                detail: "nextLink \(nextLink.debugDescription) is not an absolute URL")
         }
         // The authority ends at the path, or at the query of a link without one.
-        let pathStart = bytes[authority...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? bytes.endIndex
+        let pathStart =
+            bytes[authority...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? bytes.endIndex
         let queryStart = bytes[pathStart...].firstIndex(of: UInt8(ascii: "?")) ?? bytes.endIndex
         let path = String(decoding: bytes[pathStart..<queryStart], as: UTF8.self)
         let query = bytes[queryStart...].dropFirst().split(separator: UInt8(ascii: "&"))
@@ -238,8 +274,12 @@ public final class KeyVaultClient: Sendable {
     /// Sends a GET and returns the body of a 2xx answer; query items (`key=value`) must already be encoded.
     private func send(path: String, query: [String], operation: String) async throws(KeyVaultError) -> [UInt8] {
         let target = path + "?" + (["api-version=\(options.apiVersion)"] + query).joined(separator: "&")
-        let request = HTTPRequest(method: .get, scheme: "https", authority: vault.authority, path: target, headerFields: [.accept: "application/json"])
-        let response = try await retrying(operation: operation) { try await self.authenticatedSend(request, operation: operation) }
+        let request = HTTPRequest(
+            method: .get, scheme: "https", authority: vault.authority, path: target,
+            headerFields: [.accept: "application/json"])
+        let response = try await retrying(operation: operation) {
+            try await self.authenticatedSend(request, operation: operation)
+        }
         guard (200...299).contains(response.head.status.code) else { throw error(from: response, operation: operation) }
         return response.body
     }
@@ -267,22 +307,31 @@ public final class KeyVaultClient: Sendable {
             let wait: Duration
             switch outcome {
             case .success(let response):
-                guard Self.isRetryable(response.head.status.code), retries < options.retry.maxRetries else { return response }
-                wait = RetryAfter.parse(response.head.headerFields).map { min($0, options.retry.maxRetryAfter) }
+                guard Self.isRetryable(response.head.status.code), retries < options.retry.maxRetries else {
+                    return response
+                }
+                wait =
+                    RetryAfter.parse(response.head.headerFields).map { min($0, options.retry.maxRetryAfter) }
                     ?? options.retry.backoff.delay(beforeRetry: retries)
                 guard budget.allows(waiting: wait) else { return response }
             case .failure(let transport):
                 if transport.kind == .cancelled {
-                    throw KeyVaultError(kind: .cancelled, operation: operation, vault: vault.url, detail: transport.reason)
+                    throw KeyVaultError(
+                        kind: .cancelled, operation: operation, vault: vault.url, detail: transport.reason)
                 }
-                let failure = KeyVaultError(kind: .transport, operation: operation, vault: vault.url, detail: transport.description)
+                let failure = KeyVaultError(
+                    kind: .transport, operation: operation, vault: vault.url, detail: transport.description)
                 wait = options.retry.backoff.delay(beforeRetry: retries)
-                guard transport.isRetryable, retries < options.retry.maxRetries, budget.allows(waiting: wait) else { throw failure }
+                guard transport.isRetryable, retries < options.retry.maxRetries, budget.allows(waiting: wait) else {
+                    throw failure
+                }
             }
             do {
                 try await budget.sleep(for: wait)
             } catch {
-                throw KeyVaultError(kind: .cancelled, operation: operation, vault: vault.url, detail: "cancelled while waiting to retry")
+                throw KeyVaultError(
+                    kind: .cancelled, operation: operation, vault: vault.url, detail: "cancelled while waiting to retry"
+                )
             }
             retries += 1
         }
@@ -369,17 +418,25 @@ public final class KeyVaultClient: Sendable {
         pendingProbe.withLock { if $0?.task == probe { $0 = nil } }
     }
 
-    private func learnChallenge(from response: HTTPClientResponse, operation: String) throws(KeyVaultError) -> AuthenticationChallenge {
-        guard let header = response.head.headerFields[.wwwAuthenticate], let parsed = AuthenticationChallenge.parse(header) else {
+    private func learnChallenge(from response: HTTPClientResponse, operation: String) throws(KeyVaultError)
+        -> AuthenticationChallenge
+    {
+        guard let header = response.head.headerFields[.wwwAuthenticate],
+            let parsed = AuthenticationChallenge.parse(header)
+        else {
             throw KeyVaultError(
                 kind: .unauthorized, operation: operation, vault: vault.url, status: 401,
-                detail: "the vault answered 401 without a Bearer challenge naming an authorization server and resource; is this a Key Vault endpoint?")
+                detail:
+                    "the vault answered 401 without a Bearer challenge naming an authorization server and resource; is this a Key Vault endpoint?"
+            )
         }
         if options.verifyChallengeResource, !parsed.isResource(of: vault) {
             throw KeyVaultError(
                 kind: .challengeRejected, operation: operation, vault: vault.url,
-                detail: "the vault asked for a token for \(parsed.scope), but \(vault.authority) is not in that resource's domain, so no token was sent. "
-                    + "Check the vault URL and cloud; for a custom domain you trust, disable challenge resource verification.")
+                detail:
+                    "the vault asked for a token for \(parsed.scope), but \(vault.authority) is not in that resource's domain, so no token was sent. "
+                    + "Check the vault URL and cloud; for a custom domain you trust, disable challenge resource verification."
+            )
         }
         challenge.withLock { $0 = parsed }
         return parsed
@@ -387,13 +444,16 @@ public final class KeyVaultClient: Sendable {
 
     /// The credential's token for the challenge. The last one is kept here until it is due for
     /// refresh, so most requests skip the trip through the credential's cache.
-    private func token(for challenge: AuthenticationChallenge, operation: String) async throws(KeyVaultError) -> AccessToken {
+    private func token(for challenge: AuthenticationChallenge, operation: String) async throws(KeyVaultError)
+        -> AccessToken
+    {
         let now = Date()
         if let (known, token) = lastToken.withLock({ $0 }), known == challenge, now < token.refreshOn {
             return token
         }
         do {
-            let token = try await credential.getToken(TokenRequestContext(scope: challenge.scope, tenantId: challenge.tenantId))
+            let token = try await credential.getToken(
+                TokenRequestContext(scope: challenge.scope, tenantId: challenge.tenantId))
             lastToken.withLock { $0 = (challenge, token) }
             return token
         } catch {
@@ -401,7 +461,9 @@ public final class KeyVaultClient: Sendable {
         }
     }
 
-    private func execute(_ request: HTTPRequest, token: AccessToken? = nil) async throws(HTTPTransportError) -> HTTPClientResponse {
+    private func execute(_ request: HTTPRequest, token: AccessToken? = nil) async throws(HTTPTransportError)
+        -> HTTPClientResponse
+    {
         var request = request
         if let token { request.headerFields[.authorization] = "Bearer \(token.token)" }
         let started = ContinuousClock.now
@@ -415,7 +477,8 @@ public final class KeyVaultClient: Sendable {
         // akvfs_keyvault_requests_total and _duration_seconds (docs/metrics.md): every HTTP
         // request, retries and challenge probes included.
         let status = (try? outcome.get()).map { String($0.head.status.code) } ?? "transport_error"
-        Counter(label: "akvfs_keyvault_requests_total", dimensions: [("operation", operation), ("status", status)]).increment()
+        Counter(label: "akvfs_keyvault_requests_total", dimensions: [("operation", operation), ("status", status)])
+            .increment()
         Metrics.Timer(label: "akvfs_keyvault_request_duration_seconds", dimensions: [("operation", operation)])
             .recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
         return try outcome.get()
@@ -447,7 +510,9 @@ public final class KeyVaultClient: Sendable {
         let envelope = try? JSONDecoder().decode(ErrorEnvelope.self, from: Data(response.body))
         let code = envelope?.error?.code
         let inner = envelope?.error?.innererror?.code
-        let message = envelope?.error?.message ?? "the answer carries no Key Vault error body; is \(vault.url) a Key Vault endpoint?"
+        let message =
+            envelope?.error?.message
+            ?? "the answer carries no Key Vault error body; is \(vault.url) a Key Vault endpoint?"
         let kind: KeyVaultError.Kind
         switch status {
         case 404: kind = .notFound
@@ -461,7 +526,8 @@ public final class KeyVaultClient: Sendable {
         default: kind = .invalidResponse
         }
         return KeyVaultError(
-            kind: kind, operation: operation, vault: vault.url, status: status, code: code, innerCode: inner, detail: message,
+            kind: kind, operation: operation, vault: vault.url, status: status, code: code, innerCode: inner,
+            detail: message,
             retryAfter: RetryAfter.parse(response.head.headerFields))
     }
 }

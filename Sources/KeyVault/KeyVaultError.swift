@@ -86,7 +86,8 @@ public struct KeyVaultError: Error, CustomStringConvertible, Sendable {
     private var advice: String? {
         switch kind {
         case .notFound: "Check the name and version, and whether the object was deleted."
-        case .forbidden: "Grant this identity the needed permission (an access policy, or an RBAC role such as Key Vault Secrets User) on the vault."
+        case .forbidden:
+            "Grant this identity the needed permission (an access policy, or an RBAC role such as Key Vault Secrets User) on the vault."
         case .disabled: "Enable the object in Key Vault, or stop asking for it."
         case .unauthorized: "Check that the token is for this vault's cloud and tenant."
         case .throttled: retryAfter.map { "Key Vault asked to wait \($0.components.seconds) s." }

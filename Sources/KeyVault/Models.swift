@@ -17,7 +17,10 @@ public struct ObjectAttributes: Sendable, Decodable, Equatable {
         case created, updated, recoveryLevel
     }
 
-    public init(enabled: Bool? = true, notBefore: Int64? = nil, expires: Int64? = nil, created: Int64? = nil, updated: Int64? = nil, recoveryLevel: String? = nil) {
+    public init(
+        enabled: Bool? = true, notBefore: Int64? = nil, expires: Int64? = nil, created: Int64? = nil,
+        updated: Int64? = nil, recoveryLevel: String? = nil
+    ) {
         self.enabled = enabled
         self.notBefore = notBefore
         self.expires = expires
@@ -39,7 +42,8 @@ public struct ObjectIdentifier: Sendable, Hashable {
     public init?(_ id: String) {
         // A listing parses every item's id: plain byte loops, because Character-wise splitting
         // (grapheme breaking) and the generic substring search both cost more than the decode.
-        guard let parts = Array(id.utf8).withUnsafeBufferPointer(Self.pathSegments), (2...3).contains(parts.count) else { return nil }
+        guard let parts = Array(id.utf8).withUnsafeBufferPointer(Self.pathSegments), (2...3).contains(parts.count)
+        else { return nil }
         collection = parts[0]
         name = parts[1]
         version = parts.count == 3 ? parts[2] : nil
@@ -51,7 +55,9 @@ public struct ObjectIdentifier: Sendable, Hashable {
         guard var start = authorityStart(in: bytes) else { return nil }
         var segments: [String] = []
         for end in start...bytes.count where end == bytes.count || bytes[end] == slash {
-            if end > start { segments.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)) }
+            if end > start {
+                segments.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self))
+            }
             start = end + 1
         }
         return Array(segments.dropFirst())  // the host
@@ -80,7 +86,10 @@ public struct SecretBundle: Sendable, Decodable {
     public var kid: String?
     public var managed: Bool?
 
-    public init(value: String?, id: String, contentType: String? = nil, attributes: ObjectAttributes? = nil, tags: [String: String]? = nil, kid: String? = nil, managed: Bool? = nil) {
+    public init(
+        value: String?, id: String, contentType: String? = nil, attributes: ObjectAttributes? = nil,
+        tags: [String: String]? = nil, kid: String? = nil, managed: Bool? = nil
+    ) {
         self.value = value
         self.id = id
         self.contentType = contentType
@@ -112,7 +121,9 @@ public struct KeyBundle: Sendable, Decodable {
     public var tags: [String: String]?
     public var managed: Bool?
 
-    public init(key: JSONWebKey, attributes: ObjectAttributes? = nil, tags: [String: String]? = nil, managed: Bool? = nil) {
+    public init(
+        key: JSONWebKey, attributes: ObjectAttributes? = nil, tags: [String: String]? = nil, managed: Bool? = nil
+    ) {
         self.key = key
         self.attributes = attributes
         self.tags = tags
@@ -145,7 +156,10 @@ public struct CertificateBundle: Sendable, Decodable {
     public var attributes: ObjectAttributes?
     public var tags: [String: String]?
 
-    public init(id: String, cer: String?, kid: String? = nil, sid: String? = nil, x5t: String? = nil, attributes: ObjectAttributes? = nil, tags: [String: String]? = nil) {
+    public init(
+        id: String, cer: String?, kid: String? = nil, sid: String? = nil, x5t: String? = nil,
+        attributes: ObjectAttributes? = nil, tags: [String: String]? = nil
+    ) {
         self.id = id
         self.cer = cer
         self.kid = kid

@@ -54,7 +54,9 @@ private struct TopLevelMembers {
         guard before >= 0, bytes[before] == UInt8(ascii: ",") || bytes[before] == UInt8(ascii: "{") else { return nil }
         guard let (page, end) = value(after: start + name.count) else { return nil }
         let close = skipSpace(from: end)
-        guard close < bytes.count, bytes[close] == UInt8(ascii: "}"), skipSpace(from: close + 1) == bytes.count else { return nil }
+        guard close < bytes.count, bytes[close] == UInt8(ascii: "}"), skipSpace(from: close + 1) == bytes.count else {
+            return nil
+        }
         return page
     }
 
@@ -77,7 +79,8 @@ private struct TopLevelMembers {
         guard end < bytes.count else { return nil }
         let text = UnsafeBufferPointer(rebasing: bytes[index...end])
         // Links are plain URLs; an escaped one ("\/", "\u0026") is rare enough for the decoder.
-        let link = escaped
+        let link =
+            escaped
             ? (try? JSONDecoder().decode(String.self, from: Data(text)))
             : String(decoding: text.dropFirst().dropLast(), as: UTF8.self)
         guard let link else { return nil }

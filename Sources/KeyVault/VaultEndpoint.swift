@@ -11,7 +11,8 @@ public struct VaultEndpoint: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { url }
 
-    static let nameRule = "3-24 characters of letters, digits and '-', starting with a letter, ending with a letter or digit, no '--'"
+    static let nameRule =
+        "3-24 characters of letters, digits and '-', starting with a letter, ending with a letter or digit, no '--'"
 
     public static func isValidName(_ name: String) -> Bool {
         let characters = Array(name)
@@ -27,9 +28,13 @@ public struct VaultEndpoint: Sendable, Hashable, CustomStringConvertible {
         let text = vault.trimmingCharacters(in: " \t")
         if text.contains("://") { return try parse(url: text) }
         guard isValidName(text) else {
-            throw .configuration("'\(text)' is not a valid vault name: names are \(nameRule). Give a name, or the vault's full https URL.")
+            throw .configuration(
+                "'\(text)' is not a valid vault name: names are \(nameRule). Give a name, or the vault's full https URL."
+            )
         }
-        return VaultEndpoint(url: "https://\(text.lowercased()).\(cloud.keyVaultDNSSuffix.lowercased())", authority: "\(text.lowercased()).\(cloud.keyVaultDNSSuffix.lowercased())", name: text.lowercased())
+        return VaultEndpoint(
+            url: "https://\(text.lowercased()).\(cloud.keyVaultDNSSuffix.lowercased())",
+            authority: "\(text.lowercased()).\(cloud.keyVaultDNSSuffix.lowercased())", name: text.lowercased())
     }
 
     static func parse(url text: String) throws(KeyVaultError) -> VaultEndpoint {
@@ -39,8 +44,11 @@ public struct VaultEndpoint: Sendable, Hashable, CustomStringConvertible {
         var rest = text.dropFirst("https://".count)
         if rest.hasSuffix("/") { rest = rest.dropLast() }
         let authority = rest.lowercased()
-        guard !authority.isEmpty, !authority.contains("/"), !authority.contains("?"), !authority.contains("@"), !authority.contains("#") else {
-            throw .configuration("vault URL \(text) must be just https://<host>[:<port>]/, without a path, query or user.")
+        guard !authority.isEmpty, !authority.contains("/"), !authority.contains("?"), !authority.contains("@"),
+            !authority.contains("#")
+        else {
+            throw .configuration(
+                "vault URL \(text) must be just https://<host>[:<port>]/, without a path, query or user.")
         }
         let host = authority.split(separator: ":").first.map(String.init) ?? authority
         let name = host.split(separator: ".").first.map(String.init) ?? host

@@ -31,7 +31,9 @@ final class EmulatorState: Sendable {
         let seconds: @Sendable () -> Int64 = { Int64(clock().timeIntervalSince1970) }
         store = VaultStore(createVaultsOnFirstUse: seed.createVaultsOnFirstUse, now: seconds)
         timing = ServiceTiming(
-            settings: Dictionary(seed.vaults.compactMap { vault in vault.timing.map { (vault.name, $0) } }, uniquingKeysWith: { $1 }), now: clock)
+            settings: Dictionary(
+                seed.vaults.compactMap { vault in vault.timing.map { (vault.name, $0) } }, uniquingKeysWith: { $1 }),
+            now: clock)
         do {
             identities = try IdentityRegistry(seed: seed)
             access = try AccessControl(seed: seed, identities: identities)

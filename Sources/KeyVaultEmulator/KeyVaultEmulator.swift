@@ -88,8 +88,11 @@ public final class KeyVaultEmulator: Sendable {
         do {
             tls = try TLSMaterial.generate(now: configuration.clock())
             tlsConfiguration = TLSConfiguration.makeServerConfiguration(
-                certificateChain: [.certificate(try NIOSSLCertificate(bytes: Array(tls.serverCertificate.pem().utf8), format: .pem))],
-                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(try tls.serverKey.pkcs8PEM().utf8), format: .pem))
+                certificateChain: [
+                    .certificate(try NIOSSLCertificate(bytes: Array(tls.serverCertificate.pem().utf8), format: .pem))
+                ],
+                privateKey: .privateKey(
+                    try NIOSSLPrivateKey(bytes: Array(try tls.serverKey.pkcs8PEM().utf8), format: .pem))
             )
         } catch {
             throw .cryptography("\(error)")
@@ -133,7 +136,8 @@ public final class KeyVaultEmulator: Sendable {
             serviceAccountIssuer: TokenService.serviceAccountIssuer
         )
         state.endpoints = endpoints
-        return KeyVaultEmulator(endpoints: endpoints, caPEM: tls.caCertificate.pem(), state: state, servers: [https, http])
+        return KeyVaultEmulator(
+            endpoints: endpoints, caPEM: tls.caCertificate.pem(), state: state, servers: [https, http])
     }
 
     /// HTTP/1.1 and HTTP/2 (chosen by ALPN) over TLS.
@@ -167,7 +171,8 @@ public final class KeyVaultEmulator: Sendable {
             onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) },
             logger: logger
         )
-        let group = ServiceGroup(services: [application], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
+        let group = ServiceGroup(
+            services: [application], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
         let task = Task {
             defer { continuation.finish() }
             do {
@@ -178,7 +183,8 @@ public final class KeyVaultEmulator: Sendable {
             }
         }
         for await bound in ports { return RunningServer(group: group, task: task, port: bound) }
-        throw .cannotListen(port: port, reason: failure.reason.withLock { $0 } ?? "the server stopped before it was listening")
+        throw .cannotListen(
+            port: port, reason: failure.reason.withLock { $0 } ?? "the server stopped before it was listening")
     }
 
     /// Stops both listeners: new connections are refused, open requests get a moment to finish,
@@ -222,7 +228,8 @@ public final class KeyVaultEmulator: Sendable {
         pod: (name: String, uid: String)? = nil
     ) -> String {
         state.tokens.issueServiceAccountToken(
-            subject: subject, audience: audience, lifetimeSeconds: lifetimeSeconds, options: .init(issuedAt: issuedAt, pod: pod))
+            subject: subject, audience: audience, lifetimeSeconds: lifetimeSeconds,
+            options: .init(issuedAt: issuedAt, pod: pod))
     }
 
     /// The identities the emulator knows (from the seed, plus the system-assigned one).

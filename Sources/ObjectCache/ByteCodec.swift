@@ -74,7 +74,9 @@ public struct ByteReader {
 
     public mutating func count() throws(Malformed) -> Int {
         let count = try integer()
-        guard count <= UInt64(bytes.count - offset) else { throw Malformed(description: "a length runs past the end of the data") }
+        guard count <= UInt64(bytes.count - offset) else {
+            throw Malformed(description: "a length runs past the end of the data")
+        }
         return Int(count)
     }
 
@@ -102,7 +104,9 @@ public struct ByteReader {
         }
     }
 
-    public mutating func optional<Value>(_ read: (inout ByteReader) throws(Malformed) -> Value) throws(Malformed) -> Value? {
+    public mutating func optional<Value>(_ read: (inout ByteReader) throws(Malformed) -> Value) throws(Malformed)
+        -> Value?
+    {
         switch try byte() {
         case 0: return nil
         case 1: return try read(&self)

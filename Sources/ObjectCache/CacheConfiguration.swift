@@ -117,7 +117,10 @@ public struct CacheStatistics: Sendable, Equatable {
     /// Entries removed for being idle or to stay within `maxBytes`.
     public var evictions: Int
 
-    public init(entries: Int = 0, bytes: Int = 0, upstreamRequests: Int = 0, hits: Int = 0, misses: Int = 0, staleServes: Int = 0, evictions: Int = 0) {
+    public init(
+        entries: Int = 0, bytes: Int = 0, upstreamRequests: Int = 0, hits: Int = 0, misses: Int = 0,
+        staleServes: Int = 0, evictions: Int = 0
+    ) {
         self.entries = entries
         self.bytes = bytes
         self.upstreamRequests = upstreamRequests

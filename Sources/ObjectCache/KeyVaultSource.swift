@@ -13,9 +13,19 @@ public struct KeyVaultSource: ObjectSource {
     public func fetch(_ reference: ObjectReference) async throws(SourceError) -> FetchedObject {
         let (name, version) = (reference.name, reference.version)
         switch reference.kind {
-        case .secret: return try Self.object(try await mapped { () async throws(KeyVaultError) in try await client.getSecret(name, version: version) }, reference)
-        case .key: return Self.object(try await mapped { () async throws(KeyVaultError) in try await client.getKey(name, version: version) }, reference)
-        case .certificate: return try Self.object(try await mapped { () async throws(KeyVaultError) in try await client.getCertificate(name, version: version) }, reference)
+        case .secret:
+            return try Self.object(
+                try await mapped { () async throws(KeyVaultError) in try await client.getSecret(name, version: version)
+                }, reference)
+        case .key:
+            return Self.object(
+                try await mapped { () async throws(KeyVaultError) in try await client.getKey(name, version: version) },
+                reference)
+        case .certificate:
+            return try Self.object(
+                try await mapped { () async throws(KeyVaultError) in
+                    try await client.getCertificate(name, version: version)
+                }, reference)
         }
     }
 
@@ -29,7 +39,9 @@ public struct KeyVaultSource: ObjectSource {
         }
     }
 
-    public func listVersions(_ kind: ObjectKind, name: String, pacer: @escaping PagePacer) async throws(SourceError) -> [ListedObject] {
+    public func listVersions(_ kind: ObjectKind, name: String, pacer: @escaping PagePacer) async throws(SourceError)
+        -> [ListedObject]
+    {
         try await mapped { () async throws(KeyVaultError) in
             switch kind {
             case .secret: try await client.listSecretVersions(name, pacer: pacer).map(Self.listed)
@@ -51,11 +63,14 @@ public struct KeyVaultSource: ObjectSource {
 
     static func object(_ bundle: SecretBundle, _ reference: ObjectReference) throws(SourceError) -> FetchedObject {
         guard let value = bundle.value else {
-            throw SourceError(kind: .invalid, message: "get \(reference) answered no value; the vault's answer is not what Key Vault sends.")
+            throw SourceError(
+                kind: .invalid,
+                message: "get \(reference) answered no value; the vault's answer is not what Key Vault sends.")
         }
         let metadata = ObjectMetadata(
             id: bundle.id, version: bundle.version ?? reference.version ?? "", attributes: bundle.attributes,
-            contentType: bundle.contentType, tags: bundle.tags, certificateBacked: bundle.isCertificateBacked, managed: bundle.managed ?? false
+            contentType: bundle.contentType, tags: bundle.tags, certificateBacked: bundle.isCertificateBacked,
+            managed: bundle.managed ?? false
         )
         return FetchedObject(metadata: metadata, payload: .secret(SecretBytes(utf8: value)))
     }
@@ -72,7 +87,11 @@ public struct KeyVaultSource: ObjectSource {
 
     static func object(_ bundle: CertificateBundle, _ reference: ObjectReference) throws(SourceError) -> FetchedObject {
         guard let der = bundle.certificateDER, !der.isEmpty else {
-            throw SourceError(kind: .invalid, message: "get \(reference) answered no certificate (cer is missing or not base64); the vault's answer is not what Key Vault sends.")
+            throw SourceError(
+                kind: .invalid,
+                message:
+                    "get \(reference) answered no certificate (cer is missing or not base64); the vault's answer is not what Key Vault sends."
+            )
         }
         let metadata = ObjectMetadata(
             id: bundle.id, version: bundle.version ?? reference.version ?? "", attributes: bundle.attributes,
@@ -84,17 +103,23 @@ public struct KeyVaultSource: ObjectSource {
     // Each item's id is parsed once: a listing of a large vault maps thousands of them.
     static func listed(_ item: SecretItem) -> ListedObject {
         let identifier = item.identifier
-        return ListedObject(name: identifier?.name ?? item.id, version: identifier?.version, attributes: item.attributes, managed: item.managed ?? false, contentType: item.contentType, tags: item.tags)
+        return ListedObject(
+            name: identifier?.name ?? item.id, version: identifier?.version, attributes: item.attributes,
+            managed: item.managed ?? false, contentType: item.contentType, tags: item.tags)
     }
 
     static func listed(_ item: KeyItem) -> ListedObject {
         let identifier = item.identifier
-        return ListedObject(name: identifier?.name ?? item.kid, version: identifier?.version, attributes: item.attributes, managed: item.managed ?? false, contentType: nil, tags: item.tags)
+        return ListedObject(
+            name: identifier?.name ?? item.kid, version: identifier?.version, attributes: item.attributes,
+            managed: item.managed ?? false, contentType: nil, tags: item.tags)
     }
 
     static func listed(_ item: CertificateItem) -> ListedObject {
         let identifier = item.identifier
-        return ListedObject(name: identifier?.name ?? item.id, version: identifier?.version, attributes: item.attributes, managed: false, contentType: nil, tags: item.tags)
+        return ListedObject(
+            name: identifier?.name ?? item.id, version: identifier?.version, attributes: item.attributes,
+            managed: false, contentType: nil, tags: item.tags)
     }
 }
 
@@ -121,16 +146,21 @@ extension ObjectMetadata {
     ) {
         self.init(
             id: id, version: version, enabled: attributes?.isEnabled ?? true, contentType: contentType,
-            created: attributes?.created, updated: attributes?.updated, notBefore: attributes?.notBefore, expires: attributes?.expires,
+            created: attributes?.created, updated: attributes?.updated, notBefore: attributes?.notBefore,
+            expires: attributes?.expires,
             tags: tags ?? [:], certificateBacked: certificateBacked, managed: managed
         )
     }
 }
 
 extension ListedObject {
-    init(name: String, version: String?, attributes: ObjectAttributes?, managed: Bool, contentType: String?, tags: [String: String]?) {
+    init(
+        name: String, version: String?, attributes: ObjectAttributes?, managed: Bool, contentType: String?,
+        tags: [String: String]?
+    ) {
         self.init(
-            name: name, version: version, enabled: attributes?.isEnabled ?? true, managed: managed, contentType: contentType,
+            name: name, version: version, enabled: attributes?.isEnabled ?? true, managed: managed,
+            contentType: contentType,
             created: attributes?.created, updated: attributes?.updated, tags: tags ?? [:]
         )
     }

@@ -54,7 +54,9 @@ extension ObjectCache {
                 let value: CachedValue
                 switch try reader.byte() {
                 case 0: value = .object(FetchedObject(metadata: try reader.metadata(), payload: try reader.payload()))
-                case 1: value = .listing(try (0..<(try reader.integer())).map { _ throws(ByteReader.Malformed) in try reader.listed() })
+                case 1:
+                    value = .listing(
+                        try (0..<(try reader.integer())).map { _ throws(ByteReader.Malformed) in try reader.listed() })
                 default: throw ByteReader.Malformed(description: "an unknown kind of cached value")
                 }
                 guard slots[key] == nil else { continue }
@@ -146,7 +148,11 @@ extension ByteWriter {
 extension ByteReader {
     fileprivate mutating func subject() throws(Malformed) -> Subject {
         switch try byte() {
-        case 0: return .object(ObjectReference(kind: try kind(), name: try string(), version: try optional { reader throws(Malformed) in try reader.string() }))
+        case 0:
+            return .object(
+                ObjectReference(
+                    kind: try kind(), name: try string(),
+                    version: try optional { reader throws(Malformed) in try reader.string() }))
         case 1: return .listing(try kind())
         case 2: return .versions(try kind(), name: try string())
         default: throw Malformed(description: "an unknown kind of cache entry")
@@ -154,22 +160,29 @@ extension ByteReader {
     }
 
     fileprivate mutating func kind() throws(Malformed) -> ObjectKind {
-        guard let kind = ObjectKind(rawValue: try string()) else { throw Malformed(description: "an unknown object kind") }
+        guard let kind = ObjectKind(rawValue: try string()) else {
+            throw Malformed(description: "an unknown object kind")
+        }
         return kind
     }
 
-    fileprivate mutating func time() throws(Malformed) -> Int64? { try optional { reader throws(Malformed) in try reader.signed() } }
+    fileprivate mutating func time() throws(Malformed) -> Int64? {
+        try optional { reader throws(Malformed) in try reader.signed() }
+    }
 
     fileprivate mutating func tags() throws(Malformed) -> [String: String] {
         let keys = try strings()
         let values = try strings()
-        guard keys.count == values.count else { throw Malformed(description: "tags whose names and values do not match") }
+        guard keys.count == values.count else {
+            throw Malformed(description: "tags whose names and values do not match")
+        }
         return Dictionary(zip(keys, values)) { first, _ in first }
     }
 
     fileprivate mutating func metadata() throws(Malformed) -> ObjectMetadata {
         ObjectMetadata(
-            id: try string(), version: try string(), enabled: try bool(), contentType: try optional { reader throws(Malformed) in try reader.string() },
+            id: try string(), version: try string(), enabled: try bool(),
+            contentType: try optional { reader throws(Malformed) in try reader.string() },
             created: try time(), updated: try time(), notBefore: try time(), expires: try time(), tags: try tags(),
             certificateBacked: try bool(), managed: try bool())
     }
@@ -191,7 +204,9 @@ extension ByteReader {
 
     fileprivate mutating func listed() throws(Malformed) -> ListedObject {
         ListedObject(
-            name: try string(), version: try optional { reader throws(Malformed) in try reader.string() }, enabled: try bool(), managed: try bool(),
-            contentType: try optional { reader throws(Malformed) in try reader.string() }, created: try time(), updated: try time(), tags: try tags())
+            name: try string(), version: try optional { reader throws(Malformed) in try reader.string() },
+            enabled: try bool(), managed: try bool(),
+            contentType: try optional { reader throws(Malformed) in try reader.string() }, created: try time(),
+            updated: try time(), tags: try tags())
     }
 }

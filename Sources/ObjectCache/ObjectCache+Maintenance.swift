@@ -55,7 +55,9 @@ extension ObjectCache {
                 logger.debug("evicting idle \(key.subject) of \(key.source)")
                 evict(key)
             case .drop:
-                logger.warning("dropping \(key.subject) of \(key.source): its last good content is older than the maximum staleness and refreshing keeps failing")
+                logger.warning(
+                    "dropping \(key.subject) of \(key.source): its last good content is older than the maximum staleness and refreshing keeps failing"
+                )
                 drop(key)
             case .refresh:
                 due.append(key)
@@ -81,7 +83,9 @@ extension ObjectCache {
         let age = now - slot.fetchedAt
         if slot.stale, age > configuration.maxStaleness { return .drop }
         let backingOff = slot.retryAt.map { now < $0 } ?? false
-        if slot.accessedSinceFetch, age >= configuration.ttl, !backingOff, sources[key.source] != nil { return .refresh }
+        if slot.accessedSinceFetch, age >= configuration.ttl, !backingOff, sources[key.source] != nil {
+            return .refresh
+        }
         return .keep
     }
 
@@ -106,8 +110,10 @@ extension ObjectCache {
         guard totalBytes > configuration.maxBytes else { return }
         let pinned = pins.keys.reduce(0) { $0 + (slots[$1]?.bytes ?? 0) }
         guard totalBytes - pinned > configuration.maxBytes else { return }
-        let order = slots.compactMap { key, slot in slot.flight == nil && slot.bytes > 0 && !isPinned(key) ? (key, slot.accessOrder) : nil }
-            .sorted { $0.1 < $1.1 }
+        let order = slots.compactMap { key, slot in
+            slot.flight == nil && slot.bytes > 0 && !isPinned(key) ? (key, slot.accessOrder) : nil
+        }
+        .sorted { $0.1 < $1.1 }
         for (key, _) in order {
             guard totalBytes - pinned > configuration.maxBytes else { break }
             logger.debug("evicting \(key.subject) of \(key.source) to stay within \(configuration.maxBytes) bytes")

@@ -24,15 +24,20 @@ extension ObjectCache {
     /// `maxObjectBytes` each until fetched. When they would not fit, nothing changes and the
     /// answer says by how much. `admitting` false skips the bound, for volumes admitted already
     /// (taken over from the previous plugin process, whose content is not imported yet).
-    public func pin(_ references: [ObjectReference], in source: SourceID, for volume: String, admitting: Bool = true) -> PublishedMemory? {
+    public func pin(_ references: [ObjectReference], in source: SourceID, for volume: String, admitting: Bool = true)
+        -> PublishedMemory?
+    {
         let keys = Set(references.map { SlotKey(source: source, subject: .object($0)) })
         let added = keys.filter { pins[$0] == nil }
         let used = publishedBytes
         let needed = added.reduce(0) { $0 + pinnedSize(of: $1) }
         // Objects this volume alone pinned and no longer shows free their room.
-        let freed = (pinsByVolume[volume] ?? []).subtracting(keys).filter { pins[$0] == [volume] }.reduce(0) { $0 + pinnedSize(of: $1) }
+        let freed = (pinsByVolume[volume] ?? []).subtracting(keys).filter { pins[$0] == [volume] }.reduce(0) {
+            $0 + pinnedSize(of: $1)
+        }
         guard !admitting || used - freed + needed <= configuration.maxPublishedBytes else {
-            return PublishedMemory(used: used, needed: needed, newObjects: added.count, limit: configuration.maxPublishedBytes)
+            return PublishedMemory(
+                used: used, needed: needed, newObjects: added.count, limit: configuration.maxPublishedBytes)
         }
         unpin(volume: volume)
         for key in keys { pins[key, default: []].insert(volume) }

@@ -46,7 +46,10 @@ extension ObjectCache {
         return await withTaskCancellationHandler {
             if let result = await Deadline.value(of: attempt, within: limit, sleep: sleep) { return result }
             attempt.cancel()
-            return .failure(SourceError(kind: .timedOut, message: "\(subject) was not revalidated: Key Vault did not answer within \(limit.secondsText)."))
+            return .failure(
+                SourceError(
+                    kind: .timedOut,
+                    message: "\(subject) was not revalidated: Key Vault did not answer within \(limit.secondsText)."))
         } onCancel: {
             attempt.cancel()
         }
@@ -58,7 +61,8 @@ extension ObjectCache {
         do {
             try await gate.enter()
         } catch {
-            return .failure(SourceError(kind: .unavailable, message: "\(subject) was not fetched: the request was cancelled."))
+            return .failure(
+                SourceError(kind: .unavailable, message: "\(subject) was not fetched: the request was cancelled."))
         }
         let result: Result<CachedValue, SourceError>
         // A listing's later pages each take a token too, as Key Vault counts them.
@@ -67,7 +71,8 @@ extension ObjectCache {
             switch subject {
             case .object(let reference): result = .success(.object(try await source.fetch(reference)))
             case .listing(let kind): result = .success(.listing(try await source.list(kind, pacer: pacer)))
-            case .versions(let kind, let name): result = .success(.listing(try await source.listVersions(kind, name: name, pacer: pacer)))
+            case .versions(let kind, let name):
+                result = .success(.listing(try await source.listVersions(kind, name: name, pacer: pacer)))
             }
         } catch {
             result = .failure(error)
@@ -84,7 +89,8 @@ extension ObjectCache {
             return .failure(
                 SourceError(
                     kind: .unavailable,
-                    message: "\(key.subject) of \(key.source.vault) was dropped while being fetched: its source was unregistered, the cache shut down, or every reader gave up."
+                    message:
+                        "\(key.subject) of \(key.source.vault) was dropped while being fetched: its source was unregistered, the cache shut down, or every reader gave up."
                 ))
         }
         slots[key]?.flight = nil
@@ -96,7 +102,9 @@ extension ObjectCache {
     }
 
     private func accept(_ fresh: CachedValue, _ key: SlotKey, at now: Duration) -> FlightOutcome {
-        guard let slot = slots[key] else { return .failure(SourceError(kind: .unavailable, message: "\(key.subject) was dropped while being fetched.")) }
+        guard let slot = slots[key] else {
+            return .failure(SourceError(kind: .unavailable, message: "\(key.subject) was dropped while being fetched."))
+        }
         let changed = slot.value?.hasSameContent(as: fresh) == false
         if changed { retireVersion(of: key, slot, at: now) }
         totalBytes -= slot.bytes
@@ -126,7 +134,10 @@ extension ObjectCache {
         guard case .object(let reference) = key.subject, reference.version == nil, case .object(let old)? = slot.value,
             !old.metadata.version.isEmpty
         else { return }
-        let retiredKey = SlotKey(source: key.source, subject: .object(ObjectReference(kind: reference.kind, name: reference.name, version: old.metadata.version)))
+        let retiredKey = SlotKey(
+            source: key.source,
+            subject: .object(ObjectReference(kind: reference.kind, name: reference.name, version: old.metadata.version))
+        )
         guard slots[retiredKey] == nil else { return }
         let retired = Slot(now: now, accessOrder: slot.accessOrder)
         retired.value = slot.value
@@ -183,7 +194,8 @@ extension ObjectCache {
                 return .value(value, generation: slot.generation, stale: true)
             }
             logger.warning(
-                "dropping \(key.subject) of \(key.source): its last good content is older than the maximum staleness and refreshing failed (\(error.message))")
+                "dropping \(key.subject) of \(key.source): its last good content is older than the maximum staleness and refreshing failed (\(error.message))"
+            )
             drop(key)
             return .failure(error)
         }

@@ -106,14 +106,17 @@ public actor ObjectCache {
         render: @Sendable (FetchedObject) throws(RenderError) -> RenderedBytes
     ) async throws(CacheError) -> RenderedContent {
         let (key, answer, object) = try await resolveObject(reference, in: source, wait: wait)
-        if let slot = slots[key], slot.value != nil, slot.generation == answer.generation, let rendered = slot.renderings[renderingKey] {
+        if let slot = slots[key], slot.value != nil, slot.generation == answer.generation,
+            let rendered = slot.renderings[renderingKey]
+        {
             return RenderedContent(rendered, object, answer)
         }
         let rendered: RenderedBytes
         do {
             rendered = try render(object)
         } catch {
-            throw CacheError(kind: .invalid, message: "\(reference) of \(source.vault) cannot be shown as a file: \(error.message)")
+            throw CacheError(
+                kind: .invalid, message: "\(reference) of \(source.vault) cannot be shown as a file: \(error.message)")
         }
         // Keep the rendering only with the object it was made from.
         if let slot = slots[key], slot.value != nil, slot.generation == answer.generation {
@@ -138,7 +141,9 @@ public actor ObjectCache {
     }
 
     /// The versions of one object, revalidated like "latest" content.
-    public func versions(_ kind: ObjectKind, name: String, in source: SourceID) async throws(CacheError) -> [ListedObject] {
+    public func versions(_ kind: ObjectKind, name: String, in source: SourceID) async throws(CacheError)
+        -> [ListedObject]
+    {
         let key = SlotKey(source: source, subject: .versions(kind, name: name))
         guard case .listing(let items) = try await resolve(key, wait: nil).value else { throw internalError(key) }
         return items
@@ -169,9 +174,11 @@ public actor ObjectCache {
     ) async throws(CacheError) -> (key: SlotKey, answer: Answer, object: FetchedObject) {
         let exact = SlotKey(source: source, subject: .object(reference))
         if let version = reference.version, slots[exact]?.value == nil {
-            let latest = SlotKey(source: source, subject: .object(ObjectReference(kind: reference.kind, name: reference.name)))
+            let latest = SlotKey(
+                source: source, subject: .object(ObjectReference(kind: reference.kind, name: reference.name)))
             if case .object(let held)? = slots[latest]?.value, held.metadata.version == version,
-                let answer = answerFromMemory(for: latest), case .object(let object) = answer.value, object.metadata.version == version
+                let answer = answerFromMemory(for: latest), case .object(let object) = answer.value,
+                object.metadata.version == version
             {
                 return (latest, answer, object)
             }
@@ -185,10 +192,14 @@ public actor ObjectCache {
     /// from a source call shared with every other reader of the key.
     func resolve(_ key: SlotKey, wait: Duration?) async throws(CacheError) -> Answer {
         guard !isShutDown else {
-            throw CacheError(kind: .unavailable, message: "\(key.subject) of \(key.source.vault) is not available: the cache is shutting down.")
+            throw CacheError(
+                kind: .unavailable,
+                message: "\(key.subject) of \(key.source.vault) is not available: the cache is shutting down.")
         }
         guard let source = sources[key.source] else {
-            throw CacheError(kind: .invalid, message: "\(key.subject) was asked of \(key.source), which is not registered with the cache.")
+            throw CacheError(
+                kind: .invalid,
+                message: "\(key.subject) was asked of \(key.source), which is not registered with the cache.")
         }
         let now = configuration.now()
         if let negative = notFound[key] {
@@ -239,7 +250,9 @@ public actor ObjectCache {
     /// Waits for the fetch of an entry that has nothing to serve yet, at most `limit` or until
     /// the waiting task is cancelled. When the last waiter gives up on a first fetch, the fetch is
     /// called off and the entry forgotten, so the next read starts afresh.
-    private func awaitFetch(_ key: SlotKey, _ flight: Task<FlightOutcome, Never>, within limit: Duration) async throws(CacheError) -> Answer {
+    private func awaitFetch(_ key: SlotKey, _ flight: Task<FlightOutcome, Never>, within limit: Duration)
+        async throws(CacheError) -> Answer
+    {
         guard let slot = slots[key] else { throw internalError(key) }
         let flightID = slot.flightID
         slot.waiters += 1
@@ -252,7 +265,9 @@ public actor ObjectCache {
                 slots[key] = nil
             }
             if Task.isCancelled {
-                throw CacheError(kind: .unavailable, message: "\(key.subject) of \(key.source.vault) was not fetched: the request was cancelled.")
+                throw CacheError(
+                    kind: .unavailable,
+                    message: "\(key.subject) of \(key.source.vault) was not fetched: the request was cancelled.")
             }
             throw CacheError(
                 kind: .timedOut,
@@ -271,7 +286,9 @@ public actor ObjectCache {
     }
 
     func internalError(_ key: SlotKey) -> CacheError {
-        CacheError(kind: .invalid, message: "the cache holds something other than \(key.subject) for it; this is a bug in akvfs.")
+        CacheError(
+            kind: .invalid,
+            message: "the cache holds something other than \(key.subject) for it; this is a bug in akvfs.")
     }
 
     func nextAccessOrder() -> UInt64 {

@@ -32,5 +32,6 @@ public protocol ObjectSource: Sendable {
     /// The latest of each object of a kind, all pages. A source that pages awaits `pacer` before
     /// each page after the first: the cache's per-vault rate limit counts pages as Key Vault does.
     func list(_ kind: ObjectKind, pacer: @escaping PagePacer) async throws(SourceError) -> [ListedObject]
-    func listVersions(_ kind: ObjectKind, name: String, pacer: @escaping PagePacer) async throws(SourceError) -> [ListedObject]
+    func listVersions(_ kind: ObjectKind, name: String, pacer: @escaping PagePacer) async throws(SourceError)
+        -> [ListedObject]
 }

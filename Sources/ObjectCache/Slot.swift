@@ -73,8 +73,12 @@ extension Payload {
         case .secret(let bytes): return bytes.count
         case .certificate(let der): return der.count
         case .key(let jwk):
-            let members = [jwk.kid, jwk.kty, jwk.n, jwk.e, jwk.d, jwk.dp, jwk.dq, jwk.qi, jwk.p, jwk.q, jwk.crv, jwk.x, jwk.y, jwk.k]
-            return members.reduce(0) { $0 + ($1?.utf8.count ?? 0) } + (jwk.key_ops ?? []).reduce(0) { $0 + $1.utf8.count }
+            let members = [
+                jwk.kid, jwk.kty, jwk.n, jwk.e, jwk.d, jwk.dp, jwk.dq, jwk.qi, jwk.p, jwk.q, jwk.crv, jwk.x, jwk.y,
+                jwk.k,
+            ]
+            return members.reduce(0) { $0 + ($1?.utf8.count ?? 0) }
+                + (jwk.key_ops ?? []).reduce(0) { $0 + $1.utf8.count }
         }
     }
 
@@ -105,9 +109,10 @@ final class Slot {
     /// payload's buffer (a plain secret file) is not counted again.
     var bytes: Int {
         let payload = payloadBytes
-        return (value?.byteCount ?? 0) + renderings.values.reduce(0) { total, rendering in
-            total + (rendering.bytes === payload ? 0 : rendering.bytes.count)
-        }
+        return (value?.byteCount ?? 0)
+            + renderings.values.reduce(0) { total, rendering in
+                total + (rendering.bytes === payload ? 0 : rendering.bytes.count)
+            }
     }
     /// The last successful fetch.
     var fetchedAt: Duration = .zero

@@ -1,9 +1,9 @@
 import PKI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// Why text could not be decoded. The reason names positions, never the text itself, because the

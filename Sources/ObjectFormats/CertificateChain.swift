@@ -20,7 +20,9 @@ public enum CertificateChain {
     /// never a certificate to itself; the first such j wins); the leaf is the first certificate that
     /// is nobody's parent; walk the parents. When the walk does not reach every certificate, returns
     /// the input order with `complete` false. No certificates at all is a complete, empty chain.
-    public static func order(_ certificates: [Certificate]) throws(Failure) -> (certificates: [Certificate], complete: Bool) {
+    public static func order(_ certificates: [Certificate]) throws(Failure) -> (
+        certificates: [Certificate], complete: Bool
+    ) {
         guard !certificates.isEmpty else { return ([], true) }
         let issuers = issuerIndices(certificates, matchingNamesToo: false)
         let parents = Set(issuers.compactMap { $0 })
@@ -55,7 +57,10 @@ public enum CertificateChain {
         certificates.indices.map { child -> Int? in
             let certificate = certificates[child]
             if let authorityID = certificate.authorityKeyIdentifier, !authorityID.isEmpty,
-               let issuer = certificates.indices.first(where: { $0 != child && certificates[$0].subjectKeyIdentifier == authorityID }) {
+                let issuer = certificates.indices.first(where: {
+                    $0 != child && certificates[$0].subjectKeyIdentifier == authorityID
+                })
+            {
                 return issuer
             }
             guard matchingNamesToo else { return nil }

@@ -18,11 +18,15 @@ public enum KubernetesTLSData {
         let blocks = try pemBlocks(file)
         if blocks.isEmpty {
             let contents = try pkcs12(file)
-            guard !contents.certificates.isEmpty else { throw Failure(description: "the PKCS#12 file holds no certificate for tls.crt") }
+            guard !contents.certificates.isEmpty else {
+                throw Failure(description: "the PKCS#12 file holds no certificate for tls.crt")
+            }
             return Array(contents.certificates.map { $0.pem() }.joined().utf8)
         }
         let certificates = blocks.filter { $0.label == "CERTIFICATE" }
-        guard !certificates.isEmpty else { throw Failure(description: "the file holds no CERTIFICATE block for tls.crt") }
+        guard !certificates.isEmpty else {
+            throw Failure(description: "the file holds no CERTIFICATE block for tls.crt")
+        }
         return Array(certificates.map { PEM.encode($0.der, label: $0.label) }.joined().utf8)
     }
 
@@ -30,7 +34,9 @@ public enum KubernetesTLSData {
         let blocks = try pemBlocks(file)
         let key: PrivateKey
         if blocks.isEmpty {
-            guard let first = try pkcs12(file).privateKeys.first else { throw Failure(description: "the PKCS#12 file holds no private key for tls.key") }
+            guard let first = try pkcs12(file).privateKeys.first else {
+                throw Failure(description: "the PKCS#12 file holds no private key for tls.key")
+            }
             key = first
         } else {
             guard let last = blocks.last(where: { $0.label != "CERTIFICATE" }) else {
@@ -39,7 +45,9 @@ public enum KubernetesTLSData {
             do {
                 key = try PrivateKey(der: last.der)
             } catch {
-                throw Failure(description: "its \(last.label) block is not an unencrypted RSA or EC private key (PKCS#8, PKCS#1 or SEC1)")
+                throw Failure(
+                    description:
+                        "its \(last.label) block is not an unencrypted RSA or EC private key (PKCS#8, PKCS#1 or SEC1)")
             }
         }
         do {

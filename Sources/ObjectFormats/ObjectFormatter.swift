@@ -73,8 +73,10 @@ public enum ObjectFormatter {
     ///   ordered at all (a cycle), in the PFX's order with a warning saying so. `encoding` is ignored.
     /// - certificate-backed, application/x-pkcs12, `.pfx`: the stored base64 text decoded per
     ///   `encoding` (so `.base64` gives the binary PFX).
-    public static func secret(value: String, contentType: String?, certificateBacked: Bool, format: CertificateFormat = .pem,
-                              encoding: ObjectEncoding? = nil) throws(ObjectFormatError) -> FormattedObject {
+    public static func secret(
+        value: String, contentType: String?, certificateBacked: Bool, format: CertificateFormat = .pem,
+        encoding: ObjectEncoding? = nil
+    ) throws(ObjectFormatError) -> FormattedObject {
         guard certificateBacked else {
             guard format == .pem else {
                 throw ObjectFormatError(
@@ -139,7 +141,8 @@ public enum ObjectFormatter {
             if !chain.complete { warnings.append(incompleteChainWarning) }
         } catch {
             // The Azure provider fails the object here; the certificates are still usable as stored.
-            warnings.append("could not order the certificate chain (\(error)); the certificates keep the order of the PFX")
+            warnings.append(
+                "could not order the certificate chain (\(error)); the certificates keep the order of the PFX")
         }
         var keyDERs = try bundle.privateKeys.map { key throws(ObjectFormatError) in try pkcs8DER(key) }
         defer {
@@ -148,7 +151,9 @@ public enum ObjectFormatter {
         var output: [UInt8] = []
         output.reserveCapacity(
             keyDERs.reduce(0) { $0 + PEMWriter.encodedLength(derCount: $1.count, label: PEMWriter.privateKeyLabel) }
-                + certificates.reduce(0) { $0 + PEMWriter.encodedLength(derCount: $1.der.count, label: PEMWriter.certificateLabel) })
+                + certificates.reduce(0) {
+                    $0 + PEMWriter.encodedLength(derCount: $1.der.count, label: PEMWriter.certificateLabel)
+                })
         for index in keyDERs.indices {
             PEMWriter.append(keyDERs[index], label: PEMWriter.privateKeyLabel, to: &output)
         }

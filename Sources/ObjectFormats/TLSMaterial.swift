@@ -12,7 +12,9 @@ public struct TLSMaterial: Sendable {
     public var fullChainPEM: [UInt8]
     public var warnings: [String]
 
-    public init(privateKeyPEM: [UInt8], leafPEM: [UInt8], chainPEM: [UInt8], fullChainPEM: [UInt8], warnings: [String] = []) {
+    public init(
+        privateKeyPEM: [UInt8], leafPEM: [UInt8], chainPEM: [UInt8], fullChainPEM: [UInt8], warnings: [String] = []
+    ) {
         self.privateKeyPEM = privateKeyPEM
         self.leafPEM = leafPEM
         self.chainPEM = chainPEM
@@ -113,7 +115,8 @@ struct CertificateBundle {
                     privateKeys.append(try PrivateKey(der: blocks[index].der))
                 } catch {
                     throw ObjectFormatError(
-                        "failed to read the \(blocks[index].label) block in the certificate's PEM value: \(error.reason)")
+                        "failed to read the \(blocks[index].label) block in the certificate's PEM value: \(error.reason)"
+                    )
                 }
             case "ENCRYPTED PRIVATE KEY":
                 throw ObjectFormatError(
@@ -123,7 +126,8 @@ struct CertificateBundle {
                 do {
                     certificates.append(try Certificate(der: blocks[index].der))
                 } catch {
-                    throw ObjectFormatError("failed to read a CERTIFICATE block in the certificate's PEM value: \(error.reason)")
+                    throw ObjectFormatError(
+                        "failed to read a CERTIFICATE block in the certificate's PEM value: \(error.reason)")
                 }
             default:
                 continue

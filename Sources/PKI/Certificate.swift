@@ -2,9 +2,9 @@ internal import COpenSSL
 import FoundationEssentials
 
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #elseif canImport(Musl)
-internal import Musl
+    internal import Musl
 #endif
 
 public enum SubjectAlternativeName: Sendable, Hashable {
@@ -168,7 +168,9 @@ public final class Certificate: @unchecked Sendable, Equatable, Hashable {
         return String([symbols[Int(byte >> 4)], symbols[Int(byte & 0x0F)]])
     }
 
-    private static func date(_ time: UnsafePointer<ASN1_TIME>?, field: String, operation: String) throws(PKIError) -> Date {
+    private static func date(_ time: UnsafePointer<ASN1_TIME>?, field: String, operation: String) throws(PKIError)
+        -> Date
+    {
         var parts = tm()
         guard let time, ASN1_TIME_to_tm(time, &parts) == 1 else {
             throw .openSSL(operation, "the certificate's \(field) time is malformed")
@@ -180,8 +182,10 @@ public final class Certificate: @unchecked Sendable, Equatable, Hashable {
         guard X509_get_extension_flags(x509) & UInt32(EXFLAG_KUSAGE) != 0 else { return [] }
         let bits = X509_get_key_usage(x509)
         let flags: [(KeyUsage, Int32)] = [
-            (.digitalSignature, KU_DIGITAL_SIGNATURE), (.nonRepudiation, KU_NON_REPUDIATION), (.keyEncipherment, KU_KEY_ENCIPHERMENT),
-            (.dataEncipherment, KU_DATA_ENCIPHERMENT), (.keyAgreement, KU_KEY_AGREEMENT), (.keyCertSign, KU_KEY_CERT_SIGN),
+            (.digitalSignature, KU_DIGITAL_SIGNATURE), (.nonRepudiation, KU_NON_REPUDIATION),
+            (.keyEncipherment, KU_KEY_ENCIPHERMENT),
+            (.dataEncipherment, KU_DATA_ENCIPHERMENT), (.keyAgreement, KU_KEY_AGREEMENT),
+            (.keyCertSign, KU_KEY_CERT_SIGN),
             (.cRLSign, KU_CRL_SIGN), (.encipherOnly, KU_ENCIPHER_ONLY), (.decipherOnly, KU_DECIPHER_ONLY),
         ]
         return flags.filter { bits & UInt32($0.1) != 0 }.map(\.0)

@@ -7,11 +7,14 @@ extension Certificate {
     /// must be the certificate's own.
     public func signingRequest(signedWith key: PrivateKey) throws(PKIError) -> [UInt8] {
         let operation = "create a certificate signing request"
-        guard key.publicKey == publicKey else { throw PKIError(operation: operation, reason: "the key is not the certificate's") }
+        guard key.publicKey == publicKey else {
+            throw PKIError(operation: operation, reason: "the key is not the certificate's")
+        }
         guard let request = X509_REQ_new() else { throw .openSSL(operation, "out of memory") }
         defer { X509_REQ_free(request) }
         // Version 1 (encoded 0) is the only version PKCS#10 defines.
-        guard X509_REQ_set_version(request, 0) == 1, X509_REQ_set_subject_name(request, X509_get_subject_name(x509)) == 1,
+        guard X509_REQ_set_version(request, 0) == 1,
+            X509_REQ_set_subject_name(request, X509_get_subject_name(x509)) == 1,
             X509_REQ_set_pubkey(request, key.pkey) == 1
         else { throw .openSSL(operation, "could not set the subject and the public key") }
 

@@ -36,7 +36,9 @@ public struct CertificateTemplate: Sendable {
 
     /// A certificate for `subjectKey`, signed by `issuerKey` on behalf of `issuer`; its authority
     /// key identifier is the issuer's subject key identifier.
-    public func issue(for subjectKey: PublicKey, issuer: Certificate, issuerKey: PrivateKey) throws(PKIError) -> Certificate {
+    public func issue(for subjectKey: PublicKey, issuer: Certificate, issuerKey: PrivateKey) throws(PKIError)
+        -> Certificate
+    {
         let operation = "issue certificate"
         guard issuerKey.publicKey == issuer.publicKey else {
             throw PKIError(operation: operation, reason: "the issuer key does not belong to the issuer certificate")
@@ -44,13 +46,17 @@ public struct CertificateTemplate: Sendable {
         return try build(subjectKey: subjectKey, issuer: issuer, signingKey: issuerKey, operation: operation)
     }
 
-    private func build(subjectKey: PublicKey, issuer: Certificate?, signingKey: PrivateKey, operation: String) throws(PKIError) -> Certificate {
+    private func build(subjectKey: PublicKey, issuer: Certificate?, signingKey: PrivateKey, operation: String)
+        throws(PKIError) -> Certificate
+    {
         try validate(operation: operation)
         let subjectAttributes = try DistinguishedName.parse(subject, operation: operation)
 
         guard let x509 = X509_new() else { throw .openSSL(operation, "out of memory") }
         defer { X509_free(x509) }
-        guard X509_set_version(x509, Int(X509_VERSION_3)) == 1 else { throw .openSSL(operation, "could not set the version") }
+        guard X509_set_version(x509, Int(X509_VERSION_3)) == 1 else {
+            throw .openSSL(operation, "could not set the version")
+        }
         try setSerialNumber(x509, operation: operation)
 
         guard let subjectName = X509_NAME_new() else { throw .openSSL(operation, "out of memory") }
@@ -58,20 +64,26 @@ public struct CertificateTemplate: Sendable {
         // The encoding runs from least to most specific, the reverse of how the string is written.
         for attribute in subjectAttributes.reversed() {
             let added = attribute.value.withUnsafeBufferPointer {
-                X509_NAME_add_entry_by_txt(subjectName, attribute.type, MBSTRING_UTF8, $0.baseAddress, Int32($0.count), -1, 0)
+                X509_NAME_add_entry_by_txt(
+                    subjectName, attribute.type, MBSTRING_UTF8, $0.baseAddress, Int32($0.count), -1, 0)
             }
             guard added == 1 else {
-                throw .openSSL(operation, "the subject attribute \(attribute.type) has a value OpenSSL rejects (too long, or not allowed for that type)")
+                throw .openSSL(
+                    operation,
+                    "the subject attribute \(attribute.type) has a value OpenSSL rejects (too long, or not allowed for that type)"
+                )
             }
         }
         guard X509_set_subject_name(x509, subjectName) == 1,
-              X509_set_issuer_name(x509, issuer.map { X509_get_subject_name($0.x509) } ?? subjectName) == 1
+            X509_set_issuer_name(x509, issuer.map { X509_get_subject_name($0.x509) } ?? subjectName) == 1
         else { throw .openSSL(operation, "could not set the subject and issuer names") }
 
         guard ASN1_TIME_set(X509_getm_notBefore(x509), time_t(notBefore.timeIntervalSince1970.rounded(.down))) != nil,
-              ASN1_TIME_set(X509_getm_notAfter(x509), time_t(notAfter.timeIntervalSince1970.rounded(.down))) != nil
+            ASN1_TIME_set(X509_getm_notAfter(x509), time_t(notAfter.timeIntervalSince1970.rounded(.down))) != nil
         else { throw .openSSL(operation, "could not set the validity period") }
-        guard X509_set_pubkey(x509, subjectKey.pkey) == 1 else { throw .openSSL(operation, "could not set the public key") }
+        guard X509_set_pubkey(x509, subjectKey.pkey) == 1 else {
+            throw .openSSL(operation, "could not set the public key")
+        }
 
         try addBasicConstraints(x509, operation: operation)
         try addKeyUsage(x509, operation: operation)
@@ -108,14 +120,19 @@ public struct CertificateTemplate: Sendable {
             }
         }
         for oid in extendedKeyUsage where !DistinguishedName.isDottedOID(oid) {
-            throw PKIError(operation: operation, reason: "extended key usage '\(oid)' is not a dotted OID such as 1.3.6.1.5.5.7.3.1")
+            throw PKIError(
+                operation: operation,
+                reason: "extended key usage '\(oid)' is not a dotted OID such as 1.3.6.1.5.5.7.3.1")
         }
         for name in subjectAlternativeNames {
             switch name {
             case .dns(let value), .email(let value), .uri(let value):
                 guard !value.isEmpty, value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-                    throw PKIError(operation: operation,
-                                   reason: "subject alternative name '\(value)' must be non-empty printable ASCII (use punycode for international domain names)")
+                    throw PKIError(
+                        operation: operation,
+                        reason:
+                            "subject alternative name '\(value)' must be non-empty printable ASCII (use punycode for international domain names)"
+                    )
                 }
             case .ipAddress:
                 continue  // OpenSSL's parser checks these while the extension is built.
@@ -131,7 +148,9 @@ public struct CertificateTemplate: Sendable {
         defer { BN_free(number) }
         guard let integer = BN_to_ASN1_INTEGER(number, nil) else { throw .openSSL(operation, "out of memory") }
         defer { ASN1_INTEGER_free(integer) }
-        guard X509_set_serialNumber(x509, integer) == 1 else { throw .openSSL(operation, "could not set the serial number") }
+        guard X509_set_serialNumber(x509, integer) == 1 else {
+            throw .openSSL(operation, "could not set the serial number")
+        }
     }
 
     private func addBasicConstraints(_ x509: OpaquePointer, operation: String) throws(PKIError) {
@@ -175,7 +194,10 @@ public struct CertificateTemplate: Sendable {
                 throw .openSSL(operation, "out of memory")
             }
         }
-        guard X509_add1_ext_i2d(x509, NID_ext_key_usage, UnsafeMutableRawPointer(usages), 0, UInt(X509V3_ADD_DEFAULT)) == 1 else {
+        guard
+            X509_add1_ext_i2d(x509, NID_ext_key_usage, UnsafeMutableRawPointer(usages), 0, UInt(X509V3_ADD_DEFAULT))
+                == 1
+        else {
             throw .openSSL(operation, "could not add extended key usage")
         }
     }
@@ -185,12 +207,13 @@ public struct CertificateTemplate: Sendable {
         guard let names = copenssl_sk_GENERAL_NAME_new_null() else { throw .openSSL(operation, "out of memory") }
         defer { GENERAL_NAMES_free(names) }
         for alternativeName in subjectAlternativeNames {
-            let (type, value): (Int32, String) = switch alternativeName {
-            case .dns(let value): (GEN_DNS, value)
-            case .ipAddress(let value): (GEN_IPADD, value)
-            case .email(let value): (GEN_EMAIL, value)
-            case .uri(let value): (GEN_URI, value)
-            }
+            let (type, value): (Int32, String) =
+                switch alternativeName {
+                case .dns(let value): (GEN_DNS, value)
+                case .ipAddress(let value): (GEN_IPADD, value)
+                case .email(let value): (GEN_EMAIL, value)
+                case .uri(let value): (GEN_URI, value)
+                }
             // One name per call, so a comma in a value is just a character, never a separator.
             guard let name = a2i_GENERAL_NAME(nil, nil, nil, type, value, 0) else {
                 throw .openSSL(operation, "subject alternative name '\(value)' is not valid for its type")
@@ -200,7 +223,10 @@ public struct CertificateTemplate: Sendable {
                 throw .openSSL(operation, "out of memory")
             }
         }
-        guard X509_add1_ext_i2d(x509, NID_subject_alt_name, UnsafeMutableRawPointer(names), 0, UInt(X509V3_ADD_DEFAULT)) == 1 else {
+        guard
+            X509_add1_ext_i2d(x509, NID_subject_alt_name, UnsafeMutableRawPointer(names), 0, UInt(X509V3_ADD_DEFAULT))
+                == 1
+        else {
             throw .openSSL(operation, "could not add subject alternative names")
         }
     }
@@ -215,21 +241,25 @@ public struct CertificateTemplate: Sendable {
         return Array(digest.prefix(Int(length)))
     }
 
-    private func addOctetStringExtension(_ x509: OpaquePointer, nid: Int32, _ value: [UInt8], operation: String) throws(PKIError) {
+    private func addOctetStringExtension(_ x509: OpaquePointer, nid: Int32, _ value: [UInt8], operation: String)
+        throws(PKIError)
+    {
         guard let octets = ASN1_OCTET_STRING_new() else { throw .openSSL(operation, "out of memory") }
         defer { ASN1_OCTET_STRING_free(octets) }
         guard ASN1_OCTET_STRING_set(octets, value, Int32(value.count)) == 1,
-              X509_add1_ext_i2d(x509, nid, octets, 0, UInt(X509V3_ADD_DEFAULT)) == 1
+            X509_add1_ext_i2d(x509, nid, octets, 0, UInt(X509V3_ADD_DEFAULT)) == 1
         else { throw .openSSL(operation, "could not add the subject key identifier") }
     }
 
-    private func addAuthorityKeyIdentifier(_ x509: OpaquePointer, _ keyIdentifier: [UInt8], operation: String) throws(PKIError) {
+    private func addAuthorityKeyIdentifier(_ x509: OpaquePointer, _ keyIdentifier: [UInt8], operation: String)
+        throws(PKIError)
+    {
         guard let authorityKeyID = AUTHORITY_KEYID_new() else { throw .openSSL(operation, "out of memory") }
         defer { AUTHORITY_KEYID_free(authorityKeyID) }
         guard let octets = ASN1_OCTET_STRING_new() else { throw .openSSL(operation, "out of memory") }
         authorityKeyID.pointee.keyid = octets  // freed with authorityKeyID
         guard ASN1_OCTET_STRING_set(octets, keyIdentifier, Int32(keyIdentifier.count)) == 1,
-              X509_add1_ext_i2d(x509, NID_authority_key_identifier, authorityKeyID, 0, UInt(X509V3_ADD_DEFAULT)) == 1
+            X509_add1_ext_i2d(x509, NID_authority_key_identifier, authorityKeyID, 0, UInt(X509V3_ADD_DEFAULT)) == 1
         else { throw .openSSL(operation, "could not add the authority key identifier") }
     }
 }
@@ -287,7 +317,8 @@ enum DistinguishedName {
             // Attribute type, up to "=".
             let separator = bytes[index...].firstIndex { $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: ",") }
             guard let equals = separator, bytes[equals] == UInt8(ascii: "=") else {
-                let component = String(decoding: bytes[index..<(separator ?? bytes.count)], as: UTF8.self).trimmingSpaces()
+                let component = String(decoding: bytes[index..<(separator ?? bytes.count)], as: UTF8.self)
+                    .trimmingSpaces()
                 throw failure(component.isEmpty ? "it has an empty attribute" : "'\(component)' has no '='")
             }
             let typeText = String(decoding: bytes[index..<equals], as: UTF8.self).trimmingSpaces()
@@ -298,7 +329,9 @@ enum DistinguishedName {
             } else if isDottedOID(typeText) {
                 type = typeText
             } else {
-                throw failure("unknown attribute type '\(typeText)'; use CN, O, OU, L, ST, C, E, DC, STREET, UID, SERIALNUMBER, SN, GN, T, POSTALCODE or a dotted OID")
+                throw failure(
+                    "unknown attribute type '\(typeText)'; use CN, O, OU, L, ST, C, E, DC, STREET, UID, SERIALNUMBER, SN, GN, T, POSTALCODE or a dotted OID"
+                )
             }
             index = equals + 1
 
@@ -335,7 +368,9 @@ enum DistinguishedName {
                     index += 1
                     if byte == UInt8(ascii: "\\") {
                         guard index < bytes.count else { throw failure("it ends with a lone '\\'") }
-                        if index + 1 < bytes.count, let high = hexValue(bytes[index]), let low = hexValue(bytes[index + 1]) {
+                        if index + 1 < bytes.count, let high = hexValue(bytes[index]),
+                            let low = hexValue(bytes[index + 1])
+                        {
                             value.append(high << 4 | low)
                             index += 2
                         } else {
@@ -351,7 +386,9 @@ enum DistinguishedName {
             }
             value.removeLast(value.count - significantCount)
             guard !value.isEmpty else { throw failure("\(typeText) has an empty value") }
-            guard String(validating: value, as: UTF8.self) != nil else { throw failure("the value of \(typeText) is not UTF-8") }
+            guard String(validating: value, as: UTF8.self) != nil else {
+                throw failure("the value of \(typeText) is not UTF-8")
+            }
             attributes.append(Attribute(type: type, value: value))
 
             guard index < bytes.count else { return attributes }

@@ -26,8 +26,16 @@ enum Base64 {
             let group = b0 << 16 | b1 << 8 | b2
             out.append(alphabet[Int(group >> 18 & 0x3F)])
             out.append(alphabet[Int(group >> 12 & 0x3F)])
-            if remaining > 1 { out.append(alphabet[Int(group >> 6 & 0x3F)]) } else if padded { out.append(UInt8(ascii: "=")) }
-            if remaining > 2 { out.append(alphabet[Int(group & 0x3F)]) } else if padded { out.append(UInt8(ascii: "=")) }
+            if remaining > 1 {
+                out.append(alphabet[Int(group >> 6 & 0x3F)])
+            } else if padded {
+                out.append(UInt8(ascii: "="))
+            }
+            if remaining > 2 {
+                out.append(alphabet[Int(group & 0x3F)])
+            } else if padded {
+                out.append(UInt8(ascii: "="))
+            }
             index += 3
         }
         return String(decoding: out, as: UTF8.self)
@@ -141,14 +149,16 @@ public enum PEM {
                 if let endLabel = line.pemMarkerLabel(kind: "END") {
                     bodyLines.append(line)
                     guard endLabel == label else {
-                        throw PKIError(operation: operation,
-                                       reason: "block '\(label)' ends with an END line for '\(endLabel)'")
+                        throw PKIError(
+                            operation: operation,
+                            reason: "block '\(label)' ends with an END line for '\(endLabel)'")
                     }
                     terminated = true
                     break
                 }
                 if line.pemMarkerLabel(kind: "BEGIN") != nil {
-                    throw PKIError(operation: operation, reason: "block '\(label)' has no END line before the next BEGIN line")
+                    throw PKIError(
+                        operation: operation, reason: "block '\(label)' has no END line before the next BEGIN line")
                 }
                 if base64.isEmpty, let colon = line.firstIndex(of: ":") {
                     headers[String(line[..<colon])] = String(line[line.index(after: colon)...]).trimmingSpaces()
@@ -166,8 +176,10 @@ public enum PEM {
             }
             // RFC 1421 wants a blank line between headers and body; the line split above dropped it.
             let textLines = [beginLine] + (headerLines.isEmpty ? [] : headerLines + [""]) + bodyLines
-            blocks.append(ScannedBlock(label: label, der: der, headers: headers,
-                                       text: textLines.joined(separator: "\n") + "\n"))
+            blocks.append(
+                ScannedBlock(
+                    label: label, der: der, headers: headers,
+                    text: textLines.joined(separator: "\n") + "\n"))
         }
         return blocks
     }

@@ -12,8 +12,9 @@ public struct JWS: Sendable {
         let text = compact.trimmingSpaces()
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else {
-            throw PKIError(operation: operation,
-                           reason: "expected three base64url parts separated by '.', found \(parts.count)")
+            throw PKIError(
+                operation: operation,
+                reason: "expected three base64url parts separated by '.', found \(parts.count)")
         }
         func decode(_ part: Substring, _ name: String) throws(PKIError) -> [UInt8] {
             guard let bytes = Base64URL.decode(String(part)) else {
@@ -29,8 +30,10 @@ public struct JWS: Sendable {
     }
 
     /// "<header>.<payload>.<signature>", each part base64url without padding.
-    public static func sign(headerJSON: [UInt8], payloadJSON: [UInt8], key: PrivateKey,
-                            algorithm: SignatureAlgorithm) throws(PKIError) -> String {
+    public static func sign(
+        headerJSON: [UInt8], payloadJSON: [UInt8], key: PrivateKey,
+        algorithm: SignatureAlgorithm
+    ) throws(PKIError) -> String {
         let signingInput = Base64URL.encode(headerJSON) + "." + Base64URL.encode(payloadJSON)
         let signature = try key.sign(Array(signingInput.utf8), algorithm: algorithm)
         return signingInput + "." + Base64URL.encode(signature)

@@ -56,19 +56,22 @@ public enum KeyAlgorithm: Sendable, Hashable, CustomStringConvertible {
             var name = [CChar](repeating: 0, count: 80)
             var length = 0
             guard EVP_PKEY_get_group_name(pkey, &name, name.count, &length) == 1 else {
-                throw .openSSL(operation, "the EC key does not use a named curve; only P-256, P-384 and P-521 are supported")
+                throw .openSSL(
+                    operation, "the EC key does not use a named curve; only P-256, P-384 and P-521 are supported")
             }
             let groupName = String(decoding: name.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
             guard let curve = ECCurve(openSSLGroupName: groupName) else {
-                throw PKIError(operation: operation,
-                               reason: "EC curve '\(groupName)' is not supported; only P-256, P-384 and P-521 are")
+                throw PKIError(
+                    operation: operation,
+                    reason: "EC curve '\(groupName)' is not supported; only P-256, P-384 and P-521 are")
             }
             self = .ec(curve)
             return
         }
         let typeName = EVP_PKEY_get0_type_name(pkey).map { String(cString: $0) } ?? "unknown"
-        throw PKIError(operation: operation,
-                       reason: "key type '\(typeName)' is not supported; only RSA and EC (P-256, P-384, P-521) are")
+        throw PKIError(
+            operation: operation,
+            reason: "key type '\(typeName)' is not supported; only RSA and EC (P-256, P-384, P-521) are")
     }
 }
 
@@ -112,6 +115,8 @@ public enum SignatureAlgorithm: String, Sendable, CaseIterable {
 public struct JSONWebKey: Codable, Sendable, Hashable {
     public var kid: String?
     public var kty: String
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    // The JWK member's own name (RFC 7517), as every other member here.
     public var key_ops: [String]?
     public var n: String?
     public var e: String?
@@ -190,7 +195,9 @@ public struct JSONWebKey: Codable, Sendable, Hashable {
     }
 
     /// The decoded bytes of a required base64url member.
-    func bytes(_ member: KeyPath<JSONWebKey, String?>, named name: String, operation: String) throws(PKIError) -> [UInt8] {
+    func bytes(_ member: KeyPath<JSONWebKey, String?>, named name: String, operation: String) throws(PKIError)
+        -> [UInt8]
+    {
         guard let text = self[keyPath: member] else {
             throw PKIError(operation: operation, reason: "JWK member '\(name)' is missing")
         }

@@ -1,9 +1,9 @@
 internal import COpenSSL
 
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #elseif canImport(Musl)
-internal import Musl
+    internal import Musl
 #endif
 
 // Small bridges between Swift values and OpenSSL's calling conventions.
@@ -63,7 +63,9 @@ func writeToMemoryBIO(_ body: (OpaquePointer) -> Bool) -> [UInt8]? {
     var data: UnsafeMutablePointer<CChar>? = nil
     let count = copenssl_BIO_get_mem_data(bio, &data)
     guard count > 0, let data else { return [] }
-    return data.withMemoryRebound(to: UInt8.self, capacity: count) { Array(UnsafeBufferPointer(start: $0, count: count)) }
+    return data.withMemoryRebound(to: UInt8.self, capacity: count) {
+        Array(UnsafeBufferPointer(start: $0, count: count))
+    }
 }
 
 /// Big-endian unsigned bytes of a BIGNUM, left-padded with zeros to `width` when given.
@@ -140,7 +142,9 @@ final class KeyParameterBuilder {
         }
         strings.append(copy)
         value.withUnsafeBytes { source in
-            if let base = source.baseAddress { UnsafeMutableRawPointer(copy).copyMemory(from: base, byteCount: source.count) }
+            if let base = source.baseAddress {
+                UnsafeMutableRawPointer(copy).copyMemory(from: base, byteCount: source.count)
+            }
         }
         guard OSSL_PARAM_BLD_push_octet_string(builder, key, copy, value.count) == 1 else {
             throw .openSSL(operation, "could not set key parameter '\(name)'")
@@ -157,8 +161,8 @@ final class KeyParameterBuilder {
         defer { EVP_PKEY_CTX_free(context) }
         var pkey: OpaquePointer? = nil
         guard EVP_PKEY_fromdata_init(context) == 1,
-              EVP_PKEY_fromdata(context, &pkey, selection, params) == 1,
-              let pkey
+            EVP_PKEY_fromdata(context, &pkey, selection, params) == 1,
+            let pkey
         else { throw .openSSL(operation, "the key parameters do not form a valid \(keyType) key") }
         return pkey
     }

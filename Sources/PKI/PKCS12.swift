@@ -24,25 +24,32 @@ public enum PKCS12 {
     ///
     /// An empty password is encoded as the empty BMPString (two zero bytes), which is what
     /// Windows, Go and `openssl -passin pass:` use for "no password".
-    public static func create(privateKey: PrivateKey?, certificates: [Certificate], password: String = "",
-                              friendlyName: String? = nil) throws(PKIError) -> [UInt8] {
-        try create(privateKey: privateKey, certificates: certificates, passwordOrNone: password, friendlyName: friendlyName)
+    public static func create(
+        privateKey: PrivateKey?, certificates: [Certificate], password: String = "",
+        friendlyName: String? = nil
+    ) throws(PKIError) -> [UInt8] {
+        try create(
+            privateKey: privateKey, certificates: certificates, passwordOrNone: password, friendlyName: friendlyName)
     }
 
     /// `passwordOrNone` nil writes a file with no password at all (the empty byte string rather
     /// than the empty BMPString), as some tools do; tests use it to check that `parse` opens both.
-    static func create(privateKey: PrivateKey?, certificates: [Certificate], passwordOrNone password: String?,
-                       friendlyName: String?) throws(PKIError) -> [UInt8] {
+    static func create(
+        privateKey: PrivateKey?, certificates: [Certificate], passwordOrNone password: String?,
+        friendlyName: String?
+    ) throws(PKIError) -> [UInt8] {
         let operation = "create PKCS#12"
         let cipher = NID_pbe_WithSHA1And3_Key_TripleDES_CBC
         var matchingCertificate: Int? = nil
         if let privateKey, !certificates.isEmpty {
             matchingCertificate = certificates.firstIndex { $0.publicKey == privateKey.publicKey }
             guard matchingCertificate != nil else {
-                throw PKIError(operation: operation, reason: "the private key does not belong to any of the certificates")
+                throw PKIError(
+                    operation: operation, reason: "the private key does not belong to any of the certificates")
             }
         }
-        let localKeyID = matchingCertificate.map { certificates[$0].sha1Thumbprint }
+        let localKeyID =
+            matchingCertificate.map { certificates[$0].sha1Thumbprint }
             ?? privateKey.map { Digest.sha1($0.publicKey.subjectPublicKeyInfo) }
 
         func label(_ bag: OpaquePointer) throws(PKIError) {
@@ -85,7 +92,9 @@ public enum PKCS12 {
         if let keyBags, PKCS12_add_safe(&safes, keyBags, -1, 0, nil) != 1 {
             throw .openSSL(operation, "could not add the key safe")
         }
-        guard let safes else { throw PKIError(operation: operation, reason: "there is nothing to store: no key and no certificates") }
+        guard let safes else {
+            throw PKIError(operation: operation, reason: "there is nothing to store: no key and no certificates")
+        }
         guard let pfx = PKCS12_add_safes(safes, 0) else { throw .openSSL(operation, "could not assemble the file") }
         defer { PKCS12_free(pfx) }
         guard PKCS12_set_mac(pfx, password, -1, nil, 0, iterations, EVP_sha1()) == 1 else {
@@ -112,9 +121,11 @@ public enum PKCS12 {
                 PKCS12_verify_mac(pfx, candidate, candidate == nil ? 0 : -1) == 1
             }
             guard !candidates.isEmpty else {
-                throw .openSSL(operation, password.isEmpty
-                    ? "the MAC does not verify with a blank password; the file needs a password (or is damaged)"
-                    : "the MAC does not verify; the password is wrong (or the file is damaged)")
+                throw .openSSL(
+                    operation,
+                    password.isEmpty
+                        ? "the MAC does not verify with a blank password; the file needs a password (or is damaged)"
+                        : "the MAC does not verify; the password is wrong (or the file is damaged)")
             }
             OpenSSLErrors.clear()
         }
@@ -129,7 +140,9 @@ public enum PKCS12 {
         throw lastError
     }
 
-    private static func readContents(_ pfx: OpaquePointer, password: String?, operation: String) throws(PKIError) -> Contents {
+    private static func readContents(_ pfx: OpaquePointer, password: String?, operation: String) throws(PKIError)
+        -> Contents
+    {
         guard let authenticatedSafes = PKCS12_unpack_authsafes(pfx) else {
             throw .openSSL(operation, "could not read the file's contents")
         }
@@ -144,7 +157,9 @@ public enum PKCS12 {
             case NID_pkcs7_encrypted:
                 bags = PKCS12_unpack_p7encdata(safe, password, password == nil ? 0 : -1)
                 if bags == nil {
-                    throw .openSSL(operation, "could not decrypt the certificates; the password is wrong or the cipher is not available")
+                    throw .openSSL(
+                        operation,
+                        "could not decrypt the certificates; the password is wrong or the cipher is not available")
                 }
             default:
                 continue  // Public-key-enveloped safes need the recipient's key; Key Vault never makes them.
@@ -156,8 +171,10 @@ public enum PKCS12 {
         return contents
     }
 
-    private static func collect(_ bags: OpaquePointer, password: String?, into contents: inout Contents,
-                                operation: String) throws(PKIError) {
+    private static func collect(
+        _ bags: OpaquePointer, password: String?, into contents: inout Contents,
+        operation: String
+    ) throws(PKIError) {
         for index in 0..<copenssl_sk_PKCS12_SAFEBAG_num(bags) {
             guard let bag = copenssl_sk_PKCS12_SAFEBAG_value(bags, index) else { continue }
             switch PKCS12_SAFEBAG_get_nid(bag) {
@@ -168,14 +185,20 @@ public enum PKCS12 {
                 contents.privateKeys.append(try PrivateKey(taking: pkey, operation: operation))
             case NID_pkcs8ShroudedKeyBag:
                 guard let info = PKCS12_decrypt_skey(bag, password, password == nil ? 0 : -1) else {
-                    throw .openSSL(operation, "could not decrypt the private key; the password is wrong or the cipher is not available")
+                    throw .openSSL(
+                        operation,
+                        "could not decrypt the private key; the password is wrong or the cipher is not available")
                 }
                 defer { PKCS8_PRIV_KEY_INFO_free(info) }
-                guard let pkey = EVP_PKCS82PKEY(info) else { throw .openSSL(operation, "could not read the decrypted private key") }
+                guard let pkey = EVP_PKCS82PKEY(info) else {
+                    throw .openSSL(operation, "could not read the decrypted private key")
+                }
                 contents.privateKeys.append(try PrivateKey(taking: pkey, operation: operation))
             case NID_certBag:
                 guard PKCS12_SAFEBAG_get_bag_nid(bag) == NID_x509Certificate else { continue }  // SDSI certificates
-                guard let x509 = PKCS12_SAFEBAG_get1_cert(bag) else { throw .openSSL(operation, "could not read a certificate bag") }
+                guard let x509 = PKCS12_SAFEBAG_get1_cert(bag) else {
+                    throw .openSSL(operation, "could not read a certificate bag")
+                }
                 defer { X509_free(x509) }
                 let der = try encodeDER(operation) { i2d_X509(x509, $0) }
                 contents.certificates.append(try Certificate(der: der))

@@ -34,8 +34,9 @@ public final class PrivateKey: @unchecked Sendable {
         switch algorithm {
         case .rsa(let bits):
             guard (2048...8192).contains(bits), bits % 8 == 0 else {
-                throw PKIError(operation: operation,
-                               reason: "RSA keys must have 2048 to 8192 bits in steps of 8 (Key Vault uses 2048, 3072 or 4096)")
+                throw PKIError(
+                    operation: operation,
+                    reason: "RSA keys must have 2048 to 8192 bits in steps of 8 (Key Vault uses 2048, 3072 or 4096)")
             }
             keyType = "RSA"
         case .ec:
@@ -71,12 +72,14 @@ public final class PrivateKey: @unchecked Sendable {
         let operation = "read private key PEM"
         let keyLabels: Set = ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"]
         guard let block = try PEM.scan(pem).first(where: { keyLabels.contains($0.label) }) else {
-            throw PKIError(operation: operation,
-                           reason: "no PRIVATE KEY, RSA PRIVATE KEY, EC PRIVATE KEY or ENCRYPTED PRIVATE KEY block found")
+            throw PKIError(
+                operation: operation,
+                reason: "no PRIVATE KEY, RSA PRIVATE KEY, EC PRIVATE KEY or ENCRYPTED PRIVATE KEY block found")
         }
         let encrypted = block.label == "ENCRYPTED PRIVATE KEY" || block.isLegacyEncrypted
         if encrypted && password == nil {
-            throw PKIError(operation: operation, reason: "the private key is encrypted; a password is needed to read it")
+            throw PKIError(
+                operation: operation, reason: "the private key is encrypted; a password is needed to read it")
         }
         let pkey: OpaquePointer?
         if block.isLegacyEncrypted {
@@ -198,7 +201,9 @@ public final class PrivateKey: @unchecked Sendable {
     public func sign(_ message: [UInt8], algorithm: SignatureAlgorithm) throws(PKIError) -> [UInt8] {
         let operation = "sign with \(algorithm.rawValue)"
         guard algorithm.accepts(self.algorithm) else {
-            throw PKIError(operation: operation, reason: "\(algorithm.rawValue) needs \(algorithm.keyRequirement), but this is an \(self.algorithm) key")
+            throw PKIError(
+                operation: operation,
+                reason: "\(algorithm.rawValue) needs \(algorithm.keyRequirement), but this is an \(self.algorithm) key")
         }
         guard let context = EVP_MD_CTX_new() else { throw .openSSL(operation, "out of memory") }
         defer { EVP_MD_CTX_free(context) }
@@ -208,7 +213,7 @@ public final class PrivateKey: @unchecked Sendable {
         }
         if algorithm == .ps256 {
             guard EVP_PKEY_CTX_set_rsa_padding(keyContext, RSA_PKCS1_PSS_PADDING) == 1,
-                  EVP_PKEY_CTX_set_rsa_pss_saltlen(keyContext, 32) == 1
+                EVP_PKEY_CTX_set_rsa_pss_saltlen(keyContext, 32) == 1
             else { throw .openSSL(operation, "could not select PSS padding") }
         }
         var length = 0
@@ -240,8 +245,9 @@ enum PrivateKeyDecoder {
         result.initialize(to: nil)
         defer { result.deallocate() }
         // Selecting only the private half stops a public key from being accepted as a private one.
-        guard let context = OSSL_DECODER_CTX_new_for_pkey(
-            result, inputType.cString, nil, nil, Int32(OSSL_KEYMGMT_SELECT_PRIVATE_KEY), nil, nil)
+        guard
+            let context = OSSL_DECODER_CTX_new_for_pkey(
+                result, inputType.cString, nil, nil, Int32(OSSL_KEYMGMT_SELECT_PRIVATE_KEY), nil, nil)
         else { return nil }
         defer { OSSL_DECODER_CTX_free(context) }
         if let password {

@@ -37,14 +37,16 @@ public final class PublicKey: @unchecked Sendable, Equatable, Hashable {
     /// The first "PUBLIC KEY" (SubjectPublicKeyInfo) or "RSA PUBLIC KEY" (PKCS#1) block.
     public convenience init(pem: String) throws(PKIError) {
         let operation = "read public key PEM"
-        guard let block = try PEM.decode(pem).first(where: { $0.label == "PUBLIC KEY" || $0.label == "RSA PUBLIC KEY" }) else {
+        guard let block = try PEM.decode(pem).first(where: { $0.label == "PUBLIC KEY" || $0.label == "RSA PUBLIC KEY" })
+        else {
             throw PKIError(operation: operation, reason: "no PUBLIC KEY or RSA PUBLIC KEY block found")
         }
         if block.label == "PUBLIC KEY" {
             try self.init(spkiDER: block.der)
             return
         }
-        guard let pkey = decodeDER(block.der, { d2i_PublicKey(EVP_PKEY_RSA, nil, $0, $1) }, free: { EVP_PKEY_free($0) }) else {
+        guard let pkey = decodeDER(block.der, { d2i_PublicKey(EVP_PKEY_RSA, nil, $0, $1) }, free: { EVP_PKEY_free($0) })
+        else {
             throw .openSSL(operation, "the RSA PUBLIC KEY block is not a PKCS#1 RSAPublicKey")
         }
         try self.init(taking: pkey, operation: operation)
@@ -90,7 +92,7 @@ public final class PublicKey: @unchecked Sendable, Equatable, Hashable {
         case .ec(let curve):
             let width = curve.coordinateByteCount
             guard let x = bigNumberParameter(pkey, "qx", width: width),
-                  let y = bigNumberParameter(pkey, "qy", width: width)
+                let y = bigNumberParameter(pkey, "qy", width: width)
             else { throw .openSSL(operation, "could not read the EC public point") }
             return JSONWebKey(kty: "EC", crv: curve.rawValue, x: Base64URL.encode(x), y: Base64URL.encode(y))
         }
@@ -104,24 +106,28 @@ public final class PublicKey: @unchecked Sendable, Equatable, Hashable {
         guard algorithm.accepts(self.algorithm) else { return false }
         var encodedSignature = signature
         if case .ec(let curve) = self.algorithm {
-            guard let der = ECDSASignature.der(fromJOSE: signature, width: curve.coordinateByteCount) else { return false }
+            guard let der = ECDSASignature.der(fromJOSE: signature, width: curve.coordinateByteCount) else {
+                return false
+            }
             encodedSignature = der
         }
         guard let context = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(context) }
         var keyContext: OpaquePointer? = nil
-        guard EVP_DigestVerifyInit_ex(context, &keyContext, algorithm.digestName.cString, nil, nil, pkey, nil) == 1 else {
+        guard EVP_DigestVerifyInit_ex(context, &keyContext, algorithm.digestName.cString, nil, nil, pkey, nil) == 1
+        else {
             return false
         }
         if algorithm == .ps256 {
             guard EVP_PKEY_CTX_set_rsa_padding(keyContext, RSA_PKCS1_PSS_PADDING) == 1,
-                  EVP_PKEY_CTX_set_rsa_pss_saltlen(keyContext, RSA_PSS_SALTLEN_AUTO) == 1
+                EVP_PKEY_CTX_set_rsa_pss_saltlen(keyContext, RSA_PSS_SALTLEN_AUTO) == 1
             else { return false }
         }
         return encodedSignature.withUnsafeBufferPointer { signatureBytes in
             message.withUnsafeBufferPointer { messageBytes in
-                EVP_DigestVerify(context, signatureBytes.baseAddress, signatureBytes.count,
-                                 messageBytes.baseAddress, messageBytes.count) == 1
+                EVP_DigestVerify(
+                    context, signatureBytes.baseAddress, signatureBytes.count,
+                    messageBytes.baseAddress, messageBytes.count) == 1
             }
         }
     }
@@ -143,9 +149,12 @@ enum ECPoint {
         let x = try jwk.bytes(\.x, named: "x", operation: operation)
         let y = try jwk.bytes(\.y, named: "y", operation: operation)
         guard x.count <= width, y.count <= width else {
-            throw PKIError(operation: operation, reason: "JWK x or y is longer than a \(curve.rawValue) coordinate (\(width) bytes)")
+            throw PKIError(
+                operation: operation,
+                reason: "JWK x or y is longer than a \(curve.rawValue) coordinate (\(width) bytes)")
         }
-        return [0x04] + [UInt8](repeating: 0, count: width - x.count) + x + [UInt8](repeating: 0, count: width - y.count) + y
+        return [0x04] + [UInt8](repeating: 0, count: width - x.count) + x
+            + [UInt8](repeating: 0, count: width - y.count) + y
     }
 }
 

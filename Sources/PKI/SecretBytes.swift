@@ -40,11 +40,15 @@ public final class SecretBytes: @unchecked Sendable, RandomAccessCollection {
     public subscript(position: Int) -> UInt8 { storage[position] }
 
     /// The bytes, in place, for as long as `body` runs (the caller holds `self` meanwhile).
-    public func withUnsafeBufferPointer<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows -> Result {
+    public func withUnsafeBufferPointer<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows
+        -> Result
+    {
         try body(UnsafeBufferPointer(storage))
     }
 
-    public func withContiguousStorageIfAvailable<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows -> Result? {
+    public func withContiguousStorageIfAvailable<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows
+        -> Result?
+    {
         try body(UnsafeBufferPointer(storage))
     }
 

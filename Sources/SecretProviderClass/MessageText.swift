@@ -46,7 +46,8 @@ enum MessageText {
     }
 
     private static func editDistance(_ lhs: String, _ rhs: String) -> Int {
-        let left = Array(lhs), right = Array(rhs)
+        let left = Array(lhs)
+        let right = Array(rhs)
         guard !left.isEmpty else { return right.count }
         guard !right.isEmpty else { return left.count }
         var previous = Array(0...right.count)

@@ -3,7 +3,8 @@ import ObjectFormats
 extension SecretProviderClassParser {
     /// The fields of one object in `objects`; any other key is an error (docs/kubernetes.md, Moving a SecretProviderClass to akvfs).
     public static let objectFieldKeys = [
-        "objectName", "objectAlias", "objectType", "objectVersion", "objectVersionHistory", "objectFormat", "objectEncoding",
+        "objectName", "objectAlias", "objectType", "objectVersion", "objectVersionHistory", "objectFormat",
+        "objectEncoding",
         "filePermission",
     ]
     /// Largest objectVersionHistory: every version is a file and a list call per refresh; more than this is a mistake.
@@ -18,7 +19,8 @@ enum ObjectsParser {
         let items = try arrayItems(text)
         guard !items.isEmpty else {
             throw .invalidArgument(
-                "objects is empty: list at least one object under array:, each a YAML string (\"- |\") with objectName and objectType")
+                "objects is empty: list at least one object under array:, each a YAML string (\"- |\") with objectName and objectType"
+            )
         }
         var objects: [VolumeObject] = []
         for (index, item) in items.enumerated() {
@@ -109,7 +111,8 @@ enum ObjectsParser {
             history = Int(number)
         } else {
             throw .invalidArgument(
-                indexPrefix + "objectVersionHistory \(MessageText.quoted(historyText)) is not an integer: give the number of "
+                indexPrefix
+                    + "objectVersionHistory \(MessageText.quoted(historyText)) is not an integer: give the number of "
                     + "versions to mount, 2 to \(SecretProviderClassParser.maxVersionHistory)")
         }
 
@@ -119,7 +122,8 @@ enum ObjectsParser {
         let aliasText = fields["objectAlias"] ?? ""
         func failure(_ cause: String) -> VolumeError {
             let located = name.isEmpty ? "\(cause) (objects array item \(index))" : cause
-            return .invalidArgument(ObjectFailure.message(type: typeText, name: name, version: versionText, cause: located))
+            return .invalidArgument(
+                ObjectFailure.message(type: typeText, name: name, version: versionText, cause: located))
         }
 
         let allowed = SecretProviderClassParser.objectFieldKeys
@@ -169,7 +173,8 @@ enum ObjectsParser {
                 throw failure("invalid objectEncoding: \(encodingText), should be hex, base64 or utf-8")
             }
             guard type == .secret else {
-                throw failure("objectEncoding only supported for objectType: secret (remove it for objectType \(type.rawValue))")
+                throw failure(
+                    "objectEncoding only supported for objectType: secret (remove it for objectType \(type.rawValue))")
             }
             encoding = parsed
         }
@@ -203,7 +208,8 @@ enum ObjectsParser {
             guard versionText.count <= 64, versionText.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
                 throw failure(
                     "objectVersion \(MessageText.quoted(versionText)) is not valid: give the version's ID (32 letters and "
-                        + "digits, the last part of the object's URL), or leave it empty or \"latest\" for the current version")
+                        + "digits, the last part of the object's URL), or leave it empty or \"latest\" for the current version"
+                )
             }
             version = versionText
         }
@@ -216,7 +222,8 @@ enum ObjectsParser {
             throw failure(error.message)
         }
         return VolumeObject(
-            name: name, type: type, version: version, alias: alias, format: format, encoding: encoding, permission: permission,
+            name: name, type: type, version: version, alias: alias, format: format, encoding: encoding,
+            permission: permission,
             versionHistory: history, path: path)
     }
 }

@@ -19,7 +19,10 @@ public struct SecretObject: Sendable, Equatable, Codable {
     public var annotations: [String: String]
     public var data: [DataEntry]
 
-    public init(secretName: String, type: String, labels: [String: String] = [:], annotations: [String: String] = [:], data: [DataEntry]) {
+    public init(
+        secretName: String, type: String, labels: [String: String] = [:], annotations: [String: String] = [:],
+        data: [DataEntry]
+    ) {
         self.secretName = secretName
         self.type = type
         self.labels = labels
@@ -39,7 +42,9 @@ public struct SecretObject: Sendable, Equatable, Codable {
         for (index, object) in objects.enumerated() {
             let at = "secretObjects[\(index)] of secretproviderclass \(reference)"
             func invalid(_ detail: String) -> VolumeError { VolumeError(.invalidArgument, "\(at): \(detail)") }
-            guard !object.secretName.isEmpty else { throw invalid("secretName is empty; name the Kubernetes Secret to create") }
+            guard !object.secretName.isEmpty else {
+                throw invalid("secretName is empty; name the Kubernetes Secret to create")
+            }
             guard isSubdomain(object.secretName) else {
                 throw invalid(
                     "secretName \(printable(object.secretName)) is not a valid Secret name: lower-case letters, digits, '-' and '.', "
@@ -49,7 +54,9 @@ public struct SecretObject: Sendable, Equatable, Codable {
                 throw invalid("secretName \(object.secretName) appears twice; each Secret is described once")
             }
             guard !object.type.isEmpty else {
-                throw invalid("type is empty; set it to Opaque, kubernetes.io/tls, kubernetes.io/dockerconfigjson, kubernetes.io/basic-auth, …")
+                throw invalid(
+                    "type is empty; set it to Opaque, kubernetes.io/tls, kubernetes.io/dockerconfigjson, kubernetes.io/basic-auth, …"
+                )
             }
             guard isSecretType(object.type) else {
                 throw invalid(
@@ -57,15 +64,20 @@ public struct SecretObject: Sendable, Equatable, Codable {
                         + "(Opaque, kubernetes.io/tls, kubernetes.io/dockerconfigjson, kubernetes.io/basic-auth, …)")
             }
             guard object.type != "kubernetes.io/service-account-token" else {
-                throw invalid("type kubernetes.io/service-account-token is for tokens Kubernetes issues; it cannot be filled from Key Vault")
+                throw invalid(
+                    "type kubernetes.io/service-account-token is for tokens Kubernetes issues; it cannot be filled from Key Vault"
+                )
             }
-            guard !object.data.isEmpty else { throw invalid("data is empty; list the keys to fill, each with an objectName") }
+            guard !object.data.isEmpty else {
+                throw invalid("data is empty; list the keys to fill, each with an objectName")
+            }
             var keys: Set<String> = []
             for entry in object.data {
                 guard !entry.key.isEmpty else { throw invalid("a data entry's key is empty") }
                 guard isDataKey(entry.key) else {
                     throw invalid(
-                        "data key \(printable(entry.key)) is not a valid Secret key: letters, digits, '-', '_' and '.', at most 253 characters")
+                        "data key \(printable(entry.key)) is not a valid Secret key: letters, digits, '-', '_' and '.', at most 253 characters"
+                    )
                 }
                 guard keys.insert(entry.key).inserted else { throw invalid("data key \(entry.key) appears twice") }
                 guard !entry.objectName.isEmpty else { throw invalid("data key \(entry.key) has an empty objectName") }
@@ -76,7 +88,8 @@ public struct SecretObject: Sendable, Equatable, Codable {
                             + "\(files.sorted().prefix(10).joined(separator: ", "))\(files.count > 10 ? ", …" : ""))")
                 }
                 if object.type == tlsType, entry.key != "tls.crt", entry.key != "tls.key" {
-                    throw invalid("data key \(entry.key) is not allowed in a kubernetes.io/tls Secret: only tls.crt and tls.key")
+                    throw invalid(
+                        "data key \(entry.key) is not allowed in a kubernetes.io/tls Secret: only tls.crt and tls.key")
                 }
             }
             let required: [String] =
@@ -95,7 +108,9 @@ public struct SecretObject: Sendable, Equatable, Codable {
             }
             for (key, value) in object.labels {
                 guard isQualifiedName(key) else {
-                    throw invalid("label key \(printable(key)) is not valid: an optional DNS prefix and '/', then a name of at most 63 characters")
+                    throw invalid(
+                        "label key \(printable(key)) is not valid: an optional DNS prefix and '/', then a name of at most 63 characters"
+                    )
                 }
                 guard isLabelValue(value) else {
                     throw invalid(
@@ -104,14 +119,19 @@ public struct SecretObject: Sendable, Equatable, Codable {
                 }
             }
             for key in object.annotations.keys where !isQualifiedName(key) {
-                throw invalid("annotation key \(printable(key)) is not valid: an optional DNS prefix and '/', then a name of at most 63 characters")
+                throw invalid(
+                    "annotation key \(printable(key)) is not valid: an optional DNS prefix and '/', then a name of at most 63 characters"
+                )
             }
         }
     }
 
     /// In quotes, with control characters escaped, so a message shows what was given.
     private static func printable(_ text: String) -> String {
-        "\"" + text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined() + "\""
+        "\""
+            + text.unicodeScalars.map {
+                $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0)
+            }.joined() + "\""
     }
 
     private static func isAlphanumeric(_ byte: UInt8) -> Bool {
@@ -129,7 +149,8 @@ public struct SecretObject: Sendable, Equatable, Codable {
     }
 
     private static func isSecretType(_ text: String) -> Bool {
-        text.utf8.count <= 253 && text.utf8.allSatisfy { isAlphanumeric($0) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E || $0 == 0x2F }
+        text.utf8.count <= 253
+            && text.utf8.allSatisfy { isAlphanumeric($0) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E || $0 == 0x2F }
     }
 
     static func isDataKey(_ text: String) -> Bool {
@@ -144,7 +165,8 @@ public struct SecretObject: Sendable, Equatable, Codable {
         if parts.count == 2, !isSubdomain(String(parts[0])) { return false }
         let bytes = Array(name.utf8)
         guard let first = bytes.first, let last = bytes.last, bytes.count <= 63 else { return false }
-        return isAlphanumeric(first) && isAlphanumeric(last) && bytes.allSatisfy { isAlphanumeric($0) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }
+        return isAlphanumeric(first) && isAlphanumeric(last)
+            && bytes.allSatisfy { isAlphanumeric($0) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }
     }
 
     private static func isLabelValue(_ text: String) -> Bool {

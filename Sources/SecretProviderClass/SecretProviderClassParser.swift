@@ -41,25 +41,35 @@ public enum SecretProviderClassParser {
 
     /// Kubelet's description of the pod is checked like the rest: these values end up in logs,
     /// messages and identity keys, so a request cannot smuggle line breaks or lookalikes in.
-    static func checkPodInfo(name: String, namespace: String, uid: String?, serviceAccount: String?) throws(VolumeError) {
+    static func checkPodInfo(name: String, namespace: String, uid: String?, serviceAccount: String?) throws(VolumeError)
+    {
         guard isDNSSubdomain(name) else {
             throw .invalidArgument(
-                "pod name \(MessageText.quoted(name)) is not a Kubernetes object name (lower-case letters, digits, '-' and '.', at most 253)")
+                "pod name \(MessageText.quoted(name)) is not a Kubernetes object name (lower-case letters, digits, '-' and '.', at most 253)"
+            )
         }
         guard isDNSLabel(namespace) else {
             throw .invalidArgument(
-                "pod namespace \(MessageText.quoted(namespace)) is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)")
+                "pod namespace \(MessageText.quoted(namespace)) is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)"
+            )
         }
         if let serviceAccount, !isDNSSubdomain(serviceAccount) {
             throw .invalidArgument(
-                "service account name \(MessageText.quoted(serviceAccount)) is not a Kubernetes object name (lower-case letters, digits, '-' and '.', at most 253)")
+                "service account name \(MessageText.quoted(serviceAccount)) is not a Kubernetes object name (lower-case letters, digits, '-' and '.', at most 253)"
+            )
         }
-        if let uid, uid.utf8.count > 128 || !uid.utf8.allSatisfy({ isLowerAlphanumeric($0) || (0x41...0x5A).contains($0) || $0 == 0x2D }) {
-            throw .invalidArgument("pod uid \(MessageText.quoted(uid)) is not a Kubernetes UID (letters, digits and '-')")
+        if let uid,
+            uid.utf8.count > 128
+                || !uid.utf8.allSatisfy({ isLowerAlphanumeric($0) || (0x41...0x5A).contains($0) || $0 == 0x2D })
+        {
+            throw .invalidArgument(
+                "pod uid \(MessageText.quoted(uid)) is not a Kubernetes UID (letters, digits and '-')")
         }
     }
 
-    private static func isLowerAlphanumeric(_ byte: UInt8) -> Bool { (0x61...0x7A).contains(byte) || (0x30...0x39).contains(byte) }
+    private static func isLowerAlphanumeric(_ byte: UInt8) -> Bool {
+        (0x61...0x7A).contains(byte) || (0x30...0x39).contains(byte)
+    }
 
     /// RFC 1123 label, as Kubernetes checks namespace names.
     static func isDNSLabel(_ text: String) -> Bool {
@@ -73,7 +83,8 @@ public enum SecretProviderClassParser {
 
     private static func isLabel(_ text: Substring) -> Bool {
         guard let first = text.utf8.first, let last = text.utf8.last else { return false }
-        return isLowerAlphanumeric(first) && isLowerAlphanumeric(last) && text.utf8.allSatisfy { isLowerAlphanumeric($0) || $0 == 0x2D }
+        return isLowerAlphanumeric(first) && isLowerAlphanumeric(last)
+            && text.utf8.allSatisfy { isLowerAlphanumeric($0) || $0 == 0x2D }
     }
 
     public static func parse(
@@ -90,8 +101,11 @@ public enum SecretProviderClassParser {
         guard let podNamespace = kubeletValue(podNamespaceKey) else {
             throw .invalidArgument("pod namespace is not provided: the CSIDriver object must set podInfoOnMount: true")
         }
-        try checkPodInfo(name: podName, namespace: podNamespace, uid: kubeletValue(podUIDKey), serviceAccount: kubeletValue(serviceAccountNameKey))
-        let secretProviderClass = nonEmpty(podAttributes["secretProviderClass"]) ?? nonEmpty(parameters["secretProviderClass"])
+        try checkPodInfo(
+            name: podName, namespace: podNamespace, uid: kubeletValue(podUIDKey),
+            serviceAccount: kubeletValue(serviceAccountNameKey))
+        let secretProviderClass =
+            nonEmpty(podAttributes["secretProviderClass"]) ?? nonEmpty(parameters["secretProviderClass"])
         try checkKeys(parameters: parameters, podAttributes: podAttributes, secretProviderClass: secretProviderClass)
 
         let uid = try ownerID("uid", podAttributes["uid"] ?? parameters["uid"])
@@ -102,7 +116,8 @@ public enum SecretProviderClassParser {
         let useAzureTokenProxy = try flag("useAzureTokenProxy", parameter("useAzureTokenProxy"))
         guard [usePodIdentity, useVMManagedIdentity, useAzureTokenProxy].filter({ $0 }).count <= 1 else {
             throw .invalidArgument(
-                "only one identity mode can be enabled at a time: usePodIdentity, useVMManagedIdentity, or useAzureTokenProxy")
+                "only one identity mode can be enabled at a time: usePodIdentity, useVMManagedIdentity, or useAzureTokenProxy"
+            )
         }
 
         let keyVaultName = parameter("keyvaultName")
@@ -113,7 +128,8 @@ public enum SecretProviderClassParser {
 
         let tenantId = nonEmpty(parameters["tenantID"]) ?? parameter("tenantId")
         guard !tenantId.isEmpty else {
-            throw .invalidArgument("tenantId is not provided: set tenantId to the directory (tenant) ID of the Key Vault")
+            throw .invalidArgument(
+                "tenantId is not provided: set tenantId to the directory (tenant) ID of the Key Vault")
         }
         try checkTenant(tenantId)
 
@@ -128,7 +144,8 @@ public enum SecretProviderClassParser {
                     + "use workload identity: set clientID to the identity's client ID and add the audience "
                     + "\(workloadIdentityAudience) to the CSIDriver's tokenRequests")
         } else if useAzureTokenProxy {
-            throw .invalidArgument("identity binding (useAzureTokenProxy) is not supported by akvfs; use workload identity")
+            throw .invalidArgument(
+                "identity binding (useAzureTokenProxy) is not supported by akvfs; use workload identity")
         } else if useVMManagedIdentity {
             guard options.allowNodeManagedIdentity else {
                 throw VolumeError(
@@ -145,9 +162,11 @@ public enum SecretProviderClassParser {
             try checkClientID(clientId, parameter: "clientID")
             let tokens = nonEmpty(secrets[serviceAccountTokensKey]?.trimmed) ?? kubeletValue(serviceAccountTokensKey)
             let token = try workloadIdentityToken(tokens)
-            identity = .workloadIdentity(clientId: clientId, serviceAccountToken: token.token, tokenExpiration: token.expiration)
+            identity = .workloadIdentity(
+                clientId: clientId, serviceAccountToken: token.token, tokenExpiration: token.expiration)
         } else {
-            identity = try servicePrincipal(secrets: secrets, userAssignedIdentityID: nonEmpty(parameters["userAssignedIdentityID"]))
+            identity = try servicePrincipal(
+                secrets: secrets, userAssignedIdentityID: nonEmpty(parameters["userAssignedIdentityID"]))
         }
 
         let objectsText = parameter("objects")
@@ -199,7 +218,9 @@ public enum SecretProviderClassParser {
         }
         let unknownAttributes = unknown(podAttributes.keys)
         if !unknownAttributes.isEmpty {
-            let named = unknownAttributes.map { "\($0)\(MessageText.didYouMean($0, among: volumeAttributeKeys + parameterKeys))" }
+            let named = unknownAttributes.map {
+                "\($0)\(MessageText.didYouMean($0, among: volumeAttributeKeys + parameterKeys))"
+            }
             throw .invalidArgument(
                 "unknown volumeAttributes key\(named.count == 1 ? "" : "s") \(named.joined(separator: ", ")): a pod's "
                     + "volumeAttributes name the SecretProviderClass (secretProviderClass, providerName) and the files' "
@@ -246,7 +267,8 @@ public enum SecretProviderClassParser {
     /// and not at DNS lookup (docs/kubernetes.md, Moving a SecretProviderClass to akvfs).
     static func checkVaultName(_ name: String) throws(VolumeError) {
         let prefix = "failed to get vault: Invalid vault name: \(MessageText.quoted(name)), "
-        let hint = name.contains(".") || name.contains("/")
+        let hint =
+            name.contains(".") || name.contains("/")
             ? "; keyvaultName is the vault's name (e.g. contoso-kv), not its URL or host name" : ""
         let characters = Array(name)
         guard (3...24).contains(characters.count) else {
@@ -255,7 +277,9 @@ public enum SecretProviderClassParser {
         guard characters.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
             throw .invalidArgument(prefix + "must match [-a-zA-Z0-9]{3,24} (\(vaultNameRule))\(hint)")
         }
-        guard characters[0].isLetter else { throw .invalidArgument(prefix + "must start with a letter (\(vaultNameRule))") }
+        guard characters[0].isLetter else {
+            throw .invalidArgument(prefix + "must start with a letter (\(vaultNameRule))")
+        }
         guard characters[characters.count - 1] != "-" else {
             throw .invalidArgument(prefix + "must end with a letter or digit (\(vaultNameRule))")
         }
@@ -264,7 +288,8 @@ public enum SecretProviderClassParser {
 
     /// The tenant goes into the authority URL's path, so only what a tenant ID or domain can hold passes.
     static func checkTenant(_ tenant: String) throws(VolumeError) {
-        guard tenant.count <= 256, tenant.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") })
+        guard tenant.count <= 256,
+            tenant.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") })
         else {
             throw .invalidArgument(
                 "tenantId \(MessageText.quoted(tenant)) is not valid: use the directory (tenant) ID, a GUID, or a verified "
@@ -304,18 +329,21 @@ public enum SecretProviderClassParser {
             }
             guard environmentFile.hasPrefix("/"), !environmentFile.contains("\0") else {
                 throw .invalidArgument(
-                    "cloudEnvFileName \(MessageText.quoted(environmentFile)) is not valid: it must be an absolute path of a file on the node")
+                    "cloudEnvFileName \(MessageText.quoted(environmentFile)) is not valid: it must be an absolute path of a file on the node"
+                )
             }
         } else if environmentFile != nil {
             throw .invalidArgument(
                 "cloudEnvFileName is only used with cloudName \(AzureCloud.stackCloudName), not "
-                    + "\(name ?? "the default AzurePublicCloud"): remove it, or set cloudName: \(AzureCloud.stackCloudName)")
+                    + "\(name ?? "the default AzurePublicCloud"): remove it, or set cloudName: \(AzureCloud.stackCloudName)"
+            )
         }
     }
 
     // MARK: - Credentials
 
-    private static let workloadIdentityPrefix = "failed to build auth config for mode None: failed to parse workload identity tokens, error: "
+    private static let workloadIdentityPrefix =
+        "failed to build auth config for mode None: failed to parse workload identity tokens, error: "
 
     /// The token for `workloadIdentityAudience` from kubelet's `{"<audience>":{"token":…,"expirationTimestamp":…}}`.
     /// Messages never contain the JSON: it is all token.
@@ -333,16 +361,19 @@ public enum SecretProviderClassParser {
         do {
             entries = try JSONDecoder().decode([String: Entry].self, from: Data(json.utf8))
         } catch let error as DecodingError {
-            throw .unauthenticated(workloadIdentityPrefix + "failed to unmarshal service account tokens, error: \(shape(of: error))")
+            throw .unauthenticated(
+                workloadIdentityPrefix + "failed to unmarshal service account tokens, error: \(shape(of: error))")
         } catch {
-            throw .unauthenticated(workloadIdentityPrefix + "failed to unmarshal service account tokens, error: not valid JSON")
+            throw .unauthenticated(
+                workloadIdentityPrefix + "failed to unmarshal service account tokens, error: not valid JSON")
         }
         guard let entry = entries[workloadIdentityAudience] else {
             // Audiences are URIs chosen by the cluster operator; anything that looks like a token is left out.
             let audiences = entries.keys.filter { $0.count <= 128 && !$0.hasPrefix("eyJ") }.sorted()
             let present = audiences.isEmpty ? "" : " (tokens present for \(audiences.joined(separator: ", ")))"
             throw .unauthenticated(
-                workloadIdentityPrefix + "token for audience \(workloadIdentityAudience) not found\(present): \(tokenRequestHint)")
+                workloadIdentityPrefix
+                    + "token for audience \(workloadIdentityAudience) not found\(present): \(tokenRequestHint)")
         }
         let token = entry.token.trimmed
         guard !token.isEmpty else {
@@ -372,12 +403,15 @@ public enum SecretProviderClassParser {
     }
 
     /// The provider's service-principal mode: `clientid` and `clientsecret` from nodePublishSecretRef, keys in any case.
-    private static func servicePrincipal(secrets: [String: String], userAssignedIdentityID: String?) throws(VolumeError) -> VolumeIdentity {
+    private static func servicePrincipal(secrets: [String: String], userAssignedIdentityID: String?) throws(VolumeError)
+        -> VolumeIdentity
+    {
         let credentials = secrets.filter { $0.key != serviceAccountTokensKey }
         let modeHint =
             "without clientID the identity is a service principal from the pod's nodePublishSecretRef (keys clientid, clientsecret); "
             + "for workload identity set clientID"
-            + (userAssignedIdentityID == nil ? "" : "; userAssignedIdentityID is only used with useVMManagedIdentity: \"true\"")
+            + (userAssignedIdentityID == nil
+                ? "" : "; userAssignedIdentityID is only used with useVMManagedIdentity: \"true\"")
         guard !credentials.isEmpty else {
             throw .unauthenticated("failed to get credentials, nodePublishSecretRef secret is not set: \(modeHint)")
         }

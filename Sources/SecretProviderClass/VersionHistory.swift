@@ -18,7 +18,8 @@ extension SecretProviderClassParser {
         guard !newestFirst.isEmpty else {
             throw object.failure(
                 .notFound,
-                "no enabled versions to mount (objectVersionHistory \(object.versionHistory)); enable a version in Key Vault")
+                "no enabled versions to mount (objectVersionHistory \(object.versionHistory)); enable a version in Key Vault"
+            )
         }
         var start = 0
         if let wanted = object.version {

@@ -3,7 +3,9 @@ extension SecretProviderClassParser {
     /// driver's stricter rules (docs/kubernetes.md, Moving a SecretProviderClass to akvfs): not empty, relative, no `..` component (`a..b` is fine), no component
     /// starting with `..` (the atomic writer's `..data` and `..<timestamp>`), already clean (no `//`, `./`, trailing
     /// `/`), no NUL or other control character, components and path within `options`' byte limits. Errors name the rule broken.
-    public static func validateFilePath(_ path: String, options: ParserOptions = ParserOptions()) throws(VolumeError) -> [String] {
+    public static func validateFilePath(_ path: String, options: ParserOptions = ParserOptions()) throws(VolumeError)
+        -> [String]
+    {
         guard !path.isEmpty else { throw .invalidArgument("file name must not be empty") }
         let shown = MessageText.quoted(path)
         guard !path.utf8.contains(0) else { throw .invalidArgument("invalid path: must not contain NUL: \(shown)") }
@@ -11,7 +13,8 @@ extension SecretProviderClassParser {
         if let control = path.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
             let hex = String(control.value, radix: 16, uppercase: true)
             throw .invalidArgument(
-                "invalid path: must not contain control characters (newline, tab, escape, …; found U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex)): \(shown)")
+                "invalid path: must not contain control characters (newline, tab, escape, …; found U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex)): \(shown)"
+            )
         }
         guard !path.hasPrefix("/") else {
             throw .invalidArgument("file name must be a relative path: \(shown) (paths are relative to the volume)")
@@ -36,7 +39,8 @@ extension SecretProviderClassParser {
         }
         guard path.utf8.count <= options.maxPathBytes else {
             throw .invalidArgument(
-                "invalid path: \(MessageText.quoted(path, limit: 32)) is \(path.utf8.count) bytes, longer than \(options.maxPathBytes)")
+                "invalid path: \(MessageText.quoted(path, limit: 32)) is \(path.utf8.count) bytes, longer than \(options.maxPathBytes)"
+            )
         }
         return components
     }
@@ -51,7 +55,8 @@ enum VolumePaths {
             if let first = owners[object.path] {
                 throw .invalidArgument(
                     "objects \(describe(objects, first)) and \(describe(objects, index)) both write "
-                        + "\(MessageText.quoted(object.path.joined(separator: "/"))): give one of them a different objectAlias")
+                        + "\(MessageText.quoted(object.path.joined(separator: "/"))): give one of them a different objectAlias"
+                )
             }
             owners[object.path] = index
         }
@@ -63,7 +68,8 @@ enum VolumePaths {
                 if objects[owner].isSingleVersion {
                     throw .invalidArgument(
                         "object \(describe(objects, owner)) writes the file \(directory), but object \(describe(objects, index)) "
-                            + "needs \(directory) to be a directory for \(file): give one of them a different objectAlias")
+                            + "needs \(directory) to be a directory for \(file): give one of them a different objectAlias"
+                    )
                 }
                 throw .invalidArgument(
                     "object \(describe(objects, owner)) keeps its \(objects[owner].versionHistory) versions in the directory "

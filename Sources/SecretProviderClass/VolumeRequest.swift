@@ -91,7 +91,8 @@ public struct VolumeRequest: Sendable, Equatable, Codable {
     public var secretObjects: [SecretObject]?
 
     public init(
-        podName: String, podNamespace: String, podUID: String? = nil, serviceAccountName: String? = nil, keyVaultName: String,
+        podName: String, podNamespace: String, podUID: String? = nil, serviceAccountName: String? = nil,
+        keyVaultName: String,
         tenantId: String, cloudName: String? = nil, cloudEnvironmentFile: String? = nil, identity: VolumeIdentity,
         objects: [VolumeObject], secretProviderClass: String? = nil, uid: UInt32? = nil, gid: UInt32? = nil
     ) {

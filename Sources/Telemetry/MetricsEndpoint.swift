@@ -27,17 +27,22 @@ public final class MetricsEndpoint: Sendable {
         var found: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host.isEmpty ? nil : host, port, &hints, &found)
         guard status == 0, let first = found else {
-            throw MetricsAddressError(description: "--metrics-address \(address): cannot resolve '\(host)': \(String(cString: gai_strerror(status)))")
+            throw MetricsAddressError(
+                description:
+                    "--metrics-address \(address): cannot resolve '\(host)': \(String(cString: gai_strerror(status)))")
         }
         defer { freeaddrinfo(found) }
         let descriptor = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { throw MetricsAddressError(description: "--metrics-address \(address): socket: \(Self.reason())") }
+        guard descriptor >= 0 else {
+            throw MetricsAddressError(description: "--metrics-address \(address): socket: \(Self.reason())")
+        }
         var yes: Int32 = 1
         setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
         guard bind(descriptor, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0, listen(descriptor, 16) == 0 else {
             let reason = Self.reason()
             close(descriptor)
-            throw MetricsAddressError(description: "cannot listen for metrics on \(address): \(reason); choose another --metrics-address")
+            throw MetricsAddressError(
+                description: "cannot listen for metrics on \(address): \(reason); choose another --metrics-address")
         }
         listener = descriptor
         self.registry = registry
@@ -70,7 +75,12 @@ public final class MetricsEndpoint: Sendable {
     /// Waits for a scrape being answered to end (at most the 5 s a connection may take).
     public func stop() {
         stopping.store(true, ordering: .relaxed)
-        guard let handle = thread.withLock({ running in defer { running = nil }; return running }) else { return }
+        guard
+            let handle = thread.withLock({ running in
+                defer { running = nil }
+                return running
+            })
+        else { return }
         if pthread_equal(handle, pthread_self()) == 0 { pthread_join(handle, nil) }
     }
 
@@ -105,19 +115,23 @@ public final class MetricsEndpoint: Sendable {
         case ("GET", _), ("HEAD", _): (status, body) = ("404 Not Found", Array("metrics are at /metrics\n".utf8))
         default: (status, body) = ("405 Method Not Allowed", Array("GET /metrics\n".utf8))
         }
-        let head = "HTTP/1.1 \(status)\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        let head =
+            "HTTP/1.1 \(status)\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         var response = Array(head.utf8)
         if line.first != "HEAD" { response += body }
         var sent = 0
         while sent < response.count {
-            let count = response[sent...].withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let count = response[sent...].withUnsafeBytes {
+                send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             guard count > 0 else { return }
             sent += count
         }
     }
 
     private static func split(_ address: String) throws(MetricsAddressError) -> (host: String, port: String) {
-        let usage = "--metrics-address \(address) is not host:port (e.g. 0.0.0.0:9090, 127.0.0.1:9090, [::]:9090 or :9090)"
+        let usage =
+            "--metrics-address \(address) is not host:port (e.g. 0.0.0.0:9090, 127.0.0.1:9090, [::]:9090 or :9090)"
         guard let colon = address.lastIndex(of: ":") else { throw MetricsAddressError(description: usage) }
         var host = String(address[..<colon])
         let port = String(address[address.index(after: colon)...])
@@ -139,7 +153,9 @@ public final class MetricsEndpoint: Sendable {
         var service = [CChar](repeating: 0, count: Int(NI_MAXSERV))
         let named = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getnameinfo($0, length, &host, socklen_t(host.count), &service, socklen_t(service.count), NI_NUMERICHOST | NI_NUMERICSERV)
+                getnameinfo(
+                    $0, length, &host, socklen_t(host.count), &service, socklen_t(service.count),
+                    NI_NUMERICHOST | NI_NUMERICSERV)
             }
         }
         guard named == 0 else { return nil }
@@ -152,6 +168,9 @@ public final class MetricsEndpoint: Sendable {
 
 extension [UInt8] {
     fileprivate var containsHeaderEnd: Bool {
-        count >= 4 && indices.dropLast(3).contains { self[$0] == 0x0D && self[$0 + 1] == 0x0A && self[$0 + 2] == 0x0D && self[$0 + 3] == 0x0A }
+        count >= 4
+            && indices.dropLast(3).contains {
+                self[$0] == 0x0D && self[$0 + 1] == 0x0A && self[$0 + 2] == 0x0D && self[$0 + 3] == 0x0A
+            }
     }
 }

@@ -9,7 +9,10 @@ enum ExtendedAttributes {
             ("user.id", metadata.id),
         ]
         if let contentType = metadata.contentType { attributes.append(("user.content_type", contentType)) }
-        for (name, time) in [("user.created", metadata.created), ("user.updated", metadata.updated), ("user.not_before", metadata.notBefore), ("user.expires", metadata.expires)] {
+        for (name, time) in [
+            ("user.created", metadata.created), ("user.updated", metadata.updated),
+            ("user.not_before", metadata.notBefore), ("user.expires", metadata.expires),
+        ] {
             if let time { attributes.append((name, timestamp(time))) }
         }
         if !metadata.tags.isEmpty {

@@ -35,7 +35,8 @@ enum InodeRecord: Equatable {
     case reserved(upTo: UInt64)
 
     private enum Tag: UInt8 {
-        case node = 1, remembered, forgot, detached, replaced, pinned, removed, reserved
+        case node = 1
+        case remembered, forgot, detached, replaced, pinned, removed, reserved
     }
 
     var encoded: [UInt8] {
@@ -90,7 +91,9 @@ enum InodeRecord: Equatable {
 
     private init(reading bytes: [UInt8]) throws(ByteReader.Malformed) {
         var reader = ByteReader(bytes)
-        guard let tag = Tag(rawValue: try reader.byte()) else { throw ByteReader.Malformed(description: "an unknown kind of record") }
+        guard let tag = Tag(rawValue: try reader.byte()) else {
+            throw ByteReader.Malformed(description: "an unknown kind of record")
+        }
         switch tag {
         case .node:
             let inode = try reader.integer()
@@ -98,7 +101,9 @@ enum InodeRecord: Equatable {
             let flags = try reader.byte()
             let key = try reader.key()
             let object = try reader.optional { reader throws(ByteReader.Malformed) in
-                InodeTable.ObjectIdentity(source: SourceID(vault: try reader.string(), identity: try reader.string()), reference: try reader.reference())
+                InodeTable.ObjectIdentity(
+                    source: SourceID(vault: try reader.string(), identity: try reader.string()),
+                    reference: try reader.reference())
             }
             let file = try reader.optional { reader throws(ByteReader.Malformed) in try reader.file() }
             var node = InodeTable.Node(key: key, lookups: lookups, object: object, file: file)
@@ -195,7 +200,9 @@ extension ByteReader {
     }
 
     mutating func reference() throws(Malformed) -> ObjectReference {
-        ObjectReference(kind: try kind(), name: try string(), version: try optional { reader throws(Malformed) in try reader.string() })
+        ObjectReference(
+            kind: try kind(), name: try string(),
+            version: try optional { reader throws(Malformed) in try reader.string() })
     }
 
     mutating func key() throws(Malformed) -> NodeKey {
@@ -241,6 +248,7 @@ extension ByteReader {
         default: throw Malformed(description: "an unknown rendering")
         }
         return InodeTable.FileVersion(
-            version: version, rendering: rendering, size: Int(try integer()), modified: try signed(), created: try signed())
+            version: version, rendering: rendering, size: Int(try integer()), modified: try signed(),
+            created: try signed())
     }
 }

@@ -91,7 +91,8 @@ final class InodeTable: Sendable {
         var snapshot: [[UInt8]] {
             [InodeRecord.reserved(upTo: max(reservedUpTo, nextInode)).encoded]
                 + nodes.compactMap { inode, node in
-                    node.lookups > 0 ? InodeRecord.node(inode: inode, node: node, shown: inodes[node.key] == inode).encoded : nil
+                    node.lookups > 0
+                        ? InodeRecord.node(inode: inode, node: node, shown: inodes[node.key] == inode).encoded : nil
                 }
         }
 
@@ -195,7 +196,9 @@ final class InodeTable: Sendable {
                 if state.isJournaled(existing) { state.write(.pinned(inode: existing, file: version)) }
                 return .current(existing)
             }
-            if node.object == object, let shown = node.file, shown.isSameContent(as: version) { return .current(existing) }
+            if node.object == object, let shown = node.file, shown.isSameContent(as: version) {
+                return .current(existing)
+            }
             return .replaced(existing)
         }
     }
@@ -207,7 +210,10 @@ final class InodeTable: Sendable {
             node.lookups += 1
             state.nodes[inode] = node
             guard state.journal != nil, inode != Self.rootInode else { return }
-            state.write(node.lookups == 1 ? .node(inode: inode, node: node, shown: state.inodes[node.key] == inode) : .remembered(inode: inode))
+            state.write(
+                node.lookups == 1
+                    ? .node(inode: inode, node: node, shown: state.inodes[node.key] == inode)
+                    : .remembered(inode: inode))
         }
     }
 

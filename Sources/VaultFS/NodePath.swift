@@ -65,7 +65,8 @@ enum VaultLayout {
     /// Key Vault object names: 1-127 of letters, digits and '-'. Anything else cannot exist, so
     /// it is answered without asking Key Vault.
     static func isObjectName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 127 && name.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") }
+        !name.isEmpty && name.utf8.count <= 127
+            && name.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") }
     }
 
     /// Versions are 32 hex characters from Key Vault; accept any letters and digits.

@@ -20,7 +20,8 @@ extension Rendering {
                     encoding: encoding
                 )
             case (.secret(let bytes), .tls(let part)):
-                let material = try ObjectFormatter.tlsMaterial(value: String(decoding: bytes, as: UTF8.self), contentType: object.metadata.contentType)
+                let material = try ObjectFormatter.tlsMaterial(
+                    value: String(decoding: bytes, as: UTF8.self), contentType: object.metadata.contentType)
                 let bytes: [UInt8] =
                     switch part {
                     case .privateKey: material.privateKeyPEM

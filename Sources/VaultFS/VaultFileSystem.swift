@@ -97,7 +97,9 @@ public final class VaultFileSystem: Sendable {
         }
         guard let previous, previous != view else { return }
         for (inode, key) in table.shownFiles(inView: view.id) { invalidateEntry(inode, key) }
-        for inode in table.inodes(inView: view.id, where: { $0.type == .directory }) { invalidationSink.yield(.inode(inode)) }
+        for inode in table.inodes(inView: view.id, where: { $0.type == .directory }) {
+            invalidationSink.yield(.inode(inode))
+        }
     }
 
     public func removeView(_ id: String) {
@@ -154,7 +156,9 @@ public final class VaultFileSystem: Sendable {
     /// Asks for the kernel to be told that `key`'s name no longer shows `inode`; the key moves
     /// on once it has been (`invalidationDelivered`), so watchers of `inode` hear of it first.
     private func invalidateEntry(_ inode: UInt64, _ key: NodeKey) {
-        guard let name = key.path.fileName, let parentKey = parent(of: key), let parentInode = table.existingInode(for: parentKey) else {
+        guard let name = key.path.fileName, let parentKey = parent(of: key),
+            let parentInode = table.existingInode(for: parentKey)
+        else {
             table.detach(inode)
             return
         }
@@ -177,12 +181,16 @@ public final class VaultFileSystem: Sendable {
         let childView = key.view.flatMap { self.view($0) }
         let (inode, attributes) = try await inodeAndAttributes(of: key, in: childView)
         table.remember(inode)
-        return EntryReply(attributes: attributes, entryTimeout: configuration.metadataTimeout, attributeTimeout: configuration.metadataTimeout)
+        return EntryReply(
+            attributes: attributes, entryTimeout: configuration.metadataTimeout,
+            attributeTimeout: configuration.metadataTimeout)
     }
 
     /// A directory's inode, or the inode of the version a file shows now (found in the cache,
     /// fetched when it has none), with its attributes.
-    private func inodeAndAttributes(of key: NodeKey, in view: ViewDefinition?) async throws(Errno) -> (UInt64, FileAttributes) {
+    private func inodeAndAttributes(of key: NodeKey, in view: ViewDefinition?) async throws(Errno) -> (
+        UInt64, FileAttributes
+    ) {
         guard key.path.type == .regular else {
             let inode = table.inode(for: key)
             return (inode, directoryAttributes(inode, view: view))
@@ -193,13 +201,19 @@ public final class VaultFileSystem: Sendable {
         let version = InodeTable.FileVersion(
             version: content.metadata.version, rendering: shown.rendering, size: content.bytes.count, modified: updated,
             created: content.metadata.created ?? updated)
-        switch table.fileInode(for: key, showing: .init(source: view.source, reference: shown.reference), version: version) {
+        switch table.fileInode(
+            for: key, showing: .init(source: view.source, reference: shown.reference), version: version)
+        {
         case .current(let inode):
             return (inode, fileAttributes(inode, version: version, permissions: shown.permissions, view: view))
         case .replaced(let inode):
             // The name shows the old version until the kernel has heard that it is gone.
             invalidateEntry(inode, key)
-            return (inode, fileAttributes(inode, version: table.node(inode)?.file ?? version, permissions: shown.permissions, view: view))
+            return (
+                inode,
+                fileAttributes(
+                    inode, version: table.node(inode)?.file ?? version, permissions: shown.permissions, view: view)
+            )
         }
     }
 
@@ -213,7 +227,9 @@ public final class VaultFileSystem: Sendable {
         let (node, view) = try resolveNode(inode)
         guard node.key.path.type == .regular else { return directoryAttributes(inode, view: view) }
         guard let view else { throw .noEntry }
-        guard let object = node.object, let pinned = node.file else { return try await inodeAndAttributes(of: node.key, in: view).1 }
+        guard let object = node.object, let pinned = node.file else {
+            return try await inodeAndAttributes(of: node.key, in: view).1
+        }
         await cache.touch(object.reference, in: object.source)
         // A file the view no longer has (a republish dropped it) keeps being readable while open.
         let permissions = file(node.key.path, in: view)?.permissions ?? view.ownership.fileMode
@@ -258,7 +274,9 @@ public final class VaultFileSystem: Sendable {
     }
 
     public func extendedAttribute(_ inode: UInt64, name: String) async throws(Errno) -> [UInt8] {
-        guard let value = try await extendedAttributes(inode).first(where: { $0.name == name })?.value else { throw .noAttribute }
+        guard let value = try await extendedAttributes(inode).first(where: { $0.name == name })?.value else {
+            throw .noAttribute
+        }
         return Array(value.utf8)
     }
 
@@ -316,7 +334,9 @@ public final class VaultFileSystem: Sendable {
     private func volumeChild(prefix: [String], name: String, files: [VolumeFile]) -> NodePath? {
         let path = prefix + [name]
         if files.contains(where: { $0.path == path }) { return .volumeFile(path) }
-        if files.contains(where: { $0.path.count > path.count && Array($0.path.prefix(path.count)) == path }) { return .volumeDirectory(path) }
+        if files.contains(where: { $0.path.count > path.count && Array($0.path.prefix(path.count)) == path }) {
+            return .volumeDirectory(path)
+        }
         return nil
     }
 
@@ -329,13 +349,17 @@ public final class VaultFileSystem: Sendable {
             guard let view else { return [] }
             switch view.layout {
             case .vault:
-                return [("certs", .collection(.certificate)), ("keys", .collection(.key)), ("secrets", .collection(.secret)), ("tls", .tlsRoot)]
+                return [
+                    ("certs", .collection(.certificate)), ("keys", .collection(.key)),
+                    ("secrets", .collection(.secret)), ("tls", .tlsRoot),
+                ]
             case .volume(let files):
                 return volumeChildren(prefix: [], files: files)
             }
         case .collection(let kind):
             let names = try await enabledNames(kind, in: view)
-            return [(VaultLayout.versionsDirectory, NodePath.versionsRoot(kind))] + names.map { ($0, NodePath.latest(kind, $0)) }
+            return [(VaultLayout.versionsDirectory, NodePath.versionsRoot(kind))]
+                + names.map { ($0, NodePath.latest(kind, $0)) }
         case .versionsRoot(let kind):
             return try await enabledNames(kind, in: view).map { ($0, NodePath.versionList(kind, $0)) }
         case .versionList(let kind, let name):
@@ -346,7 +370,9 @@ public final class VaultFileSystem: Sendable {
             } catch {
                 throw Self.errno(for: error, logger: logger, context: "list versions of \(kind.rawValue) \(name)")
             }
-            return versions.filter(\.enabled).compactMap(\.version).sorted().map { ($0, NodePath.version(kind, name, $0)) }
+            return versions.filter(\.enabled).compactMap(\.version).sorted().map {
+                ($0, NodePath.version(kind, name, $0))
+            }
         case .tlsRoot:
             return try await enabledNames(.certificate, in: view).map { ($0, NodePath.tlsBundle($0)) }
         case .tlsBundle(let name):
@@ -364,7 +390,8 @@ public final class VaultFileSystem: Sendable {
         for file in files where file.path.count > prefix.count && Array(file.path.prefix(prefix.count)) == prefix {
             let name = file.path[prefix.count]
             if seen[name] != nil { continue }
-            seen[name] = file.path.count == prefix.count + 1 ? .volumeFile(file.path) : .volumeDirectory(prefix + [name])
+            seen[name] =
+                file.path.count == prefix.count + 1 ? .volumeFile(file.path) : .volumeDirectory(prefix + [name])
         }
         return seen.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
@@ -402,7 +429,9 @@ public final class VaultFileSystem: Sendable {
     // MARK: Content and attributes
 
     /// The object a file shows, and how it is rendered.
-    private func file(_ path: NodePath, in view: ViewDefinition) -> (reference: ObjectReference, rendering: Rendering, permissions: UInt16)? {
+    private func file(_ path: NodePath, in view: ViewDefinition) -> (
+        reference: ObjectReference, rendering: Rendering, permissions: UInt16
+    )? {
         switch path {
         case .latest(let kind, let name):
             return (ObjectReference(kind: kind, name: name, version: nil), .plain, view.ownership.fileMode)
@@ -411,7 +440,9 @@ public final class VaultFileSystem: Sendable {
         case .tlsFile(let name, let part):
             return (ObjectReference(kind: .secret, name: name, version: nil), .tls(part), view.ownership.fileMode)
         case .volumeFile(let path):
-            guard case .volume(let files) = view.layout, let file = files.first(where: { $0.path == path }) else { return nil }
+            guard case .volume(let files) = view.layout, let file = files.first(where: { $0.path == path }) else {
+                return nil
+            }
             return (file.reference, file.rendering, file.permissions)
         default:
             return nil
@@ -422,7 +453,9 @@ public final class VaultFileSystem: Sendable {
         file(path, in: view).map { .init(source: view.source, reference: $0.reference) }
     }
 
-    private func fileContent(_ reference: ObjectReference, _ rendering: Rendering, in view: ViewDefinition) async throws(Errno) -> RenderedContent {
+    private func fileContent(_ reference: ObjectReference, _ rendering: Rendering, in view: ViewDefinition)
+        async throws(Errno) -> RenderedContent
+    {
         do {
             return try await render(reference, rendering, from: view.source)
         } catch {
@@ -432,7 +465,8 @@ public final class VaultFileSystem: Sendable {
 
     /// The content of the version a file inode shows, rendered as it was when first looked up
     /// (the view may have changed since); the object is marked as being read.
-    private func versionContent(_ node: InodeTable.Node, in view: ViewDefinition) async throws(Errno) -> RenderedContent {
+    private func versionContent(_ node: InodeTable.Node, in view: ViewDefinition) async throws(Errno) -> RenderedContent
+    {
         guard let object = node.object, let pinned = node.file else {
             guard let shown = file(node.key.path, in: view) else { throw .noEntry }
             return try await fileContent(shown.reference, shown.rendering, in: view)
@@ -449,7 +483,8 @@ public final class VaultFileSystem: Sendable {
     private func render(
         _ reference: ObjectReference, _ rendering: Rendering, from source: SourceID, wait: Duration? = nil
     ) async throws(CacheError) -> RenderedContent {
-        let content = try await cache.content(reference, in: source, renderingKey: rendering.key, wait: wait) { object throws(ObjectCache.RenderError) in
+        let content = try await cache.content(reference, in: source, renderingKey: rendering.key, wait: wait) {
+            object throws(ObjectCache.RenderError) in
             try rendering.render(object)
         }
         for warning in content.warnings {
@@ -459,14 +494,18 @@ public final class VaultFileSystem: Sendable {
     }
 
     /// A volume file's bytes as a reader of it gets them now (for filling a Kubernetes Secret).
-    public func content(of file: VolumeFile, from source: SourceID, wait: Duration) async throws(CacheError) -> SecretBytes {
+    public func content(of file: VolumeFile, from source: SourceID, wait: Duration) async throws(CacheError)
+        -> SecretBytes
+    {
         try await render(file.reference, file.rendering, from: source, wait: wait).bytes
     }
 
     /// Fetches and renders every file of a volume, all at once, as reading them would, each
     /// waiting at most `wait` for Key Vault; answers the files that could not be, with why. Empty
     /// when the whole volume is readable. Cancelling the calling task calls the fetches off.
-    public func load(_ files: [VolumeFile], from source: SourceID, wait: Duration) async -> [(file: VolumeFile, error: CacheError)] {
+    public func load(_ files: [VolumeFile], from source: SourceID, wait: Duration) async -> [(
+        file: VolumeFile, error: CacheError
+    )] {
         await withTaskGroup(of: (VolumeFile, CacheError?).self) { group in
             for file in files {
                 group.addTask {
@@ -495,7 +534,9 @@ public final class VaultFileSystem: Sendable {
 
     /// A file's attributes. An earlier version's inode has no link left: the kernel keeps it that
     /// way (a link count of 1 here would undo what it was told), so its watchers hear it deleted.
-    private func fileAttributes(_ inode: UInt64, version: InodeTable.FileVersion, permissions: UInt16, view: ViewDefinition) -> FileAttributes {
+    private func fileAttributes(
+        _ inode: UInt64, version: InodeTable.FileVersion, permissions: UInt16, view: ViewDefinition
+    ) -> FileAttributes {
         FileAttributes(
             inode: inode, type: .regular, permissions: permissions, size: version.size,
             uid: view.ownership.uid, gid: view.ownership.gid, modified: version.modified, created: version.created,
@@ -512,7 +553,8 @@ public final class VaultFileSystem: Sendable {
         do {
             metadata = try await cache.metadata(reference, in: object.source)
         } catch {
-            throw Self.errno(for: error, logger: logger, context: "read attributes of \(reference.kind.rawValue) \(reference.name)")
+            throw Self.errno(
+                for: error, logger: logger, context: "read attributes of \(reference.kind.rawValue) \(reference.name)")
         }
         return ExtendedAttributes.list(for: metadata)
     }

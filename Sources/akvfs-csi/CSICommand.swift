@@ -1,14 +1,14 @@
 import ArgumentParser
 import AzureIdentity
-import CommandLineSupport
 import CSINode
+import CommandLineSupport
 import FoundationEssentials
-import Glibc
 import GRPCCore
+import Glibc
 import Logging
 import ObjectCache
-import Telemetry
 import PKI
+import Telemetry
 
 /// `akvfs csi`: the Kubernetes CSI node plugin, and a CSI client of it for debugging.
 struct CSICommand: AsyncParsableCommand {
@@ -39,15 +39,21 @@ struct CSIServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The CSI socket, unix:///path.", valueName: "endpoint"))
     var endpoint = "unix:///csi/csi.sock"
 
-    @Option(name: .customLong("node-id"), help: ArgumentHelp("This node's name, as kubelet knows it. Env: NODE_NAME.", valueName: "name"))
+    @Option(
+        name: .customLong("node-id"),
+        help: ArgumentHelp("This node's name, as kubelet knows it. Env: NODE_NAME.", valueName: "name"))
     var nodeID: String?
 
-    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Directory for the shared FUSE mount; nothing is written to disk.", valueName: "dir"))
+    @Option(
+        name: .customLong("state-dir"),
+        help: ArgumentHelp("Directory for the shared FUSE mount; nothing is written to disk.", valueName: "dir"))
     var stateDirectory = NodePluginConfiguration.defaultStateDirectory
 
     @Option(
         name: .customLong("kubelet-dir"),
-        help: ArgumentHelp("Kubelet's root directory (its --root-dir): volumes are mounted only beneath its pods directory.", valueName: "dir"))
+        help: ArgumentHelp(
+            "Kubelet's root directory (its --root-dir): volumes are mounted only beneath its pods directory.",
+            valueName: "dir"))
     var kubeletDirectory = KubeletDirectory.defaultPath
 
     @Option(name: .customLong("driver-name"), help: "The CSI driver name; the CSIDriver object and pods use the same.")
@@ -55,25 +61,35 @@ struct CSIServeCommand: AsyncParsableCommand {
 
     @Flag(
         name: .customLong("allow-node-identity"),
-        help: "Let volumes use the node's managed identity (useVMManagedIdentity): any pod on the node could then read what it can. Env: AKVFS_ALLOW_NODE_IDENTITY=true.")
+        help:
+            "Let volumes use the node's managed identity (useVMManagedIdentity): any pod on the node could then read what it can. Env: AKVFS_ALLOW_NODE_IDENTITY=true."
+    )
     var allowNodeIdentity = false
 
-    @Option(name: .customLong("publish-timeout"), help: ArgumentHelp("A first publish fails if its objects are not all fetched by then (kubelet waits about 120 s).", valueName: "seconds"))
+    @Option(
+        name: .customLong("publish-timeout"),
+        help: ArgumentHelp(
+            "A first publish fails if its objects are not all fetched by then (kubelet waits about 120 s).",
+            valueName: "seconds"))
     var publishTimeout = 90
 
     @Option(
         name: .customLong("max-objects-per-volume"),
-        help: ArgumentHelp("Files one volume may have (each version of an objectVersionHistory is one).", valueName: "n"))
+        help: ArgumentHelp(
+            "Files one volume may have (each version of an objectVersionHistory is one).", valueName: "n"))
     var maxObjectsPerVolume = 1000
 
     @Option(
         name: .customLong("max-request-bytes"),
-        help: ArgumentHelp("Bytes of volume attributes and secrets in a publish, and of a SecretProviderClass's parameters.", valueName: "bytes"))
+        help: ArgumentHelp(
+            "Bytes of volume attributes and secrets in a publish, and of a SecretProviderClass's parameters.",
+            valueName: "bytes"))
     var maxRequestBytes = 1 << 20
 
     @Option(
         name: .customLong("max-concurrent-publishes"),
-        help: ArgumentHelp("First publishes in progress at once; more are refused and kubelet retries them.", valueName: "n"))
+        help: ArgumentHelp(
+            "First publishes in progress at once; more are refused and kubelet retries them.", valueName: "n"))
     var maxConcurrentPublishes = 16
 
     @Option(
@@ -83,16 +99,29 @@ struct CSIServeCommand: AsyncParsableCommand {
             valueName: "MiB"))
     var maxPublishedMemory = 128
 
-    @Option(name: .customLong("kubernetes-api"), help: ArgumentHelp("Kubernetes API URL for reading SecretProviderClasses (default: the in-cluster service, from KUBERNETES_SERVICE_HOST).", valueName: "url"))
+    @Option(
+        name: .customLong("kubernetes-api"),
+        help: ArgumentHelp(
+            "Kubernetes API URL for reading SecretProviderClasses (default: the in-cluster service, from KUBERNETES_SERVICE_HOST).",
+            valueName: "url"))
     var kubernetesAPI: String?
 
-    @Option(name: .customLong("kubernetes-token-file"), help: ArgumentHelp("Bearer token for the Kubernetes API (default: the pod's service-account token).", valueName: "file"))
+    @Option(
+        name: .customLong("kubernetes-token-file"),
+        help: ArgumentHelp(
+            "Bearer token for the Kubernetes API (default: the pod's service-account token).", valueName: "file"))
     var kubernetesTokenFile: String?
 
-    @Option(name: .customLong("kubernetes-ca-file"), help: ArgumentHelp("CA bundle of the Kubernetes API (default: the pod's service-account ca.crt).", valueName: "file"))
+    @Option(
+        name: .customLong("kubernetes-ca-file"),
+        help: ArgumentHelp(
+            "CA bundle of the Kubernetes API (default: the pod's service-account ca.crt).", valueName: "file"))
     var kubernetesCAFile: String?
 
-    @Option(name: .customLong("imds-endpoint"), help: ArgumentHelp("Instance Metadata Service base URL for the node's identity. Env: AKVFS_IMDS_ENDPOINT.", valueName: "url"))
+    @Option(
+        name: .customLong("imds-endpoint"),
+        help: ArgumentHelp(
+            "Instance Metadata Service base URL for the node's identity. Env: AKVFS_IMDS_ENDPOINT.", valueName: "url"))
     var imdsEndpoint: String?
 
     @Option(
@@ -115,9 +144,13 @@ struct CSIServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard CSIEndpoint.socketPath(endpoint) != nil else {
-            throw ValidationError("--endpoint \(endpoint) is not a unix socket endpoint such as unix:///csi/csi.sock (an absolute path under 108 bytes).")
+            throw ValidationError(
+                "--endpoint \(endpoint) is not a unix socket endpoint such as unix:///csi/csi.sock (an absolute path under 108 bytes)."
+            )
         }
-        guard (5...600).contains(publishTimeout) else { throw ValidationError("--publish-timeout must be between 5 and 600 seconds; got \(publishTimeout).") }
+        guard (5...600).contains(publishTimeout) else {
+            throw ValidationError("--publish-timeout must be between 5 and 600 seconds; got \(publishTimeout).")
+        }
         guard (1...100_000).contains(maxObjectsPerVolume) else {
             throw ValidationError("--max-objects-per-volume must be between 1 and 100000; got \(maxObjectsPerVolume).")
         }
@@ -125,7 +158,8 @@ struct CSIServeCommand: AsyncParsableCommand {
             throw ValidationError("--max-request-bytes must be between 4096 and 67108864; got \(maxRequestBytes).")
         }
         guard (1...1024).contains(maxConcurrentPublishes) else {
-            throw ValidationError("--max-concurrent-publishes must be between 1 and 1024; got \(maxConcurrentPublishes).")
+            throw ValidationError(
+                "--max-concurrent-publishes must be between 1 and 1024; got \(maxConcurrentPublishes).")
         }
         guard (1...65_536).contains(maxPublishedMemory) else {
             throw ValidationError("--max-published-memory must be between 1 and 65536 MiB; got \(maxPublishedMemory).")
@@ -134,10 +168,15 @@ struct CSIServeCommand: AsyncParsableCommand {
             throw ValidationError("--keeper must be an absolute socket path under 108 bytes; got \(keeperSocket).")
         }
         _ = try Self.nodeIdentityAllowed(flag: allowNodeIdentity, environment: ProcessInfo.processInfo.environment)
-        if let readyFile, !readyFile.hasPrefix("/") { throw ValidationError("--ready-file must be an absolute path; got \(readyFile).") }
-        guard kubeletDirectory.hasPrefix("/") else { throw ValidationError("--kubelet-dir must be an absolute path; got \(kubeletDirectory).") }
+        if let readyFile, !readyFile.hasPrefix("/") {
+            throw ValidationError("--ready-file must be an absolute path; got \(readyFile).")
+        }
+        guard kubeletDirectory.hasPrefix("/") else {
+            throw ValidationError("--kubelet-dir must be an absolute path; got \(kubeletDirectory).")
+        }
         if let kubernetesAPI, !kubernetesAPI.hasPrefix("https://") {
-            throw ValidationError("--kubernetes-api \(kubernetesAPI) must be an https URL such as https://10.0.0.1:443.")
+            throw ValidationError(
+                "--kubernetes-api \(kubernetesAPI) must be an https URL such as https://10.0.0.1:443.")
         }
     }
 
@@ -153,7 +192,8 @@ struct CSIServeCommand: AsyncParsableCommand {
         configuration.version = AKVFSVersion.current
         configuration.stateDirectory = stateDirectory
         configuration.kubeletDirectory = kubeletDirectory
-        configuration.allowNodeIdentity = try Self.nodeIdentityAllowed(flag: allowNodeIdentity, environment: environment)
+        configuration.allowNodeIdentity = try Self.nodeIdentityAllowed(
+            flag: allowNodeIdentity, environment: environment)
         configuration.publishTimeout = .seconds(publishTimeout)
         configuration.metadataTimeout = cache.metadataTTL
         configuration.negativeTimeout = Double(cache.negativeTTL)
@@ -211,7 +251,8 @@ struct CSIServeCommand: AsyncParsableCommand {
         }
         return KubernetesAPIConfiguration(
             url: kubernetesAPI, tokenFile: kubernetesTokenFile ?? "\(directory)/token",
-            caFile: kubernetesCAFile ?? (FileManager.default.fileExists(atPath: "\(directory)/ca.crt") ? "\(directory)/ca.crt" : nil))
+            caFile: kubernetesCAFile
+                ?? (FileManager.default.fileExists(atPath: "\(directory)/ca.crt") ? "\(directory)/ca.crt" : nil))
     }
 }
 
@@ -220,23 +261,30 @@ struct CSIClientOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The plugin's socket, unix:///path.", valueName: "endpoint"))
     var endpoint = "unix:///csi/csi.sock"
 
-    @Option(name: .customLong("target-path"), help: ArgumentHelp("Where the volume is (to be) mounted.", valueName: "dir"))
+    @Option(
+        name: .customLong("target-path"), help: ArgumentHelp("Where the volume is (to be) mounted.", valueName: "dir"))
     var targetPath: String
 
-    @Option(name: .customLong("volume-id"), help: ArgumentHelp("The volume's ID (default: derived from the target path).", valueName: "id"))
+    @Option(
+        name: .customLong("volume-id"),
+        help: ArgumentHelp("The volume's ID (default: derived from the target path).", valueName: "id"))
     var volumeID: String?
 
     func validate() throws {
         guard CSIEndpoint.socketPath(endpoint) != nil else {
             throw ValidationError("--endpoint \(endpoint) is not a unix socket endpoint such as unix:///csi/csi.sock.")
         }
-        guard targetPath.hasPrefix("/") else { throw ValidationError("--target-path must be an absolute path; got \(targetPath).") }
+        guard targetPath.hasPrefix("/") else {
+            throw ValidationError("--target-path must be an absolute path; got \(targetPath).")
+        }
     }
 
     var socketPath: String { CSIEndpoint.socketPath(endpoint)! }
 
     var resolvedVolumeID: String {
-        volumeID ?? "akvfs-" + Digest.sha256(Array(targetPath.utf8)).prefix(8).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        volumeID ?? "akvfs-"
+            + Digest.sha256(Array(targetPath.utf8)).prefix(8).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }
+            .joined()
     }
 
     /// Prints the plugin's refusal as kubelet would log it, and fails.
@@ -262,13 +310,17 @@ struct CSIReadyCommand: ParsableCommand {
     var readyFile: String
 
     func validate() throws {
-        guard readyFile.hasPrefix("/") else { throw ValidationError("--ready-file must be an absolute path; got \(readyFile).") }
+        guard readyFile.hasPrefix("/") else {
+            throw ValidationError("--ready-file must be an absolute path; got \(readyFile).")
+        }
     }
 
     func run() throws {
         var status = stat()
         guard lstat(readyFile, &status) == 0 else {
-            Terminal.error("akvfs csi: not ready: \(readyFile) does not exist (the plugin has not started serving, or is handing over).")
+            Terminal.error(
+                "akvfs csi: not ready: \(readyFile) does not exist (the plugin has not started serving, or is handing over)."
+            )
             throw ExitCode(1)
         }
     }
@@ -294,17 +346,22 @@ struct CSIPublishCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("A JSON file of node-publish secrets.", valueName: "file"))
     var secrets: String?
 
-    @Option(name: .customLong("fs-group"), help: ArgumentHelp("The pod's fsGroup (volume_mount_group).", valueName: "gid"))
+    @Option(
+        name: .customLong("fs-group"), help: ArgumentHelp("The pod's fsGroup (volume_mount_group).", valueName: "gid"))
     var fsGroup: String?
 
     func run() async throws {
         LogSetup.bootstrap()
-        let attributes = try Self.stringMap(attributes.hasPrefix("{") ? Data(attributes.utf8) : Self.contents(attributes, option: "--attributes"), option: "--attributes")
-        let secrets = try secrets.map { try Self.stringMap(Self.contents($0, option: "--secrets"), option: "--secrets") } ?? [:]
+        let attributes = try Self.stringMap(
+            attributes.hasPrefix("{") ? Data(attributes.utf8) : Self.contents(attributes, option: "--attributes"),
+            option: "--attributes")
+        let secrets =
+            try secrets.map { try Self.stringMap(Self.contents($0, option: "--secrets"), option: "--secrets") } ?? [:]
         do {
             try await CSIClient.with(socketPath: options.socketPath) { client in
                 try await client.publish(
-                    volumeID: options.resolvedVolumeID, targetPath: options.targetPath, attributes: attributes, secrets: secrets, mountGroup: fsGroup)
+                    volumeID: options.resolvedVolumeID, targetPath: options.targetPath, attributes: attributes,
+                    secrets: secrets, mountGroup: fsGroup)
             }
         } catch {
             throw options.report(error, doing: "publish")
@@ -322,7 +379,8 @@ struct CSIPublishCommand: AsyncParsableCommand {
     /// A JSON object whose values are all strings; the message never quotes values (they may be secrets).
     static func stringMap(_ data: Data, option: String) throws -> [String: String] {
         guard let map = try? JSONDecoder().decode([String: String].self, from: data) else {
-            throw ValidationError("\(option) must be a JSON object whose values are all strings, e.g. {\"keyvaultName\": \"kv1\"}.")
+            throw ValidationError(
+                "\(option) must be a JSON object whose values are all strings, e.g. {\"keyvaultName\": \"kv1\"}.")
         }
         return map
     }

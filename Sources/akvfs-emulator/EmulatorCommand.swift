@@ -23,13 +23,20 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Option(help: "HTTPS port for Key Vault and Entra ID (0 picks a free port).")
     var port: Int = 8443
 
-    @Option(name: .customLong("imds-port"), help: "Plain-HTTP port for IMDS and App Service identity (0 picks a free port).")
+    @Option(
+        name: .customLong("imds-port"), help: "Plain-HTTP port for IMDS and App Service identity (0 picks a free port)."
+    )
     var imdsPort: Int = 8480
 
-    @Option(name: .customLong("ca-out"), help: "Write the emulator's CA certificate (PEM) to this file; clients must trust it.")
+    @Option(
+        name: .customLong("ca-out"),
+        help: "Write the emulator's CA certificate (PEM) to this file; clients must trust it.")
     var caOut: String
 
-    @Option(help: "Seed file (JSON) with vaults, objects, identities and access rules. Without it the vault set starts empty.")
+    @Option(
+        help:
+            "Seed file (JSON) with vaults, objects, identities and access rules. Without it the vault set starts empty."
+    )
     var seed: String?
 
     @Flag(help: "Load the built-in demo seed (vault 'demo' with secrets, keys and certificates).")
@@ -42,11 +49,16 @@ struct EmulatorCommand: AsyncParsableCommand {
     var logLevel = "info"
 
     func validate() throws {
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535; got \(port).") }
-        guard (0...65535).contains(imdsPort) else { throw ValidationError("--imds-port must be between 0 and 65535; got \(imdsPort).") }
+        guard (0...65535).contains(port) else {
+            throw ValidationError("--port must be between 0 and 65535; got \(port).")
+        }
+        guard (0...65535).contains(imdsPort) else {
+            throw ValidationError("--imds-port must be between 0 and 65535; got \(imdsPort).")
+        }
         guard port == 0 || port != imdsPort else { throw ValidationError("--port and --imds-port must differ.") }
         guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got '\(logLevel)'.")
+            throw ValidationError(
+                "--log-level must be one of trace, debug, info, notice, warning, error, critical; got '\(logLevel)'.")
         }
         guard !(demo && seed != nil) else { throw ValidationError("Use either --seed FILE or --demo, not both.") }
     }
@@ -91,7 +103,8 @@ struct EmulatorCommand: AsyncParsableCommand {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let line = String(decoding: try encoder.encode(emulator.endpoints), as: UTF8.self)
         writeLine(line, to: STDOUT_FILENO)
-        logger.info("ready", metadata: ["port": "\(emulator.endpoints.port)", "imdsPort": "\(emulator.endpoints.imdsPort)"])
+        logger.info(
+            "ready", metadata: ["port": "\(emulator.endpoints.port)", "imdsPort": "\(emulator.endpoints.imdsPort)"])
 
         let signal = await termination.wait()
         logger.info("stopping", metadata: ["signal": "\(signal)"])

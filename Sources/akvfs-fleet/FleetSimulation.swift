@@ -12,7 +12,9 @@ import Synchronization
 struct FleetSimulation: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "akvfs-fleet",
-        abstract: "Simulate Key Vault calls per 10 s for a cluster of akvfs CSI plugins and for the Azure provider's rotation polling.")
+        abstract:
+            "Simulate Key Vault calls per 10 s for a cluster of akvfs CSI plugins and for the Azure provider's rotation polling."
+    )
 
     enum ReadPattern: String, ExpressibleByArgument, CaseIterable {
         /// Every pod reads its objects once, when it starts.
@@ -29,23 +31,36 @@ struct FleetSimulation: AsyncParsableCommand {
     @Option(help: "Objects each pod's volume holds.") var objects = 10
     @Option(help: "How pods read their files.") var pattern = ReadPattern.minute
     @Option(help: ArgumentHelp("akvfs's --ttl.", valueName: "seconds")) var ttl = 120
-    @Option(name: .customLong("poll-interval"), help: ArgumentHelp("The provider's rotation poll interval (the driver's --rotation-poll-interval).", valueName: "seconds"))
+    @Option(
+        name: .customLong("poll-interval"),
+        help: ArgumentHelp(
+            "The provider's rotation poll interval (the driver's --rotation-poll-interval).", valueName: "seconds"))
     var pollInterval = 120
-    @Option(name: .customLong("start-spread"), help: ArgumentHelp("Pods start evenly over this long (a rollout).", valueName: "seconds"))
+    @Option(
+        name: .customLong("start-spread"),
+        help: ArgumentHelp("Pods start evenly over this long (a rollout).", valueName: "seconds"))
     var startSpread = 60
     @Option(help: ArgumentHelp("Simulated time.", valueName: "seconds")) var duration = 1800
-    @Option(help: ArgumentHelp("Simulation step: reads and refreshes happen on step boundaries.", valueName: "seconds")) var step = 5
-    @Flag(name: .customLong("markdown-row"), help: "Print one row of the README's table instead of a report.") var markdownRow = false
+    @Option(help: ArgumentHelp("Simulation step: reads and refreshes happen on step boundaries.", valueName: "seconds"))
+    var step = 5
+    @Flag(name: .customLong("markdown-row"), help: "Print one row of the README's table instead of a report.")
+    var markdownRow = false
 
     /// Key Vault's limit for secret reads, per vault per 10 s.
     static let vaultLimit = 4000
 
     func validate() throws {
-        guard nodes > 0, podsPerNode > 0, identities > 0, objects > 0 else { throw ValidationError("nodes, pods, identities and objects must be positive.") }
-        guard step > 0, duration >= 600, duration % 10 == 0, 10 % step == 0 || step % 10 == 0 else {
-            throw ValidationError("--duration must be a multiple of 10 of at least 600 s, and --step must divide 10 or be a multiple of it.")
+        guard nodes > 0, podsPerNode > 0, identities > 0, objects > 0 else {
+            throw ValidationError("nodes, pods, identities and objects must be positive.")
         }
-        guard ttl > 0, pollInterval > 0, startSpread >= 0 else { throw ValidationError("--ttl and --poll-interval must be positive.") }
+        guard step > 0, duration >= 600, duration % 10 == 0, 10 % step == 0 || step % 10 == 0 else {
+            throw ValidationError(
+                "--duration must be a multiple of 10 of at least 600 s, and --step must divide 10 or be a multiple of it."
+            )
+        }
+        guard ttl > 0, pollInterval > 0, startSpread >= 0 else {
+            throw ValidationError("--ttl and --poll-interval must be positive.")
+        }
     }
 
     func run() async throws {
@@ -53,13 +68,21 @@ struct FleetSimulation: AsyncParsableCommand {
         let provider = providerCalls()
         let limit = Self.vaultLimit
         if markdownRow {
-            print("| \(nodes) | \(podsPerNode) | \(identities) | \(objects) | \(pattern.rawValue) | \(akvfs.peak) | \(akvfs.steady) | \(provider.peak) | \(provider.steady) |")
+            print(
+                "| \(nodes) | \(podsPerNode) | \(identities) | \(objects) | \(pattern.rawValue) | \(akvfs.peak) | \(akvfs.steady) | \(provider.peak) | \(provider.steady) |"
+            )
             return
         }
-        print("cluster: \(nodes) nodes x \(podsPerNode) pods, \(identities) identities, \(objects) objects per volume, reads: \(pattern.rawValue)")
+        print(
+            "cluster: \(nodes) nodes x \(podsPerNode) pods, \(identities) identities, \(objects) objects per volume, reads: \(pattern.rawValue)"
+        )
         print("Key Vault calls per 10 s (limit \(limit) per vault):")
-        print("  akvfs (ttl \(ttl) s):                 peak \(akvfs.peak), steady \(akvfs.steady)\(akvfs.peak > limit ? "  OVER THE LIMIT at peak" : "")")
-        print("  provider (poll every \(pollInterval) s):     peak \(provider.peak), steady \(provider.steady)\(provider.peak > limit ? "  OVER THE LIMIT at peak" : "")")
+        print(
+            "  akvfs (ttl \(ttl) s):                 peak \(akvfs.peak), steady \(akvfs.steady)\(akvfs.peak > limit ? "  OVER THE LIMIT at peak" : "")"
+        )
+        print(
+            "  provider (poll every \(pollInterval) s):     peak \(provider.peak), steady \(provider.steady)\(provider.peak > limit ? "  OVER THE LIMIT at peak" : "")"
+        )
     }
 
     // MARK: Pods
@@ -77,7 +100,9 @@ struct FleetSimulation: AsyncParsableCommand {
         guard time + step > start else { return false }
         switch pattern {
         case .start: return start >= time && start < time + step
-        case .minute: return (start >= time && start < time + step) || (time > start && (time - start) / 60 != (time + step - start) / 60)
+        case .minute:
+            return (start >= time && start < time + step)
+                || (time > start && (time - start) / 60 != (time + step - start) / 60)
         case .continuous: return true
         }
     }
@@ -96,7 +121,9 @@ struct FleetSimulation: AsyncParsableCommand {
         configuration.requestsPerSecondPerVault = 1_000_000  // each node's own limit; the vault's is what this measures
         configuration.maxBytes = 1 << 30
         let references = (0..<objects).map { ObjectReference(kind: .secret, name: "object-\($0)") }
-        let sources = (0..<identities).map { SourceID(vault: "https://fleet.vault.azure.net", identity: "identity-\($0)") }
+        let sources = (0..<identities).map {
+            SourceID(vault: "https://fleet.vault.azure.net", identity: "identity-\($0)")
+        }
         var caches: [ObjectCache] = []
         for _ in 0..<nodes {
             let cache = ObjectCache(configuration: configuration)
@@ -164,11 +191,15 @@ final class CountingVault: ObjectSource {
     func fetch(_ reference: ObjectReference) async throws(SourceError) -> FetchedObject {
         let window = Int(clock.now.components.seconds / 10)
         windows.withLock { $0[window, default: 0] += 1 }
-        return FetchedObject(metadata: ObjectMetadata(id: "https://fleet.vault.azure.net/secrets/\(reference.name)/v1", version: "v1"), payload: .secret("value"))
+        return FetchedObject(
+            metadata: ObjectMetadata(id: "https://fleet.vault.azure.net/secrets/\(reference.name)/v1", version: "v1"),
+            payload: .secret("value"))
     }
 
     func list(_ kind: ObjectKind, pacer: @escaping PagePacer) async throws(SourceError) -> [ListedObject] { [] }
-    func listVersions(_ kind: ObjectKind, name: String, pacer: @escaping PagePacer) async throws(SourceError) -> [ListedObject] { [] }
+    func listVersions(_ kind: ObjectKind, name: String, pacer: @escaping PagePacer) async throws(SourceError)
+        -> [ListedObject]
+    { [] }
 
     func callsPerWindow(windows count: Int) -> [Int] {
         windows.withLock { counts in (0..<count).map { counts[$0] ?? 0 } }

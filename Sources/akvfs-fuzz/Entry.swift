@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 // One executable, two builds (docs/fuzzing.md):
@@ -18,52 +18,58 @@ import Musl
 struct FuzzEntry {
     static func main() {
         #if FUZZING
-        exit(runFuzzer())
+            exit(runFuzzer())
         #else
-        exit(Replayer.run(Array(CommandLine.arguments.dropFirst())))
+            exit(Replayer.run(Array(CommandLine.arguments.dropFirst())))
         #endif
     }
 }
 
 #if FUZZING
-@_silgen_name("LLVMFuzzerRunDriver")
-private func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ testOneInput: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    // libFuzzer's C entry points keep their C names.
+    @_silgen_name("LLVMFuzzerRunDriver")
+    private func LLVMFuzzerRunDriver(
+        _ argc: UnsafeMutablePointer<CInt>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+        _ testOneInput: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+    ) -> CInt
 
-/// The target this process fuzzes, chosen once before libFuzzer starts.
-nonisolated(unsafe) private var selected: FuzzTarget?
+    /// The target this process fuzzes, chosen once before libFuzzer starts.
+    nonisolated(unsafe) private var selected: FuzzTarget?
 
-private func runFuzzer() -> CInt {
-    let name = getenv("AKVFS_FUZZ_TARGET").map { String(cString: $0) } ?? ""
-    if name == "list" {
-        for target in FuzzTarget.all { print(target.name) }
+    private func runFuzzer() -> CInt {
+        let name = getenv("AKVFS_FUZZ_TARGET").map { String(cString: $0) } ?? ""
+        if name == "list" {
+            for target in FuzzTarget.all { print(target.name) }
+            return 0
+        }
+        guard let target = FuzzTarget.named(name) else {
+            print(
+                "akvfs-fuzz: set AKVFS_FUZZ_TARGET to one of: \(FuzzTarget.all.map(\.name).joined(separator: " ")) (or list)"
+            )
+            return 2
+        }
+        selected = target
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        return LLVMFuzzerRunDriver(&argc, &argv, LLVMFuzzerTestOneInput)
+    }
+
+    // swift-format-ignore: AlwaysUseLowerCamelCase
+    @_cdecl("LLVMFuzzerTestOneInput")
+    func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+        let input = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
+        do {
+            try selected?.run(input)
+        } catch {
+            // Crashing is how libFuzzer learns of a failure: it saves the input as crash-<sha1>.
+            print("akvfs-fuzz: invariant failed in \(selected?.name ?? "?"): \(error.message)")
+            fflush(nil)
+            abort()
+        }
         return 0
     }
-    guard let target = FuzzTarget.named(name) else {
-        print("akvfs-fuzz: set AKVFS_FUZZ_TARGET to one of: \(FuzzTarget.all.map(\.name).joined(separator: " ")) (or list)")
-        return 2
-    }
-    selected = target
-    var argc = CommandLine.argc
-    var argv = CommandLine.unsafeArgv
-    return LLVMFuzzerRunDriver(&argc, &argv, LLVMFuzzerTestOneInput)
-}
-
-@_cdecl("LLVMFuzzerTestOneInput")
-func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    let input = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
-    do {
-        try selected?.run(input)
-    } catch {
-        // Crashing is how libFuzzer learns of a failure: it saves the input as crash-<sha1>.
-        print("akvfs-fuzz: invariant failed in \(selected?.name ?? "?"): \(error.message)")
-        fflush(nil)
-        abort()
-    }
-    return 0
-}
 #endif
 
 /// The normal build's entry: replays files through a target.
@@ -109,7 +115,9 @@ enum Replayer {
         defer { closedir(directory) }
         var names: [String] = []
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             if !name.hasPrefix("."), entry.pointee.d_type == DT_REG { names.append(name) }
         }
         return names.sorted().map { "\(path)/\($0)" }

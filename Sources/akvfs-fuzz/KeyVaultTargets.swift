@@ -8,15 +8,19 @@ import PKI
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 extension FuzzTarget {
     static let keyVaultTargets = [
-        FuzzTarget(name: "kv-page", summary: "a list page (secrets, keys, certificates) and the client following its nextLink", run: checkPage),
-        FuzzTarget(name: "kv-bundle", summary: "a secret, key or certificate bundle, rendered as akvfs serves it", run: checkBundle),
+        FuzzTarget(
+            name: "kv-page", summary: "a list page (secrets, keys, certificates) and the client following its nextLink",
+            run: checkPage),
+        FuzzTarget(
+            name: "kv-bundle", summary: "a secret, key or certificate bundle, rendered as akvfs serves it",
+            run: checkBundle),
         FuzzTarget(
             name: "kv-error", summary: "status line, WWW-Authenticate challenge, then error body, answered to a get",
             run: checkErrorAnswer),
@@ -33,9 +37,12 @@ private func checkPage(_ input: [UInt8]) throws(InvariantFailure) {
     // then the listing must fail rather than follow either reading.
     let scanned = PageLink.scan(input)
     let decoded = try? JSONDecoder().decode(PageLink.self, from: Data(input))
-    let mayRepeatLink = input.ranges(of: Array(#""nextLink""#.utf8)).count > 1 || !input.ranges(of: Array(#"\u"#.utf8)).isEmpty
+    let mayRepeatLink =
+        input.ranges(of: Array(#""nextLink""#.utf8)).count > 1 || !input.ranges(of: Array(#"\u"#.utf8)).isEmpty
     let readingsDiffer = scanned != nil && decoded != nil && scanned?.link != decoded?.link
-    try require(!readingsDiffer || mayRepeatLink, "scan read \(scanned?.link ?? "no link"), the page holds \(decoded?.link ?? "none")")
+    try require(
+        !readingsDiffer || mayRepeatLink,
+        "scan read \(scanned?.link ?? "no link"), the page holds \(decoded?.link ?? "none")")
 
     // The client's Page: JSONDecoder checks only the members a type reads, so nextLink must be here too.
     struct Page<Item: Decodable>: Decodable {
@@ -45,7 +52,8 @@ private func checkPage(_ input: [UInt8]) throws(InvariantFailure) {
     let secrets = try? JSONDecoder().decode(Page<SecretItem>.self, from: Data(input))
     let keys = try? JSONDecoder().decode(Page<KeyItem>.self, from: Data(input))
     let certificates = try? JSONDecoder().decode(Page<CertificateItem>.self, from: Data(input))
-    let ids = (secrets?.value?.map(\.id) ?? []) + (keys?.value?.map(\.kid) ?? []) + (certificates?.value?.map(\.id) ?? [])
+    let ids =
+        (secrets?.value?.map(\.id) ?? []) + (keys?.value?.map(\.kid) ?? []) + (certificates?.value?.map(\.id) ?? [])
     for id in ids {
         guard let identifier = ObjectIdentifier(id) else { continue }
         for part in [identifier.collection, identifier.name] + (identifier.version.map { [$0] } ?? []) {
@@ -63,13 +71,21 @@ private func checkPage(_ input: [UInt8]) throws(InvariantFailure) {
     switch outcome {
     case .success(let items):
         try require(!readingsDiffer, "the listing followed one of two readings of a page's nextLink")
-        try require(items.count == secrets.map { $0.value?.count ?? 0 }, "the listing returned \(items.count) items of a page that does not decode")
-        try require(requests.count == (link == nil ? 1 : 2), "\(requests.count) requests for a page linking to \(link ?? "nothing")")
+        try require(
+            items.count == secrets.map { $0.value?.count ?? 0 },
+            "the listing returned \(items.count) items of a page that does not decode")
+        try require(
+            requests.count == (link == nil ? 1 : 2),
+            "\(requests.count) requests for a page linking to \(link ?? "nothing")")
     case .failure(let error):
         try require(error.kind == .invalidResponse, "a page failed the listing with \(error.kind)")
         // An absolute URL as URLComponents reads it without re-encoding anything.
-        let linkIsURL = link.map { link in URLComponents(string: link).map { $0.scheme != nil && $0.host != nil && $0.string == link } ?? false } ?? true
-        try require(secrets == nil || !linkIsURL || readingsDiffer, "a page that decodes failed the listing: \(error.detail)")
+        let linkIsURL =
+            link.map { link in
+                URLComponents(string: link).map { $0.scheme != nil && $0.host != nil && $0.string == link } ?? false
+            } ?? true
+        try require(
+            secrets == nil || !linkIsURL || readingsDiffer, "a page that decodes failed the listing: \(error.detail)")
     }
     if requests.count == 2, let link { try checkNextRequest(requests[1], link: link) }
 }
@@ -77,15 +93,22 @@ private func checkPage(_ input: [UInt8]) throws(InvariantFailure) {
 /// The request for a page's `link`: its path and query on this vault, with the client's api-version
 /// instead of the link's, exactly as a URL parser reads the link.
 private func checkNextRequest(_ target: String, link: String) throws(InvariantFailure) {
-    try require(!target.utf8.contains { $0 <= 0x20 || $0 >= 0x7F }, "the next request's target is no URL: \(target.debugDescription)")
+    try require(
+        !target.utf8.contains { $0 <= 0x20 || $0 >= 0x7F },
+        "the next request's target is no URL: \(target.debugDescription)")
     func items(_ query: Substring) -> [Substring] {
         query.split(separator: "&").filter { !$0.hasPrefix("api-version=") && $0 != "api-version" }
     }
-    let (path, query) = target.firstIndex(of: "?").map { (target[..<$0], target[target.index(after: $0)...]) } ?? (target[...], "")
-    try require(query.hasPrefix("api-version=7.6") && items(query).count == query.split(separator: "&").count - 1, "api-version in \(target)")
+    let (path, query) =
+        target.firstIndex(of: "?").map { (target[..<$0], target[target.index(after: $0)...]) } ?? (target[...], "")
+    try require(
+        query.hasPrefix("api-version=7.6") && items(query).count == query.split(separator: "&").count - 1,
+        "api-version in \(target)")
     // Compared only for links URLComponents takes as they are: it re-encodes what is malformed (a
     // stray '%'), which the client leaves to the server. A fragment is never sent: libcurl drops it.
-    guard !link.contains("#"), let url = URLComponents(string: link), url.scheme != nil, url.host != nil, url.string == link else { return }
+    guard !link.contains("#"), let url = URLComponents(string: link), url.scheme != nil, url.host != nil,
+        url.string == link
+    else { return }
     let expectedPath = url.percentEncodedPath.isEmpty ? "/" : url.percentEncodedPath
     try require(path == expectedPath, "the link's path is \(expectedPath), the request's \(path)")
     try require(items(query) == items(Substring(url.percentEncodedQuery ?? "")), "the link's query became \(query)")
@@ -99,7 +122,8 @@ private func checkBundle(_ input: [UInt8]) throws(InvariantFailure) {
     if let secret = try? JSONDecoder().decode(SecretBundle.self, from: data) {
         _ = secret.version
         if let value = secret.value {
-            try checkSecretRendering(value: value, contentType: secret.contentType, certificateBacked: secret.isCertificateBacked)
+            try checkSecretRendering(
+                value: value, contentType: secret.contentType, certificateBacked: secret.isCertificateBacked)
         }
     }
     if let key = try? JSONDecoder().decode(KeyBundle.self, from: data) {
@@ -125,13 +149,17 @@ private func checkErrorAnswer(_ input: [UInt8]) throws(InvariantFailure) {
     let challenge = AuthenticationChallenge.parse(header)
     if let challenge {
         try require(!challenge.scope.isEmpty, "a challenge with an empty scope")
-        if let tenant = challenge.tenantId { try require(!tenant.isEmpty && !tenant.contains("/"), "tenant '\(tenant)'") }
+        if let tenant = challenge.tenantId {
+            try require(!tenant.isEmpty && !tenant.contains("/"), "tenant '\(tenant)'")
+        }
     }
 
     let vault = ScriptedVault(challenge: header) { _ in (status, body) }
     let outcome = blocking { () async throws(KeyVaultError) in try await vault.client().getSecret("fuzz-secret") }
     guard case .failure(let error) = outcome else {
-        try require(challenge != nil && (200...299).contains(status), "a get succeeded with \(status) after challenge \(header)")
+        try require(
+            challenge != nil && (200...299).contains(status), "a get succeeded with \(status) after challenge \(header)"
+        )
         return
     }
     try require(!error.description.contains(FixedCredential.token), "the access token appears in: \(error.description)")
@@ -142,7 +170,8 @@ private func checkErrorAnswer(_ input: [UInt8]) throws(InvariantFailure) {
     } else if (200...299).contains(status) {
         try require(error.kind == .invalidResponse, "an undecodable bundle failed with \(error.kind)")
     } else {
-        try require(error.status == status, "status \(status) was reported as \(error.status.map(String.init) ?? "none")")
+        try require(
+            error.status == status, "status \(status) was reported as \(error.status.map(String.init) ?? "none")")
     }
 }
 
@@ -161,10 +190,14 @@ private func checkCloudEnvironment(_ input: [UInt8]) throws(InvariantFailure) {
         throw InvariantFailure(message: "cannot write \(environmentFile)")
     }
     guard let cloud = try? AzureCloud.load(environmentFile: environmentFile) else { return }
-    for (field, url) in [("activeDirectoryEndpoint", cloud.authorityHost), ("keyVaultEndpoint", cloud.keyVaultResource)] {
+    for (field, url) in [
+        ("activeDirectoryEndpoint", cloud.authorityHost), ("keyVaultEndpoint", cloud.keyVaultResource),
+    ] {
         try require(url.hasPrefix("https://") && !url.hasSuffix("/"), "\(field) became \(url)")
     }
-    try require(!cloud.keyVaultDNSSuffix.isEmpty && !cloud.keyVaultDNSSuffix.hasPrefix("."), "keyVaultDNSSuffix became '\(cloud.keyVaultDNSSuffix)'")
+    try require(
+        !cloud.keyVaultDNSSuffix.isEmpty && !cloud.keyVaultDNSSuffix.hasPrefix("."),
+        "keyVaultDNSSuffix became '\(cloud.keyVaultDNSSuffix)'")
     let resolved = try? AzureCloud.resolve(name: AzureCloud.stackCloudName, environmentFile: environmentFile)
     try require(resolved == cloud, "resolving AzureStackCloud reads the file differently")
     // A vault in this cloud is an https URL with a host and nothing else, like a URL given directly.
@@ -208,9 +241,12 @@ final class ScriptedVault: HTTPClient {
         return KeyVaultClient(vault: Self.endpoint, credential: FixedCredential(), http: self, options: options)
     }
 
-    func execute(_ request: HTTPRequest, body: [UInt8]?, timeout: Duration?) async throws(HTTPTransportError) -> HTTPClientResponse {
+    func execute(_ request: HTTPRequest, body: [UInt8]?, timeout: Duration?) async throws(HTTPTransportError)
+        -> HTTPClientResponse
+    {
         guard request.headerFields[.authorization] != nil else {
-            return HTTPClientResponse(head: HTTPResponse(status: .unauthorized, headerFields: [.wwwAuthenticate: header]), body: [])
+            return HTTPClientResponse(
+                head: HTTPResponse(status: .unauthorized, headerFields: [.wwwAuthenticate: header]), body: [])
         }
         let index = log.withLock { log in
             log.append(request.path ?? "")
@@ -231,7 +267,9 @@ struct FixedCredential: TokenCredential {
 }
 
 /// Runs an async call to completion from the fuzzer's synchronous callback.
-func blocking<T: Sendable, Failure: Error>(_ call: @escaping @Sendable () async throws(Failure) -> T) -> Result<T, Failure> {
+func blocking<T: Sendable, Failure: Error>(_ call: @escaping @Sendable () async throws(Failure) -> T) -> Result<
+    T, Failure
+> {
     let outcome = Outcome<Result<T, Failure>>()
     Task {
         do throws(Failure) {

@@ -5,7 +5,7 @@ import PKI
 import SecretProviderClass
 
 #if FuzzCSINode
-import CSINode
+    import CSINode
 #endif
 
 extension FuzzTarget {
@@ -26,13 +26,16 @@ extension FuzzTarget {
             FuzzTarget(name: "jws", summary: "a compact JWS (service-account token)", run: checkJWS),
         ]
         #if FuzzCSINode
-        targets += [
-            FuzzTarget(
-                name: "spc-json", summary: "a SecretProviderClass object from the Kubernetes API (JSON)", run: checkSecretProviderClassJSON),
-            FuzzTarget(
-                name: "sa-tokens", summary: "kubelet's csi.storage.k8s.io/serviceAccount.tokens JSON, then its token's claims as the verifier checks them",
-                run: checkServiceAccountTokens),
-        ]
+            targets += [
+                FuzzTarget(
+                    name: "spc-json", summary: "a SecretProviderClass object from the Kubernetes API (JSON)",
+                    run: checkSecretProviderClassJSON),
+                FuzzTarget(
+                    name: "sa-tokens",
+                    summary:
+                        "kubelet's csi.storage.k8s.io/serviceAccount.tokens JSON, then its token's claims as the verifier checks them",
+                    run: checkServiceAccountTokens),
+            ]
         #endif
         return targets
     }()
@@ -95,14 +98,19 @@ struct CSIRequestText {
         // the CSIDriver's, public, and named in messages.
         var audiences: [String] = []
         for map in [parameters, attributes, secrets] {
-            guard let json = map[tokensKey], let entries = try? JSONDecoder().decode([String: Entry].self, from: Data(json.utf8)) else { continue }
+            guard let json = map[tokensKey],
+                let entries = try? JSONDecoder().decode([String: Entry].self, from: Data(json.utf8))
+            else { continue }
             values += entries.values.compactMap(\.token)
             audiences += entries.keys
         }
         // Short values turn up in messages by chance, and values the request also carries in the
         // open (a secret pasted into a parameter) may be quoted from there.
-        let open = [parameters, attributes].flatMap { $0.filter { $0.key != tokensKey }.flatMap { [$0.key, $0.value] } }
-            + secrets.keys + secrets.filter { isClientID($0.key) }.map(\.value) + audiences + [SecretProviderClassParser.workloadIdentityAudience]
+        let open =
+            [parameters, attributes].flatMap { $0.filter { $0.key != tokensKey }.flatMap { [$0.key, $0.value] } }
+            + secrets.keys + secrets.filter { isClientID($0.key) }.map(\.value) + audiences + [
+                SecretProviderClassParser.workloadIdentityAudience
+            ]
         return values.map { String($0.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()) }
             .filter { value in value.utf8.count >= 24 && !open.contains { $0.contains(value) } }
     }
@@ -118,7 +126,8 @@ private func parseKeepingSecrets(_ request: CSIRequestText) throws(InvariantFail
     let result: VolumeRequest
     do {
         result = try SecretProviderClassParser.parse(
-            parameters: request.parameters, podAttributes: request.attributes, secrets: request.secrets, options: request.options)
+            parameters: request.parameters, podAttributes: request.attributes, secrets: request.secrets,
+            options: request.options)
     } catch {
         try requireNoSecret(in: error.message, request)
         return nil
@@ -135,7 +144,9 @@ private func requireNoSecret(in message: String, _ request: CSIRequestText) thro
 
 /// What a successful parse promises the rest of the plugin.
 func checkVolumeRequest(_ request: VolumeRequest, options: ParserOptions) throws(InvariantFailure) {
-    try require(VaultEndpoint.isValidName(request.keyVaultName), "keyvaultName '\(request.keyVaultName)' passed but KeyVault rejects it")
+    try require(
+        VaultEndpoint.isValidName(request.keyVaultName),
+        "keyvaultName '\(request.keyVaultName)' passed but KeyVault rejects it")
     if request.cloudName?.lowercased() != AzureCloud.stackCloudName.lowercased() {
         // (Azure Stack reads its environment file from the node, which this must not do.)
         let endpoint: VaultEndpoint
@@ -144,7 +155,9 @@ func checkVolumeRequest(_ request: VolumeRequest, options: ParserOptions) throws
         } catch {
             throw InvariantFailure(message: "a parsed request has no vault endpoint: \(error.message)")
         }
-        try require(endpoint.name == request.keyVaultName.lowercased(), "the vault endpoint \(endpoint) does not name the vault")
+        try require(
+            endpoint.name == request.keyVaultName.lowercased(), "the vault endpoint \(endpoint) does not name the vault"
+        )
     }
     let paths = Set(request.objects.map(\.path))
     try require(paths.count == request.objects.count, "two objects write the same path")
@@ -153,24 +166,35 @@ func checkVolumeRequest(_ request: VolumeRequest, options: ParserOptions) throws
         let validated = try? SecretProviderClassParser.validateFilePath(object.alias ?? object.name, options: options)
         try require(validated == object.path, "\(name): path \(object.path) is not its validated alias or name")
         try require(
-            object.path.allSatisfy { !$0.isEmpty && !$0.hasPrefix("..") && $0 != "." && !$0.contains("/") && !$0.utf8.contains(0) },
+            object.path.allSatisfy {
+                !$0.isEmpty && !$0.hasPrefix("..") && $0 != "." && !$0.contains("/") && !$0.utf8.contains(0)
+            },
             "\(name): unsafe path \(object.path)")
         for length in 1..<max(object.path.count, 1) {
             try require(!paths.contains(Array(object.path.prefix(length))), "\(name) is inside another object's file")
         }
         try require((object.permission ?? 0) <= 0o777, "\(name): file mode \(object.permission ?? 0) has special bits")
-        try require((0...SecretProviderClassParser.maxVersionHistory).contains(object.versionHistory), "\(name): history out of range")
-        try require(object.type == .secret || (object.format == .pem && object.encoding == nil), "\(name): pfx or encoding on a \(object.type)")
-        try require(object.version.map { !$0.isEmpty && $0.lowercased() != "latest" } ?? true, "\(name): 'latest' kept as a version")
+        try require(
+            (0...SecretProviderClassParser.maxVersionHistory).contains(object.versionHistory),
+            "\(name): history out of range")
+        try require(
+            object.type == .secret || (object.format == .pem && object.encoding == nil),
+            "\(name): pfx or encoding on a \(object.type)")
+        try require(
+            object.version.map { !$0.isEmpty && $0.lowercased() != "latest" } ?? true,
+            "\(name): 'latest' kept as a version")
 
         let versions: [(version: String, created: Int64?, enabled: Bool)] = [
             ("a1", 30, true), ("b2", nil, true), ("c3", 20, false), (object.version ?? "d4", 10, true),
         ]
-        if let files = try? SecretProviderClassParser.expandHistory(object, versions: versions), !object.isSingleVersion {
+        if let files = try? SecretProviderClassParser.expandHistory(object, versions: versions), !object.isSingleVersion
+        {
             try require(!files.isEmpty && files.count <= object.versionHistory, "\(name): \(files.count) history files")
             for file in files {
-                try require(file.isSingleVersion && file.path.count == object.path.count + 1 && file.path.starts(with: object.path),
-                            "\(name): history file \(file.path) is not one file inside \(object.path)")
+                try require(
+                    file.isSingleVersion && file.path.count == object.path.count + 1
+                        && file.path.starts(with: object.path),
+                    "\(name): history file \(file.path) is not one file inside \(object.path)")
             }
         }
     }
@@ -180,7 +204,9 @@ func checkVolumeRequest(_ request: VolumeRequest, options: ParserOptions) throws
 
 /// Test keys that signed nothing: no input may verify under them.
 private let unrelatedKeys: [(PublicKey, SignatureAlgorithm)] = {
-    guard let ec = try? PrivateKey.generate(.ec(.p256)), let rsa = try? PrivateKey.generate(.rsa(bits: 2048)) else { return [] }
+    guard let ec = try? PrivateKey.generate(.ec(.p256)), let rsa = try? PrivateKey.generate(.rsa(bits: 2048)) else {
+        return []
+    }
     return [(ec.publicKey, .es256), (rsa.publicKey, .rs256), (rsa.publicKey, .ps256)]
 }()
 
@@ -190,16 +216,23 @@ private func checkJWS(_ input: [UInt8]) throws(InvariantFailure) {
     guard let jws = try? JWS(compact: compact) else { return }
     try require(!jws.headerJSON.isEmpty, "a JWS with an empty header passed")
     // The signature covers the first two parts exactly as received.
-    let parts = compact.trimmingCharacters(in: [" ", "\t", "\r"]).split(separator: ".", omittingEmptySubsequences: false)
-    try require(parts.count == 3 && jws.signingInput == Array("\(parts[0]).\(parts[1])".utf8), "signingInput is not the first two parts")
+    let parts = compact.trimmingCharacters(in: [" ", "\t", "\r"]).split(
+        separator: ".", omittingEmptySubsequences: false)
+    try require(
+        parts.count == 3 && jws.signingInput == Array("\(parts[0]).\(parts[1])".utf8),
+        "signingInput is not the first two parts")
     // Canonical base64url of the decoded parts reads back the same.
     let canonical = [jws.headerJSON, jws.payloadJSON, jws.signature].map(Base64URL.encode).joined(separator: ".")
-    guard let again = try? JWS(compact: canonical) else { throw InvariantFailure(message: "canonical re-encoding does not parse") }
+    guard let again = try? JWS(compact: canonical) else {
+        throw InvariantFailure(message: "canonical re-encoding does not parse")
+    }
     try require(
         again.headerJSON == jws.headerJSON && again.payloadJSON == jws.payloadJSON && again.signature == jws.signature,
         "canonical re-encoding reads back differently")
     for (key, algorithm) in unrelatedKeys {
-        try require(!jws.verify(with: key, algorithm: algorithm), "a token verified under a key that signed nothing (\(algorithm))")
+        try require(
+            !jws.verify(with: key, algorithm: algorithm),
+            "a token verified under a key that signed nothing (\(algorithm))")
     }
 }
 
@@ -210,61 +243,74 @@ extension StringProtocol {
 }
 
 #if FuzzCSINode
-/// kubelet's tokens JSON through the parser (workload identity), then the token through the
-/// checks the plugin makes before any key is needed: claims that pass name the pod's service
-/// account and a future expiry, and no refusal quotes the token.
-@Sendable
-private func checkServiceAccountTokens(_ input: [UInt8]) throws(InvariantFailure) {
-    var request = CSIRequestText.servicePrincipalVolume
-    request.parameters["clientID"] = "00000000-0000-0000-0000-000000000002"
-    request.secrets = [SecretProviderClassParser.serviceAccountTokensKey: text(input)]
-    guard let result = try parseKeepingSecrets(request) else { return }
-    try checkVolumeRequest(result, options: request.options)
-    guard case .workloadIdentity(_, let token, _) = result.identity else {
-        throw InvariantFailure(message: "clientID with tokens did not give workload identity")
-    }
-    try require(!token.isEmpty, "an empty token was accepted")
-
-    let pod = PodIdentity(namespace: result.podNamespace, name: result.podName, uid: result.podUID, serviceAccount: "reader")
-    let now = Date(timeIntervalSince1970: 1_700_000_000)
-    let checked: Result<(subject: String, expiresAt: Date), TokenRefusal>
-    do throws(TokenRefusal) {
-        checked = .success(try ServiceAccountToken(token).checkClaims(pod: pod, now: now, skew: 60))
-    } catch {
-        checked = .failure(error)
-    }
-    switch checked {
-    case .success(let (subject, expiresAt)):
-        try require(subject == "system:serviceaccount:\(result.podNamespace):reader", "claims of \(subject) passed for the pod's reader")
-        try require(expiresAt > now, "an expired token passed")
-    case .failure(let refusal):
-        try require(token.count < 16 || !refusal.reason.contains(token) && !refusal.check.contains(token), "a refusal quotes the token")
-    }
-}
-
-/// A SecretProviderClass as the API server returns it: decoded, re-encoded, then parsed as the
-/// plugin parses a pod's volume of that class.
-@Sendable
-private func checkSecretProviderClassJSON(_ input: [UInt8]) throws(InvariantFailure) {
-    guard let object = try? SecretProviderClassReader.decode(input, namespace: "default", name: "azure-kvname") else { return }
-    try require(SecretProviderClassReader.providers.contains(object.provider.lowercased()), "provider \(object.provider) accepted")
-    try require(!object.parameters.isEmpty, "a class without parameters accepted")
-
-    struct Document: Encodable {
-        struct Spec: Encodable {
-            var provider: String
-            var parameters: [String: String]
-            var secretObjects: [SecretObject]?
+    /// kubelet's tokens JSON through the parser (workload identity), then the token through the
+    /// checks the plugin makes before any key is needed: claims that pass name the pod's service
+    /// account and a future expiry, and no refusal quotes the token.
+    @Sendable
+    private func checkServiceAccountTokens(_ input: [UInt8]) throws(InvariantFailure) {
+        var request = CSIRequestText.servicePrincipalVolume
+        request.parameters["clientID"] = "00000000-0000-0000-0000-000000000002"
+        request.secrets = [SecretProviderClassParser.serviceAccountTokensKey: text(input)]
+        guard let result = try parseKeepingSecrets(request) else { return }
+        try checkVolumeRequest(result, options: request.options)
+        guard case .workloadIdentity(_, let token, _) = result.identity else {
+            throw InvariantFailure(message: "clientID with tokens did not give workload identity")
         }
-        var spec: Spec
-    }
-    let document = Document(spec: .init(provider: object.provider, parameters: object.parameters, secretObjects: object.secretObjects.isEmpty ? nil : object.secretObjects))
-    guard let encoded = try? JSONEncoder().encode(document) else { throw InvariantFailure(message: "the class does not re-encode") }
-    let again = try? SecretProviderClassReader.decode(Array(encoded), namespace: "default", name: "azure-kvname")
-    try require(again == object, "the re-encoded class reads back differently")
+        try require(!token.isEmpty, "an empty token was accepted")
 
-    var request = CSIRequestText.servicePrincipalVolume
-    request.parameters = object.parameters
-    try checkParse(request)
-}
+        let pod = PodIdentity(
+            namespace: result.podNamespace, name: result.podName, uid: result.podUID, serviceAccount: "reader")
+        let now = Date(timeIntervalSince1970: 1_700_000_000)
+        let checked: Result<(subject: String, expiresAt: Date), TokenRefusal>
+        do throws(TokenRefusal) {
+            checked = .success(try ServiceAccountToken(token).checkClaims(pod: pod, now: now, skew: 60))
+        } catch {
+            checked = .failure(error)
+        }
+        switch checked {
+        case .success(let (subject, expiresAt)):
+            try require(
+                subject == "system:serviceaccount:\(result.podNamespace):reader",
+                "claims of \(subject) passed for the pod's reader")
+            try require(expiresAt > now, "an expired token passed")
+        case .failure(let refusal):
+            try require(
+                token.count < 16 || !refusal.reason.contains(token) && !refusal.check.contains(token),
+                "a refusal quotes the token")
+        }
+    }
+
+    /// A SecretProviderClass as the API server returns it: decoded, re-encoded, then parsed as the
+    /// plugin parses a pod's volume of that class.
+    @Sendable
+    private func checkSecretProviderClassJSON(_ input: [UInt8]) throws(InvariantFailure) {
+        guard let object = try? SecretProviderClassReader.decode(input, namespace: "default", name: "azure-kvname")
+        else { return }
+        try require(
+            SecretProviderClassReader.providers.contains(object.provider.lowercased()),
+            "provider \(object.provider) accepted")
+        try require(!object.parameters.isEmpty, "a class without parameters accepted")
+
+        struct Document: Encodable {
+            struct Spec: Encodable {
+                var provider: String
+                var parameters: [String: String]
+                var secretObjects: [SecretObject]?
+            }
+            var spec: Spec
+        }
+        let document = Document(
+            spec: .init(
+                provider: object.provider, parameters: object.parameters,
+                secretObjects: object.secretObjects.isEmpty ? nil : object.secretObjects))
+        guard let encoded = try? JSONEncoder().encode(document) else {
+            throw InvariantFailure(message: "the class does not re-encode")
+        }
+        let again = try? SecretProviderClassReader.decode(Array(encoded), namespace: "default", name: "azure-kvname")
+        try require(again == object, "the re-encoded class reads back differently")
+
+        var request = CSIRequestText.servicePrincipalVolume
+        request.parameters = object.parameters
+        try checkParse(request)
+    }
 #endif

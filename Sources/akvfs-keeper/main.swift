@@ -21,7 +21,9 @@ while let argument = arguments.popFirst() {
     switch argument {
     case "--socket": socketPath = arguments.popFirst()
     case "--help", "-h":
-        print("usage: akvfs-keeper --socket PATH\n\nKeeps descriptors for akvfs daemons (root only) until they are unmounted; SIGTERM or SIGINT to stop.")
+        print(
+            "usage: akvfs-keeper --socket PATH\n\nKeeps descriptors for akvfs daemons (root only) until they are unmounted; SIGTERM or SIGINT to stop."
+        )
         exit(0)
     default: fail("unknown argument \(argument); usage: akvfs-keeper --socket PATH")
     }

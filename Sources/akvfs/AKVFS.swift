@@ -7,7 +7,8 @@ import Glibc
 enum Entry {
     static func main() async {
         ProcessHardening.keepMemoryOutOfCoreDumps(program: "akvfs")
-        let invokedAs = CommandLine.arguments.first.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? "akvfs"
+        let invokedAs =
+            CommandLine.arguments.first.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? "akvfs"
         if invokedAs == "mount.akvfs" || invokedAs == "mount.fuse.akvfs" {
             MountHelper.main(Array(CommandLine.arguments.dropFirst()))
         }
@@ -33,7 +34,10 @@ struct AKVFS: AsyncParsableCommand {
             then the Azure CLI), or explicitly with --credential. Secrets are never taken on the command line.
             """,
         version: version,
-        subcommands: [MountCommand.self, UnmountCommand.self, GetCommand.self, CheckCommand.self, CSIStub.self, VersionCommand.self]
+        subcommands: [
+            MountCommand.self, UnmountCommand.self, GetCommand.self, CheckCommand.self, CSIStub.self,
+            VersionCommand.self,
+        ]
     )
 }
 
@@ -53,7 +57,9 @@ enum CSIForwarding {
         let argv = (["akvfs-csi"] + arguments).map { strdup($0) } + [nil]
         execv(path, argv)
         let reason = String(cString: strerror(errno))
-        Terminal.error("akvfs csi: cannot run \(path) (\(reason)); the CSI plugin is the akvfs-csi executable, installed in the same directory as akvfs")
+        Terminal.error(
+            "akvfs csi: cannot run \(path) (\(reason)); the CSI plugin is the akvfs-csi executable, installed in the same directory as akvfs"
+        )
         exit(127)
     }
 
@@ -62,7 +68,8 @@ enum CSIForwarding {
         let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard length > 0 else { return "akvfs-csi" }
         let executable = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let directory = executable.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let directory = executable.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(
+            separator: "/")
         return "\(directory)/akvfs-csi"
     }
 }

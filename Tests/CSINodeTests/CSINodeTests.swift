@@ -9,7 +9,9 @@ import Testing
 
 @Suite("CSI request checks")
 struct RequestValidationTests {
-    static func request(_ change: (inout Csi_V1_NodePublishVolumeRequest) -> Void = { _ in }) -> Csi_V1_NodePublishVolumeRequest {
+    static func request(_ change: (inout Csi_V1_NodePublishVolumeRequest) -> Void = { _ in })
+        -> Csi_V1_NodePublishVolumeRequest
+    {
         var request = Csi_V1_NodePublishVolumeRequest()
         request.volumeID = "csi-0123"
         request.targetPath = "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/secrets/mount"
@@ -51,8 +53,10 @@ struct RequestValidationTests {
 
     @Test("A republish compares everything but the rotating service-account token")
     func comparison() throws {
-        let first = try NodeService.validate(Self.request { $0.volumeContext[SecretProviderClassParser.serviceAccountTokensKey] = "one" })
-        let second = try NodeService.validate(Self.request { $0.volumeContext[SecretProviderClassParser.serviceAccountTokensKey] = "two" })
+        let first = try NodeService.validate(
+            Self.request { $0.volumeContext[SecretProviderClassParser.serviceAccountTokensKey] = "one" })
+        let second = try NodeService.validate(
+            Self.request { $0.volumeContext[SecretProviderClassParser.serviceAccountTokensKey] = "two" })
         let other = try NodeService.validate(Self.request { $0.volumeContext["uid"] = "1000" })
         #expect(first.identityForComparison == second.identityForComparison)
         #expect(first.identityForComparison != other.identityForComparison)
@@ -91,10 +95,13 @@ struct RequestValidationTests {
 @Suite("SecretProviderClass objects from the Kubernetes API")
 struct SecretProviderClassReaderTests {
     static func object(_ spec: String) -> [UInt8] {
-        Array(#"{"apiVersion":"secrets-store.csi.x-k8s.io/v1","kind":"SecretProviderClass","metadata":{"name":"app"},"spec":\#(spec)}"#.utf8)
+        Array(
+            #"{"apiVersion":"secrets-store.csi.x-k8s.io/v1","kind":"SecretProviderClass","metadata":{"name":"app"},"spec":\#(spec)}"#
+                .utf8)
     }
 
-    @Test("provider, parameters and secretObjects are read; data entries' names and keys are trimmed, as the driver does")
+    @Test(
+        "provider, parameters and secretObjects are read; data entries' names and keys are trimmed, as the driver does")
     func decode() throws {
         let spec = #"""
             {"provider":"azure","parameters":{"keyvaultName":"kv1"},"secretObjects":[
@@ -107,12 +114,15 @@ struct SecretProviderClassReaderTests {
         #expect(decoded.parameters == ["keyvaultName": "kv1"])
         #expect(
             decoded.secretObjects == [
-                SecretObject(secretName: "s", type: "Opaque", labels: ["app": "web"], annotations: ["a": "b"], data: [.init(objectName: "db-password", key: "password")]),
+                SecretObject(
+                    secretName: "s", type: "Opaque", labels: ["app": "web"], annotations: ["a": "b"],
+                    data: [.init(objectName: "db-password", key: "password")]),
                 SecretObject(secretName: "t", type: "", data: []),
             ])
         #expect(throws: VolumeError.self) {
             try SecretProviderClassReader.decode(
-                Self.object(#"{"provider":"azure","parameters":{"a":"b"},"secretObjects":[{"secretName":1}]}"#), namespace: "team-a", name: "app")
+                Self.object(#"{"provider":"azure","parameters":{"a":"b"},"secretObjects":[{"secretName":1}]}"#),
+                namespace: "team-a", name: "app")
         }
     }
 
@@ -125,7 +135,9 @@ struct SecretProviderClassReaderTests {
             (#"{"provider":"azure","parameters":{"a":1}}"#, "spec.parameters must map names to strings"),
         ])
     func refused(spec: String, message: String) {
-        let error = #expect(throws: VolumeError.self) { try SecretProviderClassReader.decode(Self.object(spec), namespace: "team-a", name: "app") }
+        let error = #expect(throws: VolumeError.self) {
+            try SecretProviderClassReader.decode(Self.object(spec), namespace: "team-a", name: "app")
+        }
         #expect(error?.code == .invalidArgument)
         #expect(error?.message.contains(message) == true, "\(error?.message ?? "")")
     }
@@ -142,10 +154,14 @@ struct SecretProviderClassReaderTests {
     @Test("In a cluster the API is found from the service environment")
     func inCluster() {
         #expect(KubernetesAPIConfiguration.inCluster(environment: [:]) == nil)
-        let ipv4 = KubernetesAPIConfiguration.inCluster(environment: ["KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"])
+        let ipv4 = KubernetesAPIConfiguration.inCluster(environment: [
+            "KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443",
+        ])
         #expect(ipv4?.url == "https://10.0.0.1:443")
         #expect(ipv4?.tokenFile == "/var/run/secrets/kubernetes.io/serviceaccount/token")
-        let ipv6 = KubernetesAPIConfiguration.inCluster(environment: ["KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"])
+        let ipv6 = KubernetesAPIConfiguration.inCluster(environment: [
+            "KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443",
+        ])
         #expect(ipv6?.url == "https://[fd00::1]:443")
     }
 }
@@ -154,7 +170,8 @@ struct SecretProviderClassReaderTests {
 struct ServiceAccountTokenBoxTests {
     static func token(_ name: String, expires: TimeInterval) -> VerifiedServiceAccountToken {
         VerifiedServiceAccountToken(
-            value: name, subject: "system:serviceaccount:ns:sa", expiresAt: Date(timeIntervalSince1970: expires), proof: .clusterKeys)
+            value: name, subject: "system:serviceaccount:ns:sa", expiresAt: Date(timeIntervalSince1970: expires),
+            proof: .clusterKeys)
     }
 
     @Test("A later-expiring verified token wins, whatever order publishes arrive in")

@@ -52,11 +52,18 @@ final class TestIssuer: ServiceAccountIssuerSource {
         if let failure { throw IssuerUnavailable(reason: failure) }
         let entries = keys.map { key in
             let jwk = (try? key.key.publicKey.jwk()) ?? JSONWebKey(kty: "none")
-            let members = [("use", "sig"), ("kty", jwk.kty), ("kid", key.id), ("alg", key.algorithm.rawValue), ("n", jwk.n), ("e", jwk.e), ("crv", jwk.crv), ("x", jwk.x), ("y", jwk.y)]
-            return "{" + members.compactMap { name, value in value.map { #""\#(name)":"\#($0)""# } }.joined(separator: ",") + "}"
+            let members = [
+                ("use", "sig"), ("kty", jwk.kty), ("kid", key.id), ("alg", key.algorithm.rawValue), ("n", jwk.n),
+                ("e", jwk.e), ("crv", jwk.crv), ("x", jwk.x), ("y", jwk.y),
+            ]
+            return "{"
+                + members.compactMap { name, value in value.map { #""\#(name)":"\#($0)""# } }.joined(separator: ",")
+                + "}"
         }
-        let discovery = #"{"issuer":"\#(Self.issuer)","jwks_uri":"https://10.0.0.1:443/openid/v1/jwks","response_types_supported":["id_token"]}"#
-        return try KubernetesIssuerDiscovery.decode(discovery: Array(discovery.utf8), keys: Array(#"{"keys":[\#(entries.joined(separator: ","))]}"#.utf8))
+        let discovery =
+            #"{"issuer":"\#(Self.issuer)","jwks_uri":"https://10.0.0.1:443/openid/v1/jwks","response_types_supported":["id_token"]}"#
+        return try KubernetesIssuerDiscovery.decode(
+            discovery: Array(discovery.utf8), keys: Array(#"{"keys":[\#(entries.joined(separator: ","))]}"#.utf8))
     }
 }
 
@@ -115,7 +122,8 @@ struct TestClaims: Encodable {
         nbf = clock.seconds
         exp = clock.seconds + 3600
         kubernetes = Kubernetes(
-            namespace: "team-a", serviceaccount: .init(name: "reader", uid: "sa-uid"), pod: .init(name: "web-0", uid: "uid-web-0"))
+            namespace: "team-a", serviceaccount: .init(name: "reader", uid: "sa-uid"),
+            pod: .init(name: "web-0", uid: "uid-web-0"))
     }
 }
 
@@ -125,25 +133,30 @@ struct TestHeader: Encodable {
 }
 
 func sign(_ claims: TestClaims, with key: TestIssuer.Key) throws -> String {
-    try sign(claims, header: TestHeader(alg: key.algorithm.rawValue, kid: key.id), key: key.key, algorithm: key.algorithm)
+    try sign(
+        claims, header: TestHeader(alg: key.algorithm.rawValue, kid: key.id), key: key.key, algorithm: key.algorithm)
 }
 
 func sign(_ claims: TestClaims, header: TestHeader, key: PrivateKey, algorithm: SignatureAlgorithm) throws -> String {
     try JWS.sign(
-        headerJSON: Array(try JSONEncoder().encode(header)), payloadJSON: Array(try JSONEncoder().encode(claims)), key: key,
+        headerJSON: Array(try JSONEncoder().encode(header)), payloadJSON: Array(try JSONEncoder().encode(claims)),
+        key: key,
         algorithm: algorithm)
 }
 
 /// A token in the shape of a JWS whose signature is whatever `signature` makes of the signing input.
 func unsigned(_ claims: TestClaims, header: TestHeader, signature: ([UInt8]) -> [UInt8]) throws -> String {
-    let input = Base64URL.encode(Array(try JSONEncoder().encode(header))) + "." + Base64URL.encode(Array(try JSONEncoder().encode(claims)))
+    let input =
+        Base64URL.encode(Array(try JSONEncoder().encode(header))) + "."
+        + Base64URL.encode(Array(try JSONEncoder().encode(claims)))
     return input + "." + Base64URL.encode(signature(Array(input.utf8)))
 }
 
 @Suite("Service-account token verification")
 struct TokenVerifierTests {
     static let pod = PodIdentity(namespace: "team-a", name: "web-0", uid: "uid-web-0", serviceAccount: "reader")
-    static let target = ExchangeTarget(clientId: "aaaaaaaa-0000-4000-8000-00000000000a", tenant: "tenant", cloud: .publicCloud)
+    static let target = ExchangeTarget(
+        clientId: "aaaaaaaa-0000-4000-8000-00000000000a", tenant: "tenant", cloud: .publicCloud)
 
     struct Harness {
         let issuer: TestIssuer
@@ -155,26 +168,37 @@ struct TokenVerifierTests {
         init(_ algorithm: SignatureAlgorithm = .rs256, kubernetes: Bool = true) throws {
             (issuer, key) = try TestIssuer.make(algorithm)
             let clock = self.clock
-            verifier = ServiceAccountTokenVerifier(issuerSource: kubernetes ? issuer : nil, exchange: exchange, now: { clock.now })
+            verifier = ServiceAccountTokenVerifier(
+                issuerSource: kubernetes ? issuer : nil, exchange: exchange, now: { clock.now })
         }
 
         var claims: TestClaims { TestClaims(clock: clock) }
 
-        func verify(_ token: String, pod: PodIdentity = TokenVerifierTests.pod) async throws -> VerifiedServiceAccountToken {
+        func verify(_ token: String, pod: PodIdentity = TokenVerifierTests.pod) async throws
+            -> VerifiedServiceAccountToken
+        {
             try await verifier.verify(token, pod: pod, target: TokenVerifierTests.target)
         }
 
         /// The refusal of `token`, checked to be what a refusal must be: unauthenticated, and without the token.
-        func refusal(_ token: String, pod: PodIdentity = TokenVerifierTests.pod, code: VolumeError.Code = .unauthenticated) async -> String {
+        func refusal(
+            _ token: String, pod: PodIdentity = TokenVerifierTests.pod, code: VolumeError.Code = .unauthenticated
+        ) async -> String {
             let error = await #expect(throws: VolumeError.self) { try await self.verify(token, pod: pod) }
             #expect(error?.code == code, "\(error?.message ?? "")")
-            #expect(error?.message.contains(token) == false && error?.message.contains("eyJ") == false, "no token in the message")
-            #expect(error?.message.hasPrefix("refused the pod's service-account token for api://AzureADTokenExchange: ") == true)
+            #expect(
+                error?.message.contains(token) == false && error?.message.contains("eyJ") == false,
+                "no token in the message")
+            #expect(
+                error?.message.hasPrefix("refused the pod's service-account token for api://AzureADTokenExchange: ")
+                    == true)
             return error?.message ?? ""
         }
     }
 
-    @Test("A token the cluster's key signed, for the pod's own service account, is verified with one fetch of the keys", arguments: [SignatureAlgorithm.rs256, .es256])
+    @Test(
+        "A token the cluster's key signed, for the pod's own service account, is verified with one fetch of the keys",
+        arguments: [SignatureAlgorithm.rs256, .es256])
     func genuine(algorithm: SignatureAlgorithm) async throws {
         let harness = try Harness(algorithm)
         let verified = try await harness.verify(try sign(harness.claims, with: harness.key))
@@ -193,7 +217,9 @@ struct TokenVerifierTests {
         let harness = try Harness()
         let forger = TestIssuer.Key(id: harness.key.id, key: try TestIssuer.newKey(), algorithm: .rs256)
         let message = await harness.refusal(try sign(harness.claims, with: forger))
-        #expect(message.contains("its signature does not verify with the cluster's keys (key cluster-key-1, RS256)"), "\(message)")
+        #expect(
+            message.contains("its signature does not verify with the cluster's keys (key cluster-key-1, RS256)"),
+            "\(message)")
         #expect(message.contains("not issued by this cluster's API server"))
         #expect(harness.exchange.calls == 0, "a verification failure never falls back to Entra")
     }
@@ -201,19 +227,25 @@ struct TokenVerifierTests {
     @Test("alg none, HS256 with the public key as secret, and an algorithm the key cannot make are refused")
     func algorithms() async throws {
         let harness = try Harness()
-        let none = await harness.refusal(try unsigned(harness.claims, header: TestHeader(alg: "none", kid: harness.key.id)) { _ in Array("x".utf8) })
+        let none = await harness.refusal(
+            try unsigned(harness.claims, header: TestHeader(alg: "none", kid: harness.key.id)) { _ in Array("x".utf8) })
         #expect(none.contains("it is not signed (alg none)"), "\(none)")
-        let emptySignature = await harness.refusal(try unsigned(harness.claims, header: TestHeader(alg: "none", kid: nil)) { _ in [] })
+        let emptySignature = await harness.refusal(
+            try unsigned(harness.claims, header: TestHeader(alg: "none", kid: nil)) { _ in [] })
         #expect(emptySignature.contains("it is not signed (alg none)"), "\(emptySignature)")
         #expect(harness.issuer.fetches == 0, "refused before any key is fetched")
 
         let publicKey = try harness.key.key.publicKey.spkiDER()
         let hmac = await harness.refusal(
-            try unsigned(harness.claims, header: TestHeader(alg: "HS256", kid: harness.key.id)) { Digest.hmacSHA256(key: publicKey, $0) })
+            try unsigned(harness.claims, header: TestHeader(alg: "HS256", kid: harness.key.id)) {
+                Digest.hmacSHA256(key: publicKey, $0)
+            })
         #expect(hmac.contains("it is signed with HS256, which akvfs does not accept"), "\(hmac)")
 
         let ecKey = try TestIssuer.newKey(.es256)
-        let mismatched = await harness.refusal(try sign(harness.claims, header: TestHeader(alg: "ES256", kid: harness.key.id), key: ecKey, algorithm: .es256))
+        let mismatched = await harness.refusal(
+            try sign(
+                harness.claims, header: TestHeader(alg: "ES256", kid: harness.key.id), key: ecKey, algorithm: .es256))
         #expect(mismatched.contains("signature does not verify"), "\(mismatched)")
         #expect(harness.exchange.calls == 0)
     }
@@ -250,7 +282,10 @@ struct TokenVerifierTests {
         var claims = harness.claims
         claims.aud = ["https://kubernetes.default.svc"]
         let message = await harness.refusal(try sign(claims, with: harness.key))
-        #expect(message.contains("it has the wrong audience https://kubernetes.default.svc (expected api://AzureADTokenExchange)"), "\(message)")
+        #expect(
+            message.contains(
+                "it has the wrong audience https://kubernetes.default.svc (expected api://AzureADTokenExchange)"),
+            "\(message)")
         #expect(message.contains("tokenRequests"))
         #expect(harness.issuer.fetches == 0)
     }
@@ -261,7 +296,10 @@ struct TokenVerifierTests {
         var claims = harness.claims
         claims.iss = "https://oidc.elsewhere.example"
         let message = await harness.refusal(try sign(claims, with: harness.key))
-        #expect(message.contains("its issuer https://oidc.elsewhere.example is not the cluster's issuer \(TestIssuer.issuer)"), "\(message)")
+        #expect(
+            message.contains(
+                "its issuer https://oidc.elsewhere.example is not the cluster's issuer \(TestIssuer.issuer)"),
+            "\(message)")
     }
 
     @Test("The subject, and a bound token's pod, must be the pod's own")
@@ -272,34 +310,46 @@ struct TokenVerifierTests {
         otherNamespace.kubernetes = nil
         let namespace = await harness.refusal(try sign(otherNamespace, with: harness.key))
         #expect(
-            namespace.contains("its subject system:serviceaccount:team-b:reader does not match the pod's service account system:serviceaccount:team-a:reader"),
+            namespace.contains(
+                "its subject system:serviceaccount:team-b:reader does not match the pod's service account system:serviceaccount:team-a:reader"
+            ),
             "\(namespace)")
 
         var otherAccount = harness.claims
         otherAccount.sub = "system:serviceaccount:team-a:writer"
         otherAccount.kubernetes = nil
-        #expect(await harness.refusal(try sign(otherAccount, with: harness.key)).contains("does not match the pod's service account"))
+        #expect(
+            await harness.refusal(try sign(otherAccount, with: harness.key)).contains(
+                "does not match the pod's service account"))
         // Without kubelet's service-account name, the namespace still has to match.
         var noName = Self.pod
         noName.serviceAccount = nil
         _ = try await harness.verify(try sign(otherAccount, with: harness.key), pod: noName)
-        #expect(await harness.refusal(try sign(otherNamespace, with: harness.key), pod: noName).contains("does not match"))
+        #expect(
+            await harness.refusal(try sign(otherNamespace, with: harness.key), pod: noName).contains("does not match"))
 
         var user = harness.claims
         user.sub = "user:alice"
-        #expect(await harness.refusal(try sign(user, with: harness.key)).contains("its subject user:alice is not a service account"))
+        #expect(
+            await harness.refusal(try sign(user, with: harness.key)).contains(
+                "its subject user:alice is not a service account"))
 
         var otherPod = harness.claims
         otherPod.kubernetes?.pod = .init(name: "web-1", uid: "uid-web-1")
         let bound = await harness.refusal(try sign(otherPod, with: harness.key))
-        #expect(bound.contains("it is bound to pod team-a/web-1 (uid uid-web-1), not to the pod being published, team-a/web-0 (uid uid-web-0)"), "\(bound)")
+        #expect(
+            bound.contains(
+                "it is bound to pod team-a/web-1 (uid uid-web-1), not to the pod being published, team-a/web-0 (uid uid-web-0)"
+            ), "\(bound)")
         var otherUID = harness.claims
         otherUID.kubernetes?.pod?.uid = "uid-of-a-deleted-web-0"
         #expect(await harness.refusal(try sign(otherUID, with: harness.key)).contains("bound to pod"))
 
         var contradicting = harness.claims
         contradicting.kubernetes?.namespace = "team-b"
-        #expect(await harness.refusal(try sign(contradicting, with: harness.key)).contains("kubernetes.io claim names another service account"))
+        #expect(
+            await harness.refusal(try sign(contradicting, with: harness.key)).contains(
+                "kubernetes.io claim names another service account"))
         #expect(harness.exchange.calls == 0)
     }
 
@@ -318,7 +368,9 @@ struct TokenVerifierTests {
 
         let madeUp = TestIssuer.Key(id: "made-up", key: try TestIssuer.newKey(), algorithm: .rs256)
         let message = await harness.refusal(try sign(harness.claims, with: madeUp))
-        #expect(message.contains("it names key made-up, which is not among the cluster's service-account issuer keys"), "\(message)")
+        #expect(
+            message.contains("it names key made-up, which is not among the cluster's service-account issuer keys"),
+            "\(message)")
         #expect(harness.issuer.fetches == 2, "the keys were fetched less than 10 s ago")
         #expect(harness.exchange.calls == 0)
     }
@@ -329,7 +381,9 @@ struct TokenVerifierTests {
         _ = try await harness.verify(try sign(harness.claims, with: harness.key))
         harness.clock.advance(11)
         let forger = try TestIssuer.newKey()
-        let tokens = try (0..<20).map { try sign(harness.claims, with: TestIssuer.Key(id: "forged-\($0)", key: forger, algorithm: .rs256)) }
+        let tokens = try (0..<20).map {
+            try sign(harness.claims, with: TestIssuer.Key(id: "forged-\($0)", key: forger, algorithm: .rs256))
+        }
         await withTaskGroup(of: Void.self) { group in
             for token in tokens {
                 group.addTask { _ = try? await harness.verify(token) }
@@ -379,13 +433,22 @@ struct TokenVerifierTests {
         _ = await harness.refusal(try sign(expired, with: harness.key))
         #expect(harness.exchange.calls == 2)
 
-        harness.exchange.fail(CredentialError(credential: "WorkloadIdentityCredential", kind: .authenticationFailed, message: "AADSTS50013: Assertion failed signature validation."))
+        harness.exchange.fail(
+            CredentialError(
+                credential: "WorkloadIdentityCredential", kind: .authenticationFailed,
+                message: "AADSTS50013: Assertion failed signature validation."))
         harness.clock.advance(1)
         let refused = await harness.refusal(try sign(harness.claims, with: harness.key))
-        #expect(refused.contains("Entra ID did not accept it for client \(Self.target.clientId): AADSTS50013"), "\(refused)")
-        #expect(refused.contains("may not read the service-account issuer's keys (403)"), "the reason Entra was asked: \(refused)")
+        #expect(
+            refused.contains("Entra ID did not accept it for client \(Self.target.clientId): AADSTS50013"), "\(refused)"
+        )
+        #expect(
+            refused.contains("may not read the service-account issuer's keys (403)"),
+            "the reason Entra was asked: \(refused)")
 
-        harness.exchange.fail(CredentialError(credential: "WorkloadIdentityCredential", kind: .transient, message: "no token after 4 attempts"))
+        harness.exchange.fail(
+            CredentialError(
+                credential: "WorkloadIdentityCredential", kind: .transient, message: "no token after 4 attempts"))
         harness.clock.advance(1)
         let outage = await harness.refusal(try sign(harness.claims, with: harness.key), code: .unavailable)
         #expect(outage.contains("Entra ID could not be asked"), "\(outage)")
@@ -403,7 +466,9 @@ struct TokenVerifierTests {
     func noKubernetesAPI() async throws {
         let harness = try Harness(kubernetes: false)
         #expect(try await harness.verify(try sign(harness.claims, with: harness.key)).proof == .entraExchange)
-        harness.exchange.fail(CredentialError(credential: "WorkloadIdentityCredential", kind: .authenticationFailed, message: "AADSTS700213"))
+        harness.exchange.fail(
+            CredentialError(
+                credential: "WorkloadIdentityCredential", kind: .authenticationFailed, message: "AADSTS700213"))
         harness.clock.advance(1)
         let refused = await harness.refusal(try sign(harness.claims, with: harness.key))
         #expect(refused.contains("the plugin has no Kubernetes API"), "\(refused)")
@@ -432,11 +497,14 @@ struct IssuerDiscoveryTests {
                      {"use":"enc","kty":"RSA","kid":"k2","alg":"RSA-OAEP","n":"\#(key.n!)","e":"\#(key.e!)"},
                      {"kty":"OKP","kid":"k3","crv":"Ed25519","x":"AA"}]}
             """#
-        let issuer = try KubernetesIssuerDiscovery.decode(discovery: Array(#"{"issuer":"https://k8s.example"}"#.utf8), keys: Array(keys.utf8))
+        let issuer = try KubernetesIssuerDiscovery.decode(
+            discovery: Array(#"{"issuer":"https://k8s.example"}"#.utf8), keys: Array(keys.utf8))
         #expect(issuer.issuer == "https://k8s.example")
         #expect(issuer.keys.map(\.id) == ["k1"])
         #expect(issuer.keys.first?.algorithm == "RS256")
-        #expect(issuer.candidates(for: "k1").count == 1 && issuer.candidates(for: "k2").isEmpty && issuer.candidates(for: nil).count == 1)
+        #expect(
+            issuer.candidates(for: "k1").count == 1 && issuer.candidates(for: "k2").isEmpty
+                && issuer.candidates(for: nil).count == 1)
     }
 
     @Test(

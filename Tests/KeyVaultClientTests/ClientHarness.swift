@@ -25,12 +25,16 @@ struct ClientHarness: Sendable {
         try VaultEndpoint.resolve(endpoints.vaultURL(name), cloud: .publicCloud)
     }
 
-    func client(_ vault: String, credential: any TokenCredential, options: KeyVaultClientOptions = .init()) throws -> KeyVaultClient {
+    func client(_ vault: String, credential: any TokenCredential, options: KeyVaultClientOptions = .init()) throws
+        -> KeyVaultClient
+    {
         KeyVaultClient(vault: try self.vault(vault), credential: credential, http: http, options: options)
     }
 
     /// An open identity's client-secret credential (any secret is accepted for unknown apps).
-    func secretCredential(clientId: String = "0000aaaa-0000-4000-8000-000000000001", secret: String = "any") -> CachingCredential {
+    func secretCredential(clientId: String = "0000aaaa-0000-4000-8000-000000000001", secret: String = "any")
+        -> CachingCredential
+    {
         CachingCredential(ClientSecretCredential(authority: authority, clientId: clientId, secret: secret, http: http))
     }
 
@@ -50,7 +54,8 @@ struct ClientHarness: Sendable {
     }
 
     static func start(seed: Seed = Seed()) async throws -> ClientHarness {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-client-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "akvfs-client-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = KeyVaultEmulator.Configuration()
         configuration.caOutputPath = directory.appendingPathComponent("ca.pem").path

@@ -29,10 +29,12 @@ struct CommandLineTests {
         let errorFile = directory.appendingPathComponent("akvfs-stderr-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: errorFile) }
         let variables = ["PATH": "/nonexistent", "HOME": NSTemporaryDirectory()].merging(environment) { $1 }
-        let process = try ChildProcess.spawn(binary, arguments, environment: variables, stdout: .pipe, stderr: .file(errorFile))
+        let process = try ChildProcess.spawn(
+            binary, arguments, environment: variables, stdout: .pipe, stderr: .file(errorFile))
         let stdout = try await blocking { process.readAll() }
         let status = await process.exit()
-        return Run(status: status, stdout: stdout, stderr: (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? "")
+        return Run(
+            status: status, stdout: stdout, stderr: (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? "")
     }
 
     static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
@@ -51,7 +53,11 @@ struct CommandLineTests {
     }
 
     static let seed = Seed(
-        identities: [SeedIdentity(name: "cli", type: .servicePrincipal, clientId: "c11c11c1-0000-4000-8000-000000000001", clientSecret: "cli-secret")],
+        identities: [
+            SeedIdentity(
+                name: "cli", type: .servicePrincipal, clientId: "c11c11c1-0000-4000-8000-000000000001",
+                clientSecret: "cli-secret")
+        ],
         vaults: [
             SeedVault(
                 name: "cli-vault",
@@ -72,8 +78,12 @@ struct CommandLineTests {
             let vault = harness.endpoints.vaultURL("cli-vault")
             let env = Self.environment(harness)
             #expect(try await Self.akvfs(["get", vault, "secrets/plain"], environment: env).text == "secret1value")
-            #expect(try await Self.akvfs(["get", vault, "secrets/as-base64", "--encoding", "base64"], environment: env).text == "Base64EncodedString")
-            #expect(try await Self.akvfs(["get", vault, "secrets/as-hex", "--encoding", "HEX"], environment: env).text == "HexEncodedString")
+            #expect(
+                try await Self.akvfs(["get", vault, "secrets/as-base64", "--encoding", "base64"], environment: env).text
+                    == "Base64EncodedString")
+            #expect(
+                try await Self.akvfs(["get", vault, "secrets/as-hex", "--encoding", "HEX"], environment: env).text
+                    == "HexEncodedString")
 
             let key = try await Self.akvfs(["get", vault, "keys/ec-key"], environment: env)
             #expect(key.status == 0)
@@ -87,7 +97,9 @@ struct CommandLineTests {
             #expect(try PrivateKey(der: blocks[0].der).publicKey == Certificate(pem: certificate).publicKey)
 
             let pfxText = try await Self.akvfs(["get", vault, "secrets/tls", "--format", "pfx"], environment: env).text
-            let pfxBinary = try await Self.akvfs(["get", vault, "secrets/tls", "--format", "pfx", "--encoding", "base64"], environment: env).stdout
+            let pfxBinary = try await Self.akvfs(
+                ["get", vault, "secrets/tls", "--format", "pfx", "--encoding", "base64"], environment: env
+            ).stdout
             #expect(Data(base64Encoded: pfxText).map(Array.init) == pfxBinary)
             #expect(try PKCS12.parse(pfxBinary).certificates.count == 1)
         }
@@ -98,27 +110,37 @@ struct CommandLineTests {
         try await withClientHarness(seed: Self.seed) { (harness) async throws in
             let now = Date()
             let rootKey = try PrivateKey.generate(.ec(.p256))
-            var rootTemplate = CertificateTemplate(subject: "CN=Root", notBefore: now, notAfter: now.addingTimeInterval(86_400))
+            var rootTemplate = CertificateTemplate(
+                subject: "CN=Root", notBefore: now, notAfter: now.addingTimeInterval(86_400))
             rootTemplate.isCertificateAuthority = true
             let root = try rootTemplate.selfSigned(with: rootKey)
             let intermediateKey = try PrivateKey.generate(.ec(.p256))
-            var intermediateTemplate = CertificateTemplate(subject: "CN=Intermediate", notBefore: now, notAfter: now.addingTimeInterval(86_400))
+            var intermediateTemplate = CertificateTemplate(
+                subject: "CN=Intermediate", notBefore: now, notAfter: now.addingTimeInterval(86_400))
             intermediateTemplate.isCertificateAuthority = true
-            let intermediate = try intermediateTemplate.issue(for: intermediateKey.publicKey, issuer: root, issuerKey: rootKey)
+            let intermediate = try intermediateTemplate.issue(
+                for: intermediateKey.publicKey, issuer: root, issuerKey: rootKey)
             let leafKey = try PrivateKey.generate(.rsa(bits: 2048))
-            let leaf = try CertificateTemplate(subject: "CN=leaf.example", notBefore: now, notAfter: now.addingTimeInterval(86_400))
-                .issue(for: leafKey.publicKey, issuer: intermediate, issuerKey: intermediateKey)
+            let leaf = try CertificateTemplate(
+                subject: "CN=leaf.example", notBefore: now, notAfter: now.addingTimeInterval(86_400)
+            )
+            .issue(for: leafKey.publicKey, issuer: intermediate, issuerKey: intermediateKey)
             let pfx = try PKCS12.create(privateKey: leafKey, certificates: [root, leaf, intermediate])
-            let credential = harness.secretCredential(clientId: "c11c11c1-0000-4000-8000-000000000001", secret: "cli-secret")
+            let credential = harness.secretCredential(
+                clientId: "c11c11c1-0000-4000-8000-000000000001", secret: "cli-secret")
             let token = try await credential.getToken(.init(scope: "\(harness.endpoints.resource)/.default"))
             // Import as Microsoft's SDKs do: POST /certificates/{name}/import.
             let imported = try await harness.http.execute(
-                .init(method: .post, scheme: "https", authority: "cli-vault.vault.localhost:\(harness.endpoints.port)", path: "/certificates/chained/import?api-version=7.6",
-                      headerFields: [.authorization: "Bearer \(token.token)", .contentType: "application/json"]),
+                .init(
+                    method: .post, scheme: "https", authority: "cli-vault.vault.localhost:\(harness.endpoints.port)",
+                    path: "/certificates/chained/import?api-version=7.6",
+                    headerFields: [.authorization: "Bearer \(token.token)", .contentType: "application/json"]),
                 body: Array(try JSONSerialization.data(withJSONObject: ["value": Data(pfx).base64EncodedString()])))
             #expect(imported.head.status.code == 200)
 
-            let output = try await Self.akvfs(["get", harness.endpoints.vaultURL("cli-vault"), "secrets/chained"], environment: Self.environment(harness))
+            let output = try await Self.akvfs(
+                ["get", harness.endpoints.vaultURL("cli-vault"), "secrets/chained"],
+                environment: Self.environment(harness))
             #expect(output.status == 0, "\(output.stderr)")
             let blocks = try PEM.decode(output.text)
             #expect(blocks.first?.label == "PRIVATE KEY")
@@ -130,11 +152,13 @@ struct CommandLineTests {
     func errors() async throws {
         try await withClientHarness(seed: Self.seed) { (harness) async throws in
             let vault = harness.endpoints.vaultURL("cli-vault")
-            let missing = try await Self.akvfs(["get", vault, "secrets/absent"], environment: Self.environment(harness))
+            let missing = try await Self.akvfs(
+                ["get", vault, "secrets/absent"], environment: Self.environment(harness))
             #expect(missing.status != 0 && missing.stdout.isEmpty)
             #expect(missing.stderr.contains("not found") && missing.stderr.contains("SecretNotFound"))
 
-            let wrong = try await Self.akvfs(["get", vault, "secrets/plain"], environment: Self.environment(harness, secret: "WrongSecretValue123"))
+            let wrong = try await Self.akvfs(
+                ["get", vault, "secrets/plain"], environment: Self.environment(harness, secret: "WrongSecretValue123"))
             #expect(wrong.status != 0)
             #expect(wrong.stderr.contains("AADSTS7000215"))
             #expect(!wrong.stderr.contains("WrongSecretValue123"))
@@ -142,7 +166,10 @@ struct CommandLineTests {
             for (arguments, expected) in [
                 (["get", vault, "secret/plain"], "is not an object path"),
                 (["get", vault, "keys/ec-key", "--format", "pfx"], "--format only applies to secrets"),
-                (["get", vault, "secrets/plain", "--encoding", "utf-16"], "--encoding 'utf-16' is not utf-8, base64 or hex"),
+                (
+                    ["get", vault, "secrets/plain", "--encoding", "utf-16"],
+                    "--encoding 'utf-16' is not utf-8, base64 or hex"
+                ),
                 (["get", "kv", "secrets/plain"], "'kv' is not a valid vault name"),
                 (["get", vault, "secrets/plain", "--credential", "magic"], "--credential 'magic' is not one of"),
                 (["get", "myvault", "secrets/plain", "--cloud", "AzureCloud1"], "cloudName AzureCloud1 is not valid"),
@@ -160,7 +187,10 @@ struct CommandLineTests {
             let vault = harness.endpoints.vaultURL("cli-vault")
             let good = try await Self.akvfs(["check", vault], environment: Self.environment(harness))
             #expect(good.status == 0, "\(good.stderr)")
-            for expected in ["list secrets  ok (4)", "list keys     ok", "list certs    ok (1)", "get  secrets/", "ClientSecretCredential", "c11c11c1-0000-4000-8000-000000000001", harness.tenantId] {
+            for expected in [
+                "list secrets  ok (4)", "list keys     ok", "list certs    ok (1)", "get  secrets/",
+                "ClientSecretCredential", "c11c11c1-0000-4000-8000-000000000001", harness.tenantId,
+            ] {
                 #expect(good.text.contains(expected), "missing '\(expected)' in:\n\(good.text)")
             }
             #expect(!good.text.contains("secret1value"))
@@ -169,7 +199,9 @@ struct CommandLineTests {
             #expect(bad.status != 0)
             #expect(bad.text.contains("get  secrets/absent FAILED"))
 
-            let noIdentity = try await Self.akvfs(["check", vault], environment: ["AKVFS_CA_FILE": harness.caFile, "AKVFS_IMDS_ENDPOINT": "http://127.0.0.1:9"])
+            let noIdentity = try await Self.akvfs(
+                ["check", vault],
+                environment: ["AKVFS_CA_FILE": harness.caFile, "AKVFS_IMDS_ENDPOINT": "http://127.0.0.1:9"])
             #expect(noIdentity.status != 0)
             #expect(noIdentity.text.contains("EnvironmentCredential") && noIdentity.text.contains("AzureCLICredential"))
         }
@@ -192,13 +224,14 @@ struct BinaryTests {
     /// ICU into the plugin (docs/mounting.md, Containers).
     @Test("akvfs-csi links no YAML library")
     func noYAMLLibraryInThePlugin() throws {
-        let plugin = URL(fileURLWithPath: CommandLineTests.binary).deletingLastPathComponent().appendingPathComponent("akvfs-csi")
+        let plugin = URL(fileURLWithPath: CommandLineTests.binary).deletingLastPathComponent().appendingPathComponent(
+            "akvfs-csi")
         let bytes = try Data(contentsOf: plugin)
         #expect(bytes.range(of: Data("SecretProviderClass".utf8)) != nil, "akvfs-csi is not the plugin")
         #expect(bytes.range(of: Data("Yams".utf8)) == nil, "akvfs-csi contains Yams")
     }
 
-        @Test("akvfs csi runs akvfs-csi from akvfs's directory, and says so when it is missing")
+    @Test("akvfs csi runs akvfs-csi from akvfs's directory, and says so when it is missing")
     func csiForwarding() async throws {
         let forwarded = try await CommandLineTests.akvfs(["csi", "publish", "--help"], environment: [:])
         #expect(forwarded.status == 0)
@@ -214,9 +247,12 @@ struct BinaryTests {
         let alone = directory.appendingPathComponent("akvfs").path
         try FileManager.default.linkItem(atPath: CommandLineTests.binary, toPath: alone)
         let errorFile = directory.appendingPathComponent("stderr").path
-        let process = try ChildProcess.spawn(alone, ["csi", "--help"], environment: ["PATH": "/nonexistent"], stderr: .file(errorFile))
+        let process = try ChildProcess.spawn(
+            alone, ["csi", "--help"], environment: ["PATH": "/nonexistent"], stderr: .file(errorFile))
         #expect(await process.exit() == 127)
         let output = try String(contentsOfFile: errorFile, encoding: .utf8)
-        #expect(output.contains("\(directory.path)/akvfs-csi") && output.contains("installed in the same directory as akvfs"))
+        #expect(
+            output.contains("\(directory.path)/akvfs-csi")
+                && output.contains("installed in the same directory as akvfs"))
     }
 }

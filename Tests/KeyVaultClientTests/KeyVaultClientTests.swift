@@ -33,7 +33,9 @@ struct KeyVaultClientTests {
     func largeBody() async throws {
         // Near Key Vault's 25 KB limit: libcurl hands the body over in pieces of at most 16 KiB.
         let value = String((0..<24_000).map { index in Character(Unicode.Scalar(UInt8(97 + index % 26))) })
-        try await withClientHarness(seed: Seed(vaults: [SeedVault(name: "large", secrets: [SeedSecret(name: "big", value: value)])])) {
+        try await withClientHarness(
+            seed: Seed(vaults: [SeedVault(name: "large", secrets: [SeedSecret(name: "big", value: value)])])
+        ) {
             (harness) async throws in
             let client = try harness.client("large", credential: harness.secretCredential())
             #expect(try await client.getSecret("big").value == value)
@@ -43,7 +45,8 @@ struct KeyVaultClientTests {
     @Test("Listing follows nextLink through every page, one request per page")
     func paging() async throws {
         let secrets = (0..<60).map { SeedSecret(name: String(format: "secret-%03d", $0), value: "v\($0)") }
-        try await withClientHarness(seed: Seed(vaults: [SeedVault(name: "paged", secrets: secrets)])) { (harness) async throws in
+        try await withClientHarness(seed: Seed(vaults: [SeedVault(name: "paged", secrets: secrets)])) {
+            (harness) async throws in
             let client = try harness.client("paged", credential: harness.secretCredential())
             _ = try await client.getSecret("secret-000")
             await harness.emulator.resetRequests()
@@ -92,9 +95,18 @@ struct KeyVaultClientTests {
             let options = KeyVaultClientOptions.sleeping(on: clock)
             let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
             _ = try await client.getSecret("api-key")
-            await harness.emulator.inject(FaultRule(method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 1, action: .status(429, retryAfter: 7)))
-            await harness.emulator.inject(FaultRule(method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 1, action: .status(429, retryAfter: nil)))
-            await harness.emulator.inject(FaultRule(method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 1, action: .status(503, retryAfter: nil)))
+            await harness.emulator.inject(
+                FaultRule(
+                    method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 1,
+                    action: .status(429, retryAfter: 7)))
+            await harness.emulator.inject(
+                FaultRule(
+                    method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 1,
+                    action: .status(429, retryAfter: nil)))
+            await harness.emulator.inject(
+                FaultRule(
+                    method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 1,
+                    action: .status(503, retryAfter: nil)))
             #expect(try await client.getSecret("api-key").value == "demo-api-key-8c2f5e")
             let statuses = await harness.keyVaultRequests("demo").filter { $0.path == "/secrets/api-key" }.map(\.status)
             #expect(statuses.suffix(4) == [429, 429, 503, 200])
@@ -106,36 +118,50 @@ struct KeyVaultClientTests {
         }
     }
 
-    @Test("authenticate learns the challenge and gets a token, retrying like any call; a vault that never asks for one is refused")
+    @Test(
+        "authenticate learns the challenge and gets a token, retrying like any call; a vault that never asks for one is refused"
+    )
     func preflight() async throws {
         try await withClientHarness(seed: .demo) { (harness) async throws in
             let clock = RecordingClock()
             var options = KeyVaultClientOptions.sleeping(on: clock)
             options.retry.maxRetries = 2
             let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
-            await harness.emulator.inject(FaultRule(method: "GET", vault: "demo", pathPrefix: "/secrets", count: 1, action: .status(503, retryAfter: 3)))
+            await harness.emulator.inject(
+                FaultRule(
+                    method: "GET", vault: "demo", pathPrefix: "/secrets", count: 1, action: .status(503, retryAfter: 3))
+            )
             let token = try await client.authenticate()
             #expect(!token.token.isEmpty && client.currentChallenge != nil)
             #expect(clock.sleeps == [.seconds(3)])
             #expect(await harness.keyVaultRequests("demo").map(\.status) == [503, 401])
 
             let failing = try harness.client("demo", credential: harness.secretCredential(), options: options)
-            await harness.emulator.inject(FaultRule(method: "GET", vault: "demo", pathPrefix: "/secrets", count: 3, action: .status(500, retryAfter: 0)))
+            await harness.emulator.inject(
+                FaultRule(
+                    method: "GET", vault: "demo", pathPrefix: "/secrets", count: 3, action: .status(500, retryAfter: 0))
+            )
             await #expect {
                 _ = try await failing.authenticate()
             } throws: { error in
                 (error as? KeyVaultError)?.kind == .serverError && (error as? KeyVaultError)?.status == 500
             }
-            await harness.emulator.inject(FaultRule(method: "GET", vault: "demo", pathPrefix: "/secrets", count: 1, action: .status(404, retryAfter: nil)))
+            await harness.emulator.inject(
+                FaultRule(
+                    method: "GET", vault: "demo", pathPrefix: "/secrets", count: 1,
+                    action: .status(404, retryAfter: nil)))
             await #expect {
                 _ = try await failing.authenticate()
             } throws: { error in
-                (error as? KeyVaultError)?.kind == .invalidResponse && "\(error)".contains("instead of asking for a token")
+                (error as? KeyVaultError)?.kind == .invalidResponse
+                    && "\(error)".contains("instead of asking for a token")
             }
         }
     }
 
-    @Test("A Retry-After over 60 s is honoured up to the configured maximum; past the deadline the call fails as throttled")
+    @Test(
+        "A Retry-After over 60 s is honoured up to the configured maximum; past the deadline the call fails as throttled"
+    )
     func longRetryAfter() async throws {
         try await withClientHarness(seed: .demo) { (harness) async throws in
             let clock = RecordingClock()
@@ -143,18 +169,24 @@ struct KeyVaultClientTests {
             options.retry.maxRetryAfter = .seconds(100)
             options.retry.deadline = .seconds(180)
             let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
-            await harness.emulator.inject(FaultRule(vault: "demo", pathPrefix: "/secrets/api-key", count: 1, action: .status(429, retryAfter: 90)))
+            await harness.emulator.inject(
+                FaultRule(vault: "demo", pathPrefix: "/secrets/api-key", count: 1, action: .status(429, retryAfter: 90))
+            )
             #expect(try await client.getSecret("api-key").value != nil)
             #expect(clock.sleeps.contains(.seconds(90)))
 
-            await harness.emulator.inject(FaultRule(vault: "demo", pathPrefix: "/secrets/api-key", count: 1, action: .status(429, retryAfter: 600)))
+            await harness.emulator.inject(
+                FaultRule(
+                    vault: "demo", pathPrefix: "/secrets/api-key", count: 1, action: .status(429, retryAfter: 600)))
             let capped = RecordingClock()
             options.clock = capped
             let cappedClient = try harness.client("demo", credential: harness.secretCredential(), options: options)
             _ = try await cappedClient.getSecret("api-key")
             #expect(capped.sleeps.contains(.seconds(100)), "a 600 s ask is shortened to the 100 s maximum")
 
-            await harness.emulator.inject(FaultRule(vault: "demo", pathPrefix: "/secrets/api-key", count: 5, action: .status(429, retryAfter: 100)))
+            await harness.emulator.inject(
+                FaultRule(
+                    vault: "demo", pathPrefix: "/secrets/api-key", count: 5, action: .status(429, retryAfter: 100)))
             let impatient = RecordingClock()
             options.clock = impatient
             let impatientClient = try harness.client("demo", credential: harness.secretCredential(), options: options)
@@ -162,7 +194,8 @@ struct KeyVaultClientTests {
                 _ = try await impatientClient.getSecret("api-key")
             } throws: { error in
                 let failure = error as? KeyVaultError
-                return failure?.kind == .throttled && failure?.retryAfter == .seconds(100) && "\(error)".contains("Throttled")
+                return failure?.kind == .throttled && failure?.retryAfter == .seconds(100)
+                    && "\(error)".contains("Throttled")
             }
             #expect(impatient.sleeps == [.seconds(100)], "a second 100 s wait would pass the 180 s deadline")
         }
@@ -188,11 +221,13 @@ struct KeyVaultClientTests {
             await #expect {
                 _ = try await client.getSecret("anything")
             } throws: { error in
-                (error as? KeyVaultError)?.kind == .challengeRejected && "\(error)".contains("https://vault.azure.net/.default")
+                (error as? KeyVaultError)?.kind == .challengeRejected
+                    && "\(error)".contains("https://vault.azure.net/.default")
             }
             #expect(await harness.tokenRequests().isEmpty)
             let requests = await harness.keyVaultRequests("spoofed")
-            #expect(requests.count == 1 && requests[0].identity == nil, "only the unauthenticated probe reached the vault")
+            #expect(
+                requests.count == 1 && requests[0].identity == nil, "only the unauthenticated probe reached the vault")
 
             var options = KeyVaultClientOptions()
             options.verifyChallengeResource = false
@@ -208,15 +243,21 @@ struct KeyVaultClientTests {
     @Test("Errors are typed from Key Vault's envelope")
     func typedErrors() async throws {
         let seed = Seed(
-            identities: [SeedIdentity(name: "reader", type: .servicePrincipal, clientId: "aaaa0000-0000-4000-8000-000000000001")],
+            identities: [
+                SeedIdentity(name: "reader", type: .servicePrincipal, clientId: "aaaa0000-0000-4000-8000-000000000001")
+            ],
             vaults: [
                 SeedVault(name: "demo", secrets: [SeedSecret(name: "off", value: "x", enabled: false)]),
-                SeedVault(name: "locked", access: [SeedAccessRule(identity: "reader", secrets: ["get"])], secrets: [SeedSecret(name: "s", value: "v")]),
+                SeedVault(
+                    name: "locked", access: [SeedAccessRule(identity: "reader", secrets: ["get"])],
+                    secrets: [SeedSecret(name: "s", value: "v")]),
             ]
         )
         try await withClientHarness(seed: seed) { (harness) async throws in
             let client = try harness.client("demo", credential: harness.secretCredential())
-            for (name, kind, inner) in [("missing", KeyVaultError.Kind.notFound, nil as String?), ("off", .disabled, "SecretDisabled")] {
+            for (name, kind, inner) in [
+                ("missing", KeyVaultError.Kind.notFound, nil as String?), ("off", .disabled, "SecretDisabled"),
+            ] {
                 await #expect {
                     _ = try await client.getSecret(name)
                 } throws: { error in
@@ -224,7 +265,8 @@ struct KeyVaultClientTests {
                     return failure?.kind == kind && failure?.innerCode == inner && failure?.vault == client.vault.url
                 }
             }
-            let locked = try harness.client("locked", credential: harness.secretCredential(clientId: "aaaa0000-0000-4000-8000-000000000001"))
+            let locked = try harness.client(
+                "locked", credential: harness.secretCredential(clientId: "aaaa0000-0000-4000-8000-000000000001"))
             await #expect {
                 _ = try await locked.listSecrets()
             } throws: { error in
@@ -271,7 +313,9 @@ struct KeyVaultClientTests {
             let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
             await harness.emulator.inject(FaultRule(vault: "demo", count: 1, action: .hang(seconds: 300)))
             let abandoned = Task { try await client.getSecret("api-key") }
-            for _ in 0..<200 where await harness.keyVaultRequests("demo").isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+            for _ in 0..<200 where await harness.keyVaultRequests("demo").isEmpty {
+                try await Task.sleep(for: .milliseconds(10))
+            }
             abandoned.cancel()
             await #expect(throws: (any Error).self) { try await abandoned.value }
             // Not held up for the probe's 120 s timeout by the probe still hanging in the emulator.
@@ -290,10 +334,16 @@ struct KeyVaultClientTests {
 
     @Test("Tokens are refreshed ahead of expiry in the background, once, while the old one keeps working")
     func tokenRefresh() async throws {
-        try await withClientHarness(seed: Seed(tokenLifetimeSeconds: 3600, vaults: [SeedVault(name: "demo", secrets: [SeedSecret(name: "s", value: "v")])])) { (harness) async throws in
+        try await withClientHarness(
+            seed: Seed(
+                tokenLifetimeSeconds: 3600,
+                vaults: [SeedVault(name: "demo", secrets: [SeedSecret(name: "s", value: "v")])])
+        ) { (harness) async throws in
             let time = ManualTime()
             let credential = CachingCredential(
-                ClientSecretCredential(authority: harness.authority, clientId: "aaaa0000-0000-4000-8000-000000000009", secret: "x", http: harness.http, now: time.function),
+                ClientSecretCredential(
+                    authority: harness.authority, clientId: "aaaa0000-0000-4000-8000-000000000009", secret: "x",
+                    http: harness.http, now: time.function),
                 now: time.function)
             let context = TokenRequestContext(scope: "\(harness.endpoints.resource)/.default")
             let first = try await credential.getToken(context)
@@ -353,7 +403,8 @@ struct TransportTests {
             #expect(threads == Array(repeating: "akvfs-http", count: 4))
             client.shutdown()
             // The loop is gone: the task runs elsewhere and its request fails instead of hanging.
-            let afterShutdown = await withTaskExecutorPreference(client.taskExecutor) { () async -> HTTPTransportError.Kind? in
+            let afterShutdown = await withTaskExecutorPreference(client.taskExecutor) {
+                () async -> HTTPTransportError.Kind? in
                 do throws(HTTPTransportError) {
                     _ = try await client.execute(request)
                     return nil
@@ -368,9 +419,12 @@ struct TransportTests {
     @Test("An extra CA file must exist and hold PEM certificates")
     func extraCAFileChecked() async throws {
         try await withClientHarness { (harness) async throws in
-            for (contents, expected) in [(nil, "cannot read the extra CA file"), ("not a certificate\n", "holds no PEM certificate")] {
+            for (contents, expected) in [
+                (nil, "cannot read the extra CA file"), ("not a certificate\n", "holds no PEM certificate"),
+            ] {
                 var configuration = HTTPClientConfiguration()
-                configuration.extraCAFile = try contents.map { try harness.file("extra-ca.pem", $0) } ?? "/nonexistent/ca.pem"
+                configuration.extraCAFile =
+                    try contents.map { try harness.file("extra-ca.pem", $0) } ?? "/nonexistent/ca.pem"
                 #expect {
                     _ = try CurlHTTPClient(configuration: configuration)
                 } throws: { error in
@@ -401,7 +455,8 @@ struct TransportTests {
         try await withClientHarness { (harness) async throws in
             let client = try CurlHTTPClient()
             defer { client.shutdown() }
-            let request = HTTPRequest(method: .get, scheme: "https", authority: "localhost:\(harness.endpoints.port)", path: "/")
+            let request = HTTPRequest(
+                method: .get, scheme: "https", authority: "localhost:\(harness.endpoints.port)", path: "/")
             await #expect {
                 _ = try await client.execute(request)
             } throws: { error in
@@ -431,7 +486,9 @@ extension ClientHarness {
 
     /// A request any client may send: Entra ID's OpenID configuration.
     fileprivate var openIDConfigurationRequest: HTTPRequest {
-        HTTPRequest(method: .get, scheme: "https", authority: "localhost:\(endpoints.port)", path: "/\(tenantId)/v2.0/.well-known/openid-configuration")
+        HTTPRequest(
+            method: .get, scheme: "https", authority: "localhost:\(endpoints.port)",
+            path: "/\(tenantId)/v2.0/.well-known/openid-configuration")
     }
 }
 

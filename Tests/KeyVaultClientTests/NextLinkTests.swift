@@ -11,13 +11,15 @@ struct NextLinkTests {
     // Found by the kv-page fuzz target (Fuzz/corpus/kv-page/found-link-with-space.json): a link read
     // ahead of the page's decode was sent as the next request's target, space and all.
     // The same target later found raw braces (Fuzz/corpus/kv-page/found-link-with-braces.json).
-    @Test("A nextLink with characters no URL has fails the listing and is never requested", arguments: [
-        #"{ "nextLink" : "https://contoso-kv.vault.azure.net/keys?$skiptokString "value": [] }"#,
-        #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/cerol{{IIn=7.6&$skiptoken=abc"}"#,
-        #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/keys?$skiptoken=a b"}"#,
-        #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/keys?$skiptoken=a\r\nHost: evil"}"#,
-        #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/kéys"}"#,
-    ])
+    @Test(
+        "A nextLink with characters no URL has fails the listing and is never requested",
+        arguments: [
+            #"{ "nextLink" : "https://contoso-kv.vault.azure.net/keys?$skiptokString "value": [] }"#,
+            #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/cerol{{IIn=7.6&$skiptoken=abc"}"#,
+            #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/keys?$skiptoken=a b"}"#,
+            #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/keys?$skiptoken=a\r\nHost: evil"}"#,
+            #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/kéys"}"#,
+        ])
     func malformedLink(page: String) async throws {
         let vault = PagedVault(pages: [page])
         await #expect {
@@ -31,7 +33,7 @@ struct NextLinkTests {
     @Test("A good nextLink is requested on this vault with the client's api-version")
     func goodLink() async throws {
         let vault = PagedVault(pages: [
-            #"{"value":[{"kid":"https://contoso-kv.vault.azure.net/keys/a"}],"nextLink":"https://contoso-kv.vault.azure.net:443/keys?api-version=7.4&$skiptoken=b%20c"}"#,
+            #"{"value":[{"kid":"https://contoso-kv.vault.azure.net/keys/a"}],"nextLink":"https://contoso-kv.vault.azure.net:443/keys?api-version=7.4&$skiptoken=b%20c"}"#
         ])
         #expect(try await vault.client().listKeys().map(\.name) == ["a"])
         #expect(vault.requests == ["/keys?api-version=7.6", "/keys?api-version=7.6&$skiptoken=b%20c"])
@@ -51,7 +53,9 @@ struct NextLinkTests {
     // were rebuilt as key=value, so "?flag" was requested as "?flag=".
     @Test("A nextLink's query items are sent as written, but for api-version")
     func queryAsWritten() async throws {
-        let vault = PagedVault(pages: [#"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/keys?api-version&flag&$skiptoken=a=b&api-version=7.4"}"#])
+        let vault = PagedVault(pages: [
+            #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/keys?api-version&flag&$skiptoken=a=b&api-version=7.4"}"#
+        ])
         _ = try await vault.client().listKeys()
         #expect(vault.requests == ["/keys?api-version=7.6", "/keys?api-version=7.6&flag&$skiptoken=a=b"])
     }
@@ -62,7 +66,8 @@ struct NextLinkTests {
     // request already sent for the read-ahead link, which goes to this vault anyway).
     @Test("A page naming nextLink twice fails the listing")
     func linkNamedTwice() async throws {
-        let page = #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/keys?a=1","nextLink":"https://contoso-kv.vault.azure.net/keys?b=2"}"#
+        let page =
+            #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/keys?a=1","nextLink":"https://contoso-kv.vault.azure.net/keys?b=2"}"#
         let vault = PagedVault(pages: [page])
         await #expect {
             try await vault.client().listKeys()
@@ -85,19 +90,26 @@ private final class PagedVault: HTTPClient {
     var requests: [String] { sent.withLock { $0 } }
 
     func client() throws -> KeyVaultClient {
-        KeyVaultClient(vault: try VaultEndpoint.resolve("contoso-kv", cloud: .publicCloud), credential: StaticCredential(), http: self)
+        KeyVaultClient(
+            vault: try VaultEndpoint.resolve("contoso-kv", cloud: .publicCloud), credential: StaticCredential(),
+            http: self)
     }
 
-    func execute(_ request: HTTPRequest, body: [UInt8]?, timeout: Duration?) async throws(HTTPTransportError) -> HTTPClientResponse {
+    func execute(_ request: HTTPRequest, body: [UInt8]?, timeout: Duration?) async throws(HTTPTransportError)
+        -> HTTPClientResponse
+    {
         guard request.headerFields[.authorization] != nil else {
-            let challenge = #"Bearer authorization="https://login.microsoftonline.com/tenant-a", resource="https://vault.azure.net""#
-            return HTTPClientResponse(head: HTTPResponse(status: .unauthorized, headerFields: [.wwwAuthenticate: challenge]), body: [])
+            let challenge =
+                #"Bearer authorization="https://login.microsoftonline.com/tenant-a", resource="https://vault.azure.net""#
+            return HTTPClientResponse(
+                head: HTTPResponse(status: .unauthorized, headerFields: [.wwwAuthenticate: challenge]), body: [])
         }
         let index = sent.withLock { sent in
             sent.append(request.path ?? "")
             return sent.count - 1
         }
-        return HTTPClientResponse(head: HTTPResponse(status: .ok), body: Array((index < pages.count ? pages[index] : #"{"value":[]}"#).utf8))
+        return HTTPClientResponse(
+            head: HTTPResponse(status: .ok), body: Array((index < pages.count ? pages[index] : #"{"value":[]}"#).utf8))
     }
 }
 

@@ -20,8 +20,11 @@ struct EmulatorHarness: Sendable {
     var endpoints: EmulatorEndpoints { emulator.endpoints }
     var caFile: String { directory.appendingPathComponent("ca.pem").path }
 
-    static func start(seed: Seed = Seed(), configure: (inout KeyVaultEmulator.Configuration) -> Void = { _ in }) async throws -> EmulatorHarness {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-emulator-\(UUID().uuidString)")
+    static func start(seed: Seed = Seed(), configure: (inout KeyVaultEmulator.Configuration) -> Void = { _ in })
+        async throws -> EmulatorHarness
+    {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "akvfs-emulator-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = KeyVaultEmulator.Configuration()
         configuration.caOutputPath = directory.appendingPathComponent("ca.pem").path
@@ -63,7 +66,9 @@ struct EmulatorHarness: Sendable {
         var text: String { accessToken == nil ? String(decoding: body, as: UTF8.self) : "<token response>" }
         /// The Key Vault error envelope's code and inner code.
         var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
-        var innerErrorCode: String? { ((json["error"] as? [String: Any])?["innererror"] as? [String: Any])?["code"] as? String }
+        var innerErrorCode: String? {
+            ((json["error"] as? [String: Any])?["innererror"] as? [String: Any])?["code"] as? String
+        }
         var errorMessage: String? { (json["error"] as? [String: Any])?["message"] as? String }
 
         /// A standard-base64 string field, decoded.
@@ -84,12 +89,15 @@ struct EmulatorHarness: Sendable {
         let authority = components.port.map { "\(components.host!):\($0)" } ?? components.host!
         let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
         let target = path + (components.percentEncodedQuery.map { "?\($0)" } ?? "")
-        let request = HTTPRequest(method: method, scheme: components.scheme, authority: authority, path: target, headerFields: headers)
+        let request = HTTPRequest(
+            method: method, scheme: components.scheme, authority: authority, path: target, headerFields: headers)
         let response = try await client.execute(request, body: body, timeout: timeout)
         return Reply(status: response.head.status.code, headers: response.head.headerFields, body: response.body)
     }
 
-    func sendJSON(_ method: HTTPRequest.Method, _ url: String, token: BearerToken?, json: Any? = nil) async throws -> Reply {
+    func sendJSON(_ method: HTTPRequest.Method, _ url: String, token: BearerToken?, json: Any? = nil) async throws
+        -> Reply
+    {
         var headers = HTTPFields()
         if let token { headers[.authorization] = "Bearer \(token.value)" }
         var body: [UInt8]?
@@ -107,7 +115,9 @@ struct EmulatorHarness: Sendable {
         return "https://\(vault).vault.localhost:\(endpoints.port)\(path)\(separator)api-version=\(apiVersion)"
     }
 
-    func keyVault(_ method: HTTPRequest.Method, _ vault: String, _ path: String, token: BearerToken, json: Any? = nil) async throws -> Reply {
+    func keyVault(_ method: HTTPRequest.Method, _ vault: String, _ path: String, token: BearerToken, json: Any? = nil)
+        async throws -> Reply
+    {
         try await sendJSON(method, vaultURL(vault, path), token: token, json: json)
     }
 
@@ -124,16 +134,20 @@ struct EmulatorHarness: Sendable {
     }
 
     /// A vault token for a client-secret identity (any secret works for open identities).
-    func token(clientId: String = "11111111-2222-3333-4444-555555555555", secret: String = "test-secret", scope: String? = nil) async throws -> BearerToken {
+    func token(
+        clientId: String = "11111111-2222-3333-4444-555555555555", secret: String = "test-secret", scope: String? = nil
+    ) async throws -> BearerToken {
         let reply = try await tokenRequest([
-            "grant_type": "client_credentials", "client_id": clientId, "client_secret": secret, "scope": scope ?? vaultScope,
+            "grant_type": "client_credentials", "client_id": clientId, "client_secret": secret,
+            "scope": scope ?? vaultScope,
         ])
         #expect(reply.status == 200, "token request failed: \(reply.text)")
         return try #require(reply.accessToken)
     }
 
     static func formEncode(_ value: String) -> String {
-        value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? value
+        value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~")))
+            ?? value
     }
 
     /// The payload of a JWT, decoded without checking it.

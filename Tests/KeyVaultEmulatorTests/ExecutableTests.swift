@@ -7,7 +7,8 @@ import Testing
 @Suite("akvfs-emulator executable")
 struct ExecutableTests {
     static var binary: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("akvfs-emulator")
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
+            "akvfs-emulator")
     }
 
     static func launch(_ arguments: [String], errors: String) throws -> ChildProcess {
@@ -26,7 +27,8 @@ struct ExecutableTests {
         let caFile = directory.appendingPathComponent("ca.pem").path
         let errors = Self.errorFile()
         defer { try? FileManager.default.removeItem(atPath: errors) }
-        let run = try Self.launch(["--port", "0", "--imds-port", "0", "--ca-out", caFile, "--demo", "--log-level", "warning"], errors: errors)
+        let run = try Self.launch(
+            ["--port", "0", "--imds-port", "0", "--ca-out", caFile, "--demo", "--log-level", "warning"], errors: errors)
         let line = try #require(run.readLine())
         let info = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         for key in ["port", "imdsPort", "authorityHost", "tenantId", "caFile"] {
@@ -40,13 +42,21 @@ struct ExecutableTests {
         #expect(run.readAll().isEmpty, "nothing but the ready line goes to stdout")
     }
 
-    @Test("Bad flags and bad seed files exit non-zero with a reason", arguments: [
-        (["--port", "70000", "--ca-out", "/tmp/x.pem"], "--port must be between 0 and 65535"),
-        (["--port", "0"], "--ca-out"),
-        (["--port", "0", "--ca-out", "/tmp/x.pem", "--seed", "/nonexistent/seed.json"], "seed file /nonexistent/seed.json"),
-        (["--port", "0", "--ca-out", "/nonexistent-dir/ca.pem", "--imds-port", "0"], "cannot write the CA certificate"),
-        (["--port", "0", "--ca-out", "/tmp/x.pem", "--bogus"], "Unknown option '--bogus'"),
-    ])
+    @Test(
+        "Bad flags and bad seed files exit non-zero with a reason",
+        arguments: [
+            (["--port", "70000", "--ca-out", "/tmp/x.pem"], "--port must be between 0 and 65535"),
+            (["--port", "0"], "--ca-out"),
+            (
+                ["--port", "0", "--ca-out", "/tmp/x.pem", "--seed", "/nonexistent/seed.json"],
+                "seed file /nonexistent/seed.json"
+            ),
+            (
+                ["--port", "0", "--ca-out", "/nonexistent-dir/ca.pem", "--imds-port", "0"],
+                "cannot write the CA certificate"
+            ),
+            (["--port", "0", "--ca-out", "/tmp/x.pem", "--bogus"], "Unknown option '--bogus'"),
+        ])
     func badInput(arguments: [String], expected: String) throws {
         let errorFile = Self.errorFile()
         defer { try? FileManager.default.removeItem(atPath: errorFile) }
@@ -65,7 +75,11 @@ struct ExecutableTests {
         try Data(#"{"vaults": [{"name": "demo", "secrest": []}]}"#.utf8).write(to: seedFile)
         let errorFile = Self.errorFile()
         defer { try? FileManager.default.removeItem(atPath: errorFile) }
-        let run = try Self.launch(["--port", "0", "--imds-port", "0", "--ca-out", directory.appendingPathComponent("ca.pem").path, "--seed", seedFile.path], errors: errorFile)
+        let run = try Self.launch(
+            [
+                "--port", "0", "--imds-port", "0", "--ca-out", directory.appendingPathComponent("ca.pem").path,
+                "--seed", seedFile.path,
+            ], errors: errorFile)
         #expect(run.wait() != 0)
         let errors = (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""
         #expect(errors.contains("unknown field 'secrest'"))

@@ -1,6 +1,6 @@
 import Foundation
-import HTTPTypes
 import HTTPTransport
+import HTTPTypes
 import KeyVaultEmulator
 import Testing
 
@@ -11,7 +11,10 @@ struct FaultsAndAccessTests {
         try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             _ = try await harness.keyVault(.put, "faulty", "/secrets/s", token: token, json: ["value": "v"])
-            await harness.emulator.inject(FaultRule(method: "GET", vault: "faulty", pathPrefix: "/secrets/", count: 2, action: .status(429, retryAfter: 3)))
+            await harness.emulator.inject(
+                FaultRule(
+                    method: "GET", vault: "faulty", pathPrefix: "/secrets/", count: 2,
+                    action: .status(429, retryAfter: 3)))
             let first = try await harness.keyVault(.get, "faulty", "/secrets/s", token: token)
             #expect(first.status == 429)
             #expect(first.errorCode == "Throttled")
@@ -24,7 +27,8 @@ struct FaultsAndAccessTests {
             #expect(try await harness.keyVault(.get, "faulty", "/secrets/s", token: token).status == 429)
             #expect(try await harness.keyVault(.get, "faulty", "/secrets/s", token: token).status == 200)
 
-            let added = try await harness.sendJSON(.post, "\(harness.endpoints.adminURL)/faults", token: nil, json: ["vault": "faulty", "status": 429])
+            let added = try await harness.sendJSON(
+                .post, "\(harness.endpoints.adminURL)/faults", token: nil, json: ["vault": "faulty", "status": 429])
             #expect(added.status == 201)
             let noRetryAfter = try await harness.keyVault(.get, "faulty", "/secrets/s", token: token)
             #expect(noRetryAfter.status == 429)
@@ -50,7 +54,8 @@ struct FaultsAndAccessTests {
                 return try CurlHTTPClient(configuration: configuration)
             }
             let request = HTTPRequest(
-                method: .get, scheme: "https", authority: "faulty.vault.localhost:\(harness.endpoints.port)", path: "/secrets?api-version=7.6",
+                method: .get, scheme: "https", authority: "faulty.vault.localhost:\(harness.endpoints.port)",
+                path: "/secrets?api-version=7.6",
                 headerFields: [.authorization: "Bearer \(token.value)"])
 
             await harness.emulator.inject(FaultRule(vault: "faulty", action: .drop))
@@ -82,14 +87,20 @@ struct FaultsAndAccessTests {
     @Test("Faults can be listed and cleared over HTTP; bad fault requests are explained")
     func faultAdmin() async throws {
         try await withEmulator { (harness) async throws in
-            _ = try await harness.sendJSON(.post, "\(harness.endpoints.adminURL)/faults", token: nil, json: ["action": "drop", "pathPrefix": "/secrets"])
+            _ = try await harness.sendJSON(
+                .post, "\(harness.endpoints.adminURL)/faults", token: nil,
+                json: ["action": "drop", "pathPrefix": "/secrets"])
             let listed = try await harness.send(.get, "\(harness.endpoints.adminURL)/faults")
             #expect((listed.json["faults"] as? [[String: Any]])?.first?["action"] as? String == "drop")
             #expect(try await harness.send(.delete, "\(harness.endpoints.adminURL)/faults").status == 204)
-            #expect(((try await harness.send(.get, "\(harness.endpoints.adminURL)/faults")).json["faults"] as? [Any])?.isEmpty == true)
-            let bad = try await harness.sendJSON(.post, "\(harness.endpoints.adminURL)/faults", token: nil, json: ["action": "status", "status": 200])
+            #expect(
+                ((try await harness.send(.get, "\(harness.endpoints.adminURL)/faults")).json["faults"] as? [Any])?
+                    .isEmpty == true)
+            let bad = try await harness.sendJSON(
+                .post, "\(harness.endpoints.adminURL)/faults", token: nil, json: ["action": "status", "status": 200])
             #expect(bad.status == 400)
-            let typo = try await harness.sendJSON(.post, "\(harness.endpoints.adminURL)/faults", token: nil, json: ["stauts": 429])
+            let typo = try await harness.sendJSON(
+                .post, "\(harness.endpoints.adminURL)/faults", token: nil, json: ["stauts": 429])
             #expect(typo.status == 400)
             #expect((typo.json["error"] as? String)?.contains("stauts") == true)
         }
@@ -139,7 +150,9 @@ struct FaultsAndAccessTests {
             #expect(try await harness.keyVault(.get, "locked", "/secrets", token: lister).status == 200)
             #expect(try await harness.keyVault(.get, "locked", "/secrets/s", token: lister).status == 403)
             #expect(try await harness.keyVault(.get, "locked", "/secrets/s", token: stranger).status == 403)
-            #expect(try await harness.keyVault(.put, "locked", "/secrets/s", token: reader, json: ["value": "x"]).status == 403)
+            #expect(
+                try await harness.keyVault(.put, "locked", "/secrets/s", token: reader, json: ["value": "x"]).status
+                    == 403)
             #expect(try await harness.keyVault(.get, "open", "/secrets/s", token: stranger).status == 200)
         }
     }

@@ -15,24 +15,41 @@ struct IdentityTests {
         Seed(
             allowUnknownIdentities: false,
             identities: [
-                SeedIdentity(name: "app", type: .servicePrincipal, clientId: appId, objectId: "cccccccc-0000-4000-8000-000000000001", clientSecret: "right-secret"),
-                SeedIdentity(name: "cert-app", type: .servicePrincipal, clientId: certificateAppId, certificate: certificatePEM),
-                SeedIdentity(name: "workload", type: .servicePrincipal, clientId: workloadAppId, federatedSubjects: ["system:serviceaccount:team-a:reader"]),
-                SeedIdentity(name: "node", type: .managedIdentity, objectId: "dddddddd-0000-4000-8000-000000000001", systemAssigned: true),
-                SeedIdentity(name: "uami", type: .managedIdentity, clientId: userAssignedClientId, objectId: "dddddddd-0000-4000-8000-000000000002", resourceId: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uami"),
+                SeedIdentity(
+                    name: "app", type: .servicePrincipal, clientId: appId,
+                    objectId: "cccccccc-0000-4000-8000-000000000001", clientSecret: "right-secret"),
+                SeedIdentity(
+                    name: "cert-app", type: .servicePrincipal, clientId: certificateAppId, certificate: certificatePEM),
+                SeedIdentity(
+                    name: "workload", type: .servicePrincipal, clientId: workloadAppId,
+                    federatedSubjects: ["system:serviceaccount:team-a:reader"]),
+                SeedIdentity(
+                    name: "node", type: .managedIdentity, objectId: "dddddddd-0000-4000-8000-000000000001",
+                    systemAssigned: true),
+                SeedIdentity(
+                    name: "uami", type: .managedIdentity, clientId: userAssignedClientId,
+                    objectId: "dddddddd-0000-4000-8000-000000000002",
+                    resourceId:
+                        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uami"
+                ),
             ]
         )
     }
 
     static func makeCertificate() throws -> (PrivateKey, Certificate) {
         let key = try PrivateKey.generate(.rsa(bits: 2048))
-        let certificate = try CertificateTemplate(subject: "CN=cert-app", notBefore: Date(), notAfter: Date().addingTimeInterval(86_400)).selfSigned(with: key)
+        let certificate = try CertificateTemplate(
+            subject: "CN=cert-app", notBefore: Date(), notAfter: Date().addingTimeInterval(86_400)
+        ).selfSigned(with: key)
         return (key, certificate)
     }
 
     /// A client assertion as azure-identity with MSAL builds it: RS256, padded SHA-1 `x5t`, float times.
-    static func assertion(key: PrivateKey, certificate: Certificate, clientId: String, audience: String, x5tPadded: Bool = true) throws -> String {
-        var thumbprint = Data(certificate.sha1Thumbprint).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+    static func assertion(
+        key: PrivateKey, certificate: Certificate, clientId: String, audience: String, x5tPadded: Bool = true
+    ) throws -> String {
+        var thumbprint = Data(certificate.sha1Thumbprint).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
         if !x5tPadded { thumbprint = thumbprint.replacingOccurrences(of: "=", with: "") }
         let header = try JSONSerialization.data(withJSONObject: ["alg": "RS256", "typ": "JWT", "x5t": thumbprint])
         let now = Date().timeIntervalSince1970
@@ -57,7 +74,8 @@ struct IdentityTests {
             #expect(lifetime >= 3600)
 
             let wrong = try await harness.tokenRequest([
-                "grant_type": "client_credentials", "client_id": Self.appId, "client_secret": "wrong", "scope": harness.vaultScope,
+                "grant_type": "client_credentials", "client_id": Self.appId, "client_secret": "wrong",
+                "scope": harness.vaultScope,
             ])
             #expect(wrong.status == 401)
             #expect(wrong.json["error"] as? String == "invalid_client")
@@ -65,7 +83,8 @@ struct IdentityTests {
             #expect(!(wrong.text.contains("wrong")), "the presented secret is never echoed")
 
             let unknown = try await harness.tokenRequest([
-                "grant_type": "client_credentials", "client_id": "99999999-0000-4000-8000-000000000000", "client_secret": "x", "scope": harness.vaultScope,
+                "grant_type": "client_credentials", "client_id": "99999999-0000-4000-8000-000000000000",
+                "client_secret": "x", "scope": harness.vaultScope,
             ])
             #expect(unknown.status == 400)
             #expect((unknown.json["error_codes"] as? [Int]) == [700016])
@@ -80,11 +99,19 @@ struct IdentityTests {
                 headers: [.contentType: "application/x-www-form-urlencoded"],
                 body: Array("grant_type=client_credentials&client_id=a&client_secret=b&scope=x/.default".utf8))
             #expect((otherTenant.json["error_codes"] as? [Int]) == [90002])
-            let badScope = try await harness.tokenRequest(["grant_type": "client_credentials", "client_id": "a", "client_secret": "b", "scope": harness.endpoints.resource])
+            let badScope = try await harness.tokenRequest([
+                "grant_type": "client_credentials", "client_id": "a", "client_secret": "b",
+                "scope": harness.endpoints.resource,
+            ])
             #expect(badScope.json["error"] as? String == "invalid_scope")
-            let badGrant = try await harness.tokenRequest(["grant_type": "password", "client_id": "a", "scope": harness.vaultScope])
+            let badGrant = try await harness.tokenRequest([
+                "grant_type": "password", "client_id": "a", "scope": harness.vaultScope,
+            ])
             #expect(badGrant.json["error"] as? String == "unsupported_grant_type")
-            let discovery = try await harness.send(.get, "\(harness.endpoints.authorityHost)/\(harness.endpoints.tenantId)/v2.0/.well-known/openid-configuration")
+            let discovery = try await harness.send(
+                .get,
+                "\(harness.endpoints.authorityHost)/\(harness.endpoints.tenantId)/v2.0/.well-known/openid-configuration"
+            )
             #expect(discovery.status == 200)
             #expect(discovery.json["token_endpoint"] as? String == harness.tokenURL)
             let keys = try await harness.send(.get, try #require(discovery.json["jwks_uri"] as? String))
@@ -97,50 +124,67 @@ struct IdentityTests {
         let (key, certificate) = try Self.makeCertificate()
         try await withEmulator(seed: Self.seed(certificatePEM: certificate.pem())) { (harness) async throws in
             for padded in [true, false] {
-                let assertion = try Self.assertion(key: key, certificate: certificate, clientId: Self.certificateAppId, audience: harness.tokenURL, x5tPadded: padded)
+                let assertion = try Self.assertion(
+                    key: key, certificate: certificate, clientId: Self.certificateAppId, audience: harness.tokenURL,
+                    x5tPadded: padded)
                 let reply = try await harness.tokenRequest([
                     "grant_type": "client_credentials", "client_id": Self.certificateAppId, "scope": harness.vaultScope,
-                    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": assertion,
+                    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    "client_assertion": assertion,
                     "client_info": "1", "claims": #"{"access_token": {"xms_cc": {"values": ["CP1"]}}}"#,
                 ])
                 #expect(reply.status == 200, "\(reply.text)")
                 #expect(EmulatorHarness.claims(of: reply.accessToken)["appidacr"] as? String == "2")
             }
             let (otherKey, otherCertificate) = try Self.makeCertificate()
-            let forged = try Self.assertion(key: otherKey, certificate: otherCertificate, clientId: Self.certificateAppId, audience: harness.tokenURL)
+            let forged = try Self.assertion(
+                key: otherKey, certificate: otherCertificate, clientId: Self.certificateAppId,
+                audience: harness.tokenURL)
             let refused = try await harness.tokenRequest([
                 "grant_type": "client_credentials", "client_id": Self.certificateAppId, "scope": harness.vaultScope,
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": forged,
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": forged,
             ])
             #expect(refused.status == 401)
             #expect((refused.json["error_codes"] as? [Int]) == [700027])
-            let wrongAudience = try Self.assertion(key: key, certificate: certificate, clientId: Self.certificateAppId, audience: "https://login.microsoftonline.com/x/oauth2/v2.0/token")
+            let wrongAudience = try Self.assertion(
+                key: key, certificate: certificate, clientId: Self.certificateAppId,
+                audience: "https://login.microsoftonline.com/x/oauth2/v2.0/token")
             let audienceRefused = try await harness.tokenRequest([
                 "grant_type": "client_credentials", "client_id": Self.certificateAppId, "scope": harness.vaultScope,
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": wrongAudience,
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": wrongAudience,
             ])
             #expect(audienceRefused.status == 400)
         }
     }
 
-    @Test("Workload identity: a federated token from the emulator's issuer is exchanged; wrong subject or audience refused")
+    @Test(
+        "Workload identity: a federated token from the emulator's issuer is exchanged; wrong subject or audience refused"
+    )
     func workloadIdentity() async throws {
         let (_, certificate) = try Self.makeCertificate()
         try await withEmulator(seed: Self.seed(certificatePEM: certificate.pem())) { (harness) async throws in
             func exchange(_ assertion: String) async throws -> EmulatorHarness.Reply {
                 try await harness.tokenRequest([
                     "grant_type": "client_credentials", "client_id": Self.workloadAppId, "scope": harness.vaultScope,
-                    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": assertion,
+                    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    "client_assertion": assertion,
                 ])
             }
             let good = harness.emulator.serviceAccountToken(subject: "system:serviceaccount:team-a:reader")
             let accepted = try await exchange(good + "\n")
             #expect(accepted.status == 200, "\(accepted.text)")
-            let wrongSubject = try await exchange(harness.emulator.serviceAccountToken(subject: "system:serviceaccount:team-b:reader"))
+            let wrongSubject = try await exchange(
+                harness.emulator.serviceAccountToken(subject: "system:serviceaccount:team-b:reader"))
             #expect((wrongSubject.json["error_codes"] as? [Int]) == [700213])
-            let wrongAudience = try await exchange(harness.emulator.serviceAccountToken(subject: "system:serviceaccount:team-a:reader", audience: "api://other"))
+            let wrongAudience = try await exchange(
+                harness.emulator.serviceAccountToken(
+                    subject: "system:serviceaccount:team-a:reader", audience: "api://other"))
             #expect((wrongAudience.json["error_codes"] as? [Int]) == [700212])
-            let minted = try await harness.sendJSON(.post, "\(harness.endpoints.adminURL)/service-account-tokens", token: nil, json: ["subject": "system:serviceaccount:team-a:reader"])
+            let minted = try await harness.sendJSON(
+                .post, "\(harness.endpoints.adminURL)/service-account-tokens", token: nil,
+                json: ["subject": "system:serviceaccount:team-a:reader"])
             #expect(minted.status == 201)
             let mintedToken = try #require(minted.json["token"] as? String)
             let exchanged = try await exchange(mintedToken)
@@ -152,7 +196,8 @@ struct IdentityTests {
     func imds() async throws {
         let (_, certificate) = try Self.makeCertificate()
         try await withEmulator(seed: Self.seed(certificatePEM: certificate.pem())) { (harness) async throws in
-            let base = "\(harness.endpoints.imdsEndpoint)/metadata/identity/oauth2/token?api-version=2018-02-01&resource=\(EmulatorHarness.formEncode(harness.endpoints.resource))"
+            let base =
+                "\(harness.endpoints.imdsEndpoint)/metadata/identity/oauth2/token?api-version=2018-02-01&resource=\(EmulatorHarness.formEncode(harness.endpoints.resource))"
             let metadata: HTTPFields = [HTTPField.Name("Metadata")!: "true"]
             let noHeader = try await harness.send(.get, base)
             #expect(noHeader.status == 400)
@@ -160,16 +205,25 @@ struct IdentityTests {
 
             let system = try await harness.send(.get, base, headers: metadata)
             #expect(system.status == 200)
-            #expect(system.json["expires_in"] is String && system.json["expires_on"] is String && system.json["not_before"] is String)
-            #expect(EmulatorHarness.claims(of: system.accessToken)["oid"] as? String == "dddddddd-0000-4000-8000-000000000001")
+            #expect(
+                system.json["expires_in"] is String && system.json["expires_on"] is String
+                    && system.json["not_before"] is String)
+            #expect(
+                EmulatorHarness.claims(of: system.accessToken)["oid"] as? String
+                    == "dddddddd-0000-4000-8000-000000000001")
 
-            for selector in ["client_id=\(Self.userAssignedClientId)", "object_id=dddddddd-0000-4000-8000-000000000002",
-                             "msi_res_id=\(EmulatorHarness.formEncode("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uami"))"] {
+            for selector in [
+                "client_id=\(Self.userAssignedClientId)", "object_id=dddddddd-0000-4000-8000-000000000002",
+                "msi_res_id=\(EmulatorHarness.formEncode("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uami"))",
+            ] {
                 let reply = try await harness.send(.get, base + "&" + selector, headers: metadata)
                 #expect(reply.status == 200, "\(selector): \(reply.text)")
-                #expect(EmulatorHarness.claims(of: reply.accessToken)["oid"] as? String == "dddddddd-0000-4000-8000-000000000002")
+                #expect(
+                    EmulatorHarness.claims(of: reply.accessToken)["oid"] as? String
+                        == "dddddddd-0000-4000-8000-000000000002")
             }
-            let unknown = try await harness.send(.get, base + "&client_id=00000000-0000-0000-0000-00000000dead", headers: metadata)
+            let unknown = try await harness.send(
+                .get, base + "&client_id=00000000-0000-0000-0000-00000000dead", headers: metadata)
             #expect(unknown.status == 400)
 
             // The token works against the vault.
@@ -181,7 +235,8 @@ struct IdentityTests {
     @Test("App Service endpoint requires X-IDENTITY-HEADER and answers expires_on as a string")
     func appService() async throws {
         try await withEmulator { (harness) async throws in
-            let url = "\(harness.endpoints.appServiceEndpoint)?api-version=2019-08-01&resource=\(EmulatorHarness.formEncode(harness.endpoints.resource))"
+            let url =
+                "\(harness.endpoints.appServiceEndpoint)?api-version=2019-08-01&resource=\(EmulatorHarness.formEncode(harness.endpoints.resource))"
             #expect(try await harness.send(.get, url).status == 400)
             let reply = try await harness.send(.get, url, headers: [HTTPField.Name("X-IDENTITY-HEADER")!: "anything"])
             #expect(reply.status == 200)

@@ -17,11 +17,15 @@ struct KubernetesAPITests {
         return (header, claims, jws)
     }
 
-    @Test("Discovery and JWKS as the API server serves them, behind a service-account token; tokens verify with the cluster's key, not Entra's")
+    @Test(
+        "Discovery and JWKS as the API server serves them, behind a service-account token; tokens verify with the cluster's key, not Entra's"
+    )
     func discovery() async throws {
         try await withEmulator { (harness) async throws in
             let origin = harness.endpoints.authorityHost
-            let plugin = BearerToken(value: harness.emulator.serviceAccountToken(subject: "system:serviceaccount:kube-system:akvfs-csi", audience: "https://kubernetes.default.svc"))
+            let plugin = BearerToken(
+                value: harness.emulator.serviceAccountToken(
+                    subject: "system:serviceaccount:kube-system:akvfs-csi", audience: "https://kubernetes.default.svc"))
             for path in ["/.well-known/openid-configuration", "/openid/v1/jwks"] {
                 let anonymous = try await harness.send(.get, origin + path)
                 #expect(anonymous.status == 401 && anonymous.json["kind"] as? String == "Status", "\(path)")
@@ -29,7 +33,8 @@ struct KubernetesAPITests {
                 #expect(posted.status == 405, "\(path)")
             }
 
-            let configuration = try await harness.sendJSON(.get, "\(origin)/.well-known/openid-configuration", token: plugin)
+            let configuration = try await harness.sendJSON(
+                .get, "\(origin)/.well-known/openid-configuration", token: plugin)
             #expect(configuration.status == 200)
             #expect(configuration.headers[.contentType] == "application/json")
             #expect(configuration.json["issuer"] as? String == harness.endpoints.serviceAccountIssuer)
@@ -44,7 +49,8 @@ struct KubernetesAPITests {
             let published = try #require(keys.json["keys"] as? [[String: Any]])
             #expect(published.count == 1)
             let key = try #require(published.first)
-            #expect(key["use"] as? String == "sig" && key["alg"] as? String == "RS256" && key["kty"] as? String == "RSA")
+            #expect(
+                key["use"] as? String == "sig" && key["alg"] as? String == "RS256" && key["kty"] as? String == "RSA")
             #expect(key["d"] == nil && key["p"] == nil, "no private members")
             let publicKey = try PublicKey(jwk: JSONWebKey(kty: "RSA", n: key["n"] as? String, e: key["e"] as? String))
             // kube-apiserver's key id: base64url of the SHA-256 of the public key's DER.
@@ -93,28 +99,37 @@ struct KubernetesAPITests {
 
             // Neither token opens the Kubernetes API, and Entra ID refuses the other issuer's.
             for token in [try #require(expired.json["token"] as? String), foreignToken] {
-                let refused = try await harness.sendJSON(.get, "\(harness.endpoints.authorityHost)/openid/v1/jwks", token: BearerToken(value: token))
+                let refused = try await harness.sendJSON(
+                    .get, "\(harness.endpoints.authorityHost)/openid/v1/jwks", token: BearerToken(value: token))
                 #expect(refused.status == 401)
             }
             let exchange = try await harness.tokenRequest([
-                "grant_type": "client_credentials", "client_id": "aaaaaaaa-0000-4000-8000-000000000009", "scope": harness.vaultScope,
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": foreignToken,
+                "grant_type": "client_credentials", "client_id": "aaaaaaaa-0000-4000-8000-000000000009",
+                "scope": harness.vaultScope,
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": foreignToken,
             ])
             #expect((exchange.json["error_codes"] as? [Int]) == [700211], "\(exchange.text)")
 
             let bad = try await harness.sendJSON(
-                .post, "\(harness.endpoints.adminURL)/service-account-tokens", token: nil, json: ["subject": Self.subject, "pod": ["name": "web-0"]])
+                .post, "\(harness.endpoints.adminURL)/service-account-tokens", token: nil,
+                json: ["subject": Self.subject, "pod": ["name": "web-0"]])
             #expect(bad.status == 400)
         }
     }
 
-    @Test("Secrets: create, get, update with resourceVersion conflicts, delete with preconditions, as the API server answers")
+    @Test(
+        "Secrets: create, get, update with resourceVersion conflicts, delete with preconditions, as the API server answers"
+    )
     func secrets() async throws {
         try await withEmulator { (harness) async throws in
             let origin = harness.endpoints.authorityHost + "/api/v1/namespaces/team-a/secrets"
-            let token = BearerToken(value: harness.emulator.serviceAccountToken(subject: "system:serviceaccount:kube-system:akvfs-csi", audience: "https://kubernetes.default.svc"))
+            let token = BearerToken(
+                value: harness.emulator.serviceAccountToken(
+                    subject: "system:serviceaccount:kube-system:akvfs-csi", audience: "https://kubernetes.default.svc"))
             #expect(try await harness.send(.get, origin + "/db").status == 401)
-            #expect(try await harness.sendJSON(.get, origin + "/db", token: token).json["reason"] as? String == "NotFound")
+            #expect(
+                try await harness.sendJSON(.get, origin + "/db", token: token).json["reason"] as? String == "NotFound")
 
             let secret: [String: Any] = [
                 "apiVersion": "v1", "kind": "Secret", "metadata": ["name": "db", "labels": ["app": "web"]],
@@ -123,10 +138,16 @@ struct KubernetesAPITests {
             let created = try await harness.sendJSON(.post, origin, token: token, json: secret)
             #expect(created.status == 201)
             let metadata = try #require(created.json["metadata"] as? [String: Any])
-            #expect(metadata["namespace"] as? String == "team-a" && metadata["uid"] is String && metadata["creationTimestamp"] is String)
-            #expect(created.json["data"] as? [String: String] == ["password": "c2VjcmV0", "user": "YWRtaW4="], "stringData is folded into data")
+            #expect(
+                metadata["namespace"] as? String == "team-a" && metadata["uid"] is String
+                    && metadata["creationTimestamp"] is String)
+            #expect(
+                created.json["data"] as? [String: String] == ["password": "c2VjcmV0", "user": "YWRtaW4="],
+                "stringData is folded into data")
             let version = try #require(metadata["resourceVersion"] as? String)
-            #expect(try await harness.sendJSON(.post, origin, token: token, json: secret).json["reason"] as? String == "AlreadyExists")
+            #expect(
+                try await harness.sendJSON(.post, origin, token: token, json: secret).json["reason"] as? String
+                    == "AlreadyExists")
 
             var update = created.json
             update["data"] = ["password": "bmV3"]
@@ -135,21 +156,32 @@ struct KubernetesAPITests {
             #expect((updated.json["metadata"] as? [String: Any])?["resourceVersion"] as? String != version)
             #expect((updated.json["metadata"] as? [String: Any])?["uid"] as? String == metadata["uid"] as? String)
             let stale = try await harness.sendJSON(.put, origin + "/db", token: token, json: update)
-            #expect(stale.status == 409 && stale.json["reason"] as? String == "Conflict", "the resourceVersion read before is out of date")
+            #expect(
+                stale.status == 409 && stale.json["reason"] as? String == "Conflict",
+                "the resourceVersion read before is out of date")
             var retyped = updated.json
             retyped["type"] = "kubernetes.io/tls"
-            #expect(try await harness.sendJSON(.put, origin + "/db", token: token, json: retyped).status == 422, "a type is immutable")
+            #expect(
+                try await harness.sendJSON(.put, origin + "/db", token: token, json: retyped).status == 422,
+                "a type is immutable")
 
-            let tls: [String: Any] = ["metadata": ["name": "web-tls"], "type": "kubernetes.io/tls", "data": ["tls.crt": "eA=="]]
+            let tls: [String: Any] = [
+                "metadata": ["name": "web-tls"], "type": "kubernetes.io/tls", "data": ["tls.crt": "eA=="],
+            ]
             let invalid = try await harness.sendJSON(.post, origin, token: token, json: tls)
-            #expect(invalid.status == 422 && (invalid.json["message"] as? String)?.contains("data[tls.key]: Required value") == true)
-            let badName = try await harness.sendJSON(.post, origin, token: token, json: ["metadata": ["name": "Bad_Name"], "data": [:]])
+            #expect(
+                invalid.status == 422
+                    && (invalid.json["message"] as? String)?.contains("data[tls.key]: Required value") == true)
+            let badName = try await harness.sendJSON(
+                .post, origin, token: token, json: ["metadata": ["name": "Bad_Name"], "data": [:]])
             #expect(badName.status == 422)
 
             let current = try #require((updated.json["metadata"] as? [String: Any])?["resourceVersion"] as? String)
-            let precondition = try await harness.sendJSON(.delete, origin + "/db", token: token, json: ["preconditions": ["resourceVersion": version]])
+            let precondition = try await harness.sendJSON(
+                .delete, origin + "/db", token: token, json: ["preconditions": ["resourceVersion": version]])
             #expect(precondition.status == 409, "deleting a version that is no longer current")
-            let deleted = try await harness.sendJSON(.delete, origin + "/db", token: token, json: ["preconditions": ["resourceVersion": current]])
+            let deleted = try await harness.sendJSON(
+                .delete, origin + "/db", token: token, json: ["preconditions": ["resourceVersion": current]])
             #expect(deleted.status == 200 && deleted.json["status"] as? String == "Success")
             #expect(try await harness.sendJSON(.get, origin + "/db", token: token).status == 404)
         }

@@ -9,7 +9,9 @@ import Testing
 struct ResourceManagerTests {
     static let armScope = "https://management.core.windows.net//.default"
 
-    @Test("The endpoints document names the login endpoint, ARM's audience and a Key Vault suffix with the port, with or without a doubled slash")
+    @Test(
+        "The endpoints document names the login endpoint, ARM's audience and a Key Vault suffix with the port, with or without a doubled slash"
+    )
     func endpointsDocument() async throws {
         try await withEmulator { (harness) async throws in
             let origin = harness.endpoints.authorityHost
@@ -20,7 +22,9 @@ struct ResourceManagerTests {
                 #expect(authentication["loginEndpoint"] as? String == origin)
                 #expect(authentication["audiences"] as? [String] == ["https://management.core.windows.net/"])
                 #expect(reply.json["resourceManager"] as? String == "\(origin)/")
-                #expect((reply.json["suffixes"] as? [String: Any])?["keyVaultDns"] as? String == "vault.localhost:\(harness.endpoints.port)")
+                #expect(
+                    (reply.json["suffixes"] as? [String: Any])?["keyVaultDns"] as? String
+                        == "vault.localhost:\(harness.endpoints.port)")
             }
             let old = try await harness.send(.get, "\(origin)/metadata/endpoints?api-version=2019-05-01")
             #expect(old.status == 400)
@@ -42,7 +46,8 @@ struct ResourceManagerTests {
             let wrongAudience = try await harness.sendJSON(.get, url, token: vaultToken)
             #expect(wrongAudience.status == 401, "\(wrongAudience.text)")
 
-            let forged = BearerToken(value: "eyJhbGciOiJub25lIn0.eyJhdWQiOiJodHRwczovL21hbmFnZW1lbnQuY29yZS53aW5kb3dzLm5ldC8ifQ.")
+            let forged = BearerToken(
+                value: "eyJhbGciOiJub25lIn0.eyJhdWQiOiJodHRwczovL21hbmFnZW1lbnQuY29yZS53aW5kb3dzLm5ldC8ifQ.")
             #expect(try await harness.sendJSON(.get, url, token: forged).status == 401)
 
             let armToken = try await harness.token(scope: Self.armScope)
@@ -56,11 +61,15 @@ struct ResourceManagerTests {
             #expect(subscriptions.first?["state"] as? String == "Enabled")
 
             let tenants = try await harness.sendJSON(.get, "\(origin)/tenants?api-version=2022-12-01", token: armToken)
-            #expect((tenants.json["value"] as? [[String: Any]])?.compactMap { $0["tenantId"] as? String } == [harness.endpoints.tenantId])
+            #expect(
+                (tenants.json["value"] as? [[String: Any]])?.compactMap { $0["tenantId"] as? String } == [
+                    harness.endpoints.tenantId
+                ])
 
             let noVersion = try await harness.sendJSON(.get, "\(origin)/subscriptions", token: armToken)
             #expect(noVersion.status == 400 && noVersion.errorCode == "MissingApiVersionParameter")
-            let badVersion = try await harness.sendJSON(.get, "\(origin)/subscriptions?api-version=latest", token: armToken)
+            let badVersion = try await harness.sendJSON(
+                .get, "\(origin)/subscriptions?api-version=latest", token: armToken)
             #expect(badVersion.status == 400 && badVersion.errorCode == "InvalidApiVersionParameter")
             let post = try await harness.sendJSON(.post, url, token: armToken, json: [:])
             #expect(post.status == 405)

@@ -37,9 +37,11 @@ struct SecretsTests {
             let token = try await harness.token()
             var parts = token.value.split(separator: ".").map(String.init)
             parts[2] = String(parts[2].reversed())
-            let reply = try await harness.keyVault(.get, "myvault", "/secrets/x", token: BearerToken(value: parts.joined(separator: ".")))
+            let reply = try await harness.keyVault(
+                .get, "myvault", "/secrets/x", token: BearerToken(value: parts.joined(separator: ".")))
             #expect(reply.status == 401)
-            let garbage = try await harness.keyVault(.get, "myvault", "/secrets/x", token: BearerToken(value: "not-a-jwt"))
+            let garbage = try await harness.keyVault(
+                .get, "myvault", "/secrets/x", token: BearerToken(value: "not-a-jwt"))
             #expect(garbage.status == 401)
         }
     }
@@ -48,13 +50,16 @@ struct SecretsTests {
     func setAndGet() async throws {
         try await withEmulator { (harness) async throws in
             let token = try await harness.token()
-            let first = try await harness.keyVault(.put, "myvault", "/secrets/db-password", token: token, json: ["value": "one", "contentType": "text/plain", "tags": ["a": "b"]])
+            let first = try await harness.keyVault(
+                .put, "myvault", "/secrets/db-password", token: token,
+                json: ["value": "one", "contentType": "text/plain", "tags": ["a": "b"]])
             #expect(first.status == 200)
             let firstId = try #require(first.json["id"] as? String)
             #expect(firstId.hasPrefix("https://myvault.vault.localhost:\(harness.endpoints.port)/secrets/db-password/"))
             let firstVersion = String(firstId.split(separator: "/").last!)
             #expect(firstVersion.count == 32)
-            _ = try await harness.keyVault(.put, "myvault", "/secrets/db-password", token: token, json: ["value": "two"])
+            _ = try await harness.keyVault(
+                .put, "myvault", "/secrets/db-password", token: token, json: ["value": "two"])
 
             let latest = try await harness.keyVault(.get, "myvault", "/secrets/db-password/", token: token)
             #expect(latest.status == 200)
@@ -68,7 +73,9 @@ struct SecretsTests {
             #expect(old.json["value"] as? String == "one")
             #expect((old.json["tags"] as? [String: String]) == ["a": "b"])
 
-            let updated = try await harness.keyVault(.patch, "myvault", "/secrets/db-password/\(firstVersion)", token: token, json: ["attributes": ["enabled": false]])
+            let updated = try await harness.keyVault(
+                .patch, "myvault", "/secrets/db-password/\(firstVersion)", token: token,
+                json: ["attributes": ["enabled": false]])
             #expect(updated.status == 200)
             #expect(updated.json["value"] == nil)
 
@@ -84,7 +91,8 @@ struct SecretsTests {
     func disabledAndMissing() async throws {
         try await withEmulator { (harness) async throws in
             let token = try await harness.token()
-            _ = try await harness.keyVault(.put, "myvault", "/secrets/off", token: token, json: ["value": "x", "attributes": ["enabled": false]])
+            _ = try await harness.keyVault(
+                .put, "myvault", "/secrets/off", token: token, json: ["value": "x", "attributes": ["enabled": false]])
             let disabled = try await harness.keyVault(.get, "myvault", "/secrets/off", token: token)
             #expect(disabled.status == 403)
             #expect(disabled.errorCode == "Forbidden")
@@ -99,12 +107,15 @@ struct SecretsTests {
         }
     }
 
-    @Test("Listing pages with maxresults, absolute nextLinks on the emulator's own host and port, in Key Vault's member order")
+    @Test(
+        "Listing pages with maxresults, absolute nextLinks on the emulator's own host and port, in Key Vault's member order"
+    )
     func paging() async throws {
         try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             for index in 0..<53 {
-                _ = try await harness.keyVault(.put, "pages", "/secrets/secret-\(index)", token: token, json: ["value": "v\(index)"])
+                _ = try await harness.keyVault(
+                    .put, "pages", "/secrets/secret-\(index)", token: token, json: ["value": "v\(index)"])
             }
             var url: String? = harness.vaultURL("pages", "/secrets?maxresults=25")
             var names: [String] = []
@@ -136,7 +147,9 @@ struct SecretsTests {
 
     @Test("Empty-first-page mode answers an empty page whose nextLink leads on")
     func emptyFirstPage() async throws {
-        let seed = Seed(emptyFirstPage: true, vaults: [SeedVault(name: "empty-first", secrets: [SeedSecret(name: "only", value: "1")])])
+        let seed = Seed(
+            emptyFirstPage: true,
+            vaults: [SeedVault(name: "empty-first", secrets: [SeedSecret(name: "only", value: "1")])])
         try await withEmulator(seed: seed) { (harness) async throws in
             let token = try await harness.token()
             let first = try await harness.keyVault(.get, "empty-first", "/secrets", token: token)
@@ -164,19 +177,25 @@ struct SecretsTests {
             #expect(reuse.status == 409)
             let recovered = try await harness.keyVault(.post, "myvault", "/deletedsecrets/temp/recover", token: token)
             #expect(recovered.status == 200)
-            #expect(try await harness.keyVault(.get, "myvault", "/secrets/temp", token: token).json["value"] as? String == "x")
+            #expect(
+                try await harness.keyVault(.get, "myvault", "/secrets/temp", token: token).json["value"] as? String
+                    == "x")
             _ = try await harness.keyVault(.delete, "myvault", "/secrets/temp", token: token)
             #expect(try await harness.keyVault(.delete, "myvault", "/deletedsecrets/temp", token: token).status == 204)
             #expect(try await harness.keyVault(.get, "myvault", "/deletedsecrets/temp", token: token).status == 404)
-            #expect(try await harness.keyVault(.put, "myvault", "/secrets/temp", token: token, json: ["value": "z"]).status == 200)
+            #expect(
+                try await harness.keyVault(.put, "myvault", "/secrets/temp", token: token, json: ["value": "z"]).status
+                    == 200)
         }
     }
 
-    @Test("Bad input answers 400 BadParameter with a reason", arguments: [
-        ("/secrets/bad_name", "name"),
-        ("/secrets?maxresults=0", "maxresults"),
-        ("/secrets?$skiptoken=garbage", "skiptoken"),
-    ])
+    @Test(
+        "Bad input answers 400 BadParameter with a reason",
+        arguments: [
+            ("/secrets/bad_name", "name"),
+            ("/secrets?maxresults=0", "maxresults"),
+            ("/secrets?$skiptoken=garbage", "skiptoken"),
+        ])
     func badInput(path: String, mention: String) async throws {
         try await withEmulator { (harness) async throws in
             let token = try await harness.token()
@@ -187,31 +206,46 @@ struct SecretsTests {
         }
     }
 
-    @Test("api-version: the versions the service knows work; unknown, missing or malformed is 400, unless the seed accepts any")
+    @Test(
+        "api-version: the versions the service knows work; unknown, missing or malformed is 400, unless the seed accepts any"
+    )
     func apiVersions() async throws {
         try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             _ = try await harness.keyVault(.put, "myvault", "/secrets/v", token: token, json: ["value": "x"])
-            for version in ["2016-10-01", "7.0", "7.6", "7.6-preview.1", "2025-07-01", "2026-04-01", "2026-05-01-preview"] {
-                let reply = try await harness.sendJSON(.get, harness.vaultURL("myvault", "/secrets/v", apiVersion: version), token: token)
+            for version in [
+                "2016-10-01", "7.0", "7.6", "7.6-preview.1", "2025-07-01", "2026-04-01", "2026-05-01-preview",
+            ] {
+                let reply = try await harness.sendJSON(
+                    .get, harness.vaultURL("myvault", "/secrets/v", apiVersion: version), token: token)
                 #expect(reply.status == 200, "api-version \(version)")
             }
-            let unknown = try await harness.sendJSON(.get, harness.vaultURL("myvault", "/secrets/v", apiVersion: "9.9"), token: token)
+            let unknown = try await harness.sendJSON(
+                .get, harness.vaultURL("myvault", "/secrets/v", apiVersion: "9.9"), token: token)
             #expect(unknown.status == 400)
             #expect(unknown.errorCode == "BadParameter")
             #expect(
                 ((unknown.json["error"] as? [String: Any])?["message"] as? String)
-                    == "The specified version (9.9) is not recognized. Consider using the latest supported version (2026-04-01).")
-            let missing = try await harness.sendJSON(.get, "https://myvault.vault.localhost:\(harness.endpoints.port)/secrets/v", token: token)
+                    == "The specified version (9.9) is not recognized. Consider using the latest supported version (2026-04-01)."
+            )
+            let missing = try await harness.sendJSON(
+                .get, "https://myvault.vault.localhost:\(harness.endpoints.port)/secrets/v", token: token)
             #expect(missing.status == 400)
-            let malformed = try await harness.sendJSON(.get, harness.vaultURL("myvault", "/secrets/v", apiVersion: "latest"), token: token)
+            let malformed = try await harness.sendJSON(
+                .get, harness.vaultURL("myvault", "/secrets/v", apiVersion: "latest"), token: token)
             #expect(malformed.status == 400)
         }
         try await withEmulator(seed: Seed(acceptAnyAPIVersion: true)) { (harness) async throws in
             let token = try await harness.token()
             _ = try await harness.keyVault(.put, "myvault", "/secrets/v", token: token, json: ["value": "x"])
-            #expect(try await harness.sendJSON(.get, harness.vaultURL("myvault", "/secrets/v", apiVersion: "9.9"), token: token).status == 200)
-            #expect(try await harness.sendJSON(.get, harness.vaultURL("myvault", "/secrets/v", apiVersion: "latest"), token: token).status == 400)
+            #expect(
+                try await harness.sendJSON(
+                    .get, harness.vaultURL("myvault", "/secrets/v", apiVersion: "9.9"), token: token
+                ).status == 200)
+            #expect(
+                try await harness.sendJSON(
+                    .get, harness.vaultURL("myvault", "/secrets/v", apiVersion: "latest"), token: token
+                ).status == 400)
         }
     }
 
@@ -220,8 +254,12 @@ struct SecretsTests {
         try await withEmulator { (harness) async throws in
             let token = try await harness.token()
             let big = String(repeating: "x", count: 25 * 1024 + 1)
-            #expect(try await harness.keyVault(.put, "myvault", "/secrets/big", token: token, json: ["value": big]).status == 400)
-            #expect(try await harness.keyVault(.put, "myvault", "/secrets/none", token: token, json: ["contentType": "x"]).status == 400)
+            #expect(
+                try await harness.keyVault(.put, "myvault", "/secrets/big", token: token, json: ["value": big]).status
+                    == 400)
+            #expect(
+                try await harness.keyVault(.put, "myvault", "/secrets/none", token: token, json: ["contentType": "x"])
+                    .status == 400)
         }
     }
 

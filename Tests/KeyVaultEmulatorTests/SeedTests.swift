@@ -30,20 +30,34 @@ struct SeedTests {
         #expect(seed.vaults[0].certificates[0].contentType == "application/x-pem-file")
     }
 
-    @Test("Bad seeds are refused with the place and the problem", arguments: [
-        (#"{"vaults": [{"name": "ok-vault", "secrets": [{"name": "s", "valu": "x"}]}]}"#, "vaults[0].secrets[0].valu: unknown field 'valu'"),
-        (#"{"vaults": [{"name": "x"}]}"#, "invalid vault name"),
-        (#"{"vaults": [{"name": "good-name", "timing": {"recoverSeconds": -1}}]}"#, "vaults['good-name'].timing: recoverSeconds must be between 0 and 3600"),
-        (#"{"vaults": [{"name": "good-name", "timing": {"throttle": 1}}]}"#, "unknown field 'throttle'"),
-        (#"{"vaults": [{"name": "good-name", "secrets": [{"name": "bad_name", "value": "x"}]}]}"#, "invalid secret name 'bad_name'"),
-        (#"{"vaults": [{"name": "good-name", "secrets": [{"name": "s"}]}]}"#, "needs exactly one of 'value'"),
-        (#"{"tenantId": "not-a-guid"}"#, "is not a GUID"),
-        (#"{"identities": [{"name": "a", "type": "robot"}]}"#, "unknown identity type 'robot'"),
-        (#"{"vaults": [{"name": "good-name", "keys": [{"name": "k", "kty": "DSA"}]}]}"#, "kty 'DSA'"),
-        (#"{"vaults": [{"name": "good-name", "secrets": [{"name": "c", "value": "x"}], "certificates": [{"name": "c", "subject": "CN=c"}]}]}"#, "cannot share its name"),
-        (#"[1, 2]"#, "top level"),
-        (#"{"tokenLifetimeSeconds": 5}"#, "tokenLifetimeSeconds"),
-    ])
+    @Test(
+        "Bad seeds are refused with the place and the problem",
+        arguments: [
+            (
+                #"{"vaults": [{"name": "ok-vault", "secrets": [{"name": "s", "valu": "x"}]}]}"#,
+                "vaults[0].secrets[0].valu: unknown field 'valu'"
+            ),
+            (#"{"vaults": [{"name": "x"}]}"#, "invalid vault name"),
+            (
+                #"{"vaults": [{"name": "good-name", "timing": {"recoverSeconds": -1}}]}"#,
+                "vaults['good-name'].timing: recoverSeconds must be between 0 and 3600"
+            ),
+            (#"{"vaults": [{"name": "good-name", "timing": {"throttle": 1}}]}"#, "unknown field 'throttle'"),
+            (
+                #"{"vaults": [{"name": "good-name", "secrets": [{"name": "bad_name", "value": "x"}]}]}"#,
+                "invalid secret name 'bad_name'"
+            ),
+            (#"{"vaults": [{"name": "good-name", "secrets": [{"name": "s"}]}]}"#, "needs exactly one of 'value'"),
+            (#"{"tenantId": "not-a-guid"}"#, "is not a GUID"),
+            (#"{"identities": [{"name": "a", "type": "robot"}]}"#, "unknown identity type 'robot'"),
+            (#"{"vaults": [{"name": "good-name", "keys": [{"name": "k", "kty": "DSA"}]}]}"#, "kty 'DSA'"),
+            (
+                #"{"vaults": [{"name": "good-name", "secrets": [{"name": "c", "value": "x"}], "certificates": [{"name": "c", "subject": "CN=c"}]}]}"#,
+                "cannot share its name"
+            ),
+            (#"[1, 2]"#, "top level"),
+            (#"{"tokenLifetimeSeconds": 5}"#, "tokenLifetimeSeconds"),
+        ])
     func refused(json: String, expected: String) throws {
         #expect {
             _ = try Seed.parse(Data(json.utf8), path: "bad.json")

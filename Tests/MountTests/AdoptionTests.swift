@@ -1,5 +1,5 @@
-import FuseBridge
 import Foundation
+import FuseBridge
 import ObjectCache
 import PKI
 import Synchronization
@@ -11,15 +11,23 @@ private struct FixedSource: ObjectSource {
     let secrets: [String: String]
 
     func fetch(_ reference: ObjectReference) async throws(SourceError) -> FetchedObject {
-        guard let value = secrets[reference.name] else { throw SourceError(kind: .notFound, message: "\(reference.name) not found") }
-        return FetchedObject(metadata: ObjectMetadata(id: "https://fixed/secrets/\(reference.name)/v1", version: "v1"), payload: .secret(value))
+        guard let value = secrets[reference.name] else {
+            throw SourceError(kind: .notFound, message: "\(reference.name) not found")
+        }
+        return FetchedObject(
+            metadata: ObjectMetadata(id: "https://fixed/secrets/\(reference.name)/v1", version: "v1"),
+            payload: .secret(value))
     }
 
-    func list(_ kind: ObjectKind, pacer: @escaping @Sendable () async throws -> Void) async throws(SourceError) -> [ListedObject] {
+    func list(_ kind: ObjectKind, pacer: @escaping @Sendable () async throws -> Void) async throws(SourceError)
+        -> [ListedObject]
+    {
         kind == .secret ? secrets.keys.sorted().map { ListedObject(name: $0) } : []
     }
 
-    func listVersions(_ kind: ObjectKind, name: String, pacer: @escaping @Sendable () async throws -> Void) async throws(SourceError) -> [ListedObject] {
+    func listVersions(_ kind: ObjectKind, name: String, pacer: @escaping @Sendable () async throws -> Void)
+        async throws(SourceError) -> [ListedObject]
+    {
         [ListedObject(name: name, version: "v1")]
     }
 }
@@ -36,27 +44,38 @@ struct AdoptionTests {
         let filesystem = VaultFileSystem(
             cache: cache, configuration: FileSystemConfiguration(root: .singleView("v")),
             views: [ViewDefinition(id: "v", source: source, layout: .vault)])
-        let mountpoint = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-adopt-\(UUID().uuidString.prefix(8))").path
+        let mountpoint = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "akvfs-adopt-\(UUID().uuidString.prefix(8))"
+        ).path
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: mountpoint) }
 
         let first = try FuseMount(filesystem: filesystem, mountpoint: mountpoint, options: MountOptions())
         let firstRun = Task { try await first.run() }
-        #expect(try await blocking { try String(contentsOfFile: "\(mountpoint)/secrets/one", encoding: .utf8) } == "first-value")
+        #expect(
+            try await blocking { try String(contentsOfFile: "\(mountpoint)/secrets/one", encoding: .utf8) }
+                == "first-value")
         let connection = try #require(first.connection)
         #expect(await first.stopServing(within: .seconds(5)))
         #expect(try await firstRun.value == .stopped)
         #expect(MountedVault.isMountedAnyFilesystem(mountpoint), "stopping leaves the mount up")
 
         // Meanwhile a reader waits in the kernel; the second session answers it.
-        let waiting = Task { try await blocking { try String(contentsOfFile: "\(mountpoint)/secrets/two", encoding: .utf8) } }
+        let waiting = Task {
+            try await blocking { try String(contentsOfFile: "\(mountpoint)/secrets/two", encoding: .utf8) }
+        }
         let second = try FuseMount(
-            filesystem: filesystem, adopting: FuseConnection(descriptor: dup(connection.descriptor), initRequest: connection.initRequest),
+            filesystem: filesystem,
+            adopting: FuseConnection(descriptor: dup(connection.descriptor), initRequest: connection.initRequest),
             mountpoint: mountpoint)
         let secondRun = Task { try await second.run() }
         #expect(try await waiting.value == "second-value")
-        #expect(try await blocking { try FileManager.default.contentsOfDirectory(atPath: "\(mountpoint)/secrets").sorted() } == [".versions", "one", "two"])
-        #expect(try await blocking { try String(contentsOfFile: "\(mountpoint)/secrets/one", encoding: .utf8) } == "first-value")
+        #expect(
+            try await blocking { try FileManager.default.contentsOfDirectory(atPath: "\(mountpoint)/secrets").sorted() }
+                == [".versions", "one", "two"])
+        #expect(
+            try await blocking { try String(contentsOfFile: "\(mountpoint)/secrets/one", encoding: .utf8) }
+                == "first-value")
 
         second.unmount()
         #expect(try await secondRun.value == .unmounted)

@@ -1,9 +1,9 @@
 import CSINode
 import CSIProtocol
-import HTTPTypes
-import SwiftProtobuf
 import Foundation
 import GRPCCore
+import HTTPTypes
+import SwiftProtobuf
 import TestSupport
 import Testing
 
@@ -72,7 +72,8 @@ final class CSIPluginProcess: Sendable {
     /// `kubernetes` false starts the plugin without a Kubernetes API: volumes then carry their
     /// parameters as attributes, and only Entra ID can prove their service-account tokens.
     init(
-        emulator: EmulatorProcess, arguments: [String] = ["--ttl", "2"], kubernetes: Bool = true, environment: [String: String] = [:],
+        emulator: EmulatorProcess, arguments: [String] = ["--ttl", "2"], kubernetes: Bool = true,
+        environment: [String: String] = [:],
         reuseStateOf previous: CSIPluginProcess? = nil
     ) async throws {
         self.emulator = emulator
@@ -91,8 +92,11 @@ final class CSIPluginProcess: Sendable {
         let tokenFile = emulator.directory.appendingPathComponent("plugin-token")
         let (_, tokenBody) = try await emulator.send(
             .post, "\(emulator.adminURL)/service-account-tokens",
-            json: ["subject": "system:serviceaccount:kube-system:akvfs-csi", "audience": "https://kubernetes.default.svc"])
-        let token = try #require((try JSONSerialization.jsonObject(with: Data(tokenBody)) as? [String: Any])?["token"] as? String)
+            json: [
+                "subject": "system:serviceaccount:kube-system:akvfs-csi", "audience": "https://kubernetes.default.svc",
+            ])
+        let token = try #require(
+            (try JSONSerialization.jsonObject(with: Data(tokenBody)) as? [String: Any])?["token"] as? String)
         try Data(token.utf8).write(to: tokenFile)
 
         let variables = [
@@ -102,7 +106,8 @@ final class CSIPluginProcess: Sendable {
             "AKVFS_LOG_LEVEL": "debug",
         ].merging(environment) { $1 }
         let kubernetesArguments = [
-            "--kubernetes-api", "https://localhost:\(emulator.port)", "--kubernetes-token-file", tokenFile.path, "--kubernetes-ca-file", emulator.caFile,
+            "--kubernetes-api", "https://localhost:\(emulator.port)", "--kubernetes-token-file", tokenFile.path,
+            "--kubernetes-ca-file", emulator.caFile,
         ]
         process = try ChildProcess.spawn(
             buildDirectory.appendingPathComponent("akvfs").path,
@@ -119,7 +124,9 @@ final class CSIPluginProcess: Sendable {
 
     private func waitUntilReady() async throws {
         for _ in 0..<300 {
-            guard process.isRunning else { throw TestFailure("akvfs csi exited (\(process.wait())) before serving:\n\(log)") }
+            guard process.isRunning else {
+                throw TestFailure("akvfs csi exited (\(process.wait())) before serving:\n\(log)")
+            }
             if FileManager.default.fileExists(atPath: readyFile), FileManager.default.fileExists(atPath: socketPath),
                 let ready = try? await client({ try await $0.identity.probe(.init()).ready.value }), ready
             {
@@ -149,14 +156,18 @@ struct TestVolume: Sendable {
     var attributes: [String: String]
     var secrets: [String: String] = [:]
 
-    init(_ emulator: EmulatorProcess, pod: String, namespace: String = "team-a", attributes: [String: String], secrets: [String: String] = [:]) throws {
+    init(
+        _ emulator: EmulatorProcess, pod: String, namespace: String = "team-a", attributes: [String: String],
+        secrets: [String: String] = [:]
+    ) throws {
         id = "csi-\(pod)-\(UUID().uuidString.prefix(8))"
         let podDirectory = emulator.directory.appendingPathComponent("pods/\(id)")
         try FileManager.default.createDirectory(at: podDirectory, withIntermediateDirectories: true)
         targetPath = podDirectory.appendingPathComponent("mount").path
         self.attributes = attributes.merging([
             "csi.storage.k8s.io/pod.name": pod, "csi.storage.k8s.io/pod.namespace": namespace,
-            "csi.storage.k8s.io/pod.uid": UUID().uuidString.lowercased(), "csi.storage.k8s.io/serviceAccount.name": "reader",
+            "csi.storage.k8s.io/pod.uid": UUID().uuidString.lowercased(),
+            "csi.storage.k8s.io/serviceAccount.name": "reader",
             "csi.storage.k8s.io/ephemeral": "true",
         ]) { mine, _ in mine }
         self.secrets = secrets
@@ -169,7 +180,9 @@ struct TestVolume: Sendable {
             emulator, pod: pod,
             attributes: [
                 "keyvaultName": "team-a-kv", "tenantId": CSIPluginTests.tenant,
-                "objects": objectsParameter([["objectName": "db-password", "objectType": "secret", "objectAlias": "password.txt"]]),
+                "objects": objectsParameter([
+                    ["objectName": "db-password", "objectType": "secret", "objectAlias": "password.txt"]
+                ]),
             ],
             secrets: ["clientid": CSISeed.servicePrincipal, "clientsecret": CSISeed.servicePrincipalSecret])
     }
@@ -196,7 +209,9 @@ enum TestMounts {
     /// The per-mount options (mountinfo's sixth field) of the mount at `path`.
     static func options(of path: String) -> [String] {
         let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        let line = table.split(separator: "\n").last { $0.split(separator: " ").count > 5 && $0.split(separator: " ")[4] == path }
+        let line = table.split(separator: "\n").last {
+            $0.split(separator: " ").count > 5 && $0.split(separator: " ")[4] == path
+        }
         return line.map { $0.split(separator: " ")[5].split(separator: ",").map(String.init) } ?? []
     }
 
@@ -221,14 +236,18 @@ extension EmulatorProcess {
     /// (`subject`, `audience`, `lifetimeSeconds`, `issuedAt`, `issuer`, `pod`).
     func serviceAccountToken(_ request: [String: Any]) async throws -> String {
         let (status, body) = try await send(.post, "\(adminURL)/service-account-tokens", json: request)
-        guard status == 201 else { throw TestFailure("minting a service-account token answered \(status): \(String(decoding: body, as: UTF8.self))") }
+        guard status == 201 else {
+            throw TestFailure(
+                "minting a service-account token answered \(status): \(String(decoding: body, as: UTF8.self))")
+        }
         return try #require((try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["token"] as? String)
     }
 
     /// Every request the emulator answered, oldest first.
     func requestLog() async throws -> [[String: Any]] {
         let (_, body) = try await send(.get, "\(adminURL)/requests")
-        return (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]] ?? []
+        return (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]]
+            ?? []
     }
 
     /// Requests to `endpoint` (`keyvault`, `token`, `kubernetes`, …) so far.
@@ -237,7 +256,9 @@ extension EmulatorProcess {
     }
 
     /// Stores a SecretProviderClass in the emulated Kubernetes API.
-    func putSecretProviderClass(namespace: String, name: String, provider: String = "azure", parameters: [String: String]) async throws {
+    func putSecretProviderClass(
+        namespace: String, name: String, provider: String = "azure", parameters: [String: String]
+    ) async throws {
         let object: [String: Any] = [
             "apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
             "metadata": ["name": name, "namespace": namespace],
@@ -256,9 +277,10 @@ extension EmulatorProcess {
 
 /// The SecretProviderClass `objects` parameter for these objects (each a YAML block of fields).
 func objectsParameter(_ objects: [[String: String]]) -> String {
-    "array:\n" + objects.map { fields in
-        "  - |\n" + fields.sorted { $0.key < $1.key }.map { "    \($0.key): \($0.value)\n" }.joined()
-    }.joined()
+    "array:\n"
+        + objects.map { fields in
+            "  - |\n" + fields.sorted { $0.key < $1.key }.map { "    \($0.key): \($0.value)\n" }.joined()
+        }.joined()
 }
 
 /// kubelet's `csi.storage.k8s.io/serviceAccount.tokens` holding `token` for workload identity.
@@ -276,7 +298,8 @@ func withCSIPlugin(
     let emulator = try await EmulatorProcess(seedJSON: CSISeed.json)
     var plugin: CSIPluginProcess?
     do {
-        plugin = try await CSIPluginProcess(emulator: emulator, arguments: arguments, kubernetes: kubernetes, environment: environment)
+        plugin = try await CSIPluginProcess(
+            emulator: emulator, arguments: arguments, kubernetes: kubernetes, environment: environment)
         try await body(emulator, plugin!)
     } catch {
         if let plugin { Issue.record("plugin log:\n\(plugin.log)") }

@@ -1,8 +1,8 @@
 import CSINode
 import CSIProtocol
-import SwiftProtobuf
 import Foundation
 import Glibc
+import SwiftProtobuf
 import TestSupport
 import Testing
 
@@ -27,7 +27,9 @@ final class PrivateNamespaceReader: Sendable {
             else echo "failed: \(file.path): $v" >> "$out.failures"; fi
             """
         }
-        let listings = directories.map { "ls '\($0)' > /dev/null 2>> \"$out.failures\" || echo \"failed: ls \($0)\" >> \"$out.failures\"" }
+        let listings = directories.map {
+            "ls '\($0)' > /dev/null 2>> \"$out.failures\" || echo \"failed: ls \($0)\" >> \"$out.failures\""
+        }
         let script = """
             out='\(output)'
             rounds=0
@@ -36,10 +38,15 @@ final class PrivateNamespaceReader: Sendable {
             rounds=$((rounds + 1)); echo $rounds > "$out.rounds.tmp"; mv "$out.rounds.tmp" "$out.rounds"
             done
             """
-        process = try ChildProcess.spawn("/usr/bin/unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c", script])
+        process = try ChildProcess.spawn(
+            "/usr/bin/unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c", script])
     }
 
-    var rounds: Int { Int((try? String(contentsOfFile: "\(output).rounds", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0 }
+    var rounds: Int {
+        Int(
+            (try? String(contentsOfFile: "\(output).rounds", encoding: .utf8))?.trimmingCharacters(
+                in: .whitespacesAndNewlines) ?? "") ?? 0
+    }
 
     /// Waits until the reader has gone round `more` more times, at most 30 s.
     func waitForRounds(_ more: Int) async throws {
@@ -53,7 +60,9 @@ final class PrivateNamespaceReader: Sendable {
     func stop() async -> Tally {
         FileManager.default.createFile(atPath: "\(output).stop", contents: nil)
         _ = await process.exit()
-        let failures = (try? String(contentsOfFile: "\(output).failures", encoding: .utf8))?.split(separator: "\n").map(String.init) ?? []
+        let failures =
+            (try? String(contentsOfFile: "\(output).failures", encoding: .utf8))?.split(separator: "\n").map(
+                String.init) ?? []
         return Tally(rounds: rounds, failures: failures)
     }
 }
@@ -62,7 +71,9 @@ final class PrivateNamespaceReader: Sendable {
 /// planned handoff to a new plugin process, with no republish.
 @Suite("CSI node plugin: restarts and handoffs", .serialized, .timeLimit(.minutes(5)))
 struct CSIRestartTests {
-    @Test("3 volumes read from a private mount namespace keep working through kill -9, a stop and a handoff, without republish")
+    @Test(
+        "3 volumes read from a private mount namespace keep working through kill -9, a stop and a handoff, without republish"
+    )
     func volumesOutliveThePlugin() async throws {
         let emulator = try await EmulatorProcess(seedJSON: CSISeed.json)
         let keeper = try await KeeperProcess(directory: emulator.directory)
@@ -75,25 +86,32 @@ struct CSIRestartTests {
             try await emulator.putSecretProviderClass(
                 namespace: "team-a", name: "app",
                 parameters: CSIPluginTests.teamAParameters(objects: [
-                    ["objectName": "db-password", "objectType": "secret"], ["objectName": "api-key", "objectType": "secret"],
+                    ["objectName": "db-password", "objectType": "secret"],
+                    ["objectName": "api-key", "objectType": "secret"],
                 ]))
             let tokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
-            let web = try TestVolume(emulator, pod: "web", attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
+            let web = try TestVolume(
+                emulator, pod: "web",
+                attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
             let worker = try TestVolume(
-                emulator, pod: "worker", attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
+                emulator, pod: "worker",
+                attributes: ["secretProviderClass": "app", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
             // A service principal's volume: its identity key holds a fingerprint of the secret,
             // which the next process must compute the same way.
             let ops = try TestVolume.servicePrincipal(emulator, pod: "ops")
             for volume in [web, worker, ops] {
                 try await first.client {
-                    try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes, secrets: volume.secrets)
+                    try await $0.publish(
+                        volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes,
+                        secrets: volume.secrets)
                 }
             }
             let files = [
                 (web.path("db-password"), "team-a-password"), (web.path("api-key"), "team-a-api-key"),
                 (worker.path("db-password"), "team-a-password"), (ops.path("password.txt"), "team-a-password"),
             ]
-            reader = try PrivateNamespaceReader(files: files, directories: [web.targetPath, worker.targetPath, ops.targetPath], in: emulator.directory)
+            reader = try PrivateNamespaceReader(
+                files: files, directories: [web.targetPath, worker.targetPath, ops.targetPath], in: emulator.directory)
             try await reader!.waitForRounds(10)
 
             // kill -9: the keeper holds the mount; the next process reclaims it and the volumes.
@@ -112,14 +130,19 @@ struct CSIRestartTests {
                 try await Task.sleep(for: .milliseconds(100))
                 getsBefore = try await emulator.gets(vault: "team-a-kv", path: "/secrets/db-password")
             }
-            #expect(getsBefore > getsBeforeKill, "the process that reclaimed the volumes after kill -9 fetches what is read")
+            #expect(
+                getsBefore > getsBeforeKill, "the process that reclaimed the volumes after kill -9 fetches what is read"
+            )
 
             // A planned handoff: the cache travels with the volumes, so no Key Vault GET follows.
             let third = try await CSIPluginProcess(emulator: emulator, arguments: arguments, reuseStateOf: second)
             plugins.append(third)
             #expect(third.log.contains("took over 3 published volumes"), "\(third.log)")
             try await reader!.waitForRounds(10)
-            #expect(second.process.isRunning, "the process that handed over waits to be stopped, so a container restart does not take the volumes back")
+            #expect(
+                second.process.isRunning,
+                "the process that handed over waits to be stopped, so a container restart does not take the volumes back"
+            )
             #expect(second.log.contains("the next plugin process serves the volumes now"))
             let secondStatus = await second.stop()
             #expect(secondStatus == 0, "\(second.log)")
@@ -139,7 +162,9 @@ struct CSIRestartTests {
             reader = nil
             #expect(tally.failures.isEmpty, "\(tally.failures.prefix(10))")
             #expect(tally.rounds > 40)
-            for plugin in plugins { #expect(!plugin.log.contains(CSISeed.servicePrincipalSecret), "secrets never appear in the log") }
+            for plugin in plugins {
+                #expect(!plugin.log.contains(CSISeed.servicePrincipalSecret), "secrets never appear in the log")
+            }
 
             // The last process owns the volumes: unpublish works and cleans up.
             for volume in [web, worker, ops] {
@@ -155,14 +180,19 @@ struct CSIRestartTests {
         await cleanUp(emulator, plugins, keeper)
     }
 
-    @Test("A second plugin on a live socket with no handoff is refused before it changes anything; the first keeps serving")
+    @Test(
+        "A second plugin on a live socket with no handoff is refused before it changes anything; the first keeps serving"
+    )
     func liveSocketIsNotTaken() async throws {
         try await withCSIPlugin { emulator, plugin in
             let other = emulator.directory.appendingPathComponent("other-state").path
             let log = emulator.directory.appendingPathComponent("second.log")
             let second = try ChildProcess.spawn(
                 buildDirectory.appendingPathComponent("akvfs").path,
-                ["csi", "--endpoint", "unix://\(plugin.socketPath)", "--node-id", "n", "--state-dir", other, "--kubelet-dir", emulator.directory.path],
+                [
+                    "csi", "--endpoint", "unix://\(plugin.socketPath)", "--node-id", "n", "--state-dir", other,
+                    "--kubelet-dir", emulator.directory.path,
+                ],
                 environment: ["PATH": "/usr/bin:/bin"], stderr: .file(log.path))
             #expect(await second.exit() == 1)
             let message = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
@@ -179,7 +209,8 @@ struct CSIRestartTests {
             func probe() async throws -> (status: Int32, message: String) {
                 let log = emulator.directory.appendingPathComponent("ready-\(UUID().uuidString.prefix(8)).log")
                 let process = try ChildProcess.spawn(
-                    buildDirectory.appendingPathComponent("akvfs-csi").path, ["ready", "--ready-file", plugin.readyFile],
+                    buildDirectory.appendingPathComponent("akvfs-csi").path,
+                    ["ready", "--ready-file", plugin.readyFile],
                     environment: ["PATH": "/usr/bin:/bin"], stderr: .file(log.path))
                 let status = await process.exit()
                 return (status, (try? String(contentsOf: log, encoding: .utf8)) ?? "")

@@ -56,7 +56,8 @@ struct ConsistencyTests {
         }
     }
 
-    @Test("Readers never get bytes of two versions while a secret rotates every 50 ms; a later open gets the new version")
+    @Test(
+        "Readers never get bytes of two versions while a secret rotates every 50 ms; a later open gets the new version")
     func wholeReadsDuringRotation() async throws {
         try await withMountedDemo(arguments: ["--ttl", "1"]) { emulator, mount in
             try await emulator.setSecret(vault: "demo", name: "rotating", value: Self.rotatingValue(0))
@@ -102,7 +103,9 @@ struct ConsistencyTests {
         }
     }
 
-    @Test("A file open across a rotation reads its version to the end; its name moves to a new inode and its watchers hear DELETE_SELF")
+    @Test(
+        "A file open across a rotation reads its version to the end; its name moves to a new inode and its watchers hear DELETE_SELF"
+    )
     func openFileKeepsItsVersion() async throws {
         try await withMountedDemo { emulator, mount in
             let path = mount.path("secrets/api-key")
@@ -142,7 +145,9 @@ struct ConsistencyTests {
         }
     }
 
-    @Test("During an outage of hangs, 503s and dropped connections, cached files are served without waiting; new content shows within a TTL of recovery")
+    @Test(
+        "During an outage of hangs, 503s and dropped connections, cached files are served without waiting; new content shows within a TTL of recovery"
+    )
     func outage() async throws {
         try await withMountedDemo(arguments: ["--ttl", "3", "--max-stale", "300"]) { emulator, mount in
             let names = ["api-key", "database-password", "app-settings"]
@@ -150,9 +155,12 @@ struct ConsistencyTests {
             for name in names { before[name] = try await mount.read("secrets/\(name)") }
             // A TTL of each kind of failure: revalidations fall due, fail and back off meanwhile.
             var slowest: Duration = .zero
-            for action in [["action": "hang", "hangSeconds": 120], ["action": "status", "status": 503], ["action": "drop"]] as [[String: Any]] {
+            for action in [
+                ["action": "hang", "hangSeconds": 120], ["action": "status", "status": 503], ["action": "drop"],
+            ] as [[String: Any]] {
                 try await emulator.clearFaults()
-                try await emulator.injectFault(action.merging(["method": "GET", "vault": "demo", "count": 100_000]) { $1 })
+                try await emulator.injectFault(
+                    action.merging(["method": "GET", "vault": "demo", "count": 100_000]) { $1 })
                 let until = ContinuousClock.now + .seconds(3)
                 while ContinuousClock.now < until {
                     for name in names {
@@ -165,7 +173,9 @@ struct ConsistencyTests {
             }
             // A read that waited for Key Vault would take at least the revalidation's 1.5 s limit.
             #expect(slowest < .milliseconds(1_000), "the slowest read took \(slowest)")
-            let failed = try await emulator.requests(vault: "demo", path: "/secrets/api-key").filter { $0["fault"] is String }
+            let failed = try await emulator.requests(vault: "demo", path: "/secrets/api-key").filter {
+                $0["fault"] is String
+            }
             #expect(!failed.isEmpty, "revalidations reached Key Vault and failed")
 
             for name in names { try await emulator.setSecret(vault: "demo", name: name, value: "after-\(name)") }
@@ -173,16 +183,22 @@ struct ConsistencyTests {
             let recovered = ContinuousClock.now
             var pending = Set(names)
             while !pending.isEmpty, ContinuousClock.now - recovered < .seconds(30) {
-                for name in pending where try await mount.read("secrets/\(name)") == "after-\(name)" { pending.remove(name) }
+                for name in pending where try await mount.read("secrets/\(name)") == "after-\(name)" {
+                    pending.remove(name)
+                }
                 try await Task.sleep(for: .milliseconds(50))
             }
             let took = ContinuousClock.now - recovered
             #expect(pending.isEmpty)
-            #expect(took <= .seconds(4), "every file showed its new content \(took) after the vault answered again (TTL 3 s)")
+            #expect(
+                took <= .seconds(4),
+                "every file showed its new content \(took) after the vault answered again (TTL 3 s)")
         }
     }
 
-    @Test("A file never read fails with ETIMEDOUT within --fetch-timeout while Key Vault hangs, and the next read tries again")
+    @Test(
+        "A file never read fails with ETIMEDOUT within --fetch-timeout while Key Vault hangs, and the next read tries again"
+    )
     func firstReadDuringOutage() async throws {
         try await withMountedDemo(arguments: ["--ttl", "2", "--fetch-timeout", "2"]) { emulator, mount in
             try await emulator.injectFault(["vault": "demo", "action": "hang", "hangSeconds": 120, "count": 100_000])
@@ -209,7 +225,9 @@ final class InotifyWatch: Sendable {
 
     init(_ path: String) throws {
         descriptor = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard descriptor >= 0, inotify_add_watch(descriptor, path, 0xFFF /* IN_ALL_EVENTS, a macro Swift does not import */) >= 0 else {
+        // 0xFFF is IN_ALL_EVENTS, a macro Swift does not import.
+        guard descriptor >= 0, inotify_add_watch(descriptor, path, 0xFFF) >= 0
+        else {
             throw TestFailure("inotify on \(path): \(String(cString: strerror(errno)))")
         }
     }

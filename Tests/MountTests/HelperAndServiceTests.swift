@@ -8,9 +8,12 @@ import Testing
 struct HelperAndServiceTests {
     /// A directory with `mount.akvfs` pointing at the built akvfs, as packages install it.
     static func helperDirectory() throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-helper-\(UUID().uuidString.prefix(8))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "akvfs-helper-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: directory.appendingPathComponent("mount.akvfs").path, withDestinationPath: buildDirectory.appendingPathComponent("akvfs").path)
+        try FileManager.default.createSymbolicLink(
+            atPath: directory.appendingPathComponent("mount.akvfs").path,
+            withDestinationPath: buildDirectory.appendingPathComponent("akvfs").path)
         return directory
     }
 
@@ -19,10 +22,12 @@ struct HelperAndServiceTests {
         var errors: String
     }
 
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]) async throws -> Outcome {
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]) async throws -> Outcome
+    {
         let errors = FileManager.default.temporaryDirectory.appendingPathComponent("helper-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: errors) }
-        let process = try ChildProcess.spawn(executable, arguments, environment: environment, stdout: .file(errors.path), stderr: .file(errors.path))
+        let process = try ChildProcess.spawn(
+            executable, arguments, environment: environment, stdout: .file(errors.path), stderr: .file(errors.path))
         let status = await process.exit()
         return Outcome(status: status, errors: (try? String(contentsOf: errors, encoding: .utf8)) ?? "")
     }
@@ -32,10 +37,16 @@ struct HelperAndServiceTests {
         let helper = try Self.helperDirectory().appendingPathComponent("mount.akvfs").path
         let outcome = try await Self.run(
             helper,
-            ["myvault", "/mnt/kv", "-f", "-v", "-o", #"rw,_netdev,nofail,x-systemd.automount,allow_other,tenant=t-1,client_id=c-1,uid=33,file_mode=0400,ca_file=/etc/ssl/a\,b.pem"#],
+            [
+                "myvault", "/mnt/kv", "-f", "-v", "-o",
+                #"rw,_netdev,nofail,x-systemd.automount,allow_other,tenant=t-1,client_id=c-1,uid=33,file_mode=0400,ca_file=/etc/ssl/a\,b.pem"#,
+            ],
             environment: [:])
         #expect(outcome.status == 0, "\(outcome.errors)")
-        #expect(outcome.errors.contains("akvfs mount myvault /mnt/kv --allow-other --tenant-id t-1 --client-id c-1 --uid 33 --file-mode 0400 --ca-file /etc/ssl/a,b.pem"))
+        #expect(
+            outcome.errors.contains(
+                "akvfs mount myvault /mnt/kv --allow-other --tenant-id t-1 --client-id c-1 --uid 33 --file-mode 0400 --ca-file /etc/ssl/a,b.pem"
+            ))
     }
 
     @Test("Unknown options and secrets in options are refused with mount(8)'s usage status")
@@ -57,28 +68,45 @@ struct HelperAndServiceTests {
             let mountpoint = emulator.directory.appendingPathComponent("fstab-mount").path
             try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
             let environmentFile = emulator.directory.appendingPathComponent("vault.env")
-            try Data("# settings for the helper\nAKVFS_CA_FILE=\(emulator.caFile)\nAKVFS_IMDS_ENDPOINT=\"\(emulator.imdsEndpoint)\"\n".utf8).write(to: environmentFile)
+            try Data(
+                "# settings for the helper\nAKVFS_CA_FILE=\(emulator.caFile)\nAKVFS_IMDS_ENDPOINT=\"\(emulator.imdsEndpoint)\"\n"
+                    .utf8
+            ).write(to: environmentFile)
             // util-linux mount looks for /sbin/mount.<type>.
             let installed = "/sbin/mount.akvfs"
             try? FileManager.default.removeItem(atPath: installed)
-            try FileManager.default.createSymbolicLink(atPath: installed, withDestinationPath: buildDirectory.appendingPathComponent("akvfs").path)
+            try FileManager.default.createSymbolicLink(
+                atPath: installed, withDestinationPath: buildDirectory.appendingPathComponent("akvfs").path)
             defer { try? FileManager.default.removeItem(atPath: installed) }
             let outcome = try await Self.run(
-                "/bin/mount", ["-t", "akvfs", emulator.vaultURL("demo"), mountpoint, "-o", "_netdev,env_file=\(environmentFile.path),ttl=30"],
+                "/bin/mount",
+                [
+                    "-t", "akvfs", emulator.vaultURL("demo"), mountpoint, "-o",
+                    "_netdev,env_file=\(environmentFile.path),ttl=30",
+                ],
                 environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
             #expect(outcome.status == 0, "\(outcome.errors)")
             #expect(MountedVault.isMounted(mountpoint))
-            #expect(try await blocking { try String(contentsOfFile: mountpoint + "/secrets/api-key", encoding: .utf8) } == "demo-api-key-8c2f5e")
-            let unmounted = try await Self.run(buildDirectory.appendingPathComponent("akvfs").path, ["unmount", mountpoint], environment: [:])
+            #expect(
+                try await blocking { try String(contentsOfFile: mountpoint + "/secrets/api-key", encoding: .utf8) }
+                    == "demo-api-key-8c2f5e")
+            let unmounted = try await Self.run(
+                buildDirectory.appendingPathComponent("akvfs").path, ["unmount", mountpoint], environment: [:])
             #expect(unmounted.status == 0, "\(unmounted.errors)")
             for _ in 0..<50 where MountedVault.isMounted(mountpoint) { try await Task.sleep(for: .milliseconds(100)) }
             #expect(!MountedVault.isMounted(mountpoint))
 
             let failing = try await Self.run(
-                "/bin/mount", ["-t", "akvfs", emulator.vaultURL("demo"), mountpoint, "-o", "env_file=\(environmentFile.path),credential=client-secret"],
+                "/bin/mount",
+                [
+                    "-t", "akvfs", emulator.vaultURL("demo"), mountpoint, "-o",
+                    "env_file=\(environmentFile.path),credential=client-secret",
+                ],
                 environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
             #expect(failing.status != 0)
-            #expect(failing.errors.contains("AZURE_CLIENT_SECRET"), "the daemon's reason reaches mount's caller: \(failing.errors)")
+            #expect(
+                failing.errors.contains("AZURE_CLIENT_SECRET"),
+                "the daemon's reason reaches mount's caller: \(failing.errors)")
             #expect(!MountedVault.isMounted(mountpoint))
         }
     }
@@ -94,10 +122,13 @@ struct HelperAndServiceTests {
             address.sun_family = sa_family_t(AF_UNIX)
             withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8)) }
             let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
             }
             #expect(bound == 0)
-            let mount = try await MountedVault(emulator: emulator, extraArguments: [], environment: ["NOTIFY_SOCKET": socketPath])
+            let mount = try await MountedVault(
+                emulator: emulator, extraArguments: [], environment: ["NOTIFY_SOCKET": socketPath])
             // The mount shows up in the mount table a moment before the daemon reports it.
             var message = ""
             for _ in 0..<100 where message.isEmpty {
@@ -115,26 +146,37 @@ struct HelperAndServiceTests {
 
     @Test("The systemd unit passes systemd-analyze verify")
     func unitVerifies() async throws {
-        let unit = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../systemd/akvfs@.service").standardizedFileURL
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-unit-\(UUID().uuidString.prefix(8))")
+        let unit = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../../systemd/akvfs@.service"
+        ).standardizedFileURL
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "akvfs-unit-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         // The unit names /usr/local/bin/akvfs; verify checks that the binary exists, so point it at the build.
-        let text = try String(contentsOf: unit, encoding: .utf8).replacingOccurrences(of: "/usr/local/bin/akvfs", with: buildDirectory.appendingPathComponent("akvfs").path)
+        let text = try String(contentsOf: unit, encoding: .utf8).replacingOccurrences(
+            of: "/usr/local/bin/akvfs", with: buildDirectory.appendingPathComponent("akvfs").path)
         try Data(text.utf8).write(to: directory.appendingPathComponent("akvfs@.service"))
         let outcome = try await Self.run(
-            "/usr/bin/systemd-analyze", ["verify", directory.appendingPathComponent("akvfs@demo.service").path], environment: [:])
+            "/usr/bin/systemd-analyze", ["verify", directory.appendingPathComponent("akvfs@demo.service").path],
+            environment: [:])
         #expect(outcome.status == 0)
         #expect(outcome.errors.isEmpty, "systemd-analyze warned: \(outcome.errors)")
     }
 
-    @Test("The unit keeps the mount in systemd's descriptor store; ExecStopPost unmounts on a stop, never on a restart or a crash")
+    @Test(
+        "The unit keeps the mount in systemd's descriptor store; ExecStopPost unmounts on a stop, never on a restart or a crash"
+    )
     func unitOutlivesRestarts() async throws {
         let unit = try String(
-            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../systemd/akvfs@.service").standardizedFileURL,
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+                "../../systemd/akvfs@.service"
+            ).standardizedFileURL,
             encoding: .utf8)
         let lines = unit.split(separator: "\n").map(String.init)
-        func value(_ key: String) -> String? { lines.first { $0.hasPrefix("\(key)=") }.map { String($0.dropFirst(key.count + 1)) } }
+        func value(_ key: String) -> String? {
+            lines.first { $0.hasPrefix("\(key)=") }.map { String($0.dropFirst(key.count + 1)) }
+        }
         #expect(value("ExecStart")?.contains("--systemd-descriptor-store") == true)
         #expect(Int(value("FileDescriptorStoreMax") ?? "") ?? 0 >= 2, "the FUSE connection and the state")
 
@@ -145,19 +187,28 @@ struct HelperAndServiceTests {
         #expect(command.hasPrefix("-/bin/sh -c '"), "a failed unmount must not fail the stop")
         let script = String(command.dropFirst("-/bin/sh -c '".count).dropLast())
             .replacingOccurrences(of: "$$", with: "$").replacingOccurrences(of: "%n", with: "akvfs@demo.service")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-stoppost-\(UUID().uuidString.prefix(8))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "akvfs-stoppost-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let record = directory.appendingPathComponent("umount-called").path
-        try Data("#!/bin/sh\n[ -n \"$QUEUED_JOB\" ] && echo \"42 akvfs@restart.service $QUEUED_JOB running\"\nexit 0\n".utf8).write(to: directory.appendingPathComponent("systemctl"))
+        try Data(
+            "#!/bin/sh\n[ -n \"$QUEUED_JOB\" ] && echo \"42 akvfs@restart.service $QUEUED_JOB running\"\nexit 0\n".utf8
+        ).write(to: directory.appendingPathComponent("systemctl"))
         try Data("#!/bin/sh\necho \"$@\" > '\(record)'\n".utf8).write(to: directory.appendingPathComponent("umount"))
         for tool in ["systemctl", "umount"] { chmod(directory.appendingPathComponent(tool).path, 0o755) }
 
-        for (result, job, unmounts) in [("success", "", true), ("success", "stop", true), ("success", "restart", false), ("signal", "", false), ("exit-code", "", false)] {
+        for (result, job, unmounts) in [
+            ("success", "", true), ("success", "stop", true), ("success", "restart", false), ("signal", "", false),
+            ("exit-code", "", false),
+        ] {
             try? FileManager.default.removeItem(atPath: record)
             let outcome = try await Self.run(
                 "/bin/sh", ["-c", script],
-                environment: ["PATH": "\(directory.path):/usr/bin:/bin", "SERVICE_RESULT": result, "QUEUED_JOB": job, "AKVFS_MOUNTPOINT": "/mnt/kv/demo"])
+                environment: [
+                    "PATH": "\(directory.path):/usr/bin:/bin", "SERVICE_RESULT": result, "QUEUED_JOB": job,
+                    "AKVFS_MOUNTPOINT": "/mnt/kv/demo",
+                ])
             #expect(outcome.status == 0)
             let called = try? String(contentsOfFile: record, encoding: .utf8)
             #expect((called != nil) == unmounts, "result \(result), queued job '\(job)'")

@@ -6,16 +6,20 @@ import Testing
 func scrape(_ log: @autoclosure () -> String, path: String = "/metrics") async throws -> (status: Int, body: String) {
     var address: String?
     for _ in 0..<100 where address == nil {
-        address = log().components(separatedBy: "serving Prometheus metrics at http://").dropFirst().first?
+        address =
+            log().components(separatedBy: "serving Prometheus metrics at http://").dropFirst().first?
             .components(separatedBy: "/metrics").first
         if address == nil { try await Task.sleep(for: .milliseconds(50)) }
     }
     let url = try #require(address.map { "http://\($0)\(path)" }, "the daemon logs where it serves metrics")
     return try await blocking {
         // curl, as Prometheus would reach it: a plain HTTP GET.
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("scrape-\(UUID().uuidString.prefix(8))").path
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "scrape-\(UUID().uuidString.prefix(8))"
+        ).path
         defer { unlink(output) }
-        let process = try ChildProcess.spawn("/usr/bin/curl", ["-s", "-o", output, "-w", "%{http_code}", url], stdout: .pipe)
+        let process = try ChildProcess.spawn(
+            "/usr/bin/curl", ["-s", "-o", output, "-w", "%{http_code}", url], stdout: .pipe)
         let code = Int(String(decoding: process.readAll(), as: UTF8.self)) ?? 0
         _ = process.wait()
         return (code, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
@@ -24,7 +28,9 @@ func scrape(_ log: @autoclosure () -> String, path: String = "/metrics") async t
 
 /// The value of one sample line, `name{labels} value`, or nil.
 func sample(_ body: String, _ series: String) -> Double? {
-    body.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    body.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap {
+        Double($0.split(separator: " ").last ?? "")
+    }
 }
 
 @Suite("Metrics", .timeLimit(.minutes(5)))
@@ -37,7 +43,9 @@ struct MetricsTests {
             _ = try FileManager.default.contentsOfDirectory(atPath: mount.path("secrets"))
             let (status, body) = try await scrape(mount.log)
             #expect(status == 200)
-            #expect((sample(body, #"akvfs_keyvault_requests_total{operation="GetSecret",status="200"}"#) ?? 0) >= 1, "\(body)")
+            #expect(
+                (sample(body, #"akvfs_keyvault_requests_total{operation="GetSecret",status="200"}"#) ?? 0) >= 1,
+                "\(body)")
             #expect((sample(body, #"akvfs_keyvault_requests_total{operation="GetSecrets",status="200"}"#) ?? 0) >= 1)
             #expect(body.contains(#"akvfs_keyvault_request_duration_seconds_bucket{operation="GetSecret",le="0.005"}"#))
             #expect((sample(body, "akvfs_cache_misses_total") ?? 0) >= 1)
@@ -51,12 +59,16 @@ struct MetricsTests {
     @Test("A --metrics-address that cannot be used fails before mounting, saying what is wrong")
     func badAddress() async throws {
         try await withEmulatorProcess { emulator in
-            for (address, message) in [("9090", "is not host:port"), ("256.1.1.1:9090", "cannot resolve"), ("127.0.0.1:99999", "is not host:port")] {
+            for (address, message) in [
+                ("9090", "is not host:port"), ("256.1.1.1:9090", "cannot resolve"),
+                ("127.0.0.1:99999", "is not host:port"),
+            ] {
                 let mountpoint = emulator.directory.appendingPathComponent("mnt-\(UUID().uuidString.prefix(6))").path
                 try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
                 let log = emulator.directory.appendingPathComponent("bad-metrics.log")
                 let process = try MountedVault.start(
-                    emulator: emulator, vault: "demo", mountpoint: mountpoint, arguments: ["--metrics-address", address], environment: [:], log: log)
+                    emulator: emulator, vault: "demo", mountpoint: mountpoint,
+                    arguments: ["--metrics-address", address], environment: [:], log: log)
                 #expect(await process.exit() != 0)
                 let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
                 #expect(text.contains(message), "\(address): \(text)")

@@ -27,7 +27,8 @@ func status(_ path: String) async throws -> FileStatus {
         guard stat(path, &buffer) == 0 else { throw TestFailure("stat \(path): \(String(cString: strerror(errno)))") }
         return FileStatus(
             size: Int(buffer.st_size), permissions: Int(buffer.st_mode & 0o7777), inode: UInt64(buffer.st_ino),
-            modified: buffer.st_mtim.tv_sec, isDirectory: buffer.st_mode & S_IFMT == S_IFDIR, uid: buffer.st_uid, gid: buffer.st_gid)
+            modified: buffer.st_mtim.tv_sec, isDirectory: buffer.st_mode & S_IFMT == S_IFDIR, uid: buffer.st_uid,
+            gid: buffer.st_gid)
     }
 }
 
@@ -60,9 +61,13 @@ final class EmulatorProcess: Sendable {
     func vaultURL(_ name: String) -> String { "https://\(name).vault.localhost:\(port)/" }
 
     init(seedJSON: String? = nil) async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-mount-test-\(UUID().uuidString)")
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "akvfs-mount-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var arguments = ["--port", "0", "--imds-port", "0", "--ca-out", directory.appendingPathComponent("ca.pem").path, "--log-level", "error"]
+        var arguments = [
+            "--port", "0", "--imds-port", "0", "--ca-out", directory.appendingPathComponent("ca.pem").path,
+            "--log-level", "error",
+        ]
         if let seedJSON {
             let seed = directory.appendingPathComponent("seed.json")
             try Data(seedJSON.utf8).write(to: seed)
@@ -70,7 +75,8 @@ final class EmulatorProcess: Sendable {
         } else {
             arguments.append("--demo")
         }
-        let process = try ChildProcess.spawn(buildDirectory.appendingPathComponent("akvfs-emulator").path, arguments, stdout: .pipe)
+        let process = try ChildProcess.spawn(
+            buildDirectory.appendingPathComponent("akvfs-emulator").path, arguments, stdout: .pipe)
         self.process = process
         let line = try await blocking { process.readLine() ?? "" }
         info = try JSONDecoder().decode(Info.self, from: Data(line.utf8))
@@ -88,7 +94,9 @@ final class EmulatorProcess: Sendable {
 
     // MARK: Admin API and data plane
 
-    func send(_ method: HTTPRequest.Method, _ url: String, headers: HTTPFields = [:], json: Any? = nil) async throws -> (status: Int, body: [UInt8]) {
+    func send(_ method: HTTPRequest.Method, _ url: String, headers: HTTPFields = [:], json: Any? = nil) async throws
+        -> (status: Int, body: [UInt8])
+    {
         let components = try #require(URLComponents(string: url))
         var headers = headers
         var body: [UInt8]?
@@ -98,7 +106,8 @@ final class EmulatorProcess: Sendable {
         }
         let request = HTTPRequest(
             method: method, scheme: components.scheme, authority: "\(components.host!):\(components.port!)",
-            path: components.percentEncodedPath + (components.percentEncodedQuery.map { "?\($0)" } ?? ""), headerFields: headers)
+            path: components.percentEncodedPath + (components.percentEncodedQuery.map { "?\($0)" } ?? ""),
+            headerFields: headers)
         let response = try await http.execute(request, body: body)
         return (response.head.status.code, response.body)
     }
@@ -106,14 +115,20 @@ final class EmulatorProcess: Sendable {
     /// Requests the emulator served for `vault` whose path is exactly `path`.
     func requests(vault: String, path: String, method: String = "GET") async throws -> [[String: Any]] {
         let (_, body) = try await send(.get, "\(adminURL)/requests")
-        let all = (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]] ?? []
-        return all.filter { $0["vault"] as? String == vault && $0["path"] as? String == path && $0["method"] as? String == method }
+        let all =
+            (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]]
+            ?? []
+        return all.filter {
+            $0["vault"] as? String == vault && $0["path"] as? String == path && $0["method"] as? String == method
+        }
     }
 
     /// Every request the emulator answered so far: Key Vault, Entra ID, IMDS and Kubernetes.
     func requestCount() async throws -> Int {
         let (_, body) = try await send(.get, "\(adminURL)/requests")
-        return ((try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]])?.count ?? 0
+        return
+            ((try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]])?
+            .count ?? 0
     }
 
     func injectFault(_ rule: [String: Any]) async throws {
@@ -128,26 +143,35 @@ final class EmulatorProcess: Sendable {
     /// `throttleScale`, `emptyMiddlePages`.
     func setTiming(vault: String, _ timing: [String: Any]) async throws {
         let (status, body) = try await send(.put, "\(adminURL)/vaults/\(vault)/timing", json: timing)
-        guard status == 200 else { throw TestFailure("setting the timing of \(vault) answered \(status): \(String(decoding: body, as: UTF8.self))") }
+        guard status == 200 else {
+            throw TestFailure(
+                "setting the timing of \(vault) answered \(status): \(String(decoding: body, as: UTF8.self))")
+        }
     }
 
     /// Requests the emulator served for `vault`, whatever their path.
     func requests(vault: String) async throws -> [[String: Any]] {
         let (_, body) = try await send(.get, "\(adminURL)/requests")
-        let all = (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]] ?? []
+        let all =
+            (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]]
+            ?? []
         return all.filter { $0["vault"] as? String == vault }
     }
 
     /// Sets a new secret version through the data plane, as an open client-secret identity.
     func setSecret(vault: String, name: String, value: String) async throws {
-        let form = "grant_type=client_credentials&client_id=setter&client_secret=x&scope=\("https://vault.localhost:\(port)/.default".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)"
+        let form =
+            "grant_type=client_credentials&client_id=setter&client_secret=x&scope=\("https://vault.localhost:\(port)/.default".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)"
         let tokenRequest = HTTPRequest(
             method: .post, scheme: "https", authority: "localhost:\(port)", path: "/\(tenantId)/oauth2/v2.0/token",
             headerFields: [.contentType: "application/x-www-form-urlencoded"])
         let tokenResponse = try await http.execute(tokenRequest, body: Array(form.utf8))
-        let token = try #require((try JSONSerialization.jsonObject(with: Data(tokenResponse.body)) as? [String: Any])?["access_token"] as? String)
+        let token = try #require(
+            (try JSONSerialization.jsonObject(with: Data(tokenResponse.body)) as? [String: Any])?["access_token"]
+                as? String)
         let (status, _) = try await send(
-            .put, vaultURL(vault) + "secrets/\(name)?api-version=7.6", headers: [.authorization: "Bearer \(token)"], json: ["value": value])
+            .put, vaultURL(vault) + "secrets/\(name)?api-version=7.6", headers: [.authorization: "Bearer \(token)"],
+            json: ["value": value])
         guard status == 200 else { throw TestFailure("setting \(name) answered \(status)") }
     }
 }
@@ -161,20 +185,23 @@ final class MountedVault: Sendable {
     /// `launcher` runs akvfs (its path and arguments come last), for a different working
     /// directory or limits.
     init(
-        emulator: EmulatorProcess, vault: String = "demo", extraArguments: [String] = ["--ttl", "2", "--max-stale", "300"],
+        emulator: EmulatorProcess, vault: String = "demo",
+        extraArguments: [String] = ["--ttl", "2", "--max-stale", "300"],
         environment: [String: String] = [:], launcher: [String] = []
     ) async throws {
         mountpoint = emulator.directory.appendingPathComponent("mnt-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
         logFile = emulator.directory.appendingPathComponent("akvfs-\(UUID().uuidString.prefix(8)).log")
         process = try Self.start(
-            emulator: emulator, vault: vault, mountpoint: mountpoint, arguments: extraArguments, environment: environment, log: logFile,
+            emulator: emulator, vault: vault, mountpoint: mountpoint, arguments: extraArguments,
+            environment: environment, log: logFile,
             launcher: launcher)
         try await waitUntilMounted()
     }
 
     static func start(
-        emulator: EmulatorProcess, vault: String, mountpoint: String, arguments: [String], environment: [String: String], log: URL,
+        emulator: EmulatorProcess, vault: String, mountpoint: String, arguments: [String],
+        environment: [String: String], log: URL,
         launcher: [String] = []
     ) throws -> ChildProcess {
         let variables = [
@@ -183,7 +210,9 @@ final class MountedVault: Sendable {
             "AKVFS_IMDS_ENDPOINT": emulator.imdsEndpoint,
             "AKVFS_LOG_LEVEL": "debug",
         ].merging(environment) { $1 }
-        let command = [buildDirectory.appendingPathComponent("akvfs").path, "mount", emulator.vaultURL(vault), mountpoint] + arguments
+        let command =
+            [buildDirectory.appendingPathComponent("akvfs").path, "mount", emulator.vaultURL(vault), mountpoint]
+            + arguments
         let argv = launcher + command
         return try ChildProcess.spawn(argv[0], Array(argv.dropFirst()), environment: variables, stderr: .file(log.path))
     }
@@ -201,13 +230,17 @@ final class MountedVault: Sendable {
     /// Whether anything is mounted at `path`.
     static func isMountedAnyFilesystem(_ path: String) -> Bool {
         let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        return table.split(separator: "\n").contains { $0.split(separator: " ").count > 4 && $0.split(separator: " ")[4] == path }
+        return table.split(separator: "\n").contains {
+            $0.split(separator: " ").count > 4 && $0.split(separator: " ")[4] == path
+        }
     }
 
     func waitUntilMounted() async throws {
         for _ in 0..<300 {
             if Self.isMounted(mountpoint) { return }
-            guard process.isRunning else { throw TestFailure("akvfs exited (\(process.wait())) before mounting:\n\(log)") }
+            guard process.isRunning else {
+                throw TestFailure("akvfs exited (\(process.wait())) before mounting:\n\(log)")
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw TestFailure("akvfs did not mount within 30 s:\n\(log)")
@@ -258,7 +291,10 @@ func withEmulatorProcess(_ body: (EmulatorProcess) async throws -> Void) async t
 }
 
 /// Runs `body` with an emulator and a mount of its demo vault, and always cleans up.
-func withMountedDemo(arguments: [String] = ["--ttl", "2", "--max-stale", "300"], _ body: (EmulatorProcess, MountedVault) async throws -> Void) async throws {
+func withMountedDemo(
+    arguments: [String] = ["--ttl", "2", "--max-stale", "300"],
+    _ body: (EmulatorProcess, MountedVault) async throws -> Void
+) async throws {
     let emulator = try await EmulatorProcess()
     let mount: MountedVault
     do {

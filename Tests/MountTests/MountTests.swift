@@ -10,10 +10,16 @@ struct MountTests {
     @Test("ls, cat and stat: the layout, exact sizes, modes and times")
     func browse() async throws {
         try await withMountedDemo { (_, mount) async throws in
-            let top = try await blocking { [mount] in try FileManager.default.contentsOfDirectory(atPath: mount.mountpoint).sorted() }
+            let top = try await blocking { [mount] in
+                try FileManager.default.contentsOfDirectory(atPath: mount.mountpoint).sorted()
+            }
             #expect(top == ["certs", "keys", "secrets", "tls"])
-            let secrets = try await blocking { [mount] in try FileManager.default.contentsOfDirectory(atPath: mount.path("secrets")).sorted() }
-            #expect(secrets == [".versions", "api-key", "api-tls", "app-settings", "database-password", "web-tls"], "the disabled secret is not listed")
+            let secrets = try await blocking { [mount] in
+                try FileManager.default.contentsOfDirectory(atPath: mount.path("secrets")).sorted()
+            }
+            #expect(
+                secrets == [".versions", "api-key", "api-tls", "app-settings", "database-password", "web-tls"],
+                "the disabled secret is not listed")
             #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
             #expect(try await mount.read("secrets/database-password") == "correct-horse-battery-staple")
             let file = try await status(mount.path("secrets/api-key"))
@@ -21,14 +27,22 @@ struct MountTests {
             #expect(file.permissions == 0o440)
             let directory = try await status(mount.path("secrets"))
             #expect(directory.permissions == 0o550 && directory.isDirectory)
-            #expect(abs(Double(file.modified) - Date().timeIntervalSince1970) < 3600, "mtime is Key Vault's updated time (the emulator seeded it just now)")
+            #expect(
+                abs(Double(file.modified) - Date().timeIntervalSince1970) < 3600,
+                "mtime is Key Vault's updated time (the emulator seeded it just now)")
             #expect(try await mount.read("keys/signing-key").hasPrefix("-----BEGIN PUBLIC KEY-----"))
             #expect(try await mount.read("certs/web-tls").hasPrefix("-----BEGIN CERTIFICATE-----"))
             let pem = try await mount.read("secrets/api-tls")
             #expect(pem.hasPrefix("-----BEGIN PRIVATE KEY-----"))
-            #expect(pem.components(separatedBy: "-----BEGIN CERTIFICATE-----").count == 4, "key, then leaf, intermediate and root")
-            #expect(try await mount.read("tls/api-tls/fullchain.pem").components(separatedBy: "-----BEGIN CERTIFICATE-----").count == 4)
-            #expect(try await mount.read("tls/api-tls/cert.pem").components(separatedBy: "-----BEGIN CERTIFICATE-----").count == 2)
+            #expect(
+                pem.components(separatedBy: "-----BEGIN CERTIFICATE-----").count == 4,
+                "key, then leaf, intermediate and root")
+            #expect(
+                try await mount.read("tls/api-tls/fullchain.pem").components(separatedBy: "-----BEGIN CERTIFICATE-----")
+                    .count == 4)
+            #expect(
+                try await mount.read("tls/api-tls/cert.pem").components(separatedBy: "-----BEGIN CERTIFICATE-----")
+                    .count == 2)
             #expect(try await mount.read("tls/api-tls/key.pem").hasPrefix("-----BEGIN PRIVATE KEY-----"))
             await #expect(throws: (any Error).self) { _ = try await mount.read("secrets/retired-token") }
             await #expect(throws: (any Error).self) { _ = try await mount.read("secrets/does-not-exist") }
@@ -38,10 +52,14 @@ struct MountTests {
     @Test("Versions are listed and readable under .versions")
     func versions() async throws {
         try await withMountedDemo { (_, mount) async throws in
-            let versions = try await blocking { [mount] in try FileManager.default.contentsOfDirectory(atPath: mount.path("secrets/.versions/database-password")) }
+            let versions = try await blocking { [mount] in
+                try FileManager.default.contentsOfDirectory(atPath: mount.path("secrets/.versions/database-password"))
+            }
             #expect(versions.count == 2)
             var values: Set<String> = []
-            for version in versions { values.insert(try await mount.read("secrets/.versions/database-password/\(version)")) }
+            for version in versions {
+                values.insert(try await mount.read("secrets/.versions/database-password/\(version)"))
+            }
             #expect(values == ["initial-password-1", "correct-horse-battery-staple"])
         }
     }
@@ -54,16 +72,23 @@ struct MountTests {
                 var buffer = [CChar](repeating: 0, count: 4096)
                 let length = listxattr(path, &buffer, buffer.count)
                 guard length >= 0 else { throw TestFailure("listxattr: \(String(cString: strerror(errno)))") }
-                return buffer[..<length].split(separator: 0).map { String(decoding: $0.map(UInt8.init(bitPattern:)), as: UTF8.self) }
+                return buffer[..<length].split(separator: 0).map {
+                    String(decoding: $0.map(UInt8.init(bitPattern:)), as: UTF8.self)
+                }
             }
-            for expected in ["user.version", "user.id", "user.content_type", "user.created", "user.updated", "user.tags", "user.tag.team"] {
+            for expected in [
+                "user.version", "user.id", "user.content_type", "user.created", "user.updated", "user.tags",
+                "user.tag.team",
+            ] {
                 #expect(names.contains(expected), "missing \(expected) in \(names)")
             }
             func value(_ name: String) async throws -> String {
                 try await blocking {
                     var buffer = [UInt8](repeating: 0, count: 4096)
                     let length = getxattr(path, name, &buffer, buffer.count)
-                    guard length >= 0 else { throw TestFailure("getxattr \(name): \(String(cString: strerror(errno)))") }
+                    guard length >= 0 else {
+                        throw TestFailure("getxattr \(name): \(String(cString: strerror(errno)))")
+                    }
                     return String(decoding: buffer[..<length], as: UTF8.self)
                 }
             }
@@ -127,7 +152,9 @@ struct MountTests {
             try await emulator.injectFault(["vault": "demo", "status": 503, "count": 10_000])
             try await Task.sleep(for: .seconds(3))  // past the 2 s TTL: a refresh is due and fails
             #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
-            let failed = try await emulator.requests(vault: "demo", path: "/secrets/api-key").filter { $0["status"] as? Int == 503 }
+            let failed = try await emulator.requests(vault: "demo", path: "/secrets/api-key").filter {
+                $0["status"] as? Int == 503
+            }
             #expect(!failed.isEmpty, "the refresh reached Key Vault and failed")
             try await emulator.clearFaults()
         }
@@ -150,9 +177,12 @@ struct MountTests {
             // daemon's working directory: only akvfs itself can keep them from happening.
             let workingDirectory = emulator.directory.appendingPathComponent("crash-\(UUID().uuidString.prefix(8))")
             try FileManager.default.createDirectory(at: workingDirectory, withIntermediateDirectories: true)
-            let launcher = ["/bin/sh", "-c", #"cd "$0" && exec prlimit --core=unlimited:unlimited -- "$@""#, workingDirectory.path]
+            let launcher = [
+                "/bin/sh", "-c", #"cd "$0" && exec prlimit --core=unlimited:unlimited -- "$@""#, workingDirectory.path,
+            ]
             // Swift's crash backtracer would catch the signal and let the daemon live on.
-            let mount = try await MountedVault(emulator: emulator, environment: ["SWIFT_BACKTRACE": "enable=no"], launcher: launcher)
+            let mount = try await MountedVault(
+                emulator: emulator, environment: ["SWIFT_BACKTRACE": "enable=no"], launcher: launcher)
             #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
             mount.process.signal(SIGABRT)
             #expect(await mount.process.exit() == 128 + SIGABRT)
@@ -175,7 +205,9 @@ struct MountTests {
             }
             #expect(deadError == ENOTCONN, "the killed daemon left a dead mount")
             let secondLog = emulator.directory.appendingPathComponent("second.log")
-            let process = try MountedVault.start(emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: [], environment: [:], log: secondLog)
+            let process = try MountedVault.start(
+                emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: [], environment: [:],
+                log: secondLog)
             // Wait for the new daemon to serve (statvfs reaches the daemon; the kernel may still
             // answer reads of recently read files from its cache).
             var live = false
@@ -192,7 +224,10 @@ struct MountTests {
             process.signal(SIGTERM)
             _ = await process.exit()
             #expect(!MountedVault.isMounted(first.mountpoint))
-            let mountCount = ((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "").components(separatedBy: first.mountpoint).count - 1
+            let mountCount =
+                ((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "").components(
+                    separatedBy: first.mountpoint
+                ).count - 1
             #expect(mountCount == 0, "no stacked or dead mount is left behind")
         }
     }
@@ -204,7 +239,8 @@ struct MountTests {
             try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
             let log = emulator.directory.appendingPathComponent("fail.log")
             let process = try MountedVault.start(
-                emulator: emulator, vault: "demo", mountpoint: mountpoint, arguments: ["--credential", "client-secret"], environment: [:], log: log)
+                emulator: emulator, vault: "demo", mountpoint: mountpoint,
+                arguments: ["--credential", "client-secret"], environment: [:], log: log)
             #expect(await process.exit() != 0)
             #expect((try? String(contentsOf: log, encoding: .utf8))?.contains("AZURE_CLIENT_SECRET") == true)
             #expect(!MountedVault.isMounted(mountpoint))

@@ -49,7 +49,8 @@ final class ReaderLoop: Sendable {
                                 tally.longest = max(tally.longest, took)
                                 switch result {
                                 case .success(let text) where text == expected(name) && listed: break
-                                case .success(let text): tally.failures.append("\(name): read \(text.prefix(40)), listed \(listed)")
+                                case .success(let text):
+                                    tally.failures.append("\(name): read \(text.prefix(40)), listed \(listed)")
                                 case .failure(let error): tally.failures.append("\(name): \(error)")
                                 }
                             }
@@ -75,12 +76,15 @@ final class KeeperProcess: Sendable {
 
     /// `socketPath`: where a keeper that stopped listened, for one that replaces it.
     init(directory: URL, socketPath: String? = nil) async throws {
-        let socketPath = socketPath ?? directory.appendingPathComponent("keeper-\(UUID().uuidString.prefix(6)).sock").path
+        let socketPath =
+            socketPath ?? directory.appendingPathComponent("keeper-\(UUID().uuidString.prefix(6)).sock").path
         self.socketPath = socketPath
         process = try ChildProcess.spawn(
             buildDirectory.appendingPathComponent("akvfs-keeper").path, ["--socket", socketPath],
             stderr: .file(directory.appendingPathComponent("keeper.log").path))
-        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socketPath) { try await Task.sleep(for: .milliseconds(50)) }
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socketPath) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
     }
 
     func stop() async {
@@ -100,7 +104,9 @@ final class KeptMount: @unchecked Sendable {
     let arguments: [String]
 
     private init(emulator: EmulatorProcess, keeper: KeeperProcess, first: MountedVault, arguments: [String]) {
-        (self.emulator, self.keeper, self.first, self.current, self.arguments) = (emulator, keeper, first, first.process, arguments)
+        (self.emulator, self.keeper, self.first, self.current, self.arguments) = (
+            emulator, keeper, first, first.process, arguments
+        )
     }
 
     static func with(_ body: (KeptMount) async throws -> Void) async throws {
@@ -108,7 +114,8 @@ final class KeptMount: @unchecked Sendable {
         let keeper = try await KeeperProcess(directory: emulator.directory)
         let arguments = ["--ttl", "300", "--keeper", keeper.socketPath]
         let mount = KeptMount(
-            emulator: emulator, keeper: keeper, first: try await MountedVault(emulator: emulator, extraArguments: arguments), arguments: arguments)
+            emulator: emulator, keeper: keeper,
+            first: try await MountedVault(emulator: emulator, extraArguments: arguments), arguments: arguments)
         do {
             try await body(mount)
         } catch {
@@ -127,7 +134,9 @@ final class KeptMount: @unchecked Sendable {
 
     func startNext(log name: String) async throws {
         let log = emulator.directory.appendingPathComponent(name)
-        current = try MountedVault.start(emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: arguments, environment: [:], log: log)
+        current = try MountedVault.start(
+            emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: arguments, environment: [:],
+            log: log)
         try await MountedVault.waitForTakeover(current, log: log)
     }
 
@@ -143,8 +152,12 @@ extension EmulatorProcess {
     /// GETs of the 20 secrets' values so far.
     func secretGets() async throws -> Int {
         let (_, body) = try await send(.get, "\(adminURL)/requests")
-        let all = (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]] ?? []
-        return all.filter { ($0["path"] as? String)?.hasPrefix("/secrets/secret-") == true && $0["status"] as? Int == 200 }.count
+        let all =
+            (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]]
+            ?? []
+        return all.filter {
+            ($0["path"] as? String)?.hasPrefix("/secrets/secret-") == true && $0["status"] as? Int == 200
+        }.count
     }
 }
 
@@ -155,7 +168,9 @@ extension MountedVault {
         for _ in 0..<600 {
             let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
             if text.contains("serving the mount taken over") { return }
-            guard process.isRunning else { throw TestFailure("akvfs exited (\(process.wait())) before taking over:\n\(text)") }
+            guard process.isRunning else {
+                throw TestFailure("akvfs exited (\(process.wait())) before taking over:\n\(text)")
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw TestFailure("akvfs did not take the mount over within 30 s")
@@ -172,14 +187,18 @@ struct RestartTests {
         var second: ChildProcess?
         defer { second?.signal(SIGTERM) }
         do {
-            for name in TwentySecrets.names { #expect(try await first.read("secrets/\(name)") == TwentySecrets.value(name)) }
+            for name in TwentySecrets.names {
+                #expect(try await first.read("secrets/\(name)") == TwentySecrets.value(name))
+            }
             let getsBefore = try await emulator.secretGets()
-            let readers = ReaderLoop(readers: 4, directory: first.path("secrets"), names: TwentySecrets.names, expected: TwentySecrets.value)
+            let readers = ReaderLoop(
+                readers: 4, directory: first.path("secrets"), names: TwentySecrets.names, expected: TwentySecrets.value)
             try await Task.sleep(for: .milliseconds(500))
 
             let log = emulator.directory.appendingPathComponent("second.log")
             let process = try MountedVault.start(
-                emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: ["--ttl", "300"], environment: [:], log: log)
+                emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: ["--ttl", "300"],
+                environment: [:], log: log)
             second = process
             try await MountedVault.waitForTakeover(process, log: log)
             #expect(await first.process.exit() == 0, "the first daemon exits once the second serves")
@@ -188,7 +207,9 @@ struct RestartTests {
 
             #expect(tally.failures.isEmpty, "\(tally.failures.prefix(5))")
             #expect(tally.reads > 100)
-            #expect(try await emulator.secretGets() == getsBefore, "cached content came across; the second daemon fetched none of it")
+            #expect(
+                try await emulator.secretGets() == getsBefore,
+                "cached content came across; the second daemon fetched none of it")
             #expect(MountedVault.isMounted(first.mountpoint))
             #expect(first.log.contains("handed the mount over"))
 
@@ -205,10 +226,14 @@ struct RestartTests {
         await emulator.stop()
     }
 
-    @Test("Killed with SIGKILL 5 times and restarted, akvfs reclaims the mount from a keeper: 4 readers see no failed read")
+    @Test(
+        "Killed with SIGKILL 5 times and restarted, akvfs reclaims the mount from a keeper: 4 readers see no failed read"
+    )
     func killAndRestart() async throws {
         try await KeptMount.with { mount in
-            let readers = ReaderLoop(readers: 4, directory: mount.first.path("secrets"), names: TwentySecrets.names, expected: TwentySecrets.value)
+            let readers = ReaderLoop(
+                readers: 4, directory: mount.first.path("secrets"), names: TwentySecrets.names,
+                expected: TwentySecrets.value)
             for round in 1...5 {
                 try await Task.sleep(for: .milliseconds(1_500))
                 try await mount.killAndRestart(log: "restart-\(round).log")
@@ -230,7 +255,8 @@ struct RestartTests {
             #expect(try await mount.first.read("secrets/secret-01") == TwentySecrets.value("secret-01"))
             // The keeper's pod is replaced: what it held is gone.
             await mount.keeper.stop()
-            mount.keeper = try await KeeperProcess(directory: mount.emulator.directory, socketPath: mount.keeper.socketPath)
+            mount.keeper = try await KeeperProcess(
+                directory: mount.emulator.directory, socketPath: mount.keeper.socketPath)
             var given = false
             for _ in 0..<300 where !given {
                 try await Task.sleep(for: .milliseconds(50))
@@ -250,11 +276,17 @@ struct RestartTests {
         try await KeptMount.with { mount in
             let emulator = mount.emulator
             // The daemon reads this lookup and asks Key Vault, which hangs.
-            try await emulator.injectFault(["vault": "demo", "pathPrefix": "/secrets/secret-07", "action": "hang", "hangSeconds": 120])
+            try await emulator.injectFault([
+                "vault": "demo", "pathPrefix": "/secrets/secret-07", "action": "hang", "hangSeconds": 120,
+            ])
             let path = mount.first.path("secrets/secret-07")
             let waiting = Task { try await blocking { try String(contentsOfFile: path, encoding: .utf8) } }
             for _ in 0..<100 {
-                if try await emulator.requests(vault: "demo", path: "/secrets/secret-07").contains(where: { $0["fault"] is String }) { break }
+                if try await emulator.requests(vault: "demo", path: "/secrets/secret-07").contains(where: {
+                    $0["fault"] is String
+                }) {
+                    break
+                }
                 try await Task.sleep(for: .milliseconds(50))
             }
             mount.current.signal(SIGKILL)
@@ -262,7 +294,9 @@ struct RestartTests {
             try await emulator.clearFaults()
             try await mount.startNext(log: "after-death.log")
             #expect(try await waiting.value == TwentySecrets.value("secret-07"))
-            #expect((try? String(contentsOf: emulator.directory.appendingPathComponent("after-death.log"), encoding: .utf8))?.contains("resend") == true)
+            #expect(
+                (try? String(contentsOf: emulator.directory.appendingPathComponent("after-death.log"), encoding: .utf8))?
+                    .contains("resend") == true)
             mount.current.signal(SIGTERM)
             _ = await mount.current.exit()
         }
@@ -301,10 +335,13 @@ struct RestartTests {
                 return request.text
             }
             let log = emulator.directory.appendingPathComponent("fresh.log")
-            let fresh = try MountedVault.start(emulator: emulator, vault: "demo", mountpoint: mount.mountpoint, arguments: [], environment: [:], log: log)
+            let fresh = try MountedVault.start(
+                emulator: emulator, vault: "demo", mountpoint: mount.mountpoint, arguments: [], environment: [:],
+                log: log)
             defer { fresh.signal(SIGTERM) }
             #expect(try await serving.value.hasPrefix("TAKEOVER 1 "))
-            for _ in 0..<100 where !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("[akvfs] serving") {
+            for _ in 0..<100 where !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("[akvfs] serving")
+            {
                 try await Task.sleep(for: .milliseconds(100))
             }
             #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
@@ -314,7 +351,8 @@ struct RestartTests {
         }
     }
 
-    @Test("Only root may take a mount over or use a keeper: other users cannot reach the sockets, nor are they answered")
+    @Test(
+        "Only root may take a mount over or use a keeper: other users cannot reach the sockets, nor are they answered")
     func onlyRoot() async throws {
         let emulator = try await EmulatorProcess()
         let keeper = try await KeeperProcess(directory: emulator.directory)
@@ -327,7 +365,8 @@ struct RestartTests {
                 var opened: [(String, mode_t)] = []
                 var directory = path
                 while directory != "/" {
-                    let mode = try FileManager.default.attributesOfItem(atPath: directory)[.posixPermissions] as? Int ?? 0o700
+                    let mode =
+                        try FileManager.default.attributesOfItem(atPath: directory)[.posixPermissions] as? Int ?? 0o700
                     opened.append((directory, mode_t(mode)))
                     chmod(directory, directory == path ? 0o777 : mode_t(mode) | 0o111)
                     directory = (directory as NSString).deletingLastPathComponent
@@ -353,7 +392,8 @@ struct RestartTests {
         let emulator = try await EmulatorProcess(seedJSON: TwentySecrets.seed)
         let store = try FakeSystemdStore(directory: emulator.directory)
         let first = try await MountedVault(
-            emulator: emulator, extraArguments: ["--ttl", "300", "--systemd-descriptor-store"], environment: ["NOTIFY_SOCKET": store.path])
+            emulator: emulator, extraArguments: ["--ttl", "300", "--systemd-descriptor-store"],
+            environment: ["NOTIFY_SOCKET": store.path])
         var next: ChildProcess?
         do {
             #expect(try await first.read("secrets/secret-03") == TwentySecrets.value("secret-03"))
@@ -361,15 +401,23 @@ struct RestartTests {
             first.process.signal(SIGTERM)
             #expect(await first.process.exit() == 0)
             #expect(MountedVault.isMounted(first.mountpoint), "left mounted for the next start")
-            let waiting = Task { try await blocking { [first] in try String(contentsOfFile: first.path("secrets/secret-04"), encoding: .utf8) } }
+            let waiting = Task {
+                try await blocking { [first] in
+                    try String(contentsOfFile: first.path("secrets/secret-04"), encoding: .utf8)
+                }
+            }
 
             // systemd starts the unit again, passing what it kept as LISTEN_FDS.
             let log = emulator.directory.appendingPathComponent("next-start.log")
-            let command = [buildDirectory.appendingPathComponent("akvfs").path, "mount", emulator.vaultURL("demo"), first.mountpoint, "--ttl", "300", "--systemd-descriptor-store"]
+            let command = [
+                buildDirectory.appendingPathComponent("akvfs").path, "mount", emulator.vaultURL("demo"),
+                first.mountpoint, "--ttl", "300", "--systemd-descriptor-store",
+            ]
             let process = try ChildProcess.spawn(
                 "/bin/sh", ["-c", #"LISTEN_PID=$$ exec "$@""#, "sh"] + command,
                 environment: [
-                    "PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "AKVFS_CA_FILE": emulator.caFile, "AKVFS_IMDS_ENDPOINT": emulator.imdsEndpoint,
+                    "PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "AKVFS_CA_FILE": emulator.caFile,
+                    "AKVFS_IMDS_ENDPOINT": emulator.imdsEndpoint,
                     "AKVFS_LOG_LEVEL": "debug", "NOTIFY_SOCKET": store.path, "LISTEN_FDS": "\(kept.count)",
                     "LISTEN_FDNAMES": kept.map(\.name).joined(separator: ":"),
                 ],
@@ -396,13 +444,16 @@ struct RestartTests {
     static func handoffSocket(of mountpoint: String) throws -> String {
         let names = try FileManager.default.contentsOfDirectory(atPath: "/run/akvfs/handoff")
         let digest = digestPrefix(mountpoint)
-        guard let name = names.first(where: { $0.contains(digest) }) else { throw TestFailure("no handoff socket for \(mountpoint) in \(names)") }
+        guard let name = names.first(where: { $0.contains(digest) }) else {
+            throw TestFailure("no handoff socket for \(mountpoint) in \(names)")
+        }
         return "/run/akvfs/handoff/\(name)"
     }
 
     /// The first 8 bytes of SHA-256 of the mountpoint, in hex: how akvfs names its socket.
     static func digestPrefix(_ mountpoint: String) -> String {
-        let process = try? ChildProcess.spawn("/bin/sh", ["-c", #"printf %s "$0" | sha256sum | cut -c1-16"#, mountpoint], stdout: .pipe)
+        let process = try? ChildProcess.spawn(
+            "/bin/sh", ["-c", #"printf %s "$0" | sha256sum | cut -c1-16"#, mountpoint], stdout: .pipe)
         return String(decoding: process?.readAll() ?? [], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -424,7 +475,9 @@ struct RestartTests {
             except (ConnectionResetError, BrokenPipeError, socket.timeout):
                 print("unanswered")
             """
-        let process = try ChildProcess.spawn("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, path], stdout: .pipe)
+        let process = try ChildProcess.spawn(
+            "/usr/bin/setpriv",
+            ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, path], stdout: .pipe)
         let output = try await blocking { process.readAll() }
         _ = await process.exit()
         return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -447,7 +500,9 @@ final class FakeSystemdStore: Sendable {
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(socket, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard bound == 0 else { throw TestFailure("cannot bind \(path)") }
     }
@@ -466,7 +521,8 @@ final class FakeSystemdStore: Sendable {
                 var descriptors = [Int32](repeating: -1, count: 16)
                 var received: Int32 = 0
                 let length = bytes.withUnsafeMutableBytes { buffer in
-                    clinux_receive_with_descriptors(socket, buffer.baseAddress, UInt(buffer.count), &descriptors, 16, &received)
+                    clinux_receive_with_descriptors(
+                        socket, buffer.baseAddress, UInt(buffer.count), &descriptors, 16, &received)
                 }
                 guard length >= 0 else { throw TestFailure("no FDSTORE message within 10 s") }
                 let text = String(decoding: bytes[0..<length], as: UTF8.self)

@@ -7,11 +7,16 @@ import Testing
 
 extension EmulatorProcess {
     /// A call to the emulator's Kubernetes API as a cluster admin would make it (a token of its own).
-    func kubernetes(_ method: HTTPRequest.Method, _ path: String, json: Any? = nil) async throws -> (status: Int, object: [String: Any]) {
+    func kubernetes(_ method: HTTPRequest.Method, _ path: String, json: Any? = nil) async throws -> (
+        status: Int, object: [String: Any]
+    ) {
         let (_, tokenBody) = try await send(
-            .post, "\(adminURL)/service-account-tokens", json: ["subject": "system:serviceaccount:kube-system:admin", "audience": "https://kubernetes.default.svc"])
-        let token = try #require((try JSONSerialization.jsonObject(with: Data(tokenBody)) as? [String: Any])?["token"] as? String)
-        let (status, body) = try await send(method, "https://localhost:\(port)\(path)", headers: [.authorization: "Bearer \(token)"], json: json)
+            .post, "\(adminURL)/service-account-tokens",
+            json: ["subject": "system:serviceaccount:kube-system:admin", "audience": "https://kubernetes.default.svc"])
+        let token = try #require(
+            (try JSONSerialization.jsonObject(with: Data(tokenBody)) as? [String: Any])?["token"] as? String)
+        let (status, body) = try await send(
+            method, "https://localhost:\(port)\(path)", headers: [.authorization: "Bearer \(token)"], json: json)
         return (status, (try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]) ?? [:])
     }
 
@@ -20,7 +25,9 @@ extension EmulatorProcess {
         return status == 200 ? object : nil
     }
 
-    func putSecretProviderClass(namespace: String, name: String, parameters: [String: String], secretObjects: [[String: Any]]) async throws {
+    func putSecretProviderClass(
+        namespace: String, name: String, parameters: [String: String], secretObjects: [[String: Any]]
+    ) async throws {
         let object: [String: Any] = [
             "apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
             "metadata": ["name": name, "namespace": namespace],
@@ -38,19 +45,23 @@ struct SecretSyncTests {
         ["objectName": "db-password", "objectType": "secret", "objectAlias": "password.txt"],
         ["objectName": "web", "objectType": "secret", "objectAlias": "web.pem"],
     ]
-    static var secretObjects: [[String: Any]] { [
+    static var secretObjects: [[String: Any]] {
         [
-            "secretName": "app-secrets", "type": "Opaque", "labels": ["app": "web"], "annotations": ["team": "a"],
-            "data": [["objectName": "password.txt", "key": "password"]],
-        ],
-        [
-            "secretName": "web-tls", "type": "kubernetes.io/tls",
-            "data": [["objectName": "web.pem", "key": "tls.crt"], ["objectName": "web.pem", "key": "tls.key"]],
-        ],
-    ] }
+            [
+                "secretName": "app-secrets", "type": "Opaque", "labels": ["app": "web"], "annotations": ["team": "a"],
+                "data": [["objectName": "password.txt", "key": "password"]],
+            ],
+            [
+                "secretName": "web-tls", "type": "kubernetes.io/tls",
+                "data": [["objectName": "web.pem", "key": "tls.crt"], ["objectName": "web.pem", "key": "tls.key"]],
+            ],
+        ]
+    }
 
     static func data(_ secret: [String: Any]?, _ key: String) -> String? {
-        ((secret?["data"] as? [String: String])?[key]).flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
+        ((secret?["data"] as? [String: String])?[key]).flatMap { Data(base64Encoded: $0) }.map {
+            String(decoding: $0, as: UTF8.self)
+        }
     }
 
     static func metadata(_ secret: [String: Any]?) -> [String: Any] { secret?["metadata"] as? [String: Any] ?? [:] }
@@ -61,43 +72,64 @@ struct SecretSyncTests {
 
     /// The key as `openssl pkey -traditional` writes the first key of the file.
     static func traditionalKey(of file: String) throws -> String {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("traditional-\(UUID().uuidString.prefix(8)).pem").path
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "traditional-\(UUID().uuidString.prefix(8)).pem"
+        ).path
         #expect(system("/usr/bin/openssl pkey -in '\(file)' -traditional -out '\(output)'") == 0)
         defer { unlink(output) }
         return try String(contentsOfFile: output, encoding: .utf8)
     }
 
-    @Test("Publishes fill the Secrets byte for byte, owned by their pods; rotation reaches them at republish; the last unpublish deletes them")
+    @Test(
+        "Publishes fill the Secrets byte for byte, owned by their pods; rotation reaches them at republish; the last unpublish deletes them"
+    )
     func lifecycle() async throws {
         try await withCSIPlugin { emulator, plugin in
             try await emulator.putSecretProviderClass(
-                namespace: "team-a", name: "sync", parameters: CSIPluginTests.teamAParameters(objects: Self.objects), secretObjects: Self.secretObjects)
+                namespace: "team-a", name: "sync", parameters: CSIPluginTests.teamAParameters(objects: Self.objects),
+                secretObjects: Self.secretObjects)
             let tokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
             let attributes = ["secretProviderClass": "sync", "csi.storage.k8s.io/serviceAccount.tokens": tokens]
             let first = try TestVolume(emulator, pod: "web-0", attributes: attributes)
             let second = try TestVolume(emulator, pod: "web-1", attributes: attributes)
             for volume in [first, second] {
-                try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+                try await plugin.client {
+                    try await $0.publish(
+                        volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes)
+                }
             }
 
             let opaque = try await emulator.secret("team-a", "app-secrets")
             #expect(opaque?["type"] as? String == "Opaque")
             #expect(Self.data(opaque, "password") == "team-a-password")
-            #expect(Self.metadata(opaque)["labels"] as? [String: String] == ["app": "web", "secrets-store.csi.k8s.io/managed": "true"])
-            #expect(Self.metadata(opaque)["annotations"] as? [String: String] == ["team": "a", "csi.akvfs.io/synced-by": "akvfs"])
+            #expect(
+                Self.metadata(opaque)["labels"] as? [String: String] == [
+                    "app": "web", "secrets-store.csi.k8s.io/managed": "true",
+                ])
+            #expect(
+                Self.metadata(opaque)["annotations"] as? [String: String] == [
+                    "team": "a", "csi.akvfs.io/synced-by": "akvfs",
+                ])
             let podUIDs = Set([first, second].compactMap { $0.attributes["csi.storage.k8s.io/pod.uid"] })
             #expect(Self.ownerUIDs(opaque) == podUIDs, "every pod that mounts it owns it")
-            #expect((Self.metadata(opaque)["ownerReferences"] as? [[String: Any]])?.allSatisfy { $0["kind"] as? String == "Pod" } == true)
+            #expect(
+                (Self.metadata(opaque)["ownerReferences"] as? [[String: Any]])?.allSatisfy {
+                    $0["kind"] as? String == "Pod"
+                } == true)
 
             // kubernetes.io/tls: the certificates of the mounted file in order, and its key as PKCS#1/SEC1.
             let tls = try await emulator.secret("team-a", "web-tls")
             #expect(tls?["type"] as? String == "kubernetes.io/tls")
             let mounted = try await first.read("web.pem")
-            let certificates = mounted.components(separatedBy: "-----BEGIN ").dropFirst().filter { $0.hasPrefix("CERTIFICATE-----") }.map { "-----BEGIN " + $0 }
+            let certificates = mounted.components(separatedBy: "-----BEGIN ").dropFirst().filter {
+                $0.hasPrefix("CERTIFICATE-----")
+            }.map { "-----BEGIN " + $0 }
             #expect(certificates.count == 3)
             #expect(Self.data(tls, "tls.crt") == certificates.joined())
             #expect(Self.data(tls, "tls.key") == (try Self.traditionalKey(of: first.path("web.pem"))))
-            #expect(Self.data(tls, "tls.key")?.hasPrefix("-----BEGIN RSA PRIVATE KEY-----") == true || Self.data(tls, "tls.key")?.hasPrefix("-----BEGIN EC PRIVATE KEY-----") == true)
+            #expect(
+                Self.data(tls, "tls.key")?.hasPrefix("-----BEGIN RSA PRIVATE KEY-----") == true
+                    || Self.data(tls, "tls.key")?.hasPrefix("-----BEGIN EC PRIVATE KEY-----") == true)
 
             // A rotation reaches the Secret at kubelet's next republish once the file shows it.
             try await emulator.setSecret(vault: "team-a-kv", name: "db-password", value: "rotated-password")
@@ -106,11 +138,16 @@ struct SecretSyncTests {
                 try await Task.sleep(for: .milliseconds(250))
                 guard try await first.read("password.txt") == "rotated-password" else { continue }
                 // A republish that meets the rotation filling the Secrets waits for it; it never fails.
-                try await plugin.client { try await $0.publish(volumeID: first.id, targetPath: first.targetPath, attributes: first.attributes) }
-                rotated = Self.data(try await emulator.secret("team-a", "app-secrets"), "password") == "rotated-password"
+                try await plugin.client {
+                    try await $0.publish(volumeID: first.id, targetPath: first.targetPath, attributes: first.attributes)
+                }
+                rotated =
+                    Self.data(try await emulator.secret("team-a", "app-secrets"), "password") == "rotated-password"
             }
             #expect(rotated, "the Secret holds the rotated value after a republish")
-            #expect(!plugin.log.contains("rotated-password") && !plugin.log.contains("team-a-password"), "no value in the log")
+            #expect(
+                !plugin.log.contains("rotated-password") && !plugin.log.contains("team-a-password"),
+                "no value in the log")
 
             // The first pod goes: the Secret stays for the second; then the last one goes.
             try await plugin.client { try await $0.unpublish(volumeID: first.id, targetPath: first.targetPath) }
@@ -122,62 +159,96 @@ struct SecretSyncTests {
         }
     }
 
-    @Test("A Secret akvfs did not create is never changed or deleted; bad entries fail the publish before anything is written")
+    @Test(
+        "A Secret akvfs did not create is never changed or deleted; bad entries fail the publish before anything is written"
+    )
     func refusals() async throws {
         try await withCSIPlugin { emulator, plugin in
             let foreign: [String: Any] = [
                 "apiVersion": "v1", "kind": "Secret", "metadata": ["name": "app-secrets", "namespace": "team-a"],
                 "type": "Opaque", "data": ["password": Data("someone else's".utf8).base64EncodedString()],
             ]
-            #expect(try await emulator.kubernetes(.post, "/api/v1/namespaces/team-a/secrets", json: foreign).status == 201)
+            #expect(
+                try await emulator.kubernetes(.post, "/api/v1/namespaces/team-a/secrets", json: foreign).status == 201)
             let before = try #require(try await emulator.secret("team-a", "app-secrets"))
             try await emulator.putSecretProviderClass(
-                namespace: "team-a", name: "sync", parameters: CSIPluginTests.teamAParameters(objects: Self.objects), secretObjects: Self.secretObjects)
+                namespace: "team-a", name: "sync", parameters: CSIPluginTests.teamAParameters(objects: Self.objects),
+                secretObjects: Self.secretObjects)
             var badEntries = Self.secretObjects
-            badEntries[1]["data"] = [["objectName": "not-mounted.pem", "key": "tls.crt"], ["objectName": "web.pem", "key": "tls.key"]]
+            badEntries[1]["data"] = [
+                ["objectName": "not-mounted.pem", "key": "tls.crt"], ["objectName": "web.pem", "key": "tls.key"],
+            ]
             try await emulator.putSecretProviderClass(
-                namespace: "team-a", name: "bad", parameters: CSIPluginTests.teamAParameters(objects: Self.objects), secretObjects: badEntries)
+                namespace: "team-a", name: "bad", parameters: CSIPluginTests.teamAParameters(objects: Self.objects),
+                secretObjects: badEntries)
             let tokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
 
-            let bad = try TestVolume(emulator, pod: "bad-0", attributes: ["secretProviderClass": "bad", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
+            let bad = try TestVolume(
+                emulator, pod: "bad-0",
+                attributes: ["secretProviderClass": "bad", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
             let refusal = await #expect(throws: RPCError.self) {
-                try await plugin.client { try await $0.publish(volumeID: bad.id, targetPath: bad.targetPath, attributes: bad.attributes) }
+                try await plugin.client {
+                    try await $0.publish(volumeID: bad.id, targetPath: bad.targetPath, attributes: bad.attributes)
+                }
             }
             #expect(refusal?.code == .invalidArgument)
-            #expect(refusal?.message.contains("secretObjects[1] of secretproviderclass team-a/bad: data key tls.crt names objectName \"not-mounted.pem\"") == true, "\(refusal?.message ?? "")")
+            #expect(
+                refusal?.message.contains(
+                    "secretObjects[1] of secretproviderclass team-a/bad: data key tls.crt names objectName \"not-mounted.pem\""
+                ) == true, "\(refusal?.message ?? "")")
             #expect(try await emulator.secret("team-a", "web-tls") == nil, "nothing written")
             #expect(!bad.isMounted)
 
-            let volume = try TestVolume(emulator, pod: "web-0", attributes: ["secretProviderClass": "sync", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
+            let volume = try TestVolume(
+                emulator, pod: "web-0",
+                attributes: ["secretProviderClass": "sync", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
             let taken = await #expect(throws: RPCError.self) {
-                try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+                try await plugin.client {
+                    try await $0.publish(
+                        volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes)
+                }
             }
             #expect(taken?.code == .failedPrecondition)
-            #expect(taken?.message.contains("Secret team-a/app-secrets exists and akvfs did not create it") == true, "\(taken?.message ?? "")")
+            #expect(
+                taken?.message.contains("Secret team-a/app-secrets exists and akvfs did not create it") == true,
+                "\(taken?.message ?? "")")
             #expect(!volume.isMounted)
             let after = try #require(try await emulator.secret("team-a", "app-secrets"))
-            #expect(Self.metadata(after)["resourceVersion"] as? String == Self.metadata(before)["resourceVersion"] as? String, "left alone")
+            #expect(
+                Self.metadata(after)["resourceVersion"] as? String == Self.metadata(before)["resourceVersion"]
+                    as? String, "left alone")
             #expect(Self.data(after, "password") == "someone else's")
         }
     }
 
     /// Events recorded on a pod so far: (type, reason, message).
-    static func events(_ emulator: EmulatorProcess, pod: String) async throws -> [(type: String, reason: String, message: String)] {
+    static func events(_ emulator: EmulatorProcess, pod: String) async throws -> [(
+        type: String, reason: String, message: String
+    )] {
         let (_, list) = try await emulator.kubernetes(.get, "/api/v1/namespaces/team-a/events")
-        return (list["items"] as? [[String: Any]] ?? []).filter { ($0["involvedObject"] as? [String: Any])?["name"] as? String == pod }.map {
+        return (list["items"] as? [[String: Any]] ?? []).filter {
+            ($0["involvedObject"] as? [String: Any])?["name"] as? String == pod
+        }.map {
             ($0["type"] as? String ?? "", $0["reason"] as? String ?? "", $0["message"] as? String ?? "")
         }
     }
 
-    @Test("Rotations applied and failed are events on the pod, with the driver's reasons; a rotation fills the Secret without waiting for a republish")
+    @Test(
+        "Rotations applied and failed are events on the pod, with the driver's reasons; a rotation fills the Secret without waiting for a republish"
+    )
     func rotationEvents() async throws {
         try await withCSIPlugin(arguments: ["--ttl", "2", "--metrics-address", "127.0.0.1:0"]) { emulator, plugin in
             try await emulator.putSecretProviderClass(
-                namespace: "team-a", name: "sync", parameters: CSIPluginTests.teamAParameters(objects: [Self.objects[0]]),
+                namespace: "team-a", name: "sync",
+                parameters: CSIPluginTests.teamAParameters(objects: [Self.objects[0]]),
                 secretObjects: [Self.secretObjects[0]])
             let tokens = try await emulator.serviceAccountTokens(subject: CSISeed.teamASubject)
-            let volume = try TestVolume(emulator, pod: "ev-0", attributes: ["secretProviderClass": "sync", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
-            try await plugin.client { try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes) }
+            let volume = try TestVolume(
+                emulator, pod: "ev-0",
+                attributes: ["secretProviderClass": "sync", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
+            try await plugin.client {
+                try await $0.publish(volumeID: volume.id, targetPath: volume.targetPath, attributes: volume.attributes)
+            }
 
             try await emulator.setSecret(vault: "team-a-kv", name: "db-password", value: "rotated-password")
             var events: [(type: String, reason: String, message: String)] = []
@@ -187,12 +258,25 @@ struct SecretSyncTests {
                 if events.contains(where: { $0.reason == "SecretRotationComplete" }) { break }
                 try await Task.sleep(for: .milliseconds(250))
             }
-            #expect(events.contains { $0 == ("Normal", "MountRotationComplete", "successfully rotated mounted contents for spc team-a/sync") }, "\(events)")
-            #expect(events.contains { $0 == ("Normal", "SecretRotationComplete", "successfully rotated K8s secret app-secrets") }, "\(events)")
-            #expect(Self.data(try await emulator.secret("team-a", "app-secrets"), "password") == "rotated-password", "no republish needed")
+            #expect(
+                events.contains {
+                    $0 == (
+                        "Normal", "MountRotationComplete", "successfully rotated mounted contents for spc team-a/sync"
+                    )
+                }, "\(events)")
+            #expect(
+                events.contains {
+                    $0 == ("Normal", "SecretRotationComplete", "successfully rotated K8s secret app-secrets")
+                }, "\(events)")
+            #expect(
+                Self.data(try await emulator.secret("team-a", "app-secrets"), "password") == "rotated-password",
+                "no republish needed")
 
             // Key Vault fails: one warning for the episode, naming the object and the reason, never the value.
-            try await emulator.injectFault(["vault": "team-a-kv", "pathPrefix": "/secrets/db-password", "action": "status", "status": 503, "count": 1000])
+            try await emulator.injectFault([
+                "vault": "team-a-kv", "pathPrefix": "/secrets/db-password", "action": "status", "status": 503,
+                "count": 1000,
+            ])
             var warnings: [(type: String, reason: String, message: String)] = []
             for _ in 0..<60 where warnings.isEmpty {
                 #expect(try await volume.read("password.txt") == "rotated-password", "the last good content is served")
@@ -201,23 +285,38 @@ struct SecretSyncTests {
             }
             let warning = try #require(warnings.first, "a MountRotationFailed event")
             #expect(warning.type == "Warning")
-            #expect(warning.message.hasPrefix("failed to refresh secret db-password of spc team-a/sync:"), "\(warning.message)")
+            #expect(
+                warning.message.hasPrefix("failed to refresh secret db-password of spc team-a/sync:"),
+                "\(warning.message)")
             #expect(!warning.message.contains("rotated-password") && !warning.message.contains("team-a-password"))
             try await Task.sleep(for: .seconds(3))
-            #expect(try await Self.events(emulator, pod: "ev-0").filter { $0.reason == "MountRotationFailed" }.count == 1, "once per outage, not per retry")
+            #expect(
+                try await Self.events(emulator, pod: "ev-0").filter { $0.reason == "MountRotationFailed" }.count == 1,
+                "once per outage, not per retry")
             try await emulator.clearFaults()
 
             // The driver's metrics, under its names and labels.
-            let bad = try TestVolume(emulator, pod: "bad-0", attributes: ["secretProviderClass": "absent", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
-            _ = try? await plugin.client { try await $0.publish(volumeID: bad.id, targetPath: bad.targetPath, attributes: bad.attributes) }
+            let bad = try TestVolume(
+                emulator, pod: "bad-0",
+                attributes: ["secretProviderClass": "absent", "csi.storage.k8s.io/serviceAccount.tokens": tokens])
+            _ = try? await plugin.client {
+                try await $0.publish(volumeID: bad.id, targetPath: bad.targetPath, attributes: bad.attributes)
+            }
             let (status, body) = try await scrape(plugin.log)
             #expect(status == 200)
             #expect(sample(body, #"total_node_publish{os_type="linux",provider="azure"}"#) == 1, "\(body)")
-            #expect(sample(body, #"total_node_publish_error{error_type="NotFound",os_type="linux",provider="azure"}"#) == 1)
-            #expect((sample(body, #"total_sync_k8s_secret{os_type="linux",provider="azure"}"#) ?? 0) >= 2, "at publish and at the rotation")
+            #expect(
+                sample(body, #"total_node_publish_error{error_type="NotFound",os_type="linux",provider="azure"}"#) == 1)
+            #expect(
+                (sample(body, #"total_sync_k8s_secret{os_type="linux",provider="azure"}"#) ?? 0) >= 2,
+                "at publish and at the rotation")
             #expect(body.contains(#"sync_k8s_secret_duration_sec_bucket{os_type="linux",le="0.1"}"#))
             #expect((sample(body, #"total_rotation_reconcile{os_type="linux",rotated="true"}"#) ?? 0) >= 1)
-            #expect((sample(body, #"total_rotation_reconcile_error{error_type="MountRotationFailed",os_type="linux",rotated="false"}"#) ?? 0) >= 1)
+            #expect(
+                (sample(
+                    body,
+                    #"total_rotation_reconcile_error{error_type="MountRotationFailed",os_type="linux",rotated="false"}"#
+                ) ?? 0) >= 1)
             #expect(body.contains(#"akvfs_publish_duration_seconds_count{outcome="success"} 1"#))
             #expect(!body.contains("rotated-password") && !body.contains("team-a-password"))
         }

@@ -13,7 +13,9 @@ struct ServiceTimingMountTests {
 
     /// A vault of 60 secrets: three pages at 25 per page.
     static var seedJSON: String {
-        let secrets = (0..<secretCount).map { #"{"name": "s-\#(String(format: "%02d", $0))", "value": "\#(value($0))"}"# }
+        let secrets = (0..<secretCount).map {
+            #"{"name": "s-\#(String(format: "%02d", $0))", "value": "\#(value($0))"}"#
+        }
         return #"{"vaults": [{"name": "busy", "secrets": [\#(secrets.joined(separator: ", "))]}]}"#
     }
 
@@ -36,9 +38,13 @@ struct ServiceTimingMountTests {
     }
 
     static func listAndRead(_ emulator: EmulatorProcess, _ mount: MountedVault) async throws {
-        let names = try FileManager.default.contentsOfDirectory(atPath: mount.path("secrets")).filter { !$0.hasPrefix(".") }.sorted()
+        let names = try FileManager.default.contentsOfDirectory(atPath: mount.path("secrets")).filter {
+            !$0.hasPrefix(".")
+        }.sorted()
         #expect(names == (0..<secretCount).map { String(format: "s-%02d", $0) })
-        let listing = try await emulator.requests(vault: "busy", path: "/secrets").filter { $0["status"] as? Int == 200 }
+        let listing = try await emulator.requests(vault: "busy", path: "/secrets").filter {
+            $0["status"] as? Int == 200
+        }
         #expect(listing.count == 5, "3 pages and the 2 empty pages between them")
 
         let wrong = Mutex<[String]>([])
@@ -60,17 +66,24 @@ struct ServiceTimingMountTests {
             // are throttled; the rotation's refresh then has to wait its turn too.
             try await emulator.setTiming(vault: "demo", ["throttleScale": 0.001])
             let failed = Mutex<[String]>([])
-            let paths = ["secrets/database-password", "secrets/app-settings", "certs/web-tls", "certs/api-tls", "secrets", "certs"]
+            let paths = [
+                "secrets/database-password", "secrets/app-settings", "certs/web-tls", "certs/api-tls", "secrets",
+                "certs",
+            ]
             await onThreads(paths.count) { index in
                 let path = mount.path(paths[index])
-                let works = index < 4 ? FileManager.default.contents(atPath: path)?.isEmpty == false : (try? FileManager.default.contentsOfDirectory(atPath: path))?.isEmpty == false
+                let works =
+                    index < 4
+                    ? FileManager.default.contents(atPath: path)?.isEmpty == false
+                    : (try? FileManager.default.contentsOfDirectory(atPath: path))?.isEmpty == false
                 if !works { failed.withLock { $0.append(paths[index]) } }
             }
             #expect(failed.withLock { $0 }.isEmpty, "reads wait out the throttling: \(failed.withLock { $0 })")
             #expect(try await emulator.requests(vault: "demo").contains { $0["status"] as? Int == 429 })
             try await emulator.setSecret(vault: "demo", name: "api-key", value: "rotated-under-throttling")
             // A read that failed would throw here: stale content is served while the refresh waits.
-            try await mount.readUntilRotated("secrets/api-key", from: "demo-api-key-8c2f5e", to: "rotated-under-throttling", seconds: 30)
+            try await mount.readUntilRotated(
+                "secrets/api-key", from: "demo-api-key-8c2f5e", to: "rotated-under-throttling", seconds: 30)
         }
     }
 }

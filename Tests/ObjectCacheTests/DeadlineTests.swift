@@ -17,7 +17,9 @@ struct DeadlineTests {
             for await _ in gate.stream { break }
             return 7
         }
-        let waiter = Task { await Deadline.value(of: task, within: .seconds(5), sleep: { try await clock.sleep(for: $0) }) }
+        let waiter = Task {
+            await Deadline.value(of: task, within: .seconds(5), sleep: { try await clock.sleep(for: $0) })
+        }
         await waitUntil("the timer sleeps") { clock.sleepers == 1 }
         clock.advance(by: .seconds(5))
         #expect(await waiter.value == nil)
@@ -31,7 +33,9 @@ struct DeadlineTests {
             try? await Task.sleep(for: .seconds(3600))
             return 1
         }
-        let waiter = Task { await Deadline.value(of: task, within: .seconds(3600), sleep: { try await clock.sleep(for: $0) }) }
+        let waiter = Task {
+            await Deadline.value(of: task, within: .seconds(3600), sleep: { try await clock.sleep(for: $0) })
+        }
         await waitUntil("the timer sleeps") { clock.sleepers == 1 }
         waiter.cancel()
         #expect(await waiter.value == nil)

@@ -9,14 +9,17 @@ import Testing
 struct KeyVaultSourceTests {
     @Test(arguments: [
         (KeyVaultError.Kind.notFound, SourceError.Kind.notFound),
-        (.forbidden, .forbidden), (.unauthorized, .forbidden), (.credential, .forbidden), (.challengeRejected, .forbidden),
+        (.forbidden, .forbidden), (.unauthorized, .forbidden), (.credential, .forbidden),
+        (.challengeRejected, .forbidden),
         (.disabled, .disabled),
         (.throttled, .throttled),
         (.transport, .unavailable), (.serverError, .unavailable), (.cancelled, .unavailable),
         (.badRequest, .invalid), (.conflict, .invalid), (.invalidResponse, .invalid), (.configuration, .invalid),
     ])
     func errorKindsMap(from client: KeyVaultError.Kind, to expected: SourceError.Kind) {
-        let error = KeyVaultError(kind: client, operation: "get secret 'db'", vault: "https://v.vault.azure.net", status: 403, detail: "detail", retryAfter: .seconds(7))
+        let error = KeyVaultError(
+            kind: client, operation: "get secret 'db'", vault: "https://v.vault.azure.net", status: 403,
+            detail: "detail", retryAfter: .seconds(7))
         let mapped = SourceError(error)
         #expect(mapped.kind == expected)
         #expect(mapped.message == error.description)
@@ -38,7 +41,8 @@ struct KeyVaultSourceTests {
         #expect(
             object.metadata
                 == ObjectMetadata(
-                    id: bundle.id, version: "0123abcd", enabled: true, contentType: "text/plain", created: 3, updated: 4, notBefore: 1, expires: 2,
+                    id: bundle.id, version: "0123abcd", enabled: true, contentType: "text/plain", created: 3,
+                    updated: 4, notBefore: 1, expires: 2,
                     tags: ["team": "a"], certificateBacked: true, managed: true
                 )
         )
@@ -46,12 +50,18 @@ struct KeyVaultSourceTests {
 
     @Test func secretBundleWithoutValueIsInvalid() {
         let bundle = SecretBundle(value: nil, id: "https://v.vault.azure.net/secrets/db/0123abcd")
-        #expect(throws: SourceError.self) { try KeyVaultSource.object(bundle, ObjectReference(kind: .secret, name: "db")) }
+        #expect(throws: SourceError.self) {
+            try KeyVaultSource.object(bundle, ObjectReference(kind: .secret, name: "db"))
+        }
     }
 
     @Test func keyBundleLosesItsPrivateMembers() {
-        let jwk = JSONWebKey(kty: "RSA", kid: "https://v.vault.azure.net/keys/signing/77ee", n: "modulus", e: "AQAB", d: "private", p: "p", q: "q")
-        let object = KeyVaultSource.object(KeyBundle(key: jwk, attributes: ObjectAttributes(enabled: false), managed: nil), ObjectReference(kind: .key, name: "signing"))
+        let jwk = JSONWebKey(
+            kty: "RSA", kid: "https://v.vault.azure.net/keys/signing/77ee", n: "modulus", e: "AQAB", d: "private",
+            p: "p", q: "q")
+        let object = KeyVaultSource.object(
+            KeyBundle(key: jwk, attributes: ObjectAttributes(enabled: false), managed: nil),
+            ObjectReference(kind: .key, name: "signing"))
         guard case .key(let key) = object.payload else {
             Issue.record("expected a key payload")
             return
@@ -63,7 +73,8 @@ struct KeyVaultSourceTests {
     }
 
     @Test func certificateBundleBecomesDER() throws {
-        let bundle = CertificateBundle(id: "https://v.vault.azure.net/certificates/web/55aa", cer: Data([0x30, 0x82, 0x01]).base64EncodedString())
+        let bundle = CertificateBundle(
+            id: "https://v.vault.azure.net/certificates/web/55aa", cer: Data([0x30, 0x82, 0x01]).base64EncodedString())
         let object = try KeyVaultSource.object(bundle, ObjectReference(kind: .certificate, name: "web"))
         guard case .certificate(let der) = object.payload else {
             Issue.record("expected a certificate payload")
@@ -72,16 +83,22 @@ struct KeyVaultSourceTests {
         #expect(der == [0x30, 0x82, 0x01])
         #expect(object.metadata.version == "55aa")
         #expect(throws: SourceError.self) {
-            try KeyVaultSource.object(CertificateBundle(id: bundle.id, cer: nil), ObjectReference(kind: .certificate, name: "web"))
+            try KeyVaultSource.object(
+                CertificateBundle(id: bundle.id, cer: nil), ObjectReference(kind: .certificate, name: "web"))
         }
     }
 
     @Test func listItemsBecomeListedObjects() throws {
-        let json = #"[{"id":"https://v.vault.azure.net/secrets/db","attributes":{"enabled":false,"created":3,"updated":4},"tags":{"t":"1"},"contentType":"application/x-pkcs12","managed":true}]"#
+        let json =
+            #"[{"id":"https://v.vault.azure.net/secrets/db","attributes":{"enabled":false,"created":3,"updated":4},"tags":{"t":"1"},"contentType":"application/x-pkcs12","managed":true}]"#
         let items = try JSONDecoder().decode([SecretItem].self, from: Data(json.utf8))
         #expect(
             items.map(KeyVaultSource.listed)
-                == [ListedObject(name: "db", version: nil, enabled: false, managed: true, contentType: "application/x-pkcs12", created: 3, updated: 4, tags: ["t": "1"])]
+                == [
+                    ListedObject(
+                        name: "db", version: nil, enabled: false, managed: true, contentType: "application/x-pkcs12",
+                        created: 3, updated: 4, tags: ["t": "1"])
+                ]
         )
     }
 }

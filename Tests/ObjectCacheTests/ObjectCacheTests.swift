@@ -260,14 +260,17 @@ struct ObjectCacheTests {
         let cache = ObjectCache(configuration: testConfiguration(clock))
         await cache.register(source, as: vaultA)
         let renders = Counter()
-        let countingRender: @Sendable (FetchedObject) throws(ObjectCache.RenderError) -> ObjectCache.RenderedBytes = { object throws(ObjectCache.RenderError) in
+        let countingRender: @Sendable (FetchedObject) throws(ObjectCache.RenderError) -> ObjectCache.RenderedBytes = {
+            object throws(ObjectCache.RenderError) in
             renders.increment()
             guard case .secret(let value) = object.payload else { throw ObjectCache.RenderError("not a secret") }
-            return ObjectCache.RenderedBytes(bytes: SecretBytes(copying: Array("\(object.metadata.version):".utf8) + Array(value)), warnings: ["w"])
+            return ObjectCache.RenderedBytes(
+                bytes: SecretBytes(copying: Array("\(object.metadata.version):".utf8) + Array(value)), warnings: ["w"])
         }
 
         for _ in 0..<3 {
-            let content = try await cache.content(secret("a"), in: vaultA, renderingKey: "tagged", render: countingRender)
+            let content = try await cache.content(
+                secret("a"), in: vaultA, renderingKey: "tagged", render: countingRender)
             #expect(Array(content.bytes) == Array("v1:alpha".utf8))
             #expect(content.warnings == ["w"])
         }
@@ -284,12 +287,15 @@ struct ObjectCacheTests {
         #expect(Array(rotated.bytes) == Array("v2:alpha-2".utf8))
         #expect(rotated.metadata.version == "v2")
         #expect(renders.count == 3)
-        #expect(await cache.statistics().bytes == 7 + 10 + (5 + 8 + 8), "the old version is kept for readers that opened it")
+        #expect(
+            await cache.statistics().bytes == 7 + 10 + (5 + 8 + 8), "the old version is kept for readers that opened it"
+        )
         clock.advance(by: .seconds(100))
         await cache.maintain()
         #expect(await cache.statistics().bytes == 7 + 10, "the old version and its renderings go once idle for a TTL")
 
-        let failing: @Sendable (FetchedObject) throws(ObjectCache.RenderError) -> ObjectCache.RenderedBytes = { _ throws(ObjectCache.RenderError) in
+        let failing: @Sendable (FetchedObject) throws(ObjectCache.RenderError) -> ObjectCache.RenderedBytes = {
+            _ throws(ObjectCache.RenderError) in
             throw ObjectCache.RenderError("objectEncoding 'hex' is not supported")
         }
         let error = await #expect(throws: CacheError.self) {
@@ -496,7 +502,10 @@ struct ObjectCacheTests {
         let cache = ObjectCache(configuration: testConfiguration(clock))
         await cache.register(source, as: vaultA)
         await source.hold()
-        let impatient = Task { try await cache.content(secret("a"), in: vaultA, renderingKey: "plain", wait: .seconds(5), render: plainRender) }
+        let impatient = Task {
+            try await cache.content(
+                secret("a"), in: vaultA, renderingKey: "plain", wait: .seconds(5), render: plainRender)
+        }
         let patient = Task { try await cache.text(secret("a")) }
         await waitUntil("both wait on one fetch") { await source.heldCalls == 1 && clock.sleepers == 2 }
         clock.advance(by: .seconds(5))
@@ -532,7 +541,9 @@ struct ObjectCacheTests {
         let clock = ManualClock()
         let source = InMemorySource(secrets: ["a": "alpha", "b": "bravo"])
         let cache = ObjectCache(
-            configuration: testConfiguration(clock) { $0.refreshBackoff = Backoff(base: .seconds(400), maximum: .seconds(400)) })
+            configuration: testConfiguration(clock) {
+                $0.refreshBackoff = Backoff(base: .seconds(400), maximum: .seconds(400))
+            })
         await cache.register(source, as: vaultA)
         _ = try await cache.text(secret("a"))
         _ = try await cache.text(secret("b"))
@@ -579,7 +590,9 @@ struct ObjectCacheTests {
         clock.advance(by: .seconds(100))
         await cache.maintain()
         #expect(try await cache.text(secret("a", version: "v1")) == "alpha")
-        #expect(await source.fetches(of: "a") == 4, "a revalidation of the latest, and the old version fetched by its id once gone")
+        #expect(
+            await source.fetches(of: "a") == 4,
+            "a revalidation of the latest, and the old version fetched by its id once gone")
     }
 
     // MARK: Memory
@@ -641,14 +654,17 @@ struct ObjectCacheTests {
         #expect(try await cache.text(secret("a")) == fifty("a"))
         #expect(await slow.fetches(of: "a") == 2)
         statistics = await cache.statistics()
-        #expect(statistics.bytes == 50, "after a refresh of the same version the rendering still shares the value's buffer")
+        #expect(
+            statistics.bytes == 50, "after a refresh of the same version the rendering still shares the value's buffer")
     }
 
     // MARK: Published volumes
 
     @Test func publishedContentIsAdmittedOnlyWhenItFitsAndIsNeverEvicted() async throws {
         let clock = ManualClock()
-        let source = InMemorySource(secrets: ["a": String(repeating: "a", count: 40), "b": "bravo", "c": "charlie", "d": "delta", "e": "echo-echo-echo"])
+        let source = InMemorySource(secrets: [
+            "a": String(repeating: "a", count: 40), "b": "bravo", "c": "charlie", "d": "delta", "e": "echo-echo-echo",
+        ])
         let cache = ObjectCache(
             configuration: testConfiguration(clock) {
                 $0.maxPublishedBytes = 200
@@ -688,7 +704,11 @@ struct ObjectCacheTests {
 
     @Test func aVolumeRepinningFreesWhatOnlyItShowed() async throws {
         let clock = ManualClock()
-        let cache = ObjectCache(configuration: testConfiguration(clock) { $0.maxPublishedBytes = 120; $0.maxObjectBytes = 60 })
+        let cache = ObjectCache(
+            configuration: testConfiguration(clock) {
+                $0.maxPublishedBytes = 120
+                $0.maxObjectBytes = 60
+            })
         await cache.register(InMemorySource(secrets: ["a": "1", "b": "2", "c": "3"]), as: vaultA)
         #expect(await cache.pin([secret("a"), secret("b")], in: vaultA, for: "volume") == nil)
         #expect(await cache.pin([secret("a"), secret("c")], in: vaultA, for: "volume") == nil, "b's room goes to c")
@@ -739,11 +759,15 @@ struct ObjectCacheTests {
             for name in names {
                 group.addTask { _ = try await cache.text(secret(name)) }
             }
-            await waitUntil("the burst is spent and two wait") { await source.totalFetches == 2 && clock.sleepers(dueWithin: .seconds(60)) == 2 }
+            await waitUntil("the burst is spent and two wait") {
+                await source.totalFetches == 2 && clock.sleepers(dueWithin: .seconds(60)) == 2
+            }
             #expect(await source.totalFetches == 2)
 
             clock.advance(by: .seconds(1))
-            await waitUntil("one more token is used") { await source.totalFetches == 3 && clock.sleepers(dueWithin: .seconds(60)) == 1 }
+            await waitUntil("one more token is used") {
+                await source.totalFetches == 3 && clock.sleepers(dueWithin: .seconds(60)) == 1
+            }
             #expect(await source.totalFetches == 3)
 
             clock.advance(by: .seconds(1))
@@ -761,9 +785,13 @@ struct ObjectCacheTests {
         let cache = ObjectCache(configuration: testConfiguration(clock) { $0.requestsPerSecondPerVault = 1 })
         await cache.register(source, as: vaultA)
         let listing = Task { try await cache.listing(.secret, in: vaultA) }
-        await waitUntil("two pages are served and the third waits") { await source.pagesServed == 2 && clock.sleepers(dueWithin: .seconds(60)) == 1 }
+        await waitUntil("two pages are served and the third waits") {
+            await source.pagesServed == 2 && clock.sleepers(dueWithin: .seconds(60)) == 1
+        }
         clock.advance(by: .seconds(1))
-        await waitUntil("the third page is served and the fourth waits") { await source.pagesServed == 3 && clock.sleepers(dueWithin: .seconds(60)) == 1 }
+        await waitUntil("the third page is served and the fourth waits") {
+            await source.pagesServed == 3 && clock.sleepers(dueWithin: .seconds(60)) == 1
+        }
         clock.advance(by: .seconds(1))
         #expect(try await listing.value.count == 4)
         #expect(await source.pagesServed == 4)

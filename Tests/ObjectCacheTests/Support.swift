@@ -155,11 +155,15 @@ actor InMemorySource: ObjectSource {
         }
     }
 
-    func list(_ kind: ObjectKind, pacer: @escaping @Sendable () async throws -> Void) async throws(SourceError) -> [ListedObject] {
+    func list(_ kind: ObjectKind, pacer: @escaping @Sendable () async throws -> Void) async throws(SourceError)
+        -> [ListedObject]
+    {
         lists += 1
         try await admit()
         defer { inFlight -= 1 }
-        let all = (latest[kind] ?? [:]).sorted { $0.key < $1.key }.map { ListedObject(name: $0.key, enabled: $0.value.enabled) }
+        let all = (latest[kind] ?? [:]).sorted { $0.key < $1.key }.map {
+            ListedObject(name: $0.key, enabled: $0.value.enabled)
+        }
         let pages = pageSize.map { max(1, (all.count + $0 - 1) / $0) } ?? 1
         for page in 0..<pages {
             if page > 0 {
@@ -180,7 +184,9 @@ actor InMemorySource: ObjectSource {
         versionLists += 1
         try await admit()
         defer { inFlight -= 1 }
-        guard let versions = values[kind]?[name] else { throw SourceError(kind: .notFound, message: "\(kind) '\(name)' not found") }
+        guard let versions = values[kind]?[name] else {
+            throw SourceError(kind: .notFound, message: "\(kind) '\(name)' not found")
+        }
         return versions.keys.sorted().map { ListedObject(name: name, version: $0) }
     }
 
@@ -227,7 +233,9 @@ final class Counter: Sendable {
 }
 
 /// A configuration on a hand-driven clock, with round numbers tests can reason about.
-func testConfiguration(_ clock: ManualClock, _ adjust: (inout CacheConfiguration) -> Void = { _ in }) -> CacheConfiguration {
+func testConfiguration(_ clock: ManualClock, _ adjust: (inout CacheConfiguration) -> Void = { _ in })
+    -> CacheConfiguration
+{
     var configuration = CacheConfiguration()
     configuration.now = { clock.now }
     configuration.sleep = { try await clock.sleep(for: $0) }
@@ -242,7 +250,8 @@ func testConfiguration(_ clock: ManualClock, _ adjust: (inout CacheConfiguration
 }
 
 let vaultA = SourceID(vault: "https://vault-a.vault.azure.net", identity: "mi:node")
-let vaultAOtherIdentity = SourceID(vault: "https://vault-a.vault.azure.net", identity: "wi:tenant:client:system:serviceaccount:app:reader")
+let vaultAOtherIdentity = SourceID(
+    vault: "https://vault-a.vault.azure.net", identity: "wi:tenant:client:system:serviceaccount:app:reader")
 
 func secret(_ name: String, version: String? = nil) -> ObjectReference {
     ObjectReference(kind: .secret, name: name, version: version)

@@ -83,7 +83,8 @@ struct LoopChain {
         let selfSignedA = try ServerChain.template("CN=A", ca: true).selfSigned(with: keyA)
         b = try ServerChain.template("CN=B", ca: true).issue(for: keyB.publicKey, issuer: selfSignedA, issuerKey: keyA)
         a = try ServerChain.template("CN=A", ca: true).issue(for: keyA.publicKey, issuer: b, issuerKey: keyB)
-        leaf = try ServerChain.template("CN=looped.example", ca: false).issue(for: leafKey.publicKey, issuer: a, issuerKey: keyA)
+        leaf = try ServerChain.template("CN=looped.example", ca: false).issue(
+            for: leafKey.publicKey, issuer: a, issuerKey: keyA)
         #expect(a.authorityKeyIdentifier == b.subjectKeyIdentifier)
         #expect(b.authorityKeyIdentifier == a.subjectKeyIdentifier)
     }

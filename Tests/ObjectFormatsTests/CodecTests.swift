@@ -1,6 +1,7 @@
-@testable import ObjectFormats
 import PKI
 import Testing
+
+@testable import ObjectFormats
 
 @Suite struct CodecTests {
     /// The PEM writer must lay blocks out exactly as PKI (and Go's pem.Encode) do, at every length

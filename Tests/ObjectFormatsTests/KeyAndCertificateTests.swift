@@ -5,12 +5,13 @@ import Testing
 @Suite struct KeyTests {
     @Test(arguments: ["RSA", "EC-P-256", "EC-P-384", "EC-P-521"])
     func keyBecomesPublicKeyPEM(kind: String) throws {
-        let key: PrivateKey = switch kind {
-        case "RSA": try SharedKeys.rsa2048.get()
-        case "EC-P-256": try SharedKeys.p256.get()
-        case "EC-P-384": try SharedKeys.p384.get()
-        default: try SharedKeys.p521.get()
-        }
+        let key: PrivateKey =
+            switch kind {
+            case "RSA": try SharedKeys.rsa2048.get()
+            case "EC-P-256": try SharedKeys.p256.get()
+            case "EC-P-384": try SharedKeys.p384.get()
+            default: try SharedKeys.p521.get()
+            }
         // Key Vault sends the HSM key types too, and a private JWK must still give only the public key.
         var jwks = [try key.publicKey.jwk(), try key.jwk(includePrivate: true)]
         var hsm = try key.publicKey.jwk()
@@ -37,20 +38,26 @@ import Testing
             }
             #expect(error?.message == "curve P-256K is not supported")
         }
-        let missingCurve = #expect(throws: ObjectFormatError.self) { try ObjectFormatter.key(JSONWebKey(kty: "EC", x: "AA", y: "AA")) }
+        let missingCurve = #expect(throws: ObjectFormatError.self) {
+            try ObjectFormatter.key(JSONWebKey(kty: "EC", x: "AA", y: "AA"))
+        }
         #expect(missingCurve?.message.contains("crv") == true)
     }
 
     @Test func symmetricAndUnknownKeyTypesAreNotSupported() {
         for kty in ["oct", "oct-HSM", "OKP", "rsa", ""] {
-            let error = #expect(throws: ObjectFormatError.self) { try ObjectFormatter.key(JSONWebKey(kty: kty, k: "c2VjcmV0")) }
+            let error = #expect(throws: ObjectFormatError.self) {
+                try ObjectFormatter.key(JSONWebKey(kty: kty, k: "c2VjcmV0"))
+            }
             #expect(error?.message == "failed to get key. key type '\(kty)' currently not supported")
             #expect(error?.message.contains("c2VjcmV0") == false)
         }
     }
 
     @Test func malformedKeysFail() {
-        let missingModulus = #expect(throws: ObjectFormatError.self) { try ObjectFormatter.key(JSONWebKey(kty: "RSA", e: "AQAB")) }
+        let missingModulus = #expect(throws: ObjectFormatError.self) {
+            try ObjectFormatter.key(JSONWebKey(kty: "RSA", e: "AQAB"))
+        }
         #expect(missingModulus?.message.hasPrefix("failed to get key. ") == true)
         let badPoint = #expect(throws: ObjectFormatError.self) {
             try ObjectFormatter.key(JSONWebKey(kty: "EC", crv: "P-256", x: "AQ", y: "AQ"))

@@ -10,13 +10,16 @@ import Testing
 struct KubernetesTLSDataTests {
     /// The file akvfs serves for a certificate's secret: the PKCS#8 key, then the chain.
     static func file(_ chain: ServerChain, key: PrivateKey, lineEnd: String = "\n") throws -> [UInt8] {
-        let text = try key.pkcs8PEM() + chain.server.pem() + "some text between blocks\n" + chain.intermediate.pem() + chain.root.pem()
+        let text =
+            try key.pkcs8PEM() + chain.server.pem() + "some text between blocks\n" + chain.intermediate.pem()
+            + chain.root.pem()
         return Array(text.replacingOccurrences(of: "\n", with: lineEnd).utf8)
     }
 
     /// What `openssl pkey -traditional` writes for the same key: OpenSSL's own encoder, run apart.
     static func openSSLTraditional(_ key: PrivateKey) throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tls-data-\(UUID().uuidString.prefix(8))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tls-data-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let input = directory.appendingPathComponent("in.pem").path
@@ -31,8 +34,11 @@ struct KubernetesTLSDataTests {
     func certificates() throws {
         let chain = try ServerChain.shared.get()
         for lineEnd in ["\n", "\r\n"] {
-            let data = try KubernetesTLSData.certificates(from: try Self.file(chain, key: chain.serverKey, lineEnd: lineEnd))
-            #expect(String(decoding: data, as: UTF8.self) == chain.server.pem() + chain.intermediate.pem() + chain.root.pem())
+            let data = try KubernetesTLSData.certificates(
+                from: try Self.file(chain, key: chain.serverKey, lineEnd: lineEnd))
+            #expect(
+                String(decoding: data, as: UTF8.self) == chain.server.pem() + chain.intermediate.pem()
+                    + chain.root.pem())
         }
     }
 
@@ -40,17 +46,21 @@ struct KubernetesTLSDataTests {
     func rsaKey() throws {
         let chain = try ServerChain.shared.get()
         let key = try SharedKeys.rsa2048.get()
-        let data = String(decoding: try KubernetesTLSData.privateKey(from: try Self.file(chain, key: key)), as: UTF8.self)
+        let data = String(
+            decoding: try KubernetesTLSData.privateKey(from: try Self.file(chain, key: key)), as: UTF8.self)
         #expect(data.hasPrefix("-----BEGIN RSA PRIVATE KEY-----\n"))
         #expect(data == (try Self.openSSLTraditional(key)))
         #expect(try PrivateKey(pem: data).publicKey == key.publicKey)
     }
 
-    @Test("tls.key: an EC key becomes SEC1 'EC PRIVATE KEY' with its curve and public key, as Go's MarshalECPrivateKey writes it", arguments: [256, 384, 521])
+    @Test(
+        "tls.key: an EC key becomes SEC1 'EC PRIVATE KEY' with its curve and public key, as Go's MarshalECPrivateKey writes it",
+        arguments: [256, 384, 521])
     func ecKey(bits: Int) throws {
         let chain = try ServerChain.shared.get()
         let key = try (bits == 256 ? SharedKeys.p256 : bits == 384 ? SharedKeys.p384 : SharedKeys.p521).get()
-        let data = String(decoding: try KubernetesTLSData.privateKey(from: try Self.file(chain, key: key)), as: UTF8.self)
+        let data = String(
+            decoding: try KubernetesTLSData.privateKey(from: try Self.file(chain, key: key)), as: UTF8.self)
         #expect(data == (try Self.openSSLTraditional(key)))
         let block = try #require(try PEM.decode(data).first)
         #expect(block.label == "EC PRIVATE KEY")
@@ -81,8 +91,11 @@ struct KubernetesTLSDataTests {
     func pkcs12() throws {
         let chain = try ServerChain.shared.get()
         let archive = try PKCS12.create(privateKey: chain.serverKey, certificates: [chain.server])
-        #expect(String(decoding: try KubernetesTLSData.certificates(from: archive), as: UTF8.self) == chain.server.pem())
-        #expect(String(decoding: try KubernetesTLSData.privateKey(from: archive), as: UTF8.self) == (try chain.serverKey.traditionalPEM()))
+        #expect(
+            String(decoding: try KubernetesTLSData.certificates(from: archive), as: UTF8.self) == chain.server.pem())
+        #expect(
+            String(decoding: try KubernetesTLSData.privateKey(from: archive), as: UTF8.self)
+                == (try chain.serverKey.traditionalPEM()))
     }
 
     @Test("Files that hold no certificate or no usable key are refused with what is missing")
@@ -91,10 +104,15 @@ struct KubernetesTLSDataTests {
         #expect(throws: KubernetesTLSData.Failure(description: "the file holds no CERTIFICATE block for tls.crt")) {
             try KubernetesTLSData.certificates(from: Array((try chain.serverKey.pkcs8PEM()).utf8))
         }
-        #expect(throws: KubernetesTLSData.Failure(description: "the file holds no private key block for tls.key, only certificates")) {
+        #expect(
+            throws: KubernetesTLSData.Failure(
+                description: "the file holds no private key block for tls.key, only certificates")
+        ) {
             try KubernetesTLSData.privateKey(from: Array(chain.server.pem().utf8))
         }
-        #expect(throws: KubernetesTLSData.Failure.self) { try KubernetesTLSData.privateKey(from: Array("plain password".utf8)) }
+        #expect(throws: KubernetesTLSData.Failure.self) {
+            try KubernetesTLSData.privateKey(from: Array("plain password".utf8))
+        }
         let garbage = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
         #expect(throws: KubernetesTLSData.Failure.self) { try KubernetesTLSData.privateKey(from: Array(garbage.utf8)) }
     }

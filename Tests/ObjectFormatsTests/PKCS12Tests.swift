@@ -18,7 +18,8 @@ import Testing
 
     @Test func ecChainInEveryOrderComesOutKeyThenLeafToRoot() throws {
         let chain = try ServerChain.shared.get()
-        let expected = (try chain.serverKey.pkcs8PEM()) + chain.server.pem() + chain.intermediate.pem() + chain.root.pem()
+        let expected =
+            (try chain.serverKey.pkcs8PEM()) + chain.server.pem() + chain.intermediate.pem() + chain.root.pem()
         for order in permutations([chain.server, chain.intermediate, chain.root]) {
             let object = try pemSecret(PKCS12.create(privateKey: chain.serverKey, certificates: order))
             #expect(text(object.bytes) == expected)
@@ -39,9 +40,10 @@ import Testing
         for order in [[chain.server, chain.root], [chain.root, chain.server]] {
             let object = try pemSecret(PKCS12.create(privateKey: chain.serverKey, certificates: order))
             #expect(text(object.bytes) == (try chain.serverKey.pkcs8PEM()) + order.map { $0.pem() }.joined())
-            #expect(object.warnings == [
-                "certificate chain is not complete due to missing intermediate/root certificates in the cert from key vault",
-            ])
+            #expect(
+                object.warnings == [
+                    "certificate chain is not complete due to missing intermediate/root certificates in the cert from key vault"
+                ])
             #expect(object.warnings == [ObjectFormatter.incompleteChainWarning])
         }
     }
@@ -58,7 +60,8 @@ import Testing
 
     @Test func certificatesOnlyAndKeyOnly() throws {
         let chain = try ServerChain.shared.get()
-        let certificatesOnly = try pemSecret(PKCS12.create(privateKey: nil, certificates: [chain.root, chain.server, chain.intermediate]))
+        let certificatesOnly = try pemSecret(
+            PKCS12.create(privateKey: nil, certificates: [chain.root, chain.server, chain.intermediate]))
         #expect(text(certificatesOnly.bytes) == chain.server.pem() + chain.intermediate.pem() + chain.root.pem())
         let keyOnly = try pemSecret(PKCS12.create(privateKey: chain.serverKey, certificates: []))
         #expect(text(keyOnly.bytes) == (try chain.serverKey.pkcs8PEM()))
@@ -70,12 +73,14 @@ import Testing
         let pfx = try PKCS12.create(privateKey: chain.serverKey, certificates: [chain.server, chain.intermediate])
         let stored = base64(pfx)
         for encoding in [nil, ObjectEncoding.utf8] {
-            let object = try ObjectFormatter.secret(value: stored, contentType: ContentTypes.pkcs12, certificateBacked: true,
-                                                    format: .pfx, encoding: encoding)
+            let object = try ObjectFormatter.secret(
+                value: stored, contentType: ContentTypes.pkcs12, certificateBacked: true,
+                format: .pfx, encoding: encoding)
             #expect(object.bytes == bytes(stored))
         }
-        let binary = try ObjectFormatter.secret(value: stored, contentType: ContentTypes.pkcs12, certificateBacked: true,
-                                                format: .pfx, encoding: .base64)
+        let binary = try ObjectFormatter.secret(
+            value: stored, contentType: ContentTypes.pkcs12, certificateBacked: true,
+            format: .pfx, encoding: .base64)
         #expect(binary.bytes == pfx)
         #expect(try PKCS12.parse(binary.bytes).certificates == [chain.server, chain.intermediate])
     }
@@ -84,8 +89,9 @@ import Testing
     @Test func pemFormatIgnoresTheEncoding() throws {
         let chain = try ServerChain.shared.get()
         let stored = base64(try PKCS12.create(privateKey: chain.serverKey, certificates: [chain.server]))
-        let object = try ObjectFormatter.secret(value: stored, contentType: ContentTypes.pkcs12, certificateBacked: true,
-                                                format: .pem, encoding: .hex)
+        let object = try ObjectFormatter.secret(
+            value: stored, contentType: ContentTypes.pkcs12, certificateBacked: true,
+            format: .pem, encoding: .hex)
         #expect(text(object.bytes) == (try chain.serverKey.pkcs8PEM()) + chain.server.pem())
     }
 
@@ -97,11 +103,13 @@ import Testing
         #expect(notBase64?.message.hasPrefix("failed to decode the certificate's PKCS#12 value as base64: ") == true)
 
         let notPFX = #expect(throws: ObjectFormatError.self) {
-            try ObjectFormatter.secret(value: "QmFzZTY0RW5jb2RlZFN0cmluZw==", contentType: ContentTypes.pkcs12, certificateBacked: true)
+            try ObjectFormatter.secret(
+                value: "QmFzZTY0RW5jb2RlZFN0cmluZw==", contentType: ContentTypes.pkcs12, certificateBacked: true)
         }
         #expect(notPFX?.message.hasPrefix("failed to read the certificate's PKCS#12 value: ") == true)
 
-        let withPassword = try PKCS12.create(privateKey: chain.serverKey, certificates: [chain.server], password: "s3cret")
+        let withPassword = try PKCS12.create(
+            privateKey: chain.serverKey, certificates: [chain.server], password: "s3cret")
         let passwordError = #expect(throws: ObjectFormatError.self) { try pemSecret(withPassword) }
         #expect(passwordError?.message.contains("password") == true)
         #expect(passwordError?.message.contains("s3cret") == false)

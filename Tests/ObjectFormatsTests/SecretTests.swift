@@ -7,14 +7,17 @@ import Testing
         let object = try ObjectFormatter.secret(value: "secret1value", contentType: nil, certificateBacked: false)
         #expect(object.bytes == bytes("secret1value"))
         #expect(object.warnings.isEmpty)
-        let unicode = try ObjectFormatter.secret(value: "pässwörd ✓", contentType: "text/plain", certificateBacked: false)
+        let unicode = try ObjectFormatter.secret(
+            value: "pässwörd ✓", contentType: "text/plain", certificateBacked: false)
         #expect(unicode.bytes == bytes("pässwörd ✓"))
     }
 
     /// TestGetContentBytes.
     @Test func encodingsDecodeTheValue() throws {
         func decode(_ value: String, _ encoding: ObjectEncoding?) throws -> String {
-            text(try ObjectFormatter.secret(value: value, contentType: nil, certificateBacked: false, encoding: encoding).bytes)
+            text(
+                try ObjectFormatter.secret(value: value, contentType: nil, certificateBacked: false, encoding: encoding)
+                    .bytes)
         }
         #expect(try decode("abcdefg", nil) == "abcdefg")
         #expect(try decode("abcdefg", .utf8) == "abcdefg")
@@ -27,7 +30,8 @@ import Testing
 
     @Test func base64IsStandardWithPadding() throws {
         func decode(_ value: String) throws(ObjectFormatError) -> [UInt8] {
-            try ObjectFormatter.secret(value: value, contentType: nil, certificateBacked: false, encoding: .base64).bytes
+            try ObjectFormatter.secret(value: value, contentType: nil, certificateBacked: false, encoding: .base64)
+                .bytes
         }
         #expect(try decode("YQ==") == [0x61])
         #expect(try decode("YWI=") == [0x61, 0x62])
@@ -92,8 +96,9 @@ import Testing
     @Test func pemCertificateSecretIsUnchanged() throws {
         for value in ["cert+key", "-----BEGIN CERTIFICATE-----\r\nnot really\r\n-----END CERTIFICATE-----\r\n", ""] {
             for encoding in [nil, ObjectEncoding.utf8, .base64, .hex] {
-                let object = try ObjectFormatter.secret(value: value, contentType: ContentTypes.pem, certificateBacked: true,
-                                                        encoding: encoding)
+                let object = try ObjectFormatter.secret(
+                    value: value, contentType: ContentTypes.pem, certificateBacked: true,
+                    encoding: encoding)
                 #expect(object.bytes == bytes(value))
                 #expect(object.warnings.isEmpty)
             }
@@ -110,11 +115,15 @@ import Testing
             let missing = #expect(throws: ObjectFormatError.self) {
                 try ObjectFormatter.secret(value: "x", contentType: contentType, certificateBacked: true)
             }
-            #expect(missing?.message
-                == "certificate-backed secret has no content type; expected application/x-pkcs12 or application/x-pem-file")
+            #expect(
+                missing?.message
+                    == "certificate-backed secret has no content type; expected application/x-pkcs12 or application/x-pem-file"
+            )
         }
         // The content type of a plain secret is just a label.
-        #expect(throws: Never.self) { try ObjectFormatter.secret(value: "x", contentType: "text/plain", certificateBacked: false) }
+        #expect(throws: Never.self) {
+            try ObjectFormatter.secret(value: "x", contentType: "text/plain", certificateBacked: false)
+        }
     }
 
     @Test func pfxFormatNeedsAPKCS12CertificateSecret() {
@@ -125,14 +134,16 @@ import Testing
         #expect(plain?.message.contains("secret1value") == false)
 
         let pem = #expect(throws: ObjectFormatError.self) {
-            try ObjectFormatter.secret(value: "cert+key", contentType: ContentTypes.pem, certificateBacked: true, format: .pfx)
+            try ObjectFormatter.secret(
+                value: "cert+key", contentType: ContentTypes.pem, certificateBacked: true, format: .pfx)
         }
         #expect(pem?.message.contains("objectFormat pfx needs a certificate-backed secret stored as PKCS#12") == true)
         #expect(pem?.message.contains("application/x-pem-file") == true)
     }
 
     @Test func contentTypeMatchIgnoresCase() throws {
-        let object = try ObjectFormatter.secret(value: "cert+key", contentType: "Application/X-PEM-File", certificateBacked: true)
+        let object = try ObjectFormatter.secret(
+            value: "cert+key", contentType: "Application/X-PEM-File", certificateBacked: true)
         #expect(object.bytes == bytes("cert+key"))
     }
 }

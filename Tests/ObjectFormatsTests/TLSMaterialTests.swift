@@ -17,7 +17,8 @@ import Testing
         for order in permutations([chain.server, chain.intermediate, chain.root]) {
             let pfx = try PKCS12.create(privateKey: chain.serverKey, certificates: order)
             let material = try ObjectFormatter.tlsMaterial(value: base64(pfx), contentType: ContentTypes.pkcs12)
-            try expectConsistent(material, key: chain.serverKey, leaf: chain.server, chain: [chain.intermediate, chain.root])
+            try expectConsistent(
+                material, key: chain.serverKey, leaf: chain.server, chain: [chain.intermediate, chain.root])
             #expect(material.warnings.isEmpty)
         }
     }
@@ -27,14 +28,17 @@ import Testing
         let chain = try ServerChain.shared.get()
         let value = chain.server.pem() + chain.intermediate.pem() + chain.root.pem() + (try chain.serverKey.pkcs8PEM())
         let material = try ObjectFormatter.tlsMaterial(value: value, contentType: ContentTypes.pem)
-        try expectConsistent(material, key: chain.serverKey, leaf: chain.server, chain: [chain.intermediate, chain.root])
+        try expectConsistent(
+            material, key: chain.serverKey, leaf: chain.server, chain: [chain.intermediate, chain.root])
         #expect(material.warnings.isEmpty)
 
         // Blocks in a jumble, CRLF line ends and text between blocks are all fine.
-        let jumbled = ("subject=CN=root\n" + chain.root.pem() + (try chain.serverKey.pkcs8PEM()) + chain.server.pem()
+        let jumbled =
+            ("subject=CN=root\n" + chain.root.pem() + (try chain.serverKey.pkcs8PEM()) + chain.server.pem()
             + chain.intermediate.pem()).replacingNewlines(with: "\r\n")
         let fromJumble = try ObjectFormatter.tlsMaterial(value: jumbled, contentType: ContentTypes.pem)
-        try expectConsistent(fromJumble, key: chain.serverKey, leaf: chain.server, chain: [chain.intermediate, chain.root])
+        try expectConsistent(
+            fromJumble, key: chain.serverKey, leaf: chain.server, chain: [chain.intermediate, chain.root])
     }
 
     @Test func pkcs1AndSEC1KeysComeOutAsPKCS8() throws {
@@ -100,16 +104,22 @@ import Testing
         #expect(keyOnly?.message.contains("no certificate") == true)
 
         let mismatch = #expect(throws: ObjectFormatError.self) {
-            try ObjectFormatter.tlsMaterial(value: chain.root.pem() + (try chain.serverKey.pkcs8PEM()), contentType: ContentTypes.pem)
+            try ObjectFormatter.tlsMaterial(
+                value: chain.root.pem() + (try chain.serverKey.pkcs8PEM()), contentType: ContentTypes.pem)
         }
         #expect(mismatch?.message.contains("matches its private key") == true)
 
-        let unknown = #expect(throws: ObjectFormatError.self) { try ObjectFormatter.tlsMaterial(value: "x", contentType: "text/plain") }
+        let unknown = #expect(throws: ObjectFormatError.self) {
+            try ObjectFormatter.tlsMaterial(value: "x", contentType: "text/plain")
+        }
         #expect(unknown?.message == "failed to get certificate. unknown content type 'text/plain'")
-        let missing = #expect(throws: ObjectFormatError.self) { try ObjectFormatter.tlsMaterial(value: "x", contentType: nil) }
+        let missing = #expect(throws: ObjectFormatError.self) {
+            try ObjectFormatter.tlsMaterial(value: "x", contentType: nil)
+        }
         #expect(missing?.message.hasPrefix("certificate-backed secret has no content type") == true)
 
-        let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n" + chain.server.pem()
+        let encrypted =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n" + chain.server.pem()
         let encryptedError = #expect(throws: ObjectFormatError.self) {
             try ObjectFormatter.tlsMaterial(value: encrypted, contentType: ContentTypes.pem)
         }

@@ -35,7 +35,8 @@ struct ServerChain {
 
     static func template(_ subject: String, ca: Bool) -> CertificateTemplate {
         let notBefore = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 - 3600).rounded(.down))
-        var template = CertificateTemplate(subject: subject, notBefore: notBefore, notAfter: notBefore.addingTimeInterval(86400 * 30))
+        var template = CertificateTemplate(
+            subject: subject, notBefore: notBefore, notAfter: notBefore.addingTimeInterval(86400 * 30))
         template.isCertificateAuthority = ca
         return template
     }

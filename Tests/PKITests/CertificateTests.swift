@@ -22,13 +22,15 @@ struct DemoChain {
         intermediateKey = try SharedKeys.p256.get()
         leafKey = try SharedKeys.rsa2048.get()
 
-        var rootTemplate = CertificateTemplate(subject: "CN=Test Root CA, O=akvfs tests, C=US", notBefore: notBefore, notAfter: notAfter)
+        var rootTemplate = CertificateTemplate(
+            subject: "CN=Test Root CA, O=akvfs tests, C=US", notBefore: notBefore, notAfter: notAfter)
         rootTemplate.isCertificateAuthority = true
         rootTemplate.pathLengthConstraint = 1
         rootTemplate.keyUsage = [.keyCertSign, .cRLSign]
         root = try rootTemplate.selfSigned(with: rootKey)
 
-        var intermediateTemplate = CertificateTemplate(subject: "CN=Test Intermediate CA, O=akvfs tests", notBefore: notBefore, notAfter: notAfter)
+        var intermediateTemplate = CertificateTemplate(
+            subject: "CN=Test Intermediate CA, O=akvfs tests", notBefore: notBefore, notAfter: notAfter)
         intermediateTemplate.isCertificateAuthority = true
         intermediateTemplate.pathLengthConstraint = 0
         intermediateTemplate.keyUsage = [.keyCertSign, .cRLSign, .digitalSignature]
@@ -90,10 +92,11 @@ struct DemoChain {
         #expect(chain.root.isCertificateAuthority)
         #expect(chain.intermediate.isCertificateAuthority)
         #expect(!chain.leaf.isCertificateAuthority)
-        #expect(chain.leaf.subjectAlternativeNames == [
-            .dns("localhost"), .dns("*.vault.localhost"), .ipAddress("127.0.0.1"), .ipAddress("::1"),
-            .email("admin@example.com"), .uri("https://vault.localhost/"),
-        ])
+        #expect(
+            chain.leaf.subjectAlternativeNames == [
+                .dns("localhost"), .dns("*.vault.localhost"), .ipAddress("127.0.0.1"), .ipAddress("::1"),
+                .email("admin@example.com"), .uri("https://vault.localhost/"),
+            ])
         #expect(chain.root.subjectAlternativeNames.isEmpty)
     }
 
@@ -113,12 +116,14 @@ struct DemoChain {
         try directory.write("intermediate.pem", chain.intermediate.pem())
         try directory.write("leaf.pem", chain.leaf.pem())
         let verified = try OpenSSLTool.run(
-            ["verify", "-CAfile", "root.pem", "-untrusted", "intermediate.pem", "-purpose", "sslserver", "leaf.pem"], in: directory)
+            ["verify", "-CAfile", "root.pem", "-untrusted", "intermediate.pem", "-purpose", "sslserver", "leaf.pem"],
+            in: directory)
         #expect(verified.contains("leaf.pem: OK"))
 
         let leafText = try OpenSSLTool.run(["x509", "-in", "leaf.pem", "-noout", "-text"], in: directory)
         #expect(leafText.contains("Signature Algorithm: ecdsa-with-SHA256"))
-        #expect(leafText.contains("DNS:localhost, DNS:*.vault.localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1"))
+        #expect(
+            leafText.contains("DNS:localhost, DNS:*.vault.localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1"))
         #expect(leafText.contains("TLS Web Server Authentication, TLS Web Client Authentication"))
         #expect(leafText.contains("Digital Signature, Key Encipherment"))
         #expect(leafText.contains("CA:FALSE"))
@@ -142,14 +147,18 @@ struct DemoChain {
         let request = try chain.leaf.signingRequest(signedWith: chain.leafKey)
         let directory = try OpenSSLTool.WorkDirectory()
         try directory.write("request.der", request)
-        let text = try OpenSSLTool.run(["req", "-inform", "DER", "-in", "request.der", "-noout", "-verify", "-text"], in: directory)
+        let text = try OpenSSLTool.run(
+            ["req", "-inform", "DER", "-in", "request.der", "-noout", "-verify", "-text"], in: directory)
         #expect(text.contains("Certificate request self-signature verify OK") || text.contains("verify OK"), "\(text)")
         #expect(text.contains("Requested Extensions"))
         #expect(text.contains("DNS:localhost, DNS:*.vault.localhost"))
         #expect(text.contains("TLS Web Server Authentication, TLS Web Client Authentication"))
         #expect(text.contains("Digital Signature, Key Encipherment"))
-        #expect(!text.contains("Authority Key Identifier") && !text.contains("CA:FALSE"), "a request asks only for what a requester names")
-        let subject = try OpenSSLTool.run(["req", "-inform", "DER", "-in", "request.der", "-noout", "-subject"], in: directory)
+        #expect(
+            !text.contains("Authority Key Identifier") && !text.contains("CA:FALSE"),
+            "a request asks only for what a requester names")
+        let subject = try OpenSSLTool.run(
+            ["req", "-inform", "DER", "-in", "request.der", "-noout", "-subject"], in: directory)
         try directory.write("leaf.pem", chain.leaf.pem())
         let certificateSubject = try OpenSSLTool.run(["x509", "-in", "leaf.pem", "-noout", "-subject"], in: directory)
         #expect(subject == certificateSubject)
@@ -178,7 +187,9 @@ struct DemoChain {
 
     @Test func allBlocksInOrder() throws {
         let chain = try DemoChain.shared.get()
-        let bundle = try chain.leafKey.pkcs8PEM() + chain.leaf.pem() + "text between\n" + chain.intermediate.pem() + chain.root.pem()
+        let bundle =
+            try chain.leafKey.pkcs8PEM() + chain.leaf.pem() + "text between\n" + chain.intermediate.pem()
+            + chain.root.pem()
         #expect(try Certificate.all(fromPEM: bundle) == [chain.leaf, chain.intermediate, chain.root])
         #expect(try Certificate(pem: bundle) == chain.leaf)
         #expect(try Certificate.all(fromPEM: "none").isEmpty)
@@ -197,7 +208,8 @@ struct DemoChain {
         let directory = try OpenSSLTool.WorkDirectory()
         try directory.write("leaf.pem", chain.leaf.pem())
         let sha1 = try OpenSSLTool.run(["x509", "-in", "leaf.pem", "-noout", "-fingerprint", "-sha1"], in: directory)
-        let sha256 = try OpenSSLTool.run(["x509", "-in", "leaf.pem", "-noout", "-fingerprint", "-sha256"], in: directory)
+        let sha256 = try OpenSSLTool.run(
+            ["x509", "-in", "leaf.pem", "-noout", "-fingerprint", "-sha256"], in: directory)
         func fingerprint(_ output: String) -> String {
             String(output.split(separator: "=").last ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
                 .replacingOccurrences(of: ":", with: "").lowercased()
@@ -210,15 +222,20 @@ struct DemoChain {
 
     @Test func readsCertificatesOpenSSLMakes() throws {
         let directory = try OpenSSLTool.WorkDirectory()
-        try OpenSSLTool.run([
-            "req", "-utf8", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521", "-nodes", "-keyout", "key.pem",
-            "-subj", "/C=DE/O=Acme, Inc./CN=Jürgen", "-days", "10", "-set_serial", "0x00ff01",
-            "-addext", "subjectAltName=DNS:a.example,IP:10.1.2.3,IP:2001:db8::1,email:x@y.z", "-out", "cert.pem",
-        ], in: directory)
+        try OpenSSLTool.run(
+            [
+                "req", "-utf8", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521", "-nodes", "-keyout",
+                "key.pem",
+                "-subj", "/C=DE/O=Acme, Inc./CN=Jürgen", "-days", "10", "-set_serial", "0x00ff01",
+                "-addext", "subjectAltName=DNS:a.example,IP:10.1.2.3,IP:2001:db8::1,email:x@y.z", "-out", "cert.pem",
+            ], in: directory)
         let certificate = try Certificate(pem: directory.readText("cert.pem"))
         #expect(certificate.subject == "CN=Jürgen,O=Acme\\, Inc.,C=DE")
         #expect(certificate.serialNumberHex == "FF01")
-        #expect(certificate.subjectAlternativeNames == [.dns("a.example"), .ipAddress("10.1.2.3"), .ipAddress("2001:db8::1"), .email("x@y.z")])
+        #expect(
+            certificate.subjectAlternativeNames == [
+                .dns("a.example"), .ipAddress("10.1.2.3"), .ipAddress("2001:db8::1"), .email("x@y.z"),
+            ])
         #expect(certificate.publicKey.algorithm == .ec(.p521))
         #expect(certificate.isIssued(by: certificate))
         #expect(try certificate.publicKey == PrivateKey(pem: directory.readText("key.pem")).publicKey)
@@ -231,7 +248,9 @@ struct DemoChain {
     let notAfter = Date(timeIntervalSince1970: 1_800_000_000)
 
     func subject(of dn: String) throws -> String {
-        try CertificateTemplate(subject: dn, notBefore: notBefore, notAfter: notAfter).selfSigned(with: SharedKeys.p256.get()).subject
+        try CertificateTemplate(subject: dn, notBefore: notBefore, notAfter: notAfter).selfSigned(
+            with: SharedKeys.p256.get()
+        ).subject
     }
 
     @Test func parsesKeyVaultStyleSubjects() throws {
@@ -247,7 +266,10 @@ struct DemoChain {
         #expect(try subject(of: "DC=example, DC=com") == "DC=example,DC=com")
     }
 
-    @Test(arguments: ["", "foo", "foo, CN=bar", "CN=", "CN=a,,O=b", "CN=a,", "XYZ=1", "=x", "CN=\"open", "CN=\"a\" b", "C=USA", "CN=trailing\\"])
+    @Test(arguments: [
+        "", "foo", "foo, CN=bar", "CN=", "CN=a,,O=b", "CN=a,", "XYZ=1", "=x", "CN=\"open", "CN=\"a\" b", "C=USA",
+        "CN=trailing\\",
+    ])
     func rejectsBadSubjects(_ dn: String) {
         #expect(throws: PKIError.self) { try subject(of: dn) }
     }
@@ -274,7 +296,9 @@ struct DemoChain {
         template.extendedKeyUsage = ["serverAuth"]
         #expect(throws: PKIError.self) { try template.selfSigned(with: key) }
         template.extendedKeyUsage = []
-        for bad in [SubjectAlternativeName.ipAddress("not-an-ip"), .ipAddress("300.1.1.1"), .dns("bücher.example"), .dns("")] {
+        for bad in [
+            SubjectAlternativeName.ipAddress("not-an-ip"), .ipAddress("300.1.1.1"), .dns("bücher.example"), .dns(""),
+        ] {
             template.subjectAlternativeNames = [bad]
             #expect(throws: PKIError.self) { try template.selfSigned(with: key) }
         }

@@ -46,10 +46,14 @@ import Testing
     @Test func decodesEveryBlockInOrderIgnoringSurroundingTextAndCRLF() throws {
         let first = PEM.encode([1, 2, 3], label: "FIRST")
         let second = PEM.encode(Array(0..<200), label: "SECOND THING")
-        let text = "Bag Attributes\r\n    friendlyName: x\r\n" + first.replacingOccurrences(of: "\n", with: "\r\n")
+        let text =
+            "Bag Attributes\r\n    friendlyName: x\r\n" + first.replacingOccurrences(of: "\n", with: "\r\n")
             + "subject=CN = something\n\n" + second + "trailing text"
         let blocks = try PEM.decode(text)
-        #expect(blocks == [PEM.Block(label: "FIRST", der: [1, 2, 3]), PEM.Block(label: "SECOND THING", der: Array(0..<200))])
+        #expect(
+            blocks == [
+                PEM.Block(label: "FIRST", der: [1, 2, 3]), PEM.Block(label: "SECOND THING", der: Array(0..<200)),
+            ])
     }
 
     @Test func rejectsMalformedBase64() {
@@ -72,7 +76,8 @@ import Testing
 @Suite struct DigestAndRandomTests {
     @Test func knownAnswers() {
         #expect(hex(Digest.sha1(Array("abc".utf8))) == "a9993e364706816aba3e25717850c26c9cd0d89d")
-        #expect(hex(Digest.sha256(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            hex(Digest.sha256(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(hex(Digest.sha256([])) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         // RFC 4231 test cases 2 and 1.
         #expect(

@@ -24,8 +24,9 @@ import Testing
 
     @Test func rejectsTamperingAndTheWrongKeyOrAlgorithm() throws {
         let key = try SharedKeys.rsa2048.get()
-        let token = try JWS.sign(headerJSON: Array(#"{"alg":"RS256"}"#.utf8), payloadJSON: Array(#"{"sub":"a"}"#.utf8),
-                                 key: key, algorithm: .rs256)
+        let token = try JWS.sign(
+            headerJSON: Array(#"{"alg":"RS256"}"#.utf8), payloadJSON: Array(#"{"sub":"a"}"#.utf8),
+            key: key, algorithm: .rs256)
         let parts = token.split(separator: ".").map(String.init)
         let forgedPayload = Base64URL.encode(Array(#"{"sub":"b"}"#.utf8))
         let forged = try JWS(compact: [parts[0], forgedPayload, parts[2]].joined(separator: "."))
@@ -53,15 +54,18 @@ import Testing
         let chain = try DemoChain.shared.get()
         let directory = try OpenSSLTool.WorkDirectory()
         try directory.write("leaf.pem", chain.leaf.pem())
-        let fingerprint = try OpenSSLTool.run(["x509", "-in", "leaf.pem", "-noout", "-fingerprint", "-sha1"], in: directory)
+        let fingerprint = try OpenSSLTool.run(
+            ["x509", "-in", "leaf.pem", "-noout", "-fingerprint", "-sha1"], in: directory)
         let opensslHex = String(fingerprint.split(separator: "=").last ?? "")
             .trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: ":", with: "").lowercased()
 
         let x5t = Base64URL.encode(chain.leaf.sha1Thumbprint)
         let header = Array(#"{"alg":"RS256","typ":"JWT","x5t":"\#(x5t)"}"#.utf8)
-        let token = try JWS.sign(headerJSON: header, payloadJSON: Array(#"{"iss":"app"}"#.utf8), key: chain.leafKey, algorithm: .rs256)
+        let token = try JWS.sign(
+            headerJSON: header, payloadJSON: Array(#"{"iss":"app"}"#.utf8), key: chain.leafKey, algorithm: .rs256)
         let jws = try JWS(compact: token)
-        let decodedHeader = try #require(try JSONSerialization.jsonObject(with: Data(jws.headerJSON)) as? [String: String])
+        let decodedHeader = try #require(
+            try JSONSerialization.jsonObject(with: Data(jws.headerJSON)) as? [String: String])
         let thumbprint = try #require(decodedHeader["x5t"].flatMap(Base64URL.decode))
         #expect(hex(thumbprint) == opensslHex)
         #expect(jws.verify(with: chain.leaf.publicKey, algorithm: .rs256))

@@ -89,7 +89,9 @@ import Testing
             try directory.write("message", message)
             try directory.write("signature", key.sign(message, algorithm: algorithm))
             var arguments = ["dgst", "-sha256", "-verify", "key.pub", "-signature", "signature"]
-            if algorithm == .ps256 { arguments += ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"] }
+            if algorithm == .ps256 {
+                arguments += ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"]
+            }
             let output = try OpenSSLTool.run(arguments + ["message"], in: directory)
             #expect(output.contains("Verified OK"), "\(algorithm): \(output)")
         }
@@ -114,11 +116,19 @@ import Testing
 
     @Test func readsEveryFormatOpenSSLWrites() throws {
         let directory = try OpenSSLTool.WorkDirectory()
-        try OpenSSLTool.run(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "pkcs8.pem"], in: directory)
+        try OpenSSLTool.run(
+            ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "pkcs8.pem"], in: directory)
         try OpenSSLTool.run(["rsa", "-in", "pkcs8.pem", "-traditional", "-out", "pkcs1.pem"], in: directory)
-        try OpenSSLTool.run(["rsa", "-in", "pkcs8.pem", "-traditional", "-outform", "DER", "-out", "pkcs1.der"], in: directory)
-        try OpenSSLTool.run(["pkcs8", "-topk8", "-in", "pkcs8.pem", "-passout", "pass:s3cret pass", "-out", "encrypted.pem"], in: directory)
-        try OpenSSLTool.run(["rsa", "-in", "pkcs8.pem", "-traditional", "-aes128", "-passout", "pass:s3cret pass", "-out", "legacy.pem"], in: directory)
+        try OpenSSLTool.run(
+            ["rsa", "-in", "pkcs8.pem", "-traditional", "-outform", "DER", "-out", "pkcs1.der"], in: directory)
+        try OpenSSLTool.run(
+            ["pkcs8", "-topk8", "-in", "pkcs8.pem", "-passout", "pass:s3cret pass", "-out", "encrypted.pem"],
+            in: directory)
+        try OpenSSLTool.run(
+            [
+                "rsa", "-in", "pkcs8.pem", "-traditional", "-aes128", "-passout", "pass:s3cret pass", "-out",
+                "legacy.pem",
+            ], in: directory)
         try OpenSSLTool.run(["ecparam", "-name", "secp384r1", "-genkey", "-out", "sec1.pem"], in: directory)
         try OpenSSLTool.run(["ec", "-in", "sec1.pem", "-outform", "DER", "-out", "sec1.der"], in: directory)
 
@@ -199,7 +209,9 @@ import Testing
 
     @Test func rejectsGarbage() {
         #expect(throws: PKIError.self) { try PublicKey(spkiDER: [1, 2, 3]) }
-        #expect(throws: PKIError.self) { try PublicKey(pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n") }
+        #expect(throws: PKIError.self) {
+            try PublicKey(pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
-@testable import PKI
 import Testing
+
+@testable import PKI
 
 @Suite struct PKCS12Tests {
     @Test func createThenParseKeepsKeyAndCertificateOrder() throws {
@@ -33,7 +34,8 @@ import Testing
         let keyOnly = try PKCS12.parse(PKCS12.create(privateKey: chain.leafKey, certificates: []))
         #expect(keyOnly.privateKeys.map(\.publicKey) == [chain.leafKey.publicKey])
         #expect(keyOnly.certificates.isEmpty)
-        let certificatesOnly = try PKCS12.parse(PKCS12.create(privateKey: nil, certificates: [chain.root, chain.intermediate]))
+        let certificatesOnly = try PKCS12.parse(
+            PKCS12.create(privateKey: nil, certificates: [chain.root, chain.intermediate]))
         #expect(certificatesOnly.privateKeys.isEmpty)
         #expect(certificatesOnly.certificates == [chain.root, chain.intermediate])
         #expect(throws: PKIError.self) { try PKCS12.create(privateKey: nil, certificates: []) }
@@ -51,7 +53,8 @@ import Testing
 
     @Test func blankPasswordOpensFilesMadeWithoutAnyPassword() throws {
         let chain = try DemoChain.shared.get()
-        let pfx = try PKCS12.create(privateKey: chain.leafKey, certificates: [chain.leaf], passwordOrNone: nil, friendlyName: nil)
+        let pfx = try PKCS12.create(
+            privateKey: chain.leafKey, certificates: [chain.leaf], passwordOrNone: nil, friendlyName: nil)
         let contents = try PKCS12.parse(pfx)
         #expect(contents.privateKeys.first?.publicKey == chain.leafKey.publicKey)
         #expect(contents.certificates == [chain.leaf])
@@ -62,9 +65,13 @@ import Testing
     @Test func opensslReadsOurFileWithoutLegacyProvider() throws {
         let chain = try DemoChain.shared.get()
         let directory = try OpenSSLTool.WorkDirectory()
-        try directory.write("out.pfx", PKCS12.create(privateKey: chain.leafKey, certificates: [chain.leaf, chain.intermediate, chain.root],
-                                                     friendlyName: "my-cert"))
-        let info = try OpenSSLTool.run(["pkcs12", "-in", "out.pfx", "-info", "-nokeys", "-passin", "pass:", "-noout"], in: directory)
+        try directory.write(
+            "out.pfx",
+            PKCS12.create(
+                privateKey: chain.leafKey, certificates: [chain.leaf, chain.intermediate, chain.root],
+                friendlyName: "my-cert"))
+        let info = try OpenSSLTool.run(
+            ["pkcs12", "-in", "out.pfx", "-info", "-nokeys", "-passin", "pass:", "-noout"], in: directory)
         #expect(info.contains("MAC: sha1, Iteration 2048"))
         #expect(info.contains("PKCS7 Encrypted data: pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 2048"))
         #expect(info.contains("Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 2048"))
@@ -80,7 +87,8 @@ import Testing
     @Test func opensslReadsOurPasswordProtectedFile() throws {
         let chain = try DemoChain.shared.get()
         let directory = try OpenSSLTool.WorkDirectory()
-        try directory.write("out.pfx", PKCS12.create(privateKey: chain.leafKey, certificates: [chain.leaf], password: "s3cret"))
+        try directory.write(
+            "out.pfx", PKCS12.create(privateKey: chain.leafKey, certificates: [chain.leaf], password: "s3cret"))
         let dump = try OpenSSLTool.run(["pkcs12", "-in", "out.pfx", "-passin", "pass:s3cret", "-nodes"], in: directory)
         #expect(try PrivateKey(pem: dump).publicKey == chain.leafKey.publicKey)
         #expect(throws: OpenSSLTool.Failure.self) {
@@ -102,8 +110,9 @@ import Testing
         try directory.write("key.pem", chain.leafKey.pkcs8PEM())
         try directory.write("leaf.pem", chain.leaf.pem())
         try directory.write("chain.pem", chain.intermediate.pem() + chain.root.pem())
-        try OpenSSLTool.run(["pkcs12", "-export", "-inkey", "key.pem", "-in", "leaf.pem", "-certfile", "chain.pem", "-out", "in.pfx"]
-                            + exportArguments, in: directory)
+        try OpenSSLTool.run(
+            ["pkcs12", "-export", "-inkey", "key.pem", "-in", "leaf.pem", "-certfile", "chain.pem", "-out", "in.pfx"]
+                + exportArguments, in: directory)
         let pfx = try directory.readBytes("in.pfx")
         let contents = try PKCS12.parse(pfx, password: password)
         #expect(contents.privateKeys.map(\.publicKey) == [chain.leafKey.publicKey])

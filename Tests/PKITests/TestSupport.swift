@@ -80,7 +80,8 @@ struct OpenSSLTool {
         process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
         guard process.terminationStatus == 0 else {
-            throw Failure(description: "openssl \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(text)")
+            throw Failure(
+                description: "openssl \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(text)")
         }
         return text
     }

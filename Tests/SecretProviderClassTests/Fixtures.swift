@@ -6,7 +6,8 @@ enum Fixture {
     static let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
     static let clientId = "5c6b4a1e-8d2f-4e3a-9b7c-0123456789ab"
     static let clientSecret = "sp-Secret~Value.DoNotLeak"
-    static let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDphcHAifQ.c2lnbmF0dXJlLWRvLW5vdC1sZWFr"
+    static let token =
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDphcHAifQ.c2lnbmF0dXJlLWRvLW5vdC1sZWFr"
     static let otherToken = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhdHRyaWJ1dGVzLXRva2VuIn0.YXR0cmlidXRlcy1zaWduYXR1cmU"
     static let expiration = "2026-11-29T03:00:00Z"
     static let tokensKey = "csi.storage.k8s.io/serviceAccount.tokens"
@@ -45,7 +46,8 @@ enum Fixture {
 
 /// Parses, recording an issue if it fails.
 func parsed(
-    _ parameters: [String: String], podAttributes: [String: String] = Fixture.pod, secrets: [String: String] = Fixture.spSecrets,
+    _ parameters: [String: String], podAttributes: [String: String] = Fixture.pod,
+    secrets: [String: String] = Fixture.spSecrets,
     options: ParserOptions = ParserOptions(), sourceLocation: SourceLocation = #_sourceLocation
 ) -> VolumeRequest? {
     do {
@@ -59,7 +61,8 @@ func parsed(
 
 /// The parse error, recording an issue if there is none; also checks that no credential leaks into it.
 func parseError(
-    _ parameters: [String: String], podAttributes: [String: String] = Fixture.pod, secrets: [String: String] = Fixture.spSecrets,
+    _ parameters: [String: String], podAttributes: [String: String] = Fixture.pod,
+    secrets: [String: String] = Fixture.spSecrets,
     options: ParserOptions = ParserOptions(), sourceLocation: SourceLocation = #_sourceLocation
 ) -> VolumeError? {
     do {
@@ -69,7 +72,9 @@ func parseError(
         return nil
     } catch {
         for secret in Fixture.neverShown {
-            #expect(!error.message.contains(secret), "credential in error: \(error.message)", sourceLocation: sourceLocation)
+            #expect(
+                !error.message.contains(secret), "credential in error: \(error.message)", sourceLocation: sourceLocation
+            )
         }
         #expect(error.description == error.message, sourceLocation: sourceLocation)
         return error
@@ -78,24 +83,34 @@ func parseError(
 
 /// Expects a parse error with `code` whose message contains every fragment.
 func expectParseError(
-    _ code: VolumeError.Code, _ fragments: String..., parameters: [String: String], podAttributes: [String: String] = Fixture.pod,
+    _ code: VolumeError.Code, _ fragments: String..., parameters: [String: String],
+    podAttributes: [String: String] = Fixture.pod,
     secrets: [String: String] = Fixture.spSecrets, options: ParserOptions = ParserOptions(),
     sourceLocation: SourceLocation = #_sourceLocation
 ) {
-    guard let error = parseError(parameters, podAttributes: podAttributes, secrets: secrets, options: options, sourceLocation: sourceLocation)
+    guard
+        let error = parseError(
+            parameters, podAttributes: podAttributes, secrets: secrets, options: options, sourceLocation: sourceLocation
+        )
     else { return }
     #expect(error.code == code, "\(error.message)", sourceLocation: sourceLocation)
     for fragment in fragments {
-        #expect(error.message.contains(fragment), "\"\(error.message)\" lacks \"\(fragment)\"", sourceLocation: sourceLocation)
+        #expect(
+            error.message.contains(fragment), "\"\(error.message)\" lacks \"\(fragment)\"",
+            sourceLocation: sourceLocation)
     }
 }
 
 /// Expects the objects parameter `objects` to fail with invalidArgument containing every fragment.
 func expectObjectsError(_ objects: String, _ fragments: String..., sourceLocation: SourceLocation = #_sourceLocation) {
-    guard let error = parseError(Fixture.parameters(["objects": objects]), sourceLocation: sourceLocation) else { return }
+    guard let error = parseError(Fixture.parameters(["objects": objects]), sourceLocation: sourceLocation) else {
+        return
+    }
     #expect(error.code == .invalidArgument, "\(error.message)", sourceLocation: sourceLocation)
     for fragment in fragments {
-        #expect(error.message.contains(fragment), "\"\(error.message)\" lacks \"\(fragment)\"", sourceLocation: sourceLocation)
+        #expect(
+            error.message.contains(fragment), "\"\(error.message)\" lacks \"\(fragment)\"",
+            sourceLocation: sourceLocation)
     }
 }
 

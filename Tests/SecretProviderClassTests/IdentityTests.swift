@@ -1,7 +1,9 @@
 import SecretProviderClass
 import Testing
 
-@Suite("Identity: workload identity, service principal, redaction (docs/kubernetes.md, Moving a SecretProviderClass to akvfs, §2, §8)")
+@Suite(
+    "Identity: workload identity, service principal, redaction (docs/kubernetes.md, Moving a SecretProviderClass to akvfs, §2, §8)"
+)
 struct IdentityTests {
     static let workloadIdentity = Fixture.parameters(["clientID": Fixture.clientId])
 
@@ -10,7 +12,9 @@ struct IdentityTests {
         let request = try #require(parsed(Self.workloadIdentity, podAttributes: attributes, secrets: [:]))
         #expect(
             request.identity
-                == .workloadIdentity(clientId: Fixture.clientId, serviceAccountToken: Fixture.token, tokenExpiration: Fixture.expiration))
+                == .workloadIdentity(
+                    clientId: Fixture.clientId, serviceAccountToken: Fixture.token, tokenExpiration: Fixture.expiration)
+        )
     }
 
     // §8: with serviceAccountTokenInSecrets the tokens arrive in the secrets, which win over the volume context.
@@ -25,11 +29,20 @@ struct IdentityTests {
         #expect(token == Fixture.token)
 
         let secretsOnly = try #require(parsed(Self.workloadIdentity, secrets: [Fixture.tokensKey: Fixture.tokens()]))
-        #expect(secretsOnly.identity == .workloadIdentity(clientId: Fixture.clientId, serviceAccountToken: Fixture.token, tokenExpiration: Fixture.expiration))
+        #expect(
+            secretsOnly.identity
+                == .workloadIdentity(
+                    clientId: Fixture.clientId, serviceAccountToken: Fixture.token, tokenExpiration: Fixture.expiration)
+        )
 
         // A blank entry in the secrets does not hide the volume context's tokens.
-        let blank = try #require(parsed(Self.workloadIdentity, podAttributes: attributes, secrets: [Fixture.tokensKey: " "]))
-        #expect(blank.identity == .workloadIdentity(clientId: Fixture.clientId, serviceAccountToken: Fixture.otherToken, tokenExpiration: Fixture.expiration))
+        let blank = try #require(
+            parsed(Self.workloadIdentity, podAttributes: attributes, secrets: [Fixture.tokensKey: " "]))
+        #expect(
+            blank.identity
+                == .workloadIdentity(
+                    clientId: Fixture.clientId, serviceAccountToken: Fixture.otherToken,
+                    tokenExpiration: Fixture.expiration))
     }
 
     @Test func clientIDWithoutTokensIsAnErrorNotServicePrincipal() {
@@ -40,22 +53,27 @@ struct IdentityTests {
             parameters: Self.workloadIdentity, secrets: Fixture.spSecrets)
         expectParseError(
             .unauthenticated, "service account tokens not found",
-            parameters: Self.workloadIdentity, podAttributes: Fixture.pod.merging([Fixture.tokensKey: ""]) { $1 }, secrets: [:])
+            parameters: Self.workloadIdentity, podAttributes: Fixture.pod.merging([Fixture.tokensKey: ""]) { $1 },
+            secrets: [:])
     }
 
     @Test func wrongAudience() {
-        let attributes = Fixture.pod.merging([Fixture.tokensKey: Fixture.tokens(audience: "api://AKSIdentityBinding")]) { $1 }
+        let attributes = Fixture.pod.merging([Fixture.tokensKey: Fixture.tokens(audience: "api://AKSIdentityBinding")])
+        { $1 }
         expectParseError(
-            .unauthenticated, "token for audience api://AzureADTokenExchange not found", "api://AKSIdentityBinding", "tokenRequests",
+            .unauthenticated, "token for audience api://AzureADTokenExchange not found", "api://AKSIdentityBinding",
+            "tokenRequests",
             parameters: Self.workloadIdentity, podAttributes: attributes, secrets: [:])
         expectParseError(
             .unauthenticated, "token for audience api://AzureADTokenExchange not found",
-            parameters: Self.workloadIdentity, podAttributes: Fixture.pod.merging([Fixture.tokensKey: "{}"]) { $1 }, secrets: [:])
+            parameters: Self.workloadIdentity, podAttributes: Fixture.pod.merging([Fixture.tokensKey: "{}"]) { $1 },
+            secrets: [:])
     }
 
     // §1 [test]: `invalid`, `"token":12345`; never echo any of it.
     @Test(arguments: [
-        "invalid", "[]", #"{"api://AzureADTokenExchange":{"token":12345}}"#, #"{"api://AzureADTokenExchange":"just-a-string"}"#,
+        "invalid", "[]", #"{"api://AzureADTokenExchange":{"token":12345}}"#,
+        #"{"api://AzureADTokenExchange":"just-a-string"}"#,
         #"{"api://AzureADTokenExchange":{"expirationTimestamp":"2026-11-29T03:00:00Z"}}"#,
         #"{"api://AzureADTokenExchange":{"token":"\#(Fixture.token)""#, "\(Fixture.token)",
     ])
@@ -103,7 +121,8 @@ struct IdentityTests {
 
     @Test func servicePrincipalErrors() {
         expectParseError(
-            .unauthenticated, "failed to get credentials, nodePublishSecretRef secret is not set", "for workload identity set clientID",
+            .unauthenticated, "failed to get credentials, nodePublishSecretRef secret is not set",
+            "for workload identity set clientID",
             parameters: Fixture.parameters(), secrets: [:])
         // Tokens alone (serviceAccountTokenInSecrets) are not a nodePublishSecretRef.
         expectParseError(
@@ -147,6 +166,7 @@ struct IdentityTests {
                 for secret in Fixture.neverShown { #expect(!text.contains(secret), "\(text)") }
             }
         }
-        #expect("\(VolumeIdentity.nodeManagedIdentity(clientId: nil))" == "nodeManagedIdentity(clientId: system-assigned)")
+        #expect(
+            "\(VolumeIdentity.nodeManagedIdentity(clientId: nil))" == "nodeManagedIdentity(clientId: system-assigned)")
     }
 }

@@ -40,14 +40,18 @@ struct ObjectTests {
         #expect(
             request.objects[0]
                 == VolumeObject(
-                    name: "secret1", type: .secret, version: "3a6a1e3d6b7a4c2f9e8d7c6b5a493827", alias: "app/db-password", encoding: .base64,
+                    name: "secret1", type: .secret, version: "3a6a1e3d6b7a4c2f9e8d7c6b5a493827",
+                    alias: "app/db-password", encoding: .base64,
                     permission: 0o600, path: ["app", "db-password"]))
         #expect(request.objects[1] == VolumeObject(name: "cert1", type: .cert, versionHistory: 3, path: ["cert1"]))
     }
 
     @Test func stringFieldsAreTrimmedAndNullIsEmpty() throws {
         let object = try #require(
-            parsedObject([("objectName", "' secret1 '"), ("objectType", "\" secret \""), ("objectVersion", "~"), ("objectAlias", "null")]))
+            parsedObject([
+                ("objectName", "' secret1 '"), ("objectType", "\" secret \""), ("objectVersion", "~"),
+                ("objectAlias", "null"),
+            ]))
         #expect(object.name == "secret1")
         #expect(object.type == .secret)
         #expect(object.version == nil)
@@ -58,12 +62,18 @@ struct ObjectTests {
 
     @Test func topLevelListOrGarbage() {
         expectObjectsError(
-            "- objectName: secret1\n  objectType: secret\n", "failed to yaml unmarshal objects, error: yaml: unmarshal errors",
+            "- objectName: secret1\n  objectType: secret\n",
+            "failed to yaml unmarshal objects, error: yaml: unmarshal errors",
             "cannot unmarshal !!seq", "key array")
         expectObjectsError("just text", "failed to yaml unmarshal objects, error: yaml: unmarshal errors", "!!str")
-        expectObjectsError("array: [unclosed", "failed to yaml unmarshal objects, error: yaml: line 1, column 8: the flow sequence that starts here is not closed")
+        expectObjectsError(
+            "array: [unclosed",
+            "failed to yaml unmarshal objects, error: yaml: line 1, column 8: the flow sequence that starts here is not closed"
+        )
         expectObjectsError("array:\n  - |\n    a\n bad: [", "failed to yaml unmarshal objects, error: yaml:")
-        expectObjectsError("array: secret1", "failed to yaml unmarshal objects, error: yaml: unmarshal errors", "cannot unmarshal !!str into array")
+        expectObjectsError(
+            "array: secret1", "failed to yaml unmarshal objects, error: yaml: unmarshal errors",
+            "cannot unmarshal !!str into array")
     }
 
     // Quirk 6: the provider returns no files for an empty array and the driver then fails obscurely.
@@ -74,23 +84,29 @@ struct ObjectTests {
 
     @Test func unknownTopLevelKey() {
         expectObjectsError(
-            "arrays:\n  - |\n    objectName: secret1\n    objectType: secret\n", #"objects has the unknown key "arrays" (did you mean array?)"#)
+            "arrays:\n  - |\n    objectName: secret1\n    objectType: secret\n",
+            #"objects has the unknown key "arrays" (did you mean array?)"#)
     }
 
     @Test func itemsMustBeStrings() {
         expectObjectsError(
-            "array:\n  - objectName: secret1\n    objectType: secret\n", "failed to yaml unmarshal objects", "array item 0 is a !!map",
+            "array:\n  - objectName: secret1\n    objectType: secret\n", "failed to yaml unmarshal objects",
+            "array item 0 is a !!map",
             "- |")
     }
 
     @Test func itemYAMLErrorsNameTheIndex() {
-        let objects = "array:\n  - |\n    objectName: secret1\n    objectType: secret\n  - |\n    objectName: [unclosed\n"
+        let objects =
+            "array:\n  - |\n    objectName: secret1\n    objectType: secret\n  - |\n    objectName: [unclosed\n"
         expectObjectsError(objects, "unmarshal failed for keyVaultObjects at index 1, error: yaml: line")
-        expectObjectsError("array:\n  - secret1\n", "unmarshal failed for keyVaultObjects at index 0", "cannot unmarshal !!str")
         expectObjectsError(
-            "array:\n  - |\n    objectName:\n      nested: x\n", "unmarshal failed for keyVaultObjects at index 0", "!!map into objectName")
+            "array:\n  - secret1\n", "unmarshal failed for keyVaultObjects at index 0", "cannot unmarshal !!str")
         expectObjectsError(
-            "array:\n  - |\n    objectName: a\n    objectName: b\n", "unmarshal failed for keyVaultObjects at index 0", "already defined")
+            "array:\n  - |\n    objectName:\n      nested: x\n", "unmarshal failed for keyVaultObjects at index 0",
+            "!!map into objectName")
+        expectObjectsError(
+            "array:\n  - |\n    objectName: a\n    objectName: b\n", "unmarshal failed for keyVaultObjects at index 0",
+            "already defined")
         expectObjectsError(
             Fixture.objects([[("objectName", "secret1"), ("objectType", "secret"), ("objectVersionHistory", "many")]]),
             #"unmarshal failed for keyVaultObjects at index 0, error: objectVersionHistory "many" is not an integer"#)
@@ -101,9 +117,11 @@ struct ObjectTests {
         expectObjectsError(
             Fixture.objects([[("objectName", "secret1"), ("objectType", "secret"), ("objectAliass", "db")]]),
             "failed to get objectType:secret, objectName:secret1, objectVersion:: unknown field objectAliass (did you mean objectAlias?)",
-            "objectName, objectAlias, objectType, objectVersion, objectVersionHistory, objectFormat, objectEncoding, filePermission")
+            "objectName, objectAlias, objectType, objectVersion, objectVersionHistory, objectFormat, objectEncoding, filePermission"
+        )
         expectObjectsError(
-            Fixture.objects([[("objectname", "secret1"), ("objectType", "secret")]]), "unknown field objectname (did you mean objectName?)")
+            Fixture.objects([[("objectname", "secret1"), ("objectType", "secret")]]),
+            "unknown field objectname (did you mean objectName?)")
     }
 
     // MARK: objectName
@@ -111,7 +129,8 @@ struct ObjectTests {
     @Test func objectNameRules() {
         expectObjectsError(
             Fixture.objects([[("objectType", "secret")]]),
-            "failed to get objectType:secret, objectName:, objectVersion:: file name must not be empty", "(objects array item 0)")
+            "failed to get objectType:secret, objectName:, objectVersion:: file name must not be empty",
+            "(objects array item 0)")
         expectObjectsError(
             Fixture.objects([[("objectType", "secret"), ("objectAlias", "db")]]), "objectName is not set")
         expectObjectsError(
@@ -127,7 +146,10 @@ struct ObjectTests {
 
     // MARK: objectType (quirk 1: any case, checked at parse time, before any fetch)
 
-    @Test(arguments: [("secret", ObjectType.secret), ("key", .key), ("cert", .cert), ("Secret", .secret), ("KEY", .key), ("Cert", .cert)])
+    @Test(arguments: [
+        ("secret", ObjectType.secret), ("key", .key), ("cert", .cert), ("Secret", .secret), ("KEY", .key),
+        ("Cert", .cert),
+    ])
     func objectTypeInAnyCase(text: String, type: ObjectType) throws {
         #expect(try #require(parsedObject([("objectName", "obj1"), ("objectType", text)])).type == type)
     }
@@ -138,7 +160,8 @@ struct ObjectTests {
             "failed to get objectType:certificate, objectName:cert1, objectVersion:: Invalid vaultObjectTypes. Should be secret, key, or cert",
             "use cert for a certificate")
         expectObjectsError(
-            Fixture.objects([[("objectName", "secret1")]]), "Invalid vaultObjectTypes. Should be secret, key, or cert (objectType is not set)")
+            Fixture.objects([[("objectName", "secret1")]]),
+            "Invalid vaultObjectTypes. Should be secret, key, or cert (objectType is not set)")
         expectObjectsError(Fixture.objects([[("objectName", "x1"), ("objectType", "blob")]]), #"(got "blob")"#)
     }
 
@@ -154,20 +177,27 @@ struct ObjectTests {
         #expect(try #require(parsedObject(fields)).format == expected)
     }
 
-    @Test(arguments: [("BasE64", ObjectEncoding.base64), ("base64", .base64), ("hex", .hex), ("utf-8", .utf8), ("UTF-8", .utf8)])
+    @Test(arguments: [
+        ("BasE64", ObjectEncoding.base64), ("base64", .base64), ("hex", .hex), ("utf-8", .utf8), ("UTF-8", .utf8),
+    ])
     func validEncodings(text: String, encoding: ObjectEncoding) throws {
-        #expect(try #require(parsedObject([("objectName", "obj1"), ("objectType", "secret"), ("objectEncoding", text)])).encoding == encoding)
+        #expect(
+            try #require(parsedObject([("objectName", "obj1"), ("objectType", "secret"), ("objectEncoding", text)]))
+                .encoding == encoding)
     }
 
     @Test func formatAndEncodingErrors() {
         expectObjectsError(
             Fixture.objects([[("objectName", "secret1"), ("objectType", "secret"), ("objectFormat", "pkcs")]]),
-            "failed to get objectType:secret, objectName:secret1, objectVersion:: invalid objectFormat: pkcs, should be PEM or PFX")
+            "failed to get objectType:secret, objectName:secret1, objectVersion:: invalid objectFormat: pkcs, should be PEM or PFX"
+        )
         expectObjectsError(
             Fixture.objects([[("objectName", "secret1"), ("objectType", "secret"), ("objectEncoding", "utf-16")]]),
             "invalid objectEncoding: utf-16, should be hex, base64 or utf-8")
         expectObjectsError(
-            Fixture.objects([[("objectName", "secret1"), ("objectType", "secret"), ("objectEncoding", "NotAnEncoding")]]),
+            Fixture.objects([
+                [("objectName", "secret1"), ("objectType", "secret"), ("objectEncoding", "NotAnEncoding")]
+            ]),
             "invalid objectEncoding: NotAnEncoding, should be hex, base64 or utf-8")
     }
 
@@ -187,14 +217,20 @@ struct ObjectTests {
 
     // MARK: filePermission (quirk 3)
 
-    @Test(arguments: [("0600", UInt16(0o600)), ("600", 0o600), ("0440", 0o440), ("0644", 0o644), ("7", 0o7), ("0777", 0o777), ("0000", 0)])
+    @Test(arguments: [
+        ("0600", UInt16(0o600)), ("600", 0o600), ("0440", 0o440), ("0644", 0o644), ("7", 0o7), ("0777", 0o777),
+        ("0000", 0),
+    ])
     func validPermissions(text: String, mode: UInt16) throws {
-        let object = try #require(parsedObject([("objectName", "obj1"), ("objectType", "secret"), ("filePermission", "\"\(text)\"")]))
+        let object = try #require(
+            parsedObject([("objectName", "obj1"), ("objectType", "secret"), ("filePermission", "\"\(text)\"")]))
         #expect(object.permission == mode)
     }
 
     @Test func noPermissionMeansTheVolumeDefault() throws {
-        #expect(try #require(parsedObject([("objectName", "obj1"), ("objectType", "secret"), ("filePermission", "\"\"")])).permission == nil)
+        #expect(
+            try #require(parsedObject([("objectName", "obj1"), ("objectType", "secret"), ("filePermission", "\"\"")]))
+                .permission == nil)
     }
 
     @Test(arguments: ["0900", "900", "abc", "06000", "-600", "0o600", "0x1f", "6 0 0", "08"])
@@ -213,21 +249,30 @@ struct ObjectTests {
 
     // MARK: objectVersion / objectVersionHistory
 
-    @Test(arguments: [("", nil), ("latest", nil), ("Latest", nil), ("3a6a1e3d6b7a4c2f9e8d7c6b5a493827", "3a6a1e3d6b7a4c2f9e8d7c6b5a493827")] as [(String, String?)])
+    @Test(
+        arguments: [
+            ("", nil), ("latest", nil), ("Latest", nil),
+            ("3a6a1e3d6b7a4c2f9e8d7c6b5a493827", "3a6a1e3d6b7a4c2f9e8d7c6b5a493827"),
+        ] as [(String, String?)])
     func versions(text: String, version: String?) throws {
-        let object = try #require(parsedObject([("objectName", "obj1"), ("objectType", "secret"), ("objectVersion", "\"\(text)\"")]))
+        let object = try #require(
+            parsedObject([("objectName", "obj1"), ("objectType", "secret"), ("objectVersion", "\"\(text)\"")]))
         #expect(object.version == version)
     }
 
     @Test func invalidVersion() {
         expectObjectsError(
             Fixture.objects([[("objectName", "obj1"), ("objectType", "secret"), ("objectVersion", "v1/../x")]]),
-            #"failed to get objectType:secret, objectName:obj1, objectVersion:v1/../x: objectVersion "v1/../x" is not valid"#)
+            #"failed to get objectType:secret, objectName:obj1, objectVersion:v1/../x: objectVersion "v1/../x" is not valid"#
+        )
     }
 
-    @Test(arguments: [("0", 0, true), ("1", 1, true), ("2", 2, false), ("4", 4, false), ("50", 50, false), ("\"5\"", 5, false)])
+    @Test(arguments: [
+        ("0", 0, true), ("1", 1, true), ("2", 2, false), ("4", 4, false), ("50", 50, false), ("\"5\"", 5, false),
+    ])
     func versionHistoryRange(text: String, history: Int, single: Bool) throws {
-        let object = try #require(parsedObject([("objectName", "obj1"), ("objectType", "secret"), ("objectVersionHistory", text)]))
+        let object = try #require(
+            parsedObject([("objectName", "obj1"), ("objectType", "secret"), ("objectVersionHistory", text)]))
         #expect(object.versionHistory == history)
         #expect(object.isSingleVersion == single)
         #expect(object.path == ["obj1"])
@@ -245,7 +290,10 @@ struct ObjectTests {
     @Test func failureWrapper() {
         let object = VolumeObject(name: "secret1", type: .secret)
         let error = object.failure(.notFound, "SecretNotFound")
-        #expect(error == VolumeError(.notFound, "failed to get objectType:secret, objectName:secret1, objectVersion:: SecretNotFound"))
+        #expect(
+            error
+                == VolumeError(
+                    .notFound, "failed to get objectType:secret, objectName:secret1, objectVersion:: SecretNotFound"))
         #expect(VolumeError.Code.invalidArgument.grpcStatus == 3)
         #expect(VolumeError.Code.notFound.grpcStatus == 5)
         #expect(VolumeError.Code.failedPrecondition.grpcStatus == 9)

@@ -9,22 +9,29 @@ struct ParameterTests {
     @Test func checkOrderOfTheRequiredValues() throws {
         var parameters: [String: String] = [:]
         var attributes: [String: String] = [:]
-        expectParseError(.invalidArgument, "pod name is not provided", parameters: parameters, podAttributes: attributes)
+        expectParseError(
+            .invalidArgument, "pod name is not provided", parameters: parameters, podAttributes: attributes)
         attributes["csi.storage.k8s.io/pod.name"] = "app-0"
-        expectParseError(.invalidArgument, "pod namespace is not provided", parameters: parameters, podAttributes: attributes)
+        expectParseError(
+            .invalidArgument, "pod namespace is not provided", parameters: parameters, podAttributes: attributes)
         attributes["csi.storage.k8s.io/pod.namespace"] = "default"
-        expectParseError(.invalidArgument, "keyvaultName is not provided", parameters: parameters, podAttributes: attributes)
+        expectParseError(
+            .invalidArgument, "keyvaultName is not provided", parameters: parameters, podAttributes: attributes)
         parameters["keyvaultName"] = "testKV"
-        expectParseError(.invalidArgument, "tenantId is not provided", parameters: parameters, podAttributes: attributes)
+        expectParseError(
+            .invalidArgument, "tenantId is not provided", parameters: parameters, podAttributes: attributes)
         parameters["tenantId"] = Fixture.tenant
         parameters["usePodIdentity"] = "tru"
         expectParseError(
-            .invalidArgument, #"failed to parse usePodIdentity flag, error: strconv.ParseBool: parsing "tru": invalid syntax"#,
+            .invalidArgument,
+            #"failed to parse usePodIdentity flag, error: strconv.ParseBool: parsing "tru": invalid syntax"#,
             parameters: parameters, podAttributes: attributes)
     }
 
     @Test func podNameComesFirstEvenWithOtherMistakes() {
-        expectParseError(.invalidArgument, "pod name is not provided", parameters: ["keyvaultname": "x", "usePodIdentity": "tru"], podAttributes: [:])
+        expectParseError(
+            .invalidArgument, "pod name is not provided", parameters: ["keyvaultname": "x", "usePodIdentity": "tru"],
+            podAttributes: [:])
         expectParseError(
             .invalidArgument, "CSIDriver object must set podInfoOnMount: true",
             parameters: Fixture.parameters(), podAttributes: ["csi.storage.k8s.io/pod.name": "app-0"])
@@ -36,7 +43,8 @@ struct ParameterTests {
             parameters: ["useVMManagedIdentity": "yes"])
         // No credentials and no objects: the credentials error comes first, as in the provider.
         expectParseError(
-            .unauthenticated, "nodePublishSecretRef secret is not set", parameters: Fixture.parameters(["objects": nil]), secrets: [:])
+            .unauthenticated, "nodePublishSecretRef secret is not set",
+            parameters: Fixture.parameters(["objects": nil]), secrets: [:])
     }
 
     // MARK: Booleans
@@ -44,13 +52,17 @@ struct ParameterTests {
     @Test(arguments: ["1", "t", "T", "TRUE", "true", "True", " true "])
     func goParseBoolTrue(value: String) throws {
         let request = try #require(
-            parsed(Fixture.parameters(["useVMManagedIdentity": value]), options: ParserOptions(allowNodeManagedIdentity: true)))
+            parsed(
+                Fixture.parameters(["useVMManagedIdentity": value]),
+                options: ParserOptions(allowNodeManagedIdentity: true)))
         #expect(request.identity == .nodeManagedIdentity(clientId: nil))
     }
 
     @Test(arguments: ["", "0", "f", "F", "FALSE", "false", "False"])
     func goParseBoolFalse(value: String) throws {
-        let parameters = Fixture.parameters(["usePodIdentity": value, "useVMManagedIdentity": value, "useAzureTokenProxy": value])
+        let parameters = Fixture.parameters([
+            "usePodIdentity": value, "useVMManagedIdentity": value, "useAzureTokenProxy": value,
+        ])
         let request = try #require(parsed(parameters))
         #expect(request.identity == .servicePrincipal(clientId: Fixture.clientId, clientSecret: Fixture.clientSecret))
     }
@@ -58,17 +70,21 @@ struct ParameterTests {
     @Test(arguments: ["usePodIdentity", "useVMManagedIdentity", "useAzureTokenProxy"])
     func badBooleansUseTheProvidersText(flag: String) {
         expectParseError(
-            .invalidArgument, #"failed to parse \#(flag) flag, error: strconv.ParseBool: parsing "tru": invalid syntax"#,
+            .invalidArgument,
+            #"failed to parse \#(flag) flag, error: strconv.ParseBool: parsing "tru": invalid syntax"#,
             parameters: Fixture.parameters([flag: "tru"]))
         expectParseError(
-            .invalidArgument, #"failed to parse \#(flag) flag, error: strconv.ParseBool: parsing "invalid-value": invalid syntax"#,
+            .invalidArgument,
+            #"failed to parse \#(flag) flag, error: strconv.ParseBool: parsing "invalid-value": invalid syntax"#,
             parameters: Fixture.parameters([flag: "invalid-value"]))
-        expectParseError(.invalidArgument, #"parsing "yes": invalid syntax"#, parameters: Fixture.parameters([flag: "yes"]))
+        expectParseError(
+            .invalidArgument, #"parsing "yes": invalid syntax"#, parameters: Fixture.parameters([flag: "yes"]))
     }
 
     @Test(arguments: [
         ["usePodIdentity", "useAzureTokenProxy"], ["usePodIdentity", "useVMManagedIdentity"],
-        ["useVMManagedIdentity", "useAzureTokenProxy"], ["usePodIdentity", "useVMManagedIdentity", "useAzureTokenProxy"],
+        ["useVMManagedIdentity", "useAzureTokenProxy"],
+        ["usePodIdentity", "useVMManagedIdentity", "useAzureTokenProxy"],
     ])
     func onlyOneIdentityMode(flags: [String]) {
         var changes: [String: String?] = [:]
@@ -92,10 +108,12 @@ struct ParameterTests {
         let message = "identity binding (useAzureTokenProxy) is not supported by akvfs; use workload identity"
         expectParseError(.invalidArgument, message, parameters: Fixture.parameters(["useAzureTokenProxy": "true"]))
         expectParseError(
-            .invalidArgument, message, parameters: Fixture.parameters(["useAzureTokenProxy": "true", "clientID": Fixture.clientId]),
+            .invalidArgument, message,
+            parameters: Fixture.parameters(["useAzureTokenProxy": "true", "clientID": Fixture.clientId]),
             secrets: [:])
         expectParseError(
-            .invalidArgument, "failed to parse useAzureTokenProxy", parameters: Fixture.parameters(["useAzureTokenProxy": "invalid-value"]))
+            .invalidArgument, "failed to parse useAzureTokenProxy",
+            parameters: Fixture.parameters(["useAzureTokenProxy": "invalid-value"]))
     }
 
     @Test func nodeIdentityNeedsThePluginsConsent() {
@@ -106,16 +124,19 @@ struct ParameterTests {
 
     @Test func nodeIdentityWhenAllowed() throws {
         let options = ParserOptions(allowNodeManagedIdentity: true)
-        let systemAssigned = try #require(parsed(Fixture.parameters(["useVMManagedIdentity": "true"]), secrets: [:], options: options))
+        let systemAssigned = try #require(
+            parsed(Fixture.parameters(["useVMManagedIdentity": "true"]), secrets: [:], options: options))
         #expect(systemAssigned.identity == .nodeManagedIdentity(clientId: nil))
         let userAssigned = try #require(
             parsed(
-                Fixture.parameters(["useVMManagedIdentity": "true", "userAssignedIdentityID": Fixture.clientId]), secrets: [:],
+                Fixture.parameters(["useVMManagedIdentity": "true", "userAssignedIdentityID": Fixture.clientId]),
+                secrets: [:],
                 options: options))
         #expect(userAssigned.identity == .nodeManagedIdentity(clientId: Fixture.clientId))
         expectParseError(
             .invalidArgument, #"userAssignedIdentityID "my-identity" is not valid"#, "GUID",
-            parameters: Fixture.parameters(["useVMManagedIdentity": "true", "userAssignedIdentityID": "my-identity"]), options: options)
+            parameters: Fixture.parameters(["useVMManagedIdentity": "true", "userAssignedIdentityID": "my-identity"]),
+            options: options)
     }
 
     // §7: `useVMManagedIdentity: true`, no objects.
@@ -145,13 +166,16 @@ struct ParameterTests {
     }
 
     @Test(arguments: [
-        ("1kv", "must start with a letter"), ("-kv", "must start with a letter"), ("kv-", "must end with a letter or digit"),
+        ("1kv", "must start with a letter"), ("-kv", "must start with a letter"),
+        ("kv-", "must end with a letter or digit"),
         ("k--v", "must not contain '--'"), ("kvé1", "must match [-a-zA-Z0-9]{3,24}"),
-        ("myvault.vault.azure.net", "not its URL or host name"), ("https://myvault.vault.azure.net/", "not its URL or host name"),
+        ("myvault.vault.azure.net", "not its URL or host name"),
+        ("https://myvault.vault.azure.net/", "not its URL or host name"),
     ])
     func keyVaultNamingRules(name: String, fragment: String) {
         expectParseError(
-            .invalidArgument, "failed to get vault: Invalid vault name: \"\(name)\"", fragment, "Key Vault names are 3-24 characters",
+            .invalidArgument, "failed to get vault: Invalid vault name: \"\(name)\"", fragment,
+            "Key Vault names are 3-24 characters",
             parameters: Fixture.parameters(["keyvaultName": name]))
     }
 
@@ -166,13 +190,15 @@ struct ParameterTests {
     }
 
     // §7: vault URLs per cloud.
-    @Test(arguments: [
-        (nil, "https://testkv.vault.azure.net/"), ("", "https://testkv.vault.azure.net/"),
-        ("AzurePublicCloud", "https://testkv.vault.azure.net/"), ("AzureChinaCloud", "https://testkv.vault.azure.cn/"),
-        ("AzureGermanCloud", "https://testkv.vault.microsoftazure.de/"),
-        ("AzureUSGovernmentCloud", "https://testkv.vault.usgovcloudapi.net/"),
-        ("azureusgovernmentcloud", "https://testkv.vault.usgovcloudapi.net/"),
-    ] as [(String?, String)])
+    @Test(
+        arguments: [
+            (nil, "https://testkv.vault.azure.net/"), ("", "https://testkv.vault.azure.net/"),
+            ("AzurePublicCloud", "https://testkv.vault.azure.net/"),
+            ("AzureChinaCloud", "https://testkv.vault.azure.cn/"),
+            ("AzureGermanCloud", "https://testkv.vault.microsoftazure.de/"),
+            ("AzureUSGovernmentCloud", "https://testkv.vault.usgovcloudapi.net/"),
+            ("azureusgovernmentcloud", "https://testkv.vault.usgovcloudapi.net/"),
+        ] as [(String?, String)])
     func vaultURLPerCloud(cloud: String?, url: String) throws {
         let request = try #require(parsed(Fixture.parameters(["cloudName": cloud])))
         #expect(try request.vaultEndpoint().url + "/" == url)
@@ -181,7 +207,8 @@ struct ParameterTests {
     // MARK: Tenant
 
     @Test func tenantIDBeatsTenantId() throws {
-        let both = try #require(parsed(Fixture.parameters(["tenantID": "contoso.onmicrosoft.com", "tenantId": Fixture.tenant])))
+        let both = try #require(
+            parsed(Fixture.parameters(["tenantID": "contoso.onmicrosoft.com", "tenantId": Fixture.tenant])))
         #expect(both.tenantId == "contoso.onmicrosoft.com")
         let legacy = try #require(parsed(Fixture.parameters(["tenantId": Fixture.tenant])))
         #expect(legacy.tenantId == Fixture.tenant)
@@ -193,12 +220,16 @@ struct ParameterTests {
 
     @Test(arguments: ["a/b", "tenant?x=1", "contoso onmicrosoft.com", "..%2f"])
     func tenantMustBeAnIDOrDomain(tenant: String) {
-        expectParseError(.invalidArgument, "tenantId", "is not valid", "directory (tenant) ID", parameters: Fixture.parameters(["tenantId": tenant]))
+        expectParseError(
+            .invalidArgument, "tenantId", "is not valid", "directory (tenant) ID",
+            parameters: Fixture.parameters(["tenantId": tenant]))
     }
 
     // MARK: Cloud
 
-    @Test(arguments: ["AzurePublicCloud", "azurepubliccloud", "AZURECHINACLOUD", "AzureUSGovernmentCloud", "AzureGermanCloud"])
+    @Test(arguments: [
+        "AzurePublicCloud", "azurepubliccloud", "AZURECHINACLOUD", "AzureUSGovernmentCloud", "AzureGermanCloud",
+    ])
     func cloudNamesAreCaseInsensitive(name: String) throws {
         let request = try #require(parsed(Fixture.parameters(["cloudName": name])))
         #expect(request.cloudName == name)
@@ -217,7 +248,9 @@ struct ParameterTests {
             parameters: Fixture.parameters(["cloudEnvFileName": "/etc/kubernetes/akscustom.json"]))
         expectParseError(
             .invalidArgument, "cloudEnvFileName is only used with cloudName AzureStackCloud, not AzureChinaCloud",
-            parameters: Fixture.parameters(["cloudName": "AzureChinaCloud", "cloudEnvFileName": "/etc/kubernetes/akscustom.json"]))
+            parameters: Fixture.parameters([
+                "cloudName": "AzureChinaCloud", "cloudEnvFileName": "/etc/kubernetes/akscustom.json",
+            ]))
         expectParseError(
             .invalidArgument, "cloudName AzureStackCloud is not valid, error: cloudEnvFileName is not set",
             parameters: Fixture.parameters(["cloudName": "AzureStackCloud"]))
@@ -229,7 +262,9 @@ struct ParameterTests {
     // §1 cloudEnvFileName row, and quirk 9: the file is read per request; the process environment is left alone.
     @Test func azureStackCloudReadsItsFileWithoutTouchingTheEnvironment() throws {
         let missing = try #require(
-            parsed(Fixture.parameters(["cloudName": "AzureStackCloud", "cloudEnvFileName": "/nonexistent/akscustom.json"])))
+            parsed(
+                Fixture.parameters(["cloudName": "AzureStackCloud", "cloudEnvFileName": "/nonexistent/akscustom.json"]))
+        )
         #expect(missing.cloudEnvironmentFile == "/nonexistent/akscustom.json")
         #expect(throws: VolumeError.self) { try missing.resolveCloud() }
         do {
@@ -240,11 +275,14 @@ struct ParameterTests {
             #expect(error.message.contains("/nonexistent/akscustom.json"))
         }
 
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-spc-\(UUID().uuidString).json").path
-        let json = #"{"name":"AzureStackCloud","activeDirectoryEndpoint":"https://login.stack.example/","keyVaultEndpoint":"https://vault.stack.example/","keyVaultDNSSuffix":"vault.stack.example"}"#
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-spc-\(UUID().uuidString).json")
+            .path
+        let json =
+            #"{"name":"AzureStackCloud","activeDirectoryEndpoint":"https://login.stack.example/","keyVaultEndpoint":"https://vault.stack.example/","keyVaultDNSSuffix":"vault.stack.example"}"#
         try json.write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let request = try #require(parsed(Fixture.parameters(["cloudName": "AzureStackCloud", "cloudEnvFileName": path])))
+        let request = try #require(
+            parsed(Fixture.parameters(["cloudName": "AzureStackCloud", "cloudEnvFileName": path])))
         #expect(try request.vaultEndpoint().url == "https://testkv.vault.stack.example")
         #expect(ProcessInfo.processInfo.environment["AZURE_ENVIRONMENT_FILEPATH"] == nil)
     }
@@ -257,7 +295,9 @@ struct ParameterTests {
             "usePodIdentity": " false ",
         ])
         let request = try #require(
-            parsed(parameters, podAttributes: ["csi.storage.k8s.io/pod.name": " app-0 ", "csi.storage.k8s.io/pod.namespace": " ns "]))
+            parsed(
+                parameters,
+                podAttributes: ["csi.storage.k8s.io/pod.name": " app-0 ", "csi.storage.k8s.io/pod.namespace": " ns "]))
         #expect(request.keyVaultName == "testkv")
         #expect(request.tenantId == Fixture.tenant)
         #expect(request.cloudName == "AzureChinaCloud")
@@ -310,7 +350,8 @@ struct ParameterTests {
 
     @Test func withASecretProviderClass() throws {
         let attributes = Fixture.pod.merging([
-            "csi.storage.k8s.io/pod.uid": "0b2d7f4e-1111-2222-3333-444455556666", "csi.storage.k8s.io/serviceAccount.name": "app",
+            "csi.storage.k8s.io/pod.uid": "0b2d7f4e-1111-2222-3333-444455556666",
+            "csi.storage.k8s.io/serviceAccount.name": "app",
             "csi.storage.k8s.io/ephemeral": "true", "secretProviderClass": "my-spc", "providerName": "azure",
         ]) { $1 }
         let request = try #require(parsed(Fixture.parameters(), podAttributes: attributes))
@@ -343,7 +384,8 @@ struct ParameterTests {
 struct OwnerTests {
     @Test("uid and gid come from the pod's volumeAttributes, or the attributes when there is no class")
     func owner() {
-        let fromPod = parsed(Fixture.parameters(), podAttributes: Fixture.pod.merging(["uid": "1000", "gid": "3000"]) { $1 })
+        let fromPod = parsed(
+            Fixture.parameters(), podAttributes: Fixture.pod.merging(["uid": "1000", "gid": "3000"]) { $1 })
         #expect(fromPod?.uid == 1000 && fromPod?.gid == 3000)
         let inline = parsed(Fixture.parameters(["uid": "0"]).merging(Fixture.pod) { $1 }, podAttributes: [:])
         #expect(inline?.uid == 0 && inline?.gid == nil)
@@ -362,7 +404,10 @@ struct OwnerTests {
         (["csi.storage.k8s.io/pod.name": "Web-0"], "pod name \"Web-0\" is not a Kubernetes object name"),
         (["csi.storage.k8s.io/pod.namespace": "team.a"], "pod namespace \"team.a\" is not a Kubernetes namespace name"),
         (["csi.storage.k8s.io/pod.namespace": String(repeating: "n", count: 64)], "is not a Kubernetes namespace name"),
-        (["csi.storage.k8s.io/serviceAccount.name": "reader\u{1B}[2K"], "service account name \"reader\\x1b[2K\" is not"),
+        (
+            ["csi.storage.k8s.io/serviceAccount.name": "reader\u{1B}[2K"],
+            "service account name \"reader\\x1b[2K\" is not"
+        ),
         (["csi.storage.k8s.io/pod.uid": "0f1e/../x"], "pod uid \"0f1e/../x\" is not a Kubernetes UID"),
     ])
     func kubeletsPodInfoIsChecked(attributes: [String: String], fragment: String) {
@@ -373,7 +418,12 @@ struct OwnerTests {
 
     @Test func longPodNamesAndDottedServiceAccountsAreFine() {
         let name = String(repeating: "a", count: 70) + ".b-1"
-        #expect(parsed(Fixture.parameters(), podAttributes: Fixture.pod.merging(["csi.storage.k8s.io/pod.name": name, "csi.storage.k8s.io/serviceAccount.name": "app.reader"]) { $1 }) != nil)
+        #expect(
+            parsed(
+                Fixture.parameters(),
+                podAttributes: Fixture.pod.merging([
+                    "csi.storage.k8s.io/pod.name": name, "csi.storage.k8s.io/serviceAccount.name": "app.reader",
+                ]) { $1 }) != nil)
     }
 
     @Test func filesPerVolumeAreBounded() {

@@ -6,11 +6,13 @@ struct PathTests {
     // Accepted by the driver's fileutil.Validate (and so by akvfs).
     @Test(arguments: [
         ("foo", ["foo"]), ("foo/bar", ["foo", "bar"]), ("i/am/well/behaved.txt", ["i", "am", "well", "behaved.txt"]),
-        (#"foo\bar"#, [#"foo\bar"#]), ("a..b", ["a..b"]), ("dir/a..b/c..", ["dir", "a..b", "c.."]), (".hidden", [".hidden"]),
+        (#"foo\bar"#, [#"foo\bar"#]), ("a..b", ["a..b"]), ("dir/a..b/c..", ["dir", "a..b", "c.."]),
+        (".hidden", [".hidden"]),
     ])
     func acceptedPaths(path: String, components: [String]) throws {
         #expect(try SecretProviderClassParser.validateFilePath(path) == components)
-        let object = try #require(parsedObject([("objectName", "obj1"), ("objectType", "secret"), ("objectAlias", "'\(path)'")]))
+        let object = try #require(
+            parsedObject([("objectName", "obj1"), ("objectType", "secret"), ("objectAlias", "'\(path)'")]))
         #expect(object.path == components)
         #expect(object.alias == path)
     }
@@ -18,12 +20,16 @@ struct PathTests {
     // Rejected by the driver; the message names the rule (provider's text where the provider has the rule).
     @Test(arguments: [
         ("", "file name must not be empty"),
-        ("/dev/null", "file name must be a relative path: \"/dev/null\""), ("/secret1", "file name must be a relative path"),
+        ("/dev/null", "file name must be a relative path: \"/dev/null\""),
+        ("/secret1", "file name must be a relative path"),
         ("foo/../etc/password", "file name must not contain '..': \"foo/../etc/password\""),
-        ("secret1/..", "file name must not contain '..'"), ("../secret1", "file name must not contain '..'"), ("..", "must not contain '..'"),
-        ("..sneaky.txt", "invalid path: must not start with '..'"), ("dir/..data", "invalid path: must not start with '..'"),
+        ("secret1/..", "file name must not contain '..'"), ("../secret1", "file name must not contain '..'"),
+        ("..", "must not contain '..'"),
+        ("..sneaky.txt", "invalid path: must not start with '..'"),
+        ("dir/..data", "invalid path: must not start with '..'"),
         ("..data", "reserved for the volume's ..data"),
-        ("foo////bar", #"invalid filepath: "foo////bar""#), ("./foo", #"invalid filepath: "./foo""#), ("foo/", #"invalid filepath: "foo/""#),
+        ("foo////bar", #"invalid filepath: "foo////bar""#), ("./foo", #"invalid filepath: "./foo""#),
+        ("foo/", #"invalid filepath: "foo/""#),
         ("foo/./bar", #"write it as "foo/bar""#), (".", "invalid filepath"), ("a\u{0}b", "must not contain NUL"),
         // Control characters would be file names in the pod that break or forge what tools show.
         ("line\nbreak", #"must not contain control characters (newline, tab, escape, …; found U+000A): "line\nbreak""#),
@@ -55,14 +61,18 @@ struct PathTests {
     @Test func lengthLimits() throws {
         let component255 = String(repeating: "a", count: 255)
         #expect(try SecretProviderClassParser.validateFilePath(component255) == [component255])
-        let path4096 = Array(repeating: String(repeating: "b", count: 200), count: 20).joined(separator: "/") + "/" + String(repeating: "c", count: 76)
+        let path4096 =
+            Array(repeating: String(repeating: "b", count: 200), count: 20).joined(separator: "/") + "/"
+            + String(repeating: "c", count: 76)
         #expect(path4096.utf8.count == 4096)
         #expect(try SecretProviderClassParser.validateFilePath(path4096).count == 21)
 
         #expect(throws: VolumeError.self) { try SecretProviderClassParser.validateFilePath(component255 + "a") }
         #expect(throws: VolumeError.self) { try SecretProviderClassParser.validateFilePath(path4096 + "c") }
         // Bytes, not characters: 128 two-byte characters are 256 bytes.
-        #expect(throws: VolumeError.self) { try SecretProviderClassParser.validateFilePath(String(repeating: "é", count: 128)) }
+        #expect(throws: VolumeError.self) {
+            try SecretProviderClassParser.validateFilePath(String(repeating: "é", count: 128))
+        }
         do {
             _ = try SecretProviderClassParser.validateFilePath(component255 + "a")
         } catch {
@@ -75,7 +85,9 @@ struct PathTests {
         }
         var options = ParserOptions()
         options.maxPathComponentBytes = 8
-        #expect(throws: VolumeError.self) { try SecretProviderClassParser.validateFilePath("123456789", options: options) }
+        #expect(throws: VolumeError.self) {
+            try SecretProviderClassParser.validateFilePath("123456789", options: options)
+        }
     }
 
     // MARK: Conflicts (quirk 18)
@@ -90,8 +102,11 @@ struct PathTests {
             "different objectAlias")
         // The same object twice, once as a secret and once as a certificate, without aliases.
         expectObjectsError(
-            Fixture.objects([[("objectName", "tls"), ("objectType", "secret")], [("objectName", "tls"), ("objectType", "cert")]]),
-            "objectName:tls (objectType:secret, array item 0) and objectName:tls (objectType:cert, array item 1) both write \"tls\"")
+            Fixture.objects([
+                [("objectName", "tls"), ("objectType", "secret")], [("objectName", "tls"), ("objectType", "cert")],
+            ]),
+            "objectName:tls (objectType:secret, array item 0) and objectName:tls (objectType:cert, array item 1) both write \"tls\""
+        )
         // An alias equal to another object's name.
         expectObjectsError(
             Fixture.objects([
@@ -108,7 +123,8 @@ struct PathTests {
                     [("objectName", "one"), ("objectType", "secret"), ("objectAlias", first)],
                     [("objectName", "two"), ("objectType", "secret"), ("objectAlias", second)],
                 ]),
-                "writes the file \"a\"", "needs \"a\" to be a directory for \"a/b\"", "objectName:one", "objectName:two")
+                "writes the file \"a\"", "needs \"a\" to be a directory for \"a/b\"", "objectName:one", "objectName:two"
+            )
         }
     }
 
@@ -135,7 +151,10 @@ struct PathTests {
             [("objectName", "secret3"), ("objectType", "secret"), ("objectAlias", "dir/x")],
             [("objectName", "secret4"), ("objectType", "secret"), ("objectAlias", "dir/y")],
             [("objectName", "secret5"), ("objectType", "secret"), ("objectAlias", "dirx")],
-            [("objectName", "secret1"), ("objectType", "secret"), ("objectVersionHistory", "2"), ("objectAlias", "history")],
+            [
+                ("objectName", "secret1"), ("objectType", "secret"), ("objectVersionHistory", "2"),
+                ("objectAlias", "history"),
+            ],
         ])
         let request = try #require(parsed(Fixture.parameters(["objects": objects])))
         #expect(request.objects.map(\.path) == [["A"], ["a"], ["dir", "x"], ["dir", "y"], ["dirx"], ["history"]])

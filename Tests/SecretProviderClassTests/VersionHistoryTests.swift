@@ -18,13 +18,18 @@ struct VersionHistoryTests {
     }
 
     static func files(_ object: VolumeObject, _ versions: [Version]) throws -> [String] {
-        try SecretProviderClassParser.expandHistory(object, versions: versions).map { "\($0.path.joined(separator: "/"))=\($0.version ?? "")" }
+        try SecretProviderClassParser.expandHistory(object, versions: versions).map {
+            "\($0.path.joined(separator: "/"))=\($0.version ?? "")"
+        }
     }
 
     @Test func fiveLatest() throws {
         let expected = ["secret1/0=a", "secret1/1=b", "secret1/2=c", "secret1/3=d", "secret1/4=e"]
         #expect(try Self.files(Self.object(history: 5), Self.five) == expected)
-        #expect(try Self.files(Self.object(history: 5), [Self.five[3], Self.five[0], Self.five[4], Self.five[2], Self.five[1]]) == expected)
+        #expect(
+            try Self.files(
+                Self.object(history: 5), [Self.five[3], Self.five[0], Self.five[4], Self.five[2], Self.five[1]])
+                == expected)
     }
 
     @Test func fewerVersionsThanHistory() throws {
@@ -34,7 +39,10 @@ struct VersionHistoryTests {
     }
 
     @Test func startAtANamedVersion() throws {
-        #expect(try Self.files(Self.object(history: 5, version: "c"), Self.five) == ["secret1/0=c", "secret1/1=d", "secret1/2=e"])
+        #expect(
+            try Self.files(Self.object(history: 5, version: "c"), Self.five) == [
+                "secret1/0=c", "secret1/1=d", "secret1/2=e",
+            ])
     }
 
     // Quirk 7: the provider returns N+1 entries when there are more than N versions.
@@ -45,7 +53,9 @@ struct VersionHistoryTests {
     }
 
     @Test func disabledSkippedAndMissingCreatedIsEpoch() throws {
-        let versions: [Version] = [("old", nil, true), ("a", Self.t, false), ("b", Self.t - 1, true), ("", Self.t + 1, true)]
+        let versions: [Version] = [
+            ("old", nil, true), ("a", Self.t, false), ("b", Self.t - 1, true), ("", Self.t + 1, true),
+        ]
         #expect(try Self.files(Self.object(history: 5), versions) == ["secret1/0=b", "secret1/1=old"])
         let ties: [Version] = [("x", 5, true), ("y", 5, true), ("z", 5, true)]
         #expect(try Self.files(Self.object(history: 3), ties) == ["secret1/0=x", "secret1/1=y", "secret1/2=z"])
@@ -53,13 +63,17 @@ struct VersionHistoryTests {
 
     @Test func expandedFilesAreSingleVersionObjectsUnderTheAlias() throws {
         let object = VolumeObject(
-            name: "secret1", type: .secret, alias: "folder/multiple-versions", encoding: .base64, permission: 0o440, versionHistory: 3)
+            name: "secret1", type: .secret, alias: "folder/multiple-versions", encoding: .base64, permission: 0o440,
+            versionHistory: 3)
         let files = try SecretProviderClassParser.expandHistory(object, versions: Self.five)
         #expect(files.count == 3)
         #expect(files[2].path == ["folder", "multiple-versions", "2"])
         #expect(files[2].alias == "folder/multiple-versions/2")
         #expect(files[2].version == "c")
-        #expect(files.allSatisfy { $0.isSingleVersion && $0.name == "secret1" && $0.encoding == .base64 && $0.permission == 0o440 })
+        #expect(
+            files.allSatisfy {
+                $0.isSingleVersion && $0.name == "secret1" && $0.encoding == .base64 && $0.permission == 0o440
+            })
     }
 
     @Test(arguments: [0, 1])
@@ -70,11 +84,14 @@ struct VersionHistoryTests {
 
     @Test func missingVersions() {
         do {
-            _ = try SecretProviderClassParser.expandHistory(Self.object(history: 3, version: "zzz"), versions: Self.five)
+            _ = try SecretProviderClassParser.expandHistory(
+                Self.object(history: 3, version: "zzz"), versions: Self.five)
             Issue.record("expected an error")
         } catch {
             #expect(error.code == .notFound)
-            #expect(error.message.hasPrefix("failed to get objectType:secret, objectName:secret1, objectVersion:zzz: version zzz is not among"))
+            #expect(
+                error.message.hasPrefix(
+                    "failed to get objectType:secret, objectName:secret1, objectVersion:zzz: version zzz is not among"))
         }
         do {
             _ = try SecretProviderClassParser.expandHistory(Self.object(history: 3), versions: [("a", 1, false)])

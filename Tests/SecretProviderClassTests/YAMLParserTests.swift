@@ -25,7 +25,8 @@ struct YAMLParserTests {
             switch node {
             case .scalar(let scalar): self = .scalar(node.isNull ? "" : scalar.text)
             case .sequence(let items, _): self = .sequence(items.map(Shape.init))
-            case .mapping(let entries, _): self = .mapping(entries.map { Shape($0.key) }, entries.map { Shape($0.value) })
+            case .mapping(let entries, _):
+                self = .mapping(entries.map { Shape($0.key) }, entries.map { Shape($0.value) })
             }
         }
 
@@ -50,18 +51,24 @@ struct YAMLParserTests {
         "array: []", "array:", "array: ~", "{}", "", "# only a comment\n", "array: null",
         "array:\r\n  - |\r\n    objectName: crlf\r\n    objectType: secret\r\n",
         // Block scalars: chomping, indentation indicators, folding, trailing blank lines.
-        "a: |\n  one\n  two\n\n\nb: x\n", "a: |-\n  one\n  two\n", "a: |+\n  one\n\n\nb: x\n", "a: >\n  one\n  two\n\n  three\n    indented\n  four\n",
-        "a: >-\n  folded\n  text\n", "a: |2\n    deeper\n  base\n", "- |\n  item\n- >\n  other\n  item\n", "a: |\n  # not a comment\n  x: y\n",
+        "a: |\n  one\n  two\n\n\nb: x\n", "a: |-\n  one\n  two\n", "a: |+\n  one\n\n\nb: x\n",
+        "a: >\n  one\n  two\n\n  three\n    indented\n  four\n",
+        "a: >-\n  folded\n  text\n", "a: |2\n    deeper\n  base\n", "- |\n  item\n- >\n  other\n  item\n",
+        "a: |\n  # not a comment\n  x: y\n",
         "a: |\n\n  leading blank\n", "a: |\n", "a: >\n\n", "a: |  # comment\n  text\n",
         // Quoted scalars.
-        "a: \"tab\\tnew\\nquote\\\" back\\\\ uni\\u00e9 x\\x41\"\n", "a: 'it''s'\n", "a: \"multi\n  line\n\n  text\"\n", "a: 'multi\n  line'\n",
+        "a: \"tab\\tnew\\nquote\\\" back\\\\ uni\\u00e9 x\\x41\"\n", "a: 'it''s'\n", "a: \"multi\n  line\n\n  text\"\n",
+        "a: 'multi\n  line'\n",
         "a: \"joined\\\n  text\"\n", "\"quoted key\": v\n'single key': w\n", "a: \"\"\n", "a: ''\n",
         // Plain scalars.
-        "a: http://example.com/x?y=1\n", "a: plain text # comment\n", "a: multi\n  line plain\n", "a: 1\nb: true\nc: 1.5\nd: ~\n",
+        "a: http://example.com/x?y=1\n", "a: plain text # comment\n", "a: multi\n  line plain\n",
+        "a: 1\nb: true\nc: 1.5\nd: ~\n",
         "a: -x\nb: x-\n", "a:b\n", "just text\n", "a: value:with:colons\n", "a: x #c\n  # comment line\nb: y\n",
         // Collections.
-        "a:\n  b:\n    c: d\n  e: f\ng: h\n", "- a\n- b\n-\n- - c\n  - d\n", "- a: 1\n  b: 2\n- c: 3\n", "a:\n- 1\n- 2\nb: 3\n",
-        "a: [1, 2, [3, 4], {x: y}]\n", "a: {b: c, d: [e, f]}\n", "a: [\n  one,\n  two,  # comment\n  three\n]\n", "a: [x: y, z]\n",
+        "a:\n  b:\n    c: d\n  e: f\ng: h\n", "- a\n- b\n-\n- - c\n  - d\n", "- a: 1\n  b: 2\n- c: 3\n",
+        "a:\n- 1\n- 2\nb: 3\n",
+        "a: [1, 2, [3, 4], {x: y}]\n", "a: {b: c, d: [e, f]}\n", "a: [\n  one,\n  two,  # comment\n  three\n]\n",
+        "a: [x: y, z]\n",
         "a: {b: , c: d}\n", "a: []\nb: {}\n", "- [a, b]\n- {c: d}\n", "a:\n  - b\n  -\n    c: d\n",
     ]
 
@@ -73,14 +80,18 @@ struct YAMLParserTests {
     }
 
     static let invalid: [String] = [
-        "a: [unclosed", "a: {b: c", "a: \"unclosed", "a: 'unclosed", "a: b: c", "a:\n  b: c\n d: e\n", "a: \"\\q\"", "a:\n\t- b\n",
-        "- a\nb: c\n", "a: b\n  c: d\n", "a: |x\n  text\n", "a: [b] c\n", "a: \"x\" y\n", "--- a\n--- b\n", "a: @x\n", "a: `x\n",
+        "a: [unclosed", "a: {b: c", "a: \"unclosed", "a: 'unclosed", "a: b: c", "a:\n  b: c\n d: e\n", "a: \"\\q\"",
+        "a:\n\t- b\n",
+        "- a\nb: c\n", "a: b\n  c: d\n", "a: |x\n  text\n", "a: [b] c\n", "a: \"x\" y\n", "--- a\n--- b\n", "a: @x\n",
+        "a: `x\n",
         "a: 1\na: 2\n", "aaay: [\"obje,rctName:ra a\\",
     ]
 
     @Test(arguments: invalid)
     func refusesWhatYamsRefuses(document: String) {
-        #expect(throws: (any Error).self, "Yams reads \(document.debugDescription)") { try Yams.compose(yaml: document) }
+        #expect(throws: (any Error).self, "Yams reads \(document.debugDescription)") {
+            try Yams.compose(yaml: document)
+        }
         #expect(throws: YAMLError.self, "akvfs reads \(document.debugDescription)") { try YAMLParser.parse(document) }
     }
 
@@ -132,16 +143,21 @@ struct YAMLParserTests {
     }
 
     static let texts = [
-        "secret1", "objectName: x", "a # b", "two\nlines\n", "no newline\nat end", "  leading", "quote\"d", "it's", "tab\there", "",
+        "secret1", "objectName: x", "a # b", "two\nlines\n", "no newline\nat end", "  leading", "quote\"d", "it's",
+        "tab\there", "",
         "x: y\nz: w\n", "- item", "#hash", "ünïcödé", "trailing ", "123", "true", "null", "~", "{braces}", "[brackets]",
     ]
 
     static func tree(_ generator: inout SplitMix, depth: Int) -> Tree {
         let roll = depth >= 3 ? 0 : Int.random(in: 0..<3, using: &generator)
         switch roll {
-        case 1: return .list((0..<Int.random(in: 1...3, using: &generator)).map { _ in tree(&generator, depth: depth + 1) })
+        case 1:
+            return .list((0..<Int.random(in: 1...3, using: &generator)).map { _ in tree(&generator, depth: depth + 1) })
         case 2:
-            return .map((0..<Int.random(in: 1...3, using: &generator)).map { index in ("key\(index)", tree(&generator, depth: depth + 1)) })
+            return .map(
+                (0..<Int.random(in: 1...3, using: &generator)).map { index in
+                    ("key\(index)", tree(&generator, depth: depth + 1))
+                })
         default: return .text(texts.randomElement(using: &generator)!)
         }
     }
@@ -157,7 +173,9 @@ struct YAMLParserTests {
             }.joined()
         case .map(let entries):
             return entries.map { key, value in
-                if case .text = value { return pad + key + ": " + render(value, indent: indent + 2, generator: &generator) }
+                if case .text = value {
+                    return pad + key + ": " + render(value, indent: indent + 2, generator: &generator)
+                }
                 return pad + key + ":\n" + render(value, indent: indent + 2, generator: &generator)
             }.joined()
         }
@@ -167,20 +185,28 @@ struct YAMLParserTests {
     static func scalar(_ text: String, indent: Int, generator: inout SplitMix) -> String {
         var styles = ["double"]
         let special = ["true", "null", "~", "123", ""]
-        if !text.contains("'") && !text.contains("\n") && !text.contains("\t") && !text.hasPrefix(" ") && !text.hasSuffix(" ") { styles.append("single") }
-        if !text.isEmpty, !special.contains(text), !text.contains("\n"), !text.contains(": "), !text.contains(" #"), !text.contains("\t"),
+        if !text.contains("'") && !text.contains("\n") && !text.contains("\t") && !text.hasPrefix(" ")
+            && !text.hasSuffix(" ")
+        {
+            styles.append("single")
+        }
+        if !text.isEmpty, !special.contains(text), !text.contains("\n"), !text.contains(": "), !text.contains(" #"),
+            !text.contains("\t"),
             !text.hasPrefix(" "), !text.hasSuffix(" "), !"#-{[\"'".contains(text.first!)
         {
             styles.append("plain")
         }
-        if !text.isEmpty, !text.hasPrefix(" "), !text.hasSuffix(" "), !text.hasSuffix("\n\n"), !text.contains("\t") { styles.append("literal") }
+        if !text.isEmpty, !text.hasPrefix(" "), !text.hasSuffix(" "), !text.hasSuffix("\n\n"), !text.contains("\t") {
+            styles.append("literal")
+        }
         switch styles.randomElement(using: &generator)! {
         case "plain": return text
         case "single": return "'" + text + "'"
         case "literal":
             let pad = String(repeating: " ", count: indent)
             let body = text.hasSuffix("\n") ? String(text.dropLast()) : text
-            return (text.hasSuffix("\n") ? "|" : "|-") + "\n" + body.split(separator: "\n", omittingEmptySubsequences: false).map { pad + $0 }.joined(separator: "\n")
+            return (text.hasSuffix("\n") ? "|" : "|-") + "\n"
+                + body.split(separator: "\n", omittingEmptySubsequences: false).map { pad + $0 }.joined(separator: "\n")
         default:
             var escaped = ""
             for character in text {

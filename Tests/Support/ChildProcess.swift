@@ -59,7 +59,8 @@ public final class ChildProcess: Sendable {
             typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
             _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, Int32(3 + inheriting.count))
         }
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { (text: String) in strdup(text) } + [nil]
+        let argv: [UnsafeMutablePointer<CChar>?] =
+            ([executable] + arguments).map { (text: String) in strdup(text) } + [nil]
         let environmentEntries = (environment ?? [:]).map { "\($0.key)=\($0.value)" }
         let envp: [UnsafeMutablePointer<CChar>?] = environmentEntries.map { (text: String) in strdup(text) } + [nil]
         defer {
@@ -67,7 +68,8 @@ public final class ChildProcess: Sendable {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let status = environment == nil
+        let status =
+            environment == nil
             ? posix_spawn(&pid, executable, &actions, nil, argv, environ)
             : posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard status == 0 else {
@@ -163,4 +165,3 @@ public struct SpawnError: Error, CustomStringConvertible {
     public var reason: String
     public var description: String { reason }
 }
-

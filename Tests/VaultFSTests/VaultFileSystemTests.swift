@@ -26,7 +26,9 @@ struct VaultFileSystemTests {
             await cache.register(vault, as: VaultFileSystemTests.source)
             filesystem = VaultFileSystem(
                 cache: cache, configuration: FileSystemConfiguration(root: .singleView("v")),
-                views: [ViewDefinition(id: "v", source: VaultFileSystemTests.source, layout: layout, ownership: ownership)])
+                views: [
+                    ViewDefinition(id: "v", source: VaultFileSystemTests.source, layout: layout, ownership: ownership)
+                ])
         }
 
         /// Looks a path up from the root, one component at a time, as the kernel does.
@@ -42,7 +44,9 @@ struct VaultFileSystemTests {
 
         func read(_ path: String) async throws(Errno) -> String {
             let entry = try await lookup(path)
-            return String(decoding: try await filesystem.read(entry.attributes.inode, offset: 0, size: 1 << 20) { Array($0) }, as: UTF8.self)
+            return String(
+                decoding: try await filesystem.read(entry.attributes.inode, offset: 0, size: 1 << 20) { Array($0) },
+                as: UTF8.self)
         }
 
         func read(inode: UInt64) async throws(Errno) -> String {
@@ -70,9 +74,11 @@ struct VaultFileSystemTests {
         }
     }
 
-    @Test("The kernel remembers a missing name for the negative TTL, never longer than it trusts names", arguments: [
-        (1.0, 10.0, 1.0), (5.0, 2.0, 2.0), (2.0, 0.0, 0.0),
-    ])
+    @Test(
+        "The kernel remembers a missing name for the negative TTL, never longer than it trusts names",
+        arguments: [
+            (1.0, 10.0, 1.0), (5.0, 2.0, 2.0), (2.0, 0.0, 0.0),
+        ])
     func kernelTimeouts(metadataTTL: Double, negativeTTL: Double, negativeTimeout: Double) {
         for root in [FileSystemConfiguration.Root.singleView("vault"), .viewDirectories] {
             let configuration = FileSystemConfiguration(root: root, metadataTTL: metadataTTL, negativeTTL: negativeTTL)
@@ -115,7 +121,8 @@ struct VaultFileSystemTests {
         let fixture = await Fixture()
         fixture.vault.put(.secret, "s", .secret("v"))
         let first = try await fixture.lookup("secrets/s")
-        let second = try await fixture.filesystem.lookup(parent: try await fixture.lookup("secrets").attributes.inode, name: "s")
+        let second = try await fixture.filesystem.lookup(
+            parent: try await fixture.lookup("secrets").attributes.inode, name: "s")
         #expect(first.attributes.inode == second.attributes.inode, "a path keeps its inode")
         fixture.filesystem.forget(first.attributes.inode, count: 1)
         #expect(try await fixture.filesystem.attributes(first.attributes.inode).size == 1, "one reference left")
@@ -168,14 +175,19 @@ struct VaultFileSystemTests {
     func formatsAndTLS() async throws {
         let fixture = await Fixture()
         let key = try PrivateKey.generate(.ec(.p256))
-        let certificate = try CertificateTemplate(subject: "CN=web", notBefore: Date(), notAfter: Date().addingTimeInterval(3600)).selfSigned(with: key)
+        let certificate = try CertificateTemplate(
+            subject: "CN=web", notBefore: Date(), notAfter: Date().addingTimeInterval(3600)
+        ).selfSigned(with: key)
         fixture.vault.put(.key, "k", .key(try key.publicKey.jwk()))
         fixture.vault.put(.certificate, "web", .certificate(certificate.der))
-        fixture.vault.put(.secret, "web", .secret(try key.pkcs8PEM() + certificate.pem()), contentType: "application/x-pem-file", certificateBacked: true)
+        fixture.vault.put(
+            .secret, "web", .secret(try key.pkcs8PEM() + certificate.pem()), contentType: "application/x-pem-file",
+            certificateBacked: true)
         #expect(try PublicKey(pem: try await fixture.read("keys/k")) == key.publicKey)
         #expect(try Certificate(pem: try await fixture.read("certs/web")) == certificate)
         #expect(try await fixture.names("tls") == [".", "..", "web"])
-        #expect(try await fixture.names("tls/web").dropFirst(2) == ["cert.pem", "chain.pem", "fullchain.pem", "key.pem"])
+        #expect(
+            try await fixture.names("tls/web").dropFirst(2) == ["cert.pem", "chain.pem", "fullchain.pem", "key.pem"])
         #expect(try PrivateKey(pem: try await fixture.read("tls/web/key.pem")).publicKey == key.publicKey)
         #expect(try Certificate(pem: try await fixture.read("tls/web/cert.pem")) == certificate)
         #expect(try await fixture.read("tls/web/chain.pem").isEmpty)
@@ -185,10 +197,13 @@ struct VaultFileSystemTests {
     @Test("Extended attributes carry version, id, content type, times and tags")
     func extendedAttributes() async throws {
         let fixture = await Fixture()
-        fixture.vault.put(.secret, "tagged", .secret("v"), contentType: "text/plain", tags: ["team": "payments", "env": "prod"])
+        fixture.vault.put(
+            .secret, "tagged", .secret("v"), contentType: "text/plain", tags: ["team": "payments", "env": "prod"])
         let inode = try await fixture.lookup("secrets/tagged").attributes.inode
         let names = try await fixture.filesystem.extendedAttributeNames(inode)
-        #expect(names.contains("user.version") && names.contains("user.id") && names.contains("user.updated") && names.contains("user.created"))
+        #expect(
+            names.contains("user.version") && names.contains("user.id") && names.contains("user.updated")
+                && names.contains("user.created"))
         #expect(names.contains("user.tag.team"))
         func value(_ name: String) async throws -> String {
             String(decoding: try await fixture.filesystem.extendedAttribute(inode, name: name), as: UTF8.self)
@@ -197,7 +212,9 @@ struct VaultFileSystemTests {
         #expect(try await value("user.tag.team") == "payments")
         #expect(try await value("user.tags") == #"{"env":"prod","team":"payments"}"#)
         #expect(try await value("user.updated") == "2023-11-14T22:13:20Z")
-        await #expect(throws: Errno.noAttribute) { _ = try await fixture.filesystem.extendedAttribute(inode, name: "user.nope") }
+        await #expect(throws: Errno.noAttribute) {
+            _ = try await fixture.filesystem.extendedAttribute(inode, name: "user.nope")
+        }
     }
 
     @Test("A rotation moves the name to a new inode; the old inode goes on showing its own version")
@@ -254,9 +271,16 @@ struct VaultFileSystemTests {
     @Test("A volume view shows its files at their paths with their modes")
     func volumeLayout() async throws {
         let files = [
-            VolumeFile(path: ["db"], reference: ObjectReference(kind: .secret, name: "db-password", version: nil), rendering: .plain, permissions: 0o600),
-            VolumeFile(path: ["nested", "deeper", "key"], reference: ObjectReference(kind: .secret, name: "api-key", version: nil), rendering: .plain, permissions: 0o644),
-            VolumeFile(path: ["encoded"], reference: ObjectReference(kind: .secret, name: "b64", version: nil), rendering: .standard(format: .pem, encoding: .base64), permissions: 0o644),
+            VolumeFile(
+                path: ["db"], reference: ObjectReference(kind: .secret, name: "db-password", version: nil),
+                rendering: .plain, permissions: 0o600),
+            VolumeFile(
+                path: ["nested", "deeper", "key"],
+                reference: ObjectReference(kind: .secret, name: "api-key", version: nil), rendering: .plain,
+                permissions: 0o644),
+            VolumeFile(
+                path: ["encoded"], reference: ObjectReference(kind: .secret, name: "b64", version: nil),
+                rendering: .standard(format: .pem, encoding: .base64), permissions: 0o644),
         ]
         let fixture = await Fixture(layout: .volume(files))
         fixture.vault.put(.secret, "db-password", .secret("pw"))

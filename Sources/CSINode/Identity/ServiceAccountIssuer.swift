@@ -67,7 +67,8 @@ struct KubernetesIssuerDiscovery: ServiceAccountIssuerSource {
             return response.body
         case 401:
             throw IssuerUnavailable(
-                reason: "the Kubernetes API refused the plugin's service-account token for \(what) (401); check the plugin's service "
+                reason:
+                    "the Kubernetes API refused the plugin's service-account token for \(what) (401); check the plugin's service "
                     + "account and \(api.configuration.tokenFile)")
         case 403:
             throw IssuerUnavailable(
@@ -75,7 +76,9 @@ struct KubernetesIssuerDiscovery: ServiceAccountIssuerSource {
                     + "system:service-account-issuer-discovery to it (deploy/kubernetes/rbac.yaml)")
         case 404:
             throw IssuerUnavailable(
-                reason: "the API server does not serve \(what) (404); it does from Kubernetes 1.21 when --service-account-issuer is an https URL")
+                reason:
+                    "the API server does not serve \(what) (404); it does from Kubernetes 1.21 when --service-account-issuer is an https URL"
+            )
         case let status:
             throw IssuerUnavailable(reason: "the Kubernetes API answered HTTP \(status) for \(what)")
         }
@@ -98,8 +101,10 @@ struct KubernetesIssuerDiscovery: ServiceAccountIssuerSource {
                 alg = try c.decodeIfPresent(String.self, forKey: .alg)
             }
         }
-        guard let issuer = (try? JSONDecoder().decode(Discovery.self, from: Data(discovery)))?.issuer, !issuer.isEmpty else {
-            throw IssuerUnavailable(reason: "the API server's \(discoveryPath) is not an OpenID configuration with an issuer")
+        guard let issuer = (try? JSONDecoder().decode(Discovery.self, from: Data(discovery)))?.issuer, !issuer.isEmpty
+        else {
+            throw IssuerUnavailable(
+                reason: "the API server's \(discoveryPath) is not an OpenID configuration with an issuer")
         }
         guard let entries = try? JSONDecoder().decode(KeySet.self, from: Data(keys)).keys else {
             throw IssuerUnavailable(reason: "the API server's \(keysPath) is not a JSON Web Key Set")

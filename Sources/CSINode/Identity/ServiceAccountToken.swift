@@ -19,7 +19,9 @@ package struct PodIdentity: Sendable, Equatable {
     }
 
     init(_ request: VolumeRequest) {
-        self.init(namespace: request.podNamespace, name: request.podName, uid: request.podUID, serviceAccount: request.serviceAccountName)
+        self.init(
+            namespace: request.podNamespace, name: request.podName, uid: request.podUID,
+            serviceAccount: request.serviceAccountName)
     }
 }
 
@@ -48,7 +50,9 @@ struct VerifiedServiceAccountToken: Sendable, Codable, CustomStringConvertible {
         self.proof = proof
     }
 
-    var description: String { "VerifiedServiceAccountToken(\(subject), expires \(expiresAt), \(proof), value redacted)" }
+    var description: String {
+        "VerifiedServiceAccountToken(\(subject), expires \(expiresAt), \(proof), value redacted)"
+    }
 }
 
 /// A service-account JWT taken apart, not yet trusted. Parsing never prints the token.
@@ -134,7 +138,9 @@ package struct ServiceAccountToken: Sendable {
             throw TokenRefusal("its header names no signature algorithm (alg)", check: Self.origin)
         }
         if name.lowercased() == "none" {
-            throw TokenRefusal("it is not signed (alg none)", check: "only tokens signed by the cluster's service-account issuer are accepted")
+            throw TokenRefusal(
+                "it is not signed (alg none)",
+                check: "only tokens signed by the cluster's service-account issuer are accepted")
         }
         guard let algorithm = SignatureAlgorithm(rawValue: name) else {
             throw TokenRefusal(
@@ -143,17 +149,22 @@ package struct ServiceAccountToken: Sendable {
                     + SignatureAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))
         }
         if let critical = header.crit, !critical.isEmpty {
-            throw TokenRefusal("its header marks extensions as critical (\(critical.joined(separator: ", "))), which akvfs does not understand", check: Self.origin)
+            throw TokenRefusal(
+                "its header marks extensions as critical (\(critical.joined(separator: ", "))), which akvfs does not understand",
+                check: Self.origin)
         }
         return algorithm
     }
 
     /// Everything that needs no key: lifetime, audience, and whose token it is. `now` and `skew`
     /// in seconds; exp gets no skew (kubelet renews tokens long before they expire).
-    package func checkClaims(pod: PodIdentity, now: Date, skew: TimeInterval) throws(TokenRefusal) -> (subject: String, expiresAt: Date) {
+    package func checkClaims(pod: PodIdentity, now: Date, skew: TimeInterval) throws(TokenRefusal) -> (
+        subject: String, expiresAt: Date
+    ) {
         let clocks = "check the clocks of the node and the API server"
         guard let exp = claims.exp else {
-            throw TokenRefusal("it has no expiry (exp)", check: "kubelet's tokenRequests tokens always expire; \(Self.origin)")
+            throw TokenRefusal(
+                "it has no expiry (exp)", check: "kubelet's tokenRequests tokens always expire; \(Self.origin)")
         }
         let expiresAt = Date(timeIntervalSince1970: exp)
         guard expiresAt > now else {
@@ -179,7 +190,8 @@ package struct ServiceAccountToken: Sendable {
         }
         let subject = claims.sub ?? ""
         let parts = subject.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 4, parts[0] == "system", parts[1] == "serviceaccount", !parts[2].isEmpty, !parts[3].isEmpty else {
+        guard parts.count == 4, parts[0] == "system", parts[1] == "serviceaccount", !parts[2].isEmpty, !parts[3].isEmpty
+        else {
             throw TokenRefusal(
                 "its subject \(subject.isEmpty ? "(none)" : subject) is not a service account (system:serviceaccount:<namespace>:<name>)",
                 check: Self.origin)
@@ -187,13 +199,18 @@ package struct ServiceAccountToken: Sendable {
         let (namespace, account) = (parts[2], parts[3])
         let expected = "system:serviceaccount:\(pod.namespace):\(pod.serviceAccount ?? account)"
         let mismatch = "its subject \(subject) does not match the pod's service account \(expected)"
-        let podCheck = "kubelet requests the token for the pod's own service account; the token was made for another pod"
+        let podCheck =
+            "kubelet requests the token for the pod's own service account; the token was made for another pod"
         guard namespace == pod.namespace, pod.serviceAccount.map({ $0 == account }) ?? true else {
             throw TokenRefusal(mismatch, check: podCheck)
         }
         if let bound = claims.kubernetes {
-            guard bound.namespace.map({ $0 == namespace }) ?? true, bound.serviceaccount?.name.map({ $0 == account }) ?? true else {
-                throw TokenRefusal("its kubernetes.io claim names another service account than its subject \(subject)", check: Self.origin)
+            guard bound.namespace.map({ $0 == namespace }) ?? true,
+                bound.serviceaccount?.name.map({ $0 == account }) ?? true
+            else {
+                throw TokenRefusal(
+                    "its kubernetes.io claim names another service account than its subject \(subject)",
+                    check: Self.origin)
             }
             if let boundPod = bound.pod {
                 let nameMatches = boundPod.name.map { $0 == pod.name } ?? true
@@ -201,7 +218,8 @@ package struct ServiceAccountToken: Sendable {
                 guard nameMatches, uidMatches else {
                     let named = "\(namespace)/\(boundPod.name ?? "?")" + (boundPod.uid.map { " (uid \($0))" } ?? "")
                     let publishing = "\(pod.namespace)/\(pod.name)" + (pod.uid.map { " (uid \($0))" } ?? "")
-                    throw TokenRefusal("it is bound to pod \(named), not to the pod being published, \(publishing)", check: podCheck)
+                    throw TokenRefusal(
+                        "it is bound to pod \(named), not to the pod being published, \(publishing)", check: podCheck)
                 }
             }
         }
@@ -232,6 +250,7 @@ package struct TokenRefusal: Error, Sendable, Equatable {
     var volumeError: VolumeError {
         VolumeError(
             retryable ? .unavailable : .unauthenticated,
-            "refused the pod's service-account token for \(SecretProviderClassParser.workloadIdentityAudience): \(reason); \(check)")
+            "refused the pod's service-account token for \(SecretProviderClassParser.workloadIdentityAudience): \(reason); \(check)"
+        )
     }
 }

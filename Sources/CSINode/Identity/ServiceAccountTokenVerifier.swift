@@ -92,7 +92,8 @@ actor ServiceAccountTokenVerifier {
 
     /// `issuerSource` nil: the plugin has no Kubernetes API, so only Entra can prove tokens.
     init(
-        issuerSource: (any ServiceAccountIssuerSource)?, exchange: any ServiceAccountTokenExchange, settings: Settings = Settings(),
+        issuerSource: (any ServiceAccountIssuerSource)?, exchange: any ServiceAccountTokenExchange,
+        settings: Settings = Settings(),
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.issuerSource = issuerSource
@@ -101,7 +102,9 @@ actor ServiceAccountTokenVerifier {
         self.now = now
     }
 
-    func verify(_ value: String, pod: PodIdentity, target: ExchangeTarget) async throws(VolumeError) -> VerifiedServiceAccountToken {
+    func verify(_ value: String, pod: PodIdentity, target: ExchangeTarget) async throws(VolumeError)
+        -> VerifiedServiceAccountToken
+    {
         do throws(TokenRefusal) {
             let token = try ServiceAccountToken(value)
             let algorithm = try token.signatureAlgorithm()
@@ -119,7 +122,8 @@ actor ServiceAccountTokenVerifier {
             return VerifiedServiceAccountToken(value: value, subject: subject, expiresAt: expiresAt, proof: proof)
         } catch {
             logger.warning(
-                "refused a service-account token", metadata: ["pod": "\(pod.namespace)/\(pod.name)", "reason": "\(error.reason)"])
+                "refused a service-account token",
+                metadata: ["pod": "\(pod.namespace)/\(pod.name)", "reason": "\(error.reason)"])
             throw error.volumeError
         }
     }
@@ -174,7 +178,10 @@ actor ServiceAccountTokenVerifier {
             if issuer == nil || fetchFailure != nil {
                 logger.info(
                     "verifying service-account tokens with the cluster's issuer keys",
-                    metadata: ["issuer": "\(fetched.issuer)", "keys": "\(fetched.keys.compactMap(\.id).joined(separator: ","))"])
+                    metadata: [
+                        "issuer": "\(fetched.issuer)",
+                        "keys": "\(fetched.keys.compactMap(\.id).joined(separator: ","))",
+                    ])
             }
             (issuer, fetchedAt, fetchFailure) = (fetched, started, nil)
         case .failure(let failure):
@@ -189,21 +196,28 @@ actor ServiceAccountTokenVerifier {
         }
     }
 
-    private func check(_ token: ServiceAccountToken, algorithm: SignatureAlgorithm, with issuer: ServiceAccountIssuer) throws(TokenRefusal) {
-        let notIssued = "the token was not issued by this cluster's API server; only tokens from kubelet's tokenRequests are accepted"
+    private func check(_ token: ServiceAccountToken, algorithm: SignatureAlgorithm, with issuer: ServiceAccountIssuer)
+        throws(TokenRefusal)
+    {
+        let notIssued =
+            "the token was not issued by this cluster's API server; only tokens from kubelet's tokenRequests are accepted"
         let keyName = token.header.kid.map { "key \($0)" } ?? "no key id"
         let candidates = issuer.candidates(for: token.header.kid)
         guard !candidates.isEmpty else {
             throw TokenRefusal(
                 "it names \(keyName), which is not among the cluster's service-account issuer keys",
-                check: "\(notIssued) (after a rotation of the cluster's signing key, the keys are fetched again at most every "
+                check:
+                    "\(notIssued) (after a rotation of the cluster's signing key, the keys are fetched again at most every "
                     + "\(Int(settings.minimumFetchInterval)) s, and kubelet retries)")
         }
         let verifies = candidates.contains { candidate in
-            (candidate.algorithm ?? algorithm.rawValue) == algorithm.rawValue && token.jws.verify(with: candidate.key, algorithm: algorithm)
+            (candidate.algorithm ?? algorithm.rawValue) == algorithm.rawValue
+                && token.jws.verify(with: candidate.key, algorithm: algorithm)
         }
         guard verifies else {
-            throw TokenRefusal("its signature does not verify with the cluster's keys (\(keyName), \(algorithm.rawValue))", check: notIssued)
+            throw TokenRefusal(
+                "its signature does not verify with the cluster's keys (\(keyName), \(algorithm.rawValue))",
+                check: notIssued)
         }
         guard let tokenIssuer = token.claims.iss, tokenIssuer == issuer.issuer else {
             throw TokenRefusal(
@@ -217,7 +231,8 @@ actor ServiceAccountTokenVerifier {
     private func proveWithEntra(
         _ token: ServiceAccountToken, as target: ExchangeTarget, expiresAt: Date, keysUnavailable reason: String
     ) async throws(TokenRefusal) {
-        let input = [target.authorityHost, target.tenant.lowercased(), target.clientId.lowercased(), token.value].joined(separator: "\n")
+        let input = [target.authorityHost, target.tenant.lowercased(), target.clientId.lowercased(), token.value]
+            .joined(separator: "\n")
         let fingerprint = Digest.hmacSHA256(key: fingerprintKey, Array(input.utf8))
         if let expiry = proven[fingerprint], expiry > now() { return }
 
@@ -238,12 +253,15 @@ actor ServiceAccountTokenVerifier {
         }
         let result = await task.value
         if proving[fingerprint] == task { proving[fingerprint] = nil }
-        let why = "the cluster's service-account issuer keys are unavailable (\(reason)), so the token had to be proven by exchanging it at Entra ID"
+        let why =
+            "the cluster's service-account issuer keys are unavailable (\(reason)), so the token had to be proven by exchanging it at Entra ID"
         switch result {
         case .success:
             remember(fingerprint, until: expiresAt)
         case .failure(let error) where error.kind == .transient || error.kind == .unavailable:
-            throw TokenRefusal("Entra ID could not be asked to accept it: \(error.message)", check: "\(why); kubelet retries", retryable: true)
+            throw TokenRefusal(
+                "Entra ID could not be asked to accept it: \(error.message)", check: "\(why); kubelet retries",
+                retryable: true)
         case .failure(let error):
             throw TokenRefusal(
                 "Entra ID did not accept it for client \(target.clientId): \(error.message)",

@@ -19,7 +19,8 @@ struct KubernetesAPIClient: Sendable {
 
     /// `action` says what the call does for messages: "failed to <action>: …". A body is JSON.
     func send(
-        _ method: HTTPRequest.Method, _ path: String, body: [UInt8]? = nil, accept: String = "application/json", action: String,
+        _ method: HTTPRequest.Method, _ path: String, body: [UInt8]? = nil, accept: String = "application/json",
+        action: String,
         timeout: Duration = .seconds(30)
     ) async throws(VolumeError) -> HTTPClientResponse {
         guard let tokenData = FileManager.default.contents(atPath: configuration.tokenFile),
@@ -28,10 +29,15 @@ struct KubernetesAPIClient: Sendable {
             throw VolumeError(
                 .failedPrecondition,
                 "failed to \(action): cannot read the plugin's service-account token at "
-                    + "\(configuration.tokenFile); mount the service account token (automountServiceAccountToken: true)")
+                    + "\(configuration.tokenFile); mount the service account token (automountServiceAccountToken: true)"
+            )
         }
-        guard let components = URLComponents(string: configuration.url), let scheme = components.scheme, let host = components.host else {
-            throw VolumeError(.failedPrecondition, "the Kubernetes API URL \(configuration.url) is not a URL such as https://10.0.0.1:443")
+        guard let components = URLComponents(string: configuration.url), let scheme = components.scheme,
+            let host = components.host
+        else {
+            throw VolumeError(
+                .failedPrecondition,
+                "the Kubernetes API URL \(configuration.url) is not a URL such as https://10.0.0.1:443")
         }
         let authority = host.contains(":") ? "[\(host)]" : host
         var request = HTTPRequest(

@@ -42,7 +42,8 @@ struct PodEvents: Sendable {
             "apiVersion": .string("v1"), "kind": .string("Event"),
             "metadata": .object(["name": .string(name), "namespace": .string(pod.namespace)]),
             "involvedObject": .object([
-                "apiVersion": .string("v1"), "kind": .string("Pod"), "name": .string(pod.name), "namespace": .string(pod.namespace),
+                "apiVersion": .string("v1"), "kind": .string("Pod"), "name": .string(pod.name),
+                "namespace": .string(pod.namespace),
                 "uid": .string(pod.uid),
             ]),
             "reason": .string(reason.rawValue), "message": .string(message), "type": .string(kind.rawValue),
@@ -53,15 +54,21 @@ struct PodEvents: Sendable {
         guard let body = try? JSONEncoder().encode(event) else { return }
         do {
             let response = try await api.send(
-                .post, "/api/v1/namespaces/\(pod.namespace)/events", body: Array(body), action: "record event \(reason.rawValue) on pod \(pod.namespace)/\(pod.name)")
+                .post, "/api/v1/namespaces/\(pod.namespace)/events", body: Array(body),
+                action: "record event \(reason.rawValue) on pod \(pod.namespace)/\(pod.name)")
             guard (200..<300).contains(response.head.status.code) else {
                 logger.warning(
                     "the Kubernetes API refused an event; grant create on events (deploy/kubernetes/rbac.yaml)",
-                    metadata: ["pod": "\(pod.namespace)/\(pod.name)", "reason": "\(reason.rawValue)", "status": "\(response.head.status.code)"])
+                    metadata: [
+                        "pod": "\(pod.namespace)/\(pod.name)", "reason": "\(reason.rawValue)",
+                        "status": "\(response.head.status.code)",
+                    ])
                 return
             }
         } catch {
-            logger.warning("could not record an event", metadata: ["pod": "\(pod.namespace)/\(pod.name)", "error": "\(error.message)"])
+            logger.warning(
+                "could not record an event",
+                metadata: ["pod": "\(pod.namespace)/\(pod.name)", "error": "\(error.message)"])
         }
     }
 }

@@ -28,7 +28,8 @@ public struct KubernetesAPIConfiguration: Sendable, Equatable {
         else { return nil }
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         return KubernetesAPIConfiguration(
-            url: "https://\(authority)", tokenFile: "\(serviceAccountDirectory)/token", caFile: "\(serviceAccountDirectory)/ca.crt")
+            url: "https://\(authority)", tokenFile: "\(serviceAccountDirectory)/token",
+            caFile: "\(serviceAccountDirectory)/ca.crt")
     }
 }
 
@@ -64,7 +65,8 @@ public struct SecretProviderClassReader: Sendable {
                     + "'-' and '.', at most 253 characters")
         }
         let response = try await api.get(
-            "/apis/secrets-store.csi.x-k8s.io/v1/namespaces/\(namespace)/secretproviderclasses/\(name)", what: "secretproviderclass \(reference)")
+            "/apis/secrets-store.csi.x-k8s.io/v1/namespaces/\(namespace)/secretproviderclasses/\(name)",
+            what: "secretproviderclass \(reference)")
         switch response.head.status.code {
         case 200:
             return try Self.decode(response.body, namespace: namespace, name: name)
@@ -72,7 +74,8 @@ public struct SecretProviderClassReader: Sendable {
             throw VolumeError(
                 .notFound,
                 "failed to get secretproviderclass \(reference): not found; create it in the pod's namespace "
-                    + "(kubectl get secretproviderclass -n \(namespace)), and check that the \(Self.resource) CRD is installed")
+                    + "(kubectl get secretproviderclass -n \(namespace)), and check that the \(Self.resource) CRD is installed"
+            )
         case 401:
             throw VolumeError(
                 .unavailable,
@@ -85,13 +88,17 @@ public struct SecretProviderClassReader: Sendable {
                     + "on \(Self.resource) (deploy/kubernetes/rbac.yaml)")
         case let status:
             throw VolumeError(
-                .unavailable, "failed to get secretproviderclass \(reference): the Kubernetes API answered HTTP \(status); retry later")
+                .unavailable,
+                "failed to get secretproviderclass \(reference): the Kubernetes API answered HTTP \(status); retry later"
+            )
         }
     }
 
     /// `spec.provider` and `spec.parameters` of the object; the other fields are not ours to check.
     /// `package` for akvfs-fuzz.
-    package static func decode(_ body: [UInt8], namespace: String, name: String) throws(VolumeError) -> SecretProviderClassObject {
+    package static func decode(_ body: [UInt8], namespace: String, name: String) throws(VolumeError)
+        -> SecretProviderClassObject
+    {
         struct Object: Decodable {
             struct Spec: Decodable {
                 var provider: String?
@@ -119,7 +126,8 @@ public struct SecretProviderClassReader: Sendable {
             throw VolumeError(
                 .invalidArgument,
                 "secretproviderclass \(reference) is not a valid SecretProviderClass: spec.parameters must map names to strings, "
-                    + "and spec.secretObjects list secretName, type, labels, annotations and data (objectName, key), all strings")
+                    + "and spec.secretObjects list secretName, type, labels, annotations and data (objectName, key), all strings"
+            )
         }
         guard let provider = object.spec?.provider, !provider.isEmpty else {
             throw VolumeError(.invalidArgument, "provider not set in \(reference): set spec.provider to azure")
@@ -131,12 +139,15 @@ public struct SecretProviderClassReader: Sendable {
                     + "\(providers.joined(separator: " or "))")
         }
         guard let parameters = object.spec?.parameters, !parameters.isEmpty else {
-            throw VolumeError(.invalidArgument, "parameters not set in \(reference): set spec.parameters (keyvaultName, tenantId, objects, …)")
+            throw VolumeError(
+                .invalidArgument,
+                "parameters not set in \(reference): set spec.parameters (keyvaultName, tenantId, objects, …)")
         }
         // The driver trims names and keys of data entries; the rest is taken as written.
         let secretObjects = (object.spec?.secretObjects ?? []).map { entry in
             SecretProviderClass.SecretObject(
-                secretName: entry.secretName ?? "", type: entry.type ?? "", labels: entry.labels ?? [:], annotations: entry.annotations ?? [:],
+                secretName: entry.secretName ?? "", type: entry.type ?? "", labels: entry.labels ?? [:],
+                annotations: entry.annotations ?? [:],
                 data: (entry.data ?? []).map {
                     .init(objectName: trimmed($0.objectName ?? ""), key: trimmed($0.key ?? ""))
                 })
@@ -152,6 +163,8 @@ public struct SecretProviderClassReader: Sendable {
     /// A DNS-1123 subdomain, which namespaces and object names are; nothing else may reach the URL path.
     static func isObjectName(_ text: String) -> Bool {
         !text.isEmpty && text.utf8.count <= 253 && text.first != "-" && text.first != "."
-            && text.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x2E }
+            && text.utf8.allSatisfy {
+                ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x2E
+            }
     }
 }

@@ -49,18 +49,27 @@ struct SecretSync: Sendable {
             guard current != before else { return }
             if try await update(current, name: object.secretName, namespace: pod.namespace) { return }
         }
-        throw VolumeError(.aborted, "failed to update Secret \(reference): it kept changing under concurrent updates; kubelet's retry will try again")
+        throw VolumeError(
+            .aborted,
+            "failed to update Secret \(reference): it kept changing under concurrent updates; kubelet's retry will try again"
+        )
     }
 
     /// Takes `pod` off the Secret's owners, and deletes the Secret when it was the last.
     func release(_ secretName: String, for pod: PodReference) async throws(VolumeError) {
         for _ in 0..<5 {
-            guard var current = try await read(secretName, namespace: pod.namespace), Self.isOurs(current) else { return }
+            guard var current = try await read(secretName, namespace: pod.namespace), Self.isOurs(current) else {
+                return
+            }
             var metadata = current["metadata"]?.object ?? [:]
             let owners = metadata["ownerReferences"]?.array ?? []
             let remaining = owners.filter { $0.object?["uid"]?.string != pod.uid }
             if remaining.isEmpty {
-                if try await delete(secretName, namespace: pod.namespace, resourceVersion: metadata["resourceVersion"]?.string) { return }
+                if try await delete(
+                    secretName, namespace: pod.namespace, resourceVersion: metadata["resourceVersion"]?.string)
+                {
+                    return
+                }
                 continue
             }
             guard remaining.count != owners.count else { return }
@@ -68,7 +77,9 @@ struct SecretSync: Sendable {
             current["metadata"] = .object(metadata)
             if try await update(current, name: secretName, namespace: pod.namespace) { return }
         }
-        throw VolumeError(.aborted, "failed to release Secret \(pod.namespace)/\(secretName): it kept changing under concurrent updates")
+        throw VolumeError(
+            .aborted,
+            "failed to release Secret \(pod.namespace)/\(secretName): it kept changing under concurrent updates")
     }
 
     // MARK: The object
@@ -79,7 +90,9 @@ struct SecretSync: Sendable {
 
     /// The class's labels and annotations over what is there, akvfs's marks, the data replaced
     /// whole, and the pod among the owners.
-    static func apply(_ object: SecretObject, data: [String: SecretBytes], for pod: PodReference, to secret: inout [String: JSONValue]) {
+    static func apply(
+        _ object: SecretObject, data: [String: SecretBytes], for pod: PodReference, to secret: inout [String: JSONValue]
+    ) {
         var metadata = secret["metadata"]?.object ?? [:]
         var labels = metadata["labels"]?.object ?? [:]
         for (key, value) in object.labels { labels[key] = .string(value) }
@@ -91,12 +104,17 @@ struct SecretSync: Sendable {
         metadata["annotations"] = .object(annotations)
         var owners = metadata["ownerReferences"]?.array ?? []
         if !owners.contains(where: { $0.object?["uid"]?.string == pod.uid }) {
-            owners.append(.object(["apiVersion": .string("v1"), "kind": .string("Pod"), "name": .string(pod.name), "uid": .string(pod.uid)]))
+            owners.append(
+                .object([
+                    "apiVersion": .string("v1"), "kind": .string("Pod"), "name": .string(pod.name),
+                    "uid": .string(pod.uid),
+                ]))
         }
         metadata["ownerReferences"] = .array(owners)
         secret["metadata"] = .object(metadata)
         secret["type"] = .string(object.type)
-        secret["data"] = .object(data.mapValues { bytes in .string(bytes.withUnsafeBufferPointer { Data($0).base64EncodedString() }) })
+        secret["data"] = .object(
+            data.mapValues { bytes in .string(bytes.withUnsafeBufferPointer { Data($0).base64EncodedString() }) })
     }
 
     // MARK: Calls
@@ -111,7 +129,9 @@ struct SecretSync: Sendable {
         switch response.head.status.code {
         case 200:
             guard let object = try? JSONDecoder().decode([String: JSONValue].self, from: Data(response.body)) else {
-                throw VolumeError(.unavailable, "failed to get Secret \(namespace)/\(name): the Kubernetes API's answer is not a Secret")
+                throw VolumeError(
+                    .unavailable,
+                    "failed to get Secret \(namespace)/\(name): the Kubernetes API's answer is not a Secret")
             }
             return object
         case 404: return nil
@@ -120,7 +140,9 @@ struct SecretSync: Sendable {
     }
 
     /// false when a Secret of that name appeared meanwhile.
-    private func create(_ object: SecretObject, data: [String: SecretBytes], for pod: PodReference) async throws(VolumeError) -> Bool {
+    private func create(_ object: SecretObject, data: [String: SecretBytes], for pod: PodReference)
+        async throws(VolumeError) -> Bool
+    {
         var secret: [String: JSONValue] = [
             "apiVersion": .string("v1"), "kind": .string("Secret"),
             "metadata": .object(["name": .string(object.secretName), "namespace": .string(pod.namespace)]),
@@ -132,7 +154,8 @@ struct SecretSync: Sendable {
         let response = try await api.send(.post, path(pod.namespace), body: body.array, action: action)
         switch response.head.status.code {
         case 200, 201:
-            logger.info("created Secret", metadata: ["secret": "\(pod.namespace)/\(object.secretName)", "pod": "\(pod.name)"])
+            logger.info(
+                "created Secret", metadata: ["secret": "\(pod.namespace)/\(object.secretName)", "pod": "\(pod.name)"])
             return true
         case 409: return false
         case let status: throw failure(status, response.body, action)
@@ -140,7 +163,9 @@ struct SecretSync: Sendable {
     }
 
     /// false on a conflict (someone else wrote it since it was read).
-    private func update(_ secret: [String: JSONValue], name: String, namespace: String) async throws(VolumeError) -> Bool {
+    private func update(_ secret: [String: JSONValue], name: String, namespace: String) async throws(VolumeError)
+        -> Bool
+    {
         var body = Self.encode(secret)
         defer { body.wipe() }
         let action = "update Secret \(namespace)/\(name)"
@@ -160,7 +185,8 @@ struct SecretSync: Sendable {
             "preconditions": .object(resourceVersion.map { ["resourceVersion": .string($0)] } ?? [:]),
         ]
         let action = "delete Secret \(namespace)/\(name)"
-        let response = try await api.send(.delete, path(namespace, name), body: Self.encode(options).array, action: action)
+        let response = try await api.send(
+            .delete, path(namespace, name), body: Self.encode(options).array, action: action)
         switch response.head.status.code {
         case 200, 202, 404:
             logger.info("deleted Secret: its last pod is gone", metadata: ["secret": "\(namespace)/\(name)"])
@@ -176,16 +202,20 @@ struct SecretSync: Sendable {
         let said = message.map { ": \($0)" } ?? ""
         switch status {
         case 401:
-            return VolumeError(.unavailable, "failed to \(action): the Kubernetes API refused the plugin's service-account token (401)")
+            return VolumeError(
+                .unavailable, "failed to \(action): the Kubernetes API refused the plugin's service-account token (401)"
+            )
         case 403:
             return VolumeError(
                 .permissionDenied,
                 "failed to \(action): the plugin's service account may not (403); grant get, create, update and delete on secrets "
                     + "(deploy/kubernetes/rbac.yaml)\(said)")
         case 422, 400:
-            return VolumeError(.invalidArgument, "failed to \(action): the Kubernetes API refused it (\(status))\(said)")
+            return VolumeError(
+                .invalidArgument, "failed to \(action): the Kubernetes API refused it (\(status))\(said)")
         default:
-            return VolumeError(.unavailable, "failed to \(action): the Kubernetes API answered HTTP \(status)\(said); retry later")
+            return VolumeError(
+                .unavailable, "failed to \(action): the Kubernetes API answered HTTP \(status)\(said); retry later")
         }
     }
 

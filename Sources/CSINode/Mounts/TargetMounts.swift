@@ -36,7 +36,9 @@ public final class KubeletDirectory: Sendable {
     public init(path: String) throws(MountError) {
         let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
         let descriptor = clinux_open_directory(trimmed)
-        guard descriptor >= 0 else { throw MountError(operation: "open the kubelet directory", path: trimmed, code: errno) }
+        guard descriptor >= 0 else {
+            throw MountError(operation: "open the kubelet directory", path: trimmed, code: errno)
+        }
         self.path = trimmed
         self.descriptor = descriptor
     }
@@ -79,11 +81,16 @@ final class TargetPath {
                     "target path \(path) passes through a symbolic link; kubelet's paths never do, so it is refused (a bind mount "
                         + "there could land outside \(kubelet.podsPath))")
             case EXDEV:
-                throw VolumeError(.invalidArgument, "target path \(path) leads outside \(kubelet.podsPath); it is refused")
+                throw VolumeError(
+                    .invalidArgument, "target path \(path) leads outside \(kubelet.podsPath); it is refused")
             case ENOENT:
-                throw VolumeError(.notFound, "the directory that holds target path \(path) does not exist: kubelet creates it before publishing")
+                throw VolumeError(
+                    .notFound,
+                    "the directory that holds target path \(path) does not exist: kubelet creates it before publishing")
             default:
-                throw VolumeError(.internalError, "cannot open the directory that holds target path \(path): \(String(cString: strerror(code)))")
+                throw VolumeError(
+                    .internalError,
+                    "cannot open the directory that holds target path \(path): \(String(cString: strerror(code)))")
             }
         }
         self.path = path
@@ -91,7 +98,9 @@ final class TargetPath {
         self.parent = parent
         var kind = CLINUX_ENTRY_OTHER
         if clinux_entry_kind(parent, name, &kind) == 0, kind == CLINUX_ENTRY_SYMLINK {
-            throw VolumeError(.invalidArgument, "target path \(path) is a symbolic link; kubelet's targets never are, so it is refused")
+            throw VolumeError(
+                .invalidArgument,
+                "target path \(path) is a symbolic link; kubelet's targets never are, so it is refused")
         }
     }
 

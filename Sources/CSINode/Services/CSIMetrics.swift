@@ -34,7 +34,8 @@ enum CSIMetrics {
     /// A volume's object changed version (`rotated`), or the change could not be taken.
     static func rotation(failed errorType: String? = nil) {
         if let errorType {
-            counter("total_rotation_reconcile_error", dimensions: [os, ("rotated", "false"), ("error_type", errorType)])
+            counter(
+                "total_rotation_reconcile_error", dimensions: [os, ("rotated", "false"), ("error_type", errorType)])
         } else {
             counter("total_rotation_reconcile", dimensions: [os, ("rotated", "true")])
         }
@@ -46,7 +47,8 @@ enum CSIMetrics {
     }
 
     private static func record(_ duration: Duration, _ label: String, _ dimensions: [(String, String)]) {
-        Metrics.Timer(label: label, dimensions: dimensions.sorted { $0.0 < $1.0 }).recordNanoseconds(Int64(duration / .nanoseconds(1)))
+        Metrics.Timer(label: label, dimensions: dimensions.sorted { $0.0 < $1.0 }).recordNanoseconds(
+            Int64(duration / .nanoseconds(1)))
     }
 
     /// gRPC's name for the code, as kubelet's events show it.

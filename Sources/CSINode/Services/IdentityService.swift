@@ -9,7 +9,9 @@ struct IdentityService: Csi_V1_Identity.SimpleServiceProtocol {
     /// True once the shared FUSE mount serves.
     let isReady: @Sendable () -> Bool
 
-    func getPluginInfo(request: Csi_V1_GetPluginInfoRequest, context: ServerContext) async throws -> Csi_V1_GetPluginInfoResponse {
+    func getPluginInfo(request: Csi_V1_GetPluginInfoRequest, context: ServerContext) async throws
+        -> Csi_V1_GetPluginInfoResponse
+    {
         var response = Csi_V1_GetPluginInfoResponse()
         response.name = driverName
         response.vendorVersion = version

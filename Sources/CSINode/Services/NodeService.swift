@@ -34,8 +34,12 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
     func nodeUnpublishVolume(
         request: Csi_V1_NodeUnpublishVolumeRequest, context: ServerContext
     ) async throws -> Csi_V1_NodeUnpublishVolumeResponse {
-        guard !request.volumeID.isEmpty else { throw RPCError(code: .invalidArgument, message: "Volume ID missing in request") }
-        guard !request.targetPath.isEmpty else { throw RPCError(code: .invalidArgument, message: "Target path missing in request") }
+        guard !request.volumeID.isEmpty else {
+            throw RPCError(code: .invalidArgument, message: "Volume ID missing in request")
+        }
+        guard !request.targetPath.isEmpty else {
+            throw RPCError(code: .invalidArgument, message: "Target path missing in request")
+        }
         try Self.checkPath(request.targetPath)
         do {
             try await volumes.unpublish(volumeID: request.volumeID, targetPath: request.targetPath)
@@ -47,7 +51,9 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         return Csi_V1_NodeUnpublishVolumeResponse()
     }
 
-    func nodeGetInfo(request: Csi_V1_NodeGetInfoRequest, context: ServerContext) async throws -> Csi_V1_NodeGetInfoResponse {
+    func nodeGetInfo(request: Csi_V1_NodeGetInfoRequest, context: ServerContext) async throws
+        -> Csi_V1_NodeGetInfoResponse
+    {
         var response = Csi_V1_NodeGetInfoResponse()
         response.nodeID = nodeID
         return response
@@ -65,26 +71,35 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         return response
     }
 
-    func nodeStageVolume(request: Csi_V1_NodeStageVolumeRequest, context: ServerContext) async throws -> Csi_V1_NodeStageVolumeResponse {
-        throw RPCError(code: .unimplemented, message: "NodeStageVolume is not supported: akvfs volumes are published directly (no STAGE_UNSTAGE_VOLUME)")
+    func nodeStageVolume(request: Csi_V1_NodeStageVolumeRequest, context: ServerContext) async throws
+        -> Csi_V1_NodeStageVolumeResponse
+    {
+        throw RPCError(
+            code: .unimplemented,
+            message: "NodeStageVolume is not supported: akvfs volumes are published directly (no STAGE_UNSTAGE_VOLUME)")
     }
 
     func nodeUnstageVolume(
         request: Csi_V1_NodeUnstageVolumeRequest, context: ServerContext
     ) async throws -> Csi_V1_NodeUnstageVolumeResponse {
-        throw RPCError(code: .unimplemented, message: "NodeUnstageVolume is not supported: akvfs volumes are published directly (no STAGE_UNSTAGE_VOLUME)")
+        throw RPCError(
+            code: .unimplemented,
+            message:
+                "NodeUnstageVolume is not supported: akvfs volumes are published directly (no STAGE_UNSTAGE_VOLUME)")
     }
 
     func nodeGetVolumeStats(
         request: Csi_V1_NodeGetVolumeStatsRequest, context: ServerContext
     ) async throws -> Csi_V1_NodeGetVolumeStatsResponse {
-        throw RPCError(code: .unimplemented, message: "NodeGetVolumeStats is not supported (no GET_VOLUME_STATS capability)")
+        throw RPCError(
+            code: .unimplemented, message: "NodeGetVolumeStats is not supported (no GET_VOLUME_STATS capability)")
     }
 
     func nodeExpandVolume(
         request: Csi_V1_NodeExpandVolumeRequest, context: ServerContext
     ) async throws -> Csi_V1_NodeExpandVolumeResponse {
-        throw RPCError(code: .unimplemented, message: "NodeExpandVolume is not supported: akvfs volumes are read-only views")
+        throw RPCError(
+            code: .unimplemented, message: "NodeExpandVolume is not supported: akvfs volumes are read-only views")
     }
 
     // MARK: Validation
@@ -98,40 +113,58 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         guard bytes <= limit else {
             throw RPCError(
                 code: .invalidArgument,
-                message: "the request carries \(bytes) bytes of volume attributes and secrets; the plugin takes at most \(limit) "
+                message:
+                    "the request carries \(bytes) bytes of volume attributes and secrets; the plugin takes at most \(limit) "
                     + "(--max-request-bytes)")
         }
     }
 
     static func validate(_ request: Csi_V1_NodePublishVolumeRequest) throws(RPCError) -> Publication {
-        guard request.hasVolumeCapability else { throw RPCError(code: .invalidArgument, message: "Volume capability missing in request") }
-        guard !request.volumeID.isEmpty else { throw RPCError(code: .invalidArgument, message: "Volume ID missing in request") }
-        guard !request.targetPath.isEmpty else { throw RPCError(code: .invalidArgument, message: "Target path missing in request") }
+        guard request.hasVolumeCapability else {
+            throw RPCError(code: .invalidArgument, message: "Volume capability missing in request")
+        }
+        guard !request.volumeID.isEmpty else {
+            throw RPCError(code: .invalidArgument, message: "Volume ID missing in request")
+        }
+        guard !request.targetPath.isEmpty else {
+            throw RPCError(code: .invalidArgument, message: "Target path missing in request")
+        }
         try checkPath(request.targetPath)
-        guard !request.volumeContext.isEmpty else { throw RPCError(code: .invalidArgument, message: "Volume attributes missing in request") }
+        guard !request.volumeContext.isEmpty else {
+            throw RPCError(code: .invalidArgument, message: "Volume attributes missing in request")
+        }
         guard request.readonly else {
             throw RPCError(
                 code: .invalidArgument,
-                message: "Readonly is not true in request: set readOnly: true in the pod's csi volume; akvfs volumes are read-only")
+                message:
+                    "Readonly is not true in request: set readOnly: true in the pod's csi volume; akvfs volumes are read-only"
+            )
         }
         let mount: Csi_V1_VolumeCapability.MountVolume
         switch request.volumeCapability.accessType {
         case .mount(let value): mount = value
         case .block:
-            throw RPCError(code: .invalidArgument, message: "block volumes are not supported: akvfs volumes are filesystems (volumeMode: Filesystem)")
+            throw RPCError(
+                code: .invalidArgument,
+                message: "block volumes are not supported: akvfs volumes are filesystems (volumeMode: Filesystem)")
         case nil:
-            throw RPCError(code: .invalidArgument, message: "Volume capability has no access type: akvfs volumes need the mount access type")
+            throw RPCError(
+                code: .invalidArgument,
+                message: "Volume capability has no access type: akvfs volumes need the mount access type")
         }
         var mountGroup: UInt32?
         if !mount.volumeMountGroup.isEmpty {
             guard let group = UInt32(mount.volumeMountGroup), group < UInt32.max else {
                 throw RPCError(
-                    code: .invalidArgument, message: "volume_mount_group \(mount.volumeMountGroup) is not a numeric group ID (the pod's fsGroup)")
+                    code: .invalidArgument,
+                    message:
+                        "volume_mount_group \(mount.volumeMountGroup) is not a numeric group ID (the pod's fsGroup)")
             }
             mountGroup = group
         }
         return Publication(
-            volumeID: request.volumeID, targetPath: request.targetPath, readOnly: request.readonly, mountGroup: mountGroup,
+            volumeID: request.volumeID, targetPath: request.targetPath, readOnly: request.readonly,
+            mountGroup: mountGroup,
             volumeContext: request.volumeContext)
     }
 

@@ -63,7 +63,9 @@ actor VolumeManager {
 
         /// What the next plugin process needs to serve it again without asking anyone.
         var record: VolumeRecord {
-            VolumeRecord(publication: publication, viewID: viewID, files: files, ownership: ownership, request: request, token: token)
+            VolumeRecord(
+                publication: publication, viewID: viewID, files: files, ownership: ownership, request: request,
+                token: token)
         }
     }
 
@@ -110,7 +112,8 @@ actor VolumeManager {
     private var frozen = false
 
     init(
-        settings: Settings, filesystem: VaultFileSystem, cache: ObjectCache, sources: VolumeSources, tokens: ServiceAccountTokenVerifier,
+        settings: Settings, filesystem: VaultFileSystem, cache: ObjectCache, sources: VolumeSources,
+        tokens: ServiceAccountTokenVerifier,
         classes: SecretProviderClassReader?
     ) {
         self.settings = settings
@@ -136,12 +139,14 @@ actor VolumeManager {
             guard volume.publication.targetPath == publication.targetPath else {
                 throw VolumeError(
                     .alreadyExists,
-                    "volume \(publication.volumeID) is already published at \(volume.publication.targetPath); one volume has one target path")
+                    "volume \(publication.volumeID) is already published at \(volume.publication.targetPath); one volume has one target path"
+                )
             }
             guard volume.publication.identityForComparison == publication.identityForComparison else {
                 throw VolumeError(
                     .alreadyExists,
-                    "volume \(publication.volumeID) is already published at \(publication.targetPath) with other arguments; unpublish it first")
+                    "volume \(publication.volumeID) is already published at \(publication.targetPath) with other arguments; unpublish it first"
+                )
             }
             await republish(volume, publication, secrets: secrets)
             return
@@ -155,7 +160,7 @@ actor VolumeManager {
         do {
             let limit = leftByEarlierPlugin ? settings.republishTimeout : settings.publishTimeout
             try await publishNew(publication, secrets: secrets, target: target, within: limit)
-        } catch where leftByEarlierPlugin {
+        } catch  where leftByEarlierPlugin {
             // The target was published by a plugin that stopped: this is kubelet's republish, and
             // an error would make kubelet delete the volume under the running pod (kubernetes#121271).
             // Keep answering OK; the next republish tries again.
@@ -176,7 +181,8 @@ actor VolumeManager {
             try checkSecretObjects(request, files: files)
             try await pin(files, lease: lease, volumeID: publication.volumeID)
             try await load(files, lease: lease, request: request, within: limit)
-            try await syncSecrets(request, files: files, source: lease.source, volumeID: publication.volumeID, force: true)
+            try await syncSecrets(
+                request, files: files, source: lease.source, volumeID: publication.volumeID, force: true)
         } catch {
             await cache.unpin(volume: publication.volumeID)
             await sources.release(lease, volumeID: publication.volumeID, linger: settings.failedPublishLinger)
@@ -194,7 +200,9 @@ actor VolumeManager {
         let volume = Volume(
             publication: publication, viewID: Self.viewID(publication.volumeID), lease: lease, files: files,
             ownership: ownership(request, publication), request: request, token: token)
-        filesystem.setView(ViewDefinition(id: volume.viewID, source: lease.source, layout: .volume(files), ownership: volume.ownership))
+        filesystem.setView(
+            ViewDefinition(id: volume.viewID, source: lease.source, layout: .volume(files), ownership: volume.ownership)
+        )
         do {
             try prepareTarget(target)
             try target.bindReadOnly(from: "\(settings.mountRoot)/\(volume.viewID)")
@@ -210,7 +218,8 @@ actor VolumeManager {
             "published",
             metadata: [
                 "volume": "\(publication.volumeID)", "pod": "\(request.podNamespace)/\(request.podName)",
-                "vault": "\(lease.source.vault)", "identity": "\(Self.identityKind(request.identity))", "files": "\(files.count)",
+                "vault": "\(lease.source.vault)", "identity": "\(Self.identityKind(request.identity))",
+                "files": "\(files.count)",
                 "milliseconds": "\((ContinuousClock.now - started).milliseconds)",
             ])
     }
@@ -232,8 +241,11 @@ actor VolumeManager {
                     try await load(files, lease: lease, request: request, within: settings.republishTimeout)
                     try checkNotFrozen()
                 } catch {
-                    _ = await cache.pin(volume.files.map(\.reference), in: volume.lease.source, for: publication.volumeID)
-                    if lease != volume.lease { await sources.release(lease, volumeID: publication.volumeID, linger: .zero) }
+                    _ = await cache.pin(
+                        volume.files.map(\.reference), in: volume.lease.source, for: publication.volumeID)
+                    if lease != volume.lease {
+                        await sources.release(lease, volumeID: publication.volumeID, linger: .zero)
+                    }
                     throw error
                 }
             }
@@ -241,8 +253,12 @@ actor VolumeManager {
             try checkNotFrozen()
             let previousLease = volume.lease
             if lease != volume.lease || files != volume.files || ownership != volume.ownership {
-                filesystem.setView(ViewDefinition(id: volume.viewID, source: lease.source, layout: .volume(files), ownership: ownership))
-                logger.info("volume changed on republish", metadata: ["volume": "\(publication.volumeID)", "files": "\(files.count)"])
+                filesystem.setView(
+                    ViewDefinition(
+                        id: volume.viewID, source: lease.source, layout: .volume(files), ownership: ownership))
+                logger.info(
+                    "volume changed on republish",
+                    metadata: ["volume": "\(publication.volumeID)", "files": "\(files.count)"])
                 (volume.lease, volume.files, volume.ownership) = (lease, files, ownership)
             }
             volume.request = request
@@ -250,9 +266,12 @@ actor VolumeManager {
             volume.token = token ?? volume.token
             volumes[publication.volumeID] = volume
             write(volume)
-            if lease != previousLease { await sources.release(previousLease, volumeID: publication.volumeID, linger: .zero) }
+            if lease != previousLease {
+                await sources.release(previousLease, volumeID: publication.volumeID, linger: .zero)
+            }
             // Rotated content reaches the Secrets here, at kubelet's periodic republish.
-            try await syncSecrets(request, files: volume.files, source: volume.lease.source, volumeID: publication.volumeID, force: false)
+            try await syncSecrets(
+                request, files: volume.files, source: volume.lease.source, volumeID: publication.volumeID, force: false)
         } catch {
             logger.warning(
                 "republish could not refresh the volume; it keeps serving its last good content",
@@ -268,9 +287,13 @@ actor VolumeManager {
             guard target.state != .mounted else { return }
             try prepareTarget(target)
             try target.bindReadOnly(from: "\(settings.mountRoot)/\(volume.viewID)")
-            logger.warning("the volume's target had lost its mount; mounted it again", metadata: ["volume": "\(volume.publication.volumeID)"])
+            logger.warning(
+                "the volume's target had lost its mount; mounted it again",
+                metadata: ["volume": "\(volume.publication.volumeID)"])
         } catch {
-            logger.error("cannot mount the volume at its target again", metadata: ["volume": "\(volume.publication.volumeID)", "error": "\(error)"])
+            logger.error(
+                "cannot mount the volume at its target again",
+                metadata: ["volume": "\(volume.publication.volumeID)", "error": "\(error)"])
         }
     }
 
@@ -284,7 +307,9 @@ actor VolumeManager {
         guard let volume = volumes[volumeID] else { return }
         guard volume.publication.targetPath == targetPath else {
             // Another target was unmounted on request; the volume itself stays where it is.
-            logger.warning("unpublish named another target than the volume's", metadata: ["volume": "\(volumeID)", "target": "\(targetPath)"])
+            logger.warning(
+                "unpublish named another target than the volume's",
+                metadata: ["volume": "\(volumeID)", "target": "\(targetPath)"])
             return
         }
         volumes[volumeID] = nil
@@ -302,7 +327,7 @@ actor VolumeManager {
         let target: TargetPath
         do {
             target = try TargetPath(path, in: settings.kubeletDirectory)
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             return
         }
         do throws(MountError) {
@@ -322,9 +347,12 @@ actor VolumeManager {
     private func checkSecretObjects(_ request: VolumeRequest, files: [VolumeFile]) throws(VolumeError) {
         guard let objects = request.secretObjects, !objects.isEmpty else { return }
         let reference = "\(request.podNamespace)/\(request.secretProviderClass ?? "")"
-        try SecretObject.validate(objects, files: Set(files.map { $0.path.joined(separator: "/") }), reference: reference)
+        try SecretObject.validate(
+            objects, files: Set(files.map { $0.path.joined(separator: "/") }), reference: reference)
         guard secretSync != nil else {
-            throw VolumeError(.failedPrecondition, "secretproviderclass \(reference) sets secretObjects, but the plugin has no Kubernetes API")
+            throw VolumeError(
+                .failedPrecondition,
+                "secretproviderclass \(reference) sets secretObjects, but the plugin has no Kubernetes API")
         }
         guard let uid = request.podUID, !uid.isEmpty else {
             throw VolumeError(
@@ -340,7 +368,9 @@ actor VolumeManager {
     private func syncSecrets(
         _ request: VolumeRequest, files: [VolumeFile], source: SourceID, volumeID: String, force: Bool
     ) async throws(VolumeError) -> [String] {
-        guard let objects = request.secretObjects, !objects.isEmpty, let secretSync, let uid = request.podUID else { return [] }
+        guard let objects = request.secretObjects, !objects.isEmpty, let secretSync, let uid = request.podUID else {
+            return []
+        }
         let pod = PodReference(namespace: request.podNamespace, name: request.podName, uid: uid)
         let byPath = Dictionary(files.map { ($0.path.joined(separator: "/"), $0) }) { first, _ in first }
         var digests: [String: [UInt8]] = [:]
@@ -354,7 +384,8 @@ actor VolumeManager {
                     content = try await filesystem.content(of: file, from: source, wait: settings.republishTimeout)
                 } catch {
                     throw VolumeError(
-                        VolumePlanner.code(for: error.kind), "failed to fill Secret \(object.secretName) key \(entry.key): \(error.message)")
+                        VolumePlanner.code(for: error.kind),
+                        "failed to fill Secret \(object.secretName) key \(entry.key): \(error.message)")
                 }
                 data[entry.key] = try Self.secretValue(content, key: entry.key, of: object)
             }
@@ -378,7 +409,8 @@ actor VolumeManager {
     func cacheEvent(_ event: CacheEvent) async {
         switch event {
         case .contentChanged(let source, let reference): await rotated(reference, in: source)
-        case .refreshFailed(let source, let reference, let reason): await refreshFailed(reference, in: source, reason: reason)
+        case .refreshFailed(let source, let reference, let reason):
+            await refreshFailed(reference, in: source, reason: reason)
         case .listingChanged: return
         }
     }
@@ -405,19 +437,28 @@ actor VolumeManager {
                     _ = try await filesystem.content(of: file, from: source, wait: settings.republishTimeout)
                 }
                 CSIMetrics.rotation()
-                await events?.record(pod, .normal, .mountRotationComplete, "successfully rotated mounted contents for \(Self.describe(volume.request))")
+                await events?.record(
+                    pod, .normal, .mountRotationComplete,
+                    "successfully rotated mounted contents for \(Self.describe(volume.request))")
             } catch {
                 CSIMetrics.rotation(failed: PodEvents.Reason.mountRotationFailed.rawValue)
-                await events?.record(pod, .warning, .mountRotationFailed, "failed to rotate \(what) of \(Self.describe(volume.request)): \(error.message)")
+                await events?.record(
+                    pod, .warning, .mountRotationFailed,
+                    "failed to rotate \(what) of \(Self.describe(volume.request)): \(error.message)")
                 continue
             }
             do {
-                for name in try await syncSecrets(volume.request, files: volume.files, source: source, volumeID: volumeID, force: false) {
-                    await events?.record(pod, .normal, .secretRotationComplete, "successfully rotated K8s secret \(name)")
+                for name in try await syncSecrets(
+                    volume.request, files: volume.files, source: source, volumeID: volumeID, force: false)
+                {
+                    await events?.record(
+                        pod, .normal, .secretRotationComplete, "successfully rotated K8s secret \(name)")
                 }
             } catch {
                 CSIMetrics.rotation(failed: PodEvents.Reason.secretRotationFailed.rawValue)
-                await events?.record(pod, .warning, .secretRotationFailed, "failed to rotate K8s secrets of \(Self.describe(volume.request)): \(error.message)")
+                await events?.record(
+                    pod, .warning, .secretRotationFailed,
+                    "failed to rotate K8s secrets of \(Self.describe(volume.request)): \(error.message)")
             }
         }
     }
@@ -429,7 +470,8 @@ actor VolumeManager {
             guard let pod = Self.pod(volume.request) else { continue }
             await events?.record(
                 pod, .warning, .mountRotationFailed,
-                "failed to refresh \(what) of \(Self.describe(volume.request)): \(reason); the last good content is served meanwhile")
+                "failed to refresh \(what) of \(Self.describe(volume.request)): \(reason); the last good content is served meanwhile"
+            )
         }
     }
 
@@ -444,20 +486,28 @@ actor VolumeManager {
 
     /// A file's bytes as the Secret holds them: as they are, or for kubernetes.io/tls the
     /// certificates or the private key alone, as the driver puts them there.
-    private static func secretValue(_ content: SecretBytes, key: String, of object: SecretObject) throws(VolumeError) -> SecretBytes {
+    private static func secretValue(_ content: SecretBytes, key: String, of object: SecretObject) throws(VolumeError)
+        -> SecretBytes
+    {
         guard object.type == SecretObject.tlsType else { return content }
         var file = content.withUnsafeBufferPointer { Array($0) }
         defer { file.withUnsafeMutableBytes { if let base = $0.baseAddress { explicit_bzero(base, $0.count) } } }
         do throws(KubernetesTLSData.Failure) {
-            var bytes = key == "tls.key" ? try KubernetesTLSData.privateKey(from: file) : try KubernetesTLSData.certificates(from: file)
+            var bytes =
+                key == "tls.key"
+                ? try KubernetesTLSData.privateKey(from: file) : try KubernetesTLSData.certificates(from: file)
             return SecretBytes(taking: &bytes)
         } catch {
-            throw VolumeError(.invalidArgument, "failed to fill Secret \(object.secretName) key \(key) (kubernetes.io/tls): \(error.description)")
+            throw VolumeError(
+                .invalidArgument,
+                "failed to fill Secret \(object.secretName) key \(key) (kubernetes.io/tls): \(error.description)")
         }
     }
 
     private static func digest(_ object: SecretObject, _ data: [String: SecretBytes]) -> [UInt8] {
-        var input = Array("\(object.type)\u{0}\(object.labels.sorted { $0.key < $1.key })\u{0}\(object.annotations.sorted { $0.key < $1.key })".utf8)
+        var input = Array(
+            "\(object.type)\u{0}\(object.labels.sorted { $0.key < $1.key })\u{0}\(object.annotations.sorted { $0.key < $1.key })"
+                .utf8)
         for (key, value) in data.sorted(by: { $0.key < $1.key }) {
             input += Array("\u{0}\(key)\u{0}\(value.count)\u{0}".utf8)
             value.withUnsafeBufferPointer { input += $0 }
@@ -469,12 +519,15 @@ actor VolumeManager {
     /// The pod no longer owns the volume's Secrets; the last pod's unpublish deletes them.
     private func releaseSecrets(of volume: Volume) async {
         syncedSecrets[volume.publication.volumeID] = nil
-        guard let objects = volume.request.secretObjects, let secretSync, let uid = volume.request.podUID else { return }
+        guard let objects = volume.request.secretObjects, let secretSync, let uid = volume.request.podUID else {
+            return
+        }
         let pod = PodReference(namespace: volume.request.podNamespace, name: volume.request.podName, uid: uid)
         for object in objects {
             // Another volume of the same pod may fill the same Secret.
             let stillUsed = volumes.values.contains { other in
-                other.request.podUID == uid && (other.request.secretObjects ?? []).contains { $0.secretName == object.secretName }
+                other.request.podUID == uid
+                    && (other.request.secretObjects ?? []).contains { $0.secretName == object.secretName }
             }
             guard !stillUsed else { continue }
             do {
@@ -513,12 +566,15 @@ actor VolumeManager {
         if let key = values[Self.fingerprintKeyName], key.count == 32 { await sources.adoptFingerprintKey(key) }
         for (key, value) in values where key.hasPrefix(Self.recordPrefix) {
             guard let record = try? JSONDecoder().decode(VolumeRecord.self, from: Data(value)) else {
-                logger.error("a volume record from the previous plugin process cannot be read; kubelet's next republish brings it back", metadata: ["key": "\(key)"])
+                logger.error(
+                    "a volume record from the previous plugin process cannot be read; kubelet's next republish brings it back",
+                    metadata: ["key": "\(key)"])
                 continue
             }
             let volumeID = record.publication.volumeID
             do throws(VolumeError) {
-                let cloud = record.request.cloudName == nil && record.request.cloudEnvironmentFile == nil
+                let cloud =
+                    record.request.cloudName == nil && record.request.cloudEnvironmentFile == nil
                     ? await sources.defaultCloud : try record.request.resolveCloud()
                 let endpoint: VaultEndpoint
                 do {
@@ -527,15 +583,21 @@ actor VolumeManager {
                     throw VolumeError(.invalidArgument, "failed to get vault: \(error.detail)")
                 }
                 let lease = try await sources.acquire(
-                    record.request.identity, verifiedToken: record.token, tenant: record.request.tenantId, cloud: cloud, endpoint: endpoint,
+                    record.request.identity, verifiedToken: record.token, tenant: record.request.tenantId, cloud: cloud,
+                    endpoint: endpoint,
                     volumeID: volumeID)
-                filesystem.setView(ViewDefinition(id: record.viewID, source: lease.source, layout: .volume(record.files), ownership: record.ownership))
+                filesystem.setView(
+                    ViewDefinition(
+                        id: record.viewID, source: lease.source, layout: .volume(record.files),
+                        ownership: record.ownership))
                 _ = await cache.pin(record.files.map(\.reference), in: lease.source, for: volumeID, admitting: false)
                 volumes[volumeID] = Volume(
-                    publication: record.publication, viewID: record.viewID, lease: lease, files: record.files, ownership: record.ownership,
+                    publication: record.publication, viewID: record.viewID, lease: lease, files: record.files,
+                    ownership: record.ownership,
                     request: record.request, token: record.token)
             } catch {
-                logger.error("a volume of the previous plugin process cannot be served again; kubelet's next republish brings it back",
+                logger.error(
+                    "a volume of the previous plugin process cannot be served again; kubelet's next republish brings it back",
                     metadata: ["volume": "\(volumeID)", "error": "\(error.message)"])
             }
         }
@@ -555,7 +617,9 @@ actor VolumeManager {
 
     private func checkNotFrozen() throws(VolumeError) {
         guard !frozen else {
-            throw VolumeError(.unavailable, "the plugin is handing its volumes over to a new version of itself; kubelet retries shortly")
+            throw VolumeError(
+                .unavailable,
+                "the plugin is handing its volumes over to a new version of itself; kubelet retries shortly")
         }
     }
 
@@ -576,7 +640,9 @@ actor VolumeManager {
         let (limit, objectBytes) = (cache.configuration.maxPublishedBytes, cache.configuration.maxObjectBytes)
         let files = request.fileCountAtMost
         guard used + files * objectBytes > limit else { return }
-        throw Self.memoryRefusal(PublishedMemory(used: used, needed: files * objectBytes, newObjects: files, limit: limit), objectBytes: objectBytes)
+        throw Self.memoryRefusal(
+            PublishedMemory(used: used, needed: files * objectBytes, newObjects: files, limit: limit),
+            objectBytes: objectBytes)
     }
 
     /// Published content is never evicted, so it is admitted only when it fits; objects other
@@ -595,7 +661,8 @@ actor VolumeManager {
             .resourceExhausted,
             "the volume's content would not fit in the memory kept for published volumes: they hold \(mebibytes(memory.used)), this "
                 + "one needs up to \(mebibytes(memory.needed)) more (\(memory.newObjects) objects, counted at \(objectBytes >> 10) KiB each "
-                + "until fetched), and at most \(mebibytes(memory.limit)) is kept (--max-published-memory); raise it, or publish fewer objects")
+                + "until fetched), and at most \(mebibytes(memory.limit)) is kept (--max-published-memory); raise it, or publish fewer objects"
+        )
     }
 
     /// Claims a volume for a publish or unpublish, first waiting for a rotation applying to it.
@@ -604,30 +671,37 @@ actor VolumeManager {
             await withCheckedContinuation { rotating[volumeID, default: []].append($0) }
         }
         guard !busy.contains(volumeID) else {
-            throw VolumeError(.aborted, "an operation on volume \(volumeID) is already in progress; retry when it has finished")
+            throw VolumeError(
+                .aborted, "an operation on volume \(volumeID) is already in progress; retry when it has finished")
         }
         busy.insert(volumeID)
     }
 
     /// The SecretProviderClass parameters (from the object the attributes name, or the attributes
     /// themselves), validated before any call to Azure.
-    private func parse(_ publication: Publication, secrets: [String: String], republish: Bool) async throws(VolumeError) -> VolumeRequest {
+    private func parse(_ publication: Publication, secrets: [String: String], republish: Bool) async throws(VolumeError)
+        -> VolumeRequest
+    {
         let context = publication.volumeContext
         guard let className = context["secretProviderClass"].flatMap({ $0.isEmpty ? nil : $0 }) else {
-            return try SecretProviderClassParser.parse(parameters: context, podAttributes: [:], secrets: secrets, options: settings.parserOptions)
+            return try SecretProviderClassParser.parse(
+                parameters: context, podAttributes: [:], secrets: secrets, options: settings.parserOptions)
         }
         guard let classes else {
             throw VolumeError(
                 .failedPrecondition,
                 "the volume names secretProviderClass \(className), but the plugin cannot read the Kubernetes API: run it in the "
-                    + "cluster with its service account, or pass --kubernetes-api; or give the parameters as volumeAttributes")
+                    + "cluster with its service account, or pass --kubernetes-api; or give the parameters as volumeAttributes"
+            )
         }
         // The class is read from the pod's namespace, so kubelet's pod info is checked first.
         guard !(context["csi.storage.k8s.io/pod.name"] ?? "").isEmpty else {
-            throw VolumeError(.invalidArgument, "pod name is not provided: the CSIDriver object must set podInfoOnMount: true")
+            throw VolumeError(
+                .invalidArgument, "pod name is not provided: the CSIDriver object must set podInfoOnMount: true")
         }
         guard let namespace = context["csi.storage.k8s.io/pod.namespace"], !namespace.isEmpty else {
-            throw VolumeError(.invalidArgument, "pod namespace is not provided: the CSIDriver object must set podInfoOnMount: true")
+            throw VolumeError(
+                .invalidArgument, "pod namespace is not provided: the CSIDriver object must set podInfoOnMount: true")
         }
         let object = try await classes.read(namespace: namespace, name: className)
         let parameterBytes = object.parameters.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
@@ -647,7 +721,8 @@ actor VolumeManager {
         _ request: VolumeRequest, volumeID: String
     ) async throws(VolumeError) -> (VolumeSources.Lease, [VolumeFile], VerifiedServiceAccountToken?) {
         let cloud =
-            request.cloudName == nil && request.cloudEnvironmentFile == nil ? await sources.defaultCloud : try request.resolveCloud()
+            request.cloudName == nil && request.cloudEnvironmentFile == nil
+            ? await sources.defaultCloud : try request.resolveCloud()
         let endpoint: VaultEndpoint
         do {
             endpoint = try VaultEndpoint.resolve(request.keyVaultName, cloud: cloud)
@@ -658,12 +733,16 @@ actor VolumeManager {
         var verifiedToken: VerifiedServiceAccountToken?
         if case .workloadIdentity(let clientId, let token, _) = request.identity {
             verifiedToken = try await tokens.verify(
-                token, pod: PodIdentity(request), target: ExchangeTarget(clientId: clientId, tenant: request.tenantId, cloud: cloud))
+                token, pod: PodIdentity(request),
+                target: ExchangeTarget(clientId: clientId, tenant: request.tenantId, cloud: cloud))
         }
         let lease = try await sources.acquire(
-            request.identity, verifiedToken: verifiedToken, tenant: request.tenantId, cloud: cloud, endpoint: endpoint, volumeID: volumeID)
+            request.identity, verifiedToken: verifiedToken, tenant: request.tenantId, cloud: cloud, endpoint: endpoint,
+            volumeID: volumeID)
         do {
-            return (lease, try await VolumePlanner.files(for: request, source: lease.source, cache: cache), verifiedToken)
+            return (
+                lease, try await VolumePlanner.files(for: request, source: lease.source, cache: cache), verifiedToken
+            )
         } catch {
             await sources.release(lease, volumeID: volumeID, linger: settings.failedPublishLinger)
             throw error
@@ -673,24 +752,32 @@ actor VolumeManager {
     /// Fetches every file in parallel, each waiting at most `limit` for Key Vault; fails naming
     /// each object that could not be fetched and why. Fetches nobody else waits for are called
     /// off when this gives up.
-    private func load(_ files: [VolumeFile], lease: VolumeSources.Lease, request: VolumeRequest, within limit: Duration) async throws(VolumeError) {
+    private func load(_ files: [VolumeFile], lease: VolumeSources.Lease, request: VolumeRequest, within limit: Duration)
+        async throws(VolumeError)
+    {
         let failures = await filesystem.load(files, from: lease.source, wait: limit)
         guard !failures.isEmpty else { return }
         let sorted = failures.sorted { $0.file.path.lexicographicallyPrecedes($1.file.path) }
         let messages = sorted.map { failure in
             let reference = failure.file.reference
-            let object = VolumeObject(name: reference.name, type: VolumePlanner.type(of: reference.kind), version: reference.version)
+            let object = VolumeObject(
+                name: reference.name, type: VolumePlanner.type(of: reference.kind), version: reference.version)
             return object.failure(VolumePlanner.code(for: failure.error.kind), failure.error.message).message
         }
         // The most actionable code: outages are retried, refusals and absences need a fix.
         let codes = sorted.map { VolumePlanner.code(for: $0.error.kind) }
-        let code = [.unavailable, .deadlineExceeded, .permissionDenied, .notFound, .invalidArgument].first(where: codes.contains) ?? .internalError
+        let code =
+            [.unavailable, .deadlineExceeded, .permissionDenied, .notFound, .invalidArgument].first(
+                where: codes.contains) ?? .internalError
         throw VolumeError(
-            code, "\(failures.count) of \(files.count) objects could not be mounted: \(messages.joined(separator: "; "))")
+            code,
+            "\(failures.count) of \(files.count) objects could not be mounted: \(messages.joined(separator: "; "))")
     }
 
     private func ownership(_ request: VolumeRequest, _ publication: Publication) -> Ownership {
-        Ownership(uid: request.uid ?? 0, gid: publication.mountGroup ?? request.gid ?? 0, fileMode: VolumePlanner.defaultFileMode, directoryMode: 0o755)
+        Ownership(
+            uid: request.uid ?? 0, gid: publication.mountGroup ?? request.gid ?? 0,
+            fileMode: VolumePlanner.defaultFileMode, directoryMode: 0o755)
     }
 
     /// Makes the target an empty directory to mount on: creates it, or clears a dead mount left
@@ -713,10 +800,11 @@ actor VolumeManager {
 
     /// Volume IDs are kubelet's (`csi-<hash>`) but may hold any character; view directories must not.
     static func viewID(_ volumeID: String) -> String {
-        "v-" + Digest.sha256(Array(volumeID.utf8)).prefix(16).map { byte in
-            let hex = String(byte, radix: 16)
-            return hex.count == 1 ? "0" + hex : hex
-        }.joined()
+        "v-"
+            + Digest.sha256(Array(volumeID.utf8)).prefix(16).map { byte in
+                let hex = String(byte, radix: 16)
+                return hex.count == 1 ? "0" + hex : hex
+            }.joined()
     }
 
     static func identityKind(_ identity: VolumeIdentity) -> String {

@@ -10,14 +10,17 @@ enum VolumePlanner {
 
     /// Objects with objectVersionHistory list their versions (through the cache, so a republish
     /// costs no call until the listing is due) and become one file per version.
-    static func files(for request: VolumeRequest, source: SourceID, cache: ObjectCache) async throws(VolumeError) -> [VolumeFile] {
+    static func files(for request: VolumeRequest, source: SourceID, cache: ObjectCache) async throws(VolumeError)
+        -> [VolumeFile]
+    {
         var files: [VolumeFile] = []
         for object in request.objects {
             for single in try await expanded(object, source: source, cache: cache) {
                 files.append(
                     VolumeFile(
                         path: single.path,
-                        reference: ObjectReference(kind: kind(of: single.type), name: single.name, version: single.version),
+                        reference: ObjectReference(
+                            kind: kind(of: single.type), name: single.name, version: single.version),
                         rendering: .standard(format: single.format, encoding: single.encoding),
                         permissions: single.permission ?? defaultFileMode))
             }
@@ -25,13 +28,16 @@ enum VolumePlanner {
         return files
     }
 
-    private static func expanded(_ object: VolumeObject, source: SourceID, cache: ObjectCache) async throws(VolumeError) -> [VolumeObject] {
+    private static func expanded(_ object: VolumeObject, source: SourceID, cache: ObjectCache) async throws(VolumeError)
+        -> [VolumeObject]
+    {
         guard !object.isSingleVersion else { return [object] }
         let versions: [ListedObject]
         do {
             versions = try await cache.versions(kind(of: object.type), name: object.name, in: source)
         } catch {
-            throw object.failure(code(for: error.kind), "listing its versions for objectVersionHistory failed: \(error.message)")
+            throw object.failure(
+                code(for: error.kind), "listing its versions for objectVersionHistory failed: \(error.message)")
         }
         return try SecretProviderClassParser.expandHistory(
             object, versions: versions.map { (version: $0.version ?? "", created: $0.created, enabled: $0.enabled) })

@@ -13,7 +13,8 @@ public struct SourceSettings: Sendable {
     public var defaultCloud: AzureCloud = .publicCloud
     public var clientOptions = KeyVaultClientOptions()
     /// Managed identity's endpoint (IMDS, or App Service from the environment).
-    public var managedIdentitySource: ManagedIdentityCredential.Source = .imds(endpoint: ManagedIdentityCredential.Source.defaultIMDSEndpoint)
+    public var managedIdentitySource: ManagedIdentityCredential.Source = .imds(
+        endpoint: ManagedIdentityCredential.Source.defaultIMDSEndpoint)
 
     public init() {}
 }
@@ -80,7 +81,8 @@ actor VolumeSources {
         }
         let source = SourceID(vault: endpoint.url, identity: key)
         if users[source, default: []].isEmpty, let credential = identities[key]?.credential {
-            let client = KeyVaultClient(vault: endpoint, credential: credential, http: http, options: settings.clientOptions)
+            let client = KeyVaultClient(
+                vault: endpoint, credential: credential, http: http, options: settings.clientOptions)
             let cache = self.cache
             inOrder(source) { await cache.register(KeyVaultSource(client: client), as: source) }
         }
@@ -140,11 +142,14 @@ actor VolumeSources {
         case .workloadIdentity(let clientId, let token, _):
             // The verified token's subject is the service account the cluster issued it for.
             guard let verifiedToken, verifiedToken.value == token else {
-                throw VolumeError(.internalError, "the workload-identity token was not verified before use; this is a bug in akvfs")
+                throw VolumeError(
+                    .internalError, "the workload-identity token was not verified before use; this is a bug in akvfs")
             }
             return "workload:\(authority):\(clientId.lowercased()):\(verifiedToken.subject)"
         case .servicePrincipal(let clientId, let secret):
-            let fingerprint = Digest.hmacSHA256(key: fingerprintKey, Array(secret.utf8)).prefix(8).map { String($0, radix: 16) }.joined()
+            let fingerprint = Digest.hmacSHA256(key: fingerprintKey, Array(secret.utf8)).prefix(8).map {
+                String($0, radix: 16)
+            }.joined()
             return "service-principal:\(authority):\(clientId.lowercased()):\(fingerprint)"
         case .nodeManagedIdentity(let clientId):
             return "node-managed-identity:\(clientId?.lowercased() ?? "system-assigned")"
@@ -160,11 +165,13 @@ actor VolumeSources {
                 authority: authority, clientId: clientId, assertion: .provider { box.current }, http: http)
             return Identity(credential: CachingCredential(credential), serviceAccountToken: box)
         case .servicePrincipal(let clientId, let secret):
-            let credential = ClientSecretCredential(authority: authority, clientId: clientId, secret: secret, http: http)
+            let credential = ClientSecretCredential(
+                authority: authority, clientId: clientId, secret: secret, http: http)
             return Identity(credential: CachingCredential(credential), serviceAccountToken: nil)
         case .nodeManagedIdentity(let clientId):
             let credential = ManagedIdentityCredential(
-                identity: clientId.map { .clientId($0) } ?? .systemAssigned, source: settings.managedIdentitySource, http: http)
+                identity: clientId.map { .clientId($0) } ?? .systemAssigned, source: settings.managedIdentitySource,
+                http: http)
             return Identity(credential: CachingCredential(credential), serviceAccountToken: nil)
         }
     }

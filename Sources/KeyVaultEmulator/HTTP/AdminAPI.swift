@@ -30,7 +30,9 @@ struct AdminAPI: Sendable {
         let path = String(request.path.dropFirst(Self.prefix.count))
         switch (request.method, path) {
         case ("GET", "/info"):
-            guard let endpoints = state.endpoints else { throw Failure(status: 503, message: "the emulator is still starting") }
+            guard let endpoints = state.endpoints else {
+                throw Failure(status: 503, message: "the emulator is still starting")
+            }
             return .json(endpoints)
         case ("GET", "/requests"):
             return .json(RequestsBody(requests: await state.log.all()))
@@ -59,7 +61,9 @@ struct AdminAPI: Sendable {
             guard (60...86_400 * 7).contains(lifetime) else {
                 throw Failure(status: 400, message: "lifetimeSeconds must be between 60 and 604800")
             }
-            if let issuer = input.issuer, issuer.isEmpty { throw Failure(status: 400, message: "issuer must not be empty") }
+            if let issuer = input.issuer, issuer.isEmpty {
+                throw Failure(status: 400, message: "issuer must not be empty")
+            }
             if let pod = input.pod, pod.name.isEmpty || pod.uid.isEmpty {
                 throw Failure(status: 400, message: "pod needs a name and a uid")
             }
@@ -73,7 +77,8 @@ struct AdminAPI: Sendable {
         case ("GET", _) where path.hasPrefix(Self.vaults), ("PUT", _) where path.hasPrefix(Self.vaults):
             let parts = path.dropFirst(Self.vaults.count).split(separator: "/", omittingEmptySubsequences: false)
             guard parts.count == 2, parts[1] == "timing", Identifiers.isValidVaultName(String(parts[0])) else {
-                throw Failure(status: 404, message: "use \(Self.prefix)\(Self.vaults)<vault>/timing with a valid vault name")
+                throw Failure(
+                    status: 404, message: "use \(Self.prefix)\(Self.vaults)<vault>/timing with a valid vault name")
             }
             let vault = String(parts[0])
             if request.method == "PUT" {
@@ -82,8 +87,10 @@ struct AdminAPI: Sendable {
                 await state.timing.set(timing, for: vault)
             }
             return .json(await state.timing.timing(of: vault))
-        case ("PUT", _) where path.hasPrefix(Self.secretProviderClasses), ("DELETE", _) where path.hasPrefix(Self.secretProviderClasses):
-            let parts = path.dropFirst(Self.secretProviderClasses.count).split(separator: "/", omittingEmptySubsequences: false)
+        case ("PUT", _) where path.hasPrefix(Self.secretProviderClasses),
+            ("DELETE", _) where path.hasPrefix(Self.secretProviderClasses):
+            let parts = path.dropFirst(Self.secretProviderClasses.count).split(
+                separator: "/", omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
                 throw Failure(status: 404, message: "use \(Self.prefix)\(Self.secretProviderClasses)<namespace>/<name>")
             }
@@ -94,15 +101,19 @@ struct AdminAPI: Sendable {
                 }
                 object = request.body
             }
-            await state.kubernetes.setSecretProviderClass(namespace: String(parts[0]), name: String(parts[1]), object: object)
+            await state.kubernetes.setSecretProviderClass(
+                namespace: String(parts[0]), name: String(parts[1]), object: object)
             return .empty(status: request.method == "PUT" ? 201 : 204)
         case ("GET", "/identities"):
             let all = state.identities.identities + [state.identities.systemAssigned]
-            return .json(["identities": all.map { IdentityJSON(principal: $0.principal, systemAssigned: $0.systemAssigned) }])
+            return .json([
+                "identities": all.map { IdentityJSON(principal: $0.principal, systemAssigned: $0.systemAssigned) }
+            ])
         default:
             throw Failure(
                 status: 404,
-                message: "unknown admin endpoint \(request.method) \(request.path); see docs/emulator.md for GET /info, GET|DELETE /requests, GET|POST|DELETE /faults, PUT /latency, POST /service-account-tokens, GET /identities, PUT|DELETE /secretproviderclasses/<namespace>/<name>"
+                message:
+                    "unknown admin endpoint \(request.method) \(request.path); see docs/emulator.md for GET /info, GET|DELETE /requests, GET|POST|DELETE /faults, PUT /latency, POST /service-account-tokens, GET /identities, PUT|DELETE /secretproviderclasses/<namespace>/<name>"
             )
         }
     }
@@ -194,7 +205,9 @@ struct FaultRuleJSON: Codable {
     var retryAfter: Int?
     var hangSeconds: Int?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case method, vault, pathPrefix, count, action, status, retryAfter, hangSeconds }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case method, vault, pathPrefix, count, action, status, retryAfter, hangSeconds
+    }
 
     init(_ rule: FaultRule) {
         method = rule.method

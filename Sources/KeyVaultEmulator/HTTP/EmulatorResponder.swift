@@ -27,8 +27,13 @@ struct EmulatorResponder: HTTPResponder {
 
         let vault = vaultName(incoming)
         let endpoint: LoggedRequest.Endpoint =
-            listener == .http ? .imds : vault != nil ? .keyVault : KubernetesAPI.serves(incoming.path) ? .kubernetes
-            : ResourceManagerAPI.serves(incoming.path) ? .resourceManager : .token
+            listener == .http
+            ? .imds
+            : vault != nil
+                ? .keyVault
+                : KubernetesAPI.serves(incoming.path)
+                    ? .kubernetes
+                    : ResourceManagerAPI.serves(incoming.path) ? .resourceManager : .token
         let latency = await state.faults.latencyMilliseconds
         if latency > 0 { try await Task.sleep(for: .milliseconds(latency)) }
 
@@ -37,15 +42,23 @@ struct EmulatorResponder: HTTPResponder {
         }
 
         let (response, principal, answeredEndpoint) = await dispatch(incoming, vault: vault)
-        await record(incoming, vault: vault, endpoint: answeredEndpoint, status: response.status.code, principal: principal, fault: nil)
+        await record(
+            incoming, vault: vault, endpoint: answeredEndpoint, status: response.status.code, principal: principal,
+            fault: nil)
         return response
     }
 
-    private func dispatch(_ request: IncomingRequest, vault: String?) async -> (Response, Principal?, LoggedRequest.Endpoint) {
+    private func dispatch(_ request: IncomingRequest, vault: String?) async -> (
+        Response, Principal?, LoggedRequest.Endpoint
+    ) {
         switch listener {
         case .http:
             if let answer = ManagedIdentityAPI(state: state).handle(request) { return answer }
-            return (ManagedIdentityFailure(status: 404, error: "not_found", description: "No identity endpoint at \(request.path)").response(), nil, .imds)
+            return (
+                ManagedIdentityFailure(
+                    status: 404, error: "not_found", description: "No identity endpoint at \(request.path)"
+                ).response(), nil, .imds
+            )
         case .https:
             if let vault {
                 let (response, principal) = await keyVault(request, vault: vault)
@@ -53,13 +66,16 @@ struct EmulatorResponder: HTTPResponder {
             }
             if ["localhost", "127.0.0.1", "::1"].contains(request.hostName) {
                 if let answer = await KubernetesAPI(state: state).handle(request) { return (answer, nil, .kubernetes) }
-                if let answer = ResourceManagerAPI(state: state).handle(request) { return (answer, nil, .resourceManager) }
+                if let answer = ResourceManagerAPI(state: state).handle(request) {
+                    return (answer, nil, .resourceManager)
+                }
                 if let answer = await EntraAPI(state: state).handle(request) { return answer }
             }
             let failure = KeyVaultFailure(
                 status: 404,
                 code: "NotFound",
-                message: "Nothing is served at \(request.authority)\(request.path). Vaults are at https://<vault>\(Self.vaultHostSuffix):<port>/, Entra ID at https://localhost:<port>/<tenant>/oauth2/v2.0/token."
+                message:
+                    "Nothing is served at \(request.authority)\(request.path). Vaults are at https://<vault>\(Self.vaultHostSuffix):<port>/, Entra ID at https://localhost:<port>/<tenant>/oauth2/v2.0/token."
             )
             return (failure.response(), nil, .token)
         }
@@ -78,7 +94,8 @@ struct EmulatorResponder: HTTPResponder {
         var headers = serviceHeaders(request)
         do throws(KeyVaultFailure) {
             guard Identifiers.isValidVaultName(vault) else {
-                throw KeyVaultFailure.badParameter("'\(vault)' is not a valid vault name. Vault names are \(Identifiers.vaultNameRule).")
+                throw KeyVaultFailure.badParameter(
+                    "'\(vault)' is not a valid vault name. Vault names are \(Identifiers.vaultNameRule).")
             }
             let apiVersion = try checkedAPIVersion(request.query["api-version"])
             guard let token = bearerToken(request) else {
@@ -93,10 +110,14 @@ struct EmulatorResponder: HTTPResponder {
                 headers[.wwwAuthenticate] = challenge(request)
                 throw error
             }
-            let principal = state.identities.resolve(claims.oid).map(\.principal)
-                ?? Principal(name: nil, kind: .servicePrincipal, clientId: claims.appid, objectId: claims.oid, resourceId: claims.xmsMirid)
+            let principal =
+                state.identities.resolve(claims.oid).map(\.principal)
+                ?? Principal(
+                    name: nil, kind: .servicePrincipal, clientId: claims.appid, objectId: claims.oid,
+                    resourceId: claims.xmsMirid)
             do {
-                var response = try await KeyVaultAPI(state: state).handle(request, vault: vault, principal: principal, apiVersion: apiVersion)
+                var response = try await KeyVaultAPI(state: state).handle(
+                    request, vault: vault, principal: principal, apiVersion: apiVersion)
                 response.headers.append(contentsOf: headers)
                 return (response, principal)
             } catch {
@@ -110,12 +131,15 @@ struct EmulatorResponder: HTTPResponder {
     /// Any well-formed api-version is accepted: `7.6`, `7.6-preview.1`, `2025-07-01`, `2026-05-01-preview`.
     private func checkedAPIVersion(_ value: String?) throws(KeyVaultFailure) -> String {
         guard let value, !value.isEmpty else {
-            throw .badParameter("The api-version query parameter is required, for example api-version=7.6. There is no default.")
+            throw .badParameter(
+                "The api-version query parameter is required, for example api-version=7.6. There is no default.")
         }
         let numbered = value.wholeMatch(of: /\d+\.\d+(-preview(\.\d+)?)?/) != nil
         let dated = value.wholeMatch(of: /\d{4}-\d{2}-\d{2}(-preview)?/) != nil
         guard numbered || dated, state.acceptAnyAPIVersion || Self.knownAPIVersions.contains(value) else {
-            throw .badParameter("The specified version (\(value)) is not recognized. Consider using the latest supported version (\(Self.latestAPIVersion)).")
+            throw .badParameter(
+                "The specified version (\(value)) is not recognized. Consider using the latest supported version (\(Self.latestAPIVersion))."
+            )
         }
         return value
     }
@@ -125,7 +149,8 @@ struct EmulatorResponder: HTTPResponder {
     /// versions, and the older ones SDKs still send); anything else is a 400, as from the service.
     static let knownAPIVersions: Set<String> = [
         "2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01",
-        "7.0-preview", "7.1-preview", "7.2-preview", "7.3-preview", "7.4-preview.1", "7.5-preview.1", "7.6-preview.1", "7.6-preview.2",
+        "7.0-preview", "7.1-preview", "7.2-preview", "7.3-preview", "7.4-preview.1", "7.5-preview.1", "7.6-preview.1",
+        "7.6-preview.2",
         "2025-06-01-preview", "2026-01-01-preview", "2026-03-01-preview", "2026-05-01-preview", "2026-07-01-preview",
     ]
 
@@ -138,7 +163,8 @@ struct EmulatorResponder: HTTPResponder {
     }
 
     private func portSuffix(_ request: IncomingRequest) -> String {
-        let afterHost = request.authority.hasPrefix("[")
+        let afterHost =
+            request.authority.hasPrefix("[")
             ? request.authority.drop { $0 != "]" }.dropFirst()
             : request.authority.drop { $0 != ":" }
         return String(afterHost)
@@ -151,7 +177,8 @@ struct EmulatorResponder: HTTPResponder {
 
     private func challenge(_ request: IncomingRequest) -> String {
         let resource = state.challengeResource ?? resourceURL(request)
-        return #"Bearer authorization="https://localhost\#(portSuffix(request))/\#(state.tenantId)", resource="\#(resource)""#
+        return
+            #"Bearer authorization="https://localhost\#(portSuffix(request))/\#(state.tenantId)", resource="\#(resource)""#
     }
 
     /// Headers the real service sends on every data-plane answer.
@@ -163,7 +190,8 @@ struct EmulatorResponder: HTTPResponder {
         }
         headers[HTTPField.Name("x-ms-keyvault-service-version")!] = "1.9.0.0"
         headers[HTTPField.Name("x-ms-keyvault-region")!] = "emulator"
-        headers[HTTPField.Name("x-ms-keyvault-network-info")!] = "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;"
+        headers[HTTPField.Name("x-ms-keyvault-network-info")!] =
+            "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;"
         headers[.cacheControl] = "no-cache"
         headers[HTTPField.Name("Pragma")!] = "no-cache"
         headers[.expires] = "-1"
@@ -183,7 +211,8 @@ struct EmulatorResponder: HTTPResponder {
     ) async throws -> Response {
         switch fault {
         case .status(let status, let retryAfter):
-            await record(request, vault: vault, endpoint: endpoint, status: status, principal: nil, fault: "status \(status)")
+            await record(
+                request, vault: vault, endpoint: endpoint, status: status, principal: nil, fault: "status \(status)")
             var response = faultResponse(status: status, retryAfter: retryAfter, endpoint: endpoint)
             // The service's own headers come with its failures too (a 429 has x-ms-request-id).
             if endpoint == .keyVault { response.headers.append(contentsOf: serviceHeaders(request)) }
@@ -223,21 +252,33 @@ struct EmulatorResponder: HTTPResponder {
                 switch status {
                 case 429: .throttled(retryAfter: retryAfter)
                 case 500...599: .serverError(status: status, retryAfter: retryAfter)
-                default: KeyVaultFailure(status: status, code: "InjectedFault", message: "An injected fault answered this request with \(status).")
+                default:
+                    KeyVaultFailure(
+                        status: status, code: "InjectedFault",
+                        message: "An injected fault answered this request with \(status).")
                 }
             return failure.response()
         case .kubernetes:
-            return KubernetesAPI.status(status, reason: "InternalError", message: "An injected fault answered this request with \(status).")
+            return KubernetesAPI.status(
+                status, reason: "InternalError", message: "An injected fault answered this request with \(status).")
         case .token, .discovery:
-            var response = EntraFailure(status: status, error: status == 429 ? "temporarily_unavailable" : "server_error", code: 50196, description: "An injected fault answered this request with \(status).").response()
+            var response = EntraFailure(
+                status: status, error: status == 429 ? "temporarily_unavailable" : "server_error", code: 50196,
+                description: "An injected fault answered this request with \(status)."
+            ).response()
             if let retryAfter { response.headers[.retryAfter] = String(retryAfter) }
             return response
         case .resourceManager:
-            var response = ResourceManagerAPI.failure(status, status == 429 ? "TooManyRequests" : "InjectedFault", "An injected fault answered this request with \(status).")
+            var response = ResourceManagerAPI.failure(
+                status, status == 429 ? "TooManyRequests" : "InjectedFault",
+                "An injected fault answered this request with \(status).")
             if let retryAfter { response.headers[.retryAfter] = String(retryAfter) }
             return response
         case .imds, .appService:
-            var response = ManagedIdentityFailure(status: status, error: status == 429 ? "too_many_requests" : "unknown", description: "An injected fault answered this request with \(status).").response()
+            var response = ManagedIdentityFailure(
+                status: status, error: status == 429 ? "too_many_requests" : "unknown",
+                description: "An injected fault answered this request with \(status)."
+            ).response()
             if let retryAfter { response.headers[.retryAfter] = String(retryAfter) }
             return response
         }

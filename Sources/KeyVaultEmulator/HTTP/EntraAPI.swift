@@ -11,7 +11,9 @@ struct EntraAPI: Sendable {
     static let jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
     /// Returns nil when the path is not an Entra endpoint.
-    func handle(_ request: IncomingRequest) async -> (response: Response, principal: Principal?, endpoint: LoggedRequest.Endpoint)? {
+    func handle(_ request: IncomingRequest) async -> (
+        response: Response, principal: Principal?, endpoint: LoggedRequest.Endpoint
+    )? {
         let segments = request.pathSegments
         guard segments.count >= 2 else { return nil }
         let tenant = segments[0]
@@ -28,7 +30,9 @@ struct EntraAPI: Sendable {
             }
         case ("POST", "oauth2/v2.0/token"), ("POST", "oauth2/token"):
             do {
-                let (body, principal) = try token(request, tenant: tenant, tokenEndpoint: "\(origin)/\(segments.joined(separator: "/"))", version2: rest.hasPrefix("oauth2/v2.0"))
+                let (body, principal) = try token(
+                    request, tenant: tenant, tokenEndpoint: "\(origin)/\(segments.joined(separator: "/"))",
+                    version2: rest.hasPrefix("oauth2/v2.0"))
                 return (body, principal, .token)
             } catch {
                 return (error.response(), nil, .token)
@@ -80,13 +84,16 @@ struct EntraAPI: Sendable {
         )
     }
 
-    private func token(_ request: IncomingRequest, tenant: String, tokenEndpoint: String, version2: Bool) throws(EntraFailure) -> (Response, Principal) {
+    private func token(_ request: IncomingRequest, tenant: String, tokenEndpoint: String, version2: Bool)
+        throws(EntraFailure) -> (Response, Principal)
+    {
         guard tenant.lowercased() == state.tenantId.lowercased() else {
             throw EntraFailure(
                 status: 400,
                 error: "invalid_request",
                 code: 90002,
-                description: "Tenant '\(tenant)' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. The emulator's tenant is \(state.tenantId)."
+                description:
+                    "Tenant '\(tenant)' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. The emulator's tenant is \(state.tenantId)."
             )
         }
         let form = FormEncoding.parse(String(decoding: request.body, as: UTF8.self))
@@ -96,7 +103,8 @@ struct EntraAPI: Sendable {
                 status: 400,
                 error: "unsupported_grant_type",
                 code: 70003,
-                description: "The app requested an unsupported grant type '\(grantType)'. The emulator supports client_credentials."
+                description:
+                    "The app requested an unsupported grant type '\(grantType)'. The emulator supports client_credentials."
             )
         }
         guard let clientId = form["client_id"], !clientId.isEmpty else { throw missing("client_id") }
@@ -106,7 +114,8 @@ struct EntraAPI: Sendable {
                 status: 400,
                 error: "unauthorized_client",
                 code: 700016,
-                description: "Application with identifier '\(clientId)' was not found in the directory '\(state.tenantId)'."
+                description:
+                    "Application with identifier '\(clientId)' was not found in the directory '\(state.tenantId)'."
             )
         }
         let method: String
@@ -127,11 +136,13 @@ struct EntraAPI: Sendable {
             throw EntraFailure(
                 status: 401,
                 error: "invalid_client",
-                code: 7000218,
-                description: "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."
+                code: 7_000_218,
+                description:
+                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."
             )
         }
-        let issued = state.tokens.issueAccessToken(for: application.principal, audience: resource, authenticationMethod: method)
+        let issued = state.tokens.issueAccessToken(
+            for: application.principal, audience: resource, authenticationMethod: method)
         struct Body: Encodable {
             var tokenType = "Bearer"
             var expiresIn: Int64
@@ -144,7 +155,10 @@ struct EntraAPI: Sendable {
                 case accessToken = "access_token"
             }
         }
-        return (.json(Body(expiresIn: issued.expiresIn, extExpiresIn: issued.expiresIn, accessToken: issued.token)), application.principal)
+        return (
+            .json(Body(expiresIn: issued.expiresIn, extExpiresIn: issued.expiresIn, accessToken: issued.token)),
+            application.principal
+        )
     }
 
     /// v2 takes `scope=<resource>/.default`; v1 takes `resource=<resource>`.
@@ -157,15 +171,18 @@ struct EntraAPI: Sendable {
             throw EntraFailure(
                 status: 400,
                 error: "invalid_scope",
-                code: 1002012,
-                description: "The provided value for scope '\(scopes)' is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                code: 1_002_012,
+                description:
+                    "The provided value for scope '\(scopes)' is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
             )
         }
         return String(scope.dropLast("/.default".count))
     }
 
     private func missing(_ parameter: String) -> EntraFailure {
-        EntraFailure(status: 400, error: "invalid_request", code: 900144, description: "The request body must contain the following parameter: '\(parameter)'.")
+        EntraFailure(
+            status: 400, error: "invalid_request", code: 900144,
+            description: "The request body must contain the following parameter: '\(parameter)'.")
     }
 
     private func checkSecret(_ secret: String, for application: RegisteredIdentity) throws(EntraFailure) {
@@ -175,8 +192,9 @@ struct EntraAPI: Sendable {
                 throw EntraFailure(
                     status: 401,
                     error: "invalid_client",
-                    code: 7000215,
-                    description: "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '\(application.principal.clientId)'."
+                    code: 7_000_215,
+                    description:
+                        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '\(application.principal.clientId)'."
                 )
             }
         }
@@ -184,10 +202,13 @@ struct EntraAPI: Sendable {
 
     /// Certificate assertions are signed by the app (`iss` = `sub` = client id); anything else is
     /// treated as a federated token from the emulator's service-account issuer.
-    private func checkAssertion(_ assertion: String, for application: RegisteredIdentity, tokenEndpoint: String) throws(EntraFailure) -> String {
+    private func checkAssertion(_ assertion: String, for application: RegisteredIdentity, tokenEndpoint: String)
+        throws(EntraFailure) -> String
+    {
         let (jws, header, claims) = try state.tokens.readAssertion(assertion)
         if claims.iss?.lowercased() == application.principal.clientId.lowercased() {
-            try checkCertificateAssertion(jws: jws, header: header, claims: claims, application: application, tokenEndpoint: tokenEndpoint)
+            try checkCertificateAssertion(
+                jws: jws, header: header, claims: claims, application: application, tokenEndpoint: tokenEndpoint)
             return "2"
         }
         if !acceptsAnyCredential(application), application.federatedSubjects == nil {
@@ -195,10 +216,12 @@ struct EntraAPI: Sendable {
                 status: 400,
                 error: "invalid_client",
                 code: 70021,
-                description: "No matching federated identity record found for presented assertion. Application '\(application.principal.clientId)' has no federated credentials."
+                description:
+                    "No matching federated identity record found for presented assertion. Application '\(application.principal.clientId)' has no federated credentials."
             )
         }
-        _ = try state.tokens.validateFederatedAssertion(jws: jws, claims: claims, acceptedSubjects: application.federatedSubjects)
+        _ = try state.tokens.validateFederatedAssertion(
+            jws: jws, claims: claims, acceptedSubjects: application.federatedSubjects)
         return "2"
     }
 
@@ -210,30 +233,45 @@ struct EntraAPI: Sendable {
         tokenEndpoint: String
     ) throws(EntraFailure) {
         guard claims.sub?.lowercased() == application.principal.clientId.lowercased() else {
-            throw EntraFailure(status: 400, error: "invalid_client", code: 700021, description: "Client assertion application identifier doesn't match 'client_id' parameter.")
+            throw EntraFailure(
+                status: 400, error: "invalid_client", code: 700021,
+                description: "Client assertion application identifier doesn't match 'client_id' parameter.")
         }
         guard let algorithm = SignatureAlgorithm(rawValue: header.alg), [.rs256, .ps256].contains(algorithm) else {
-            throw EntraFailure(status: 400, error: "invalid_client", code: 5002738, description: "Invalid JWT token. '\(header.alg)' is not a supported signature algorithm.")
+            throw EntraFailure(
+                status: 400, error: "invalid_client", code: 5_002_738,
+                description: "Invalid JWT token. '\(header.alg)' is not a supported signature algorithm.")
         }
-        let endpoints = [tokenEndpoint, tokenEndpoint.replacingSuffix("/oauth2/v2.0/token", with: "/oauth2/token"), tokenEndpoint.replacingSuffix("/oauth2/token", with: "/oauth2/v2.0/token")]
+        let endpoints = [
+            tokenEndpoint, tokenEndpoint.replacingSuffix("/oauth2/v2.0/token", with: "/oauth2/token"),
+            tokenEndpoint.replacingSuffix("/oauth2/token", with: "/oauth2/v2.0/token"),
+        ]
         guard claims.aud.contains(where: { endpoints.contains($0) }) else {
             throw EntraFailure(
                 status: 400,
                 error: "invalid_client",
                 code: 700024,
-                description: "Client assertion audience claim does not match Realm issuer. Expected \(tokenEndpoint), found \(claims.aud.joined(separator: ","))."
+                description:
+                    "Client assertion audience claim does not match Realm issuer. Expected \(tokenEndpoint), found \(claims.aud.joined(separator: ","))."
             )
         }
         try state.tokens.checkValidity(claims)
         let presented = Thumbprint(header: header)
         if application.certificates.isEmpty {
             guard acceptsAnyCredential(application) else {
-                throw EntraFailure(status: 401, error: "invalid_client", code: 700027, description: "The application has no certificate credentials registered.")
+                throw EntraFailure(
+                    status: 401, error: "invalid_client", code: 700027,
+                    description: "The application has no certificate credentials registered.")
             }
             // Open mode: without a registered certificate only an embedded x5c can be checked.
-            if let first = header.x5c?.first, let der = Data(base64Encoded: first), let certificate = try? Certificate(der: Array(der)) {
-                guard presented.matches(certificate), jws.verify(with: certificate.publicKey, algorithm: algorithm) else {
-                    throw EntraFailure(status: 401, error: "invalid_client", code: 700027, description: "Client assertion failed signature validation.")
+            if let first = header.x5c?.first, let der = Data(base64Encoded: first),
+                let certificate = try? Certificate(der: Array(der))
+            {
+                guard presented.matches(certificate), jws.verify(with: certificate.publicKey, algorithm: algorithm)
+                else {
+                    throw EntraFailure(
+                        status: 401, error: "invalid_client", code: 700027,
+                        description: "Client assertion failed signature validation.")
                 }
             }
             return
@@ -243,11 +281,14 @@ struct EntraAPI: Sendable {
                 status: 401,
                 error: "invalid_client",
                 code: 700027,
-                description: "The certificate with identifier used to sign the client assertion is not registered on application."
+                description:
+                    "The certificate with identifier used to sign the client assertion is not registered on application."
             )
         }
         guard jws.verify(with: certificate.publicKey, algorithm: algorithm) else {
-            throw EntraFailure(status: 401, error: "invalid_client", code: 700027, description: "Client assertion failed signature validation.")
+            throw EntraFailure(
+                status: 401, error: "invalid_client", code: 700027,
+                description: "Client assertion failed signature validation.")
         }
     }
 

@@ -84,7 +84,8 @@ extension KeyVaultFailure {
         for (name, value) in self.headers {
             if let field = HTTPField.Name(name) { headers[field] = value }
         }
-        let envelope = Envelope(error: .init(code: code, message: message, innererror: innerCode.map { .init(code: $0) }))
+        let envelope = Envelope(
+            error: .init(code: code, message: message, innererror: innerCode.map { .init(code: $0) }))
         return .json(envelope, status: status, headers: headers)
     }
 }
@@ -113,7 +114,8 @@ extension EntraFailure {
         let timestamp = Date().formatted(.iso8601)
         let body = Body(
             error: error,
-            errorDescription: "AADSTS\(code): \(description) Trace ID: \(traceId) Correlation ID: \(correlationId) Timestamp: \(timestamp)",
+            errorDescription:
+                "AADSTS\(code): \(description) Trace ID: \(traceId) Correlation ID: \(correlationId) Timestamp: \(timestamp)",
             errorCodes: [code],
             timestamp: timestamp,
             traceId: traceId,
@@ -163,7 +165,9 @@ enum FormEncoding {
             case UInt8(ascii: "+"):
                 bytes.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
-                if let high = iterator.next(), let low = iterator.next(), let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+                if let high = iterator.next(), let low = iterator.next(),
+                    let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+                {
                     bytes.append(value)
                 }
             default:
@@ -177,7 +181,8 @@ enum FormEncoding {
         var result = ""
         for byte in text.utf8 {
             switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"),
                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
                 result.append(Character(UnicodeScalar(byte)))
             default:

@@ -16,7 +16,9 @@ struct KeyVaultAPI: Sendable {
         var apiVersion: String
     }
 
-    func handle(_ request: IncomingRequest, vault: String, principal: Principal, apiVersion: String) async throws(KeyVaultFailure) -> Response {
+    func handle(_ request: IncomingRequest, vault: String, principal: Principal, apiVersion: String)
+        async throws(KeyVaultFailure) -> Response
+    {
         let operation = try KeyVaultOperation.route(method: request.method, segments: request.pathSegments)
         try state.access.check(
             principal,
@@ -56,18 +58,22 @@ struct KeyVaultAPI: Sendable {
 
     // MARK: Reads
 
-    private func get(_ kind: ObjectKind, name: String, version: String?, _ call: Call) async throws(KeyVaultFailure) -> Response {
+    private func get(_ kind: ObjectKind, name: String, version: String?, _ call: Call) async throws(KeyVaultFailure)
+        -> Response
+    {
         let store = state.store
         switch kind {
         case .secrets:
-            let (storedName, record) = try await store.get(\.secrets, .secrets, vault: call.vault, name: name, version: version, rejectDisabled: true)
+            let (storedName, record) = try await store.get(
+                \.secrets, .secrets, vault: call.vault, name: name, version: version, rejectDisabled: true)
             var bundle = secretBundle(storedName, record, call, includeValue: true)
             if let wanted = call.request.query["outContentType"] {
                 bundle = try convertSecret(bundle, record: record, to: wanted)
             }
             return .json(bundle)
         case .keys:
-            let (storedName, record) = try await store.get(\.keys, .keys, vault: call.vault, name: name, version: version, rejectDisabled: true)
+            let (storedName, record) = try await store.get(
+                \.keys, .keys, vault: call.vault, name: name, version: version, rejectDisabled: true)
             return .json(keyBundle(storedName, record, call))
         case .certificates:
             let (storedName, record) = try await store.get(
@@ -77,7 +83,9 @@ struct KeyVaultAPI: Sendable {
     }
 
     /// `outContentType=application/x-pem-file` turns a PKCS#12 certificate secret into PEM (2025-07-01+).
-    private func convertSecret(_ bundle: SecretBundleJSON, record: SecretVersion, to wanted: String) throws(KeyVaultFailure) -> SecretBundleJSON {
+    private func convertSecret(_ bundle: SecretBundleJSON, record: SecretVersion, to wanted: String)
+        throws(KeyVaultFailure) -> SecretBundleJSON
+    {
         guard record.managed else {
             throw .badParameter("outContentType is only supported for secrets that back a certificate.")
         }
@@ -88,9 +96,12 @@ struct KeyVaultAPI: Sendable {
         var converted = bundle
         do {
             let contents = try PKCS12.parse(Array(Data(base64Encoded: record.value) ?? Data()), password: "")
-            converted.value = (try contents.privateKeys.first?.pkcs8PEM() ?? "") + contents.certificates.map { $0.pem() }.joined()
+            converted.value =
+                (try contents.privateKeys.first?.pkcs8PEM() ?? "") + contents.certificates.map { $0.pem() }.joined()
         } catch {
-            throw KeyVaultFailure(status: 500, code: "InternalServerError", message: "The stored PKCS#12 could not be converted: \(error.reason)")
+            throw KeyVaultFailure(
+                status: 500, code: "InternalServerError",
+                message: "The stored PKCS#12 could not be converted: \(error.reason)")
         }
         converted.contentType = CertificatePolicy.pemContentType
         return converted
@@ -102,41 +113,64 @@ struct KeyVaultAPI: Sendable {
         let store = state.store
         switch kind {
         case .secrets:
-            let page = try await store.listLatest(\.secrets, vault: call.vault, after: paging.after, limit: paging.limit)
+            let page = try await store.listLatest(
+                \.secrets, vault: call.vault, after: paging.after, limit: paging.limit)
             let items = page.objects.map { secretItem($0.name, $0.latest, call, versioned: false) }
-            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+            return .page(
+                PageJSON(
+                    value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
         case .keys:
             let page = try await store.listLatest(\.keys, vault: call.vault, after: paging.after, limit: paging.limit)
             let items = page.objects.map { keyItem($0.name, $0.latest, call, versioned: false) }
-            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+            return .page(
+                PageJSON(
+                    value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
         case .certificates:
-            let page = try await store.listLatest(\.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
+            let page = try await store.listLatest(
+                \.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
             let items = page.objects.map { certificateItem($0.name, $0.latest, call, versioned: false) }
-            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+            return .page(
+                PageJSON(
+                    value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
         }
     }
 
     private func paging(_ call: Call, emptyFirstPage: Bool) async throws(KeyVaultFailure) -> Paging {
-        try Paging(call.request.query, emptyFirstPage: emptyFirstPage, emptyMiddlePages: await state.timing.timing(of: call.vault).emptyMiddlePages)
+        try Paging(
+            call.request.query, emptyFirstPage: emptyFirstPage,
+            emptyMiddlePages: await state.timing.timing(of: call.vault).emptyMiddlePages)
     }
 
-    private func listVersions(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
+    private func listVersions(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response
+    {
         let paging = try await paging(call, emptyFirstPage: false)
         if let empty = paging.emptyPage(call) { return empty }
         let store = state.store
         switch kind {
         case .secrets:
-            let page = try await store.listVersions(\.secrets, .secrets, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
+            let page = try await store.listVersions(
+                \.secrets, .secrets, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
             let items = page.versions.map { secretItem(page.name, $0, call, versioned: true) }
-            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+            return .page(
+                PageJSON(
+                    value: items,
+                    nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
         case .keys:
-            let page = try await store.listVersions(\.keys, .keys, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
+            let page = try await store.listVersions(
+                \.keys, .keys, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
             let items = page.versions.map { keyItem(page.name, $0, call, versioned: true) }
-            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+            return .page(
+                PageJSON(
+                    value: items,
+                    nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
         case .certificates:
-            let page = try await store.listVersions(\.certificates, .certificates, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
+            let page = try await store.listVersions(
+                \.certificates, .certificates, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
             let items = page.versions.map { certificateItem(page.name, $0, call, versioned: true) }
-            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+            return .page(
+                PageJSON(
+                    value: items,
+                    nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
         }
     }
 
@@ -146,23 +180,38 @@ struct KeyVaultAPI: Sendable {
         let store = state.store
         switch kind {
         case .secrets:
-            let page = try await store.listDeleted(\.secrets, vault: call.vault, after: paging.after, limit: paging.limit)
+            let page = try await store.listDeleted(
+                \.secrets, vault: call.vault, after: paging.after, limit: paging.limit)
             let items = page.objects.map { entry in
-                inRecycleBin(secretItem(entry.object.name, entry.object.latest, call, versioned: false), .secrets, entry, call)
+                inRecycleBin(
+                    secretItem(entry.object.name, entry.object.latest, call, versioned: false), .secrets, entry, call)
             }
-            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
+            return .page(
+                PageJSON(
+                    value: items,
+                    nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
         case .keys:
             let page = try await store.listDeleted(\.keys, vault: call.vault, after: paging.after, limit: paging.limit)
             let items = page.objects.map { entry in
-                inRecycleBin(keyItem(entry.object.name, entry.object.latest, call, versioned: false), .keys, entry, call)
+                inRecycleBin(
+                    keyItem(entry.object.name, entry.object.latest, call, versioned: false), .keys, entry, call)
             }
-            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
+            return .page(
+                PageJSON(
+                    value: items,
+                    nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
         case .certificates:
-            let page = try await store.listDeleted(\.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
+            let page = try await store.listDeleted(
+                \.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
             let items = page.objects.map { entry in
-                inRecycleBin(certificateItem(entry.object.name, entry.object.latest, call, versioned: false), .certificates, entry, call)
+                inRecycleBin(
+                    certificateItem(entry.object.name, entry.object.latest, call, versioned: false), .certificates,
+                    entry, call)
             }
-            return .page(PageJSON(value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
+            return .page(
+                PageJSON(
+                    value: items,
+                    nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
         }
     }
 
@@ -170,11 +219,14 @@ struct KeyVaultAPI: Sendable {
         let store = state.store
         switch kind {
         case .secrets:
-            return .json(deletedSecret(try await store.getDeleted(\.secrets, .secrets, vault: call.vault, name: name), call))
+            return .json(
+                deletedSecret(try await store.getDeleted(\.secrets, .secrets, vault: call.vault, name: name), call))
         case .keys:
             return .json(deletedKey(try await store.getDeleted(\.keys, .keys, vault: call.vault, name: name), call))
         case .certificates:
-            return .json(deletedCertificate(try await store.getDeleted(\.certificates, .certificates, vault: call.vault, name: name), call))
+            return .json(
+                deletedCertificate(
+                    try await store.getDeleted(\.certificates, .certificates, vault: call.vault, name: name), call))
         }
     }
 
@@ -184,7 +236,8 @@ struct KeyVaultAPI: Sendable {
     }
 
     private func certificatePolicy(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
-        let (storedName, record) = try await state.store.get(\.certificates, .certificates, vault: call.vault, name: name, version: nil, rejectDisabled: false)
+        let (storedName, record) = try await state.store.get(
+            \.certificates, .certificates, vault: call.vault, name: name, version: nil, rejectDisabled: false)
         var policy = record.policy
         policy.id = "\(call.baseURL)/certificates/\(storedName)/policy"
         return .json(policy)
@@ -215,20 +268,26 @@ struct KeyVaultAPI: Sendable {
         return .json(secretBundle(storedName, record, call, includeValue: true))
     }
 
-    private func update(_ kind: ObjectKind, name: String, version: String?, _ call: Call) async throws(KeyVaultFailure) -> Response {
+    private func update(_ kind: ObjectKind, name: String, version: String?, _ call: Call) async throws(KeyVaultFailure)
+        -> Response
+    {
         let input = try JSON.decode(UpdateInput.self, from: call.request.body)
         try validateTags(input.tags)
         let store = state.store
         switch kind {
         case .secrets:
-            let (storedName, record) = try await store.updateAttributes(\.secrets, .secrets, vault: call.vault, name: name, version: version) { record in
+            let (storedName, record) = try await store.updateAttributes(
+                \.secrets, .secrets, vault: call.vault, name: name, version: version
+            ) { record in
                 record.attributes.apply(input.attributes)
                 if let tags = input.tags { record.tags = tags }
                 if let contentType = input.contentType { record.contentType = contentType }
             }
             return .json(secretBundle(storedName, record, call, includeValue: false))
         case .keys:
-            let (storedName, record) = try await store.updateAttributes(\.keys, .keys, vault: call.vault, name: name, version: version) { record in
+            let (storedName, record) = try await store.updateAttributes(
+                \.keys, .keys, vault: call.vault, name: name, version: version
+            ) { record in
                 record.attributes.apply(input.attributes)
                 if let tags = input.tags { record.tags = tags }
                 if let operations = input.keyOperations { record.keyOperations = operations }
@@ -245,11 +304,14 @@ struct KeyVaultAPI: Sendable {
         let store = state.store
         switch kind {
         case .secrets:
-            return .json(deletedSecret(try await store.delete(\.secrets, .secrets, vault: call.vault, name: name), call))
+            return .json(
+                deletedSecret(try await store.delete(\.secrets, .secrets, vault: call.vault, name: name), call))
         case .keys:
             return .json(deletedKey(try await store.delete(\.keys, .keys, vault: call.vault, name: name), call))
         case .certificates:
-            return .json(deletedCertificate(try await store.delete(\.certificates, .certificates, vault: call.vault, name: name), call))
+            return .json(
+                deletedCertificate(
+                    try await store.delete(\.certificates, .certificates, vault: call.vault, name: name), call))
         }
     }
 
@@ -286,7 +348,8 @@ struct KeyVaultAPI: Sendable {
         do {
             publicJWK = try key.publicKey.jwk()
         } catch {
-            throw KeyVaultFailure(status: 500, code: "InternalServerError", message: "Reading the new key failed: \(error.reason)")
+            throw KeyVaultFailure(
+                status: 500, code: "InternalServerError", message: "Reading the new key failed: \(error.reason)")
         }
         publicJWK.kty = keyType
         var attributes = input.attributes
@@ -307,7 +370,9 @@ struct KeyVaultAPI: Sendable {
 
     private func importKey(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
         let input = try JSON.decode(ImportKeyInput.self, from: call.request.body)
-        guard let jwk = input.key else { throw .badParameter("The request body must contain the JSON Web Key to import in 'key'.") }
+        guard let jwk = input.key else {
+            throw .badParameter("The request body must contain the JSON Web Key to import in 'key'.")
+        }
         try validateTags(input.tags)
         let publicJWK = try KeyFactory.importPublicPart(of: jwk)
         let (storedName, record) = try await state.store.addKey(
@@ -324,7 +389,8 @@ struct KeyVaultAPI: Sendable {
     private func createCertificate(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
         let input = try JSON.decode(CreateCertificateInput.self, from: call.request.body)
         try validateTags(input.tags)
-        let (material, policy) = try CertificateFactory.create(policy: input.policy ?? CertificatePolicy(), now: state.now())
+        let (material, policy) = try CertificateFactory.create(
+            policy: input.policy ?? CertificatePolicy(), now: state.now())
         let (storedName, _) = try await state.store.addCertificate(
             vault: call.vault,
             name: name,
@@ -349,10 +415,13 @@ struct KeyVaultAPI: Sendable {
     private func importCertificate(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
         let input = try JSON.decode(ImportCertificateInput.self, from: call.request.body)
         guard let value = input.value, !value.isEmpty else {
-            throw .badParameter("The request body must contain the certificate in 'value' (base64 PFX, or PEM text with the PEM content type).")
+            throw .badParameter(
+                "The request body must contain the certificate in 'value' (base64 PFX, or PEM text with the PEM content type)."
+            )
         }
         try validateTags(input.tags)
-        let (material, policy) = try CertificateFactory.importing(value: value, password: input.password, policy: input.policy)
+        let (material, policy) = try CertificateFactory.importing(
+            value: value, password: input.password, policy: input.policy)
         let (storedName, record) = try await state.store.addCertificate(
             vault: call.vault,
             name: name,
@@ -379,7 +448,9 @@ struct KeyVaultAPI: Sendable {
         WireAttributes(attributes, retention: VaultStore.retentionDays, exportable: exportable)
     }
 
-    private func secretBundle(_ name: String, _ record: SecretVersion, _ call: Call, includeValue: Bool) -> SecretBundleJSON {
+    private func secretBundle(_ name: String, _ record: SecretVersion, _ call: Call, includeValue: Bool)
+        -> SecretBundleJSON
+    {
         SecretBundleJSON(
             value: includeValue ? record.value : nil,
             id: "\(call.baseURL)/secrets/\(name)/\(record.version)",
@@ -422,7 +493,9 @@ struct KeyVaultAPI: Sendable {
         )
     }
 
-    private func certificateBundle(_ name: String, _ record: CertificateVersion, _ call: Call, includePolicy: Bool) -> CertificateBundleJSON {
+    private func certificateBundle(_ name: String, _ record: CertificateVersion, _ call: Call, includePolicy: Bool)
+        -> CertificateBundleJSON
+    {
         var policy: CertificatePolicy?
         if includePolicy {
             policy = record.policy
@@ -441,7 +514,9 @@ struct KeyVaultAPI: Sendable {
         )
     }
 
-    private func certificateItem(_ name: String, _ record: CertificateVersion, _ call: Call, versioned: Bool) -> CertificateItemJSON {
+    private func certificateItem(_ name: String, _ record: CertificateVersion, _ call: Call, versioned: Bool)
+        -> CertificateItemJSON
+    {
         CertificateItemJSON(
             id: "\(call.baseURL)/certificates/\(name)" + (versioned ? "/\(record.version)" : ""),
             attributes: attributes(record.attributes),
@@ -450,7 +525,9 @@ struct KeyVaultAPI: Sendable {
         )
     }
 
-    private func operationJSON(_ name: String, _ operation: CertificateOperation, _ call: Call) -> CertificateOperationJSON {
+    private func operationJSON(_ name: String, _ operation: CertificateOperation, _ call: Call)
+        -> CertificateOperationJSON
+    {
         CertificateOperationJSON(
             id: "\(call.baseURL)/certificates/\(name)/pending",
             issuer: .init(name: operation.issuerName),
@@ -478,7 +555,8 @@ struct KeyVaultAPI: Sendable {
     }
 
     private func deletedSecret(_ entry: DeletedObject<SecretVersion>, _ call: Call) -> SecretBundleJSON {
-        inRecycleBin(secretBundle(entry.object.name, entry.object.latest, call, includeValue: false), .secrets, entry, call)
+        inRecycleBin(
+            secretBundle(entry.object.name, entry.object.latest, call, includeValue: false), .secrets, entry, call)
     }
 
     private func deletedKey(_ entry: DeletedObject<KeyVersion>, _ call: Call) -> KeyBundleJSON {
@@ -486,7 +564,9 @@ struct KeyVaultAPI: Sendable {
     }
 
     private func deletedCertificate(_ entry: DeletedObject<CertificateVersion>, _ call: Call) -> CertificateBundleJSON {
-        inRecycleBin(certificateBundle(entry.object.name, entry.object.latest, call, includePolicy: true), .certificates, entry, call)
+        inRecycleBin(
+            certificateBundle(entry.object.name, entry.object.latest, call, includePolicy: true), .certificates, entry,
+            call)
     }
 }
 
@@ -505,7 +585,8 @@ struct Paging {
     init(_ query: [String: String], emptyFirstPage: Bool, emptyMiddlePages: Bool = false) throws(KeyVaultFailure) {
         if let text = query["maxresults"] {
             guard let value = Int(text), (1...Self.maximumPageSize).contains(value) else {
-                throw .badParameter("Invalid maxresults '\(text)': it must be an integer from 1 to \(Self.maximumPageSize).")
+                throw .badParameter(
+                    "Invalid maxresults '\(text)': it must be an integer from 1 to \(Self.maximumPageSize).")
             }
             limit = value
         } else {
@@ -530,7 +611,8 @@ struct Paging {
         }
     }
 
-    private static let badToken = KeyVaultFailure.badParameter("Invalid $skiptoken: use the nextLink of the previous page unchanged.")
+    private static let badToken = KeyVaultFailure.badParameter(
+        "Invalid $skiptoken: use the nextLink of the previous page unchanged.")
 
     func nextLink(_ call: KeyVaultAPI.Call, after last: String?) -> String {
         link(call, token: "after:\(last ?? "")")

@@ -7,7 +7,8 @@ struct KeyVaultFailure: Error, Sendable {
     var innerCode: String?
     var headers: [(name: String, value: String)] = []
 
-    static let helpLinkNotFound = "For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+    static let helpLinkNotFound =
+        "For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
 
     static func notFound(_ kind: ObjectKind, name: String, version: String? = nil) -> KeyVaultFailure {
         let identifier = version.map { "\(name)/\($0)" } ?? name
@@ -55,7 +56,8 @@ struct KeyVaultFailure: Error, Sendable {
         KeyVaultFailure(
             status: 409,
             code: "Conflict",
-            message: "\(kind.singular.capitalizedFirst) \(name) is currently \(state). Retry the operation once it has completed.",
+            message:
+                "\(kind.singular.capitalizedFirst) \(name) is currently \(state). Retry the operation once it has completed.",
             innerCode: inner
         )
     }
@@ -68,7 +70,8 @@ struct KeyVaultFailure: Error, Sendable {
         var failure = KeyVaultFailure(
             status: 429,
             code: "Throttled",
-            message: "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached"
+            message:
+                "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached"
         )
         if let retryAfter { failure.headers.append(("Retry-After", String(retryAfter))) }
         return failure
@@ -78,22 +81,28 @@ struct KeyVaultFailure: Error, Sendable {
         var failure: KeyVaultFailure
         switch status {
         case 503:
-            failure = KeyVaultFailure(status: 503, code: "ServiceUnavailable", message: "The service is temporarily unavailable. Please retry.")
+            failure = KeyVaultFailure(
+                status: 503, code: "ServiceUnavailable",
+                message: "The service is temporarily unavailable. Please retry.")
         case 502:
-            failure = KeyVaultFailure(status: 502, code: "BadGateway", message: "The gateway received an invalid response.")
+            failure = KeyVaultFailure(
+                status: 502, code: "BadGateway", message: "The gateway received an invalid response.")
         case 504:
             failure = KeyVaultFailure(status: 504, code: "GatewayTimeout", message: "The gateway timed out.")
         default:
-            failure = KeyVaultFailure(status: status, code: "InternalServerError", message: "An unexpected error occurred. Please retry.")
+            failure = KeyVaultFailure(
+                status: status, code: "InternalServerError", message: "An unexpected error occurred. Please retry.")
         }
         if let retryAfter { failure.headers.append(("Retry-After", String(retryAfter))) }
         return failure
     }
 
-    static let methodNotAllowed = KeyVaultFailure(status: 405, code: "BadRequest", message: "The requested resource does not support this HTTP method.")
+    static let methodNotAllowed = KeyVaultFailure(
+        status: 405, code: "BadRequest", message: "The requested resource does not support this HTTP method.")
 
     static func unknownRoute(_ path: String) -> KeyVaultFailure {
-        KeyVaultFailure(status: 404, code: "NotFound", message: "The requested path \(path) is not a Key Vault operation.")
+        KeyVaultFailure(
+            status: 404, code: "NotFound", message: "The requested path \(path) is not a Key Vault operation.")
     }
 }
 

@@ -20,7 +20,8 @@ enum KeyVaultOperation: Equatable {
 
     var kind: ObjectKind {
         switch self {
-        case .list(let kind), .get(let kind, _, _), .listVersions(let kind, _), .update(let kind, _, _), .delete(let kind, _),
+        case .list(let kind), .get(let kind, _, _), .listVersions(let kind, _), .update(let kind, _, _),
+            .delete(let kind, _),
             .listDeleted(let kind), .getDeleted(let kind, _), .purge(let kind, _), .recover(let kind, _):
             kind
         case .setSecret: .secrets
@@ -32,9 +33,12 @@ enum KeyVaultOperation: Equatable {
     var objectName: String? {
         switch self {
         case .list, .listDeleted: nil
-        case .get(_, let name, _), .listVersions(_, let name), .update(_, let name, _), .delete(_, let name), .getDeleted(_, let name),
-            .purge(_, let name), .recover(_, let name), .setSecret(let name), .createKey(let name), .importKey(let name),
-            .createCertificate(let name), .importCertificate(let name), .certificateOperation(let name), .certificatePolicy(let name):
+        case .get(_, let name, _), .listVersions(_, let name), .update(_, let name, _), .delete(_, let name),
+            .getDeleted(_, let name),
+            .purge(_, let name), .recover(_, let name), .setSecret(let name), .createKey(let name),
+            .importKey(let name),
+            .createCertificate(let name), .importCertificate(let name), .certificateOperation(let name),
+            .certificatePolicy(let name):
             name
         }
     }
@@ -66,7 +70,9 @@ enum KeyVaultOperation: Equatable {
         throw .unknownRoute(path)
     }
 
-    private static func objectRoute(_ kind: ObjectKind, method: String, rest: [String], path: String) throws(KeyVaultFailure) -> KeyVaultOperation {
+    private static func objectRoute(_ kind: ObjectKind, method: String, rest: [String], path: String)
+        throws(KeyVaultFailure) -> KeyVaultOperation
+    {
         switch rest.count {
         case 0:
             guard method == "GET" else { throw .methodNotAllowed }
@@ -100,12 +106,15 @@ enum KeyVaultOperation: Equatable {
         }
     }
 
-    private static func deletedRoute(_ kind: ObjectKind, method: String, rest: [String], path: String) throws(KeyVaultFailure) -> KeyVaultOperation {
+    private static func deletedRoute(_ kind: ObjectKind, method: String, rest: [String], path: String)
+        throws(KeyVaultFailure) -> KeyVaultOperation
+    {
         switch (method, rest.count) {
         case ("GET", 0): return .listDeleted(kind)
         case ("GET", 1): return .getDeleted(kind, name: try validName(rest[0], kind))
         case ("DELETE", 1): return .purge(kind, name: try validName(rest[0], kind))
-        case ("POST", 2) where rest[1].lowercased() == "recover": return .recover(kind, name: try validName(rest[0], kind))
+        case ("POST", 2) where rest[1].lowercased() == "recover":
+            return .recover(kind, name: try validName(rest[0], kind))
         case (_, 0...2): throw .methodNotAllowed
         default: throw .unknownRoute(path)
         }
@@ -113,7 +122,9 @@ enum KeyVaultOperation: Equatable {
 
     private static func validName(_ name: String, _ kind: ObjectKind) throws(KeyVaultFailure) -> String {
         guard Identifiers.isValidObjectName(name) else {
-            throw .badParameter("The request URI contains an invalid \(kind.singular) name '\(name)'. Names are \(Identifiers.objectNameRule).")
+            throw .badParameter(
+                "The request URI contains an invalid \(kind.singular) name '\(name)'. Names are \(Identifiers.objectNameRule)."
+            )
         }
         return name
     }

@@ -19,40 +19,51 @@ struct KubernetesAPI: Sendable {
 
     /// Whether `path` is one of the Kubernetes API's, so faults and the log can say so.
     static func serves(_ path: String) -> Bool {
-        path == discoveryPath || path == jwksPath || path.hasPrefix(prefix) || path.hasPrefix(KubernetesSecretsAPI.prefix)
+        path == discoveryPath || path == jwksPath || path.hasPrefix(prefix)
+            || path.hasPrefix(KubernetesSecretsAPI.prefix)
     }
 
     func handle(_ request: IncomingRequest) async -> Response? {
         if let namespace = KubernetesEventsAPI.route(request.path) {
-            guard isAuthenticated(request) else { return Self.status(401, reason: "Unauthorized", message: "Unauthorized") }
+            guard isAuthenticated(request) else {
+                return Self.status(401, reason: "Unauthorized", message: "Unauthorized")
+            }
             return await KubernetesEventsAPI(state: state).handle(request, namespace: namespace)
         }
         if let (namespace, name) = KubernetesSecretsAPI.route(request.path) {
-            guard isAuthenticated(request) else { return Self.status(401, reason: "Unauthorized", message: "Unauthorized") }
+            guard isAuthenticated(request) else {
+                return Self.status(401, reason: "Unauthorized", message: "Unauthorized")
+            }
             return await KubernetesSecretsAPI(state: state).handle(request, namespace: namespace, name: name)
         }
         if request.path == Self.discoveryPath || request.path == Self.jwksPath {
             return issuerDiscovery(request)
         }
         guard request.path.hasPrefix(Self.prefix) else { return nil }
-        let parts = request.path.dropFirst(Self.prefix.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let parts = request.path.dropFirst(Self.prefix.count).split(separator: "/", omittingEmptySubsequences: false)
+            .map(String.init)
         guard parts.count == 3, parts[1] == "secretproviderclasses", !parts[0].isEmpty, !parts[2].isEmpty else {
             return Self.status(404, reason: "NotFound", message: "the server could not find the requested resource")
         }
         guard request.method == "GET" else {
-            return Self.status(405, reason: "MethodNotAllowed", message: "the emulator serves GET on secretproviderclasses only")
+            return Self.status(
+                405, reason: "MethodNotAllowed", message: "the emulator serves GET on secretproviderclasses only")
         }
         guard isAuthenticated(request) else { return Self.status(401, reason: "Unauthorized", message: "Unauthorized") }
         let (namespace, name) = (parts[0], parts[2])
         guard let object = await state.kubernetes.secretProviderClass(namespace: namespace, name: name) else {
-            return Self.status(404, reason: "NotFound", message: "secretproviderclasses.secrets-store.csi.x-k8s.io \"\(name)\" not found")
+            return Self.status(
+                404, reason: "NotFound",
+                message: "secretproviderclasses.secrets-store.csi.x-k8s.io \"\(name)\" not found")
         }
         return .bytes(object, status: 200, contentType: "application/json")
     }
 
     /// A bearer service-account token this emulator minted and that has not expired.
     private func isAuthenticated(_ request: IncomingRequest) -> Bool {
-        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else { return false }
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+            return false
+        }
         return state.tokens.validateServiceAccountToken(String(header.dropFirst(7)).trimmedWhitespace) != nil
     }
 
@@ -61,15 +72,20 @@ struct KubernetesAPI: Sendable {
     /// external address; here it is the request's.
     private func issuerDiscovery(_ request: IncomingRequest) -> Response {
         guard request.method == "GET" else {
-            return Self.status(405, reason: "MethodNotAllowed", message: "the server does not allow this method on the requested resource")
+            return Self.status(
+                405, reason: "MethodNotAllowed",
+                message: "the server does not allow this method on the requested resource")
         }
         guard isAuthenticated(request) else { return Self.status(401, reason: "Unauthorized", message: "Unauthorized") }
         let cache: HTTPFields = [.cacheControl: "public, max-age=3600"]
         if request.path == Self.jwksPath {
             do {
-                return .bytes(JSON.bytes(try state.tokens.serviceAccountJWKS()), status: 200, contentType: "application/jwk-set+json", headers: cache)
+                return .bytes(
+                    JSON.bytes(try state.tokens.serviceAccountJWKS()), status: 200,
+                    contentType: "application/jwk-set+json", headers: cache)
             } catch {
-                return Self.status(500, reason: "InternalError", message: "the service-account key could not be exported: \(error)")
+                return Self.status(
+                    500, reason: "InternalError", message: "the service-account key could not be exported: \(error)")
             }
         }
         struct Configuration: Encodable {
@@ -87,7 +103,8 @@ struct KubernetesAPI: Sendable {
                 case idTokenSigningAlgValuesSupported = "id_token_signing_alg_values_supported"
             }
         }
-        let configuration = Configuration(issuer: TokenService.serviceAccountIssuer, jwksURI: "https://\(request.authority)\(Self.jwksPath)")
+        let configuration = Configuration(
+            issuer: TokenService.serviceAccountIssuer, jwksURI: "https://\(request.authority)\(Self.jwksPath)")
         return .bytes(JSON.bytes(configuration), status: 200, contentType: "application/json", headers: cache)
     }
 
@@ -143,7 +160,9 @@ actor KubernetesObjects {
     func updateSecret(_ secret: KubernetesSecret, namespace: String) -> SecretUpdate {
         let key = "\(namespace)/\(secret.metadata.name ?? "")"
         guard let current = secrets[key] else { return .notFound }
-        if let expected = secret.metadata.resourceVersion, expected != current.metadata.resourceVersion { return .conflict }
+        if let expected = secret.metadata.resourceVersion, expected != current.metadata.resourceVersion {
+            return .conflict
+        }
         guard secret.type == current.type else { return .typeChanged }
         var stored = secret
         revision += 1

@@ -6,7 +6,9 @@ import Hummingbird
 struct ManagedIdentityAPI: Sendable {
     let state: EmulatorState
 
-    func handle(_ request: IncomingRequest) -> (response: Response, principal: Principal?, endpoint: LoggedRequest.Endpoint)? {
+    func handle(_ request: IncomingRequest) -> (
+        response: Response, principal: Principal?, endpoint: LoggedRequest.Endpoint
+    )? {
         switch (request.method, request.path.lowercased()) {
         case ("GET", "/metadata/identity/oauth2/token"):
             return respond(.imds) { () throws(ManagedIdentityFailure) in try imds(request) }
@@ -31,13 +33,16 @@ struct ManagedIdentityAPI: Sendable {
 
     private func imds(_ request: IncomingRequest) throws(ManagedIdentityFailure) -> (Response, Principal) {
         guard request.headers[.init("Metadata")!]?.lowercased() == "true" else {
-            throw ManagedIdentityFailure(status: 400, error: "invalid_request", description: "Required metadata header not specified")
+            throw ManagedIdentityFailure(
+                status: 400, error: "invalid_request", description: "Required metadata header not specified")
         }
         guard request.query["api-version"] != nil else {
-            throw ManagedIdentityFailure(status: 400, error: "invalid_request", description: "Required query variable 'api-version' is missing")
+            throw ManagedIdentityFailure(
+                status: 400, error: "invalid_request", description: "Required query variable 'api-version' is missing")
         }
         let (identity, resource) = try select(request.query, resourceIdParameter: "msi_res_id")
-        let issued = state.tokens.issueAccessToken(for: identity.principal, audience: resource, authenticationMethod: "2")
+        let issued = state.tokens.issueAccessToken(
+            for: identity.principal, audience: resource, authenticationMethod: "2")
         struct Body: Encodable {
             var accessToken: String
             var clientId: String
@@ -72,16 +77,21 @@ struct ManagedIdentityAPI: Sendable {
 
     private func appService(_ request: IncomingRequest) throws(ManagedIdentityFailure) -> (Response, Principal) {
         guard let header = request.headers[.init("X-IDENTITY-HEADER")!], !header.isEmpty else {
-            throw ManagedIdentityFailure(status: 400, error: "invalid_request", description: "Required header X-IDENTITY-HEADER not specified")
+            throw ManagedIdentityFailure(
+                status: 400, error: "invalid_request", description: "Required header X-IDENTITY-HEADER not specified")
         }
         if let expected = state.appServiceIdentityHeader, header != expected {
-            throw ManagedIdentityFailure(status: 401, error: "unauthorized", description: "The X-IDENTITY-HEADER value is not the one this endpoint was started with")
+            throw ManagedIdentityFailure(
+                status: 401, error: "unauthorized",
+                description: "The X-IDENTITY-HEADER value is not the one this endpoint was started with")
         }
         guard request.query["api-version"] != nil else {
-            throw ManagedIdentityFailure(status: 400, error: "invalid_request", description: "Required query variable 'api-version' is missing")
+            throw ManagedIdentityFailure(
+                status: 400, error: "invalid_request", description: "Required query variable 'api-version' is missing")
         }
         let (identity, resource) = try select(request.query, resourceIdParameter: "mi_res_id")
-        let issued = state.tokens.issueAccessToken(for: identity.principal, audience: resource, authenticationMethod: "2")
+        let issued = state.tokens.issueAccessToken(
+            for: identity.principal, audience: resource, authenticationMethod: "2")
         struct Body: Encodable {
             var accessToken: String
             var expiresOn: String
@@ -96,17 +106,26 @@ struct ManagedIdentityAPI: Sendable {
                 case clientId = "client_id"
             }
         }
-        return (.json(Body(accessToken: issued.token, expiresOn: String(issued.expiresOn), resource: resource, clientId: identity.principal.clientId)), identity.principal)
+        return (
+            .json(
+                Body(
+                    accessToken: issued.token, expiresOn: String(issued.expiresOn), resource: resource,
+                    clientId: identity.principal.clientId)), identity.principal
+        )
     }
 
     /// The identity named by `client_id`, `object_id` or the resource id parameter, else the
     /// system-assigned one; and the resource the token is for.
-    private func select(_ query: [String: String], resourceIdParameter: String) throws(ManagedIdentityFailure) -> (RegisteredIdentity, String) {
+    private func select(_ query: [String: String], resourceIdParameter: String) throws(ManagedIdentityFailure) -> (
+        RegisteredIdentity, String
+    ) {
         guard let resource = query["resource"], !resource.isEmpty else {
-            throw ManagedIdentityFailure(status: 400, error: "invalid_request", description: "Required query variable 'resource' is missing")
+            throw ManagedIdentityFailure(
+                status: 400, error: "invalid_request", description: "Required query variable 'resource' is missing")
         }
         let selectors: [(String, (String) -> IdentityRegistry.ManagedIdentitySelector)] = [
-            ("client_id", { .clientId($0) }), ("object_id", { .objectId($0) }), (resourceIdParameter, { .resourceId($0) }),
+            ("client_id", { .clientId($0) }), ("object_id", { .objectId($0) }),
+            (resourceIdParameter, { .resourceId($0) }),
         ]
         let given = selectors.compactMap { name, make in query[name].map { make($0) } }
         guard given.count <= 1 else {

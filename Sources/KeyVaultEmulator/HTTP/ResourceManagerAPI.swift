@@ -31,19 +31,23 @@ struct ResourceManagerAPI: Sendable {
             return Self.failure(405, "MethodNotAllowed", "The emulator serves only GET on \(request.path).")
         }
         guard let apiVersion = request.query["api-version"], !apiVersion.isEmpty else {
-            return Self.failure(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
+            return Self.failure(
+                400, "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.")
         }
         if request.path.hasSuffix("/metadata/endpoints") {
             guard apiVersion == Self.endpointsAPIVersion else {
                 return Self.failure(
                     400, "InvalidApiVersionParameter",
-                    "The api-version '\(apiVersion)' is invalid. The emulator serves the endpoints document for api-version \(Self.endpointsAPIVersion).")
+                    "The api-version '\(apiVersion)' is invalid. The emulator serves the endpoints document for api-version \(Self.endpointsAPIVersion)."
+                )
             }
             return .json(endpoints(origin: "https://\(request.authority)", port: Self.port(of: request.authority)))
         }
         guard Self.isDateVersion(apiVersion) else {
             return Self.failure(
-                400, "InvalidApiVersionParameter", "The api-version '\(apiVersion)' is invalid. The supported versions are dates such as 2022-12-01.")
+                400, "InvalidApiVersionParameter",
+                "The api-version '\(apiVersion)' is invalid. The supported versions are dates such as 2022-12-01.")
         }
         if let failure = unauthenticated(request) { return failure }
         if request.path == "/tenants" {
@@ -57,18 +61,27 @@ struct ResourceManagerAPI: Sendable {
 
     /// A bearer token this emulator issued for ARM; Key Vault's tokens are refused as ARM refuses them.
     private func unauthenticated(_ request: IncomingRequest) -> Response? {
-        let challenge = "Bearer authorization_uri=\"https://\(request.authority)/\(state.tenantId)\", error=\"invalid_token\""
+        let challenge =
+            "Bearer authorization_uri=\"https://\(request.authority)/\(state.tenantId)\", error=\"invalid_token\""
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
-            return Self.failure(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.", challenge: challenge)
+            return Self.failure(
+                401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.",
+                challenge: challenge)
         }
         do {
-            let claims = try state.tokens.validateAccessToken(String(header.dropFirst(7)).trimmedWhitespace, resource: Self.audience)
+            let claims = try state.tokens.validateAccessToken(
+                String(header.dropFirst(7)).trimmedWhitespace, resource: Self.audience)
             guard claims.aud != TokenService.keyVaultApplicationId else {
-                return Self.failure(401, "InvalidAuthenticationTokenAudience", "The access token has been obtained for wrong audience or resource '\(claims.aud)'.", challenge: challenge)
+                return Self.failure(
+                    401, "InvalidAuthenticationTokenAudience",
+                    "The access token has been obtained for wrong audience or resource '\(claims.aud)'.",
+                    challenge: challenge)
             }
             return nil
         } catch {
-            return Self.failure(401, "InvalidAuthenticationToken", "The access token is invalid: \(error.message)", challenge: challenge)
+            return Self.failure(
+                401, "InvalidAuthenticationToken", "The access token is invalid: \(error.message)", challenge: challenge
+            )
         }
     }
 
@@ -82,12 +95,18 @@ struct ResourceManagerAPI: Sendable {
     private static func isDateVersion(_ version: String) -> Bool {
         let date = version.hasSuffix("-preview") ? String(version.dropLast("-preview".count)) : version
         let parts = date.split(separator: "-", omittingEmptySubsequences: false)
-        return parts.count == 3 && zip(parts, [4, 2, 2]).allSatisfy { part, length in part.count == length && part.allSatisfy(\.isASCIIDigit) }
+        return parts.count == 3
+            && zip(parts, [4, 2, 2]).allSatisfy { part, length in
+                part.count == length && part.allSatisfy(\.isASCIIDigit)
+            }
     }
 
     static func failure(_ status: Int, _ code: String, _ message: String, challenge: String? = nil) -> Response {
         struct Body: Encodable {
-            struct Detail: Encodable { var code: String; var message: String }
+            struct Detail: Encodable {
+                var code: String
+                var message: String
+            }
             var error: Detail
         }
         var headers = HTTPFields()
@@ -104,7 +123,8 @@ struct ResourceManagerAPI: Sendable {
         return Endpoints(
             name: "AkvfsEmulator",
             resourceManager: "\(origin)/",
-            authentication: .init(loginEndpoint: origin, audiences: [Self.audience], tenant: "common", identityProvider: "AAD"),
+            authentication: .init(
+                loginEndpoint: origin, audiences: [Self.audience], tenant: "common", identityProvider: "AAD"),
             suffixes: .init(keyVaultDns: "vault.localhost\(portSuffix)")
         )
     }
@@ -140,13 +160,20 @@ struct ResourceManagerAPI: Sendable {
     }
 
     struct SubscriptionList: Encodable {
-        struct Count: Encodable { var type = "Total"; var value: Int }
+        struct Count: Encodable {
+            var type = "Total"
+            var value: Int
+        }
         var value: [Subscription]
         var count: Count
     }
 
     struct TenantList: Encodable {
-        struct Tenant: Encodable { var id: String; var tenantId: String; var tenantCategory = "Home" }
+        struct Tenant: Encodable {
+            var id: String
+            var tenantId: String
+            var tenantCategory = "Home"
+        }
         var value: [Tenant]
     }
 }

@@ -47,21 +47,27 @@ struct AccessControl: Sendable {
                 guard let identity = identities.resolve(rule.identity) else {
                     throw SeedError(
                         path: "<seed>",
-                        problem: "\(place): identity '\(rule.identity)' is not defined; name one from 'identities' by name, clientId or objectId"
+                        problem:
+                            "\(place): identity '\(rule.identity)' is not defined; name one from 'identities' by name, clientId or objectId"
                     )
                 }
                 var grants = grantsByObjectId[identity.principal.objectId.lowercased(), default: []]
-                for (kind, names) in [(ObjectKind.secrets, rule.secrets), (.keys, rule.keys), (.certificates, rule.certificates)] {
+                for (kind, names) in [
+                    (ObjectKind.secrets, rule.secrets), (.keys, rule.keys), (.certificates, rule.certificates),
+                ] {
                     for name in names {
                         if name == "all" {
                             Permission.allowed(for: kind).forEach { grants.insert(Grant(kind: kind, permission: $0)) }
                             continue
                         }
-                        guard let permission = Permission(rawValue: name), Permission.allowed(for: kind).contains(permission) else {
+                        guard let permission = Permission(rawValue: name),
+                            Permission.allowed(for: kind).contains(permission)
+                        else {
                             let allowed = Permission.allowed(for: kind).map(\.rawValue) + ["all"]
                             throw SeedError(
                                 path: "<seed>",
-                                problem: "\(place).\(kind.rawValue): unknown permission '\(name)'; allowed: \(allowed.joined(separator: ", "))"
+                                problem:
+                                    "\(place).\(kind.rawValue): unknown permission '\(name)'; allowed: \(allowed.joined(separator: ", "))"
                             )
                         }
                         grants.insert(Grant(kind: kind, permission: permission))
@@ -82,8 +88,11 @@ struct AccessControl: Sendable {
         objectName: String?
     ) throws(KeyVaultFailure) {
         guard let grants = restricted[vault.lowercased()] else { return }
-        if grants[principal.objectId.lowercased()]?.contains(Grant(kind: kind, permission: permission)) == true { return }
-        let resource = "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/emulator/providers/microsoft.keyvault/vaults/\(vault)"
+        if grants[principal.objectId.lowercased()]?.contains(Grant(kind: kind, permission: permission)) == true {
+            return
+        }
+        let resource =
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/emulator/providers/microsoft.keyvault/vaults/\(vault)"
             + (objectName.map { "/\(kind.rawValue)/\($0)" } ?? "")
         throw KeyVaultFailure(
             status: 403,

@@ -37,7 +37,9 @@ struct IdentityRegistry: Sendable {
                 do {
                     certificates = try Certificate.all(fromPEM: pem)
                 } catch {
-                    throw SeedError(path: "<seed>", problem: "identity '\(entry.name)': certificate is not valid PEM (\(error.reason))")
+                    throw SeedError(
+                        path: "<seed>",
+                        problem: "identity '\(entry.name)': certificate is not valid PEM (\(error.reason))")
                 }
             }
             let kind: Principal.Kind = entry.type == .servicePrincipal ? .servicePrincipal : .managedIdentity
@@ -70,7 +72,8 @@ struct IdentityRegistry: Sendable {
                     kind: .managedIdentity,
                     clientId: Identifiers.stableUUID(from: "client:system-assigned"),
                     objectId: Identifiers.stableUUID(from: "object:system-assigned"),
-                    resourceId: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/emulator/providers/Microsoft.Compute/virtualMachines/emulator"
+                    resourceId:
+                        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/emulator/providers/Microsoft.Compute/virtualMachines/emulator"
                 ),
                 clientSecret: nil,
                 certificates: [],
@@ -91,12 +94,16 @@ struct IdentityRegistry: Sendable {
     /// The application a token request names. Unknown client ids are accepted as new identities
     /// in open mode, with an object id derived from the client id.
     func application(clientId: String) -> RegisteredIdentity? {
-        if let known = identities.first(where: { $0.principal.kind == .servicePrincipal && $0.principal.clientId.lowercased() == clientId.lowercased() }) {
+        if let known = identities.first(where: {
+            $0.principal.kind == .servicePrincipal && $0.principal.clientId.lowercased() == clientId.lowercased()
+        }) {
             return known
         }
         guard allowUnknown else { return nil }
         return RegisteredIdentity(
-            principal: Principal(name: nil, kind: .servicePrincipal, clientId: clientId, objectId: Identifiers.stableUUID(from: "object-of:\(clientId.lowercased())")),
+            principal: Principal(
+                name: nil, kind: .servicePrincipal, clientId: clientId,
+                objectId: Identifiers.stableUUID(from: "object-of:\(clientId.lowercased())")),
             clientSecret: nil,
             certificates: [],
             federatedSubjects: nil,
@@ -117,18 +124,26 @@ struct IdentityRegistry: Sendable {
         case .systemAssigned:
             return systemAssigned
         case .clientId(let id):
-            if let found = userAssigned.first(where: { $0.principal.clientId.lowercased() == id.lowercased() }) { return found }
+            if let found = userAssigned.first(where: { $0.principal.clientId.lowercased() == id.lowercased() }) {
+                return found
+            }
             return unknownManagedIdentity(clientId: id, objectId: nil, resourceId: nil)
         case .objectId(let id):
-            if let found = userAssigned.first(where: { $0.principal.objectId.lowercased() == id.lowercased() }) { return found }
+            if let found = userAssigned.first(where: { $0.principal.objectId.lowercased() == id.lowercased() }) {
+                return found
+            }
             return unknownManagedIdentity(clientId: nil, objectId: id, resourceId: nil)
         case .resourceId(let id):
-            if let found = userAssigned.first(where: { $0.principal.resourceId?.lowercased() == id.lowercased() }) { return found }
+            if let found = userAssigned.first(where: { $0.principal.resourceId?.lowercased() == id.lowercased() }) {
+                return found
+            }
             return unknownManagedIdentity(clientId: nil, objectId: nil, resourceId: id)
         }
     }
 
-    private func unknownManagedIdentity(clientId: String?, objectId: String?, resourceId: String?) -> RegisteredIdentity? {
+    private func unknownManagedIdentity(clientId: String?, objectId: String?, resourceId: String?)
+        -> RegisteredIdentity?
+    {
         guard allowUnknown else { return nil }
         let anchor = (clientId ?? objectId ?? resourceId ?? "").lowercased()
         return RegisteredIdentity(

@@ -62,7 +62,8 @@ struct TokenService: Sendable {
             xmsMirid: principal.resourceId
         )
         let token = sign(claims)
-        return IssuedToken(token: token, expiresIn: lifetimeSeconds, expiresOn: issuedAt + lifetimeSeconds, notBefore: issuedAt)
+        return IssuedToken(
+            token: token, expiresIn: lifetimeSeconds, expiresOn: issuedAt + lifetimeSeconds, notBefore: issuedAt)
     }
 
     /// What a service-account token is minted with beyond subject, audience and lifetime.
@@ -169,14 +170,18 @@ struct TokenService: Sendable {
         }
         let current = now()
         guard claims.exp > current else {
-            throw .unauthorized("[TokenExpired] Error validating token: 'S2S12086'. The token expired at \(claims.exp).")
+            throw .unauthorized(
+                "[TokenExpired] Error validating token: 'S2S12086'. The token expired at \(claims.exp).")
         }
         guard claims.nbf <= current + 300 else {
-            throw .unauthorized("[TokenNotYetValid] Error validating token: the token is not valid before \(claims.nbf).")
+            throw .unauthorized(
+                "[TokenNotYetValid] Error validating token: the token is not valid before \(claims.nbf).")
         }
         let accepted = [resource, resource + "/", Self.keyVaultApplicationId]
         guard accepted.contains(claims.aud) else {
-            throw .unauthorized("AKV10022: Invalid audience. Expected \(resource) or \(Self.keyVaultApplicationId), found: \(claims.aud).")
+            throw .unauthorized(
+                "AKV10022: Invalid audience. Expected \(resource) or \(Self.keyVaultApplicationId), found: \(claims.aud)."
+            )
         }
         guard claims.iss == issuer else {
             throw .unauthorized("AKV10032: Invalid issuer. Expected one of \(issuer), found: \(claims.iss).")
@@ -187,14 +192,17 @@ struct TokenService: Sendable {
     // MARK: Token endpoint side
 
     /// Reads a JWT presented as a client assertion, without trusting it yet.
-    func readAssertion(_ assertion: String) throws(EntraFailure) -> (jws: JWS, header: JOSEHeader, claims: AssertionClaims) {
+    func readAssertion(_ assertion: String) throws(EntraFailure) -> (
+        jws: JWS, header: JOSEHeader, claims: AssertionClaims
+    ) {
         do {
             let jws = try JWS(compact: assertion.trimmedWhitespace)
             let header = try JSONDecoder().decode(JOSEHeader.self, from: Data(jws.headerJSON))
             let claims = try JSONDecoder().decode(AssertionClaims.self, from: Data(jws.payloadJSON))
             return (jws, header, claims)
         } catch {
-            throw EntraFailure(status: 400, error: "invalid_client", code: 50027, description: "JWT token is invalid or malformed.")
+            throw EntraFailure(
+                status: 400, error: "invalid_client", code: 50027, description: "JWT token is invalid or malformed.")
         }
     }
 
@@ -209,12 +217,15 @@ struct TokenService: Sendable {
                 status: 400,
                 error: "invalid_client",
                 code: 700211,
-                description: "No matching federated identity record found for presented assertion issuer '\(claims.iss ?? "")'. The emulator trusts tokens from \(Self.serviceAccountIssuer) (mint them with POST /_emulator/service-account-tokens)."
+                description:
+                    "No matching federated identity record found for presented assertion issuer '\(claims.iss ?? "")'. The emulator trusts tokens from \(Self.serviceAccountIssuer) (mint them with POST /_emulator/service-account-tokens)."
             )
         }
         // Entra checks the assertion with the keys the issuer publishes, which are the cluster's.
         guard jws.verify(with: serviceAccountKey.publicKey, algorithm: .rs256) else {
-            throw EntraFailure(status: 400, error: "invalid_client", code: 50013, description: "Assertion failed signature validation.")
+            throw EntraFailure(
+                status: 400, error: "invalid_client", code: 50013, description: "Assertion failed signature validation."
+            )
         }
         try checkValidity(claims)
         guard claims.aud.contains(Self.federatedAudience) else {
@@ -222,7 +233,8 @@ struct TokenService: Sendable {
                 status: 400,
                 error: "invalid_client",
                 code: 700212,
-                description: "No matching federated identity record found for presented assertion audience '\(claims.aud.joined(separator: ","))'. Expected \(Self.federatedAudience)."
+                description:
+                    "No matching federated identity record found for presented assertion audience '\(claims.aud.joined(separator: ","))'. Expected \(Self.federatedAudience)."
             )
         }
         let subject = claims.sub ?? ""
@@ -249,10 +261,14 @@ struct TokenService: Sendable {
     func checkValidity(_ claims: AssertionClaims) throws(EntraFailure) {
         let current = Double(now())
         guard let exp = claims.exp, exp > current else {
-            throw EntraFailure(status: 400, error: "invalid_client", code: 700024, description: "Client assertion is not within its valid time range.")
+            throw EntraFailure(
+                status: 400, error: "invalid_client", code: 700024,
+                description: "Client assertion is not within its valid time range.")
         }
         if let nbf = claims.nbf, nbf > current + 300 {
-            throw EntraFailure(status: 400, error: "invalid_client", code: 700024, description: "Client assertion is not within its valid time range.")
+            throw EntraFailure(
+                status: 400, error: "invalid_client", code: 700024,
+                description: "Client assertion is not within its valid time range.")
         }
     }
 }

@@ -42,7 +42,8 @@ public struct Seed: Sendable, Decodable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case tenantId, allowUnknownIdentities, createVaultsOnFirstUse, emptyFirstPage, acceptAnyAPIVersion, tokenLifetimeSeconds, challengeResource
+        case tenantId, allowUnknownIdentities, createVaultsOnFirstUse, emptyFirstPage, acceptAnyAPIVersion,
+            tokenLifetimeSeconds, challengeResource
         case identities, vaults
     }
 
@@ -181,7 +182,8 @@ public struct SeedVault: Sendable, Decodable {
     public var timing: VaultTiming?
 
     public init(
-        name: String, access: [SeedAccessRule]? = nil, secrets: [SeedSecret] = [], keys: [SeedKey] = [], certificates: [SeedCertificate] = [],
+        name: String, access: [SeedAccessRule]? = nil, secrets: [SeedSecret] = [], keys: [SeedKey] = [],
+        certificates: [SeedCertificate] = [],
         timing: VaultTiming? = nil
     ) {
         self.name = name
@@ -269,7 +271,9 @@ public struct SeedSecret: Sendable, Decodable {
     public var name: String
     public var versions: [SeedSecretVersion]
 
-    public init(name: String, value: String, contentType: String? = nil, enabled: Bool? = nil, tags: [String: String]? = nil) {
+    public init(
+        name: String, value: String, contentType: String? = nil, enabled: Bool? = nil, tags: [String: String]? = nil
+    ) {
         self.name = name
         self.versions = [SeedSecretVersion(value: value, contentType: contentType, enabled: enabled, tags: tags)]
     }
@@ -316,7 +320,10 @@ public struct SeedKey: Sendable, Decodable {
     public var enabled: Bool?
     public var tags: [String: String]?
 
-    public init(name: String, keyType: String = "RSA", size: Int? = nil, curve: String? = nil, enabled: Bool? = nil, tags: [String: String]? = nil) {
+    public init(
+        name: String, keyType: String = "RSA", size: Int? = nil, curve: String? = nil, enabled: Bool? = nil,
+        tags: [String: String]? = nil
+    ) {
         self.name = name
         self.keyType = keyType
         self.size = size
@@ -394,7 +401,8 @@ public struct SeedCertificate: Sendable, Decodable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let contentType = try c.decodeIfPresent(String.self, forKey: .contentType) ?? CertificatePolicy.pkcs12ContentType
+        let contentType =
+            try c.decodeIfPresent(String.self, forKey: .contentType) ?? CertificatePolicy.pkcs12ContentType
         let normalized: String
         switch contentType.lowercased() {
         case "pkcs12", "pfx", CertificatePolicy.pkcs12ContentType: normalized = CertificatePolicy.pkcs12ContentType
@@ -403,7 +411,8 @@ public struct SeedCertificate: Sendable, Decodable {
             throw DecodingError.dataCorruptedError(
                 forKey: .contentType,
                 in: c,
-                debugDescription: "unknown content type '\(contentType)'; allowed: application/x-pkcs12 (pkcs12), application/x-pem-file (pem)"
+                debugDescription:
+                    "unknown content type '\(contentType)'; allowed: application/x-pkcs12 (pkcs12), application/x-pem-file (pem)"
             )
         }
         self.init(

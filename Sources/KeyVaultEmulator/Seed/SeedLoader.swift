@@ -20,7 +20,8 @@ enum SeedLoader {
                     }
                 }
                 for key in vault.keys {
-                    let (privateKey, keyType) = try KeyFactory.generate(keyType: key.keyType, size: key.size, curve: key.curve)
+                    let (privateKey, keyType) = try KeyFactory.generate(
+                        keyType: key.keyType, size: key.size, curve: key.curve)
                     var publicJWK = try privateKey.publicKey.jwk()
                     publicJWK.kty = keyType
                     _ = try await store.addKey(
@@ -58,7 +59,9 @@ enum SeedLoader {
 
     private static func policy(for certificate: SeedCertificate) -> CertificatePolicy {
         CertificatePolicy(
-            keyProperties: .init(exportable: true, keyType: certificate.keyType, keySize: certificate.keySize, reuseKey: false, curve: certificate.curve),
+            keyProperties: .init(
+                exportable: true, keyType: certificate.keyType, keySize: certificate.keySize, reuseKey: false,
+                curve: certificate.curve),
             secretProperties: .init(contentType: certificate.contentType),
             x509Properties: .init(
                 subject: certificate.subject ?? "CN=\(certificate.dnsNames[0])",
@@ -71,14 +74,17 @@ enum SeedLoader {
 
     /// A self-signed certificate, or a leaf issued by a freshly generated intermediate and root,
     /// stored with its chain (leaf, intermediate, root) like an imported chain.
-    private static func issue(_ certificate: SeedCertificate, now: Date) throws -> (IssuedCertificate, CertificatePolicy) {
+    private static func issue(_ certificate: SeedCertificate, now: Date) throws -> (
+        IssuedCertificate, CertificatePolicy
+    ) {
         let policy = policy(for: certificate)
         if certificate.chain == 1 {
             return try CertificateFactory.create(policy: policy, now: now)
         }
         let notAfter = CertificateFactory.addMonths(certificate.validityMonths, to: now)
         let rootKey = try PrivateKey.generate(.ec(.p384))
-        var rootTemplate = CertificateTemplate(subject: "CN=\(certificate.name) Root CA, O=akvfs emulator", notBefore: now, notAfter: notAfter)
+        var rootTemplate = CertificateTemplate(
+            subject: "CN=\(certificate.name) Root CA, O=akvfs emulator", notBefore: now, notAfter: notAfter)
         rootTemplate.isCertificateAuthority = true
         rootTemplate.keyUsage = [.keyCertSign, .cRLSign]
         let root = try rootTemplate.selfSigned(with: rootKey)
@@ -95,14 +101,17 @@ enum SeedLoader {
             intermediateTemplate.isCertificateAuthority = true
             intermediateTemplate.pathLengthConstraint = 0
             intermediateTemplate.keyUsage = [.keyCertSign, .cRLSign]
-            let intermediate = try intermediateTemplate.issue(for: intermediateKey.publicKey, issuer: root, issuerKey: rootKey)
+            let intermediate = try intermediateTemplate.issue(
+                for: intermediateKey.publicKey, issuer: root, issuerKey: rootKey)
             chain.insert(intermediate, at: 0)
             issuer = intermediate
             issuerKey = intermediateKey
         }
         let keyProperties = policy.keyProperties!
-        let (leafKey, keyType) = try KeyFactory.generate(keyType: keyProperties.keyType, size: keyProperties.keySize, curve: keyProperties.curve)
-        var leafTemplate = CertificateTemplate(subject: policy.x509Properties!.subject!, notBefore: now, notAfter: notAfter)
+        let (leafKey, keyType) = try KeyFactory.generate(
+            keyType: keyProperties.keyType, size: keyProperties.keySize, curve: keyProperties.curve)
+        var leafTemplate = CertificateTemplate(
+            subject: policy.x509Properties!.subject!, notBefore: now, notAfter: notAfter)
         leafTemplate.subjectAlternativeNames = certificate.dnsNames.map(SubjectAlternativeName.dns)
         leafTemplate.keyUsage = keyType.hasPrefix("EC") ? [.digitalSignature] : [.digitalSignature, .keyEncipherment]
         leafTemplate.extendedKeyUsage = CertificateFactory.defaultExtendedKeyUsages

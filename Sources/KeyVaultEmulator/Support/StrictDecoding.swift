@@ -21,7 +21,8 @@ extension Decoder {
             throw DecodingError.dataCorrupted(
                 .init(
                     codingPath: codingPath + [key],
-                    debugDescription: "unknown field '\(key.stringValue)'; allowed fields: \(allowed.joined(separator: ", "))"
+                    debugDescription:
+                        "unknown field '\(key.stringValue)'; allowed fields: \(allowed.joined(separator: ", "))"
                 )
             )
         }

@@ -11,7 +11,8 @@ struct TLSMaterial: Sendable {
     let serverKey: PrivateKey
 
     static let serverNames: [SubjectAlternativeName] = [
-        .dns("localhost"), .dns("*.vault.localhost"), .dns("vault.localhost"), .ipAddress("127.0.0.1"), .ipAddress("::1"),
+        .dns("localhost"), .dns("*.vault.localhost"), .dns("vault.localhost"), .ipAddress("127.0.0.1"),
+        .ipAddress("::1"),
     ]
 
     static func generate(now: Date) throws(PKIError) -> TLSMaterial {
@@ -35,7 +36,8 @@ struct TLSMaterial: Sendable {
         serverTemplate.subjectAlternativeNames = serverNames
         serverTemplate.keyUsage = [.digitalSignature]
         serverTemplate.extendedKeyUsage = ["1.3.6.1.5.5.7.3.1"]
-        let serverCertificate = try serverTemplate.issue(for: serverKey.publicKey, issuer: caCertificate, issuerKey: caKey)
+        let serverCertificate = try serverTemplate.issue(
+            for: serverKey.publicKey, issuer: caCertificate, issuerKey: caKey)
         return TLSMaterial(caCertificate: caCertificate, serverCertificate: serverCertificate, serverKey: serverKey)
     }
 

@@ -18,7 +18,9 @@ public struct FaultRule: Sendable, Equatable {
     public var count: Int
     public var action: FaultAction
 
-    public init(method: String? = nil, vault: String? = nil, pathPrefix: String? = nil, count: Int = 1, action: FaultAction) {
+    public init(
+        method: String? = nil, vault: String? = nil, pathPrefix: String? = nil, count: Int = 1, action: FaultAction
+    ) {
         self.method = method
         self.vault = vault
         self.pathPrefix = pathPrefix
@@ -52,7 +54,9 @@ actor FaultInjector {
 
     /// Consumes one use of the first matching rule.
     func take(method: String, vault: String?, path: String) -> FaultAction? {
-        guard let index = rules.firstIndex(where: { $0.matches(method: method, vault: vault, path: path) }) else { return nil }
+        guard let index = rules.firstIndex(where: { $0.matches(method: method, vault: vault, path: path) }) else {
+            return nil
+        }
         let action = rules[index].action
         rules[index].count -= 1
         if rules[index].count <= 0 { rules.remove(at: index) }

@@ -18,7 +18,9 @@ struct IssuedCertificate: Sendable {
 enum CertificateFactory {
     static let defaultExtendedKeyUsages = ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]
 
-    static func create(policy requested: CertificatePolicy, now: Date) throws(KeyVaultFailure) -> (IssuedCertificate, CertificatePolicy) {
+    static func create(policy requested: CertificatePolicy, now: Date) throws(KeyVaultFailure) -> (
+        IssuedCertificate, CertificatePolicy
+    ) {
         var policy = requested.withDefaults()
         let issuerName = policy.issuer?.name ?? "Self"
         guard issuerName.lowercased() == "self" else {
@@ -65,7 +67,9 @@ enum CertificateFactory {
         do {
             material.signingRequest = try certificate.signingRequest(signedWith: key)
         } catch {
-            throw KeyVaultFailure(status: 500, code: "InternalServerError", message: "Making the certificate's signing request failed: \(error.reason)")
+            throw KeyVaultFailure(
+                status: 500, code: "InternalServerError",
+                message: "Making the certificate's signing request failed: \(error.reason)")
         }
         return (material, policy)
     }
@@ -84,7 +88,8 @@ enum CertificateFactory {
         case CertificatePolicy.pkcs12ContentType:
             let compact = value.filter { !$0.isWhitespace }
             guard let der = Data(base64Encoded: compact) else {
-                throw .badParameter("The certificate value is not base64. PKCS#12 certificates are imported as base64 of the PFX file.")
+                throw .badParameter(
+                    "The certificate value is not base64. PKCS#12 certificates are imported as base64 of the PFX file.")
             }
             do {
                 let contents = try PKCS12.parse(Array(der), password: password ?? "")
@@ -99,7 +104,9 @@ enum CertificateFactory {
             // Microsoft's SDKs and the Azure CLI send the PEM file base64-encoded; raw PEM text works too.
             let text =
                 value.contains("-----BEGIN ")
-                ? value : Data(base64Encoded: value.filter { !$0.isWhitespace }).flatMap { String(data: $0, encoding: .utf8) } ?? value
+                ? value
+                : Data(base64Encoded: value.filter { !$0.isWhitespace }).flatMap { String(data: $0, encoding: .utf8) }
+                    ?? value
             do {
                 for block in try PEM.decode(text) {
                     switch block.label {
@@ -109,7 +116,8 @@ enum CertificateFactory {
                         if privateKey == nil { privateKey = try PrivateKey(der: block.der) }
                     case "ENCRYPTED PRIVATE KEY":
                         if privateKey == nil {
-                            privateKey = try PrivateKey(pem: PEM.encode(block.der, label: block.label), password: password)
+                            privateKey = try PrivateKey(
+                                pem: PEM.encode(block.der, label: block.label), password: password)
                         }
                     default:
                         continue
@@ -126,7 +134,9 @@ enum CertificateFactory {
             )
         }
         guard let privateKey else {
-            throw .badParameter("The imported certificate has no private key; Key Vault imports need the certificate together with its private key.")
+            throw .badParameter(
+                "The imported certificate has no private key; Key Vault imports need the certificate together with its private key."
+            )
         }
         guard let leaf = certificates.first(where: { $0.publicKey == privateKey.publicKey }) else {
             throw .badParameter("None of the imported certificates matches the imported private key.")
@@ -170,7 +180,8 @@ enum CertificateFactory {
         } catch let failure as KeyVaultFailure {
             throw failure
         } catch let error as PKIError {
-            throw KeyVaultFailure(status: 500, code: "InternalServerError", message: "Encoding the certificate failed: \(error.reason)")
+            throw KeyVaultFailure(
+                status: 500, code: "InternalServerError", message: "Encoding the certificate failed: \(error.reason)")
         } catch {
             throw KeyVaultFailure(status: 500, code: "InternalServerError", message: "Encoding the certificate failed.")
         }
@@ -178,7 +189,9 @@ enum CertificateFactory {
         do {
             publicJWK = try leaf.publicKey.jwk()
         } catch {
-            throw KeyVaultFailure(status: 500, code: "InternalServerError", message: "Reading the certificate's key failed: \(error.reason)")
+            throw KeyVaultFailure(
+                status: 500, code: "InternalServerError",
+                message: "Reading the certificate's key failed: \(error.reason)")
         }
         publicJWK.kty = keyType
         return IssuedCertificate(
@@ -190,7 +203,9 @@ enum CertificateFactory {
         )
     }
 
-    private static func importedPolicy(_ requested: CertificatePolicy?, leaf: Certificate, key: PrivateKey, contentType: String) -> CertificatePolicy {
+    private static func importedPolicy(
+        _ requested: CertificatePolicy?, leaf: Certificate, key: PrivateKey, contentType: String
+    ) -> CertificatePolicy {
         var policy = requested ?? CertificatePolicy()
         var keyProperties = policy.keyProperties ?? .init()
         switch key.algorithm {
@@ -215,7 +230,9 @@ enum CertificateFactory {
         }
         // The service reports the usages the certificate has.
         if x509.keyUsage == nil, !leaf.keyUsage.isEmpty { x509.keyUsage = leaf.keyUsage.map(\.rawValue) }
-        if x509.extendedKeyUsages == nil, !leaf.extendedKeyUsage.isEmpty { x509.extendedKeyUsages = leaf.extendedKeyUsage }
+        if x509.extendedKeyUsages == nil, !leaf.extendedKeyUsage.isEmpty {
+            x509.extendedKeyUsages = leaf.extendedKeyUsage
+        }
         let days = leaf.notAfter.timeIntervalSince(leaf.notBefore) / 86_400
         x509.validityMonths = x509.validityMonths ?? max(1, Int((days / 30.4).rounded()))
         policy.x509Properties = x509
@@ -223,16 +240,22 @@ enum CertificateFactory {
         // The service cannot renew what another issuer signed: it e-mails the contacts instead.
         if policy.lifetimeActions == nil {
             policy.lifetimeActions = [
-                .object(["trigger": .object(["lifetime_percentage": .number(80)]), "action": .object(["action_type": .string("EmailContacts")])])
+                .object([
+                    "trigger": .object(["lifetime_percentage": .number(80)]),
+                    "action": .object(["action_type": .string("EmailContacts")]),
+                ])
             ]
         }
         return policy
     }
 
-    private static func subjectAlternativeNames(_ names: CertificatePolicy.SubjectAlternativeNames?) throws(KeyVaultFailure) -> [SubjectAlternativeName] {
+    private static func subjectAlternativeNames(_ names: CertificatePolicy.SubjectAlternativeNames?)
+        throws(KeyVaultFailure) -> [SubjectAlternativeName]
+    {
         guard let names else { return [] }
         if let upns = names.userPrincipalNames, !upns.isEmpty {
-            throw .badParameter("User principal names (upns) in subject alternative names are not supported by the emulator.")
+            throw .badParameter(
+                "User principal names (upns) in subject alternative names are not supported by the emulator.")
         }
         return (names.dnsNames ?? []).map(SubjectAlternativeName.dns)
             + (names.emails ?? []).map(SubjectAlternativeName.email)
@@ -266,6 +289,7 @@ enum CertificateFactory {
     static func addMonths(_ months: Int, to date: Date) -> Date {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(secondsFromGMT: 0)!
-        return calendar.date(byAdding: .month, value: months, to: date) ?? date.addingTimeInterval(Double(months) * 30 * 86_400)
+        return calendar.date(byAdding: .month, value: months, to: date)
+            ?? date.addingTimeInterval(Double(months) * 30 * 86_400)
     }
 }

@@ -6,11 +6,14 @@ enum KeyFactory {
     static let rsaSizes = [2048, 3072, 4096]
 
     static func defaultOperations(for keyType: String) -> [String] {
-        keyType.hasPrefix("EC") ? ["sign", "verify"] : ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"]
+        keyType.hasPrefix("EC")
+            ? ["sign", "verify"] : ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"]
     }
 
     /// Reads a key type and size or curve the way Key Vault does and generates the key.
-    static func generate(keyType requested: String?, size: Int?, curve: String?) throws(KeyVaultFailure) -> (key: PrivateKey, keyType: String) {
+    static func generate(keyType requested: String?, size: Int?, curve: String?) throws(KeyVaultFailure) -> (
+        key: PrivateKey, keyType: String
+    ) {
         let keyType = requested ?? (curve == nil ? "RSA" : "EC")
         switch keyType {
         case "RSA", "RSA-HSM":
@@ -38,14 +41,16 @@ enum KeyFactory {
         do {
             return try PrivateKey.generate(algorithm)
         } catch {
-            throw KeyVaultFailure(status: 500, code: "InternalServerError", message: "Key generation failed: \(error.reason)")
+            throw KeyVaultFailure(
+                status: 500, code: "InternalServerError", message: "Key generation failed: \(error.reason)")
         }
     }
 
     /// Validates an imported JWK by loading its private key, and returns the public members.
     static func importPublicPart(of jwk: JSONWebKey) throws(KeyVaultFailure) -> JSONWebKey {
         guard ["RSA", "RSA-HSM", "EC", "EC-HSM"].contains(jwk.kty) else {
-            throw .badParameter("Invalid key type '\(jwk.kty)' for import. Allowed key types are RSA, RSA-HSM, EC and EC-HSM.")
+            throw .badParameter(
+                "Invalid key type '\(jwk.kty)' for import. Allowed key types are RSA, RSA-HSM, EC and EC-HSM.")
         }
         guard jwk.d != nil else {
             throw .badParameter("The imported key must include its private key material (the 'd' member).")

@@ -83,7 +83,8 @@ struct ObjectTable<Version: VersionRecord>: Sendable {
     mutating func softDelete(named name: String, now: Int64, retentionDays: Int) -> DeletedObject<Version>? {
         let key = Self.key(name)
         guard let object = live.removeValue(forKey: key) else { return nil }
-        let entry = DeletedObject(object: object, deletedDate: now, scheduledPurgeDate: now + Int64(retentionDays) * 86_400)
+        let entry = DeletedObject(
+            object: object, deletedDate: now, scheduledPurgeDate: now + Int64(retentionDays) * 86_400)
         deleted[key] = entry
         sortedLiveKeys = nil
         sortedDeletedKeys = nil
@@ -106,21 +107,25 @@ struct ObjectTable<Version: VersionRecord>: Sendable {
     }
 
     /// Live objects in name order, starting after `afterKey`.
-    mutating func livePage(after afterKey: String?, limit: Int) -> (objects: [VersionedObject<Version>], hasMore: Bool) {
+    mutating func livePage(after afterKey: String?, limit: Int) -> (objects: [VersionedObject<Version>], hasMore: Bool)
+    {
         if sortedLiveKeys == nil { sortedLiveKeys = live.keys.sorted() }
         let keys = sortedLiveKeys!
         let slice = Self.page(of: keys, after: afterKey, limit: limit)
         return (slice.keys.map { live[$0]! }, slice.hasMore)
     }
 
-    mutating func deletedPage(after afterKey: String?, limit: Int) -> (objects: [DeletedObject<Version>], hasMore: Bool) {
+    mutating func deletedPage(after afterKey: String?, limit: Int) -> (objects: [DeletedObject<Version>], hasMore: Bool)
+    {
         if sortedDeletedKeys == nil { sortedDeletedKeys = deleted.keys.sorted() }
         let keys = sortedDeletedKeys!
         let slice = Self.page(of: keys, after: afterKey, limit: limit)
         return (slice.keys.map { deleted[$0]! }, slice.hasMore)
     }
 
-    private static func page(of keys: [String], after afterKey: String?, limit: Int) -> (keys: ArraySlice<String>, hasMore: Bool) {
+    private static func page(of keys: [String], after afterKey: String?, limit: Int) -> (
+        keys: ArraySlice<String>, hasMore: Bool
+    ) {
         var start = 0
         if let afterKey {
             // First key strictly greater than the last one already returned.

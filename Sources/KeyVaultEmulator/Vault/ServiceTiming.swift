@@ -17,7 +17,9 @@ public struct VaultTiming: Sendable, Codable, Equatable {
     /// as the service sometimes answers.
     public var emptyMiddlePages: Bool
 
-    public init(deleteSeconds: Double = 0, recoverSeconds: Double = 0, throttleScale: Double = 0, emptyMiddlePages: Bool = false) {
+    public init(
+        deleteSeconds: Double = 0, recoverSeconds: Double = 0, throttleScale: Double = 0, emptyMiddlePages: Bool = false
+    ) {
         self.deleteSeconds = deleteSeconds
         self.recoverSeconds = recoverSeconds
         self.throttleScale = throttleScale
@@ -28,7 +30,9 @@ public struct VaultTiming: Sendable, Codable, Equatable {
     static let maximumWindowSeconds = 3600.0
     static let maximumThrottleScale = 10.0
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case deleteSeconds, recoverSeconds, throttleScale, emptyMiddlePages }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case deleteSeconds, recoverSeconds, throttleScale, emptyMiddlePages
+    }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -115,7 +119,9 @@ actor ServiceTiming {
         let vault = vault.lowercased()
         settings[vault] = timing
         buckets = buckets.filter { $0.key.vault != vault }
-        if timing.deleteSeconds == 0 && timing.recoverSeconds == 0 { transitions = transitions.filter { $0.key.vault != vault } }
+        if timing.deleteSeconds == 0 && timing.recoverSeconds == 0 {
+            transitions = transitions.filter { $0.key.vault != vault }
+        }
     }
 
     /// Before an operation runs: the 429 or 409 the service would answer instead, if any.
@@ -124,7 +130,9 @@ actor ServiceTiming {
         let current = now()
         if timing.throttleScale > 0 {
             let key = BucketKey(vault: vault.lowercased(), operationClass: OperationClass(operation))
-            var bucket = buckets[key] ?? TokenBucket(capacity: max(1, key.operationClass.limit * timing.throttleScale), at: current)
+            var bucket =
+                buckets[key]
+                ?? TokenBucket(capacity: max(1, key.operationClass.limit * timing.throttleScale), at: current)
             defer { buckets[key] = bucket }
             if let wait = bucket.take(at: current) { throw .throttled(retryAfter: wait) }
         }
@@ -138,10 +146,12 @@ actor ServiceTiming {
         switch (transition.change, operation) {
         case (.deleting, .getDeleted):
             throw .deletedNotFound(operation.kind, name: name)
-        case (.deleting, .purge), (.deleting, .recover), (.deleting, .setSecret), (.deleting, .createKey), (.deleting, .importKey),
+        case (.deleting, .purge), (.deleting, .recover), (.deleting, .setSecret), (.deleting, .createKey),
+            (.deleting, .importKey),
             (.deleting, .createCertificate), (.deleting, .importCertificate):
             throw .inTransition(operation.kind, name: name, inner: "ObjectIsBeingDeleted", state: "being deleted")
-        case (.recovering, .get), (.recovering, .listVersions), (.recovering, .update), (.recovering, .certificatePolicy),
+        case (.recovering, .get), (.recovering, .listVersions), (.recovering, .update),
+            (.recovering, .certificatePolicy),
             (.recovering, .certificateOperation):
             throw .notFound(operation.kind, name: name)
         case (.recovering, .delete), (.recovering, .setSecret), (.recovering, .createKey), (.recovering, .importKey),

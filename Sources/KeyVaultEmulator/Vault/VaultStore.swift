@@ -44,7 +44,8 @@ actor VaultStore {
                 throw KeyVaultFailure(
                     status: 404,
                     code: "VaultNotFound",
-                    message: "Vault '\(name)' does not exist in this emulator; create it in the seed file or allow vaults to be created on first use."
+                    message:
+                        "Vault '\(name)' does not exist in this emulator; create it in the seed file or allow vaults to be created on first use."
                 )
             }
             vaults[key] = Vault(name: key)
@@ -150,10 +151,14 @@ actor VaultStore {
         return try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
             let result = vault[keyPath: table].modify(named: name) { object -> (String, Version)? in
                 let target = version ?? object.latest.version
-                guard let record = object.update(version: target, { record in
-                    change(&record)
-                    record.attributes.updated = updated
-                }) else { return nil }
+                guard
+                    let record = object.update(
+                        version: target,
+                        { record in
+                            change(&record)
+                            record.attributes.updated = updated
+                        })
+                else { return nil }
                 return (object.name, record)
             }
             guard let found = result ?? nil else { throw .notFound(kind, name: name, version: version) }
@@ -170,7 +175,10 @@ actor VaultStore {
     ) throws(KeyVaultFailure) -> DeletedObject<Version> {
         let deletedAt = timestamp()
         return try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
-            guard let entry = vault[keyPath: table].softDelete(named: name, now: deletedAt, retentionDays: Self.retentionDays) else {
+            guard
+                let entry = vault[keyPath: table].softDelete(
+                    named: name, now: deletedAt, retentionDays: Self.retentionDays)
+            else {
                 throw .notFound(kind, name: name)
             }
             if kind == .certificates {
@@ -204,7 +212,9 @@ actor VaultStore {
         name: String
     ) throws(KeyVaultFailure) -> VersionedObject<Version> {
         try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
-            guard let object = vault[keyPath: table].recover(named: name) else { throw .deletedNotFound(kind, name: name) }
+            guard let object = vault[keyPath: table].recover(named: name) else {
+                throw .deletedNotFound(kind, name: name)
+            }
             if kind == .certificates {
                 _ = vault.keys.recover(named: name)
                 _ = vault.secrets.recover(named: name)
@@ -230,7 +240,8 @@ actor VaultStore {
                 throw KeyVaultFailure(
                     status: 403,
                     code: "Forbidden",
-                    message: "Secret \(name) is managed by certificate \(existing.name); update the certificate instead."
+                    message:
+                        "Secret \(name) is managed by certificate \(existing.name); update the certificate instead."
                 )
             }
             let record = SecretVersion(
@@ -284,14 +295,18 @@ actor VaultStore {
     ) throws(KeyVaultFailure) -> (name: String, record: CertificateVersion) {
         let created = timestamp()
         return try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
-            for (table, kind) in [(vault.certificates.isDeleted(name), ObjectKind.certificates), (vault.keys.isDeleted(name), .keys), (vault.secrets.isDeleted(name), .secrets)] where table {
+            for (table, kind) in [
+                (vault.certificates.isDeleted(name), ObjectKind.certificates), (vault.keys.isDeleted(name), .keys),
+                (vault.secrets.isDeleted(name), .secrets),
+            ] where table {
                 throw .conflictDeleted(kind, name: name)
             }
             if let existing = vault.secrets.object(named: name), !existing.latest.managed {
                 throw KeyVaultFailure(
                     status: 409,
                     code: "Conflict",
-                    message: "A secret named \(existing.name) already exists and is not managed by a certificate; choose another certificate name."
+                    message:
+                        "A secret named \(existing.name) already exists and is not managed by a certificate; choose another certificate name."
                 )
             }
             let version = Identifiers.newVersion()
@@ -303,7 +318,9 @@ actor VaultStore {
             let certificateName = vault.certificates.object(named: name)?.name ?? name
             var policy = policy
             if policy.attributes == nil {
-                policy.attributes = .object(["enabled": .bool(true), "created": .number(Double(created)), "updated": .number(Double(created))])
+                policy.attributes = .object([
+                    "enabled": .bool(true), "created": .number(Double(created)), "updated": .number(Double(created)),
+                ])
             }
             let record = CertificateVersion(
                 version: version,
@@ -356,7 +373,8 @@ actor VaultStore {
         tags: [String: String]?,
         attributes: WireAttributesInput?
     ) throws(KeyVaultFailure) -> (name: String, record: CertificateVersion) {
-        let result = try updateAttributes(\.certificates, .certificates, vault: vault, name: name, version: version) { record in
+        let result = try updateAttributes(\.certificates, .certificates, vault: vault, name: name, version: version) {
+            record in
             record.attributes.apply(attributes)
             if let tags { record.tags = tags }
         }
@@ -372,7 +390,9 @@ actor VaultStore {
         return result
     }
 
-    func certificateOperation(vault: String, name: String) throws(KeyVaultFailure) -> (name: String, operation: CertificateOperation) {
+    func certificateOperation(vault: String, name: String) throws(KeyVaultFailure) -> (
+        name: String, operation: CertificateOperation
+    ) {
         try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
             guard let certificate = vault.certificates.object(named: name),
                 let operation = vault.certificateOperations[name.lowercased()]
@@ -390,7 +410,8 @@ actor VaultStore {
 
 extension ObjectAttributes {
     init(input: WireAttributesInput?, now: Int64) {
-        self.init(enabled: input?.enabled ?? true, notBefore: input?.nbf, expires: input?.exp, created: now, updated: now)
+        self.init(
+            enabled: input?.enabled ?? true, notBefore: input?.nbf, expires: input?.exp, created: now, updated: now)
     }
 
     mutating func apply(_ input: WireAttributesInput?) {

@@ -30,10 +30,13 @@ public indirect enum YAMLNode: Sendable, Equatable {
             guard scalar.style == .plain else { return "!!str" }
             if isNull { return "!!null" }
             if ["true", "True", "TRUE", "false", "False", "FALSE"].contains(scalar.text) { return "!!bool" }
-            if Int(scalar.text) != nil || scalar.text.hasPrefix("0x") && Int(scalar.text.dropFirst(2), radix: 16) != nil {
+            if Int(scalar.text) != nil || scalar.text.hasPrefix("0x") && Int(scalar.text.dropFirst(2), radix: 16) != nil
+            {
                 return "!!int"
             }
-            if Double(scalar.text) != nil || [".inf", "-.inf", ".nan", ".Inf", ".NaN"].contains(scalar.text) { return "!!float" }
+            if Double(scalar.text) != nil || [".inf", "-.inf", ".nan", ".Inf", ".NaN"].contains(scalar.text) {
+                return "!!float"
+            }
             return "!!str"
         }
     }

@@ -28,7 +28,8 @@ public struct YAMLParser {
 
     private mutating func document() throws(YAMLError) -> YAMLNode? {
         if let first = try nextContentLine(), lines[first].starts(with: Array("%".utf8)) {
-            throw YAMLError(line: first + 1, column: 1, problem: "YAML directives (%) are not supported; remove the line")
+            throw YAMLError(
+                line: first + 1, column: 1, problem: "YAML directives (%) are not supported; remove the line")
         }
         var rootIndent = -1
         if let first = try nextContentLine(), isMarker(first, "---") {
@@ -50,11 +51,14 @@ public struct YAMLParser {
                     throw YAMLError(line: after + 1, column: 1, problem: "content after the end of the document (...)")
                 }
             } else if isMarker(next, "---") {
-                throw YAMLError(line: next + 1, column: 1, problem: "a second document (---): objects holds one YAML document")
+                throw YAMLError(
+                    line: next + 1, column: 1, problem: "a second document (---): objects holds one YAML document")
             } else {
                 throw YAMLError(
                     line: next + 1, column: (indent(of: next) ?? 0) + 1,
-                    problem: "did not find expected key: this line is indented less than the node it follows, or more than its siblings")
+                    problem:
+                        "did not find expected key: this line is indented less than the node it follows, or more than its siblings"
+                )
             }
         }
         return root
@@ -68,7 +72,8 @@ public struct YAMLParser {
         depth += 1
         defer { depth -= 1 }
         guard depth <= Self.maxDepth else {
-            throw YAMLError(line: index + 1, column: column + 1, problem: "nested more than \(Self.maxDepth) levels deep")
+            throw YAMLError(
+                line: index + 1, column: column + 1, problem: "nested more than \(Self.maxDepth) levels deep")
         }
         if isSequenceEntry(index, column) { return try sequence(at: column) }
         if try mappingKey(index, column) != nil { return try mapping(at: column) }
@@ -78,7 +83,9 @@ public struct YAMLParser {
     /// The block under a parent indented `parent`, or nil when none follows. A mapping's value may
     /// be a sequence at the key's own indentation (`key:` then `- item`).
     private mutating func block(under parent: Int, sequenceAtParent: Bool) throws(YAMLError) -> YAMLNode? {
-        guard let next = try nextContentLine(), !isMarker(next, "---"), !isMarker(next, "..."), let column = indent(of: next) else {
+        guard let next = try nextContentLine(), !isMarker(next, "---"), !isMarker(next, "..."),
+            let column = indent(of: next)
+        else {
             return nil
         }
         if column > parent { return try node(at: column, scalarParent: parent) }
@@ -89,7 +96,9 @@ public struct YAMLParser {
     private mutating func sequence(at column: Int) throws(YAMLError) -> YAMLNode {
         let startLine = index + 1
         var items: [YAMLNode] = []
-        while let next = try nextContentLine(), !isDocumentMarker(next), indent(of: next) == column, isSequenceEntry(next, column) {
+        while let next = try nextContentLine(), !isDocumentMarker(next), indent(of: next) == column,
+            isSequenceEntry(next, column)
+        {
             let itemLine = next + 1
             if let contentStart = firstContent(next, from: column + 1) {
                 // "- value": the value is a node that starts further right on the same line.
@@ -97,7 +106,9 @@ public struct YAMLParser {
                 items.append(try node(at: contentStart, scalarParent: column))
             } else {
                 index = next + 1
-                items.append(try block(under: column, sequenceAtParent: false) ?? .scalar(YAMLScalar("", style: .plain, line: itemLine)))
+                items.append(
+                    try block(under: column, sequenceAtParent: false)
+                        ?? .scalar(YAMLScalar("", style: .plain, line: itemLine)))
             }
         }
         try checkNoDeeperLine(than: column, after: "a list")
@@ -112,15 +123,18 @@ public struct YAMLParser {
             if isSequenceEntry(next, column) {
                 throw YAMLError(
                     line: next + 1, column: column + 1,
-                    problem: "did not find expected key: a list item (-) among the keys of a map; indent it under its key")
+                    problem:
+                        "did not find expected key: a list item (-) among the keys of a map; indent it under its key")
             }
             guard let (key, valueStart) = try mappingKey(next, column) else {
-                throw YAMLError(line: next + 1, column: column + 1, problem: "could not find expected ':' after this key")
+                throw YAMLError(
+                    line: next + 1, column: column + 1, problem: "could not find expected ':' after this key")
             }
             if case .scalar(let scalar) = key {
                 if let earlier = seen[scalar.text] {
                     throw YAMLError(
-                        line: next + 1, column: nil, problem: "mapping key \"\(scalar.text)\" already defined at line \(earlier)")
+                        line: next + 1, column: nil,
+                        problem: "mapping key \"\(scalar.text)\" already defined at line \(earlier)")
                 }
                 seen[scalar.text] = next + 1
             }
@@ -129,7 +143,9 @@ public struct YAMLParser {
                 value = try scalarOrFlow(next, valueStart, parentIndent: column)
             } else {
                 index = next + 1
-                value = try block(under: column, sequenceAtParent: true) ?? .scalar(YAMLScalar("", style: .plain, line: next + 1))
+                value =
+                    try block(under: column, sequenceAtParent: true)
+                    ?? .scalar(YAMLScalar("", style: .plain, line: next + 1))
             }
             entries.append(YAMLMappingEntry(key: key, value: value))
         }
@@ -138,10 +154,13 @@ public struct YAMLParser {
     }
 
     private mutating func checkNoDeeperLine(than column: Int, after what: String) throws(YAMLError) {
-        guard let next = try nextContentLine(), !isDocumentMarker(next), let deeper = indent(of: next), deeper > column else { return }
+        guard let next = try nextContentLine(), !isDocumentMarker(next), let deeper = indent(of: next), deeper > column
+        else { return }
         throw YAMLError(
             line: next + 1, column: deeper + 1,
-            problem: "this line is indented more than the entries of \(what) above it; align it with them or nest it under a key")
+            problem:
+                "this line is indented more than the entries of \(what) above it; align it with them or nest it under a key"
+        )
     }
 
     /// A `key:` at `column` of `line`: the key and where its value starts on the same line (nil
@@ -153,15 +172,20 @@ public struct YAMLParser {
         let key: YAMLNode
         switch first {
         case UInt8(ascii: "\""), UInt8(ascii: "'"):
-            guard let quoted = try? quotedScalar(line, column, parentIndent: -1), quoted.endLine == line else { return nil }
+            guard let quoted = try? quotedScalar(line, column, parentIndent: -1), quoted.endLine == line else {
+                return nil
+            }
             keyEnd = quoted.endColumn
             while keyEnd < bytes.count, isBlank(bytes[keyEnd]) { keyEnd += 1 }
-            guard keyEnd < bytes.count, bytes[keyEnd] == colon, keyEnd + 1 == bytes.count || isBlank(bytes[keyEnd + 1]) else { return nil }
+            guard keyEnd < bytes.count, bytes[keyEnd] == colon, keyEnd + 1 == bytes.count || isBlank(bytes[keyEnd + 1])
+            else { return nil }
             key = .scalar(quoted.scalar)
         case UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: "|"), UInt8(ascii: ">"), UInt8(ascii: "#"):
             return nil
         case UInt8(ascii: "?") where column + 1 == bytes.count || isBlank(bytes[column + 1]):
-            throw YAMLError(line: line + 1, column: column + 1, problem: "complex mapping keys (?) are not supported; write key: value")
+            throw YAMLError(
+                line: line + 1, column: column + 1,
+                problem: "complex mapping keys (?) are not supported; write key: value")
         default:
             var end: Int?
             for position in column..<bytes.count {
@@ -202,7 +226,8 @@ public struct YAMLParser {
         case UInt8(ascii: "-") where isSequenceEntry(line, column):
             throw YAMLError(
                 line: line + 1, column: column + 1,
-                problem: "block sequence entries are not allowed in this context: start the list on the next line, indented")
+                problem:
+                    "block sequence entries are not allowed in this context: start the list on the next line, indented")
         default:
             try refuseUnsupportedIndicator(line, column)
             return .scalar(try plainScalar(line, column, parentIndent: parentIndent))
@@ -214,8 +239,10 @@ public struct YAMLParser {
         case UInt8(ascii: "&"), UInt8(ascii: "*"), UInt8(ascii: "!"):
             throw YAMLError(
                 line: line + 1, column: column + 1,
-                problem: "anchors (&), aliases (*) and tags (!) are not supported in objects; write the value out in full")
-        case UInt8(ascii: "@"), UInt8(ascii: "`"), UInt8(ascii: "%"), UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: "}"):
+                problem:
+                    "anchors (&), aliases (*) and tags (!) are not supported in objects; write the value out in full")
+        case UInt8(ascii: "@"), UInt8(ascii: "`"), UInt8(ascii: "%"), UInt8(ascii: ","), UInt8(ascii: "]"),
+            UInt8(ascii: "}"):
             throw YAMLError(
                 line: line + 1, column: column + 1,
                 problem: "found character that cannot start any token; quote the value")
@@ -243,7 +270,8 @@ public struct YAMLParser {
                 pendingBreaks += 1
                 next += 1
             }
-            guard next < lines.count, let nextIndent = indent(of: next), nextIndent > parentIndent, lines[next][nextIndent] != hash,
+            guard next < lines.count, let nextIndent = indent(of: next), nextIndent > parentIndent,
+                lines[next][nextIndent] != hash,
                 !isMarker(next, "---"), !isMarker(next, "...")
             else { break }
             current = next
@@ -316,7 +344,9 @@ public struct YAMLParser {
             collected.removeLast()
             trailing += 1
         }
-        let body = literal ? collected.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "\n") : Self.fold(collected)
+        let body =
+            literal
+            ? collected.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "\n") : Self.fold(collected)
         var text = body
         switch chomping {
         case UInt8(ascii: "-"): break
@@ -381,7 +411,9 @@ public struct YAMLParser {
                 guard current < lines.count else {
                     throw YAMLError(
                         line: line + 1, column: column + 1,
-                        problem: "found unexpected end of stream while scanning a quoted scalar: close it with \(double ? "\"" : "'")")
+                        problem:
+                            "found unexpected end of stream while scanning a quoted scalar: close it with \(double ? "\"" : "'")"
+                    )
                 }
                 text += breaks == 0 ? [space] : [UInt8](repeating: UInt8(ascii: "\n"), count: breaks)
                 position = lines[current].prefix(while: isBlank).count
@@ -394,7 +426,9 @@ public struct YAMLParser {
                     position += 2
                     continue
                 }
-                let scalar = YAMLScalar(String(decoding: text, as: UTF8.self), style: double ? .doubleQuoted : .singleQuoted, line: line + 1)
+                let scalar = YAMLScalar(
+                    String(decoding: text, as: UTF8.self), style: double ? .doubleQuoted : .singleQuoted, line: line + 1
+                )
                 return Quoted(scalar: scalar, endLine: current, endColumn: position + 1)
             }
             if double, byte == UInt8(ascii: "\\") {
@@ -436,13 +470,20 @@ public struct YAMLParser {
         case UInt8(ascii: "u"): digits = 4
         case UInt8(ascii: "U"): digits = 8
         default:
-            throw YAMLError(line: line + 1, column: position + 1, problem: "found unknown escape character while parsing a quoted scalar")
+            throw YAMLError(
+                line: line + 1, column: position + 1,
+                problem: "found unknown escape character while parsing a quoted scalar")
         }
         let end = position + 2 + digits
-        guard end <= bytes.count, let value = UInt32(String(decoding: bytes[(position + 2)..<end], as: UTF8.self), radix: 16),
+        guard end <= bytes.count,
+            let value = UInt32(String(decoding: bytes[(position + 2)..<end], as: UTF8.self), radix: 16),
             let scalar = Unicode.Scalar(value)
         else {
-            throw YAMLError(line: line + 1, column: position + 1, problem: "invalid \\\(Character(Unicode.Scalar(code))) escape: give \(digits) hex digits of a valid code point")
+            throw YAMLError(
+                line: line + 1, column: position + 1,
+                problem:
+                    "invalid \\\(Character(Unicode.Scalar(code))) escape: give \(digits) hex digits of a valid code point"
+            )
         }
         return (Array(String(scalar).utf8), 2 + digits)
     }
@@ -456,12 +497,15 @@ public struct YAMLParser {
     private func flowNode(_ cursor: inout Cursor, depth: Int) throws(YAMLError) -> YAMLNode {
         try skipFlowSpace(&cursor)
         guard cursor.line < lines.count else {
-            throw YAMLError(line: lines.count, column: nil, problem: "found unexpected end of stream in a flow collection")
+            throw YAMLError(
+                line: lines.count, column: nil, problem: "found unexpected end of stream in a flow collection")
         }
         let open = lines[cursor.line][cursor.column]
         guard open == UInt8(ascii: "[") || open == UInt8(ascii: "{") else { return try flowScalar(&cursor) }
         guard depth <= Self.maxDepth else {
-            throw YAMLError(line: cursor.line + 1, column: cursor.column + 1, problem: "nested more than \(Self.maxDepth) levels deep")
+            throw YAMLError(
+                line: cursor.line + 1, column: cursor.column + 1,
+                problem: "nested more than \(Self.maxDepth) levels deep")
         }
         let isSequence = open == UInt8(ascii: "[")
         let close = isSequence ? UInt8(ascii: "]") : UInt8(ascii: "}")
@@ -474,7 +518,8 @@ public struct YAMLParser {
             guard cursor.line < lines.count else {
                 throw YAMLError(
                     line: start.line + 1, column: start.column + 1,
-                    problem: "the flow \(isSequence ? "sequence" : "mapping") that starts here is not closed: end it with "
+                    problem:
+                        "the flow \(isSequence ? "sequence" : "mapping") that starts here is not closed: end it with "
                         + "\(isSequence ? "]" : "}")")
             }
             if lines[cursor.line][cursor.column] == close {
@@ -499,7 +544,8 @@ public struct YAMLParser {
                 // [a: b] is a list holding the one-entry map {a: b}.
                 items.append(value.map { .mapping([YAMLMappingEntry(key: key, value: $0)], line: entryLine) } ?? key)
             } else {
-                entries.append(YAMLMappingEntry(key: key, value: value ?? .scalar(YAMLScalar("", style: .plain, line: entryLine))))
+                entries.append(
+                    YAMLMappingEntry(key: key, value: value ?? .scalar(YAMLScalar("", style: .plain, line: entryLine))))
             }
             guard cursor.line < lines.count else { continue }
             let separator = lines[cursor.line][cursor.column]
@@ -524,9 +570,14 @@ public struct YAMLParser {
         }
         try refuseUnsupportedIndicator(cursor.line, cursor.column)
         var end = cursor.column
-        let stops: Set<UInt8> = [UInt8(ascii: ","), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "{"), UInt8(ascii: "}")]
+        let stops: Set<UInt8> = [
+            UInt8(ascii: ","), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "{"), UInt8(ascii: "}"),
+        ]
         while end < bytes.count, !stops.contains(bytes[end]) {
-            if bytes[end] == colon, end + 1 == bytes.count || isBlank(bytes[end + 1]) || stops.contains(bytes[end + 1]) { break }
+            if bytes[end] == colon, end + 1 == bytes.count || isBlank(bytes[end + 1]) || stops.contains(bytes[end + 1])
+            {
+                break
+            }
             if bytes[end] == hash, end > cursor.column, isBlank(bytes[end - 1]) { break }
             end += 1
         }
@@ -556,7 +607,9 @@ public struct YAMLParser {
         while index < lines.count {
             if let column = indent(of: index), lines[index][column] != hash {
                 if lines[index][column] == UInt8(ascii: "\t") {
-                    throw YAMLError(line: index + 1, column: column + 1, problem: "found a tab character used as indentation; indent with spaces")
+                    throw YAMLError(
+                        line: index + 1, column: column + 1,
+                        problem: "found a tab character used as indentation; indent with spaces")
                 }
                 return index
             }
@@ -584,7 +637,8 @@ public struct YAMLParser {
 
     private func isSequenceEntry(_ line: Int, _ column: Int) -> Bool {
         let bytes = lines[line]
-        return column < bytes.count && bytes[column] == UInt8(ascii: "-") && (column + 1 == bytes.count || isBlank(bytes[column + 1]))
+        return column < bytes.count && bytes[column] == UInt8(ascii: "-")
+            && (column + 1 == bytes.count || isBlank(bytes[column + 1]))
     }
 
     private func isDocumentMarker(_ line: Int) -> Bool { isMarker(line, "---") || isMarker(line, "...") }
@@ -596,7 +650,8 @@ public struct YAMLParser {
 
     private func expectLineEnd(_ line: Int, _ column: Int, after what: String) throws(YAMLError) {
         guard line < lines.count, let position = firstContent(line, from: column) else { return }
-        throw YAMLError(line: line + 1, column: position + 1, problem: "unexpected text after \(what); a comment starts with ' #'")
+        throw YAMLError(
+            line: line + 1, column: position + 1, problem: "unexpected text after \(what); a comment starts with ' #'")
     }
 }
 

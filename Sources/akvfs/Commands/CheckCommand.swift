@@ -45,9 +45,26 @@ struct CheckCommand: AsyncParsableCommand {
         var secretToTry: String?
         if !noList {
             for (label, list) in [
-                ("secrets", { () async throws(KeyVaultError) -> [(String, Bool)] in try await client.listSecrets().map { ($0.name, $0.attributes?.isEnabled ?? true && !($0.managed ?? false)) } }),
-                ("keys", { () async throws(KeyVaultError) -> [(String, Bool)] in try await client.listKeys().map { ($0.name, true) } }),
-                ("certs", { () async throws(KeyVaultError) -> [(String, Bool)] in try await client.listCertificates().map { ($0.name, true) } }),
+                (
+                    "secrets",
+                    { () async throws(KeyVaultError) -> [(String, Bool)] in
+                        try await client.listSecrets().map {
+                            ($0.name, $0.attributes?.isEnabled ?? true && !($0.managed ?? false))
+                        }
+                    }
+                ),
+                (
+                    "keys",
+                    { () async throws(KeyVaultError) -> [(String, Bool)] in
+                        try await client.listKeys().map { ($0.name, true) }
+                    }
+                ),
+                (
+                    "certs",
+                    { () async throws(KeyVaultError) -> [(String, Bool)] in
+                        try await client.listCertificates().map { ($0.name, true) }
+                    }
+                ),
             ] {
                 do {
                     let names = try await list()
@@ -56,7 +73,9 @@ struct CheckCommand: AsyncParsableCommand {
                 } catch {
                     failures += 1
                     Terminal.line("list \(label.padding(8)) FAILED: \(error)")
-                    if error.kind == .credential || error.kind == .challengeRejected || error.kind == .configuration { break }
+                    if error.kind == .credential || error.kind == .challengeRejected || error.kind == .configuration {
+                        break
+                    }
                 }
             }
         }
@@ -69,7 +88,8 @@ struct CheckCommand: AsyncParsableCommand {
                 switch target.collection {
                 case .secrets:
                     let bundle = try await client.getSecret(target.name, version: target.version)
-                    Terminal.line("get  \(label) ok (version \(bundle.version ?? "?"), \(bundle.value?.utf8.count ?? 0) bytes)")
+                    Terminal.line(
+                        "get  \(label) ok (version \(bundle.version ?? "?"), \(bundle.value?.utf8.count ?? 0) bytes)")
                 case .keys:
                     let bundle = try await client.getKey(target.name, version: target.version)
                     Terminal.line("get  \(label) ok (version \(bundle.version ?? "?"), \(bundle.key.kty))")
@@ -97,14 +117,16 @@ struct CheckCommand: AsyncParsableCommand {
     private func reportIdentity(_ session: VaultSession) async {
         Terminal.line("credential:  \(session.credentialInUse.name)")
         guard let challenge = session.client.currentChallenge,
-            let token = try? await session.credential.getToken(TokenRequestContext(scope: challenge.scope, tenantId: challenge.tenantId))
+            let token = try? await session.credential.getToken(
+                TokenRequestContext(scope: challenge.scope, tenantId: challenge.tenantId))
         else {
             Terminal.line("identity:    unknown (no token was obtained)")
             return
         }
         let claims = TokenClaims(token: token)
-        Terminal.line("identity:    application \(claims?.applicationId ?? "?"), object \(claims?.objectId ?? "?")"
-            + (claims?.managedIdentityResourceId.map { ", managed identity \($0)" } ?? ""))
+        Terminal.line(
+            "identity:    application \(claims?.applicationId ?? "?"), object \(claims?.objectId ?? "?")"
+                + (claims?.managedIdentityResourceId.map { ", managed identity \($0)" } ?? ""))
         Terminal.line("tenant:      \(claims?.tenantId ?? challenge.tenantId ?? "?")")
         Terminal.line("token:       for \(challenge.scope), expires \(token.expiresOn)")
     }

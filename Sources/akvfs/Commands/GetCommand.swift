@@ -27,7 +27,10 @@ struct GetCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("For certificate-backed secrets: pem (default) or pfx.", valueName: "pem|pfx"))
     var format: String?
 
-    @Option(help: ArgumentHelp("For secrets: how the value is encoded in Key Vault, decoded on output: utf-8 (default), base64 or hex.", valueName: "encoding"))
+    @Option(
+        help: ArgumentHelp(
+            "For secrets: how the value is encoded in Key Vault, decoded on output: utf-8 (default), base64 or hex.",
+            valueName: "encoding"))
     var encoding: String?
 
     @OptionGroup(title: "Vault") var connection: ConnectionOptions
@@ -36,11 +39,18 @@ struct GetCommand: AsyncParsableCommand {
     func validate() throws {
         let path = try ObjectPath(object)
         if let format {
-            guard CertificateFormat(parameter: format) != nil else { throw ValidationError("--format '\(format)' is not pem or pfx.") }
-            guard path.collection == .secrets else { throw ValidationError("--format only applies to secrets (certificate-backed secrets); use secrets/\(path.name).") }
+            guard CertificateFormat(parameter: format) != nil else {
+                throw ValidationError("--format '\(format)' is not pem or pfx.")
+            }
+            guard path.collection == .secrets else {
+                throw ValidationError(
+                    "--format only applies to secrets (certificate-backed secrets); use secrets/\(path.name).")
+            }
         }
         if let encoding {
-            guard ObjectEncoding(parameter: encoding) != nil else { throw ValidationError("--encoding '\(encoding)' is not utf-8, base64 or hex.") }
+            guard ObjectEncoding(parameter: encoding) != nil else {
+                throw ValidationError("--encoding '\(encoding)' is not utf-8, base64 or hex.")
+            }
             guard path.collection == .secrets else { throw ValidationError("--encoding only applies to secrets.") }
         }
     }
@@ -100,12 +110,17 @@ struct ObjectPath {
     init(_ text: String) throws {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         let collectionName = parts.first == "certificates" ? "certs" : parts.first ?? ""
-        guard (2...3).contains(parts.count), let collection = Collection(rawValue: collectionName), !parts[1].isEmpty else {
-            throw ValidationError("'\(text)' is not an object path: use secrets/NAME, keys/NAME or certs/NAME, optionally followed by /VERSION.")
+        guard (2...3).contains(parts.count), let collection = Collection(rawValue: collectionName), !parts[1].isEmpty
+        else {
+            throw ValidationError(
+                "'\(text)' is not an object path: use secrets/NAME, keys/NAME or certs/NAME, optionally followed by /VERSION."
+            )
         }
         self.collection = collection
         name = parts[1]
         version = parts.count == 3 ? parts[2] : nil
-        if version?.isEmpty == true { throw ValidationError("'\(text)' ends with an empty version; drop the trailing '/' for the latest version.") }
+        if version?.isEmpty == true {
+            throw ValidationError("'\(text)' ends with an empty version; drop the trailing '/' for the latest version.")
+        }
     }
 }

@@ -49,7 +49,9 @@ struct MountCommand: AsyncParsableCommand {
     @Option(name: .customLong("dir-mode"), help: ArgumentHelp("Permissions of directories, octal.", valueName: "mode"))
     var directoryMode = "0550"
 
-    @Flag(name: .customLong("no-preflight"), help: "Mount without first checking that the vault answers and the identity gets a token.")
+    @Flag(
+        name: .customLong("no-preflight"),
+        help: "Mount without first checking that the vault answers and the identity gets a token.")
     var noPreflight = false
 
     @Option(
@@ -61,7 +63,9 @@ struct MountCommand: AsyncParsableCommand {
 
     @Flag(
         name: .customLong("systemd-descriptor-store"),
-        help: "Keep the mount alive across restarts of the systemd unit in its descriptor store (FileDescriptorStoreMax=); on SIGTERM leave it mounted for the next start.")
+        help:
+            "Keep the mount alive across restarts of the systemd unit in its descriptor store (FileDescriptorStoreMax=); on SIGTERM leave it mounted for the next start."
+    )
     var systemdDescriptorStore = false
 
     @Option(name: .customLong("ready-fd"), help: .hidden)
@@ -79,9 +83,12 @@ struct MountCommand: AsyncParsableCommand {
         _ = try Self.mode(fileMode, option: "--file-mode")
         _ = try Self.mode(directoryMode, option: "--dir-mode")
         if keeperSocket != nil, systemdDescriptorStore {
-            throw ValidationError("--keeper and --systemd-descriptor-store both keep the mount across restarts: choose one.")
+            throw ValidationError(
+                "--keeper and --systemd-descriptor-store both keep the mount across restarts: choose one.")
         }
-        if let keeperSocket, !keeperSocket.hasPrefix("/") { throw ValidationError("--keeper must be an absolute socket path; got \(keeperSocket).") }
+        if let keeperSocket, !keeperSocket.hasPrefix("/") {
+            throw ValidationError("--keeper must be an absolute socket path; got \(keeperSocket).")
+        }
     }
 
     static func mode(_ text: String, option: String) throws -> UInt16 {
@@ -112,16 +119,20 @@ struct MountCommand: AsyncParsableCommand {
         defer { session.shutdown() }
         if !noPreflight {
             _ = try await session.client.authenticate()
-            logger.info("authenticated", metadata: ["vault": "\(session.client.vault.url)", "credential": "\(session.credentialInUse.name)"])
+            logger.info(
+                "authenticated",
+                metadata: ["vault": "\(session.client.vault.url)", "credential": "\(session.credentialInUse.name)"])
         }
 
         let objectCache = ObjectCache(configuration: cache.configuration(defaultIdleTimeout: .seconds(600)))
         let source = SourceID(vault: session.client.vault.url, identity: "mount")
         await objectCache.register(KeyVaultSource(client: session.client), as: source)
-        let configuration = FileSystemConfiguration(root: .singleView("vault"), metadataTTL: cache.metadataTTL, negativeTTL: Double(cache.negativeTTL))
+        let configuration = FileSystemConfiguration(
+            root: .singleView("vault"), metadataTTL: cache.metadataTTL, negativeTTL: Double(cache.negativeTTL))
         let ownership = Ownership(
             uid: uid ?? getuid(), gid: gid ?? getgid(),
-            fileMode: try Self.mode(fileMode, option: "--file-mode"), directoryMode: try Self.mode(directoryMode, option: "--dir-mode"))
+            fileMode: try Self.mode(fileMode, option: "--file-mode"),
+            directoryMode: try Self.mode(directoryMode, option: "--dir-mode"))
         let filesystem = VaultFileSystem(
             cache: objectCache, configuration: configuration,
             views: [ViewDefinition(id: "vault", source: source, layout: .vault, ownership: ownership)])
@@ -132,12 +143,14 @@ struct MountCommand: AsyncParsableCommand {
         options.allowOther = allowOther
         options.fsName = "akvfs:\(session.client.vault.name)"
         let store: (any DescriptorStore)? =
-            keeperSocket.map { KeeperDescriptorStore(socketPath: $0) } ?? (systemdDescriptorStore ? SystemdDescriptorStore() : nil)
+            keeperSocket.map { KeeperDescriptorStore(socketPath: $0) }
+            ?? (systemdDescriptorStore ? SystemdDescriptorStore() : nil)
         let continuity = MountContinuity(
             mountpoint: MountTable.canonical(mountpoint), kind: "mount", store: store,
             handoffDirectory: geteuid() == 0 ? Self.handoffDirectory : nil)
         let mount = try await ContinuousMount(
-            filesystem: filesystem, cache: objectCache, options: options, continuity: continuity, version: AKVFSVersion.current)
+            filesystem: filesystem, cache: objectCache, options: options, continuity: continuity,
+            version: AKVFSVersion.current)
         let leaveOnStop = systemdDescriptorStore
         let signals = SignalWatcher { number in
             SystemdNotifier.notify("STOPPING=1")

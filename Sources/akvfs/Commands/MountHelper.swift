@@ -11,18 +11,25 @@ enum MountHelper {
     /// Options mount(8), systemd and fstab use that mean nothing to akvfs (or that it always does).
     static let ignored: Set<String> = [
         "auto", "noauto", "user", "nouser", "users", "group", "owner", "_netdev", "nofail", "defaults", "rw", "ro",
-        "dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime", "relatime", "strictatime", "sync", "async",
+        "dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime", "relatime", "strictatime", "sync",
+        "async",
     ]
     /// `key=value` options and the `akvfs mount` flag each becomes.
     static let valued: [String: String] = [
         "tenant": "--tenant-id", "tenant_id": "--tenant-id", "client_id": "--client-id", "credential": "--credential",
-        "cloud": "--cloud", "cloud_env_file": "--cloud-env-file", "ca_file": "--ca-file", "client_secret_file": "--client-secret-file",
-        "client_certificate": "--client-certificate", "federated_token_file": "--federated-token-file", "authority_host": "--authority-host",
+        "cloud": "--cloud", "cloud_env_file": "--cloud-env-file", "ca_file": "--ca-file",
+        "client_secret_file": "--client-secret-file",
+        "client_certificate": "--client-certificate", "federated_token_file": "--federated-token-file",
+        "authority_host": "--authority-host",
         "imds_endpoint": "--imds-endpoint", "managed_identity_object_id": "--managed-identity-object-id",
-        "managed_identity_resource_id": "--managed-identity-resource-id", "additionally_allowed_tenants": "--additionally-allowed-tenants",
-        "uid": "--uid", "gid": "--gid", "file_mode": "--file-mode", "dir_mode": "--dir-mode", "ttl": "--ttl", "max_stale": "--max-stale",
-        "idle_timeout": "--idle-timeout", "fetch_timeout": "--fetch-timeout", "negative_ttl": "--negative-ttl", "metadata_ttl": "--metadata-ttl", "cache_size": "--cache-size",
-        "max_concurrency": "--max-concurrency", "rate_limit": "--rate-limit", "timeout": "--timeout", "api_version": "--api-version",
+        "managed_identity_resource_id": "--managed-identity-resource-id",
+        "additionally_allowed_tenants": "--additionally-allowed-tenants",
+        "uid": "--uid", "gid": "--gid", "file_mode": "--file-mode", "dir_mode": "--dir-mode", "ttl": "--ttl",
+        "max_stale": "--max-stale",
+        "idle_timeout": "--idle-timeout", "fetch_timeout": "--fetch-timeout", "negative_ttl": "--negative-ttl",
+        "metadata_ttl": "--metadata-ttl", "cache_size": "--cache-size",
+        "max_concurrency": "--max-concurrency", "rate_limit": "--rate-limit", "timeout": "--timeout",
+        "api_version": "--api-version",
     ]
     static let flags: [String: String] = [
         "allow_other": "--allow-other", "no_preflight": "--no-preflight",
@@ -58,7 +65,9 @@ enum MountHelper {
             exit(start(invocation))
         } catch {
             Terminal.error("mount.akvfs: \(error.message)")
-            Terminal.error("usage: mount.akvfs VAULT MOUNTPOINT [-sfnv] [-o option[,option…]]; options are listed in docs/mounting.md")
+            Terminal.error(
+                "usage: mount.akvfs VAULT MOUNTPOINT [-sfnv] [-o option[,option…]]; options are listed in docs/mounting.md"
+            )
             exit(1)
         }
     }
@@ -90,8 +99,12 @@ enum MountHelper {
             }
             index += 1
         }
-        guard positional.count == 2 else { throw UsageError(message: "expected VAULT and MOUNTPOINT, got \(positional.count) arguments") }
-        var invocation = Invocation(source: positional[0], mountpoint: positional[1], arguments: ["mount", positional[0], positional[1]], environment: [:])
+        guard positional.count == 2 else {
+            throw UsageError(message: "expected VAULT and MOUNTPOINT, got \(positional.count) arguments")
+        }
+        var invocation = Invocation(
+            source: positional[0], mountpoint: positional[1], arguments: ["mount", positional[0], positional[1]],
+            environment: [:])
         invocation.fake = fake
         invocation.verbose = verbose
         for option in optionLists.flatMap(splitOptions) {
@@ -131,17 +144,24 @@ enum MountHelper {
             guard value == nil else { throw UsageError(message: "option '\(key)' takes no value") }
             invocation.arguments.append(flag)
         } else if let flag = valued[key] {
-            guard let value, !value.isEmpty else { throw UsageError(message: "option '\(key)' needs a value: \(key)=…") }
+            guard let value, !value.isEmpty else {
+                throw UsageError(message: "option '\(key)' needs a value: \(key)=…")
+            }
             invocation.arguments += [flag, value]
         } else if key == "log_level", let value {
             invocation.environment["AKVFS_LOG_LEVEL"] = value
         } else if key == "env_file", let value {
             invocation.environment.merge(try readEnvironmentFile(value)) { $1 }
         } else if key == "client_secret" {
-            throw UsageError(message: "secrets cannot be mount options (they would be visible in /proc); use client_secret_file= or env_file=")
+            throw UsageError(
+                message:
+                    "secrets cannot be mount options (they would be visible in /proc); use client_secret_file= or env_file="
+            )
         } else {
-            let allowed = (flags.keys.sorted() + valued.keys.sorted().map { "\($0)=" } + ["env_file=", "log_level="]).joined(separator: ", ")
-            throw UsageError(message: "unknown option '\(key)'; akvfs accepts \(allowed), and ignores mount(8)'s generic ones")
+            let allowed = (flags.keys.sorted() + valued.keys.sorted().map { "\($0)=" } + ["env_file=", "log_level="])
+                .joined(separator: ", ")
+            throw UsageError(
+                message: "unknown option '\(key)'; akvfs accepts \(allowed), and ignores mount(8)'s generic ones")
         }
     }
 
@@ -151,7 +171,9 @@ enum MountHelper {
             throw UsageError(message: "cannot read env_file \(path)")
         }
         var environment: [String: String] = [:]
-        for (number, rawLine) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (number, rawLine) in String(decoding: data, as: UTF8.self).split(
+            separator: "\n", omittingEmptySubsequences: false
+        ).enumerated() {
             let line = rawLine.trimmingWhitespace
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let equals = line.firstIndex(of: "=") else {
@@ -218,7 +240,9 @@ enum MountHelper {
             Terminal.error("mount.akvfs: the akvfs daemon said something unexpected")
         case .none:
             kill(pid, SIGTERM)
-            Terminal.error("mount.akvfs: the akvfs daemon stopped or timed out before the mount was ready; see its log (journalctl, or stderr)")
+            Terminal.error(
+                "mount.akvfs: the akvfs daemon stopped or timed out before the mount was ready; see its log (journalctl, or stderr)"
+            )
         }
         var status: Int32 = 0
         waitpid(pid, &status, WNOHANG)

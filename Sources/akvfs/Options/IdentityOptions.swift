@@ -5,37 +5,64 @@ import FoundationEssentials
 /// Which identity to authenticate as. Every option falls back to the standard environment
 /// variable; secrets (client secret, certificate password) come only from the environment or a file.
 struct IdentityOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("auto (the Azure SDKs' default chain), managed-identity, workload-identity, client-secret, client-certificate or azure-cli. Env: AKVFS_CREDENTIAL.", valueName: "kind"))
+    @Option(
+        help: ArgumentHelp(
+            "auto (the Azure SDKs' default chain), managed-identity, workload-identity, client-secret, client-certificate or azure-cli. Env: AKVFS_CREDENTIAL.",
+            valueName: "kind"))
     var credential: String?
 
     @Option(name: .customLong("tenant-id"), help: "Directory (tenant) id. Env: AZURE_TENANT_ID.")
     var tenantId: String?
 
-    @Option(name: .customLong("client-id"), help: "Application (client) id, or a user-assigned managed identity's client id. Env: AZURE_CLIENT_ID.")
+    @Option(
+        name: .customLong("client-id"),
+        help: "Application (client) id, or a user-assigned managed identity's client id. Env: AZURE_CLIENT_ID.")
     var clientId: String?
 
-    @Option(name: .customLong("client-secret-file"), help: ArgumentHelp("Read the client secret from this file instead of AZURE_CLIENT_SECRET.", valueName: "file"))
+    @Option(
+        name: .customLong("client-secret-file"),
+        help: ArgumentHelp("Read the client secret from this file instead of AZURE_CLIENT_SECRET.", valueName: "file"))
     var clientSecretFile: String?
 
-    @Option(name: .customLong("client-certificate"), help: ArgumentHelp("PEM or PKCS#12 file with the service principal's certificate and key; password from AZURE_CLIENT_CERTIFICATE_PASSWORD. Env: AZURE_CLIENT_CERTIFICATE_PATH.", valueName: "file"))
+    @Option(
+        name: .customLong("client-certificate"),
+        help: ArgumentHelp(
+            "PEM or PKCS#12 file with the service principal's certificate and key; password from AZURE_CLIENT_CERTIFICATE_PASSWORD. Env: AZURE_CLIENT_CERTIFICATE_PATH.",
+            valueName: "file"))
     var clientCertificate: String?
 
-    @Option(name: .customLong("federated-token-file"), help: ArgumentHelp("Workload identity token file. Env: AZURE_FEDERATED_TOKEN_FILE.", valueName: "file"))
+    @Option(
+        name: .customLong("federated-token-file"),
+        help: ArgumentHelp("Workload identity token file. Env: AZURE_FEDERATED_TOKEN_FILE.", valueName: "file"))
     var federatedTokenFile: String?
 
-    @Option(name: .customLong("authority-host"), help: "Entra ID authority, e.g. https://login.microsoftonline.com (default: the cloud's). Env: AZURE_AUTHORITY_HOST.")
+    @Option(
+        name: .customLong("authority-host"),
+        help:
+            "Entra ID authority, e.g. https://login.microsoftonline.com (default: the cloud's). Env: AZURE_AUTHORITY_HOST."
+    )
     var authorityHost: String?
 
-    @Option(name: .customLong("managed-identity-object-id"), help: "A user-assigned managed identity by object (principal) id.")
+    @Option(
+        name: .customLong("managed-identity-object-id"),
+        help: "A user-assigned managed identity by object (principal) id.")
     var managedIdentityObjectId: String?
 
-    @Option(name: .customLong("managed-identity-resource-id"), help: "A user-assigned managed identity by ARM resource id.")
+    @Option(
+        name: .customLong("managed-identity-resource-id"), help: "A user-assigned managed identity by ARM resource id.")
     var managedIdentityResourceId: String?
 
-    @Option(name: .customLong("imds-endpoint"), help: ArgumentHelp("Instance Metadata Service base URL (default http://169.254.169.254). Env: AKVFS_IMDS_ENDPOINT.", valueName: "url"))
+    @Option(
+        name: .customLong("imds-endpoint"),
+        help: ArgumentHelp(
+            "Instance Metadata Service base URL (default http://169.254.169.254). Env: AKVFS_IMDS_ENDPOINT.",
+            valueName: "url"))
     var imdsEndpoint: String?
 
-    @Option(name: .customLong("additionally-allowed-tenants"), help: ArgumentHelp("Other tenants a vault may send the credential to, comma-separated, or '*'.", valueName: "tenants"))
+    @Option(
+        name: .customLong("additionally-allowed-tenants"),
+        help: ArgumentHelp(
+            "Other tenants a vault may send the credential to, comma-separated, or '*'.", valueName: "tenants"))
     var additionallyAllowedTenants: String?
 
     func validate() throws {
@@ -50,7 +77,9 @@ struct IdentityOptions: ParsableArguments {
         var settings = CredentialSettings.fromEnvironment(environment)
         let kindName = credential ?? environment["AKVFS_CREDENTIAL"] ?? "auto"
         guard let kind = CredentialSettings.Kind(rawValue: kindName) else {
-            throw ValidationError("AKVFS_CREDENTIAL '\(kindName)' is not one of \(CredentialSettings.Kind.allCases.map(\.rawValue).joined(separator: ", ")).")
+            throw ValidationError(
+                "AKVFS_CREDENTIAL '\(kindName)' is not one of \(CredentialSettings.Kind.allCases.map(\.rawValue).joined(separator: ", "))."
+            )
         }
         settings.kind = kind
         if let tenantId { settings.tenantId = tenantId }
@@ -68,7 +97,9 @@ struct IdentityOptions: ParsableArguments {
         if let managedIdentityResourceId { settings.managedIdentityResourceId = managedIdentityResourceId }
         if let imdsEndpoint { settings.imdsEndpoint = imdsEndpoint }
         if let additionallyAllowedTenants {
-            settings.additionallyAllowedTenants = additionallyAllowedTenants.split(separator: ",").map { $0.trimmingWhitespace }
+            settings.additionallyAllowedTenants = additionallyAllowedTenants.split(separator: ",").map {
+                $0.trimmingWhitespace
+            }
         }
         return settings
     }

@@ -17,8 +17,10 @@ struct VaultSession {
         cloud = try connection.resolvedCloud(environment)
         let endpoint = try VaultEndpoint.resolve(vault, cloud: cloud)
         http = try CurlHTTPClient(configuration: connection.httpConfiguration(environment))
-        credential = try identity.settings(environment).makeCredential(http: http, defaultAuthorityHost: cloud.authorityHost)
-        client = KeyVaultClient(vault: endpoint, credential: credential, http: http, options: connection.clientOptions())
+        credential = try identity.settings(environment).makeCredential(
+            http: http, defaultAuthorityHost: cloud.authorityHost)
+        client = KeyVaultClient(
+            vault: endpoint, credential: credential, http: http, options: connection.clientOptions())
     }
 
     func shutdown() {
