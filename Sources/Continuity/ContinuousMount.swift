@@ -71,10 +71,15 @@ public final class ContinuousMount: Sendable {
                 "cannot take the mount over, mounting afresh: \(error)",
                 metadata: ["mountpoint": "\(continuity.mountpoint)"])
         }
+        // The handed-over cache leaves the inheritance (kept below) so that the buffer wiped here is
+        // its only copy: wiping a shared array would zero a copy and free the original as it was.
+        var handedCache = inherited?.cachedContent
+        inherited?.cachedContent = nil
         if let inheritance = inherited {
             try await restore(inheritance.contents.values)
             try filesystem.restoreInodes(from: inheritance.contents.records)
-            if var cached = inheritance.cachedContent {
+            if var cached = handedCache {
+                handedCache = nil
                 try? await cache.importContent(cached)
                 cached.wipe()
             }

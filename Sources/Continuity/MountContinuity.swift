@@ -286,11 +286,13 @@ public final class MountContinuity: Sendable {
             blockOn { await participant.steppedAside() }
             return true
         }
-        guard let offer = blockOn({ await participant.prepareHandoff() }) else {
+        guard var offer = blockOn({ await participant.prepareHandoff() }) else {
             try? connection.send(LocalSocket.Message("REFUSE this akvfs cannot stop serving now"))
             return false
         }
+        // Moved out of the offer, so the wipe below zeroes the only copy rather than a copy of it.
         var cached = offer.cachedContent
+        offer.cachedContent = []
         let cacheDescriptor =
             SealedMemory.make(cached, name: "akvfs-cache") ?? SealedMemory.make([], name: "akvfs-cache")
         cached.wipe()

@@ -212,6 +212,9 @@ struct CSIServeCommand: AsyncParsableCommand {
         configuration.keeperSocket = keeperSocket
         configuration.readyFile = readyFile
 
+        // Before the plugin mounts anything: a bad --metrics-address must leave nothing mounted.
+        let endpoint = try metrics.start()
+        defer { endpoint?.stop() }
         let plugin: NodePlugin
         do {
             plugin = try await NodePlugin(configuration: configuration)
@@ -226,8 +229,6 @@ struct CSIServeCommand: AsyncParsableCommand {
         if configuration.kubernetes == nil {
             logger.notice("no Kubernetes API configured: volumes must carry their parameters as volumeAttributes")
         }
-        let endpoint = try metrics.start()
-        defer { endpoint?.stop() }
         try await plugin.run()
         _ = signals
     }

@@ -76,4 +76,25 @@ struct MetricsTests {
             }
         }
     }
+
+    @Test("akvfs csi with a --metrics-address that cannot be used fails before it mounts its shared filesystem")
+    func badAddressForThePlugin() async throws {
+        try await withEmulatorProcess { emulator in
+            let state = emulator.directory.appendingPathComponent("csi-state-\(UUID().uuidString.prefix(6))").path
+            let log = emulator.directory.appendingPathComponent("csi-bad-metrics.log")
+            let process = try ChildProcess.spawn(
+                buildDirectory.appendingPathComponent("akvfs").path,
+                [
+                    "csi", "--endpoint", "unix://\(emulator.directory.path)/csi-\(UUID().uuidString.prefix(6)).sock",
+                    "--node-id", "n",
+                    "--state-dir", state, "--kubelet-dir", emulator.directory.path, "--metrics-address", "9090",
+                ],
+                environment: ["PATH": "/usr/bin:/bin"], stderr: .file(log.path))
+            #expect(await process.exit() != 0)
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            #expect(text.contains("is not host:port"), "\(text)")
+            #expect(!TestMounts.isMountPoint("\(state)/mount"), "nothing was mounted")
+            TestMounts.unmountAll(under: emulator.directory.path)
+        }
+    }
 }
