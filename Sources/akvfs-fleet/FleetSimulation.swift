@@ -99,10 +99,11 @@ struct FleetSimulation: AsyncParsableCommand {
     func reads(startedAt start: Int, at time: Int) -> Bool {
         guard time + step > start else { return false }
         switch pattern {
-        case .start: return start >= time && start < time + step
+        case .start: return start >= time
         case .minute:
-            return (start >= time && start < time + step)
-                || (time > start && (time - start) / 60 != (time + step - start) / 60)
+            // The pod's first read at or after `time` (reads at start, start + 60, …) falls in this step.
+            let next = start + 60 * max(0, (time - start + 59) / 60)
+            return next < time + step
         case .continuous: return true
         }
     }

@@ -162,23 +162,15 @@ struct EmulatorResponder: HTTPResponder {
         return token.isEmpty ? nil : token
     }
 
-    private func portSuffix(_ request: IncomingRequest) -> String {
-        let afterHost =
-            request.authority.hasPrefix("[")
-            ? request.authority.drop { $0 != "]" }.dropFirst()
-            : request.authority.drop { $0 != ":" }
-        return String(afterHost)
-    }
-
     /// The resource a vault token must be issued for, as the challenge announces it.
     private func resourceURL(_ request: IncomingRequest) -> String {
-        "https://vault.localhost\(portSuffix(request))"
+        "https://vault.localhost\(request.portSuffix)"
     }
 
     private func challenge(_ request: IncomingRequest) -> String {
         let resource = state.challengeResource ?? resourceURL(request)
         return
-            #"Bearer authorization="https://localhost\#(portSuffix(request))/\#(state.tenantId)", resource="\#(resource)""#
+            #"Bearer authorization="https://localhost\#(request.portSuffix)/\#(state.tenantId)", resource="\#(resource)""#
     }
 
     /// Headers the real service sends on every data-plane answer.

@@ -234,4 +234,11 @@ struct IncomingRequest: Sendable {
     }
 
     var pathSegments: [String] { path.split(separator: "/").map(String.init) }
+
+    /// The Host header's port with its colon (":8443"), or "" without one.
+    var portSuffix: String {
+        let afterHost =
+            authority.hasPrefix("[") ? authority.drop { $0 != "]" }.dropFirst() : authority.drop { $0 != ":" }
+        return String(afterHost)
+    }
 }

@@ -14,6 +14,8 @@ struct KeyVaultAPI: Sendable {
         /// `https://<vault>.vault.localhost:<port>`: ids and nextLinks point back at the emulator.
         var baseURL: String
         var apiVersion: String
+        /// The vault's emulated timing says to put empty pages between pages.
+        var emptyMiddlePages = false
     }
 
     func handle(_ request: IncomingRequest, vault: String, principal: Principal, apiVersion: String)
@@ -28,8 +30,10 @@ struct KeyVaultAPI: Sendable {
             permission: operation.permission,
             objectName: operation.objectName
         )
-        try await state.timing.admit(operation, vault: vault)
-        let call = Call(request: request, vault: vault, baseURL: "https://\(request.authority)", apiVersion: apiVersion)
+        let timing = try await state.timing.admit(operation, vault: vault)
+        let call = Call(
+            request: request, vault: vault, baseURL: "https://\(request.authority)", apiVersion: apiVersion,
+            emptyMiddlePages: timing.emptyMiddlePages)
         let response = try await perform(operation, call)
         await state.timing.completed(operation, vault: vault)
         return response
@@ -108,7 +112,8 @@ struct KeyVaultAPI: Sendable {
     }
 
     private func list(_ kind: ObjectKind, _ call: Call) async throws(KeyVaultFailure) -> Response {
-        let paging = try await paging(call, emptyFirstPage: state.emptyFirstPage)
+        let paging = try Paging(
+            call.request.query, emptyFirstPage: state.emptyFirstPage, emptyMiddlePages: call.emptyMiddlePages)
         if let empty = paging.emptyPage(call) { return empty }
         let store = state.store
         switch kind {
@@ -135,15 +140,9 @@ struct KeyVaultAPI: Sendable {
         }
     }
 
-    private func paging(_ call: Call, emptyFirstPage: Bool) async throws(KeyVaultFailure) -> Paging {
-        try Paging(
-            call.request.query, emptyFirstPage: emptyFirstPage,
-            emptyMiddlePages: await state.timing.timing(of: call.vault).emptyMiddlePages)
-    }
-
     private func listVersions(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response
     {
-        let paging = try await paging(call, emptyFirstPage: false)
+        let paging = try Paging(call.request.query, emptyFirstPage: false, emptyMiddlePages: call.emptyMiddlePages)
         if let empty = paging.emptyPage(call) { return empty }
         let store = state.store
         switch kind {
@@ -175,7 +174,7 @@ struct KeyVaultAPI: Sendable {
     }
 
     private func listDeleted(_ kind: ObjectKind, _ call: Call) async throws(KeyVaultFailure) -> Response {
-        let paging = try await paging(call, emptyFirstPage: false)
+        let paging = try Paging(call.request.query, emptyFirstPage: false, emptyMiddlePages: call.emptyMiddlePages)
         if let empty = paging.emptyPage(call) { return empty }
         let store = state.store
         switch kind {
@@ -406,10 +405,7 @@ struct KeyVaultAPI: Sendable {
         headers[.retryAfter] = "10"
         // Key Vault always answers a create with an operation in progress, and SDK pollers rely on
         // it: they fetch the certificate only after seeing the operation move to "completed".
-        var answer = operationJSON(storedName, operation, call)
-        answer.status = "inProgress"
-        answer.statusDetails = CertificateOperationJSON.pendingDetails
-        return .json(answer, status: 202, headers: headers)
+        return .json(operationJSON(storedName, operation, call, asCreated: true), status: 202, headers: headers)
     }
 
     private func importCertificate(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
@@ -525,7 +521,8 @@ struct KeyVaultAPI: Sendable {
         )
     }
 
-    private func operationJSON(_ name: String, _ operation: CertificateOperation, _ call: Call)
+    /// The stored operation, or with `asCreated` as the create answers it: still in progress.
+    private func operationJSON(_ name: String, _ operation: CertificateOperation, _ call: Call, asCreated: Bool = false)
         -> CertificateOperationJSON
     {
         CertificateOperationJSON(
@@ -533,8 +530,8 @@ struct KeyVaultAPI: Sendable {
             issuer: .init(name: operation.issuerName),
             csr: operation.signingRequest.map { Data($0).base64EncodedString() },
             cancellationRequested: false,
-            status: operation.status,
-            statusDetails: operation.status == "inProgress" ? CertificateOperationJSON.pendingDetails : nil,
+            status: asCreated ? "inProgress" : operation.status,
+            statusDetails: asCreated ? CertificateOperationJSON.pendingDetails : nil,
             target: "\(call.baseURL)/certificates/\(name)",
             requestId: operation.requestID
         )

@@ -42,7 +42,7 @@ struct ResourceManagerAPI: Sendable {
                     "The api-version '\(apiVersion)' is invalid. The emulator serves the endpoints document for api-version \(Self.endpointsAPIVersion)."
                 )
             }
-            return .json(endpoints(origin: "https://\(request.authority)", port: Self.port(of: request.authority)))
+            return .json(endpoints(origin: "https://\(request.authority)", portSuffix: request.portSuffix))
         }
         guard Self.isDateVersion(apiVersion) else {
             return Self.failure(
@@ -85,13 +85,6 @@ struct ResourceManagerAPI: Sendable {
         }
     }
 
-    /// The port in a Host header (`localhost:8443`, `[::1]:8443`), if it names one.
-    private static func port(of authority: String) -> String? {
-        guard let colon = authority.lastIndex(of: ":"), !authority[colon...].contains("]") else { return nil }
-        let port = authority[authority.index(after: colon)...]
-        return !port.isEmpty && port.allSatisfy(\.isASCIIDigit) ? String(port) : nil
-    }
-
     private static func isDateVersion(_ version: String) -> Bool {
         let date = version.hasSuffix("-preview") ? String(version.dropLast("-preview".count)) : version
         let parts = date.split(separator: "-", omittingEmptySubsequences: false)
@@ -118,8 +111,7 @@ struct ResourceManagerAPI: Sendable {
 
     /// The cloud as `az cloud register` reads it: where to log in, the token audience for ARM, and
     /// the Key Vault DNS suffix, which carries the emulator's port.
-    private func endpoints(origin: String, port: String?) -> Endpoints {
-        let portSuffix = port.map { ":\($0)" } ?? ""
+    private func endpoints(origin: String, portSuffix: String) -> Endpoints {
         return Endpoints(
             name: "AkvfsEmulator",
             resourceManager: "\(origin)/",

@@ -124,8 +124,9 @@ actor ServiceTiming {
         }
     }
 
-    /// Before an operation runs: the 429 or 409 the service would answer instead, if any.
-    func admit(_ operation: KeyVaultOperation, vault: String) throws(KeyVaultFailure) {
+    /// Before an operation runs: the 429 or 409 the service would answer instead, if any; else
+    /// the vault's timing, for the operation to follow (empty middle pages).
+    func admit(_ operation: KeyVaultOperation, vault: String) throws(KeyVaultFailure) -> VaultTiming {
         let timing = timing(of: vault)
         let current = now()
         if timing.throttleScale > 0 {
@@ -136,12 +137,12 @@ actor ServiceTiming {
             defer { buckets[key] = bucket }
             if let wait = bucket.take(at: current) { throw .throttled(retryAfter: wait) }
         }
-        guard let name = operation.objectName else { return }
+        guard let name = operation.objectName else { return timing }
         let key = ObjectKey(vault: vault.lowercased(), kind: operation.kind, name: name.lowercased())
-        guard let transition = transitions[key] else { return }
+        guard let transition = transitions[key] else { return timing }
         guard transition.until > current else {
             transitions[key] = nil
-            return
+            return timing
         }
         switch (transition.change, operation) {
         case (.deleting, .getDeleted):
@@ -158,7 +159,7 @@ actor ServiceTiming {
             (.recovering, .createCertificate), (.recovering, .importCertificate):
             throw .inTransition(operation.kind, name: name, inner: "ObjectIsBeingRecovered", state: "being recovered")
         default:
-            return
+            return timing
         }
     }
 
