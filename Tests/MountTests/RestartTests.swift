@@ -173,7 +173,8 @@ extension MountedVault {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw TestFailure("akvfs did not take the mount over within 30 s")
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        throw TestFailure("akvfs did not take the mount over within 30 s; its log:\n\(text)")
     }
 }
 
