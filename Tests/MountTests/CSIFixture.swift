@@ -268,6 +268,15 @@ extension EmulatorProcess {
         guard status == 201 else { throw TestFailure("storing the SecretProviderClass answered \(status)") }
     }
 
+    /// The client IDs that fetched `path` in `vault` (a GET answered 200) after the request
+    /// numbered `sequence`.
+    func fetchers(of path: String, in vault: String, after sequence: Int) async throws -> Set<String> {
+        let fetches = try await requests(vault: vault, path: path).filter {
+            $0["status"] as? Int == 200 && ($0["sequence"] as? Int ?? 0) > sequence
+        }
+        return Set(fetches.compactMap { ($0["identity"] as? [String: Any])?["clientId"] as? String })
+    }
+
     /// Key Vault GETs of one object path answered so far (the emulator's request log; a client's
     /// first, unauthenticated request is the challenge and does not count).
     func gets(vault: String, path: String) async throws -> Int {
