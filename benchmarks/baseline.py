@@ -3,9 +3,10 @@
 python3 baseline.py get  HOST PORT CAFILE TOKENFILE PATH... -> median ns of one GET on a warm connection
 python3 baseline.py list HOST PORT CAFILE TOKENFILE         -> ns to page through /secrets, and the page count
 python3 baseline.py provider HOST PORT CAFILE SECRETFILE TENANT CLIENT PODS NAME...
-    -> what the Secrets Store CSI driver's Azure provider does per pod mount (docs/kubernetes.md, Moving a SecretProviderClass to akvfs, §11): a new
-       credential (one token request on a new connection) and a new client (a new connection), then one
-       GET per object, sequentially. Prints the first pod's ns, the median ns of the others, and the GETs sent.
+    -> what the Secrets Store CSI driver's Azure provider does per pod mount (docs/kubernetes.md, the table
+       under "akvfs in Kubernetes: the CSI node plugin", row Fetching): a new credential (one token request
+       on a new connection) and a new client (a new connection), then one GET per object, sequentially.
+       Prints the first pod's ns, the median ns of the others, and the GETs sent.
 The token and the client secret are read from files, never taken from argv.
 """
 import http.client

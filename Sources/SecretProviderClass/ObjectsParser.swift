@@ -1,7 +1,8 @@
 import ObjectFormats
 
 extension SecretProviderClassParser {
-    /// The fields of one object in `objects`; any other key is an error (docs/kubernetes.md, Moving a SecretProviderClass to akvfs).
+    /// The fields of one object in `objects`; any other key is an error
+    /// (docs/secretproviderclass.md, Stricter: unknown object fields).
     public static let objectFieldKeys = [
         "objectName", "objectAlias", "objectType", "objectVersion", "objectVersionHistory", "objectFormat",
         "objectEncoding",
@@ -11,7 +12,8 @@ extension SecretProviderClassParser {
     public static let maxVersionHistory = 50
 }
 
-/// `objects`: a YAML map whose key `array` holds YAML strings, each a flat map of one object's fields (docs/kubernetes.md, Moving a SecretProviderClass to akvfs).
+/// `objects`: a YAML map whose key `array` holds YAML strings, each a flat map of one object's fields
+/// (docs/secretproviderclass.md, The objects parameter).
 enum ObjectsParser {
     private static let unmarshalPrefix = "failed to yaml unmarshal objects, error: "
 

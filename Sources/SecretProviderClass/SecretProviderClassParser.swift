@@ -11,11 +11,12 @@ import KeyVault
 ///
 /// Kubelet's keys (`csi.storage.k8s.io/…`) are read from `podAttributes` first, then `parameters`; service-account
 /// tokens from `secrets` first (serviceAccountTokenInSecrets), then `podAttributes`, then `parameters`.
-/// Unlike the Azure provider, `podAttributes` never override SecretProviderClass parameters (docs/kubernetes.md, Moving a SecretProviderClass to akvfs):
-/// a parameter key there is an error.
+/// Unlike the Azure provider, `podAttributes` never override SecretProviderClass parameters: a parameter key there
+/// is an error (docs/secretproviderclass.md, Stricter: pod volumeAttributes).
 ///
-/// Unknown keys are errors (docs/kubernetes.md, Moving a SecretProviderClass to akvfs) so typos do not pass silently; `ignoredLegacyKeys` are accepted and
-/// ignored because old manifests carry them, and any `csi.storage.k8s.io/` key is kubelet's and accepted.
+/// Unknown keys are errors so typos do not pass silently (docs/secretproviderclass.md, Stricter: unknown parameters);
+/// `ignoredLegacyKeys` are accepted and ignored because old manifests carry them, and any `csi.storage.k8s.io/` key
+/// is kubelet's and accepted.
 public enum SecretProviderClassParser {
     /// The SecretProviderClass parameters akvfs reads (the Azure provider's names).
     public static let parameterKeys = [
@@ -264,7 +265,7 @@ public enum SecretProviderClassParser {
         + "and have no '--'"
 
     /// Key Vault's own naming rules, stricter than the provider's 3-24 `[-a-zA-Z0-9]`, so a wrong name fails here
-    /// and not at DNS lookup (docs/kubernetes.md, Moving a SecretProviderClass to akvfs).
+    /// and not at DNS lookup (docs/secretproviderclass.md, Stricter: vault names).
     static func checkVaultName(_ name: String) throws(VolumeError) {
         let prefix = "failed to get vault: Invalid vault name: \(MessageText.quoted(name)), "
         let hint =

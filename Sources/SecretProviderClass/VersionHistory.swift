@@ -2,8 +2,8 @@ extension SecretProviderClassParser {
     /// Expands objects with objectVersionHistory > 1 into files `<alias or name>/<index>` once the versions are known:
     /// disabled versions (and ones without an ID) skipped, newest first by `created` (missing = epoch; ties keep the
     /// listed order), index 0 = the newest, or `object.version` when one is named; at most `versionHistory` files
-    /// (the provider writes N+1: docs/kubernetes.md, Moving a SecretProviderClass to akvfs). Each result is a single-version object for one file. An object
-    /// with versionHistory <= 1 comes back unchanged.
+    /// (the provider writes N+1: docs/secretproviderclass.md, Differs: at most N versions). Each result is a
+    /// single-version object for one file. An object with versionHistory <= 1 comes back unchanged.
     public static func expandHistory(
         _ object: VolumeObject, versions: [(version: String, created: Int64?, enabled: Bool)]
     ) throws(VolumeError) -> [VolumeObject] {

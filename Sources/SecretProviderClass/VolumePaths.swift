@@ -1,8 +1,9 @@
 extension SecretProviderClassParser {
     /// The path components of a file in the volume (`objectAlias`, or `objectName` without one), checked by the
-    /// driver's stricter rules (docs/kubernetes.md, Moving a SecretProviderClass to akvfs): not empty, relative, no `..` component (`a..b` is fine), no component
-    /// starting with `..` (the atomic writer's `..data` and `..<timestamp>`), already clean (no `//`, `./`, trailing
-    /// `/`), no NUL or other control character, components and path within `options`' byte limits. Errors name the rule broken.
+    /// driver's stricter rules (docs/secretproviderclass.md, File paths): not empty, relative, no `..` component
+    /// (`a..b` is fine), no component starting with `..` (the atomic writer's `..data` and `..<timestamp>`), already
+    /// clean (no `//`, `./`, trailing `/`), no NUL or other control character, components and path within
+    /// `options`' byte limits. Errors name the rule broken.
     public static func validateFilePath(_ path: String, options: ParserOptions = ParserOptions()) throws(VolumeError)
         -> [String]
     {
@@ -48,7 +49,8 @@ extension SecretProviderClassParser {
 
 enum VolumePaths {
     /// Two objects writing the same path, or one writing a file where another needs a directory, would overwrite
-    /// each other silently in the driver (docs/kubernetes.md, Moving a SecretProviderClass to akvfs). A version-history object owns its whole directory.
+    /// each other silently in the driver (docs/secretproviderclass.md, Stricter: files that collide). A
+    /// version-history object owns its whole directory.
     static func checkConflicts(_ objects: [VolumeObject]) throws(VolumeError) {
         var owners: [[String]: Int] = [:]
         for (index, object) in objects.enumerated() {

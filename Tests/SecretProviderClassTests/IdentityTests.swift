@@ -1,9 +1,7 @@
 import SecretProviderClass
 import Testing
 
-@Suite(
-    "Identity: workload identity, service principal, redaction (docs/kubernetes.md, Moving a SecretProviderClass to akvfs, §2, §8)"
-)
+@Suite("Identity: workload identity, service principal, redaction (docs/secretproviderclass.md, Identity)")
 struct IdentityTests {
     static let workloadIdentity = Fixture.parameters(["clientID": Fixture.clientId])
 
@@ -17,7 +15,8 @@ struct IdentityTests {
         )
     }
 
-    // §8: with serviceAccountTokenInSecrets the tokens arrive in the secrets, which win over the volume context.
+    // With serviceAccountTokenInSecrets the tokens arrive in the secrets, which win over the volume context
+    // (docs/secretproviderclass.md, Workload identity).
     @Test func tokensFromSecretsWinOverAttributes() throws {
         let attributes = Fixture.pod.merging([Fixture.tokensKey: Fixture.tokens(Fixture.otherToken)]) { $1 }
         let request = try #require(
@@ -70,7 +69,8 @@ struct IdentityTests {
             secrets: [:])
     }
 
-    // §1 [test]: `invalid`, `"token":12345`; never echo any of it.
+    // Malformed tokens: `invalid`, `"token":12345`; never echo any of it
+    // (docs/secretproviderclass.md, Workload identity).
     @Test(arguments: [
         "invalid", "[]", #"{"api://AzureADTokenExchange":{"token":12345}}"#,
         #"{"api://AzureADTokenExchange":"just-a-string"}"#,

@@ -2,7 +2,7 @@ import ObjectFormats
 import SecretProviderClass
 import Testing
 
-@Suite("objects and per-object fields (docs/kubernetes.md, Moving a SecretProviderClass to akvfs, §4, §7)")
+@Suite("objects and per-object fields (docs/secretproviderclass.md, The objects parameter; Object fields)")
 struct ObjectTests {
     @Test func theProvidersExample() throws {
         let objects = """
@@ -18,7 +18,7 @@ struct ObjectTests {
         #expect(object.permission == nil && object.versionHistory == 0 && object.isSingleVersion)
     }
 
-    // §7: `array:` with two `- |` blocks -> 2 objects.
+    // `array:` with two `- |` blocks -> 2 objects (docs/secretproviderclass.md, The objects parameter).
     @Test func twoObjectsWithEveryField() throws {
         let objects = """
             array:
@@ -76,7 +76,8 @@ struct ObjectTests {
             "cannot unmarshal !!str into array")
     }
 
-    // Quirk 6: the provider returns no files for an empty array and the driver then fails obscurely.
+    // The provider returns no files for an empty array and the driver then fails obscurely
+    // (docs/secretproviderclass.md, Stricter: empty objects).
     @Test(arguments: ["array:", "array:\n", "array: []", "array: ~", "{}", "# nothing here\n"])
     func emptyArrayIsAnError(objects: String) {
         expectObjectsError(objects, "objects is empty: list at least one object")
@@ -112,7 +113,7 @@ struct ObjectTests {
             #"unmarshal failed for keyVaultObjects at index 0, error: objectVersionHistory "many" is not an integer"#)
     }
 
-    // Quirk 2: unknown object keys are typos.
+    // Unknown object keys are typos (docs/secretproviderclass.md, Stricter: unknown object fields).
     @Test func unknownObjectFields() {
         expectObjectsError(
             Fixture.objects([[("objectName", "secret1"), ("objectType", "secret"), ("objectAliass", "db")]]),
@@ -144,7 +145,7 @@ struct ObjectTests {
             "is not a valid Key Vault object name")
     }
 
-    // MARK: objectType (quirk 1: any case, checked at parse time, before any fetch)
+    // MARK: objectType (any case, before any fetch: docs/secretproviderclass.md, Stricter: object types)
 
     @Test(arguments: [
         ("secret", ObjectType.secret), ("key", .key), ("cert", .cert), ("Secret", .secret), ("KEY", .key),
@@ -165,7 +166,7 @@ struct ObjectTests {
         expectObjectsError(Fixture.objects([[("objectName", "x1"), ("objectType", "blob")]]), #"(got "blob")"#)
     }
 
-    // MARK: objectFormat / objectEncoding (§7 validate rows, §4 encodings, quirk 5)
+    // MARK: objectFormat / objectEncoding (docs/secretproviderclass.md, Stricter: objectFormat and objectEncoding)
 
     @Test(arguments: [
         ("", "cert", CertificateFormat.pem), ("PFX", "secret", .pfx), ("pfx", "secret", .pfx), ("pem", "cert", .pem),
@@ -215,7 +216,7 @@ struct ObjectTests {
             "objectEncoding only supported for objectType: secret")
     }
 
-    // MARK: filePermission (quirk 3)
+    // MARK: filePermission (docs/secretproviderclass.md, Stricter: filePermission)
 
     @Test(arguments: [
         ("0600", UInt16(0o600)), ("600", 0o600), ("0440", 0o440), ("0644", 0o644), ("7", 0o7), ("0777", 0o777),

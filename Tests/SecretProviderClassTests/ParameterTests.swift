@@ -3,9 +3,9 @@ import KeyVault
 import SecretProviderClass
 import Testing
 
-@Suite("SecretProviderClass parameters (docs/kubernetes.md, Moving a SecretProviderClass to akvfs, §7)")
+@Suite("SecretProviderClass parameters (docs/secretproviderclass.md, Parameters)")
 struct ParameterTests {
-    // §7: each step adds one input and moves to the next error, in the provider's order.
+    // Each step adds one input and moves to the next error (docs/secretproviderclass.md, Order of checks).
     @Test func checkOrderOfTheRequiredValues() throws {
         var parameters: [String: String] = [:]
         var attributes: [String: String] = [:]
@@ -103,7 +103,8 @@ struct ParameterTests {
             "api://AzureADTokenExchange", parameters: Fixture.parameters(["usePodIdentity": "true"]))
     }
 
-    // §7 `useAzureTokenProxy: true` rows: akvfs does not implement identity binding, whatever else is set.
+    // `useAzureTokenProxy: true`: akvfs does not implement identity binding, whatever else is set
+    // (docs/secretproviderclass.md, Stricter: pod identity and identity binding).
     @Test func identityBindingIsUnsupported() {
         let message = "identity binding (useAzureTokenProxy) is not supported by akvfs; use workload identity"
         expectParseError(.invalidArgument, message, parameters: Fixture.parameters(["useAzureTokenProxy": "true"]))
@@ -139,7 +140,7 @@ struct ParameterTests {
             options: options)
     }
 
-    // §7: `useVMManagedIdentity: true`, no objects.
+    // `useVMManagedIdentity: true`, no objects (docs/secretproviderclass.md, The objects parameter).
     @Test func objectsIsRequired() {
         let options = ParserOptions(allowNodeManagedIdentity: true)
         expectParseError(
@@ -150,7 +151,7 @@ struct ParameterTests {
             parameters: Fixture.parameters(["useVMManagedIdentity": "true", "objects": "  \n "]), options: options)
     }
 
-    // MARK: Vault name (quirk 10: Key Vault's rules, checked early)
+    // MARK: Vault name (Key Vault's rules, checked early: docs/secretproviderclass.md, Stricter: vault names)
 
     @Test func providerVaultNameVectors() {
         expectParseError(
@@ -189,7 +190,7 @@ struct ParameterTests {
             .invalidArgument, "Invalid vault name", parameters: ["keyvaultName": "kv_test", "objects": "- garbage"])
     }
 
-    // §7: vault URLs per cloud.
+    // Vault URLs per cloud (docs/secretproviderclass.md, cloudName).
     @Test(
         arguments: [
             (nil, "https://testkv.vault.azure.net/"), ("", "https://testkv.vault.azure.net/"),
@@ -259,7 +260,8 @@ struct ParameterTests {
             parameters: Fixture.parameters(["cloudName": "azurestackcloud", "cloudEnvFileName": "akscustom.json"]))
     }
 
-    // §1 cloudEnvFileName row, and quirk 9: the file is read per request; the process environment is left alone.
+    // The file is read per request; the process environment is left alone
+    // (docs/secretproviderclass.md, cloudEnvFileName; Differs: the cloud file is read per volume).
     @Test func azureStackCloudReadsItsFileWithoutTouchingTheEnvironment() throws {
         let missing = try #require(
             parsed(
@@ -305,7 +307,7 @@ struct ParameterTests {
         #expect(request.podNamespace == "ns")
     }
 
-    // MARK: Unknown keys (quirk 2)
+    // MARK: Unknown keys (docs/secretproviderclass.md, Stricter: unknown parameters)
 
     @Test func unknownParametersAreRejectedWithASuggestion() {
         expectParseError(
@@ -328,7 +330,7 @@ struct ParameterTests {
         #expect(parsed(parameters) != nil)
     }
 
-    // MARK: Pod attributes (quirk 13)
+    // MARK: Pod attributes (docs/secretproviderclass.md, Stricter: pod volumeAttributes)
 
     @Test(arguments: SecretProviderClassParser.parameterKeys)
     func podAttributesNeverOverrideParameters(key: String) {

@@ -1,7 +1,7 @@
 import SecretProviderClass
 import Testing
 
-@Suite("File paths and conflicts (docs/kubernetes.md, Moving a SecretProviderClass to akvfs, quirks 4 and 18)")
+@Suite("File paths and conflicts (docs/secretproviderclass.md, Stricter: file paths; Stricter: files that collide)")
 struct PathTests {
     // Accepted by the driver's fileutil.Validate (and so by akvfs).
     @Test(arguments: [
@@ -90,7 +90,7 @@ struct PathTests {
         }
     }
 
-    // MARK: Conflicts (quirk 18)
+    // MARK: Conflicts (docs/secretproviderclass.md, Stricter: files that collide)
 
     @Test func duplicateOutputPaths() {
         expectObjectsError(

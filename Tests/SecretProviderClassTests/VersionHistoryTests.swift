@@ -2,7 +2,7 @@ import ObjectFormats
 import SecretProviderClass
 import Testing
 
-@Suite("objectVersionHistory (docs/kubernetes.md, Moving a SecretProviderClass to akvfs, quirk 7)")
+@Suite("objectVersionHistory (docs/secretproviderclass.md, objectVersionHistory; Differs: at most N versions)")
 struct VersionHistoryTests {
     typealias Version = (version: String, created: Int64?, enabled: Bool)
     static let hour: Int64 = 3600
@@ -45,7 +45,8 @@ struct VersionHistoryTests {
             ])
     }
 
-    // Quirk 7: the provider returns N+1 entries when there are more than N versions.
+    // The provider returns N+1 entries when there are more than N versions
+    // (docs/secretproviderclass.md, Differs: at most N versions).
     @Test func atMostNFiles() throws {
         #expect(try Self.files(Self.object(history: 3), Self.five) == ["secret1/0=a", "secret1/1=b", "secret1/2=c"])
         #expect(try Self.files(Self.object(history: 2, version: "b"), Self.five) == ["secret1/0=b", "secret1/1=c"])

@@ -1,7 +1,8 @@
 /// Reads one YAML document of the kind a SecretProviderClass holds in `objects`: block mappings
 /// and sequences, plain, quoted and block (`|`, `>`) scalars, flow collections (`[…]`, `{…}`)
 /// and comments. Anchors, aliases, tags, complex keys and directives are refused with an error
-/// that says so (docs/kubernetes.md, Moving a SecretProviderClass to akvfs). Works on UTF-8 bytes: every indicator is ASCII.
+/// that says so (docs/secretproviderclass.md, Stricter: the objects YAML). Works on UTF-8 bytes: every
+/// indicator is ASCII.
 public struct YAMLParser {
     /// Deeper nesting than this is refused rather than recursed into.
     public static let maxDepth = 64
