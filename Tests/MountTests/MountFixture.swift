@@ -160,6 +160,13 @@ final class EmulatorProcess: Sendable {
 
     /// Sets a new secret version through the data plane, as an open client-secret identity.
     func setSecret(vault: String, name: String, value: String) async throws {
+        let status = try await callVault(.put, vault: vault, path: "secrets/\(name)", json: ["value": value])
+        guard status == 200 else { throw TestFailure("setting \(name) answered \(status)") }
+    }
+
+    /// A data-plane call (`path` relative to the vault, e.g. `secrets/x`), as an open
+    /// client-secret identity; the status it answered.
+    func callVault(_ method: HTTPRequest.Method, vault: String, path: String, json: Any? = nil) async throws -> Int {
         let form =
             "grant_type=client_credentials&client_id=setter&client_secret=x&scope=\("https://vault.localhost:\(port)/.default".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)"
         let tokenRequest = HTTPRequest(
@@ -169,10 +176,10 @@ final class EmulatorProcess: Sendable {
         let token = try #require(
             (try JSONSerialization.jsonObject(with: Data(tokenResponse.body)) as? [String: Any])?["access_token"]
                 as? String)
-        let (status, _) = try await send(
-            .put, vaultURL(vault) + "secrets/\(name)?api-version=7.6", headers: [.authorization: "Bearer \(token)"],
-            json: ["value": value])
-        guard status == 200 else { throw TestFailure("setting \(name) answered \(status)") }
+        return try await send(
+            method, vaultURL(vault) + "\(path)?api-version=7.6", headers: [.authorization: "Bearer \(token)"],
+            json: json
+        ).status
     }
 }
 
