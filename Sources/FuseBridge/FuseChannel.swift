@@ -65,6 +65,12 @@ enum FuseProtocol {
     static let notifyResend: Int32 = 7
     /// FUSE_HAS_RESEND is bit 39 of the INIT flags, so bit 7 of flags2.
     static let hasResendFlags2Bit: UInt32 = 1 << 7
+    /// FUSE_PARALLEL_DIROPS, in the INIT flags.
+    static let parallelDirops: UInt32 = 1 << 18
+    /// Where the INIT flags are: after fuse_in_header (40 bytes) in the request, and in
+    /// fuse_init_in and fuse_init_out both after major, minor and max_readahead.
+    static let initRequestFlagsOffset = 52
+    static let initReplyFlagsOffset = 12
 }
 
 /// The session's reads and writes on /dev/fuse (libfuse's custom I/O): reads wait on the
@@ -84,6 +90,9 @@ final class FuseChannel: @unchecked Sendable {
         var initRequest: [UInt8]?
         var replay: [UInt8]?
         var swallowUnique: UInt64?
+        /// The INIT request of a fresh mount, until its reply is written: its id and the flags
+        /// the kernel offered.
+        var initAwaitingReply: (unique: UInt64, offered: UInt32)?
         var onInit: (@Sendable ([UInt8]) -> Void)?
     }
 
@@ -162,8 +171,12 @@ final class FuseChannel: @unchecked Sendable {
         let count = Glibc.read(descriptor, buffer, capacity)
         if count >= 40, Self.opcode(of: buffer) == FuseProtocol.initOpcode {
             let request = Array(UnsafeRawBufferPointer(start: buffer, count: count))
+            let offered =
+                count >= FuseProtocol.initRequestFlagsOffset + 4
+                ? buffer.loadUnaligned(fromByteOffset: FuseProtocol.initRequestFlagsOffset, as: UInt32.self) : 0
             let handler = state.withLock { state -> (@Sendable ([UInt8]) -> Void)? in
                 state.initRequest = request
+                state.initAwaitingReply = (Self.unique(of: request), offered)
                 return state.onInit
             }
             handler?(request)
@@ -175,15 +188,35 @@ final class FuseChannel: @unchecked Sendable {
         let total = (0..<Int(count)).reduce(0) { $0 + vectors[$1].iov_len }
         if count > 0, vectors[0].iov_len >= 16, let base = vectors[0].iov_base {
             let unique = base.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
-            let swallow = state.withLock { state -> Bool in
-                guard let expected = state.swallowUnique, expected == unique else { return false }
+            let (swallow, initOffered) = state.withLock { state -> (Bool, UInt32?) in
+                if let awaiting = state.initAwaitingReply, awaiting.unique == unique {
+                    state.initAwaitingReply = nil
+                    return (false, awaiting.offered)
+                }
+                guard let expected = state.swallowUnique, expected == unique else { return (false, nil) }
                 state.swallowUnique = nil
-                return true
+                return (true, nil)
             }
             // The kernel had its INIT reply from the process that mounted.
             if swallow { return total }
+            if let initOffered { Self.grantParallelDirectoryOperations(vectors, count: count, offered: initOffered) }
         }
         return writev(descriptor, vectors, count)
+    }
+
+    /// libfuse 3.14 wants FUSE_CAP_PARALLEL_DIROPS by default but never puts it in its INIT
+    /// reply, so the kernel would let one lookup or readdir at a time into each directory: a
+    /// first read waiting for Key Vault would hold every other new name and `ls` there behind
+    /// it. Lookups here do not depend on each other, so the reply asks for it when offered.
+    private static func grantParallelDirectoryOperations(
+        _ vectors: UnsafeMutablePointer<iovec>, count: Int32, offered: UInt32
+    ) {
+        guard offered & FuseProtocol.parallelDirops != 0, count >= 2,
+            vectors[1].iov_len >= FuseProtocol.initReplyFlagsOffset + 4, let reply = vectors[1].iov_base
+        else { return }
+        let flags = reply.loadUnaligned(fromByteOffset: FuseProtocol.initReplyFlagsOffset, as: UInt32.self)
+        reply.storeBytes(
+            of: flags | FuseProtocol.parallelDirops, toByteOffset: FuseProtocol.initReplyFlagsOffset, as: UInt32.self)
     }
 
     private static func opcode(of buffer: UnsafeRawPointer) -> UInt32 {

@@ -122,9 +122,10 @@ struct SemanticsTests {
                 try await emulator.injectFault(rule.merging(failure.action.mapValues { $0 as Any }) { $1 })
             }
         }
-        // One after the other: the kernel holds further lookups in a directory while one waits
-        // for Key Vault (see "When Key Vault fails" in the document).
-        for failure in cases { await checkNeverRead(failure, mount) }
+        // All at once: first reads that wait for Key Vault do not hold each other up.
+        await withTaskGroup(of: Void.self) { group in
+            for failure in cases { group.addTask { await checkNeverRead(failure, mount) } }
+        }
         await withTaskGroup(of: Void.self) { group in
             for failure in cases { group.addTask { await checkAlreadyRead(failure, emulator, mount) } }
         }
@@ -169,6 +170,49 @@ struct SemanticsTests {
             (try? await emulator.requests(vault: "failures", path: "/secrets/\(failure.alreadyRead)"))?
             .filter { $0["fault"] is String } ?? []
         #expect(!faulted.isEmpty, "\(failure.row): a revalidation met the fault")
+    }
+
+    @Test("A first read waiting for Key Vault holds up neither other new names nor ls of its directory")
+    func waitingReadHoldsNothingElse() async throws {
+        let seed = """
+            {"vaults": [{"name": "waits", "secrets": [{"name": "hangs", "value": "h"}, {"name": "other", "value": "o"}]}]}
+            """
+        let emulator = try await EmulatorProcess(seedJSON: seed)
+        var mount: MountedVault?
+        do {
+            mount = try await MountedVault(
+                emulator: emulator, vault: "waits", extraArguments: ["--fetch-timeout", "4"])
+            try await emulator.injectFault([
+                "vault": "waits", "pathPrefix": "/secrets/hangs", "action": "hang", "hangSeconds": 30,
+            ])
+            let hangingPath = mount!.path("secrets/hangs")
+            let hanging = Task {
+                let answer = try await contents(hangingPath)
+                return (answer.error, ContinuousClock.now)
+            }
+            // The emulator logs a hanging request when it starts to hang.
+            for _ in 0..<200 {
+                let requests = try await emulator.requests(vault: "waits", path: "/secrets/hangs")
+                if requests.contains(where: { $0["fault"] as? String == "hang" }) { break }
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            // Were lookups in one directory let in one at a time, these would wait for the
+            // hanging read to give up (--fetch-timeout), and be answered after it.
+            let (other, error) = try await contents(mount!.path("secrets/other"))
+            let names = try await listing(mount!.path("secrets"))
+            let answeredAt = ContinuousClock.now
+            let (hangingError, gaveUpAt) = try await hanging.value
+            #expect(other == "o" && error == 0, "a new name in the same directory is read")
+            #expect(names == [".versions", "hangs", "other"], "ls lists the directory")
+            #expect(hangingError == ETIMEDOUT, "the hanging read fails after --fetch-timeout")
+            #expect(answeredAt < gaveUpAt, "the other name and ls were answered while the first read waited")
+        } catch {
+            await mount?.cleanUp()
+            await emulator.stop()
+            throw error
+        }
+        await mount?.cleanUp()
+        await emulator.stop()
     }
 
     @Test("New, deleted, disabled, expired and not-yet-valid objects behave as documented")
