@@ -1,6 +1,7 @@
 import FoundationEssentials
 import HTTPTransport
 import HTTPTypes
+import PKI
 
 /// Where Entra ID issues tokens, and which tenants a credential may ask it for.
 public struct EntraAuthority: Sendable, Equatable {
@@ -97,7 +98,7 @@ struct EntraTokenEndpoint: Sendable {
                 credential: credential, kind: .invalidConfiguration, message: "invalid token endpoint URL \(url)")
         }
         var body = HTTPSupport.form(fields)
-        defer { body.withUnsafeMutableBufferPointer { $0.initialize(repeating: 0) } }
+        defer { body.wipe() }
         var lastProblem = ""
         var delay: Duration?
         for attempt in 0..<Self.maxAttempts {

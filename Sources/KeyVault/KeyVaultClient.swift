@@ -3,36 +3,8 @@ import FoundationEssentials
 import HTTPTransport
 import HTTPTypes
 import Metrics
+import PKI
 import Synchronization
-
-/// How hard to try before giving up.
-public struct RetryOptions: Sendable {
-    /// Retries after the first attempt.
-    public var maxRetries = 8
-    public var backoff = Backoff(base: .milliseconds(800), maximum: .seconds(60))
-    /// A server's `Retry-After` is honoured up to this long (longer asks are shortened to it).
-    public var maxRetryAfter: Duration = .seconds(120)
-    /// The whole call, retries and waits included, ends by then.
-    public var deadline: Duration = .seconds(180)
-
-    public init() {}
-}
-
-public struct KeyVaultClientOptions: Sendable {
-    public var apiVersion = "7.6"
-    public var retry = RetryOptions()
-    public var requestTimeout: Duration = .seconds(30)
-    /// Refuse to send a token when the challenge's resource is not the vault's domain. Turn off
-    /// only for a vault behind a custom domain you trust.
-    public var verifyChallengeResource = true
-    public var clock: any Clock<Duration> = ContinuousClock()
-
-    public init() {}
-}
-
-/// Awaited before each page of a listing after the first (a rate limiter's turn); throwing ends
-/// the listing as cancelled.
-public typealias PagePacer = @Sendable () async throws -> Void
 
 /// The Key Vault data plane for one vault: get and list secrets, keys and certificates.
 /// Authentication follows the service's challenge (scope and tenant come from the first 401),
@@ -41,13 +13,13 @@ public typealias PagePacer = @Sendable () async throws -> Void
 public final class KeyVaultClient: Sendable {
     public let vault: VaultEndpoint
     public let credential: any TokenCredential
-    private let http: any HTTPClient
-    private let options: KeyVaultClientOptions
-    private let challenge = Mutex<AuthenticationChallenge?>(nil)
-    private let lastToken = Mutex<(AuthenticationChallenge, AccessToken)?>(nil)
+    let http: any HTTPClient
+    let options: KeyVaultClientOptions
+    let challenge = Mutex<AuthenticationChallenge?>(nil)
+    let lastToken = Mutex<(AuthenticationChallenge, AccessToken)?>(nil)
     /// The unauthenticated first request in flight, which concurrent first requests wait for, and
     /// how many wait.
-    private let pendingProbe = Mutex<(task: Task<HTTPClientResponse, any Error>, waiters: Int)?>(nil)
+    let pendingProbe = Mutex<(task: Task<HTTPClientResponse, any Error>, waiters: Int)?>(nil)
 
     public init(
         vault: VaultEndpoint, credential: any TokenCredential, http: any HTTPClient,
@@ -59,31 +31,8 @@ public final class KeyVaultClient: Sendable {
         self.options = options
     }
 
-    /// The challenge learned from the vault, once a request has been made.
-    public var currentChallenge: AuthenticationChallenge? { challenge.withLock { $0 } }
-
-    /// Learns the vault's challenge and gets a token for it without reading anything, so a mount
-    /// can fail fast when the vault is unreachable or the identity cannot authenticate.
-    public func authenticate() async throws(KeyVaultError) -> AccessToken {
-        let operation = "authenticate"
-        if let known = currentChallenge { return try await token(for: known, operation: operation) }
-        let request = HTTPRequest(
-            method: .get, scheme: "https", authority: vault.authority,
-            path: "/secrets?api-version=\(options.apiVersion)&maxresults=1",
-            headerFields: [.accept: "application/json"])
-        let probe = try await retrying(operation: operation) { try await self.execute(request) }
-        let status = probe.head.status.code
-        if status == 401 {
-            return try await token(for: try learnChallenge(from: probe, operation: operation), operation: operation)
-        }
-        let failure = error(from: probe, operation: operation)
-        guard !Self.isRetryable(status) else { throw failure }
-        throw KeyVaultError(
-            kind: .invalidResponse, operation: operation, vault: vault.url, status: status,
-            detail:
-                "the vault answered an unauthenticated request with \(status) instead of asking for a token (\(failure.detail))"
-        )
-    }
+    // First contact, the challenge and tokens are in KeyVaultClient+Authentication.swift, retries
+    // in KeyVaultClient+Retries.swift, following a listing's pages in KeyVaultClient+Paging.swift.
 
     // MARK: Objects
 
@@ -154,7 +103,7 @@ public final class KeyVaultClient: Sendable {
             path += "/\(version)"
         }
         var body = try await send(path: path, query: [], operation: operation)
-        defer { body.withUnsafeMutableBufferPointer { $0.initialize(repeating: 0) } }
+        defer { body.wipe() }
         return try decode(type, body, operation: operation)
     }
 
@@ -169,7 +118,7 @@ public final class KeyVaultClient: Sendable {
         return name
     }
 
-    private func decode<T: Decodable>(_ type: T.Type, _ body: [UInt8], operation: String) throws(KeyVaultError) -> T {
+    func decode<T: Decodable>(_ type: T.Type, _ body: [UInt8], operation: String) throws(KeyVaultError) -> T {
         do {
             return try JSONDecoder().decode(type, from: Data(body))
         } catch {
@@ -179,100 +128,10 @@ public final class KeyVaultClient: Sendable {
         }
     }
 
-    /// Follows `nextLink` until it is absent or empty. Pages may be empty and still link on.
-    /// The link's path and query are sent to this vault's host with this client's api-version,
-    /// so a link naming another host (private endpoints, custom domains) never gets a token.
-    ///
-    /// Only the round trips are sequential. Each page's link is read ahead of decoding, the next
-    /// page is requested at once, and pages decode in child tasks on the global pool meanwhile.
-    /// The loop itself runs on the transport's thread when it offers one, so no thread hand-off
-    /// sits between a page's answer and the next request.
-    private func list<Item: Decodable & Sendable>(
-        _ type: Item.Type, path: String, operation: String, pacer: PagePacer?
-    ) async throws(KeyVaultError) -> [Item] {
-        do {
-            return try await withTaskExecutorPreference(http.taskExecutor) {
-                try await followPages(Item.self, path: path, operation: operation, pacer: pacer)
-            }
-        } catch let error as KeyVaultError {
-            throw error
-        } catch {
-            throw KeyVaultError(kind: .cancelled, operation: operation, vault: vault.url, detail: "\(error)")
-        }
-    }
-
-    private func followPages<Item: Decodable & Sendable>(
-        _ type: Item.Type, path: String, operation: String, pacer: PagePacer?
-    ) async throws -> [Item] {
-        try await withThrowingTaskGroup(of: (Int, [Item]).self) { group in
-            var nextPath = path
-            var nextQuery: [String] = []
-            var pages = 0
-            while true {
-                if pages > 0, let pacer { try await pacer() }
-                let body = try await send(path: nextPath, query: nextQuery, operation: operation)
-                let link = try (PageLink.scan(body) ?? decode(PageLink.self, body, operation: operation)).link
-                let index = pages
-                group.addTask(executorPreference: globalConcurrentExecutor) {
-                    (index, try self.items(of: Item.self, body, expectedLink: link, operation: operation))
-                }
-                pages += 1
-                guard let link else { break }
-                guard pages < 100_000 else {
-                    throw KeyVaultError(
-                        kind: .invalidResponse, operation: operation, vault: vault.url,
-                        detail: "more than 100000 pages; the vault keeps linking on")
-                }
-                (nextPath, nextQuery) = try split(nextLink: link, operation: operation)
-            }
-            var itemsByPage = [[Item]](repeating: [], count: pages)
-            for try await (index, items) in group { itemsByPage[index] = items }
-            return itemsByPage.flatMap { $0 }
-        }
-    }
-
-    /// One page's items, checking that the link read ahead is the one the page really holds.
-    private func items<Item: Decodable>(of type: Item.Type, _ body: [UInt8], expectedLink: String?, operation: String)
-        throws(KeyVaultError) -> [Item]
-    {
-        let page = try decode(Page<Item>.self, body, operation: operation)
-        guard PageLink(nextLink: page.nextLink).link == expectedLink else {
-            throw KeyVaultError(
-                kind: .invalidResponse, operation: operation, vault: vault.url,
-                detail:
-                    "a page's nextLink was misread ahead of decoding; please report this with the vault's API version")
-        }
-        return page.value ?? []
-    }
-
-    private static let urlCharacters = Set(
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%".utf8)
-
-    /// The link's path, and its query items (`key=value`, kept as written) but for api-version.
-    private func split(nextLink: String, operation: String) throws(KeyVaultError) -> (String, [String]) {
-        let bytes = Array(nextLink.utf8)
-        // Anything RFC 3986 does not allow in a URL (spaces, controls, raw non-ASCII, braces…)
-        // would garble the request line.
-        guard let authority = authorityStart(in: bytes), bytes.allSatisfy(Self.urlCharacters.contains) else {
-            throw KeyVaultError(
-                kind: .invalidResponse, operation: operation, vault: vault.url,
-                detail: "nextLink \(nextLink.debugDescription) is not an absolute URL")
-        }
-        // The authority ends at the path, or at the query of a link without one.
-        let pathStart =
-            bytes[authority...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? bytes.endIndex
-        let queryStart = bytes[pathStart...].firstIndex(of: UInt8(ascii: "?")) ?? bytes.endIndex
-        let path = String(decoding: bytes[pathStart..<queryStart], as: UTF8.self)
-        let query = bytes[queryStart...].dropFirst().split(separator: UInt8(ascii: "&"))
-            .map { String(decoding: $0, as: UTF8.self) }
-            .filter { $0 != "api-version" && !$0.hasPrefix("api-version=") }
-        return (path.isEmpty ? "/" : path, query)
-    }
-
-    // MARK: Sending with authentication and retries
+    // MARK: Sending
 
     /// Sends a GET and returns the body of a 2xx answer; query items (`key=value`) must already be encoded.
-    private func send(path: String, query: [String], operation: String) async throws(KeyVaultError) -> [UInt8] {
+    func send(path: String, query: [String], operation: String) async throws(KeyVaultError) -> [UInt8] {
         let target = path + "?" + (["api-version=\(options.apiVersion)"] + query).joined(separator: "&")
         let request = HTTPRequest(
             method: .get, scheme: "https", authority: vault.authority, path: target,
@@ -284,184 +143,7 @@ public final class KeyVaultClient: Sendable {
         return response.body
     }
 
-    /// Repeats `attempt` while its failure may pass: transport errors that are retryable, and
-    /// the statuses in `isRetryable`, with backoff (or the server's `Retry-After`, capped) within
-    /// the call's deadline. Returns the last answer, which is a retryable status when retries or
-    /// time ran out; throws when the transport failed for good.
-    private func retrying(
-        operation: String, _ attempt: () async throws -> HTTPClientResponse
-    ) async throws(KeyVaultError) -> HTTPClientResponse {
-        let budget = RetryBudget(clock: options.clock, budget: options.retry.deadline)
-        var retries = 0
-        while true {
-            let outcome: Result<HTTPClientResponse, HTTPTransportError>
-            do {
-                outcome = .success(try await attempt())
-            } catch let error as HTTPTransportError {
-                outcome = .failure(error)
-            } catch let error as KeyVaultError {
-                throw error
-            } catch {
-                throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "\(error)")
-            }
-            let wait: Duration
-            switch outcome {
-            case .success(let response):
-                guard Self.isRetryable(response.head.status.code), retries < options.retry.maxRetries else {
-                    return response
-                }
-                wait =
-                    RetryAfter.parse(response.head.headerFields).map { min($0, options.retry.maxRetryAfter) }
-                    ?? options.retry.backoff.delay(beforeRetry: retries)
-                guard budget.allows(waiting: wait) else { return response }
-            case .failure(let transport):
-                if transport.kind == .cancelled {
-                    throw KeyVaultError(
-                        kind: .cancelled, operation: operation, vault: vault.url, detail: transport.reason)
-                }
-                let failure = KeyVaultError(
-                    kind: .transport, operation: operation, vault: vault.url, detail: transport.description)
-                wait = options.retry.backoff.delay(beforeRetry: retries)
-                guard transport.isRetryable, retries < options.retry.maxRetries, budget.allows(waiting: wait) else {
-                    throw failure
-                }
-            }
-            do {
-                try await budget.sleep(for: wait)
-            } catch {
-                throw KeyVaultError(
-                    kind: .cancelled, operation: operation, vault: vault.url, detail: "cancelled while waiting to retry"
-                )
-            }
-            retries += 1
-        }
-    }
-
-    /// 408, 429 and the 5xx statuses Azure's SDKs retry.
-    static func isRetryable(_ status: Int) -> Bool {
-        [408, 429, 500, 502, 503, 504].contains(status)
-    }
-
-    /// One exchange with the vault, authenticated: learns the challenge on first contact, and
-    /// gets a fresh token once when the vault rejects a cached one.
-    private func authenticatedSend(_ request: HTTPRequest, operation: String) async throws -> HTTPClientResponse {
-        var known = challenge.withLock { $0 }
-        if known == nil {
-            switch try await firstContact(request, operation: operation) {
-            case .answered(let response): return response
-            case .learned(let learned): known = learned
-            }
-        }
-        var current = known!
-        var response = try await execute(request, token: try await token(for: current, operation: operation))
-        if response.head.status.code == 401 {
-            // A rejected token: the challenge may have changed (another tenant), or the token went stale.
-            if response.head.headerFields[.wwwAuthenticate] != nil {
-                current = try learnChallenge(from: response, operation: operation)
-            }
-            lastToken.withLock { $0 = nil }
-            if let caching = credential as? CachingCredential {
-                await caching.invalidate(TokenRequestContext(scope: current.scope, tenantId: current.tenantId))
-            }
-            response = try await execute(request, token: try await token(for: current, operation: operation))
-        }
-        return response
-    }
-
-    private enum FirstContact {
-        case answered(HTTPClientResponse)
-        case learned(AuthenticationChallenge)
-    }
-
-    /// No token is sent until the vault says which resource and tenant it wants. Only one
-    /// unauthenticated request is in flight at a time: the parallel first fetches of a mount or a
-    /// volume wait for its 401 instead of each paying a round trip (and a TLS handshake) for it.
-    private func firstContact(_ request: HTTPRequest, operation: String) async throws -> FirstContact {
-        let (probe, isMine) = pendingProbe.withLock { pending in
-            if let current = pending {
-                pending?.waiters += 1
-                return (current.task, false)
-            }
-            let task = Task { () async throws -> HTTPClientResponse in try await self.execute(request) }
-            pending = (task, 1)
-            return (task, true)
-        }
-        let result = await withTaskCancellationHandler {
-            await probe.result
-        } onCancel: {
-            // The last waiter to leave calls the probe off (a hung one would otherwise hold every
-            // first request of this vault until it times out); the next request asks afresh.
-            let abandoned = pendingProbe.withLock { pending in
-                guard let current = pending, current.task == probe else { return false }
-                pending?.waiters -= 1
-                guard current.waiters <= 1 else { return false }
-                pending = nil
-                return true
-            }
-            if abandoned { probe.cancel() }
-        }
-        if case .success(let response) = result, response.head.status.code == 401 {
-            defer { if isMine { clearProbe(probe) } }
-            return .learned(try learnChallenge(from: response, operation: operation))
-        }
-        if isMine {
-            clearProbe(probe)
-            return .answered(try result.get())
-        }
-        // The other request's answer taught nothing (an error, or no challenge): ask with this one.
-        let own = try await execute(request)
-        guard own.head.status.code == 401 else { return .answered(own) }
-        return .learned(try learnChallenge(from: own, operation: operation))
-    }
-
-    private func clearProbe(_ probe: Task<HTTPClientResponse, any Error>) {
-        pendingProbe.withLock { if $0?.task == probe { $0 = nil } }
-    }
-
-    private func learnChallenge(from response: HTTPClientResponse, operation: String) throws(KeyVaultError)
-        -> AuthenticationChallenge
-    {
-        guard let header = response.head.headerFields[.wwwAuthenticate],
-            let parsed = AuthenticationChallenge.parse(header)
-        else {
-            throw KeyVaultError(
-                kind: .unauthorized, operation: operation, vault: vault.url, status: 401,
-                detail:
-                    "the vault answered 401 without a Bearer challenge naming an authorization server and resource; is this a Key Vault endpoint?"
-            )
-        }
-        if options.verifyChallengeResource, !parsed.isResource(of: vault) {
-            throw KeyVaultError(
-                kind: .challengeRejected, operation: operation, vault: vault.url,
-                detail:
-                    "the vault asked for a token for \(parsed.scope), but \(vault.authority) is not in that resource's domain, so no token was sent. "
-                    + "Check the vault URL and cloud; for a custom domain you trust, disable challenge resource verification."
-            )
-        }
-        challenge.withLock { $0 = parsed }
-        return parsed
-    }
-
-    /// The credential's token for the challenge. The last one is kept here until it is due for
-    /// refresh, so most requests skip the trip through the credential's cache.
-    private func token(for challenge: AuthenticationChallenge, operation: String) async throws(KeyVaultError)
-        -> AccessToken
-    {
-        let now = Date()
-        if let (known, token) = lastToken.withLock({ $0 }), known == challenge, now < token.refreshOn {
-            return token
-        }
-        do {
-            let token = try await credential.getToken(
-                TokenRequestContext(scope: challenge.scope, tenantId: challenge.tenantId))
-            lastToken.withLock { $0 = (challenge, token) }
-            return token
-        } catch {
-            throw KeyVaultError(kind: .credential, operation: operation, vault: vault.url, detail: error.description)
-        }
-    }
-
-    private func execute(_ request: HTTPRequest, token: AccessToken? = nil) async throws(HTTPTransportError)
+    func execute(_ request: HTTPRequest, token: AccessToken? = nil) async throws(HTTPTransportError)
         -> HTTPClientResponse
     {
         var request = request
@@ -505,7 +187,7 @@ public final class KeyVaultClient: Sendable {
         }
     }
 
-    private func error(from response: HTTPClientResponse, operation: String) -> KeyVaultError {
+    func error(from response: HTTPClientResponse, operation: String) -> KeyVaultError {
         let status = response.head.status.code
         let envelope = try? JSONDecoder().decode(ErrorEnvelope.self, from: Data(response.body))
         let code = envelope?.error?.code

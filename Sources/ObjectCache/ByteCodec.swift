@@ -1,3 +1,5 @@
+import PKI
+
 /// A small binary form for state handed from one akvfs process to the next (the inode journal,
 /// cached content): little-endian integers, length-prefixed strings and bytes. Secret bytes stay
 /// bytes, never Swift strings, so they can be zeroed.
@@ -36,7 +38,7 @@ public struct ByteWriter: Sendable {
 
     /// Zeroes what was written (it held secret bytes) and leaves the writer empty.
     public mutating func wipe() {
-        bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        bytes.wipe()
         bytes.removeAll()
     }
 }

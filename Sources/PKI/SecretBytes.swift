@@ -28,10 +28,7 @@ public final class SecretBytes: @unchecked Sendable, RandomAccessCollection {
     }
 
     deinit {
-        if let base = storage.baseAddress, storage.count > 0 {
-            // explicit_bzero, unlike a loop or memset, is never optimized away.
-            explicit_bzero(base, storage.count)
-        }
+        zero(UnsafeMutableRawBufferPointer(storage))
         storage.deallocate()
     }
 
@@ -56,12 +53,17 @@ public final class SecretBytes: @unchecked Sendable, RandomAccessCollection {
 }
 
 extension Array where Element == UInt8 {
-    /// Overwrites the bytes with zeros in place. Best effort: copies made earlier (a reallocation,
-    /// or a copy-on-write while the buffer was shared) are not reached; `SecretBytes` avoids both.
+    /// Overwrites the bytes with zeros in place: the one way to zero secret bytes held in an array.
+    /// Best effort: copies made earlier (a reallocation, or a copy-on-write while the buffer was
+    /// shared) are not reached; `SecretBytes` avoids both.
     public mutating func wipe() {
-        withUnsafeMutableBytes { bytes in
-            guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
-            explicit_bzero(base, bytes.count)
-        }
+        withUnsafeMutableBytes { zero($0) }
     }
+}
+
+/// Zeroes `bytes` with explicit_bzero: a loop, memset or an initialization to zero of memory that is
+/// not read again may be optimized away, explicit_bzero never is.
+private func zero(_ bytes: UnsafeMutableRawBufferPointer) {
+    guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+    explicit_bzero(base, bytes.count)
 }

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Glibc
 import HTTPTransport
 import HTTPTypes
 import Logging
@@ -232,6 +231,6 @@ struct SecretBuffer {
     init(_ array: [UInt8]) { self.array = array }
 
     mutating func wipe() {
-        array.withUnsafeMutableBytes { if let base = $0.baseAddress { explicit_bzero(base, $0.count) } }
+        array.wipe()
     }
 }

@@ -491,7 +491,7 @@ actor VolumeManager {
     {
         guard object.type == SecretObject.tlsType else { return content }
         var file = content.withUnsafeBufferPointer { Array($0) }
-        defer { file.withUnsafeMutableBytes { if let base = $0.baseAddress { explicit_bzero(base, $0.count) } } }
+        defer { file.wipe() }
         do throws(KubernetesTLSData.Failure) {
             var bytes =
                 key == "tls.key"
@@ -512,7 +512,7 @@ actor VolumeManager {
             input += Array("\u{0}\(key)\u{0}\(value.count)\u{0}".utf8)
             value.withUnsafeBufferPointer { input += $0 }
         }
-        defer { input.withUnsafeMutableBytes { if let base = $0.baseAddress { explicit_bzero(base, $0.count) } } }
+        defer { input.wipe() }
         return Digest.sha256(input)
     }
 

@@ -111,106 +111,124 @@ struct KeyVaultAPI: Sendable {
         return converted
     }
 
-    private func list(_ kind: ObjectKind, _ call: Call) async throws(KeyVaultFailure) -> Response {
+    /// Answers a list request with an empty page where the vault's timing puts one in place of the
+    /// items (`emptyMiddlePages`, or the emulator's `emptyFirstPage` on a first page), and otherwise
+    /// with `items`, given the request's paging.
+    private func answerList(
+        _ call: Call, emptyFirstPage: Bool, items: (Paging) async throws(KeyVaultFailure) -> Response
+    ) async throws(KeyVaultFailure) -> Response {
         let paging = try Paging(
-            call.request.query, emptyFirstPage: state.emptyFirstPage, emptyMiddlePages: call.emptyMiddlePages)
+            call.request.query, emptyFirstPage: emptyFirstPage, emptyMiddlePages: call.emptyMiddlePages)
         if let empty = paging.emptyPage(call) { return empty }
-        let store = state.store
-        switch kind {
-        case .secrets:
-            let page = try await store.listLatest(
-                \.secrets, vault: call.vault, after: paging.after, limit: paging.limit)
-            let items = page.objects.map { secretItem($0.name, $0.latest, call, versioned: false) }
-            return .page(
-                PageJSON(
-                    value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
-        case .keys:
-            let page = try await store.listLatest(\.keys, vault: call.vault, after: paging.after, limit: paging.limit)
-            let items = page.objects.map { keyItem($0.name, $0.latest, call, versioned: false) }
-            return .page(
-                PageJSON(
-                    value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
-        case .certificates:
-            let page = try await store.listLatest(
-                \.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
-            let items = page.objects.map { certificateItem($0.name, $0.latest, call, versioned: false) }
-            return .page(
-                PageJSON(
-                    value: items, nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+        return try await items(paging)
+    }
+
+    private func list(_ kind: ObjectKind, _ call: Call) async throws(KeyVaultFailure) -> Response {
+        try await answerList(call, emptyFirstPage: state.emptyFirstPage) { paging throws(KeyVaultFailure) in
+            let store = state.store
+            switch kind {
+            case .secrets:
+                let page = try await store.listLatest(
+                    \.secrets, vault: call.vault, after: paging.after, limit: paging.limit)
+                let items = page.objects.map { secretItem($0.name, $0.latest, call, versioned: false) }
+                return .page(
+                    PageJSON(
+                        value: items,
+                        nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+            case .keys:
+                let page = try await store.listLatest(
+                    \.keys, vault: call.vault, after: paging.after, limit: paging.limit)
+                let items = page.objects.map { keyItem($0.name, $0.latest, call, versioned: false) }
+                return .page(
+                    PageJSON(
+                        value: items,
+                        nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+            case .certificates:
+                let page = try await store.listLatest(
+                    \.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
+                let items = page.objects.map { certificateItem($0.name, $0.latest, call, versioned: false) }
+                return .page(
+                    PageJSON(
+                        value: items,
+                        nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+            }
         }
     }
 
     private func listVersions(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response
     {
-        let paging = try Paging(call.request.query, emptyFirstPage: false, emptyMiddlePages: call.emptyMiddlePages)
-        if let empty = paging.emptyPage(call) { return empty }
-        let store = state.store
-        switch kind {
-        case .secrets:
-            let page = try await store.listVersions(
-                \.secrets, .secrets, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
-            let items = page.versions.map { secretItem(page.name, $0, call, versioned: true) }
-            return .page(
-                PageJSON(
-                    value: items,
-                    nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
-        case .keys:
-            let page = try await store.listVersions(
-                \.keys, .keys, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
-            let items = page.versions.map { keyItem(page.name, $0, call, versioned: true) }
-            return .page(
-                PageJSON(
-                    value: items,
-                    nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
-        case .certificates:
-            let page = try await store.listVersions(
-                \.certificates, .certificates, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
-            let items = page.versions.map { certificateItem(page.name, $0, call, versioned: true) }
-            return .page(
-                PageJSON(
-                    value: items,
-                    nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+        try await answerList(call, emptyFirstPage: false) { paging throws(KeyVaultFailure) in
+            let store = state.store
+            switch kind {
+            case .secrets:
+                let page = try await store.listVersions(
+                    \.secrets, .secrets, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
+                let items = page.versions.map { secretItem(page.name, $0, call, versioned: true) }
+                return .page(
+                    PageJSON(
+                        value: items,
+                        nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+            case .keys:
+                let page = try await store.listVersions(
+                    \.keys, .keys, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
+                let items = page.versions.map { keyItem(page.name, $0, call, versioned: true) }
+                return .page(
+                    PageJSON(
+                        value: items,
+                        nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+            case .certificates:
+                let page = try await store.listVersions(
+                    \.certificates, .certificates, vault: call.vault, name: name, after: paging.after,
+                    limit: paging.limit)
+                let items = page.versions.map { certificateItem(page.name, $0, call, versioned: true) }
+                return .page(
+                    PageJSON(
+                        value: items,
+                        nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+            }
         }
     }
 
     private func listDeleted(_ kind: ObjectKind, _ call: Call) async throws(KeyVaultFailure) -> Response {
-        let paging = try Paging(call.request.query, emptyFirstPage: false, emptyMiddlePages: call.emptyMiddlePages)
-        if let empty = paging.emptyPage(call) { return empty }
-        let store = state.store
-        switch kind {
-        case .secrets:
-            let page = try await store.listDeleted(
-                \.secrets, vault: call.vault, after: paging.after, limit: paging.limit)
-            let items = page.objects.map { entry in
-                inRecycleBin(
-                    secretItem(entry.object.name, entry.object.latest, call, versioned: false), .secrets, entry, call)
+        try await answerList(call, emptyFirstPage: false) { paging throws(KeyVaultFailure) in
+            let store = state.store
+            switch kind {
+            case .secrets:
+                let page = try await store.listDeleted(
+                    \.secrets, vault: call.vault, after: paging.after, limit: paging.limit)
+                let items = page.objects.map { entry in
+                    inRecycleBin(
+                        secretItem(entry.object.name, entry.object.latest, call, versioned: false), .secrets, entry,
+                        call)
+                }
+                return .page(
+                    PageJSON(
+                        value: items,
+                        nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
+            case .keys:
+                let page = try await store.listDeleted(
+                    \.keys, vault: call.vault, after: paging.after, limit: paging.limit)
+                let items = page.objects.map { entry in
+                    inRecycleBin(
+                        keyItem(entry.object.name, entry.object.latest, call, versioned: false), .keys, entry, call)
+                }
+                return .page(
+                    PageJSON(
+                        value: items,
+                        nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
+            case .certificates:
+                let page = try await store.listDeleted(
+                    \.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
+                let items = page.objects.map { entry in
+                    inRecycleBin(
+                        certificateItem(entry.object.name, entry.object.latest, call, versioned: false), .certificates,
+                        entry, call)
+                }
+                return .page(
+                    PageJSON(
+                        value: items,
+                        nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
             }
-            return .page(
-                PageJSON(
-                    value: items,
-                    nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
-        case .keys:
-            let page = try await store.listDeleted(\.keys, vault: call.vault, after: paging.after, limit: paging.limit)
-            let items = page.objects.map { entry in
-                inRecycleBin(
-                    keyItem(entry.object.name, entry.object.latest, call, versioned: false), .keys, entry, call)
-            }
-            return .page(
-                PageJSON(
-                    value: items,
-                    nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
-        case .certificates:
-            let page = try await store.listDeleted(
-                \.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
-            let items = page.objects.map { entry in
-                inRecycleBin(
-                    certificateItem(entry.object.name, entry.object.latest, call, versioned: false), .certificates,
-                    entry, call)
-            }
-            return .page(
-                PageJSON(
-                    value: items,
-                    nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
         }
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import CommandLineSupport
 import KeyVault
 import ObjectFormats
+import PKI
 
 /// `akvfs get`: one object's file content on stdout, exactly as the filesystem serves it.
 struct GetCommand: AsyncParsableCommand {
@@ -62,7 +63,7 @@ struct GetCommand: AsyncParsableCommand {
         defer { session.shutdown() }
         do {
             var formatted = try await fetch(path, session.client)
-            defer { formatted.bytes.withUnsafeMutableBufferPointer { $0.initialize(repeating: 0) } }
+            defer { formatted.bytes.wipe() }
             for warning in formatted.warnings { Terminal.error("akvfs: warning: \(warning)") }
             try Terminal.write(formatted.bytes)
         } catch let error as KeyVaultError {
