@@ -10,7 +10,8 @@ extension KeyVaultClient {
         operation: String, _ attempt: () async throws -> HTTPClientResponse
     ) async throws(KeyVaultError) -> HTTPClientResponse {
         let budget = RetryBudget(clock: options.clock, budget: options.retry.deadline)
-        var retries = 0
+        var retries = 0  // every retry: the backoff grows with them
+        var countedRetries = 0  // the ones maxRetries limits
         while true {
             let outcome: Result<HTTPClientResponse, HTTPTransportError>
             do {
@@ -23,13 +24,20 @@ extension KeyVaultClient {
                 throw KeyVaultError(kind: .invalidResponse, operation: operation, vault: vault.url, detail: "\(error)")
             }
             let wait: Duration
+            // Throttling that says when to come back is waited out for as long as the deadline
+            // allows, however often: requests sharing a throttled vault each get through only now
+            // and then, and a count would fail the unlucky ones early.
+            var counts = true
             switch outcome {
             case .success(let response):
-                guard Self.isRetryable(response.head.status.code), retries < options.retry.maxRetries else {
+                let retryAfter = RetryAfter.parse(response.head.headerFields)
+                counts = !(response.head.status.code == 429 && retryAfter != nil)
+                guard Self.isRetryable(response.head.status.code), !counts || countedRetries < options.retry.maxRetries
+                else {
                     return response
                 }
                 wait =
-                    RetryAfter.parse(response.head.headerFields).map { min($0, options.retry.maxRetryAfter) }
+                    retryAfter.map { min($0, options.retry.maxRetryAfter) }
                     ?? options.retry.backoff.delay(beforeRetry: retries)
                 guard budget.allows(waiting: wait) else { return response }
             case .failure(let transport):
@@ -40,7 +48,8 @@ extension KeyVaultClient {
                 let failure = KeyVaultError(
                     kind: .transport, operation: operation, vault: vault.url, detail: transport.description)
                 wait = options.retry.backoff.delay(beforeRetry: retries)
-                guard transport.isRetryable, retries < options.retry.maxRetries, budget.allows(waiting: wait) else {
+                guard transport.isRetryable, countedRetries < options.retry.maxRetries, budget.allows(waiting: wait)
+                else {
                     throw failure
                 }
             }
@@ -52,6 +61,7 @@ extension KeyVaultClient {
                 )
             }
             retries += 1
+            if counts { countedRetries += 1 }
         }
     }
 

@@ -88,6 +88,30 @@ struct KeyVaultClientTests {
         }
     }
 
+    @Test(
+        "Throttling that says when to come back is waited out past the retry cap, within the deadline; 503s are capped")
+    func throttlingIsNotCapped() async throws {
+        try await withClientHarness(seed: .demo) { (harness) async throws in
+            let clock = RecordingClock()
+            let options = KeyVaultClientOptions.sleeping(on: clock)
+            let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
+            _ = try await client.getSecret("api-key")
+            await harness.emulator.inject(
+                FaultRule(
+                    method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 12,
+                    action: .status(429, retryAfter: 1)))
+            #expect(try await client.getSecret("api-key").value == "demo-api-key-8c2f5e")
+            #expect(clock.sleeps == Array(repeating: .seconds(1), count: 12))
+
+            await harness.emulator.inject(
+                FaultRule(
+                    method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 12,
+                    action: .status(503, retryAfter: nil)))
+            await #expect(throws: KeyVaultError.self) { try await client.getSecret("api-key") }
+            #expect(clock.sleeps.count == 12 + 8, "503s end after 8 retries")
+        }
+    }
+
     @Test("Throttling with Retry-After is honoured, without it backed off; 503 is retried")
     func retries() async throws {
         try await withClientHarness(seed: .demo) { (harness) async throws in

@@ -24,9 +24,12 @@ struct ServiceTimingMountTests {
         let emulator = try await EmulatorProcess(seedJSON: Self.seedJSON)
         var mount: MountedVault?
         do {
-            // Reads: 4,000 per 10 s scaled to 30, refilled at 3 a second, so reading all 60 at once must ride out 429s.
+            // Reads: 4,000 per 10 s scaled to 30, refilled at 3 a second, so reading all 60 at once must
+            // ride out 429s, for about 10 s: the reads are answered in parallel, so each may wait
+            // that long, and --fetch-timeout leaves them room.
             try await emulator.setTiming(vault: "busy", ["throttleScale": 0.0075, "emptyMiddlePages": true])
-            mount = try await MountedVault(emulator: emulator, vault: "busy", extraArguments: ["--ttl", "300"])
+            mount = try await MountedVault(
+                emulator: emulator, vault: "busy", extraArguments: ["--ttl", "300", "--fetch-timeout", "40"])
             try await Self.listAndRead(emulator, mount!)
         } catch {
             await mount?.cleanUp()
