@@ -88,25 +88,36 @@ struct KeyVaultClientTests {
         }
     }
 
+    /// A demo-vault client whose retries sleep on a recording clock (nothing waits), with its
+    /// token and connection already in place.
+    static func clientSleepingOnRecordingClock(_ harness: ClientHarness) async throws -> (
+        KeyVaultClient, RecordingClock
+    ) {
+        let clock = RecordingClock()
+        let client = try harness.client(
+            "demo", credential: harness.secretCredential(), options: .sleeping(on: clock))
+        _ = try await client.getSecret("api-key")
+        return (client, clock)
+    }
+
+    /// The next `times` reads of api-key answer `status`.
+    static func failAPIKey(_ harness: ClientHarness, times: Int, status: Int, retryAfter: Int?) async {
+        await harness.emulator.inject(
+            FaultRule(
+                method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: times,
+                action: .status(status, retryAfter: retryAfter)))
+    }
+
     @Test(
         "Throttling that says when to come back is waited out past the retry cap, within the deadline; 503s are capped")
     func throttlingIsNotCapped() async throws {
         try await withClientHarness(seed: .demo) { (harness) async throws in
-            let clock = RecordingClock()
-            let options = KeyVaultClientOptions.sleeping(on: clock)
-            let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
-            _ = try await client.getSecret("api-key")
-            await harness.emulator.inject(
-                FaultRule(
-                    method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 12,
-                    action: .status(429, retryAfter: 1)))
+            let (client, clock) = try await Self.clientSleepingOnRecordingClock(harness)
+            await Self.failAPIKey(harness, times: 12, status: 429, retryAfter: 1)
             #expect(try await client.getSecret("api-key").value == "demo-api-key-8c2f5e")
             #expect(clock.sleeps == Array(repeating: .seconds(1), count: 12))
 
-            await harness.emulator.inject(
-                FaultRule(
-                    method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 12,
-                    action: .status(503, retryAfter: nil)))
+            await Self.failAPIKey(harness, times: 12, status: 503, retryAfter: nil)
             await #expect(throws: KeyVaultError.self) { try await client.getSecret("api-key") }
             #expect(clock.sleeps.count == 12 + 8, "503s end after 8 retries")
         }
@@ -115,22 +126,10 @@ struct KeyVaultClientTests {
     @Test("Throttling with Retry-After is honoured, without it backed off; 503 is retried")
     func retries() async throws {
         try await withClientHarness(seed: .demo) { (harness) async throws in
-            let clock = RecordingClock()
-            let options = KeyVaultClientOptions.sleeping(on: clock)
-            let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
-            _ = try await client.getSecret("api-key")
-            await harness.emulator.inject(
-                FaultRule(
-                    method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 1,
-                    action: .status(429, retryAfter: 7)))
-            await harness.emulator.inject(
-                FaultRule(
-                    method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 1,
-                    action: .status(429, retryAfter: nil)))
-            await harness.emulator.inject(
-                FaultRule(
-                    method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: 1,
-                    action: .status(503, retryAfter: nil)))
+            let (client, clock) = try await Self.clientSleepingOnRecordingClock(harness)
+            await Self.failAPIKey(harness, times: 1, status: 429, retryAfter: 7)
+            await Self.failAPIKey(harness, times: 1, status: 429, retryAfter: nil)
+            await Self.failAPIKey(harness, times: 1, status: 503, retryAfter: nil)
             #expect(try await client.getSecret("api-key").value == "demo-api-key-8c2f5e")
             let statuses = await harness.keyVaultRequests("demo").filter { $0.path == "/secrets/api-key" }.map(\.status)
             #expect(statuses.suffix(4) == [429, 429, 503, 200])

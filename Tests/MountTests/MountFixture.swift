@@ -302,10 +302,21 @@ func withMountedDemo(
     arguments: [String] = ["--ttl", "2", "--max-stale", "300"],
     _ body: (EmulatorProcess, MountedVault) async throws -> Void
 ) async throws {
-    let emulator = try await EmulatorProcess()
+    try await withMountedVault(arguments: arguments, body)
+}
+
+/// Runs `body` with an emulator seeded with `seedJSON` (nil: the demo vault) and a mount of
+/// `vault`, and always cleans up. `prepare` runs on the emulator before the mount starts.
+func withMountedVault(
+    seedJSON: String? = nil, vault: String = "demo", arguments: [String] = ["--ttl", "2", "--max-stale", "300"],
+    prepare: (EmulatorProcess) async throws -> Void = { _ in },
+    _ body: (EmulatorProcess, MountedVault) async throws -> Void
+) async throws {
+    let emulator = try await EmulatorProcess(seedJSON: seedJSON)
     let mount: MountedVault
     do {
-        mount = try await MountedVault(emulator: emulator, extraArguments: arguments)
+        try await prepare(emulator)
+        mount = try await MountedVault(emulator: emulator, vault: vault, extraArguments: arguments)
     } catch {
         await emulator.stop()
         throw error

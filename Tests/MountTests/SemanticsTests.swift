@@ -93,20 +93,10 @@ struct SemanticsTests {
             #"{"name": "\#($0)", "value": "value-of-\#($0)"}"#
         }
         let seed = #"{"vaults": [{"name": "failures", "secrets": [\#(secrets.joined(separator: ", "))]}]}"#
-        let emulator = try await EmulatorProcess(seedJSON: seed)
-        var mount: MountedVault?
-        do {
-            mount = try await MountedVault(
-                emulator: emulator, vault: "failures",
-                extraArguments: ["--ttl", "1", "--fetch-timeout", "1", "--max-stale", "300"])
-            try await Self.walkFailures(cases, emulator, mount!)
-        } catch {
-            await mount?.cleanUp()
-            await emulator.stop()
-            throw error
+        let arguments = ["--ttl", "1", "--fetch-timeout", "1", "--max-stale", "300"]
+        try await withMountedVault(seedJSON: seed, vault: "failures", arguments: arguments) { (emulator, mount) in
+            try await Self.walkFailures(cases, emulator, mount)
         }
-        await mount?.cleanUp()
-        await emulator.stop()
     }
 
     static func walkFailures(_ cases: [FailureCase], _ emulator: EmulatorProcess, _ mount: MountedVault) async throws {
@@ -177,15 +167,12 @@ struct SemanticsTests {
         let seed = """
             {"vaults": [{"name": "waits", "secrets": [{"name": "hangs", "value": "h"}, {"name": "other", "value": "o"}]}]}
             """
-        let emulator = try await EmulatorProcess(seedJSON: seed)
-        var mount: MountedVault?
-        do {
-            mount = try await MountedVault(
-                emulator: emulator, vault: "waits", extraArguments: ["--fetch-timeout", "4"])
+        try await withMountedVault(seedJSON: seed, vault: "waits", arguments: ["--fetch-timeout", "4"]) {
+            (emulator, mount) in
             try await emulator.injectFault([
                 "vault": "waits", "pathPrefix": "/secrets/hangs", "action": "hang", "hangSeconds": 30,
             ])
-            let hangingPath = mount!.path("secrets/hangs")
+            let hangingPath = mount.path("secrets/hangs")
             let hanging = Task {
                 let answer = try await contents(hangingPath)
                 return (answer.error, ContinuousClock.now)
@@ -198,21 +185,15 @@ struct SemanticsTests {
             }
             // Were lookups in one directory let in one at a time, these would wait for the
             // hanging read to give up (--fetch-timeout), and be answered after it.
-            let (other, error) = try await contents(mount!.path("secrets/other"))
-            let names = try await listing(mount!.path("secrets"))
+            let (other, error) = try await contents(mount.path("secrets/other"))
+            let names = try await listing(mount.path("secrets"))
             let answeredAt = ContinuousClock.now
             let (hangingError, gaveUpAt) = try await hanging.value
             #expect(other == "o" && error == 0, "a new name in the same directory is read")
             #expect(names == [".versions", "hangs", "other"], "ls lists the directory")
             #expect(hangingError == ETIMEDOUT, "the hanging read fails after --fetch-timeout")
             #expect(answeredAt < gaveUpAt, "the other name and ls were answered while the first read waited")
-        } catch {
-            await mount?.cleanUp()
-            await emulator.stop()
-            throw error
         }
-        await mount?.cleanUp()
-        await emulator.stop()
     }
 
     @Test("New, deleted, disabled, expired and not-yet-valid objects behave as documented")

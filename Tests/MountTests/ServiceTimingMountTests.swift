@@ -21,23 +21,15 @@ struct ServiceTimingMountTests {
 
     @Test("ls pages through empty middle pages, and every file reads whole while the vault throttles")
     func listingAndReadsUnderThrottling() async throws {
-        let emulator = try await EmulatorProcess(seedJSON: Self.seedJSON)
-        var mount: MountedVault?
-        do {
-            // Reads: 4,000 per 10 s scaled to 30, refilled at 3 a second, so reading all 60 at once must
-            // ride out 429s, for about 10 s: the reads are answered in parallel, so each may wait
-            // that long, and --fetch-timeout leaves them room.
-            try await emulator.setTiming(vault: "busy", ["throttleScale": 0.0075, "emptyMiddlePages": true])
-            mount = try await MountedVault(
-                emulator: emulator, vault: "busy", extraArguments: ["--ttl", "300", "--fetch-timeout", "40"])
-            try await Self.listAndRead(emulator, mount!)
-        } catch {
-            await mount?.cleanUp()
-            await emulator.stop()
-            throw error
+        // Reads: 4,000 per 10 s scaled to 30, refilled at 3 a second, so reading all 60 at once must
+        // ride out 429s, for about 10 s: the reads are answered in parallel, so each may wait
+        // that long, and --fetch-timeout leaves them room.
+        try await withMountedVault(
+            seedJSON: Self.seedJSON, vault: "busy", arguments: ["--ttl", "300", "--fetch-timeout", "40"],
+            prepare: { try await $0.setTiming(vault: "busy", ["throttleScale": 0.0075, "emptyMiddlePages": true]) }
+        ) { (emulator, mount) in
+            try await Self.listAndRead(emulator, mount)
         }
-        await mount?.cleanUp()
-        await emulator.stop()
     }
 
     static func listAndRead(_ emulator: EmulatorProcess, _ mount: MountedVault) async throws {

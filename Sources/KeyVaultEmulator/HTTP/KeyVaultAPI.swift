@@ -131,26 +131,17 @@ struct KeyVaultAPI: Sendable {
                 let page = try await store.listLatest(
                     \.secrets, vault: call.vault, after: paging.after, limit: paging.limit)
                 let items = page.objects.map { secretItem($0.name, $0.latest, call, versioned: false) }
-                return .page(
-                    PageJSON(
-                        value: items,
-                        nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+                return paging.page(items, call, hasMore: page.hasMore, after: page.objects.last?.name)
             case .keys:
                 let page = try await store.listLatest(
                     \.keys, vault: call.vault, after: paging.after, limit: paging.limit)
                 let items = page.objects.map { keyItem($0.name, $0.latest, call, versioned: false) }
-                return .page(
-                    PageJSON(
-                        value: items,
-                        nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+                return paging.page(items, call, hasMore: page.hasMore, after: page.objects.last?.name)
             case .certificates:
                 let page = try await store.listLatest(
                     \.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
                 let items = page.objects.map { certificateItem($0.name, $0.latest, call, versioned: false) }
-                return .page(
-                    PageJSON(
-                        value: items,
-                        nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.name) : nil))
+                return paging.page(items, call, hasMore: page.hasMore, after: page.objects.last?.name)
             }
         }
     }
@@ -164,27 +155,18 @@ struct KeyVaultAPI: Sendable {
                 let page = try await store.listVersions(
                     \.secrets, .secrets, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
                 let items = page.versions.map { secretItem(page.name, $0, call, versioned: true) }
-                return .page(
-                    PageJSON(
-                        value: items,
-                        nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+                return paging.page(items, call, hasMore: page.hasMore, after: page.versions.last?.version)
             case .keys:
                 let page = try await store.listVersions(
                     \.keys, .keys, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
                 let items = page.versions.map { keyItem(page.name, $0, call, versioned: true) }
-                return .page(
-                    PageJSON(
-                        value: items,
-                        nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+                return paging.page(items, call, hasMore: page.hasMore, after: page.versions.last?.version)
             case .certificates:
                 let page = try await store.listVersions(
                     \.certificates, .certificates, vault: call.vault, name: name, after: paging.after,
                     limit: paging.limit)
                 let items = page.versions.map { certificateItem(page.name, $0, call, versioned: true) }
-                return .page(
-                    PageJSON(
-                        value: items,
-                        nextLink: page.hasMore ? paging.nextLink(call, after: page.versions.last?.version) : nil))
+                return paging.page(items, call, hasMore: page.hasMore, after: page.versions.last?.version)
             }
         }
     }
@@ -201,10 +183,7 @@ struct KeyVaultAPI: Sendable {
                         secretItem(entry.object.name, entry.object.latest, call, versioned: false), .secrets, entry,
                         call)
                 }
-                return .page(
-                    PageJSON(
-                        value: items,
-                        nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
+                return paging.page(items, call, hasMore: page.hasMore, after: page.objects.last?.object.name)
             case .keys:
                 let page = try await store.listDeleted(
                     \.keys, vault: call.vault, after: paging.after, limit: paging.limit)
@@ -212,10 +191,7 @@ struct KeyVaultAPI: Sendable {
                     inRecycleBin(
                         keyItem(entry.object.name, entry.object.latest, call, versioned: false), .keys, entry, call)
                 }
-                return .page(
-                    PageJSON(
-                        value: items,
-                        nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
+                return paging.page(items, call, hasMore: page.hasMore, after: page.objects.last?.object.name)
             case .certificates:
                 let page = try await store.listDeleted(
                     \.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
@@ -224,10 +200,7 @@ struct KeyVaultAPI: Sendable {
                         certificateItem(entry.object.name, entry.object.latest, call, versioned: false), .certificates,
                         entry, call)
                 }
-                return .page(
-                    PageJSON(
-                        value: items,
-                        nextLink: page.hasMore ? paging.nextLink(call, after: page.objects.last?.object.name) : nil))
+                return paging.page(items, call, hasMore: page.hasMore, after: page.objects.last?.object.name)
             }
         }
     }
@@ -631,6 +604,11 @@ struct Paging {
 
     func nextLink(_ call: KeyVaultAPI.Call, after last: String?) -> String {
         link(call, token: "after:\(last ?? "")")
+    }
+
+    /// A page of `items`, linking to the next when there are more after `last`.
+    func page(_ items: [some Encodable], _ call: KeyVaultAPI.Call, hasMore: Bool, after last: String?) -> Response {
+        .page(PageJSON(value: items, nextLink: hasMore ? nextLink(call, after: last) : nil))
     }
 
     /// The empty page this request gets instead of its items, if it gets one.
