@@ -26,10 +26,11 @@ struct ServiceTimingMountTests {
         // that long, and --fetch-timeout leaves them room.
         try await withMountedVault(
             seedJSON: Self.seedJSON, vault: "busy", arguments: ["--ttl", "300", "--fetch-timeout", "40"],
-            prepare: { try await $0.setTiming(vault: "busy", ["throttleScale": 0.0075, "emptyMiddlePages": true]) }
-        ) { (emulator, mount) in
-            try await Self.listAndRead(emulator, mount)
-        }
+            prepare: Self.throttle, Self.listAndRead)
+    }
+
+    static func throttle(_ emulator: EmulatorProcess) async throws {
+        try await emulator.setTiming(vault: "busy", ["throttleScale": 0.0075, "emptyMiddlePages": true])
     }
 
     static func listAndRead(_ emulator: EmulatorProcess, _ mount: MountedVault) async throws {
