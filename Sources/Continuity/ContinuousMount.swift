@@ -104,6 +104,7 @@ public final class ContinuousMount: Sendable {
         }
         filesystem.journalInodes(to: log)
         self.inheritance = Mutex(inherited)
+        continuity.listenForHandoffs()
     }
 
     /// Serves until the filesystem is unmounted or handed to the next process.

@@ -227,18 +227,27 @@ public final class MountContinuity: Sendable {
         store?.remove(logName)
     }
 
+    /// Opens the handoff socket, before the mount is reported ready: a next process started the
+    /// moment it is finds the socket, and its connection waits in the backlog until
+    /// `serveHandoffs` accepts it. Does nothing when already open or when this process may not
+    /// hand over.
+    public func listenForHandoffs() {
+        guard let path = handoffSocketPath else { return }
+        handoffListener.withLock { listener in
+            guard listener == nil else { return }
+            do {
+                listener = try LocalSocket.listen(at: path)
+            } catch {
+                logger.warning("no handoff socket: a restart will not take this mount over smoothly (\(error))")
+            }
+        }
+    }
+
     /// Serves handoffs to the next akvfs process on `handoffSocketPath`, on a thread of its own,
     /// until one completes or `stopServingHandoffs` is called.
     public func serveHandoffs(version: String, participant: any HandoffParticipant) {
-        guard let path = handoffSocketPath else { return }
-        let listener: LocalSocket
-        do {
-            listener = try LocalSocket.listen(at: path)
-        } catch {
-            logger.warning("no handoff socket: a restart will not take this mount over smoothly (\(error))")
-            return
-        }
-        handoffListener.withLock { $0 = listener }
+        listenForHandoffs()
+        guard let path = handoffSocketPath, let listener = handoffListener.withLock({ $0 }) else { return }
         let logger = self.logger
         Thread.detached { [self] in
             while let connection = listener.accept() {

@@ -307,7 +307,7 @@ struct RestartTests {
     func incompatibleTakeover() async throws {
         try await withMountedDemo { (_, mount) async throws in
             #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
-            let socket = try #require(try LocalSocket.connect(to: try Self.handoffSocket(of: mount.mountpoint)))
+            let socket = try #require(try LocalSocket.connect(to: try await Self.handoffSocket(of: mount)))
             try socket.send(LocalSocket.Message("TAKEOVER 99 99 99.0.0"))
             let answer = try #require(try socket.receive())
             #expect(answer.text.hasPrefix("REFUSE incompatible"), "\(answer.text)")
@@ -323,7 +323,7 @@ struct RestartTests {
     func fallbackToFreshMount() async throws {
         try await withMountedDemo { (emulator, mount) async throws in
             // Stand in for a daemon of another version: its socket refuses; stepping aside stops it.
-            let path = try Self.handoffSocket(of: mount.mountpoint)
+            let path = try await Self.handoffSocket(of: mount)
             let impostor = try LocalSocket.listen(at: path)
             let old = mount.process
             let serving = Task {
@@ -359,7 +359,7 @@ struct RestartTests {
         let keeper = try await KeeperProcess(directory: emulator.directory)
         let mount = try await MountedVault(emulator: emulator, extraArguments: ["--keeper", keeper.socketPath])
         do {
-            let handoff = try Self.handoffSocket(of: mount.mountpoint)
+            let handoff = try await Self.handoffSocket(of: mount)
             for path in [handoff, keeper.socketPath] {
                 #expect(try await Self.asNobody(connectTo: path) == "denied", "\(path) is root's alone")
                 // Even with the socket and its directories opened up, a process that is not root gets no answer.
@@ -442,11 +442,17 @@ struct RestartTests {
 
     // MARK: Helpers
 
-    static func handoffSocket(of mountpoint: String) throws -> String {
+    /// The mount's handoff socket, which must exist by the time the daemon says it is serving (a
+    /// next process started then must find it). The fixture only waits for the kernel's mount,
+    /// which comes a moment before, so the "serving" line is waited for first.
+    static func handoffSocket(of mount: MountedVault) async throws -> String {
+        for _ in 0..<100 where !mount.log.contains("[akvfs] serving") {
+            try await Task.sleep(for: .milliseconds(100))
+        }
         let names = try FileManager.default.contentsOfDirectory(atPath: "/run/akvfs/handoff")
-        let digest = digestPrefix(mountpoint)
+        let digest = digestPrefix(mount.mountpoint)
         guard let name = names.first(where: { $0.contains(digest) }) else {
-            throw TestFailure("no handoff socket for \(mountpoint) in \(names)")
+            throw TestFailure("no handoff socket for \(mount.mountpoint) once serving, in \(names)")
         }
         return "/run/akvfs/handoff/\(name)"
     }
