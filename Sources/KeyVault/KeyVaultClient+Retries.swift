@@ -13,7 +13,6 @@ extension KeyVaultClient {
         var retries = 0  // every retry: the backoff grows with them
         var countedRetries = 0  // the ones maxRetries limits
         while true {
-            try await holdBackWhileThrottled(within: budget, operation: operation)
             let outcome: Result<HTTPClientResponse, HTTPTransportError>
             do {
                 outcome = .success(try await attempt())
@@ -40,7 +39,6 @@ extension KeyVaultClient {
                 wait =
                     retryAfter.map { min($0, options.retry.maxRetryAfter) }
                     ?? options.retry.backoff.delay(beforeRetry: retries)
-                if !counts { await throttle.pause(for: wait) }
                 guard budget.allows(waiting: wait) else { return response }
             case .failure(let transport):
                 if transport.kind == .cancelled {
@@ -64,26 +62,6 @@ extension KeyVaultClient {
             }
             retries += 1
             if counts { countedRetries += 1 }
-        }
-    }
-
-    /// Waits while another request's 429 has the vault paused, so that this one is not sent
-    /// into the same limit; throws when the pause outlasts the call's deadline.
-    private func holdBackWhileThrottled(within budget: RetryBudget, operation: String) async throws(KeyVaultError) {
-        while case let hold = await throttle.remainingPause(), hold > .zero {
-            guard budget.allows(waiting: hold) else {
-                throw KeyVaultError(
-                    kind: .throttled, operation: operation, vault: vault.url,
-                    detail: "not sent: Key Vault is throttling this vault, and its pause outlasts this call's deadline",
-                    retryAfter: hold)
-            }
-            do {
-                try await budget.sleep(for: hold)
-            } catch {
-                throw KeyVaultError(
-                    kind: .cancelled, operation: operation, vault: vault.url,
-                    detail: "cancelled while Key Vault throttled this vault")
-            }
         }
     }
 

@@ -20,19 +20,15 @@ public final class KeyVaultClient: Sendable {
     /// The unauthenticated first request in flight, which concurrent first requests wait for, and
     /// how many wait.
     let pendingProbe = Mutex<(task: Task<HTTPClientResponse, any Error>, waiters: Int)?>(nil)
-    /// Held back by every 429 with `Retry-After`, this client's or another's sharing it.
-    let throttle: VaultThrottle
 
-    /// `throttle`: the vault's, shared by every client of it (one of its own when nil).
     public init(
         vault: VaultEndpoint, credential: any TokenCredential, http: any HTTPClient,
-        options: KeyVaultClientOptions = .init(), throttle: VaultThrottle? = nil
+        options: KeyVaultClientOptions = .init()
     ) {
         self.vault = vault
         self.credential = credential
         self.http = http
         self.options = options
-        self.throttle = throttle ?? VaultThrottle(clock: options.clock)
     }
 
     // First contact, the challenge and tokens are in KeyVaultClient+Authentication.swift, retries

@@ -123,50 +123,6 @@ struct KeyVaultClientTests {
         }
     }
 
-    @Test(
-        "A 429 with Retry-After holds back every client of the vault until then; a call whose deadline ends first is not sent"
-    )
-    func throttlingPausesTheVault() async throws {
-        try await withClientHarness(seed: .demo) { (harness) async throws in
-            let clock = RecordingClock()
-            let throttle = VaultThrottle(clock: clock)
-            var hurried = KeyVaultClientOptions.sleeping(on: clock)
-            hurried.retry.deadline = .seconds(10)
-            func client(_ options: KeyVaultClientOptions, clientId: String) throws -> KeyVaultClient {
-                KeyVaultClient(
-                    vault: try harness.vault("demo"), credential: harness.secretCredential(clientId: clientId),
-                    http: harness.http, options: options, throttle: throttle)
-            }
-            let throttled = try client(hurried, clientId: "0000aaaa-0000-4000-8000-000000000001")
-            let patient = try client(.sleeping(on: clock), clientId: "0000aaaa-0000-4000-8000-000000000002")
-            let impatient = try client(hurried, clientId: "0000aaaa-0000-4000-8000-000000000003")
-            for client in [throttled, patient, impatient] { _ = try await client.authenticate() }
-
-            // Asked to wait 30 s, past its 10 s deadline, the first call gives up, and the vault is paused.
-            await Self.failAPIKey(harness, times: 1, status: 429, retryAfter: 30)
-            await #expect {
-                _ = try await throttled.getSecret("api-key")
-            } throws: { error in
-                (error as? KeyVaultError)?.kind == .throttled
-            }
-            #expect(clock.sleeps.isEmpty)
-            let sent = await harness.keyVaultRequests("demo").count
-
-            // Another identity's call that cannot wait 30 s is not sent at all.
-            await #expect {
-                _ = try await impatient.getSecret("app-settings")
-            } throws: { error in
-                (error as? KeyVaultError)?.kind == .throttled && (error as? KeyVaultError)?.retryAfter == .seconds(30)
-            }
-            #expect(await harness.keyVaultRequests("demo").count == sent)
-
-            // One that can waits out the pause, then is sent once.
-            #expect(try await patient.getSecret("api-key").value == "demo-api-key-8c2f5e")
-            #expect(clock.sleeps == [.seconds(30)])
-            #expect(await harness.keyVaultRequests("demo").dropFirst(sent).map(\.status) == [200])
-        }
-    }
-
     @Test("Throttling with Retry-After is honoured, without it backed off; 503 is retried")
     func retries() async throws {
         try await withClientHarness(seed: .demo) { (harness) async throws in

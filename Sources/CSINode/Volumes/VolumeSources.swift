@@ -45,9 +45,6 @@ actor VolumeSources {
     private var identities: [String: Identity] = [:]
     private var users: [SourceID: Set<String>] = [:]
     private var lingerCount = 0
-    /// One per vault, shared by every identity's client of it: Key Vault throttles a vault,
-    /// whoever asks. Dropped with the vault's last source.
-    private var throttles: [String: VaultThrottle] = [:]
     /// The last register or unregister asked for each source.
     private var changes: [SourceID: Task<Void, Never>] = [:]
     /// Secrets are fingerprinted with a key that never leaves memory: this process's, or the
@@ -84,11 +81,8 @@ actor VolumeSources {
         }
         let source = SourceID(vault: endpoint.url, identity: key)
         if users[source, default: []].isEmpty, let credential = identities[key]?.credential {
-            let throttle = throttles[endpoint.url] ?? VaultThrottle(clock: settings.clientOptions.clock)
-            throttles[endpoint.url] = throttle
             let client = KeyVaultClient(
-                vault: endpoint, credential: credential, http: http, options: settings.clientOptions,
-                throttle: throttle)
+                vault: endpoint, credential: credential, http: http, options: settings.clientOptions)
             let cache = self.cache
             inOrder(source) { await cache.register(KeyVaultSource(client: client), as: source) }
         }
@@ -118,9 +112,6 @@ actor VolumeSources {
         let unregistered = inOrder(lease.source) { await cache.unregister(lease.source) }
         if !users.keys.contains(where: { $0.identity == lease.identityKey }) {
             identities[lease.identityKey] = nil
-        }
-        if !users.keys.contains(where: { $0.vault == lease.source.vault }) {
-            throttles[lease.source.vault] = nil
         }
         await unregistered.value
     }
