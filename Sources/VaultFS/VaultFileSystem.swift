@@ -179,11 +179,32 @@ public final class VaultFileSystem: Sendable {
         guard let childPath = try child(of: parentKey.path, named: name, in: view) else { throw .noEntry }
         let key = NodeKey(view: childPath == .viewRoot ? name : parentKey.view, path: childPath)
         let childView = key.view.flatMap { self.view($0) }
+        try await confirmObjectDirectory(childPath, in: childView)
         let (inode, attributes) = try await inodeAndAttributes(of: key, in: childView)
         table.remember(inode)
         return EntryReply(
             attributes: attributes, entryTimeout: configuration.metadataTimeout,
             attributeTimeout: configuration.metadataTimeout)
+    }
+
+    /// `tls/NAME/` and `.versions/NAME/` stand for an object, so they exist only when it does:
+    /// a certificate's secret (which their files are read from anyway), or an object with
+    /// versions (the listing `ls` of the directory would make).
+    private func confirmObjectDirectory(_ path: NodePath, in view: ViewDefinition?) async throws(Errno) {
+        guard let view else { return }
+        switch path {
+        case .tlsBundle(let name):
+            let secret = ObjectReference(kind: .secret, name: name, version: nil)
+            guard try await fileContent(secret, .plain, in: view).metadata.certificateBacked else { throw .noEntry }
+        case .versionList(let kind, let name):
+            do {
+                _ = try await cache.versions(kind, name: name, in: view.source)
+            } catch {
+                throw Self.errno(for: error, logger: logger, context: "list versions of \(kind.rawValue) \(name)")
+            }
+        default:
+            return
+        }
     }
 
     /// A directory's inode, or the inode of the version a file shows now (found in the cache,

@@ -74,7 +74,9 @@ struct ServiceTimingMountTests {
                     : (try? FileManager.default.contentsOfDirectory(atPath: path))?.isEmpty == false
                 if !works { failed.withLock { $0.append(paths[index]) } }
             }
-            #expect(failed.withLock { $0 }.isEmpty, "reads wait out the throttling: \(failed.withLock { $0 })")
+            #expect(
+                failed.withLock { $0 }.isEmpty, "reads wait out the throttling: \(failed.withLock { $0 })\n\(mount.log)"
+            )
             #expect(try await emulator.requests(vault: "demo").contains { $0["status"] as? Int == 429 })
             try await emulator.setSecret(vault: "demo", name: "api-key", value: "rotated-under-throttling")
             // A read that failed would throw here: stale content is served while the refresh waits.
