@@ -319,7 +319,7 @@ public enum SecretProviderClassParser {
             throw .invalidArgument(
                 "cloudName \(name) is not valid, error: there is no cloud environment matching the name "
                     + "\(MessageText.quoted(name)); use one of \(cloudNames.joined(separator: ", ")) (case-insensitive), "
-                    + "or leave it empty for AzurePublicCloud")
+                    + "or leave it empty for the plugin's --cloud (AzurePublicCloud unless set)")
         }
         if isStack {
             guard let environmentFile else {
@@ -336,7 +336,7 @@ public enum SecretProviderClassParser {
         } else if environmentFile != nil {
             throw .invalidArgument(
                 "cloudEnvFileName is only used with cloudName \(AzureCloud.stackCloudName), not "
-                    + "\(name ?? "the default AzurePublicCloud"): remove it, or set cloudName: \(AzureCloud.stackCloudName)"
+                    + "\(name ?? "the plugin's --cloud"): remove it, or set cloudName: \(AzureCloud.stackCloudName)"
             )
         }
     }
