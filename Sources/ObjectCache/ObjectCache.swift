@@ -118,8 +118,11 @@ public actor ObjectCache {
             throw CacheError(
                 kind: .invalid, message: "\(reference) of \(source.vault) cannot be shown as a file: \(error.message)")
         }
-        // Keep the rendering only with the object it was made from.
-        if let slot = slots[key], slot.value != nil, slot.generation == answer.generation {
+        // Keep the rendering only with the object it was made from. A rendering that is the
+        // payload's own buffer is not kept: making it again is free, and keeping it would cost
+        // each entry a dictionary.
+        let isPayload = rendered.warnings.isEmpty && rendered.bytes === object.payload.secretBytes
+        if !isPayload, let slot = slots[key], slot.value != nil, slot.generation == answer.generation {
             let before = slot.bytes
             slot.renderings[renderingKey] = rendered
             totalBytes += slot.bytes - before

@@ -77,7 +77,9 @@ public struct ObjectMetadata: Sendable, Equatable {
 /// buffer (one copy in memory, not two) and the buffer is zeroed when its last holder lets go.
 public enum Payload: Sendable {
     case secret(SecretBytes)
-    case key(JSONWebKey)
+    /// Indirect: a JSON Web Key's fourteen optional members inline would make every cache entry,
+    /// secrets' too, about 230 bytes larger.
+    indirect case key(JSONWebKey)
     case certificate([UInt8])
 
     /// A secret value given as text.

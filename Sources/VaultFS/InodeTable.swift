@@ -62,7 +62,7 @@ final class InodeTable: Sendable {
         var nodes: [UInt64: Node] = [:]
         /// The inode each key shows now; inodes of earlier versions are not in here.
         var inodes: [NodeKey: UInt64] = [:]
-        var showing: [ObjectIdentity: Set<UInt64>] = [:]
+        var showing: [ObjectIdentity: InodeSet] = [:]
         var journal: (any InodeJournal)?
         /// Inode numbers the journal says may have been handed out.
         var reservedUpTo: UInt64 = 0
@@ -72,7 +72,7 @@ final class InodeTable: Sendable {
             nextInode += 1
             nodes[inode] = node
             inodes[node.key] = inode
-            if let object = node.object { showing[object, default: []].insert(inode) }
+            if let object = node.object { showing[object, default: InodeSet()].insert(inode) }
             // Numbers shown in listings must not come back for other nodes after a takeover.
             if inode > reservedUpTo {
                 reservedUpTo = inode + InodeTable.reservationStep
@@ -164,7 +164,7 @@ final class InodeTable: Sendable {
             for (inode, node) in nodes where inode != Self.rootInode {
                 state.nodes[inode] = node
                 if shown[inode] == true { state.inodes[node.key] = inode }
-                if let object = node.object { state.showing[object, default: []].insert(inode) }
+                if let object = node.object { state.showing[object, default: InodeSet()].insert(inode) }
             }
             state.nextInode = max(reserved, nodes.keys.max() ?? 1) + 1
         }
@@ -235,7 +235,7 @@ final class InodeTable: Sendable {
     /// The file inodes that keys show now for `object` (earlier versions' inodes are not).
     func shownInodes(showing object: ObjectIdentity) -> [(inode: UInt64, key: NodeKey)] {
         state.withLock { state in
-            (state.showing[object] ?? []).compactMap { inode in
+            (state.showing[object]?.all ?? []).compactMap { inode in
                 guard let key = state.nodes[inode]?.key, state.inodes[key] == inode else { return nil }
                 return (inode, key)
             }
@@ -297,6 +297,32 @@ final class InodeTable: Sendable {
     }
 
     var count: Int { state.withLock { $0.nodes.count } }
+
+    /// The inodes showing one object: nearly always one, kept inline rather than in a Set of its
+    /// own (an allocation per object, about 100 bytes each at 10,000 objects).
+    struct InodeSet {
+        private var first: UInt64?
+        private var others: Set<UInt64> = []
+
+        var isEmpty: Bool { first == nil && others.isEmpty }
+        var all: [UInt64] { (first.map { [$0] } ?? []) + others }
+
+        mutating func insert(_ inode: UInt64) {
+            if first == nil || first == inode {
+                first = inode
+            } else {
+                others.insert(inode)
+            }
+        }
+
+        mutating func remove(_ inode: UInt64) {
+            if first == inode {
+                first = others.popFirst()
+            } else {
+                others.remove(inode)
+            }
+        }
+    }
 
     private static func remove(_ inode: UInt64, _ node: Node, from state: inout State) {
         state.nodes[inode] = nil
