@@ -150,11 +150,15 @@ final class CSIPluginProcess: Sendable {
 
 /// A pod's volume in the CSI tests: its target path under the emulator's directory (kubelet
 /// creates the parent; the plugin creates the target) and kubelet's volume context.
-struct TestVolume: Sendable {
+struct TestVolume: Sendable, CustomStringConvertible {
     var id: String
     var targetPath: String
     var attributes: [String: String]
     var secrets: [String: String] = [:]
+
+    /// What a failed expectation prints: the attributes carry the pod's service-account token,
+    /// which test output must not show.
+    var description: String { "TestVolume(\(id) at \(targetPath))" }
 
     init(
         _ emulator: EmulatorProcess, pod: String, namespace: String = "team-a", attributes: [String: String],

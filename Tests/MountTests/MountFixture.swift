@@ -203,7 +203,13 @@ final class MountedVault: Sendable {
             emulator: emulator, vault: vault, mountpoint: mountpoint, arguments: extraArguments,
             environment: environment, log: logFile,
             launcher: launcher)
-        try await waitUntilMounted()
+        do {
+            try await waitUntilMounted()
+        } catch {
+            // Nobody else holds this mount yet: a daemon that mounted too late is not left behind.
+            await cleanUp()
+            throw error
+        }
     }
 
     static func start(
