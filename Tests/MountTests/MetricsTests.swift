@@ -40,7 +40,9 @@ struct MetricsTests {
         try await withMountedDemo(arguments: ["--metrics-address", "127.0.0.1:0"]) { emulator, mount in
             #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
             #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
-            _ = try FileManager.default.contentsOfDirectory(atPath: mount.path("secrets"))
+            _ = try await blocking { [mount] in
+                try FileManager.default.contentsOfDirectory(atPath: mount.path("secrets"))
+            }
             let (status, body) = try await scrape(mount.log)
             #expect(status == 200)
             #expect(
