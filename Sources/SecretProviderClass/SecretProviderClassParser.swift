@@ -109,6 +109,7 @@ public enum SecretProviderClassParser {
             nonEmpty(podAttributes["secretProviderClass"]) ?? nonEmpty(parameters["secretProviderClass"])
         try checkKeys(parameters: parameters, podAttributes: podAttributes, secretProviderClass: secretProviderClass)
 
+        // Checked above: parameters hold uid and gid only when they are the volume's attributes.
         let uid = try ownerID("uid", podAttributes["uid"] ?? parameters["uid"])
         let gid = try ownerID("gid", podAttributes["gid"] ?? parameters["gid"])
 
@@ -204,6 +205,16 @@ public enum SecretProviderClassParser {
             throw .invalidArgument(
                 "volumeAttributes may not set \(overriding.joined(separator: ", ")): pod volumeAttributes never override "
                     + "SecretProviderClass parameters; set \(overriding.count == 1 ? "it" : "them") in \(target)")
+        }
+        // A class's parameters are shared by every pod that names it; who owns a pod's files is
+        // that pod's choice (volumeAttributes or fsGroup), never the class's.
+        let ownerInClass = ownerKeys.filter { parameters[$0] != nil }
+        if let secretProviderClass = nonEmpty(podAttributes["secretProviderClass"]), !ownerInClass.isEmpty {
+            let keys = ownerInClass.joined(separator: " and ")
+            throw .invalidArgument(
+                "the SecretProviderClass \(secretProviderClass) sets \(keys) in its parameters: the files' owner is "
+                    + "chosen by each pod, with \(keys) in its volumeAttributes or its fsGroup; remove \(keys) from the class"
+            )
         }
         let known = parameterKeys + ignoredLegacyKeys + volumeAttributeKeys
         func unknown(_ keys: Dictionary<String, String>.Keys) -> [String] {

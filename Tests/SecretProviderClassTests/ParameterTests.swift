@@ -394,6 +394,17 @@ struct OwnerTests {
         #expect(parsed(Fixture.parameters())?.uid == nil)
     }
 
+    @Test("A SecretProviderClass may not choose the files' owner for the pods that name it")
+    func notFromTheClass() {
+        let pod = Fixture.pod.merging(["secretProviderClass": "app", "uid": "1000"]) { $1 }
+        let error = parseError(Fixture.parameters(["uid": "0", "gid": "0"]), podAttributes: pod)
+        #expect(error?.code == .invalidArgument)
+        #expect(
+            error?.message
+                == "the SecretProviderClass app sets uid and gid in its parameters: the files' owner is chosen by each pod, with uid and gid in its volumeAttributes or its fsGroup; remove uid and gid from the class"
+        )
+    }
+
     @Test("Names and out-of-range IDs are refused", arguments: ["root", "-1", "4294967295", "1e3", "１０"])
     func refused(value: String) {
         let error = parseError(Fixture.parameters(), podAttributes: Fixture.pod.merging(["gid": value]) { $1 })
