@@ -14,6 +14,13 @@ let strictSwift: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// What a test target of akvfs's client side builds on when it runs that side against an
+/// emulator in its own process (AzureIdentityTests, KeyVaultTests, akvfsTests).
+let clientAgainstEmulatorTests: [Target.Dependency] = [
+    "AzureIdentity", "KeyVault", "HTTPTransport", "PKI", "KeyVaultEmulator", "EmulatorSupport", "TestSupport",
+    .product(name: "HTTPTypes", package: "swift-http-types"),
+]
+
 let package = Package(
     name: "akvfs",
     products: [
@@ -262,37 +269,54 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
-        // MARK: Tests
-        .target(name: "TestSupport", path: "Tests/Support", swiftSettings: strictSwift),
-        .testTarget(name: "PKITests", dependencies: ["PKI"], swiftSettings: strictSwift),
-        .testTarget(name: "ObjectFormatsTests", dependencies: ["ObjectFormats", "PKI"], swiftSettings: strictSwift),
-        .testTarget(
-            name: "ObjectCacheTests", dependencies: ["ObjectCache", "KeyVault", "PKI", "HTTPTransport"],
-            swiftSettings: strictSwift),
-        .testTarget(
-            name: "VaultFSTests", dependencies: ["VaultFS", "ObjectCache", "ObjectFormats", "PKI"],
+        // MARK: Tests: the support targets, then a test target per module, named after it
+        // (MountTests: whole mounts, across modules).
+        // What any test may use: child processes, work on own threads, a hand-moved clock, shared
+        // keys, the build's and the repository's paths. It needs only PKI, so PKI's own tests pull
+        // in nothing above it.
+        .target(name: "TestSupport", dependencies: ["PKI"], path: "Tests/Support", swiftSettings: strictSwift),
+        // An emulator in this process and the requests tests send any emulator, with akvfs's clients
+        // built against it. Not in TestSupport: it brings the emulator's server stack (Hummingbird,
+        // NIO) and the client's (libcurl, identity, Key Vault).
+        .target(
+            name: "EmulatorSupport",
+            dependencies: [
+                "KeyVaultEmulator", "HTTPTransport", "AzureIdentity", "KeyVault",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/EmulatorSupport",
+            swiftSettings: strictSwift
+        ),
+        // A vault in memory (an ObjectSource) for the cache, filesystem and FUSE tests. Not in
+        // TestSupport: ObjectCache brings the Key Vault client and libcurl.
+        .target(
+            name: "ObjectSourceSupport", dependencies: ["ObjectCache", "PKI"], path: "Tests/ObjectSourceSupport",
             swiftSettings: strictSwift),
         .systemLibrary(name: "CXattr", path: "Tests/Shims/CXattr"),
+
+        .testTarget(name: "PKITests", dependencies: ["PKI", "TestSupport"], swiftSettings: strictSwift),
         .testTarget(
-            name: "MountTests",
+            name: "HTTPTransportTests",
             dependencies: [
-                "HTTPTransport", "CXattr", "TestSupport", "CSINode", "CSIProtocol", "PKI", "FuseBridge", "VaultFS",
-                "ObjectCache",
-                "CLinux", "DescriptorPassing",
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ],
-            swiftSettings: strictSwift
-        ),
-        .testTarget(
-            name: "KeyVaultClientTests",
-            dependencies: [
-                "AzureIdentity", "KeyVault", "ObjectFormats", "HTTPTransport", "PKI", "KeyVaultEmulator", "TestSupport",
+                "HTTPTransport", "KeyVaultEmulator", "EmulatorSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: strictSwift
         ),
+        .testTarget(name: "AzureIdentityTests", dependencies: clientAgainstEmulatorTests, swiftSettings: strictSwift),
+        .testTarget(name: "KeyVaultTests", dependencies: clientAgainstEmulatorTests, swiftSettings: strictSwift),
+        .testTarget(
+            name: "ObjectFormatsTests", dependencies: ["ObjectFormats", "PKI", "TestSupport"],
+            swiftSettings: strictSwift),
+        .testTarget(
+            name: "ObjectCacheTests",
+            dependencies: ["ObjectCache", "KeyVault", "PKI", "HTTPTransport", "TestSupport", "ObjectSourceSupport"],
+            swiftSettings: strictSwift),
+        .testTarget(
+            name: "VaultFSTests",
+            dependencies: ["VaultFS", "ObjectCache", "ObjectFormats", "PKI", "TestSupport", "ObjectSourceSupport"],
+            swiftSettings: strictSwift),
         .testTarget(
             name: "SecretProviderClassTests",
             dependencies: [
@@ -303,19 +327,33 @@ let package = Package(
         .testTarget(
             name: "CSINodeTests",
             dependencies: [
-                "CSINode", "CSIProtocol", "SecretProviderClass", "PKI", "AzureIdentity", "KeyVault",
+                "CSINode", "CSIProtocol", "SecretProviderClass", "PKI", "AzureIdentity", "KeyVault", "TestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSwift
         ),
-        .testTarget(
-            name: "ShimTests", dependencies: ["CFuse", "CCurl", "CLinux", "COpenSSL"], swiftSettings: strictSwift),
+        // The akvfs executable as users run it: get, check, csi forwarding, what it links.
+        .testTarget(name: "akvfsTests", dependencies: clientAgainstEmulatorTests, swiftSettings: strictSwift),
         .testTarget(
             name: "KeyVaultEmulatorTests",
             dependencies: [
-                "KeyVaultEmulator", "HTTPTransport", "PKI", "TestSupport",
+                "KeyVaultEmulator", "HTTPTransport", "PKI", "TestSupport", "EmulatorSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "ShimTests", dependencies: ["CFuse", "CCurl", "CLinux", "COpenSSL"], swiftSettings: strictSwift),
+        // Real mounts: the built executables as child processes, and FUSE sessions in this process.
+        .testTarget(
+            name: "MountTests",
+            dependencies: [
+                "HTTPTransport", "CXattr", "TestSupport", "EmulatorSupport", "ObjectSourceSupport", "KeyVaultEmulator",
+                "CSINode", "CSIProtocol", "PKI", "FuseBridge", "VaultFS", "ObjectCache", "CLinux", "DescriptorPassing",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strictSwift
         ),

@@ -1,6 +1,7 @@
 import CSINode
 import FoundationEssentials
 import SecretProviderClass
+import TestSupport
 import Testing
 import Yams
 
@@ -9,8 +10,7 @@ import Yams
 /// strict parser accepts.
 @Suite("Kubernetes manifests")
 struct ManifestTests {
-    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("deploy/kubernetes")
+    static let directory = repositoryFile("deploy/kubernetes")
 
     static func documents(_ file: String) throws -> [[String: Any]] {
         let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)

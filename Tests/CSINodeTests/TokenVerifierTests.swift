@@ -4,6 +4,7 @@ import KeyVault
 import PKI
 import SecretProviderClass
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import CSINode
@@ -83,14 +84,6 @@ final class TestExchange: ServiceAccountTokenExchange {
     }
 }
 
-/// Time for the verifier, moved by hand.
-final class TestClock: Sendable {
-    private let time = Mutex(Date(timeIntervalSince1970: 1_900_000_000))
-    var now: Date { time.withLock { $0 } }
-    var seconds: Int64 { Int64(now.timeIntervalSince1970) }
-    func advance(_ seconds: TimeInterval) { time.withLock { $0 = $0.addingTimeInterval(seconds) } }
-}
-
 /// The claims kube-apiserver writes; nil members are left out.
 struct TestClaims: Encodable {
     struct Kubernetes: Encodable {
@@ -117,10 +110,10 @@ struct TestClaims: Encodable {
     }
 
     /// Issued now, valid for an hour, for team A's reader bound to pod web-0.
-    init(clock: TestClock) {
-        iat = clock.seconds
-        nbf = clock.seconds
-        exp = clock.seconds + 3600
+    init(clock: ManualClock) {
+        iat = clock.secondsSince1970
+        nbf = clock.secondsSince1970
+        exp = clock.secondsSince1970 + 3600
         kubernetes = Kubernetes(
             namespace: "team-a", serviceaccount: .init(name: "reader", uid: "sa-uid"),
             pod: .init(name: "web-0", uid: "uid-web-0"))
@@ -161,7 +154,8 @@ struct TokenVerifierTests {
     struct Harness {
         let issuer: TestIssuer
         let key: TestIssuer.Key
-        let clock = TestClock()
+        /// On a whole second, so times the tests compute from claims compare equal.
+        let clock = ManualClock(date: Date(timeIntervalSince1970: 1_900_000_000))
         let exchange = TestExchange()
         let verifier: ServiceAccountTokenVerifier
 
@@ -169,7 +163,7 @@ struct TokenVerifierTests {
             (issuer, key) = try TestIssuer.make(algorithm)
             let clock = self.clock
             verifier = ServiceAccountTokenVerifier(
-                issuerSource: kubernetes ? issuer : nil, exchange: exchange, now: { clock.now })
+                issuerSource: kubernetes ? issuer : nil, exchange: exchange, now: { clock.date })
         }
 
         var claims: TestClaims { TestClaims(clock: clock) }
@@ -204,8 +198,8 @@ struct TokenVerifierTests {
         let verified = try await harness.verify(try sign(harness.claims, with: harness.key))
         #expect(verified.subject == "system:serviceaccount:team-a:reader")
         #expect(verified.proof == .clusterKeys)
-        #expect(verified.expiresAt == harness.clock.now.addingTimeInterval(3600))
-        harness.clock.advance(30)
+        #expect(verified.expiresAt == harness.clock.date.addingTimeInterval(3600))
+        harness.clock.advance(by: .seconds(30))
         _ = try await harness.verify(try sign(harness.claims, with: harness.key))
         #expect(harness.issuer.fetches == 1, "the keys are cached")
         #expect(harness.exchange.calls == 0)
@@ -255,20 +249,22 @@ struct TokenVerifierTests {
         let harness = try Harness()
         let token = try sign(harness.claims, with: harness.key)
         _ = try await harness.verify(token)
-        harness.clock.advance(3600)
+        harness.clock.advance(by: .seconds(3600))
         let expired = await harness.refusal(token)
         #expect(expired.contains("it expired at 2030-03-17T18:46:40Z (it is now 2030-03-17T18:46:40Z)"), "\(expired)")
         #expect(expired.contains("kubelet sends a fresh token"))
 
         var early = harness.claims
-        early.nbf = harness.clock.seconds + 120
+        early.nbf = harness.clock.secondsSince1970 + 120
         let notYet = await harness.refusal(try sign(early, with: harness.key))
         #expect(notYet.contains("it is not valid before") && notYet.contains("60 s of clock skew allowed"), "\(notYet)")
         var issuedAhead = harness.claims
-        issuedAhead.iat = harness.clock.seconds + 120
+        issuedAhead.iat = harness.clock.secondsSince1970 + 120
         #expect(await harness.refusal(try sign(issuedAhead, with: harness.key)).contains("(iat;"))
         var slightlyAhead = harness.claims
-        (slightlyAhead.nbf, slightlyAhead.iat) = (harness.clock.seconds + 30, harness.clock.seconds + 30)
+        (slightlyAhead.nbf, slightlyAhead.iat) = (
+            harness.clock.secondsSince1970 + 30, harness.clock.secondsSince1970 + 30
+        )
         _ = try await harness.verify(try sign(slightlyAhead, with: harness.key))
 
         var forever = harness.claims
@@ -359,7 +355,7 @@ struct TokenVerifierTests {
         _ = try await harness.verify(try sign(harness.claims, with: harness.key))
         #expect(harness.issuer.fetches == 1)
 
-        harness.clock.advance(11)
+        harness.clock.advance(by: .seconds(11))
         let rotated = TestIssuer.Key(id: "cluster-key-2", key: try TestIssuer.newKey(), algorithm: .rs256)
         harness.issuer.setKeys([harness.key, rotated])
         let verified = try await harness.verify(try sign(harness.claims, with: rotated))
@@ -379,7 +375,7 @@ struct TokenVerifierTests {
     func fetchRateLimit() async throws {
         let harness = try Harness()
         _ = try await harness.verify(try sign(harness.claims, with: harness.key))
-        harness.clock.advance(11)
+        harness.clock.advance(by: .seconds(11))
         let forger = try TestIssuer.newKey()
         let tokens = try (0..<20).map {
             try sign(harness.claims, with: TestIssuer.Key(id: "forged-\($0)", key: forger, algorithm: .rs256))
@@ -390,10 +386,10 @@ struct TokenVerifierTests {
             }
         }
         #expect(harness.issuer.fetches == 2, "20 concurrent unknown key ids share one fetch")
-        harness.clock.advance(5)
+        harness.clock.advance(by: .seconds(5))
         _ = await harness.refusal(tokens[0])
         #expect(harness.issuer.fetches == 2)
-        harness.clock.advance(6)
+        harness.clock.advance(by: .seconds(6))
         _ = await harness.refusal(tokens[1])
         #expect(harness.issuer.fetches == 3)
     }
@@ -403,11 +399,11 @@ struct TokenVerifierTests {
         let harness = try Harness()
         let token = try sign(harness.claims, with: harness.key)
         _ = try await harness.verify(token)
-        harness.clock.advance(599)
+        harness.clock.advance(by: .seconds(599))
         _ = try await harness.verify(token)
         #expect(harness.issuer.fetches == 1)
         harness.issuer.setKeys([TestIssuer.Key(id: "cluster-key-2", key: try TestIssuer.newKey(), algorithm: .rs256)])
-        harness.clock.advance(1)
+        harness.clock.advance(by: .seconds(1))
         #expect(await harness.refusal(token).contains("not among the cluster's service-account issuer keys"))
         #expect(harness.issuer.fetches == 2)
     }
@@ -423,13 +419,13 @@ struct TokenVerifierTests {
         #expect(harness.exchange.calls == 1)
         _ = try await harness.verify(token)
         #expect(harness.exchange.calls == 1, "a proven token is remembered")
-        harness.clock.advance(1)
+        harness.clock.advance(by: .seconds(1))
         _ = try await harness.verify(try sign(harness.claims, with: harness.key))
         #expect(harness.exchange.calls == 2, "another token is proven again")
 
         // Claims are still checked first: Entra is not asked about a token that cannot be right.
         var expired = harness.claims
-        expired.exp = harness.clock.seconds - 1
+        expired.exp = harness.clock.secondsSince1970 - 1
         _ = await harness.refusal(try sign(expired, with: harness.key))
         #expect(harness.exchange.calls == 2)
 
@@ -437,7 +433,7 @@ struct TokenVerifierTests {
             CredentialError(
                 credential: "WorkloadIdentityCredential", kind: .authenticationFailed,
                 message: "AADSTS50013: Assertion failed signature validation."))
-        harness.clock.advance(1)
+        harness.clock.advance(by: .seconds(1))
         let refused = await harness.refusal(try sign(harness.claims, with: harness.key))
         #expect(
             refused.contains("Entra ID did not accept it for client \(Self.target.clientId): AADSTS50013"), "\(refused)"
@@ -449,13 +445,13 @@ struct TokenVerifierTests {
         harness.exchange.fail(
             CredentialError(
                 credential: "WorkloadIdentityCredential", kind: .transient, message: "no token after 4 attempts"))
-        harness.clock.advance(1)
+        harness.clock.advance(by: .seconds(1))
         let outage = await harness.refusal(try sign(harness.claims, with: harness.key), code: .unavailable)
         #expect(outage.contains("Entra ID could not be asked"), "\(outage)")
 
         // Once the keys can be read (10 s after the last try), they are the proof again.
         harness.issuer.fail(nil)
-        harness.clock.advance(10)
+        harness.clock.advance(by: .seconds(10))
         #expect(try await harness.verify(try sign(harness.claims, with: harness.key)).proof == .clusterKeys)
         let forger = TestIssuer.Key(id: harness.key.id, key: try TestIssuer.newKey(), algorithm: .rs256)
         _ = await harness.refusal(try sign(harness.claims, with: forger))
@@ -469,7 +465,7 @@ struct TokenVerifierTests {
         harness.exchange.fail(
             CredentialError(
                 credential: "WorkloadIdentityCredential", kind: .authenticationFailed, message: "AADSTS700213"))
-        harness.clock.advance(1)
+        harness.clock.advance(by: .seconds(1))
         let refused = await harness.refusal(try sign(harness.claims, with: harness.key))
         #expect(refused.contains("the plugin has no Kubernetes API"), "\(refused)")
         #expect(harness.issuer.fetches == 0)
@@ -480,9 +476,9 @@ struct TokenVerifierTests {
         let harness = try Harness()
         _ = try await harness.verify(try sign(harness.claims, with: harness.key))
         harness.issuer.fail("the Kubernetes API answered HTTP 503")
-        harness.clock.advance(3600)
+        harness.clock.advance(by: .seconds(3600))
         #expect(try await harness.verify(try sign(harness.claims, with: harness.key)).proof == .clusterKeys)
-        harness.clock.advance(86_400)
+        harness.clock.advance(by: .seconds(86_400))
         #expect(try await harness.verify(try sign(harness.claims, with: harness.key)).proof == .entraExchange)
     }
 }

@@ -6,13 +6,10 @@ import Testing
 /// The `akvfs-emulator` executable as scripts and the conformance suite run it.
 @Suite("akvfs-emulator executable")
 struct ExecutableTests {
-    static var binary: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
-            "akvfs-emulator")
-    }
+    static let binary = builtExecutable("akvfs-emulator")
 
     static func launch(_ arguments: [String], errors: String) throws -> ChildProcess {
-        try ChildProcess.spawn(binary.path, arguments, stdout: .pipe, stderr: .file(errors))
+        try ChildProcess.spawn(binary, arguments, stdout: .pipe, stderr: .file(errors))
     }
 
     static func errorFile() -> String {

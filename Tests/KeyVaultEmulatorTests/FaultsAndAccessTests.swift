@@ -1,3 +1,4 @@
+import EmulatorSupport
 import Foundation
 import HTTPTransport
 import HTTPTypes
@@ -48,18 +49,13 @@ struct FaultsAndAccessTests {
             let token = try await harness.token()
             // A fresh client for each step: libcurl silently resends a request whose *reused*
             // connection dies, which would hide the drop from this test.
-            func freshClient() throws -> CurlHTTPClient {
-                var configuration = HTTPClientConfiguration()
-                configuration.extraCAFile = harness.caFile
-                return try CurlHTTPClient(configuration: configuration)
-            }
             let request = HTTPRequest(
                 method: .get, scheme: "https", authority: "faulty.vault.localhost:\(harness.endpoints.port)",
                 path: "/secrets?api-version=7.6",
                 headerFields: [.authorization: "Bearer \(token.value)"])
 
             await harness.emulator.inject(FaultRule(vault: "faulty", action: .drop))
-            let dropping = try freshClient()
+            let dropping = try CurlHTTPClient(trusting: harness.caFile)
             await #expect {
                 _ = try await dropping.execute(request)
             } throws: { error in
@@ -68,7 +64,7 @@ struct FaultsAndAccessTests {
             dropping.shutdown()
 
             await harness.emulator.inject(FaultRule(vault: "faulty", action: .hang(seconds: 60)))
-            let hanging = try freshClient()
+            let hanging = try CurlHTTPClient(trusting: harness.caFile)
             await #expect {
                 _ = try await hanging.execute(request, body: nil, timeout: .milliseconds(500))
             } throws: { error in
@@ -76,7 +72,7 @@ struct FaultsAndAccessTests {
             }
             hanging.shutdown()
 
-            let healthy = try freshClient()
+            let healthy = try CurlHTTPClient(trusting: harness.caFile)
             defer { healthy.shutdown() }
             #expect(try await healthy.execute(request).head.status.code == 200)
             let faults = await harness.emulator.requests().compactMap(\.fault)

@@ -1,3 +1,4 @@
+import EmulatorSupport
 import Foundation
 import HTTPTypes
 import KeyVaultEmulator
@@ -165,7 +166,7 @@ struct IdentityTests {
     func workloadIdentity() async throws {
         let (_, certificate) = try Self.makeCertificate()
         try await withEmulator(seed: Self.seed(certificatePEM: certificate.pem())) { (harness) async throws in
-            func exchange(_ assertion: String) async throws -> EmulatorHarness.Reply {
+            func exchange(_ assertion: String) async throws -> EmulatorReply {
                 try await harness.tokenRequest([
                     "grant_type": "client_credentials", "client_id": Self.workloadAppId, "scope": harness.vaultScope,
                     "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",

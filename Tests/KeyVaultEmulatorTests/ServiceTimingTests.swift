@@ -1,24 +1,20 @@
+import EmulatorSupport
 import Foundation
 import HTTPTypes
 import KeyVaultEmulator
 import Synchronization
+import TestSupport
 import Testing
-
-/// The emulator's clock, stopped: windows and buckets move only when a test says so, however
-/// slowly the machine answers.
-final class StoppedClock: Sendable {
-    private let time = Mutex(Date())
-    var now: @Sendable () -> Date { { self.time.withLock { $0 } } }
-    func advance(seconds: Double) { time.withLock { $0 = $0.addingTimeInterval(seconds) } }
-}
 
 @Suite("Emulator: the service's timing (slow deletes and recoveries, throttling, empty middle pages)")
 struct ServiceTimingTests {
     @Test("A delete and a recovery take their window: 404 for what is not there yet, 409 for what would collide")
     func deleteAndRecoverWindows() async throws {
         let seed = Seed(vaults: [SeedVault(name: "slow", timing: VaultTiming(deleteSeconds: 30, recoverSeconds: 30))])
-        let clock = StoppedClock()
-        let stopped: (inout KeyVaultEmulator.Configuration) -> Void = { $0.clock = clock.now }
+        // The emulator's clock, stopped: windows move only when the test says so, however slowly
+        // the machine answers.
+        let clock = ManualClock()
+        let stopped: (inout KeyVaultEmulator.Configuration) -> Void = { $0.clock = { clock.date } }
         try await withEmulator(seed: seed, configure: stopped) { (harness) async throws in
             let token = try await harness.token()
             #expect(
@@ -41,11 +37,11 @@ struct ServiceTimingTests {
             let other = try await harness.keyVault(.put, "slow", "/secrets/other", token: token, json: ["value": "v"])
             #expect(other.status == 200, "only the object being deleted is affected")
 
-            clock.advance(seconds: 29)
+            clock.advance(by: .seconds(29))
             #expect(
                 try await harness.keyVault(.get, "slow", "/deletedsecrets/s1", token: token).status == 404,
                 "29 s into a 30 s delete")
-            clock.advance(seconds: 1)
+            clock.advance(by: .seconds(1))
             #expect(try await harness.keyVault(.get, "slow", "/deletedsecrets/s1", token: token).status == 200)
             #expect(try await harness.keyVault(.post, "slow", "/deletedsecrets/s1/recover", token: token).status == 200)
 
@@ -54,7 +50,7 @@ struct ServiceTimingTests {
                 "not back until the recovery completes")
             let early = try await harness.keyVault(.delete, "slow", "/secrets/s1", token: token)
             #expect(early.status == 409 && early.innerErrorCode == "ObjectIsBeingRecovered")
-            clock.advance(seconds: 30)
+            clock.advance(by: .seconds(30))
             #expect(
                 try await harness.keyVault(.get, "slow", "/secrets/s1", token: token).json["value"] as? String == "v1")
         }
@@ -68,8 +64,8 @@ struct ServiceTimingTests {
                 name: "busy", secrets: [SeedSecret(name: "s", value: "v")], timing: VaultTiming(throttleScale: 0.001)),
             SeedVault(name: "calm"),
         ])
-        let clock = StoppedClock()
-        let stopped: (inout KeyVaultEmulator.Configuration) -> Void = { $0.clock = clock.now }
+        let clock = ManualClock()
+        let stopped: (inout KeyVaultEmulator.Configuration) -> Void = { $0.clock = { clock.date } }
         try await withEmulator(seed: seed, configure: stopped) { (harness) async throws in
             let token = try await harness.token()
             for _ in 0..<4 {
@@ -92,9 +88,9 @@ struct ServiceTimingTests {
                 try await harness.keyVault(.get, "calm", "/secrets/s", token: token).status == 404,
                 "other vaults are not throttled")
 
-            clock.advance(seconds: 2)
+            clock.advance(by: .seconds(2))
             #expect(try await harness.keyVault(.get, "busy", "/secrets/s", token: token).status == 429, "not yet")
-            clock.advance(seconds: Double(retryAfter))
+            clock.advance(by: .seconds(retryAfter))
             #expect(
                 try await harness.keyVault(.get, "busy", "/secrets/s", token: token).status == 200,
                 "Retry-After is long enough")

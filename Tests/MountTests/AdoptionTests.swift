@@ -1,36 +1,12 @@
 import Foundation
 import FuseBridge
 import ObjectCache
+import ObjectSourceSupport
 import PKI
 import Synchronization
+import TestSupport
 import Testing
 import VaultFS
-
-/// A vault of fixed secrets, enough for a real mount without Key Vault.
-private struct FixedSource: ObjectSource {
-    let secrets: [String: String]
-
-    func fetch(_ reference: ObjectReference) async throws(SourceError) -> FetchedObject {
-        guard let value = secrets[reference.name] else {
-            throw SourceError(kind: .notFound, message: "\(reference.name) not found")
-        }
-        return FetchedObject(
-            metadata: ObjectMetadata(id: "https://fixed/secrets/\(reference.name)/v1", version: "v1"),
-            payload: .secret(value))
-    }
-
-    func list(_ kind: ObjectKind, pacer: @escaping @Sendable () async throws -> Void) async throws(SourceError)
-        -> [ListedObject]
-    {
-        kind == .secret ? secrets.keys.sorted().map { ListedObject(name: $0) } : []
-    }
-
-    func listVersions(_ kind: ObjectKind, name: String, pacer: @escaping @Sendable () async throws -> Void)
-        async throws(SourceError) -> [ListedObject]
-    {
-        [ListedObject(name: name, version: "v1")]
-    }
-}
 
 /// The FUSE glue's part of a handoff, in one process: a second session serves a connection the
 /// first one mounted, with no unmount in between.
@@ -40,7 +16,7 @@ struct AdoptionTests {
     func adoption() async throws {
         let source = SourceID(vault: "https://fixed", identity: "test")
         let cache = ObjectCache()
-        await cache.register(FixedSource(secrets: ["one": "first-value", "two": "second-value"]), as: source)
+        await cache.register(InMemorySource(secrets: ["one": "first-value", "two": "second-value"]), as: source)
         let filesystem = VaultFileSystem(
             cache: cache, configuration: FileSystemConfiguration(root: .singleView("v")),
             views: [ViewDefinition(id: "v", source: source, layout: .vault)])
@@ -53,16 +29,16 @@ struct AdoptionTests {
         let first = try FuseMount(filesystem: filesystem, mountpoint: mountpoint, options: MountOptions())
         let firstRun = Task { try await first.run() }
         #expect(
-            try await blocking { try String(contentsOfFile: "\(mountpoint)/secrets/one", encoding: .utf8) }
+            try await onOwnThread { try String(contentsOfFile: "\(mountpoint)/secrets/one", encoding: .utf8) }
                 == "first-value")
         let connection = try #require(first.connection)
         #expect(await first.stopServing(within: .seconds(5)))
         #expect(try await firstRun.value == .stopped)
-        #expect(MountedVault.isMountedAnyFilesystem(mountpoint), "stopping leaves the mount up")
+        #expect(TestMounts.isMountPoint(mountpoint), "stopping leaves the mount up")
 
         // Meanwhile a reader waits in the kernel; the second session answers it.
         let waiting = Task {
-            try await blocking { try String(contentsOfFile: "\(mountpoint)/secrets/two", encoding: .utf8) }
+            try await onOwnThread { try String(contentsOfFile: "\(mountpoint)/secrets/two", encoding: .utf8) }
         }
         let second = try FuseMount(
             filesystem: filesystem,
@@ -71,15 +47,17 @@ struct AdoptionTests {
         let secondRun = Task { try await second.run() }
         #expect(try await waiting.value == "second-value")
         #expect(
-            try await blocking { try FileManager.default.contentsOfDirectory(atPath: "\(mountpoint)/secrets").sorted() }
+            try await onOwnThread {
+                try FileManager.default.contentsOfDirectory(atPath: "\(mountpoint)/secrets").sorted()
+            }
                 == [".versions", "one", "two"])
         #expect(
-            try await blocking { try String(contentsOfFile: "\(mountpoint)/secrets/one", encoding: .utf8) }
+            try await onOwnThread { try String(contentsOfFile: "\(mountpoint)/secrets/one", encoding: .utf8) }
                 == "first-value")
 
         second.unmount()
         #expect(try await secondRun.value == .unmounted)
-        #expect(!MountedVault.isMountedAnyFilesystem(mountpoint))
+        #expect(!TestMounts.isMountPoint(mountpoint))
         withExtendedLifetime(first) {}
     }
 }

@@ -1,5 +1,6 @@
 import CSINode
 import CSIProtocol
+import EmulatorSupport
 import Foundation
 import GRPCCore
 import HTTPTypes
@@ -90,27 +91,18 @@ final class CSIPluginProcess: Sendable {
             """
         try Data(cloud.utf8).write(to: cloudFile)
         let tokenFile = emulator.directory.appendingPathComponent("plugin-token")
-        let (_, tokenBody) = try await emulator.send(
-            .post, "\(emulator.adminURL)/service-account-tokens",
-            json: [
-                "subject": "system:serviceaccount:kube-system:akvfs-csi", "audience": "https://kubernetes.default.svc",
-            ])
-        let token = try #require(
-            (try JSONSerialization.jsonObject(with: Data(tokenBody)) as? [String: Any])?["token"] as? String)
+        let token = try await emulator.serviceAccountToken([
+            "subject": "system:serviceaccount:kube-system:akvfs-csi", "audience": "https://kubernetes.default.svc",
+        ])
         try Data(token.utf8).write(to: tokenFile)
 
-        let variables = [
-            "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
-            "AKVFS_CA_FILE": emulator.caFile,
-            "AKVFS_IMDS_ENDPOINT": emulator.imdsEndpoint,
-            "AKVFS_LOG_LEVEL": "debug",
-        ].merging(environment) { $1 }
+        let variables = emulator.daemonEnvironment.merging(environment) { $1 }
         let kubernetesArguments = [
             "--kubernetes-api", "https://localhost:\(emulator.port)", "--kubernetes-token-file", tokenFile.path,
             "--kubernetes-ca-file", emulator.caFile,
         ]
         process = try ChildProcess.spawn(
-            buildDirectory.appendingPathComponent("akvfs").path,
+            builtExecutable("akvfs"),
             [
                 "csi", "--endpoint", "unix://\(socketPath)", "--node-id", "test-node", "--state-dir", stateDirectory,
                 "--kubelet-dir", emulator.directory.path, "--ready-file", readyFile,
@@ -195,39 +187,10 @@ struct TestVolume: Sendable, CustomStringConvertible {
 
     func read(_ relative: String) async throws -> String {
         let path = self.path(relative)
-        return try await blocking { try String(contentsOfFile: path, encoding: .utf8) }
+        return try await onOwnThread { try String(contentsOfFile: path, encoding: .utf8) }
     }
 
     var isMounted: Bool { TestMounts.isMountPoint(targetPath) }
-}
-
-enum TestMounts {
-    static func isMountPoint(_ path: String) -> Bool {
-        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        return table.split(separator: "\n").contains { line in
-            let fields = line.split(separator: " ")
-            return fields.count > 4 && fields[4] == path
-        }
-    }
-
-    /// The per-mount options (mountinfo's sixth field) of the mount at `path`.
-    static func options(of path: String) -> [String] {
-        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        let line = table.split(separator: "\n").last {
-            $0.split(separator: " ").count > 5 && $0.split(separator: " ")[4] == path
-        }
-        return line.map { $0.split(separator: " ")[5].split(separator: ",").map(String.init) } ?? []
-    }
-
-    /// Unmounts everything under `directory` (deepest first), whatever a failed test left.
-    static func unmountAll(under directory: String) {
-        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        let mounts = table.split(separator: "\n").compactMap { line -> String? in
-            let fields = line.split(separator: " ")
-            return fields.count > 4 && fields[4].hasPrefix(directory) ? String(fields[4]) : nil
-        }
-        for mount in mounts.sorted(by: { $0.count > $1.count }) { umount2(mount, Int32(MNT_DETACH)) }
-    }
 }
 
 extension EmulatorProcess {
@@ -239,19 +202,11 @@ extension EmulatorProcess {
     /// A bare token from the emulator's service-account issuer; `request` is the admin API's body
     /// (`subject`, `audience`, `lifetimeSeconds`, `issuedAt`, `issuer`, `pod`).
     func serviceAccountToken(_ request: [String: Any]) async throws -> String {
-        let (status, body) = try await send(.post, "\(adminURL)/service-account-tokens", json: request)
-        guard status == 201 else {
-            throw TestFailure(
-                "minting a service-account token answered \(status): \(String(decoding: body, as: UTF8.self))")
+        let reply = try await sendJSON(.post, "\(adminURL)/service-account-tokens", json: request)
+        guard reply.status == 201 else {
+            throw TestFailure("minting a service-account token answered \(reply.status): \(reply.text)")
         }
-        return try #require((try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["token"] as? String)
-    }
-
-    /// Every request the emulator answered, oldest first.
-    func requestLog() async throws -> [[String: Any]] {
-        let (_, body) = try await send(.get, "\(adminURL)/requests")
-        return (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]]
-            ?? []
+        return try #require(reply.json["token"] as? String)
     }
 
     /// Requests to `endpoint` (`keyvault`, `token`, `kubernetes`, …) so far.
@@ -261,15 +216,17 @@ extension EmulatorProcess {
 
     /// Stores a SecretProviderClass in the emulated Kubernetes API.
     func putSecretProviderClass(
-        namespace: String, name: String, provider: String = "azure", parameters: [String: String]
+        namespace: String, name: String, provider: String = "azure", parameters: [String: String],
+        secretObjects: [[String: Any]]? = nil
     ) async throws {
+        var spec: [String: Any] = ["provider": provider, "parameters": parameters]
+        spec["secretObjects"] = secretObjects
         let object: [String: Any] = [
             "apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
-            "metadata": ["name": name, "namespace": namespace],
-            "spec": ["provider": provider, "parameters": parameters],
+            "metadata": ["name": name, "namespace": namespace], "spec": spec,
         ]
-        let (status, _) = try await send(.put, "\(adminURL)/secretproviderclasses/\(namespace)/\(name)", json: object)
-        guard status == 201 else { throw TestFailure("storing the SecretProviderClass answered \(status)") }
+        let reply = try await sendJSON(.put, "\(adminURL)/secretproviderclasses/\(namespace)/\(name)", json: object)
+        guard reply.status == 201 else { throw TestFailure("storing the SecretProviderClass answered \(reply.status)") }
     }
 
     /// The client IDs that fetched `path` in `vault` (a GET answered 200) after the request

@@ -97,9 +97,8 @@ struct CSIPluginTests {
 
             // Read-only, and not a way to run or escalate anything.
             #expect(open(volume.path("db-password"), O_WRONLY) == -1 && errno == EROFS)
-            let options = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n")
-                .first { $0.split(separator: " ")[4] == volume.targetPath }
-            #expect(options.map { $0.contains("ro,nosuid,nodev,noexec") } == true, "\(options ?? "not mounted")")
+            let options = TestMounts.options(of: volume.targetPath)
+            #expect(["ro", "nosuid", "nodev", "noexec"].allSatisfy(options.contains), "\(options)")
 
             try await plugin.client { try await $0.unpublish(volumeID: volume.id, targetPath: volume.targetPath) }
         }
@@ -571,7 +570,7 @@ struct CSIPluginTests {
             let subPath = emulator.directory.appendingPathComponent("subpath-file").path
             FileManager.default.createFile(atPath: subPath, contents: nil)
             #expect(mount(volumes[0].path("db-password"), subPath, nil, UInt(MS_BIND), nil) == 0)
-            #expect(try await blocking { try String(contentsOfFile: subPath, encoding: .utf8) } == "team-a-password")
+            #expect(try await onOwnThread { try String(contentsOfFile: subPath, encoding: .utf8) } == "team-a-password")
 
             try await emulator.setSecret(vault: "team-a-kv", name: "db-password", value: "rotated-password")
             var seen: [String] = []
@@ -583,7 +582,7 @@ struct CSIPluginTests {
             #expect(seen == ["rotated-password", "rotated-password"], "within 20 s of a 2 s TTL")
             // A bind mount of the file holds its inode, which is one version (as with the
             // Secrets Store CSI driver's files): the pod sees the new one when it restarts.
-            #expect(try await blocking { try String(contentsOfFile: subPath, encoding: .utf8) } == "team-a-password")
+            #expect(try await onOwnThread { try String(contentsOfFile: subPath, encoding: .utf8) } == "team-a-password")
             umount2(subPath, 0)
         }
     }
@@ -1042,7 +1041,7 @@ struct CSIPluginTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let log = directory.appendingPathComponent("csi.log").path
         let process = try ChildProcess.spawn(
-            buildDirectory.appendingPathComponent("akvfs").path,
+            builtExecutable("akvfs"),
             [
                 "csi", "--endpoint", "unix://\(directory.path)/csi.sock", "--node-id", "n", "--state-dir",
                 directory.appendingPathComponent("state").path,
@@ -1159,10 +1158,10 @@ struct CSIPluginTests {
             try JSONSerialization.data(withJSONObject: [
                 "clientid": CSISeed.servicePrincipal, "clientsecret": CSISeed.servicePrincipalSecret,
             ]).write(to: secretsFile)
-            let akvfs = buildDirectory.appendingPathComponent("akvfs").path
+            let akvfs = builtExecutable("akvfs")
             let endpoint = "unix://\(plugin.socketPath)"
 
-            let published = try await run(
+            let published = try await ChildProcess.run(
                 akvfs,
                 [
                     "csi", "publish", "--endpoint", endpoint, "--target-path", volume.targetPath, "--volume-id",
@@ -1173,7 +1172,7 @@ struct CSIPluginTests {
 
             var wrong = volume.attributes
             wrong["keyvaultName"] = "x"
-            let refused = try await run(
+            let refused = try await ChildProcess.run(
                 akvfs,
                 [
                     "csi", "publish", "--endpoint", endpoint, "--target-path", volume.targetPath + "-x", "--attributes",
@@ -1186,7 +1185,7 @@ struct CSIPluginTests {
                 "\(refused.output)")
             #expect(!refused.output.contains(CSISeed.servicePrincipalSecret))
 
-            let unpublished = try await run(
+            let unpublished = try await ChildProcess.run(
                 akvfs,
                 [
                     "csi", "unpublish", "--endpoint", endpoint, "--target-path", volume.targetPath, "--volume-id",
@@ -1195,14 +1194,5 @@ struct CSIPluginTests {
             #expect(unpublished.status == 0, "\(unpublished.output)")
             #expect(!volume.isMounted)
         }
-    }
-
-    /// Runs a command to completion; its stdout and stderr together.
-    private func run(_ path: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-cli-\(UUID().uuidString).log")
-        defer { try? FileManager.default.removeItem(at: log) }
-        let process = try ChildProcess.spawn(path, arguments, stdout: .file(log.path), stderr: .file(log.path))
-        let status = await process.exit()
-        return (status, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
     }
 }

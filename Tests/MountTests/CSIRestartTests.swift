@@ -193,7 +193,7 @@ struct CSIRestartTests {
             let other = emulator.directory.appendingPathComponent("other-state").path
             let log = emulator.directory.appendingPathComponent("second.log")
             let second = try ChildProcess.spawn(
-                buildDirectory.appendingPathComponent("akvfs").path,
+                builtExecutable("akvfs"),
                 [
                     "csi", "--endpoint", "unix://\(plugin.socketPath)", "--node-id", "n", "--state-dir", other,
                     "--kubelet-dir", emulator.directory.path,
@@ -214,7 +214,7 @@ struct CSIRestartTests {
             func probe() async throws -> (status: Int32, message: String) {
                 let log = emulator.directory.appendingPathComponent("ready-\(UUID().uuidString.prefix(8)).log")
                 let process = try ChildProcess.spawn(
-                    buildDirectory.appendingPathComponent("akvfs-csi").path,
+                    builtExecutable("akvfs-csi"),
                     ["ready", "--ready-file", plugin.readyFile],
                     environment: ["PATH": "/usr/bin:/bin"], stderr: .file(log.path))
                 let status = await process.exit()

@@ -76,7 +76,7 @@ struct ConsistencyTests {
             }
             // Three readers until they have seen several rotations (at most a minute on a busy machine).
             let progress = ReadProgress()
-            let readers = (0..<3).map { _ in Task { try await blocking { Self.readRepeatedly(path, progress) } } }
+            let readers = (0..<3).map { _ in Task { try await onOwnThread { Self.readRepeatedly(path, progress) } } }
             let started = ContinuousClock.now
             while ContinuousClock.now - started < .seconds(60) {
                 try await Task.sleep(for: .milliseconds(200))
@@ -203,7 +203,7 @@ struct ConsistencyTests {
         try await withMountedDemo(arguments: ["--ttl", "2", "--fetch-timeout", "2"]) { emulator, mount in
             try await emulator.injectFault(["vault": "demo", "action": "hang", "hangSeconds": 120, "count": 100_000])
             let path = mount.path("secrets/app-settings")
-            let failure: Int32 = try await blocking {
+            let failure: Int32 = try await onOwnThread {
                 open(path, O_RDONLY) >= 0 ? 0 : errno
             }
             #expect(failure == ETIMEDOUT)

@@ -13,38 +13,23 @@ struct HelperAndServiceTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(
             atPath: directory.appendingPathComponent("mount.akvfs").path,
-            withDestinationPath: buildDirectory.appendingPathComponent("akvfs").path)
+            withDestinationPath: builtExecutable("akvfs"))
         return directory
-    }
-
-    struct Outcome: Sendable {
-        var status: Int32
-        var errors: String
-    }
-
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]) async throws -> Outcome
-    {
-        let errors = FileManager.default.temporaryDirectory.appendingPathComponent("helper-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: errors) }
-        let process = try ChildProcess.spawn(
-            executable, arguments, environment: environment, stdout: .file(errors.path), stderr: .file(errors.path))
-        let status = await process.exit()
-        return Outcome(status: status, errors: (try? String(contentsOf: errors, encoding: .utf8)) ?? "")
     }
 
     @Test("fstab options become akvfs flags; mount(8)'s own options are ignored")
     func optionTranslation() async throws {
         let helper = try Self.helperDirectory().appendingPathComponent("mount.akvfs").path
-        let outcome = try await Self.run(
+        let outcome = try await ChildProcess.run(
             helper,
             [
                 "myvault", "/mnt/kv", "-f", "-v", "-o",
                 #"rw,_netdev,nofail,x-systemd.automount,allow_other,tenant=t-1,client_id=c-1,uid=33,file_mode=0400,ca_file=/etc/ssl/a\,b.pem"#,
             ],
             environment: [:])
-        #expect(outcome.status == 0, "\(outcome.errors)")
+        #expect(outcome.status == 0, "\(outcome.output)")
         #expect(
-            outcome.errors.contains(
+            outcome.output.contains(
                 "akvfs mount myvault /mnt/kv --allow-other --tenant-id t-1 --client-id c-1 --uid 33 --file-mode 0400 --ca-file /etc/ssl/a,b.pem"
             ))
     }
@@ -52,13 +37,13 @@ struct HelperAndServiceTests {
     @Test("Unknown options and secrets in options are refused with mount(8)'s usage status")
     func badOptions() async throws {
         let helper = try Self.helperDirectory().appendingPathComponent("mount.akvfs").path
-        let unknown = try await Self.run(helper, ["v", "/mnt", "-o", "tenat=x"], environment: [:])
+        let unknown = try await ChildProcess.run(helper, ["v", "/mnt", "-o", "tenat=x"], environment: [:])
         #expect(unknown.status == 1)
-        #expect(unknown.errors.contains("unknown option 'tenat'"))
-        let secret = try await Self.run(helper, ["v", "/mnt", "-o", "client_secret=hunter2"], environment: [:])
+        #expect(unknown.output.contains("unknown option 'tenat'"))
+        let secret = try await ChildProcess.run(helper, ["v", "/mnt", "-o", "client_secret=hunter2"], environment: [:])
         #expect(secret.status == 1)
-        #expect(secret.errors.contains("client_secret_file="))
-        let missing = try await Self.run(helper, ["only-one-argument"], environment: [:])
+        #expect(secret.output.contains("client_secret_file="))
+        let missing = try await ChildProcess.run(helper, ["only-one-argument"], environment: [:])
         #expect(missing.status == 1)
     }
 
@@ -76,27 +61,27 @@ struct HelperAndServiceTests {
             let installed = "/sbin/mount.akvfs"
             try? FileManager.default.removeItem(atPath: installed)
             try FileManager.default.createSymbolicLink(
-                atPath: installed, withDestinationPath: buildDirectory.appendingPathComponent("akvfs").path)
+                atPath: installed, withDestinationPath: builtExecutable("akvfs"))
             defer { try? FileManager.default.removeItem(atPath: installed) }
-            let outcome = try await Self.run(
+            let outcome = try await ChildProcess.run(
                 "/bin/mount",
                 [
                     "-t", "akvfs", emulator.vaultURL("demo"), mountpoint, "-o",
                     "_netdev,env_file=\(environmentFile.path),ttl=30",
                 ],
                 environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
-            #expect(outcome.status == 0, "\(outcome.errors)")
-            #expect(MountedVault.isMounted(mountpoint))
+            #expect(outcome.status == 0, "\(outcome.output)")
+            #expect(TestMounts.isAkvfsMount(mountpoint))
             #expect(
-                try await blocking { try String(contentsOfFile: mountpoint + "/secrets/api-key", encoding: .utf8) }
+                try await onOwnThread { try String(contentsOfFile: mountpoint + "/secrets/api-key", encoding: .utf8) }
                     == "demo-api-key-8c2f5e")
-            let unmounted = try await Self.run(
-                buildDirectory.appendingPathComponent("akvfs").path, ["unmount", mountpoint], environment: [:])
-            #expect(unmounted.status == 0, "\(unmounted.errors)")
-            for _ in 0..<50 where MountedVault.isMounted(mountpoint) { try await Task.sleep(for: .milliseconds(100)) }
-            #expect(!MountedVault.isMounted(mountpoint))
+            let unmounted = try await ChildProcess.run(
+                builtExecutable("akvfs"), ["unmount", mountpoint], environment: [:])
+            #expect(unmounted.status == 0, "\(unmounted.output)")
+            for _ in 0..<50 where TestMounts.isAkvfsMount(mountpoint) { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(!TestMounts.isAkvfsMount(mountpoint))
 
-            let failing = try await Self.run(
+            let failing = try await ChildProcess.run(
                 "/bin/mount",
                 [
                     "-t", "akvfs", emulator.vaultURL("demo"), mountpoint, "-o",
@@ -105,9 +90,9 @@ struct HelperAndServiceTests {
                 environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
             #expect(failing.status != 0)
             #expect(
-                failing.errors.contains("AZURE_CLIENT_SECRET"),
-                "the daemon's reason reaches mount's caller: \(failing.errors)")
-            #expect(!MountedVault.isMounted(mountpoint))
+                failing.output.contains("AZURE_CLIENT_SECRET"),
+                "the daemon's reason reaches mount's caller: \(failing.output)")
+            #expect(!TestMounts.isAkvfsMount(mountpoint))
         }
     }
 
@@ -115,24 +100,14 @@ struct HelperAndServiceTests {
     func readiness() async throws {
         try await withEmulatorProcess { emulator in
             let socketPath = emulator.directory.appendingPathComponent("notify.sock").path
-            let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-            #expect(descriptor >= 0)
+            let descriptor = try boundDatagramSocket(at: socketPath)
             defer { close(descriptor) }
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8)) }
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
-            #expect(bound == 0)
             let mount = try await MountedVault(
                 emulator: emulator, extraArguments: [], environment: ["NOTIFY_SOCKET": socketPath])
             // The mount shows up in the mount table a moment before the daemon reports it.
             var message = ""
             for _ in 0..<100 where message.isEmpty {
-                message = try await blocking {
+                message = try await onOwnThread {
                     var buffer = [UInt8](repeating: 0, count: 512)
                     let length = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
                     return length > 0 ? String(decoding: buffer[..<length], as: UTF8.self) : ""
@@ -146,22 +121,20 @@ struct HelperAndServiceTests {
 
     @Test("The systemd unit passes systemd-analyze verify")
     func unitVerifies() async throws {
-        let unit = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
-            "../../systemd/akvfs@.service"
-        ).standardizedFileURL
+        let unit = repositoryFile("systemd/akvfs@.service")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "akvfs-unit-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         // The unit names /usr/local/bin/akvfs; verify checks that the binary exists, so point it at the build.
         let text = try String(contentsOf: unit, encoding: .utf8).replacingOccurrences(
-            of: "/usr/local/bin/akvfs", with: buildDirectory.appendingPathComponent("akvfs").path)
+            of: "/usr/local/bin/akvfs", with: builtExecutable("akvfs"))
         try Data(text.utf8).write(to: directory.appendingPathComponent("akvfs@.service"))
-        let outcome = try await Self.run(
+        let outcome = try await ChildProcess.run(
             "/usr/bin/systemd-analyze", ["verify", directory.appendingPathComponent("akvfs@demo.service").path],
             environment: [:])
         #expect(outcome.status == 0)
-        #expect(outcome.errors.isEmpty, "systemd-analyze warned: \(outcome.errors)")
+        #expect(outcome.output.isEmpty, "systemd-analyze warned: \(outcome.output)")
     }
 
     @Test(
@@ -169,9 +142,7 @@ struct HelperAndServiceTests {
     )
     func unitOutlivesRestarts() async throws {
         let unit = try String(
-            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
-                "../../systemd/akvfs@.service"
-            ).standardizedFileURL,
+            contentsOf: repositoryFile("systemd/akvfs@.service"),
             encoding: .utf8)
         let lines = unit.split(separator: "\n").map(String.init)
         func value(_ key: String) -> String? {
@@ -203,7 +174,7 @@ struct HelperAndServiceTests {
             ("exit-code", "", false),
         ] {
             try? FileManager.default.removeItem(atPath: record)
-            let outcome = try await Self.run(
+            let outcome = try await ChildProcess.run(
                 "/bin/sh", ["-c", script],
                 environment: [
                     "PATH": "\(directory.path):/usr/bin:/bin", "SERVICE_RESULT": result, "QUEUED_JOB": job,

@@ -12,7 +12,7 @@ func scrape(_ log: @autoclosure () -> String, path: String = "/metrics") async t
         if address == nil { try await Task.sleep(for: .milliseconds(50)) }
     }
     let url = try #require(address.map { "http://\($0)\(path)" }, "the daemon logs where it serves metrics")
-    return try await blocking {
+    return try await onOwnThread {
         // curl, as Prometheus would reach it: a plain HTTP GET.
         let output = FileManager.default.temporaryDirectory.appendingPathComponent(
             "scrape-\(UUID().uuidString.prefix(8))"
@@ -40,7 +40,7 @@ struct MetricsTests {
         try await withMountedDemo(arguments: ["--metrics-address", "127.0.0.1:0"]) { emulator, mount in
             #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
             #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
-            _ = try await blocking { [mount] in
+            _ = try await onOwnThread { [mount] in
                 try FileManager.default.contentsOfDirectory(atPath: mount.path("secrets"))
             }
             let (status, body) = try await scrape(mount.log)
@@ -74,7 +74,7 @@ struct MetricsTests {
                 #expect(await process.exit() != 0)
                 let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
                 #expect(text.contains(message), "\(address): \(text)")
-                #expect(!MountedVault.isMounted(mountpoint))
+                #expect(!TestMounts.isAkvfsMount(mountpoint))
             }
         }
     }
@@ -85,7 +85,7 @@ struct MetricsTests {
             let state = emulator.directory.appendingPathComponent("csi-state-\(UUID().uuidString.prefix(6))").path
             let log = emulator.directory.appendingPathComponent("csi-bad-metrics.log")
             let process = try ChildProcess.spawn(
-                buildDirectory.appendingPathComponent("akvfs").path,
+                builtExecutable("akvfs"),
                 [
                     "csi", "--endpoint", "unix://\(emulator.directory.path)/csi-\(UUID().uuidString.prefix(6)).sock",
                     "--node-id", "n",

@@ -1,73 +1,71 @@
+import EmulatorSupport
 import Foundation
 import HTTPTransport
 import HTTPTypes
+import KeyVaultEmulator
 import TestSupport
 import Testing
 
-/// Runs blocking work (file system calls into the mount, process waits) on a Dispatch thread,
-/// never on Swift's small cooperative pool.
-func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await onOwnThread(body)
-}
-
-/// What stat(2) says about a path, in Sendable form.
+/// What stat(2) says about a path, all of it the tests look at, in Sendable form.
 struct FileStatus: Sendable {
-    var size: Int
-    var permissions: Int
+    var mode: UInt32
     var inode: UInt64
+    var uid: UInt32
+    var gid: UInt32
+    var size: Int
+    var links: Int
+    var blocks: Int
+    var blockSize: Int
     var modified: Int
-    var isDirectory: Bool
-    var uid: UInt32 = 0
-    var gid: UInt32 = 0
+    var changed: Int
+    var accessed: Int
+
+    var permissions: Int { Int(mode & 0o7777) }
+    var isDirectory: Bool { mode & S_IFMT == S_IFDIR }
 }
 
 func status(_ path: String) async throws -> FileStatus {
-    try await blocking {
+    try await onOwnThread {
         var buffer = stat()
         guard stat(path, &buffer) == 0 else { throw TestFailure("stat \(path): \(String(cString: strerror(errno)))") }
         return FileStatus(
-            size: Int(buffer.st_size), permissions: Int(buffer.st_mode & 0o7777), inode: UInt64(buffer.st_ino),
-            modified: buffer.st_mtim.tv_sec, isDirectory: buffer.st_mode & S_IFMT == S_IFDIR, uid: buffer.st_uid,
-            gid: buffer.st_gid)
+            mode: buffer.st_mode, inode: UInt64(buffer.st_ino), uid: buffer.st_uid, gid: buffer.st_gid,
+            size: Int(buffer.st_size), links: Int(buffer.st_nlink), blocks: Int(buffer.st_blocks),
+            blockSize: Int(buffer.st_blksize), modified: buffer.st_mtim.tv_sec, changed: buffer.st_ctim.tv_sec,
+            accessed: buffer.st_atim.tv_sec)
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-var buildDirectory: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent() }
-
-/// `akvfs-emulator --demo` in its own process, and a client for its admin API and data plane.
-final class EmulatorProcess: Sendable {
-    struct Info: Decodable, Sendable {
-        var port: Int
-        var tenantId: String
-        var imdsEndpoint: String
-        var adminURL: String
-    }
-
+/// `akvfs-emulator --demo` in its own process, with a client for its admin API and data plane.
+final class EmulatorProcess: EmulatorConnection {
     let process: ChildProcess
-    let info: Info
+    /// As the ready line gives them.
+    let endpoints: EmulatorEndpoints
     let directory: URL
     let http: CurlHTTPClient
 
-    var port: Int { info.port }
-    var tenantId: String { info.tenantId }
-    var imdsEndpoint: String { info.imdsEndpoint }
+    var port: Int { endpoints.port }
+    var tenantId: String { endpoints.tenantId }
+    var imdsEndpoint: String { endpoints.imdsEndpoint }
     var caFile: String { directory.appendingPathComponent("ca.pem").path }
-    var adminURL: String { info.adminURL }
-    func vaultURL(_ name: String) -> String { "https://\(name).vault.localhost:\(port)/" }
+    var adminURL: String { endpoints.adminURL }
+    func vaultURL(_ name: String) -> String { endpoints.vaultURL(name) }
+
+    /// The environment an akvfs daemon (`mount` or `csi`) needs to reach this emulator: its CA and
+    /// its IMDS as the node's managed identity; debug logs for the test's failure messages.
+    var daemonEnvironment: [String: String] {
+        [
+            "PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "AKVFS_CA_FILE": caFile, "AKVFS_IMDS_ENDPOINT": imdsEndpoint,
+            "AKVFS_LOG_LEVEL": "debug",
+        ]
+    }
 
     init(seedJSON: String? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "akvfs-mount-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var arguments = [
-            "--port", "0", "--imds-port", "0", "--ca-out", directory.appendingPathComponent("ca.pem").path,
-            "--log-level", "error",
-        ]
+        let caFile = directory.appendingPathComponent("ca.pem").path
+        var arguments = ["--port", "0", "--imds-port", "0", "--ca-out", caFile, "--log-level", "error"]
         if let seedJSON {
             let seed = directory.appendingPathComponent("seed.json")
             try Data(seedJSON.utf8).write(to: seed)
@@ -75,14 +73,11 @@ final class EmulatorProcess: Sendable {
         } else {
             arguments.append("--demo")
         }
-        let process = try ChildProcess.spawn(
-            buildDirectory.appendingPathComponent("akvfs-emulator").path, arguments, stdout: .pipe)
+        let process = try ChildProcess.spawn(builtExecutable("akvfs-emulator"), arguments, stdout: .pipe)
         self.process = process
-        let line = try await blocking { process.readLine() ?? "" }
-        info = try JSONDecoder().decode(Info.self, from: Data(line.utf8))
-        var configuration = HTTPClientConfiguration()
-        configuration.extraCAFile = directory.appendingPathComponent("ca.pem").path
-        http = try CurlHTTPClient(configuration: configuration)
+        let line = try await onOwnThread { process.readLine() ?? "" }
+        endpoints = try JSONDecoder().decode(EmulatorEndpoints.self, from: Data(line.utf8))
+        http = try CurlHTTPClient(trusting: caFile)
     }
 
     func stop() async {
@@ -94,45 +89,30 @@ final class EmulatorProcess: Sendable {
 
     // MARK: Admin API and data plane
 
-    func send(_ method: HTTPRequest.Method, _ url: String, headers: HTTPFields = [:], json: Any? = nil) async throws
-        -> (status: Int, body: [UInt8])
-    {
-        let components = try #require(URLComponents(string: url))
-        var headers = headers
-        var body: [UInt8]?
-        if let json {
-            body = Array(try JSONSerialization.data(withJSONObject: json))
-            headers[.contentType] = "application/json"
-        }
-        let request = HTTPRequest(
-            method: method, scheme: components.scheme, authority: "\(components.host!):\(components.port!)",
-            path: components.percentEncodedPath + (components.percentEncodedQuery.map { "?\($0)" } ?? ""),
-            headerFields: headers)
-        let response = try await http.execute(request, body: body)
-        return (response.head.status.code, response.body)
+    /// Every request the emulator answered so far, oldest first: Key Vault, Entra ID, IMDS and
+    /// Kubernetes.
+    func requestLog() async throws -> [[String: Any]] {
+        try await send(.get, "\(adminURL)/requests").json["requests"] as? [[String: Any]] ?? []
     }
 
     /// Requests the emulator served for `vault` whose path is exactly `path`.
     func requests(vault: String, path: String, method: String = "GET") async throws -> [[String: Any]] {
-        let (_, body) = try await send(.get, "\(adminURL)/requests")
-        let all =
-            (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]]
-            ?? []
-        return all.filter {
+        try await requestLog().filter {
             $0["vault"] as? String == vault && $0["path"] as? String == path && $0["method"] as? String == method
         }
     }
 
-    /// Every request the emulator answered so far: Key Vault, Entra ID, IMDS and Kubernetes.
+    /// Requests the emulator served for `vault`, whatever their path.
+    func requests(vault: String) async throws -> [[String: Any]] {
+        try await requestLog().filter { $0["vault"] as? String == vault }
+    }
+
     func requestCount() async throws -> Int {
-        let (_, body) = try await send(.get, "\(adminURL)/requests")
-        return
-            ((try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]])?
-            .count ?? 0
+        try await requestLog().count
     }
 
     func injectFault(_ rule: [String: Any]) async throws {
-        _ = try await send(.post, "\(adminURL)/faults", json: rule)
+        _ = try await sendJSON(.post, "\(adminURL)/faults", json: rule)
     }
 
     func clearFaults() async throws {
@@ -142,20 +122,10 @@ final class EmulatorProcess: Sendable {
     /// The service's timing in `vault` (docs/emulator.md): `deleteSeconds`, `recoverSeconds`,
     /// `throttleScale`, `emptyMiddlePages`.
     func setTiming(vault: String, _ timing: [String: Any]) async throws {
-        let (status, body) = try await send(.put, "\(adminURL)/vaults/\(vault)/timing", json: timing)
-        guard status == 200 else {
-            throw TestFailure(
-                "setting the timing of \(vault) answered \(status): \(String(decoding: body, as: UTF8.self))")
+        let reply = try await sendJSON(.put, "\(adminURL)/vaults/\(vault)/timing", json: timing)
+        guard reply.status == 200 else {
+            throw TestFailure("setting the timing of \(vault) answered \(reply.status): \(reply.text)")
         }
-    }
-
-    /// Requests the emulator served for `vault`, whatever their path.
-    func requests(vault: String) async throws -> [[String: Any]] {
-        let (_, body) = try await send(.get, "\(adminURL)/requests")
-        let all =
-            (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]]
-            ?? []
-        return all.filter { $0["vault"] as? String == vault }
     }
 
     /// Sets a new secret version through the data plane, as an open client-secret identity.
@@ -164,22 +134,11 @@ final class EmulatorProcess: Sendable {
         guard status == 200 else { throw TestFailure("setting \(name) answered \(status)") }
     }
 
-    /// A data-plane call (`path` relative to the vault, e.g. `secrets/x`), as an open
-    /// client-secret identity; the status it answered.
+    /// A data-plane call (`path` relative to the vault, e.g. `secrets/x`), as the open
+    /// client-secret identity `setter`; the status it answered.
     func callVault(_ method: HTTPRequest.Method, vault: String, path: String, json: Any? = nil) async throws -> Int {
-        let form =
-            "grant_type=client_credentials&client_id=setter&client_secret=x&scope=\("https://vault.localhost:\(port)/.default".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)"
-        let tokenRequest = HTTPRequest(
-            method: .post, scheme: "https", authority: "localhost:\(port)", path: "/\(tenantId)/oauth2/v2.0/token",
-            headerFields: [.contentType: "application/x-www-form-urlencoded"])
-        let tokenResponse = try await http.execute(tokenRequest, body: Array(form.utf8))
-        let token = try #require(
-            (try JSONSerialization.jsonObject(with: Data(tokenResponse.body)) as? [String: Any])?["access_token"]
-                as? String)
-        return try await send(
-            method, vaultURL(vault) + "\(path)?api-version=7.6", headers: [.authorization: "Bearer \(token)"],
-            json: json
-        ).status
+        let token = try await token(clientId: "setter", secret: "x")
+        return try await keyVault(method, vault, "/\(path)", token: token, json: json).status
     }
 }
 
@@ -217,14 +176,9 @@ final class MountedVault: Sendable {
         environment: [String: String], log: URL,
         launcher: [String] = []
     ) throws -> ChildProcess {
-        let variables = [
-            "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
-            "AKVFS_CA_FILE": emulator.caFile,
-            "AKVFS_IMDS_ENDPOINT": emulator.imdsEndpoint,
-            "AKVFS_LOG_LEVEL": "debug",
-        ].merging(environment) { $1 }
+        let variables = emulator.daemonEnvironment.merging(environment) { $1 }
         let command =
-            [buildDirectory.appendingPathComponent("akvfs").path, "mount", emulator.vaultURL(vault), mountpoint]
+            [builtExecutable("akvfs"), "mount", emulator.vaultURL(vault), mountpoint]
             + arguments
         let argv = launcher + command
         return try ChildProcess.spawn(argv[0], Array(argv.dropFirst()), environment: variables, stderr: .file(log.path))
@@ -232,25 +186,9 @@ final class MountedVault: Sendable {
 
     var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
-    static func isMounted(_ path: String) -> Bool {
-        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        return table.split(separator: "\n").contains { line in
-            let fields = line.split(separator: " ")
-            return fields.count > 4 && fields[4] == path && line.contains(" fuse.akvfs ")
-        }
-    }
-
-    /// Whether anything is mounted at `path`.
-    static func isMountedAnyFilesystem(_ path: String) -> Bool {
-        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        return table.split(separator: "\n").contains {
-            $0.split(separator: " ").count > 4 && $0.split(separator: " ")[4] == path
-        }
-    }
-
     func waitUntilMounted() async throws {
         for _ in 0..<300 {
-            if Self.isMounted(mountpoint) { return }
+            if TestMounts.isAkvfsMount(mountpoint) { return }
             guard process.isRunning else {
                 throw TestFailure("akvfs exited (\(process.wait())) before mounting:\n\(log)")
             }
@@ -263,7 +201,7 @@ final class MountedVault: Sendable {
 
     func read(_ relative: String) async throws -> String {
         let path = self.path(relative)
-        return try await blocking { try String(contentsOfFile: path, encoding: .utf8) }
+        return try await onOwnThread { try String(contentsOfFile: path, encoding: .utf8) }
     }
 
     /// Reads `relative` every 100 ms until it shows `new` (for at most `seconds`), and records an
@@ -287,7 +225,7 @@ final class MountedVault: Sendable {
     /// Leaves nothing mounted, whatever state the test left things in.
     func cleanUp() async {
         _ = try? await stop()
-        if Self.isMounted(mountpoint) { umount2(mountpoint, Int32(MNT_DETACH)) }
+        if TestMounts.isAkvfsMount(mountpoint) { umount2(mountpoint, Int32(MNT_DETACH)) }
     }
 }
 
@@ -336,4 +274,58 @@ func withMountedVault(
     }
     await mount.cleanUp()
     await emulator.stop()
+}
+
+/// This process's mount table, from /proc/self/mountinfo read to its end. Not with
+/// String(contentsOfFile:), which reads a /proc file's first page only: on a machine busy with
+/// other mounts, the ones a test waits for come after it.
+enum TestMounts {
+    struct Entry {
+        var mountpoint: String
+        /// The per-mount options, mountinfo's sixth field: `ro`, `nosuid`, …
+        var options: [String]
+        var filesystemType: String
+    }
+
+    static func entries() -> [Entry] {
+        guard let file = fopen("/proc/self/mountinfo", "r") else { return [] }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        while true {
+            let count = fread(&buffer, 1, buffer.count, file)
+            guard count > 0 else { break }
+            bytes += buffer[..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard let separator = fields.firstIndex(of: "-"), separator > 5, fields.count > separator + 1 else {
+                return nil
+            }
+            return Entry(
+                mountpoint: String(fields[4]), options: fields[5].split(separator: ",").map(String.init),
+                filesystemType: String(fields[separator + 1]))
+        }
+    }
+
+    /// Whether anything is mounted at `path`.
+    static func isMountPoint(_ path: String) -> Bool {
+        entries().contains { $0.mountpoint == path }
+    }
+
+    /// Whether an akvfs FUSE filesystem is mounted at `path`.
+    static func isAkvfsMount(_ path: String) -> Bool {
+        entries().contains { $0.mountpoint == path && $0.filesystemType == "fuse.akvfs" }
+    }
+
+    /// The per-mount options of the mount at `path` (the topmost, if several).
+    static func options(of path: String) -> [String] {
+        entries().last { $0.mountpoint == path }?.options ?? []
+    }
+
+    /// Unmounts everything under `directory` (deepest first), whatever a failed test left.
+    static func unmountAll(under directory: String) {
+        let mounts = entries().map(\.mountpoint).filter { $0.hasPrefix(directory) }
+        for mount in mounts.sorted(by: { $0.count > $1.count }) { umount2(mount, Int32(MNT_DETACH)) }
+    }
 }

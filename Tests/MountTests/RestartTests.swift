@@ -37,7 +37,7 @@ final class ReaderLoop: Sendable {
         let shared = self.shared
         running = (0..<readers).map { _ in
             Task {
-                try await blocking {
+                try await onOwnThread {
                     while !shared.stopping.load(ordering: .relaxed) {
                         for name in names {
                             let started = ContinuousClock.now
@@ -80,7 +80,7 @@ final class KeeperProcess: Sendable {
             socketPath ?? directory.appendingPathComponent("keeper-\(UUID().uuidString.prefix(6)).sock").path
         self.socketPath = socketPath
         process = try ChildProcess.spawn(
-            buildDirectory.appendingPathComponent("akvfs-keeper").path, ["--socket", socketPath],
+            builtExecutable("akvfs-keeper"), ["--socket", socketPath],
             stderr: .file(directory.appendingPathComponent("keeper.log").path))
         for _ in 0..<100 where !FileManager.default.fileExists(atPath: socketPath) {
             try await Task.sleep(for: .milliseconds(50))
@@ -151,11 +151,7 @@ final class KeptMount: @unchecked Sendable {
 extension EmulatorProcess {
     /// GETs of the 20 secrets' values so far.
     func secretGets() async throws -> Int {
-        let (_, body) = try await send(.get, "\(adminURL)/requests")
-        let all =
-            (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["requests"] as? [[String: Any]]
-            ?? []
-        return all.filter {
+        try await requestLog().filter {
             ($0["path"] as? String)?.hasPrefix("/secrets/secret-") == true && $0["status"] as? Int == 200
         }.count
     }
@@ -211,12 +207,12 @@ struct RestartTests {
             #expect(
                 try await emulator.secretGets() == getsBefore,
                 "cached content came across; the second daemon fetched none of it")
-            #expect(MountedVault.isMounted(first.mountpoint))
+            #expect(TestMounts.isAkvfsMount(first.mountpoint))
             #expect(first.log.contains("handed the mount over"))
 
             process.signal(SIGTERM)
             #expect(await process.exit() == 0)
-            #expect(!MountedVault.isMounted(first.mountpoint), "the second daemon unmounts as usual")
+            #expect(!TestMounts.isAkvfsMount(first.mountpoint), "the second daemon unmounts as usual")
             second = nil
         } catch {
             await first.cleanUp()
@@ -246,7 +242,7 @@ struct RestartTests {
             print("longest stall a reader saw over 5 kills: \(tally.longest)")
             mount.current.signal(SIGTERM)
             #expect(await mount.current.exit() == 0)
-            #expect(!MountedVault.isMounted(mount.first.mountpoint))
+            #expect(!TestMounts.isAkvfsMount(mount.first.mountpoint))
         }
     }
 
@@ -281,7 +277,7 @@ struct RestartTests {
                 "vault": "demo", "pathPrefix": "/secrets/secret-07", "action": "hang", "hangSeconds": 120,
             ])
             let path = mount.first.path("secrets/secret-07")
-            let waiting = Task { try await blocking { try String(contentsOfFile: path, encoding: .utf8) } }
+            let waiting = Task { try await onOwnThread { try String(contentsOfFile: path, encoding: .utf8) } }
             for _ in 0..<100 {
                 if try await emulator.requests(vault: "demo", path: "/secrets/secret-07").contains(where: {
                     $0["fault"] is String
@@ -315,7 +311,7 @@ struct RestartTests {
             try socket.send(LocalSocket.Message("STEPASIDE"))
             #expect(try socket.receive()?.text == "OK")
             #expect(await mount.process.exit() == 0)
-            #expect(!MountedVault.isMounted(mount.mountpoint))
+            #expect(!TestMounts.isAkvfsMount(mount.mountpoint))
         }
     }
 
@@ -401,9 +397,9 @@ struct RestartTests {
             let kept = try await store.waitForDescriptors(2)
             first.process.signal(SIGTERM)
             #expect(await first.process.exit() == 0)
-            #expect(MountedVault.isMounted(first.mountpoint), "left mounted for the next start")
+            #expect(TestMounts.isAkvfsMount(first.mountpoint), "left mounted for the next start")
             let waiting = Task {
-                try await blocking { [first] in
+                try await onOwnThread { [first] in
                     try String(contentsOfFile: first.path("secrets/secret-04"), encoding: .utf8)
                 }
             }
@@ -411,17 +407,15 @@ struct RestartTests {
             // systemd starts the unit again, passing what it kept as LISTEN_FDS.
             let log = emulator.directory.appendingPathComponent("next-start.log")
             let command = [
-                buildDirectory.appendingPathComponent("akvfs").path, "mount", emulator.vaultURL("demo"),
+                builtExecutable("akvfs"), "mount", emulator.vaultURL("demo"),
                 first.mountpoint, "--ttl", "300", "--systemd-descriptor-store",
             ]
             let process = try ChildProcess.spawn(
                 "/bin/sh", ["-c", #"LISTEN_PID=$$ exec "$@""#, "sh"] + command,
-                environment: [
-                    "PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "AKVFS_CA_FILE": emulator.caFile,
-                    "AKVFS_IMDS_ENDPOINT": emulator.imdsEndpoint,
-                    "AKVFS_LOG_LEVEL": "debug", "NOTIFY_SOCKET": store.path, "LISTEN_FDS": "\(kept.count)",
+                environment: emulator.daemonEnvironment.merging([
+                    "NOTIFY_SOCKET": store.path, "LISTEN_FDS": "\(kept.count)",
                     "LISTEN_FDNAMES": kept.map(\.name).joined(separator: ":"),
-                ],
+                ]) { $1 },
                 stderr: .file(log.path), inheriting: kept.map(\.descriptor))
             next = process
             try await MountedVault.waitForTakeover(process, log: log)
@@ -485,7 +479,7 @@ struct RestartTests {
         let process = try ChildProcess.spawn(
             "/usr/bin/setpriv",
             ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, path], stdout: .pipe)
-        let output = try await blocking { process.readAll() }
+        let output = try await onOwnThread { process.readAll() }
         _ = await process.exit()
         return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -502,16 +496,7 @@ final class FakeSystemdStore: Sendable {
 
     init(directory: URL) throws {
         path = directory.appendingPathComponent("notify-\(UUID().uuidString.prefix(6)).sock").path
-        socket = Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(socket, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard bound == 0 else { throw TestFailure("cannot bind \(path)") }
+        socket = try boundDatagramSocket(at: path)
     }
 
     deinit { close(socket) }
@@ -520,7 +505,7 @@ final class FakeSystemdStore: Sendable {
     func waitForDescriptors(_ count: Int) async throws -> [(name: String, descriptor: Int32)] {
         let socket = self.socket
         let kept = self.kept
-        return try await blocking {
+        return try await onOwnThread {
             var timeout = timeval(tv_sec: 10, tv_usec: 0)
             setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             while kept.descriptors.withLock({ $0.count }) < count {
@@ -544,4 +529,23 @@ final class FakeSystemdStore: Sendable {
             return kept.descriptors.withLock { $0 }
         }
     }
+}
+
+/// A datagram socket bound at `path`, as systemd's notify socket is; the caller closes it.
+func boundDatagramSocket(at path: String) throws -> Int32 {
+    let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+    guard descriptor >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        }
+    }
+    guard bound == 0 else {
+        close(descriptor)
+        throw TestFailure("cannot bind \(path): \(String(cString: strerror(errno)))")
+    }
+    return descriptor
 }

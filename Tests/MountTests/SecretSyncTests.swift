@@ -1,4 +1,5 @@
 import CSINode
+import EmulatorSupport
 import Foundation
 import GRPCCore
 import HTTPTypes
@@ -10,31 +11,17 @@ extension EmulatorProcess {
     func kubernetes(_ method: HTTPRequest.Method, _ path: String, json: Any? = nil) async throws -> (
         status: Int, object: [String: Any]
     ) {
-        let (_, tokenBody) = try await send(
-            .post, "\(adminURL)/service-account-tokens",
-            json: ["subject": "system:serviceaccount:kube-system:admin", "audience": "https://kubernetes.default.svc"])
-        let token = try #require(
-            (try JSONSerialization.jsonObject(with: Data(tokenBody)) as? [String: Any])?["token"] as? String)
-        let (status, body) = try await send(
-            method, "https://localhost:\(port)\(path)", headers: [.authorization: "Bearer \(token)"], json: json)
-        return (status, (try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]) ?? [:])
+        let token = try await serviceAccountToken([
+            "subject": "system:serviceaccount:kube-system:admin", "audience": "https://kubernetes.default.svc",
+        ])
+        let reply = try await sendJSON(
+            method, "https://localhost:\(port)\(path)", token: BearerToken(value: token), json: json)
+        return (reply.status, reply.json)
     }
 
     func secret(_ namespace: String, _ name: String) async throws -> [String: Any]? {
         let (status, object) = try await kubernetes(.get, "/api/v1/namespaces/\(namespace)/secrets/\(name)")
         return status == 200 ? object : nil
-    }
-
-    func putSecretProviderClass(
-        namespace: String, name: String, parameters: [String: String], secretObjects: [[String: Any]]
-    ) async throws {
-        let object: [String: Any] = [
-            "apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
-            "metadata": ["name": name, "namespace": namespace],
-            "spec": ["provider": "azure", "parameters": parameters, "secretObjects": secretObjects],
-        ]
-        let (status, _) = try await send(.put, "\(adminURL)/secretproviderclasses/\(namespace)/\(name)", json: object)
-        guard status == 201 else { throw TestFailure("storing the SecretProviderClass answered \(status)") }
     }
 }
 

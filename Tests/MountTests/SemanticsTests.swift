@@ -39,7 +39,7 @@ struct SemanticsTests {
                 }
                 let performed: Performed
                 do {
-                    performed = try await blocking { try walker.perform(row.cells[0], on: row.cells[1]) }
+                    performed = try await onOwnThread { try walker.perform(row.cells[0], on: row.cells[1]) }
                 } catch {
                     Issue.record("\(row): \(error)")
                     continue
@@ -53,7 +53,7 @@ struct SemanticsTests {
 
     /// The "Attributes" section: types, modes, owner, sizes, times, link counts and blocks.
     static func checkAttributes(_ mount: MountedVault, mountedAt: Int) async throws {
-        let file = try await fullStatus(mount.path("secrets/api-key"))
+        let file = try await status(mount.path("secrets/api-key"))
         let content = try await mount.read("secrets/api-key")
         #expect(file.mode & S_IFMT == S_IFREG && file.mode & 0o7777 == 0o440)
         #expect(file.uid == getuid(), "the owner defaults to the user running akvfs")
@@ -66,14 +66,14 @@ struct SemanticsTests {
         let updatedTime = try #require(ISO8601DateFormatter().date(from: updated))
         #expect(file.modified == Int(updatedTime.timeIntervalSince1970), "mtime is Key Vault's updated")
 
-        let directory = try await fullStatus(mount.path("secrets"))
+        let directory = try await status(mount.path("secrets"))
         #expect(directory.mode & S_IFMT == S_IFDIR && directory.mode & 0o7777 == 0o550)
         #expect(directory.uid == getuid() && directory.gid == group)
         #expect(directory.size == 0 && directory.links == 2 && directory.blocks == 0)
         #expect(
             (mountedAt...(mountedAt + 60)).contains(directory.modified),
             "a directory's mtime is the time of the mount")
-        let root = try await fullStatus(mount.mountpoint)
+        let root = try await status(mount.mountpoint)
         #expect(root.mode & 0o7777 == 0o550 && root.modified == directory.modified)
     }
 
@@ -282,8 +282,7 @@ struct DocumentRow: Sendable, CustomStringConvertible {
 
 enum SemanticsDocument {
     static var path: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("docs/semantics.md").path
+        repositoryFile("docs/semantics.md").path
     }
 
     /// The body rows of every table whose header starts with `header`.
@@ -796,34 +795,9 @@ struct FailureCase: Sendable {
 
 // MARK: Blocking helpers
 
-/// What stat(2) says, all of it the tests look at.
-struct FullStatus: Sendable {
-    var mode: UInt32
-    var uid: UInt32
-    var gid: UInt32
-    var size: Int
-    var links: Int
-    var blocks: Int
-    var blockSize: Int
-    var modified: Int
-    var changed: Int
-    var accessed: Int
-}
-
-func fullStatus(_ path: String) async throws -> FullStatus {
-    try await blocking {
-        var buffer = stat()
-        guard stat(path, &buffer) == 0 else { throw TestFailure("stat \(path): \(String(cString: strerror(errno)))") }
-        return FullStatus(
-            mode: buffer.st_mode, uid: buffer.st_uid, gid: buffer.st_gid, size: Int(buffer.st_size),
-            links: Int(buffer.st_nlink), blocks: Int(buffer.st_blocks), blockSize: Int(buffer.st_blksize),
-            modified: buffer.st_mtim.tv_sec, changed: buffer.st_ctim.tv_sec, accessed: buffer.st_atim.tv_sec)
-    }
-}
-
 /// The file's content, or the errno opening or reading it failed with (0 when it worked).
 func contents(_ path: String) async throws -> (text: String?, error: Int32) {
-    try await blocking {
+    try await onOwnThread {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return (nil, errno) }
         defer { close(descriptor) }
@@ -834,12 +808,12 @@ func contents(_ path: String) async throws -> (text: String?, error: Int32) {
 
 /// The names a directory lists, without `.` and `..`.
 func listing(_ path: String) async throws -> Set<String> {
-    try await blocking { Set(try FileManager.default.contentsOfDirectory(atPath: path)) }
+    try await onOwnThread { Set(try FileManager.default.contentsOfDirectory(atPath: path)) }
 }
 
 /// An extended attribute's value; nil when the file has none of that name.
 func extendedAttribute(_ path: String, _ name: String) async throws -> String? {
-    try await blocking {
+    try await onOwnThread {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let length = getxattr(path, name, &buffer, buffer.count)
         if length < 0 && errno == ENODATA { return nil }

@@ -36,7 +36,7 @@ struct ServiceTimingMountTests {
     static func listAndRead(_ emulator: EmulatorProcess, _ mount: MountedVault) async throws {
         // Off the test's threads: a throttled listing takes seconds, and Swift's cooperative
         // pool has one thread per core, which other tests need meanwhile.
-        let names = try await blocking { [mount] in
+        let names = try await onOwnThread { [mount] in
             try FileManager.default.contentsOfDirectory(atPath: mount.path("secrets")).filter { !$0.hasPrefix(".") }
                 .sorted()
         }

@@ -1,4 +1,5 @@
 import ObjectCache
+import TestSupport
 import Testing
 
 @Suite("Deadline")

@@ -1,6 +1,8 @@
 import HTTPTransport
 import ObjectCache
+import ObjectSourceSupport
 import PKI
+import TestSupport
 import Testing
 
 @Suite("ObjectCache")

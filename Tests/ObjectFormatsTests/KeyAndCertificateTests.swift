@@ -1,5 +1,6 @@
 import ObjectFormats
 import PKI
+import TestSupport
 import Testing
 
 @Suite struct KeyTests {

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import ObjectFormats
 import PKI
+import TestSupport
 import Testing
 
 /// kubernetes.io/tls Secret data as the Secrets Store CSI driver fills it (its secretutil):

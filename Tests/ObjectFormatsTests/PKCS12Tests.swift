@@ -1,5 +1,6 @@
 import ObjectFormats
 import PKI
+import TestSupport
 import Testing
 
 /// Certificate-backed secrets stored as PKCS#12 (TestDecodePKCS12 and friends).

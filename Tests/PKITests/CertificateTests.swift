@@ -1,5 +1,6 @@
 import Foundation
 import PKI
+import TestSupport
 import Testing
 
 /// root -> intermediate -> leaf, as the emulator's demo chain builds it.

@@ -1,5 +1,6 @@
 import Foundation
 import PKI
+import TestSupport
 import Testing
 
 @Suite struct KeyGenerationTests {

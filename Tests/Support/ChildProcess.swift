@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Glibc
 import Synchronization
 
@@ -164,4 +165,37 @@ public final class ChildProcess: Sendable {
 public struct SpawnError: Error, CustomStringConvertible {
     public var reason: String
     public var description: String { reason }
+}
+
+/// What a command run to its end left: its exit status and what it wrote.
+public struct CommandOutcome: Sendable {
+    public var status: Int32
+    public var stdout: [UInt8]
+    public var stderr: String
+    /// stdout as text.
+    public var text: String { String(decoding: stdout, as: UTF8.self) }
+    /// stdout, then stderr: all it said, for messages and for looking for a phrase in either.
+    public var output: String { text + stderr }
+}
+
+extension ChildProcess {
+    /// Runs `executable` to its end and collects what it wrote (`environment` nil: this
+    /// process's). Output goes to files, not pipes, so a daemon the command leaves running cannot
+    /// hold the reader up; the wait is on a thread of its own.
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil)
+        async throws -> CommandOutcome
+    {
+        let files = FileManager.default.temporaryDirectory.appendingPathComponent("akvfs-run-\(UUID().uuidString)")
+        let (stdoutFile, stderrFile) = (files.path + ".stdout", files.path + ".stderr")
+        defer {
+            try? FileManager.default.removeItem(atPath: stdoutFile)
+            try? FileManager.default.removeItem(atPath: stderrFile)
+        }
+        let process = try spawn(
+            executable, arguments, environment: environment, stdout: .file(stdoutFile), stderr: .file(stderrFile))
+        let status = await process.exit()
+        return CommandOutcome(
+            status: status, stdout: (try? [UInt8](Data(contentsOf: URL(fileURLWithPath: stdoutFile)))) ?? [],
+            stderr: (try? String(contentsOfFile: stderrFile, encoding: .utf8)) ?? "")
+    }
 }

@@ -1,7 +1,9 @@
 import Foundation
 import ObjectCache
 import ObjectFormats
+import ObjectSourceSupport
 import PKI
+import TestSupport
 import Testing
 import VaultFS
 
@@ -90,18 +92,18 @@ struct VaultFileSystemTests {
     @Test("The root holds certs, keys, secrets and tls; listing shows enabled names without fetching values")
     func layout() async throws {
         let fixture = await Fixture()
-        fixture.vault.put(.secret, "db-password", .secret("hunter2"))
-        fixture.vault.put(.secret, "api-key", .secret("k"))
-        fixture.vault.put(.secret, "retired", .secret("x"), enabled: false)
+        await fixture.vault.put(.secret, "db-password", .secret("hunter2"))
+        await fixture.vault.put(.secret, "api-key", .secret("k"))
+        await fixture.vault.put(.secret, "retired", .secret("x"), enabled: false)
         #expect(try await fixture.names("") == [".", "..", "certs", "keys", "secrets", "tls"])
         #expect(try await fixture.names("secrets") == [".", "..", ".versions", "api-key", "db-password"])
-        #expect(fixture.vault.fetches == 0, "listing never fetches values")
+        #expect(await fixture.vault.totalFetches == 0, "listing never fetches values")
     }
 
     @Test("A file's attributes: exact size, configured owner and mode, mtime from Key Vault's updated")
     func attributes() async throws {
         let fixture = await Fixture(ownership: Ownership(uid: 1000, gid: 2000, fileMode: 0o400, directoryMode: 0o500))
-        fixture.vault.put(.secret, "db-password", .secret("hunter2"))
+        await fixture.vault.put(.secret, "db-password", .secret("hunter2"))
         let entry = try await fixture.lookup("secrets/db-password")
         #expect(entry.attributes.size == 7)
         #expect(entry.attributes.permissions == 0o400)
@@ -119,7 +121,7 @@ struct VaultFileSystemTests {
     @Test("Lookups count references; forgetting them all drops the inode")
     func lookupCounts() async throws {
         let fixture = await Fixture()
-        fixture.vault.put(.secret, "s", .secret("v"))
+        await fixture.vault.put(.secret, "s", .secret("v"))
         let first = try await fixture.lookup("secrets/s")
         let second = try await fixture.filesystem.lookup(
             parent: try await fixture.lookup("secrets").attributes.inode, name: "s")
@@ -128,32 +130,32 @@ struct VaultFileSystemTests {
         #expect(try await fixture.filesystem.attributes(first.attributes.inode).size == 1, "one reference left")
         fixture.filesystem.forget(first.attributes.inode, count: 1)
         await #expect(throws: Errno.noEntry) { _ = try await fixture.filesystem.attributes(first.attributes.inode) }
-        #expect(fixture.vault.fetches == 1, "one fetch served every lookup")
+        #expect(await fixture.vault.totalFetches == 1, "one fetch served every lookup")
     }
 
     @Test("Errors map to errno: missing, disabled and impossible names are ENOENT; refusals EACCES; outages EIO")
     func errnoMapping() async throws {
         let fixture = await Fixture()
-        fixture.vault.put(.secret, "off", .secret("x"), enabled: false)
-        fixture.vault.put(.secret, "file", .secret("x"))
+        await fixture.vault.put(.secret, "off", .secret("x"), enabled: false)
+        await fixture.vault.put(.secret, "file", .secret("x"))
         await #expect(throws: Errno.noEntry) { _ = try await fixture.lookup("secrets/absent") }
         await #expect(throws: Errno.noEntry) { _ = try await fixture.lookup("secrets/off") }
-        let before = fixture.vault.fetches
+        let before = await fixture.vault.totalFetches
         await #expect(throws: Errno.noEntry) { _ = try await fixture.lookup("secrets/not_a_valid.name") }
         await #expect(throws: Errno.noEntry) { _ = try await fixture.lookup("nonsense") }
-        #expect(fixture.vault.fetches == before, "impossible names never reach Key Vault")
+        #expect(await fixture.vault.totalFetches == before, "impossible names never reach Key Vault")
         await #expect(throws: Errno.notDirectory) { _ = try await fixture.lookup("secrets/file/below") }
-        fixture.vault.fail(with: .forbidden)
+        await fixture.vault.fail(with: .forbidden)
         await #expect(throws: Errno.accessDenied) { _ = try await fixture.lookup("secrets/other") }
-        fixture.vault.fail(with: .unavailable)
+        await fixture.vault.fail(with: .unavailable)
         await #expect(throws: Errno.inputOutput) { _ = try await fixture.lookup("secrets/third") }
     }
 
     @Test("A vault that denies list still serves named objects")
     func denyList() async throws {
         let fixture = await Fixture()
-        fixture.vault.put(.secret, "known", .secret("v"))
-        fixture.vault.failListing(with: .forbidden)
+        await fixture.vault.put(.secret, "known", .secret("v"))
+        await fixture.vault.failListing(with: .forbidden)
         await #expect(throws: Errno.accessDenied) { _ = try await fixture.names("secrets") }
         #expect(try await fixture.read("secrets/known") == "v")
     }
@@ -161,8 +163,8 @@ struct VaultFileSystemTests {
     @Test("Older versions are listed and readable under .versions")
     func versions() async throws {
         let fixture = await Fixture()
-        fixture.vault.put(.secret, "rotated", .secret("one"))
-        fixture.vault.put(.secret, "rotated", .secret("two"))
+        await fixture.vault.put(.secret, "rotated", .secret("one"))
+        await fixture.vault.put(.secret, "rotated", .secret("two"))
         #expect(try await fixture.names("secrets/.versions") == [".", "..", "rotated"])
         let versions = try await fixture.names("secrets/.versions/rotated").dropFirst(2)
         #expect(versions.count == 2)
@@ -178,9 +180,9 @@ struct VaultFileSystemTests {
         let certificate = try CertificateTemplate(
             subject: "CN=web", notBefore: Date(), notAfter: Date().addingTimeInterval(3600)
         ).selfSigned(with: key)
-        fixture.vault.put(.key, "k", .key(try key.publicKey.jwk()))
-        fixture.vault.put(.certificate, "web", .certificate(certificate.der))
-        fixture.vault.put(
+        await fixture.vault.put(.key, "k", .key(try key.publicKey.jwk()))
+        await fixture.vault.put(.certificate, "web", .certificate(certificate.der))
+        await fixture.vault.put(
             .secret, "web", .secret(try key.pkcs8PEM() + certificate.pem()), contentType: "application/x-pem-file",
             certificateBacked: true)
         #expect(try PublicKey(pem: try await fixture.read("keys/k")) == key.publicKey)
@@ -197,7 +199,7 @@ struct VaultFileSystemTests {
     @Test("Extended attributes carry version, id, content type, times and tags")
     func extendedAttributes() async throws {
         let fixture = await Fixture()
-        fixture.vault.put(
+        await fixture.vault.put(
             .secret, "tagged", .secret("v"), contentType: "text/plain", tags: ["team": "payments", "env": "prod"])
         let inode = try await fixture.lookup("secrets/tagged").attributes.inode
         let names = try await fixture.filesystem.extendedAttributeNames(inode)
@@ -222,11 +224,11 @@ struct VaultFileSystemTests {
         let fixture = await Fixture()
         let watcher = fixture.filesystem.watchCache()
         defer { watcher.cancel() }
-        fixture.vault.put(.secret, "rotating", .secret("old"))
+        await fixture.vault.put(.secret, "rotating", .secret("old"))
         let inode = try await fixture.lookup("secrets/rotating").attributes.inode
         let parent = try await fixture.lookup("secrets").attributes.inode
-        fixture.vault.put(.secret, "rotating", .secret("new-value"))
-        fixture.clock.advance(.seconds(121))
+        await fixture.vault.put(.secret, "rotating", .secret("new-value"))
+        fixture.clock.advance(by: .seconds(121))
         _ = try await fixture.filesystem.attributes(inode)  // being read: due, so revalidated
         await fixture.cache.maintain()
         let invalidation = await fixture.nextInvalidation()
@@ -247,24 +249,24 @@ struct VaultFileSystemTests {
         #expect(fresh.inode != inode)
         #expect(fresh.size == 9)
         #expect(try await fixture.read(inode: fresh.inode) == "new-value")
-        #expect(fixture.vault.fetches == 2, "the old version came from memory, not a fetch")
+        #expect(await fixture.vault.totalFetches == 2, "the old version came from memory, not a fetch")
 
         // Once the cache no longer holds the old version (idle for a TTL), the old inode fetches it by version.
-        fixture.clock.advance(.seconds(121))
+        fixture.clock.advance(by: .seconds(121))
         await fixture.cache.maintain()
         #expect(try await fixture.read(inode: inode) == "old")
-        #expect(fixture.vault.fetches == 4, "a revalidation of the name, and the old version by its id")
+        #expect(await fixture.vault.totalFetches == 4, "a revalidation of the name, and the old version by its id")
     }
 
     @Test("During an outage the last good content keeps being served")
     func staleServing() async throws {
         let fixture = await Fixture()
-        fixture.vault.put(.secret, "steady", .secret("still-here"))
+        await fixture.vault.put(.secret, "steady", .secret("still-here"))
         #expect(try await fixture.read("secrets/steady") == "still-here")
-        fixture.vault.fail(with: .unavailable)
-        fixture.clock.advance(.seconds(300))
+        await fixture.vault.fail(with: .unavailable)
+        fixture.clock.advance(by: .seconds(300))
         #expect(try await fixture.read("secrets/steady") == "still-here")
-        fixture.clock.advance(.seconds(400))
+        fixture.clock.advance(by: .seconds(400))
         await #expect(throws: Errno.inputOutput) { _ = try await fixture.read("secrets/steady") }
     }
 
@@ -283,9 +285,9 @@ struct VaultFileSystemTests {
                 rendering: .standard(format: .pem, encoding: .base64), permissions: 0o644),
         ]
         let fixture = await Fixture(layout: .volume(files))
-        fixture.vault.put(.secret, "db-password", .secret("pw"))
-        fixture.vault.put(.secret, "api-key", .secret("ak"))
-        fixture.vault.put(.secret, "b64", .secret("aGVsbG8="))
+        await fixture.vault.put(.secret, "db-password", .secret("pw"))
+        await fixture.vault.put(.secret, "api-key", .secret("ak"))
+        await fixture.vault.put(.secret, "b64", .secret("aGVsbG8="))
         #expect(try await fixture.names("") == [".", "..", "db", "encoded", "nested"])
         #expect(try await fixture.names("nested/deeper") == [".", "..", "key"])
         #expect(try await fixture.read("nested/deeper/key") == "ak")

@@ -2,15 +2,6 @@ import FoundationEssentials
 import PKI
 import Testing
 
-/// Keys generated once and shared: RSA generation dominates run time, and most tests only need
-/// some key. EC keys are used wherever the key type does not matter.
-enum SharedKeys {
-    static let rsa2048 = Result { () throws(PKIError) in try PrivateKey.generate(.rsa(bits: 2048)) }
-    static let p256 = Result { () throws(PKIError) in try PrivateKey.generate(.ec(.p256)) }
-    static let p384 = Result { () throws(PKIError) in try PrivateKey.generate(.ec(.p384)) }
-    static let p521 = Result { () throws(PKIError) in try PrivateKey.generate(.ec(.p521)) }
-}
-
 /// root -> intermediate -> server, all EC.
 struct ServerChain {
     let rootKey: PrivateKey

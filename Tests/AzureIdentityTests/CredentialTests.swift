@@ -1,10 +1,12 @@
 import AzureIdentity
+import EmulatorSupport
 import Foundation
 import HTTPTransport
 import HTTPTypes
 import KeyVault
 import KeyVaultEmulator
 import PKI
+import TestSupport
 import Testing
 
 @Suite("Credentials against the emulator")
@@ -37,7 +39,7 @@ struct CredentialTests {
     }
 
     /// Reads the probe secret with `credential` and returns the identity the vault saw.
-    static func readProbe(_ harness: ClientHarness, _ credential: any TokenCredential) async throws -> LoggedRequest
+    static func readProbe(_ harness: EmulatorHarness, _ credential: any TokenCredential) async throws -> LoggedRequest
         .Identity?
     {
         let client = try harness.client("identity-vault", credential: credential)
@@ -46,7 +48,7 @@ struct CredentialTests {
     }
 
     /// The name of the identity the vault saw reading the probe secret.
-    static func probeIdentity(_ harness: ClientHarness, _ credential: any TokenCredential) async throws -> String? {
+    static func probeIdentity(_ harness: EmulatorHarness, _ credential: any TokenCredential) async throws -> String? {
         try await readProbe(harness, credential)?.name
     }
 
@@ -56,12 +58,12 @@ struct CredentialTests {
         unlink(path)
         let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
         guard descriptor >= 0 else {
-            throw ScriptWriteError(description: "cannot create \(path): \(String(cString: strerror(errno)))")
+            throw TestFailure("cannot create \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(descriptor) }
         let bytes = Array(text.utf8)
         guard write(descriptor, bytes, bytes.count) == bytes.count else {
-            throw ScriptWriteError(description: "cannot write \(path)")
+            throw TestFailure("cannot write \(path)")
         }
     }
 
@@ -81,7 +83,7 @@ struct CredentialTests {
 
     @Test("Client secret")
     func clientSecret() async throws {
-        try await withClientHarness(seed: Self.seed()) { (harness) async throws in
+        try await withEmulator(seed: Self.seed()) { (harness) async throws in
             let credential = ClientSecretCredential(
                 authority: harness.authority, clientId: Self.secretApp, secret: "the-right-secret", http: harness.http)
             #expect(try await Self.probeIdentity(harness, credential) == "secret-app")
@@ -104,7 +106,7 @@ struct CredentialTests {
         let certificate = try CertificateTemplate(
             subject: "CN=cert-app", notBefore: Date(), notAfter: Date().addingTimeInterval(86_400)
         ).selfSigned(with: key)
-        try await withClientHarness(seed: Self.seed(certificatePEM: certificate.pem())) { (harness) async throws in
+        try await withEmulator(seed: Self.seed(certificatePEM: certificate.pem())) { (harness) async throws in
             let path: String
             if pfx {
                 path = harness.directory.appendingPathComponent("app.pfx").path
@@ -136,7 +138,7 @@ struct CredentialTests {
 
     @Test("Client certificate: a missing file or an EC key is a configuration error naming the file")
     func certificateConfiguration() async throws {
-        try await withClientHarness(seed: Self.seed()) { (harness) async throws in
+        try await withEmulator(seed: Self.seed()) { (harness) async throws in
             let missing = ClientCertificateCredential(
                 authority: harness.authority, clientId: Self.certificateApp, certificatePath: "/nonexistent/app.pem",
                 http: harness.http)
@@ -163,7 +165,7 @@ struct CredentialTests {
 
     @Test("Workload identity re-reads the token file for every token request")
     func workloadIdentity() async throws {
-        try await withClientHarness(seed: Self.seed()) { (harness) async throws in
+        try await withEmulator(seed: Self.seed()) { (harness) async throws in
             let tokenFile = try harness.file(
                 "token", harness.emulator.serviceAccountToken(subject: "system:serviceaccount:apps:reader") + "\n")
             let credential = WorkloadIdentityCredential(
@@ -183,7 +185,7 @@ struct CredentialTests {
 
     @Test("Managed identity through IMDS: system-assigned and user-assigned")
     func imds() async throws {
-        try await withClientHarness(seed: Self.seed()) { (harness) async throws in
+        try await withEmulator(seed: Self.seed()) { (harness) async throws in
             let system = ManagedIdentityCredential(
                 source: .imds(endpoint: harness.endpoints.imdsEndpoint), http: harness.http)
             #expect(try await Self.probeIdentity(harness, system) == "node")
@@ -211,7 +213,7 @@ struct CredentialTests {
 
     @Test("Managed identity retries IMDS 429, 503 and 410 with backoff")
     func imdsRetries() async throws {
-        try await withClientHarness(seed: Self.seed()) { (harness) async throws in
+        try await withEmulator(seed: Self.seed()) { (harness) async throws in
             await harness.emulator.inject(
                 FaultRule(pathPrefix: "/metadata/identity", count: 1, action: .status(429, retryAfter: 2)))
             await harness.emulator.inject(
@@ -231,7 +233,7 @@ struct CredentialTests {
 
     @Test("App Service managed identity endpoint")
     func appService() async throws {
-        try await withClientHarness(seed: Self.seed()) { (harness) async throws in
+        try await withEmulator(seed: Self.seed()) { (harness) async throws in
             let source = ManagedIdentityCredential.Source.detect(environment: [
                 "IDENTITY_ENDPOINT": harness.endpoints.appServiceEndpoint, "IDENTITY_HEADER": "header-value",
             ])
@@ -243,7 +245,7 @@ struct CredentialTests {
 
     @Test("Azure CLI: runs 'az account get-access-token' with the vault's resource and tenant")
     func azureCLI() async throws {
-        try await withClientHarness(seed: Self.seed()) { (harness) async throws in
+        try await withEmulator(seed: Self.seed()) { (harness) async throws in
             let token = try await ClientSecretCredential(
                 authority: harness.authority, clientId: Self.secretApp, secret: "the-right-secret", http: harness.http
             )
@@ -326,7 +328,7 @@ struct CredentialTests {
 
     @Test("The default chain uses the environment's client secret, and stops on a wrong one")
     func defaultChain() async throws {
-        try await withClientHarness(seed: Self.seed()) { (harness) async throws in
+        try await withEmulator(seed: Self.seed()) { (harness) async throws in
             var settings = CredentialSettings.fromEnvironment([
                 "AZURE_TENANT_ID": harness.tenantId, "AZURE_CLIENT_ID": Self.secretApp,
                 "AZURE_CLIENT_SECRET": "the-right-secret",
@@ -350,7 +352,7 @@ struct CredentialTests {
 
     @Test("When no credential works, the error says why for each one")
     func chainExplains() async throws {
-        try await withClientHarness(seed: Self.seed()) { (harness) async throws in
+        try await withEmulator(seed: Self.seed()) { (harness) async throws in
             var settings = CredentialSettings.fromEnvironment(["PATH": "/nonexistent"])
             settings.imdsEndpoint = "http://127.0.0.1:9"
             let credential = try settings.makeCredential(http: harness.http)
@@ -381,7 +383,7 @@ struct CredentialTests {
 
     @Test("A challenge from another tenant is refused unless allowed")
     func tenantMismatch() async throws {
-        try await withClientHarness(seed: Self.seed()) { (harness) async throws in
+        try await withEmulator(seed: Self.seed()) { (harness) async throws in
             let other = EntraAuthority(
                 host: harness.endpoints.authorityHost, tenantId: "11111111-1111-1111-1111-111111111111")
             let credential = ClientSecretCredential(
@@ -393,8 +395,4 @@ struct CredentialTests {
             }
         }
     }
-}
-
-struct ScriptWriteError: Error, CustomStringConvertible {
-    var description: String
 }

@@ -1,4 +1,5 @@
 import AzureIdentity
+import EmulatorSupport
 import Foundation
 import HTTPTransport
 import HTTPTypes
@@ -6,13 +7,14 @@ import KeyVault
 import KeyVaultEmulator
 import PKI
 import Synchronization
+import TestSupport
 import Testing
 
 @Suite("Key Vault client against the emulator")
 struct KeyVaultClientTests {
     @Test("Gets secrets, keys and certificates, latest and by version")
     func gets() async throws {
-        try await withClientHarness(seed: .demo) { (harness) async throws in
+        try await withEmulator(seed: .demo) { (harness) async throws in
             let client = try harness.client("demo", credential: harness.secretCredential())
             let latest = try await client.getSecret("database-password")
             #expect(latest.value == "correct-horse-battery-staple")
@@ -33,7 +35,7 @@ struct KeyVaultClientTests {
     func largeBody() async throws {
         // Near Key Vault's 25 KB limit: libcurl hands the body over in pieces of at most 16 KiB.
         let value = String((0..<24_000).map { index in Character(Unicode.Scalar(UInt8(97 + index % 26))) })
-        try await withClientHarness(
+        try await withEmulator(
             seed: Seed(vaults: [SeedVault(name: "large", secrets: [SeedSecret(name: "big", value: value)])])
         ) {
             (harness) async throws in
@@ -45,7 +47,7 @@ struct KeyVaultClientTests {
     @Test("Listing follows nextLink through every page, one request per page")
     func paging() async throws {
         let secrets = (0..<60).map { SeedSecret(name: String(format: "secret-%03d", $0), value: "v\($0)") }
-        try await withClientHarness(seed: Seed(vaults: [SeedVault(name: "paged", secrets: secrets)])) {
+        try await withEmulator(seed: Seed(vaults: [SeedVault(name: "paged", secrets: secrets)])) {
             (harness) async throws in
             let client = try harness.client("paged", credential: harness.secretCredential())
             _ = try await client.getSecret("secret-000")
@@ -77,7 +79,7 @@ struct KeyVaultClientTests {
                 SeedVault(name: "sparse", secrets: [SeedSecret(name: "only", value: "1")]),
                 SeedVault(name: "gappy", secrets: many, timing: VaultTiming(emptyMiddlePages: true)),
             ])
-        try await withClientHarness(seed: seed) { (harness) async throws in
+        try await withEmulator(seed: seed) { (harness) async throws in
             let client = try harness.client("sparse", credential: harness.secretCredential())
             #expect(try await client.listSecrets().map(\.name) == ["only"])
 
@@ -90,7 +92,7 @@ struct KeyVaultClientTests {
 
     /// A demo-vault client whose retries sleep on a recording clock (nothing waits), with its
     /// token and connection already in place.
-    static func clientSleepingOnRecordingClock(_ harness: ClientHarness) async throws -> (
+    static func clientSleepingOnRecordingClock(_ harness: EmulatorHarness) async throws -> (
         KeyVaultClient, RecordingClock
     ) {
         let clock = RecordingClock()
@@ -101,7 +103,7 @@ struct KeyVaultClientTests {
     }
 
     /// The next `times` reads of api-key answer `status`.
-    static func failAPIKey(_ harness: ClientHarness, times: Int, status: Int, retryAfter: Int?) async {
+    static func failAPIKey(_ harness: EmulatorHarness, times: Int, status: Int, retryAfter: Int?) async {
         await harness.emulator.inject(
             FaultRule(
                 method: "GET", vault: "demo", pathPrefix: "/secrets/api-key", count: times,
@@ -111,7 +113,7 @@ struct KeyVaultClientTests {
     @Test(
         "Throttling that says when to come back is waited out past the retry cap, within the deadline; 503s are capped")
     func throttlingIsNotCapped() async throws {
-        try await withClientHarness(seed: .demo) { (harness) async throws in
+        try await withEmulator(seed: .demo) { (harness) async throws in
             let (client, clock) = try await Self.clientSleepingOnRecordingClock(harness)
             await Self.failAPIKey(harness, times: 12, status: 429, retryAfter: 1)
             #expect(try await client.getSecret("api-key").value == "demo-api-key-8c2f5e")
@@ -125,7 +127,7 @@ struct KeyVaultClientTests {
 
     @Test("Throttling with Retry-After is honoured, without it backed off; 503 is retried")
     func retries() async throws {
-        try await withClientHarness(seed: .demo) { (harness) async throws in
+        try await withEmulator(seed: .demo) { (harness) async throws in
             let (client, clock) = try await Self.clientSleepingOnRecordingClock(harness)
             await Self.failAPIKey(harness, times: 1, status: 429, retryAfter: 7)
             await Self.failAPIKey(harness, times: 1, status: 429, retryAfter: nil)
@@ -145,7 +147,7 @@ struct KeyVaultClientTests {
         "authenticate learns the challenge and gets a token, retrying like any call; a vault that never asks for one is refused"
     )
     func preflight() async throws {
-        try await withClientHarness(seed: .demo) { (harness) async throws in
+        try await withEmulator(seed: .demo) { (harness) async throws in
             let clock = RecordingClock()
             var options = KeyVaultClientOptions.sleeping(on: clock)
             options.retry.maxRetries = 2
@@ -186,7 +188,7 @@ struct KeyVaultClientTests {
         "A Retry-After over 60 s is honoured up to the configured maximum; past the deadline the call fails as throttled"
     )
     func longRetryAfter() async throws {
-        try await withClientHarness(seed: .demo) { (harness) async throws in
+        try await withEmulator(seed: .demo) { (harness) async throws in
             let clock = RecordingClock()
             var options = KeyVaultClientOptions.sleeping(on: clock)
             options.retry.maxRetryAfter = .seconds(100)
@@ -226,7 +228,7 @@ struct KeyVaultClientTests {
 
     @Test("Dropped connections are retried")
     func networkRetry() async throws {
-        try await withClientHarness(seed: .demo) { (harness) async throws in
+        try await withEmulator(seed: .demo) { (harness) async throws in
             var options = KeyVaultClientOptions()
             options.clock = RecordingClock()
             let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
@@ -239,7 +241,7 @@ struct KeyVaultClientTests {
     @Test("A challenge naming a resource outside the vault's domain is refused, and no token is requested")
     func foreignChallenge() async throws {
         let seed = Seed(challengeResource: "https://vault.azure.net", vaults: [SeedVault(name: "spoofed")])
-        try await withClientHarness(seed: seed) { (harness) async throws in
+        try await withEmulator(seed: seed) { (harness) async throws in
             let client = try harness.client("spoofed", credential: harness.secretCredential())
             await #expect {
                 _ = try await client.getSecret("anything")
@@ -276,7 +278,7 @@ struct KeyVaultClientTests {
                     secrets: [SeedSecret(name: "s", value: "v")]),
             ]
         )
-        try await withClientHarness(seed: seed) { (harness) async throws in
+        try await withEmulator(seed: seed) { (harness) async throws in
             let client = try harness.client("demo", credential: harness.secretCredential())
             for (name, kind, inner) in [
                 ("missing", KeyVaultError.Kind.notFound, nil as String?), ("off", .disabled, "SecretDisabled"),
@@ -302,7 +304,7 @@ struct KeyVaultClientTests {
 
     @Test("Many concurrent calls share one token request")
     func tokenReuse() async throws {
-        try await withClientHarness(seed: .demo) { (harness) async throws in
+        try await withEmulator(seed: .demo) { (harness) async throws in
             let client = try harness.client("demo", credential: harness.secretCredential())
             _ = try await client.listSecrets()
             try await withThrowingTaskGroup { group in
@@ -315,7 +317,7 @@ struct KeyVaultClientTests {
 
     @Test("Concurrent first calls learn the challenge from one unauthenticated request")
     func oneChallengeProbe() async throws {
-        try await withClientHarness(seed: .demo) { (harness) async throws in
+        try await withEmulator(seed: .demo) { (harness) async throws in
             let client = try harness.client("demo", credential: harness.secretCredential())
             try await withThrowingTaskGroup { group in
                 for _ in 0..<20 { group.addTask { _ = try await client.getSecret("api-key") } }
@@ -330,7 +332,7 @@ struct KeyVaultClientTests {
 
     @Test("A first call whose caller gives up calls off its hung challenge probe; the next call asks afresh")
     func abandonedProbe() async throws {
-        try await withClientHarness(seed: .demo) { (harness) async throws in
+        try await withEmulator(seed: .demo) { (harness) async throws in
             var options = KeyVaultClientOptions()
             options.requestTimeout = .seconds(120)
             let client = try harness.client("demo", credential: harness.secretCredential(), options: options)
@@ -354,139 +356,6 @@ struct KeyVaultClientTests {
             #expect(value == "demo-api-key-8c2f5e")
         }
     }
-
-    @Test("Tokens are refreshed ahead of expiry in the background, once, while the old one keeps working")
-    func tokenRefresh() async throws {
-        try await withClientHarness(
-            seed: Seed(
-                tokenLifetimeSeconds: 3600,
-                vaults: [SeedVault(name: "demo", secrets: [SeedSecret(name: "s", value: "v")])])
-        ) { (harness) async throws in
-            let time = ManualTime()
-            let credential = CachingCredential(
-                ClientSecretCredential(
-                    authority: harness.authority, clientId: "aaaa0000-0000-4000-8000-000000000009", secret: "x",
-                    http: harness.http, now: time.function),
-                now: time.function)
-            let context = TokenRequestContext(scope: "\(harness.endpoints.resource)/.default")
-            let first = try await credential.getToken(context)
-            #expect(first.refreshOn == first.expiresOn.addingTimeInterval(-300))
-            time.advance(by: 3000)
-            let unchanged = try await credential.getToken(context).token == first.token
-            #expect(unchanged, "not due yet")
-            #expect(await harness.tokenRequests().count == 1)
-            time.advance(by: 301)
-            // Tokens are compared, never printed: a failed expectation would show them.
-            let during = try await credential.getToken(context)
-            let servedOld = during.token == first.token
-            #expect(servedOld, "the still-valid token is served while the refresh runs")
-            var replaced = false
-            for _ in 0..<100 where !replaced {
-                try await Task.sleep(for: .milliseconds(20))
-                replaced = try await credential.getToken(context).token != first.token
-            }
-            #expect(replaced, "the refreshed token replaces the old one")
-            #expect(await harness.tokenRequests().count == 2, "exactly one refresh")
-        }
-    }
-}
-
-@Suite("HTTP transport against the emulator")
-struct TransportTests {
-    @Test("HTTP/1.1 keep-alive by default; HTTP/2 when preferred and offered; connections are reused")
-    func versionsAndReuse() async throws {
-        try await withClientHarness { (harness) async throws in
-            for (preferHTTP2, expected) in [(false, "1.1"), (true, "2")] {
-                let client = try harness.newTransport(preferHTTP2: preferHTTP2)
-                defer { client.shutdown() }
-                let request = harness.openIDConfigurationRequest
-                let first = try await client.execute(request)
-                let second = try await client.execute(request)
-                #expect(first.httpVersion == expected && second.httpVersion == expected)
-                #expect(first.newConnections == 1)
-                #expect(second.newConnections == 0, "the second request reuses the connection")
-            }
-        }
-    }
-
-    @Test("Tasks preferring the client's executor run on its loop thread, and still finish after shutdown")
-    func loopExecutor() async throws {
-        try await withClientHarness { (harness) async throws in
-            let client = try harness.newTransport()
-            let request = harness.openIDConfigurationRequest
-            let threads = try await withTaskExecutorPreference(client.taskExecutor) { () async throws -> [String] in
-                var names = [currentThreadName()]
-                for _ in 0..<3 {
-                    let response = try await client.execute(request)
-                    #expect(response.head.status.code == 200)
-                    names.append(currentThreadName())
-                }
-                return names
-            }
-            #expect(threads == Array(repeating: "akvfs-http", count: 4))
-            client.shutdown()
-            // The loop is gone: the task runs elsewhere and its request fails instead of hanging.
-            let afterShutdown = await withTaskExecutorPreference(client.taskExecutor) {
-                () async -> HTTPTransportError.Kind? in
-                do throws(HTTPTransportError) {
-                    _ = try await client.execute(request)
-                    return nil
-                } catch {
-                    return error.kind
-                }
-            }
-            #expect(afterShutdown == .cancelled)
-        }
-    }
-
-    @Test("An extra CA file must exist and hold PEM certificates")
-    func extraCAFileChecked() async throws {
-        try await withClientHarness { (harness) async throws in
-            for (contents, expected) in [
-                (nil, "cannot read the extra CA file"), ("not a certificate\n", "holds no PEM certificate"),
-            ] {
-                var configuration = HTTPClientConfiguration()
-                configuration.extraCAFile =
-                    try contents.map { try harness.file("extra-ca.pem", $0) } ?? "/nonexistent/ca.pem"
-                #expect {
-                    _ = try CurlHTTPClient(configuration: configuration)
-                } throws: { error in
-                    (error as? HTTPTransportError)?.kind == .invalidRequest && "\(error)".contains(expected)
-                }
-            }
-        }
-    }
-
-    @Test("Every new connection trusts the system CAs and the extra CA file")
-    func sharedTrustStore() async throws {
-        try await withClientHarness { (harness) async throws in
-            let client = try harness.newTransport()
-            defer { client.shutdown() }
-            let request = harness.openIDConfigurationRequest
-            // Parallel requests open several connections, each set up from the one shared store.
-            let responses = try await withThrowingTaskGroup(of: HTTPClientResponse.self) { group in
-                for _ in 0..<6 { group.addTask { try await client.execute(request) } }
-                return try await group.reduce(into: []) { $0.append($1) }
-            }
-            #expect(responses.allSatisfy { $0.head.status.code == 200 })
-            #expect(responses.map(\.newConnections).reduce(0, +) > 1)
-        }
-    }
-
-    @Test("An untrusted server certificate fails, whatever the options")
-    func untrusted() async throws {
-        try await withClientHarness { (harness) async throws in
-            let client = try CurlHTTPClient()
-            defer { client.shutdown() }
-            let request = HTTPRequest(
-                method: .get, scheme: "https", authority: "localhost:\(harness.endpoints.port)", path: "/")
-            await #expect {
-                _ = try await client.execute(request)
-            } throws: { error in
-                (error as? HTTPTransportError)?.kind == .tlsFailure
-            }
-        }
-    }
 }
 
 extension KeyVaultClientOptions {
@@ -496,25 +365,4 @@ extension KeyVaultClientOptions {
         options.clock = clock
         return options
     }
-}
-
-extension ClientHarness {
-    /// A transport of its own that trusts the emulator's CA.
-    fileprivate func newTransport(preferHTTP2: Bool = false) throws -> CurlHTTPClient {
-        var configuration = HTTPClientConfiguration()
-        configuration.extraCAFile = caFile
-        configuration.preferHTTP2 = preferHTTP2
-        return try CurlHTTPClient(configuration: configuration)
-    }
-
-    /// A request any client may send: Entra ID's OpenID configuration.
-    fileprivate var openIDConfigurationRequest: HTTPRequest {
-        HTTPRequest(
-            method: .get, scheme: "https", authority: "localhost:\(endpoints.port)",
-            path: "/\(tenantId)/v2.0/.well-known/openid-configuration")
-    }
-}
-
-private func currentThreadName() -> String {
-    ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .newlines)
 }

@@ -1,4 +1,5 @@
 import AzureIdentity
+import EmulatorSupport
 import Foundation
 import HTTPTransport
 import HTTPTypes
@@ -11,37 +12,15 @@ import Testing
 /// `akvfs get` and `akvfs check` as users run them, against the emulator.
 @Suite("akvfs get and check")
 struct CommandLineTests {
-    static var binary: String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("akvfs").path
-    }
+    static let binary = builtExecutable("akvfs")
 
-    struct Run {
-        var status: Int32
-        var stdout: [UInt8]
-        var stderr: String
-        var text: String { String(decoding: stdout, as: UTF8.self) }
-    }
-
-    /// Runs akvfs with a clean environment plus `environment`, waiting on a Dispatch thread:
-    /// blocking Swift's small cooperative pool would starve the in-process emulator.
-    static func akvfs(_ arguments: [String], environment: [String: String]) async throws -> Run {
-        let directory = FileManager.default.temporaryDirectory
-        let errorFile = directory.appendingPathComponent("akvfs-stderr-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: errorFile) }
+    /// Runs akvfs with a clean environment plus `environment`.
+    static func akvfs(_ arguments: [String], environment: [String: String]) async throws -> CommandOutcome {
         let variables = ["PATH": "/nonexistent", "HOME": NSTemporaryDirectory()].merging(environment) { $1 }
-        let process = try ChildProcess.spawn(
-            binary, arguments, environment: variables, stdout: .pipe, stderr: .file(errorFile))
-        let stdout = try await blocking { process.readAll() }
-        let status = await process.exit()
-        return Run(
-            status: status, stdout: stdout, stderr: (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? "")
+        return try await ChildProcess.run(binary, arguments, environment: variables)
     }
 
-    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await onOwnThread(body)
-    }
-
-    static func environment(_ harness: ClientHarness, secret: String = "cli-secret") -> [String: String] {
+    static func environment(_ harness: EmulatorHarness, secret: String = "cli-secret") -> [String: String] {
         [
             "AKVFS_CA_FILE": harness.caFile,
             "AZURE_TENANT_ID": harness.tenantId,
@@ -74,7 +53,7 @@ struct CommandLineTests {
 
     @Test("get writes exactly the bytes the filesystem serves")
     func getBytes() async throws {
-        try await withClientHarness(seed: Self.seed) { (harness) async throws in
+        try await withEmulator(seed: Self.seed) { (harness) async throws in
             let vault = harness.endpoints.vaultURL("cli-vault")
             let env = Self.environment(harness)
             #expect(try await Self.akvfs(["get", vault, "secrets/plain"], environment: env).text == "secret1value")
@@ -107,7 +86,7 @@ struct CommandLineTests {
 
     @Test("A certificate imported with a scrambled chain comes out key first, then leaf to root")
     func chainOrder() async throws {
-        try await withClientHarness(seed: Self.seed) { (harness) async throws in
+        try await withEmulator(seed: Self.seed) { (harness) async throws in
             let now = Date()
             let rootKey = try PrivateKey.generate(.ec(.p256))
             var rootTemplate = CertificateTemplate(
@@ -150,7 +129,7 @@ struct CommandLineTests {
 
     @Test("Errors exit non-zero with a reason, and never show the secret")
     func errors() async throws {
-        try await withClientHarness(seed: Self.seed) { (harness) async throws in
+        try await withEmulator(seed: Self.seed) { (harness) async throws in
             let vault = harness.endpoints.vaultURL("cli-vault")
             let missing = try await Self.akvfs(
                 ["get", vault, "secrets/absent"], environment: Self.environment(harness))
@@ -183,7 +162,7 @@ struct CommandLineTests {
 
     @Test("check reports the credential, identity, tenant and what works")
     func check() async throws {
-        try await withClientHarness(seed: Self.seed) { (harness) async throws in
+        try await withEmulator(seed: Self.seed) { (harness) async throws in
             let vault = harness.endpoints.vaultURL("cli-vault")
             let good = try await Self.akvfs(["check", vault], environment: Self.environment(harness))
             #expect(good.status == 0, "\(good.stderr)")
@@ -224,9 +203,7 @@ struct BinaryTests {
     /// ICU into the plugin (docs/mounting.md, Containers).
     @Test("akvfs-csi links no YAML library")
     func noYAMLLibraryInThePlugin() throws {
-        let plugin = URL(fileURLWithPath: CommandLineTests.binary).deletingLastPathComponent().appendingPathComponent(
-            "akvfs-csi")
-        let bytes = try Data(contentsOf: plugin)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: builtExecutable("akvfs-csi")))
         #expect(bytes.range(of: Data("SecretProviderClass".utf8)) != nil, "akvfs-csi is not the plugin")
         #expect(bytes.range(of: Data("Yams".utf8)) == nil, "akvfs-csi contains Yams")
     }
@@ -240,19 +217,15 @@ struct BinaryTests {
         // A hard link, not a copy: a freshly written copy can be "Text file busy" for as long as a
         // process another test spawns meanwhile holds the inherited write descriptor. The link
         // lives in the build directory so that it is on the binary's filesystem.
-        let buildDirectory = URL(fileURLWithPath: CommandLineTests.binary).deletingLastPathComponent()
         let directory = buildDirectory.appendingPathComponent("akvfs-alone-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let alone = directory.appendingPathComponent("akvfs").path
         try FileManager.default.linkItem(atPath: CommandLineTests.binary, toPath: alone)
-        let errorFile = directory.appendingPathComponent("stderr").path
-        let process = try ChildProcess.spawn(
-            alone, ["csi", "--help"], environment: ["PATH": "/nonexistent"], stderr: .file(errorFile))
-        #expect(await process.exit() == 127)
-        let output = try String(contentsOfFile: errorFile, encoding: .utf8)
+        let run = try await ChildProcess.run(alone, ["csi", "--help"], environment: ["PATH": "/nonexistent"])
+        #expect(run.status == 127)
         #expect(
-            output.contains("\(directory.path)/akvfs-csi")
-                && output.contains("installed in the same directory as akvfs"))
+            run.stderr.contains("\(directory.path)/akvfs-csi")
+                && run.stderr.contains("installed in the same directory as akvfs"))
     }
 }

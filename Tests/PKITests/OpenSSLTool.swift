@@ -1,32 +1,9 @@
 import Foundation
-import PKI
-import Testing
-
-/// Keys generated once and shared, because RSA generation dominates the suite's run time.
-/// Generation itself is tested separately for every size and curve.
-enum SharedKeys {
-    static let rsa2048 = Result { () throws(PKIError) in try PrivateKey.generate(.rsa(bits: 2048)) }
-    static let p256 = Result { () throws(PKIError) in try PrivateKey.generate(.ec(.p256)) }
-    static let p384 = Result { () throws(PKIError) in try PrivateKey.generate(.ec(.p384)) }
-    static let p521 = Result { () throws(PKIError) in try PrivateKey.generate(.ec(.p521)) }
-
-    static func key(for algorithm: SignatureAlgorithm) throws -> PrivateKey {
-        switch algorithm {
-        case .rs256, .ps256: try rsa2048.get()
-        case .es256: try p256.get()
-        case .es384: try p384.get()
-        case .es512: try p521.get()
-        }
-    }
-}
+import TestSupport
 
 /// The `openssl` command-line tool, used as an independent check of what PKI writes and as a
 /// source of files PKI must read. Debian's `openssl` package provides it.
 struct OpenSSLTool {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-    }
-
     /// A fresh directory for one test's files, removed when the test's value goes away.
     final class WorkDirectory {
         let url: URL
@@ -74,14 +51,14 @@ struct OpenSSLTool {
         do {
             try process.run()
         } catch {
-            throw Failure(description: "could not start openssl (install Debian's 'openssl' package): \(error)")
+            throw TestFailure("could not start openssl (install Debian's 'openssl' package): \(error)")
         }
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
         guard process.terminationStatus == 0 else {
-            throw Failure(
-                description: "openssl \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(text)")
+            throw TestFailure(
+                "openssl \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(text)")
         }
         return text
     }
