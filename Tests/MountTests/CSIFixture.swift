@@ -199,7 +199,7 @@ struct TestVolume: Sendable {
 
 enum TestMounts {
     static func isMountPoint(_ path: String) -> Bool {
-        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let table = mountInfo()
         return table.split(separator: "\n").contains { line in
             let fields = line.split(separator: " ")
             return fields.count > 4 && fields[4] == path
@@ -208,7 +208,7 @@ enum TestMounts {
 
     /// The per-mount options (mountinfo's sixth field) of the mount at `path`.
     static func options(of path: String) -> [String] {
-        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let table = mountInfo()
         let line = table.split(separator: "\n").last {
             $0.split(separator: " ").count > 5 && $0.split(separator: " ")[4] == path
         }
@@ -217,7 +217,7 @@ enum TestMounts {
 
     /// Unmounts everything under `directory` (deepest first), whatever a failed test left.
     static func unmountAll(under directory: String) {
-        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let table = mountInfo()
         let mounts = table.split(separator: "\n").compactMap { line -> String? in
             let fields = line.split(separator: " ")
             return fields.count > 4 && fields[4].hasPrefix(directory) ? String(fields[4]) : nil

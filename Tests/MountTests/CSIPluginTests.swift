@@ -97,7 +97,7 @@ struct CSIPluginTests {
 
             // Read-only, and not a way to run or escalate anything.
             #expect(open(volume.path("db-password"), O_WRONLY) == -1 && errno == EROFS)
-            let options = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n")
+            let options = mountInfo().split(separator: "\n")
                 .first { $0.split(separator: " ")[4] == volume.targetPath }
             #expect(options.map { $0.contains("ro,nosuid,nodev,noexec") } == true, "\(options ?? "not mounted")")
 

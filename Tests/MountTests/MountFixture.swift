@@ -227,7 +227,7 @@ final class MountedVault: Sendable {
     var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
     static func isMounted(_ path: String) -> Bool {
-        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let table = mountInfo()
         return table.split(separator: "\n").contains { line in
             let fields = line.split(separator: " ")
             return fields.count > 4 && fields[4] == path && line.contains(" fuse.akvfs ")
@@ -236,7 +236,7 @@ final class MountedVault: Sendable {
 
     /// Whether anything is mounted at `path`.
     static func isMountedAnyFilesystem(_ path: String) -> Bool {
-        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let table = mountInfo()
         return table.split(separator: "\n").contains {
             $0.split(separator: " ").count > 4 && $0.split(separator: " ")[4] == path
         }

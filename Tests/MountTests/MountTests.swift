@@ -225,7 +225,7 @@ struct MountTests {
             _ = await process.exit()
             #expect(!MountedVault.isMounted(first.mountpoint))
             let mountCount =
-                ((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "").components(
+                mountInfo().components(
                     separatedBy: first.mountpoint
                 ).count - 1
             #expect(mountCount == 0, "no stacked or dead mount is left behind")
