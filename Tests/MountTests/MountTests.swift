@@ -170,6 +170,20 @@ struct MountTests {
         }
     }
 
+    @Test(
+        "SIGINT and SIGHUP unmount as SIGTERM does, and a second signal while stopping changes nothing",
+        arguments: [SIGINT, SIGHUP])
+    func otherStopSignals(_ number: Int32) async throws {
+        try await withMountedDemo { (_, mount) async throws in
+            #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
+            mount.process.signal(number)
+            mount.process.signal(SIGTERM)
+            #expect(await mount.process.exit() == 0)
+            #expect(!MountedVault.isMounted(mount.mountpoint))
+            #expect(mount.log.contains("unmounted"))
+        }
+    }
+
     @Test("A crashing daemon writes no core dump: its memory holds the vault's secrets")
     func noCoreDump() async throws {
         try await withEmulatorProcess { emulator in
