@@ -223,10 +223,12 @@ struct MountTests {
                 emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: [], environment: [:],
                 log: secondLog)
             // Wait for the new daemon to serve (statvfs reaches the daemon; the kernel may still
-            // answer reads of recently read files from its cache).
+            // answer reads of recently read files from its cache). Once the dead mount is cleared,
+            // statvfs succeeds on the bare directory too, so the new mount must be in the table.
             var live = false
             for _ in 0..<300 where !live {
                 try await Task.sleep(for: .milliseconds(100))
+                guard MountedVault.isMounted(first.mountpoint) else { continue }
                 live = try await blocking { [first] in
                     var buffer = statvfs()
                     return statvfs(first.mountpoint, &buffer) == 0
