@@ -13,6 +13,7 @@ import HTTPTransport
 import Logging
 import ObjectCache
 import SecretProviderClass
+import ServiceLifecycle
 import Synchronization
 import VaultFS
 
@@ -96,7 +97,6 @@ public final class NodePlugin: Sendable {
     public let configuration: NodePluginConfiguration
     private let http: CurlHTTPClient
     private let kubernetesHTTP: CurlHTTPClient?
-    private let cache: ObjectCache
     private let filesystem: VaultFileSystem
     private let mount: ContinuousMount
     private let volumes: VolumeManager
@@ -109,7 +109,7 @@ public final class NodePlugin: Sendable {
     public var tookOver: Bool { mount.wasTakenOver }
 
     /// Mounts the shared filesystem, or takes it and its volumes over from the previous plugin
-    /// process; nothing is served until `run()`.
+    /// process; nothing is served until its `services` run.
     public init(configuration: NodePluginConfiguration) async throws {
         self.configuration = configuration
         let mountpoint = "\(configuration.stateDirectory)/mount"
@@ -163,7 +163,7 @@ public final class NodePlugin: Sendable {
         }
         let tokens = ServiceAccountTokenVerifier(issuerSource: issuer, exchange: EntraTokenExchange(http: http))
 
-        cache = ObjectCache(configuration: configuration.cache)
+        let cache = ObjectCache(configuration: configuration.cache)
         let fileSystemConfiguration = FileSystemConfiguration(
             root: .viewDirectories, metadataTTL: configuration.metadataTimeout,
             negativeTTL: configuration.negativeTimeout)
@@ -218,45 +218,35 @@ public final class NodePlugin: Sendable {
             ])
     }
 
-    /// Serves until `stop()`, or until the next plugin process takes over (and then idles until
-    /// `stop()`, so a container restart does not take the volumes back). `onReady` runs once the
-    /// socket listens.
-    public func run(onReady: @escaping @Sendable () -> Void = {}) async throws {
-        let (mount, server, state, logger, configuration) = (
-            self.mount, self.server, self.state, self.logger, self.configuration
-        )
+    /// The plugin's long-running pieces. A `ServiceGroup` starts them in this order and shuts
+    /// them down in reverse: the CSI socket stops taking calls, the shared mount is left to the
+    /// keeper or unmounted, the cache is emptied, and the HTTP clients stop.
+    public var services: [ServiceGroupConfiguration.ServiceConfiguration] {
+        let (http, kubernetesHTTP) = (self.http, self.kubernetesHTTP)
+        return [
+            .init(
+                service: ClosureService {
+                    try await gracefulShutdown()
+                    http.shutdown()
+                    kubernetesHTTP?.shutdown()
+                }, serviceName: "http"),
+            .init(service: CacheUpkeep(filesystem: filesystem), serviceName: "cache"),
+            .init(service: ClosureService { try await self.serveMount() }, serviceName: "mount"),
+            // The socket stops by itself only when the mount was lost: the plugin then stops.
+            .init(
+                service: ClosureService { try await self.serveCSI() },
+                successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "csi"),
+        ]
+    }
+
+    /// Serves the shared mount until the plugin stops, then leaves it to the keeper or unmounts it.
+    /// The mount ends first only when the next plugin process took it, or when it was lost: either
+    /// way CSI stops. After a handoff the plugin idles until stopped, so that a container restart
+    /// does not take the volumes back.
+    private func serveMount() async throws {
+        let mount = self.mount
         let serving = Task { try await mount.serve() }
-        let watcher = filesystem.watchCache()
-        await cache.startMaintenance()
-        defer { watcher.cancel() }
-
-        // The process that handed over closes the socket once this one serves the mount.
-        if mount.wasTakenOver {
-            await Self.waitForRelease(
-                of: configuration.socketPath, within: configuration.socketReleaseTimeout, logger: logger)
-        }
-        Self.removeStaleSocket(configuration.socketPath)
-
-        let grpc = Task {
-            try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { try await server.serve() }
-                guard try await server.listeningAddress != nil else { return }
-                state.socketIdentity.withLock { $0 = Self.identity(of: configuration.socketPath) }
-                state.ready.store(true, ordering: .relaxed)
-                if let readyFile = configuration.readyFile { Self.createReadyFile(readyFile, logger: logger) }
-                logger.info(
-                    mount.wasTakenOver ? "serving CSI with the volumes taken over" : "serving CSI",
-                    metadata: [
-                        "socket": "\(configuration.socketPath)", "driver": "\(configuration.driverName)",
-                        "mount": "\(configuration.stateDirectory)/mount",
-                    ])
-                onReady()
-            }
-        }
-        // The mount ends first only when the next process took it, or when it was lost.
-        let mountWatch = Task {
-            let ending = await serving.result
-            guard !state.stopping.load(ordering: .relaxed) else { return }
+        if let ending = await Self.ending(of: serving), !state.stopping.load(ordering: .relaxed) {
             switch ending {
             case .success(.handedOver), .success(.steppedAside):
                 state.handedOver.store(true, ordering: .relaxed)
@@ -267,31 +257,25 @@ public final class NodePlugin: Sendable {
                 // A graceful shutdown closes the listener first: cancelling the server instead crashes
                 // grpc-swift's transport when a connection arrives mid-cancel (NIOAsyncWriter not finished).
                 server.beginGracefulShutdown()
+                try await gracefulShutdown()
+                return
             case .success(.unmounted), .failure:
                 logger.critical(
                     "the shared FUSE mount ended unexpectedly; stopping the plugin", metadata: ["result": "\(ending)"])
                 server.beginGracefulShutdown()
             }
         }
-        defer { mountWatch.cancel() }
+        try await gracefulShutdown()
+        await leaveOrUnmount(serving)
+    }
 
-        let served = await grpc.result
-        state.ready.store(false, ordering: .relaxed)
-        if let readyFile = configuration.readyFile { unlink(readyFile) }
-        if state.handedOver.load(ordering: .relaxed) {
-            await state.waitForStop()
-            logger.info("stopping; the volumes are served by the next plugin process")
-        } else {
-            try served.get()
-            await leaveOrUnmount(serving)
-            // A plugin that took over after this one replaced the socket file: leave theirs.
-            if let bound = state.socketIdentity.withLock({ $0 }), Self.identity(of: configuration.socketPath) == bound {
-                unlink(configuration.socketPath)
-            }
-        }
-        await cache.shutdown()
-        http.shutdown()
-        kubernetesHTTP?.shutdown()
+    /// How the mount ended, or nil when the plugin stops first.
+    private static func ending(
+        of serving: Task<ContinuousMount.Ending, any Error>
+    ) async -> Result<ContinuousMount.Ending, any Error>? {
+        let (endings, ended) = AsyncStream.makeStream(of: Result<ContinuousMount.Ending, any Error>.self)
+        Task { ended.yield(await serving.result) }
+        return await cancelWhenGracefulShutdown { await endings.first { _ in true } }
     }
 
     /// At a stop: with a keeper, the mount and volumes stay for the next start; without one, the
@@ -315,42 +299,75 @@ public final class NodePlugin: Sendable {
         }
     }
 
-    /// Stops accepting calls; `run()` then returns. Safe from a signal-watching thread.
-    public func stop() {
+    /// Serves CSI on the socket until a stop signal, or until the mount ends.
+    private func serveCSI() async throws {
+        try await withGracefulShutdownHandler {
+            // The process that handed over closes the socket once this one serves the mount.
+            if mount.wasTakenOver {
+                await Self.waitForRelease(
+                    of: configuration.socketPath, within: configuration.socketReleaseTimeout, logger: logger)
+            }
+            Self.removeStaleSocket(configuration.socketPath)
+            do {
+                try await listen()
+            } catch {
+                // After a handoff the socket's end is expected, however it came.
+                guard state.handedOver.load(ordering: .relaxed) else { throw error }
+            }
+            if state.handedOver.load(ordering: .relaxed) {
+                try await gracefulShutdown()
+                logger.info("stopping; the volumes are served by the next plugin process")
+            } else if let bound = state.socketIdentity.withLock({ $0 }),
+                Self.identity(of: configuration.socketPath) == bound
+            {
+                // A plugin that took over after this one replaced the socket file: leave theirs.
+                unlink(configuration.socketPath)
+            }
+        } onGracefulShutdown: {
+            self.stop()
+        }
+    }
+
+    /// A stop signal: the socket stops taking calls, and the mount ending is expected from now on.
+    private func stop() {
+        logger.info("stopping on a signal")
         state.stopping.store(true, ordering: .relaxed)
-        state.stopRequested()
         server.beginGracefulShutdown()
+    }
+
+    /// Serves the socket until the server stops; the plugin is ready meanwhile.
+    private func listen() async throws {
+        let (mount, server, state, logger, configuration) = (
+            self.mount, self.server, self.state, self.logger, self.configuration
+        )
+        defer {
+            state.ready.store(false, ordering: .relaxed)
+            if let readyFile = configuration.readyFile { unlink(readyFile) }
+        }
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await server.serve() }
+            guard try await server.listeningAddress != nil else { return }
+            state.socketIdentity.withLock { $0 = Self.identity(of: configuration.socketPath) }
+            state.ready.store(true, ordering: .relaxed)
+            if let readyFile = configuration.readyFile { Self.createReadyFile(readyFile, logger: logger) }
+            logger.info(
+                mount.wasTakenOver ? "serving CSI with the volumes taken over" : "serving CSI",
+                metadata: [
+                    "socket": "\(configuration.socketPath)", "driver": "\(configuration.driverName)",
+                    "mount": "\(configuration.stateDirectory)/mount",
+                ])
+        }
     }
 
     private final class RunState: Sendable {
         /// The socket listens and the mount serves (Probe).
         let ready = Atomic(false)
-        /// `stop()` was called: the mount ending is expected.
+        /// The plugin stops: the mount ending is expected.
         let stopping = Atomic(false)
         /// The next plugin process took the mount and volumes over.
         let handedOver = Atomic(false)
         /// The socket file this process bound (device, inode).
         let socketIdentity = Mutex<FileIdentity?>(nil)
-        private let stopWaiters = Mutex<(stopped: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-        func stopRequested() {
-            let waiters = stopWaiters.withLock { state in
-                state.stopped = true
-                defer { state.waiters = [] }
-                return state.waiters
-            }
-            waiters.forEach { $0.resume() }
-        }
-
-        func waitForStop() async {
-            await withCheckedContinuation { continuation in
-                let stopped = stopWaiters.withLock { state in
-                    if !state.stopped { state.waiters.append(continuation) }
-                    return state.stopped
-                }
-                if stopped { continuation.resume() }
-            }
-        }
     }
 
     // MARK: Setup

@@ -214,7 +214,7 @@ struct CSIServeCommand: AsyncParsableCommand {
 
         // Before the plugin mounts anything: a bad --metrics-address must leave nothing mounted.
         let endpoint = try metrics.start()
-        defer { endpoint?.stop() }
+        defer { endpoint?.stop() }  // the group stops it too; this is for a failure before the group runs
         let plugin: NodePlugin
         do {
             plugin = try await NodePlugin(configuration: configuration)
@@ -222,15 +222,10 @@ struct CSIServeCommand: AsyncParsableCommand {
             Terminal.error("akvfs csi: \(error)")
             throw ExitCode.failure
         }
-        let signals = SignalWatcher { number in
-            logger.info("stopping on signal \(number)")
-            plugin.stop()
-        }
         if configuration.kubernetes == nil {
             logger.notice("no Kubernetes API configured: volumes must carry their parameters as volumeAttributes")
         }
-        try await plugin.run()
-        _ = signals
+        try await Daemon.run(plugin.services, metrics: endpoint)
     }
 
     /// The manifests' one switch for node identity is the environment variable; the flag says the same.

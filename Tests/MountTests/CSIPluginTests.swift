@@ -624,6 +624,31 @@ struct CSIPluginTests {
     }
 
     @Test(
+        "SIGTERM, SIGINT and SIGHUP each stop the plugin, a second signal changing nothing: with nothing published, the socket, the ready file and the mount go",
+        arguments: [SIGTERM, SIGINT, SIGHUP])
+    func stopSignals(_ number: Int32) async throws {
+        try await withCSIPlugin { _, plugin in
+            plugin.process.signal(number)
+            plugin.process.signal(SIGTERM)
+            #expect(await plugin.process.exit() == 0, "\(plugin.log)")
+            #expect(!FileManager.default.fileExists(atPath: plugin.socketPath))
+            #expect(!FileManager.default.fileExists(atPath: plugin.readyFile))
+            #expect(!TestMounts.isMountPoint(plugin.mountRoot))
+        }
+    }
+
+    @Test("When its shared mount is unmounted from outside, the plugin says so and stops, removing its socket")
+    func mountLost() async throws {
+        try await withCSIPlugin { _, plugin in
+            #expect(umount2(plugin.mountRoot, Int32(MNT_DETACH)) == 0)
+            #expect(await plugin.process.exit() == 0, "\(plugin.log)")
+            #expect(plugin.log.contains("the shared FUSE mount ended unexpectedly; stopping the plugin"))
+            #expect(!FileManager.default.fileExists(atPath: plugin.socketPath))
+            #expect(!FileManager.default.fileExists(atPath: plugin.readyFile))
+        }
+    }
+
+    @Test(
         "Bad requests and bad parameters get the right gRPC code and a message that says what to fix, and mount nothing"
     )
     func badInput() async throws {

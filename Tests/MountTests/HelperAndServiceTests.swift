@@ -96,7 +96,7 @@ struct HelperAndServiceTests {
         }
     }
 
-    @Test("Under systemd, akvfs reports READY=1 once mounted")
+    @Test("Under systemd, akvfs reports READY=1 once mounted, and STOPPING=1 on SIGTERM")
     func readiness() async throws {
         try await withEmulatorProcess { emulator in
             let socketPath = emulator.directory.appendingPathComponent("notify.sock").path
@@ -104,18 +104,22 @@ struct HelperAndServiceTests {
             defer { close(descriptor) }
             let mount = try await MountedVault(
                 emulator: emulator, extraArguments: [], environment: ["NOTIFY_SOCKET": socketPath])
-            // The mount shows up in the mount table a moment before the daemon reports it.
-            var message = ""
-            for _ in 0..<100 where message.isEmpty {
-                message = try await onOwnThread {
-                    var buffer = [UInt8](repeating: 0, count: 512)
-                    let length = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
-                    return length > 0 ? String(decoding: buffer[..<length], as: UTF8.self) : ""
+            func receive() async throws -> String {
+                var message = ""
+                for _ in 0..<100 where message.isEmpty {
+                    message = try await onOwnThread {
+                        var buffer = [UInt8](repeating: 0, count: 512)
+                        let length = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+                        return length > 0 ? String(decoding: buffer[..<length], as: UTF8.self) : ""
+                    }
+                    if message.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
                 }
-                if message.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+                return message
             }
-            #expect(message.hasPrefix("READY=1"))
+            // The mount shows up in the mount table a moment before the daemon reports it.
+            #expect(try await receive().hasPrefix("READY=1"))
             #expect(try await mount.stop() == 0)
+            #expect(try await receive() == "STOPPING=1")
         }
     }
 

@@ -170,6 +170,20 @@ struct MountTests {
         }
     }
 
+    @Test(
+        "SIGINT and SIGHUP unmount as SIGTERM does, and a second signal while stopping changes nothing",
+        arguments: [SIGINT, SIGHUP])
+    func otherStopSignals(_ number: Int32) async throws {
+        try await withMountedDemo { (_, mount) async throws in
+            #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
+            mount.process.signal(number)
+            mount.process.signal(SIGTERM)
+            #expect(await mount.process.exit() == 0)
+            #expect(!TestMounts.isAkvfsMount(mount.mountpoint))
+            #expect(mount.log.contains("unmounted"))
+        }
+    }
+
     @Test("A crashing daemon writes no core dump: its memory holds the vault's secrets")
     func noCoreDump() async throws {
         try await withEmulatorProcess { emulator in
@@ -209,10 +223,12 @@ struct MountTests {
                 emulator: emulator, vault: "demo", mountpoint: first.mountpoint, arguments: [], environment: [:],
                 log: secondLog)
             // Wait for the new daemon to serve (statvfs reaches the daemon; the kernel may still
-            // answer reads of recently read files from its cache).
+            // answer reads of recently read files from its cache). Once the dead mount is cleared,
+            // statvfs succeeds on the bare directory too, so the new mount must be in the table.
             var live = false
             for _ in 0..<300 where !live {
                 try await Task.sleep(for: .milliseconds(100))
+                guard TestMounts.isAkvfsMount(first.mountpoint) else { continue }
                 live = try await onOwnThread { [first] in
                     var buffer = statvfs()
                     return statvfs(first.mountpoint, &buffer) == 0

@@ -8,6 +8,7 @@ import Glibc
 import KeyVault
 import Logging
 import ObjectCache
+import ServiceLifecycle
 import Telemetry
 import VaultFS
 
@@ -104,8 +105,8 @@ struct MountCommand: AsyncParsableCommand {
         let ready = ReadinessReporter(descriptor: readyDescriptor)
         do {
             let endpoint = try metrics.start()
-            defer { endpoint?.stop() }
-            try await serve(logger: logger, ready: ready)
+            defer { endpoint?.stop() }  // the group stops it too; this is for a failure before the group runs
+            try await serve(logger: logger, ready: ready, metrics: endpoint)
         } catch {
             let message = "\(error)"
             ready.failed(message)
@@ -114,7 +115,7 @@ struct MountCommand: AsyncParsableCommand {
         }
     }
 
-    private func serve(logger: Logger, ready: ReadinessReporter) async throws {
+    private func serve(logger: Logger, ready: ReadinessReporter, metrics: MetricsEndpoint?) async throws {
         let session = try VaultSession(vault: vault, connection: connection, identity: identity)
         defer { session.shutdown() }
         if !noPreflight {
@@ -136,8 +137,6 @@ struct MountCommand: AsyncParsableCommand {
         let filesystem = VaultFileSystem(
             cache: objectCache, configuration: configuration,
             views: [ViewDefinition(id: "vault", source: source, layout: .vault, ownership: ownership)])
-        let watcher = filesystem.watchCache()
-        await objectCache.startMaintenance()
 
         var options = MountOptions()
         options.allowOther = allowOther
@@ -151,27 +150,50 @@ struct MountCommand: AsyncParsableCommand {
         let mount = try await ContinuousMount(
             filesystem: filesystem, cache: objectCache, options: options, continuity: continuity,
             version: AKVFSVersion.current)
-        let leaveOnStop = systemdDescriptorStore
-        let signals = SignalWatcher { number in
+        let (url, mountpoint) = (session.client.vault.url, self.mountpoint)
+        let service = MountService(mount: mount, leaveOnStop: systemdDescriptorStore, logger: logger) {
+            ready.succeeded()
+            SystemdNotifier.notify("READY=1\nSTATUS=Serving \(url) at \(mountpoint)")
+            logger.info(
+                mount.wasTakenOver ? "serving the mount taken over" : "serving",
+                metadata: ["vault": "\(url)", "mountpoint": "\(mountpoint)"])
+        }
+        // A stop ends the mount first, then the cache it served.
+        try await Daemon.run(
+            [
+                .init(service: CacheUpkeep(filesystem: filesystem), serviceName: "cache"),
+                .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "mount"),
+            ], metrics: metrics)
+    }
+}
+
+/// Serves the mount until it is unmounted (`umount`, or a stop signal) or handed to the next
+/// process; either way the daemon then stops.
+private struct MountService: Service {
+    let mount: ContinuousMount
+    /// Under systemd's descriptor store a stop leaves the mount for the next start of the unit.
+    let leaveOnStop: Bool
+    let logger: Logger
+    /// Reports readiness: first thing in `run()`, when the group already traps the stop signals,
+    /// so that a stop right after readiness unmounts.
+    let serving: @Sendable () -> Void
+
+    func run() async throws {
+        serving()
+        let (mount, leaveOnStop, logger) = (self.mount, self.leaveOnStop, self.logger)
+        let ending = try await withGracefulShutdownHandler {
+            try await mount.serve()
+        } onGracefulShutdown: {
             SystemdNotifier.notify("STOPPING=1")
             if leaveOnStop {
                 // systemd decides after this exits: ExecStopPost unmounts unless the unit restarts.
-                logger.info("stopping on signal \(number); the mount stays for the next start of the unit")
+                logger.info("stopping on a signal; the mount stays for the next start of the unit")
                 Task { await mount.leaveForNextProcess() }
             } else {
-                logger.info("unmounting on signal \(number)")
+                logger.info("unmounting on a signal")
                 mount.unmount()
             }
         }
-        ready.succeeded()
-        SystemdNotifier.notify("READY=1\nSTATUS=Serving \(session.client.vault.url) at \(mountpoint)")
-        logger.info(
-            mount.wasTakenOver ? "serving the mount taken over" : "serving",
-            metadata: ["vault": "\(session.client.vault.url)", "mountpoint": "\(mountpoint)"])
-        let ending = try await mount.serve()
-        _ = signals
-        watcher.cancel()
-        await objectCache.shutdown()
         if ending == .handedOver { logger.info("exiting; the mount is served by the next process") }
     }
 }
