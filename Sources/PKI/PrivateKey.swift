@@ -111,26 +111,22 @@ public final class PrivateKey: @unchecked Sendable {
     public convenience init(jwk: JSONWebKey) throws(PKIError) {
         let operation = "read private key from JWK"
         let builder = try KeyParameterBuilder(operation: operation)
-        let keyType: StaticString
-        switch try JSONWebKey.Family(of: jwk, operation: operation) {
+        let family = try JSONWebKey.Family(of: jwk, operation: operation)
+        let keyType = try builder.addPublicMembers(of: jwk, family: family, operation: operation)
+        switch family {
         case .rsa:
-            keyType = "RSA"
             let members: [(KeyPath<JSONWebKey, String?>, String, String)] = [
-                (\.n, "n", "n"), (\.e, "e", "e"), (\.d, "d", "d"),
-                (\.p, "p", "rsa-factor1"), (\.q, "q", "rsa-factor2"),
+                (\.d, "d", "d"), (\.p, "p", "rsa-factor1"), (\.q, "q", "rsa-factor2"),
                 (\.dp, "dp", "rsa-exponent1"), (\.dq, "dq", "rsa-exponent2"), (\.qi, "qi", "rsa-coefficient1"),
             ]
             for (member, name, parameter) in members {
                 try builder.addBigNumber(parameter, jwk.bytes(member, named: name, operation: operation))
             }
         case .ec(let curve):
-            keyType = "EC"
             let d = try jwk.bytes(\.d, named: "d", operation: operation)
             guard d.count <= curve.coordinateByteCount else {
                 throw PKIError(operation: operation, reason: "JWK d is longer than a \(curve.rawValue) private key")
             }
-            try builder.addUTF8String("group", curve.openSSLGroupName.description)
-            try builder.addOctetString("pub", ECPoint.uncompressed(jwk, curve: curve, operation: operation))
             try builder.addBigNumber("priv", d)
         }
         let pkey = try builder.makeKey(keyType: keyType, selection: copenssl_EVP_PKEY_KEYPAIR)

@@ -56,17 +56,8 @@ public final class PublicKey: @unchecked Sendable, Equatable, Hashable {
     public convenience init(jwk: JSONWebKey) throws(PKIError) {
         let operation = "read public key from JWK"
         let builder = try KeyParameterBuilder(operation: operation)
-        let keyType: StaticString
-        switch try JSONWebKey.Family(of: jwk, operation: operation) {
-        case .rsa:
-            keyType = "RSA"
-            try builder.addBigNumber("n", jwk.bytes(\.n, named: "n", operation: operation))
-            try builder.addBigNumber("e", jwk.bytes(\.e, named: "e", operation: operation))
-        case .ec(let curve):
-            keyType = "EC"
-            try builder.addUTF8String("group", curve.openSSLGroupName.description)
-            try builder.addOctetString("pub", ECPoint.uncompressed(jwk, curve: curve, operation: operation))
-        }
+        let family = try JSONWebKey.Family(of: jwk, operation: operation)
+        let keyType = try builder.addPublicMembers(of: jwk, family: family, operation: operation)
         let pkey = try builder.makeKey(keyType: keyType, selection: copenssl_EVP_PKEY_PUBLIC_KEY)
         try self.init(taking: pkey, operation: operation)
     }
@@ -188,5 +179,24 @@ enum ECDSASignature {
             return nil
         }
         return try? encodeDER("encode ECDSA signature") { i2d_ECDSA_SIG(signature, $0) }
+    }
+}
+
+extension KeyParameterBuilder {
+    /// A JWK's public members, which a public and a private key are both built from: RSA's n and
+    /// e, or an EC key's curve and point. Returns OpenSSL's name for the key type.
+    func addPublicMembers(of jwk: JSONWebKey, family: JSONWebKey.Family, operation: String) throws(PKIError)
+        -> StaticString
+    {
+        switch family {
+        case .rsa:
+            try addBigNumber("n", jwk.bytes(\.n, named: "n", operation: operation))
+            try addBigNumber("e", jwk.bytes(\.e, named: "e", operation: operation))
+            return "RSA"
+        case .ec(let curve):
+            try addUTF8String("group", curve.openSSLGroupName.description)
+            try addOctetString("pub", ECPoint.uncompressed(jwk, curve: curve, operation: operation))
+            return "EC"
+        }
     }
 }
