@@ -124,7 +124,6 @@ enum PEMWriter {
     static let certificateLabel = "CERTIFICATE"
     static let publicKeyLabel = "PUBLIC KEY"
 
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
     private static let lineLength = 64
 
     /// Bytes `append` adds for `derCount` bytes of DER under `label`.
@@ -152,20 +151,33 @@ enum PEMWriter {
 
     static func append(_ der: [UInt8], label: String, to output: inout [UInt8]) {
         output.append(contentsOf: "-----BEGIN \(label)-----\n".utf8)
+        der.withUnsafeBufferPointer { Base64Writer.append($0, to: &output, lineLength: lineLength) }
+        output.append(contentsOf: "-----END \(label)-----\n".utf8)
+    }
+}
+
+/// Standard base64 with padding (RFC 4648 section 4), written into a byte buffer so that secret
+/// bytes never pass through a String, which could not be zeroed.
+public enum Base64Writer {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Symbols for `count` bytes, without line breaks.
+    public static func encodedCount(_ count: Int) -> Int { (count + 2) / 3 * 4 }
+
+    /// Appends `bytes` in base64; with a `lineLength` (PEM's 64), every line, the last one too,
+    /// ends with a newline.
+    public static func append(_ bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8], lineLength: Int? = nil) {
         var column = 0
         var index = 0
-        while index < der.count {
-            let remaining = der.count - index
-            var group = UInt32(der[index]) << 16
-            if remaining > 1 { group |= UInt32(der[index + 1]) << 8 }
-            if remaining > 2 { group |= UInt32(der[index + 2]) }
-            let symbolCount = min(remaining + 1, 4)
+        while index < bytes.count {
+            let remaining = bytes.count - index
+            var group = UInt32(bytes[index]) << 16
+            if remaining > 1 { group |= UInt32(bytes[index + 1]) << 8 }
+            if remaining > 2 { group |= UInt32(bytes[index + 2]) }
+            // One byte makes two symbols, two make three, three make four; "=" pads to four.
             for position in 0..<4 {
-                if position < symbolCount {
-                    output.append(alphabet[Int(group >> UInt32(18 - 6 * position) & 0x3F)])
-                } else {
-                    output.append(UInt8(ascii: "="))
-                }
+                let isSymbol = position <= min(remaining, 3)
+                output.append(isSymbol ? alphabet[Int(group >> UInt32(18 - 6 * position) & 0x3F)] : UInt8(ascii: "="))
                 column += 1
                 if column == lineLength {
                     output.append(UInt8(ascii: "\n"))
@@ -174,7 +186,6 @@ enum PEMWriter {
             }
             index += 3
         }
-        if column > 0 { output.append(UInt8(ascii: "\n")) }
-        output.append(contentsOf: "-----END \(label)-----\n".utf8)
+        if lineLength != nil, column > 0 { output.append(UInt8(ascii: "\n")) }
     }
 }

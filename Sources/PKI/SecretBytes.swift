@@ -61,6 +61,13 @@ extension Array where Element == UInt8 {
     }
 }
 
+extension UnsafeMutableRawBufferPointer {
+    /// Zeroes the bytes, for secret bytes another container holds (`Data`'s mutable bytes).
+    public func wipe() {
+        zero(self)
+    }
+}
+
 /// Zeroes `bytes` with explicit_bzero: a loop, memset or an initialization to zero of memory that is
 /// not read again may be optimized away, explicit_bzero never is.
 private func zero(_ bytes: UnsafeMutableRawBufferPointer) {

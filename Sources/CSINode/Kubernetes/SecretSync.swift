@@ -2,6 +2,7 @@ import FoundationEssentials
 import HTTPTransport
 import HTTPTypes
 import Logging
+import ObjectFormats
 import PKI
 import SecretProviderClass
 
@@ -43,10 +44,15 @@ struct SecretSync: Sendable {
                     "Secret \(reference) has type \(current["type"]?.string ?? "Opaque") but secretObjects asks for \(object.type); "
                         + "a Secret's type cannot change: delete the Secret and akvfs creates it again")
             }
+            // The data never goes into the JSON tree as strings (they could not be zeroed): it is
+            // compared as bytes here and written straight into the request body.
+            let sameData = Self.holds(current, data)
+            current["data"] = nil
+            current["stringData"] = nil
             let before = current
-            Self.apply(object, data: data, for: pod, to: &current)
-            guard current != before else { return }
-            if try await update(current, name: object.secretName, namespace: pod.namespace) { return }
+            Self.apply(object, for: pod, to: &current)
+            guard current != before || !sameData else { return }
+            if try await update(current, data: data, name: object.secretName, namespace: pod.namespace) { return }
         }
         throw VolumeError(
             .aborted,
@@ -74,7 +80,7 @@ struct SecretSync: Sendable {
             guard remaining.count != owners.count else { return }
             metadata["ownerReferences"] = .array(remaining)
             current["metadata"] = .object(metadata)
-            if try await update(current, name: secretName, namespace: pod.namespace) { return }
+            if try await update(current, data: nil, name: secretName, namespace: pod.namespace) { return }
         }
         throw VolumeError(
             .aborted,
@@ -87,11 +93,9 @@ struct SecretSync: Sendable {
         secret["metadata"]?.object?["annotations"]?.object?[ownerAnnotation]?.string == ownerAnnotationValue
     }
 
-    /// The class's labels and annotations over what is there, akvfs's marks, the data replaced
-    /// whole, and the pod among the owners.
-    static func apply(
-        _ object: SecretObject, data: [String: SecretBytes], for pod: PodReference, to secret: inout [String: JSONValue]
-    ) {
+    /// The class's labels and annotations over what is there, akvfs's marks, and the pod among the
+    /// owners. The data is not part of it: `body(_:data:)` writes it.
+    static func apply(_ object: SecretObject, for pod: PodReference, to secret: inout [String: JSONValue]) {
         var metadata = secret["metadata"]?.object ?? [:]
         var labels = metadata["labels"]?.object ?? [:]
         for (key, value) in object.labels { labels[key] = .string(value) }
@@ -112,8 +116,25 @@ struct SecretSync: Sendable {
         metadata["ownerReferences"] = .array(owners)
         secret["metadata"] = .object(metadata)
         secret["type"] = .string(object.type)
-        secret["data"] = .object(
-            data.mapValues { bytes in .string(bytes.withUnsafeBufferPointer { Data($0).base64EncodedString() }) })
+    }
+
+    /// Whether the Secret holds exactly `data`, compared in base64 without making a string of it.
+    static func holds(_ secret: [String: JSONValue], _ data: [String: SecretBytes]) -> Bool {
+        let held = secret["data"]?.object ?? [:]
+        guard Set(held.keys) == Set(data.keys) else { return false }
+        return data.allSatisfy { key, bytes in
+            var encoded = base64(bytes)
+            defer { encoded.wipe() }
+            return held[key]?.string.map { $0.utf8.elementsEqual(encoded) } ?? false
+        }
+    }
+
+    /// Standard base64 with padding, as a Secret's data holds it, in a buffer the caller wipes.
+    static func base64(_ bytes: SecretBytes) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(Base64Writer.encodedCount(bytes.count))
+        bytes.withUnsafeBufferPointer { Base64Writer.append($0, to: &output) }
+        return output
     }
 
     // MARK: Calls
@@ -146,8 +167,8 @@ struct SecretSync: Sendable {
             "apiVersion": .string("v1"), "kind": .string("Secret"),
             "metadata": .object(["name": .string(object.secretName), "namespace": .string(pod.namespace)]),
         ]
-        Self.apply(object, data: data, for: pod, to: &secret)
-        var body = Self.encode(secret)
+        Self.apply(object, for: pod, to: &secret)
+        var body = Self.body(secret, data: data)
         defer { body.wipe() }
         let action = "create Secret \(pod.namespace)/\(object.secretName)"
         let response = try await api.send(.post, path(pod.namespace), body: body.array, action: action)
@@ -162,10 +183,11 @@ struct SecretSync: Sendable {
     }
 
     /// false on a conflict (someone else wrote it since it was read).
-    private func update(_ secret: [String: JSONValue], name: String, namespace: String) async throws(VolumeError)
-        -> Bool
+    /// `data` replaces the Secret's; nil keeps the data `secret` was read with.
+    private func update(_ secret: [String: JSONValue], data: [String: SecretBytes]?, name: String, namespace: String)
+        async throws(VolumeError) -> Bool
     {
-        var body = Self.encode(secret)
+        var body = data.map { Self.body(secret, data: $0) } ?? Self.encode(secret)
         defer { body.wipe() }
         let action = "update Secret \(namespace)/\(name)"
         let response = try await api.send(.put, path(namespace, name), body: body.array, action: action)
@@ -220,7 +242,42 @@ struct SecretSync: Sendable {
 
     /// The JSON of a Secret, in a buffer zeroed when done: it holds the Secret's data.
     private static func encode(_ value: [String: JSONValue]) -> SecretBuffer {
-        SecretBuffer((try? JSONEncoder().encode(value)).map(Array.init) ?? [])
+        var json = (try? JSONEncoder().encode(value)) ?? Data()
+        defer { json.withUnsafeMutableBytes { $0.wipe() } }
+        return SecretBuffer(Array(json))
+    }
+
+    /// The JSON of `secret` (which has no data) with `data` as its data: the object without it,
+    /// then `"data":{...}` written into the buffer directly, so the only copy of the base64 is one
+    /// that is zeroed.
+    static func body(_ secret: [String: JSONValue], data: [String: SecretBytes]) -> SecretBuffer {
+        var rest = secret
+        rest["data"] = nil
+        let object = Array((try? JSONEncoder().encode(rest)) ?? Data("{}".utf8))
+        guard object.last == UInt8(ascii: "}") else { return SecretBuffer(object) }
+        let names = data.keys.sorted()
+        // Names are not secrets; the encoder escapes them.
+        let encodedNames = names.map { Array((try? JSONEncoder().encode($0)) ?? Data(#""""#.utf8)) }
+        // Room for all of it up front: an array that grows leaves its old buffer unzeroed.
+        var output: [UInt8] = []
+        output.reserveCapacity(
+            zip(names, encodedNames).reduce(object.count + 10) { total, entry in
+                total + entry.1.count + 4 + Base64Writer.encodedCount(data[entry.0]?.count ?? 0)
+            })
+        output.append(contentsOf: object.dropLast())
+        if output.count > 1 { output.append(UInt8(ascii: ",")) }
+        output.append(contentsOf: #""data":{"#.utf8)
+        for (index, (name, encodedName)) in zip(names, encodedNames).enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            output.append(contentsOf: encodedName)
+            output.append(contentsOf: #":""#.utf8)
+            var encoded = data[name].map(base64) ?? []
+            output.append(contentsOf: encoded)
+            encoded.wipe()
+            output.append(UInt8(ascii: "\""))
+        }
+        output.append(contentsOf: "}}".utf8)
+        return SecretBuffer(output)
     }
 }
 
