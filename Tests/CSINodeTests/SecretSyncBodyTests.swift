@@ -25,7 +25,9 @@ struct SecretSyncBodyTests {
             "metadata": .object(["name": .string("tls"), "namespace": .string("team-a")]),
             "data": .object(["stale": .string("c3RhbGU=")]),
         ]
-        let data = ["tls.crt": SecretBytes(copying: Array("certificate".utf8)), "tls.key": SecretBytes(copying: [0, 1, 2])]
+        let data = [
+            "tls.crt": SecretBytes(copying: Array("certificate".utf8)), "tls.key": SecretBytes(copying: [0, 1, 2]),
+        ]
         let body = SecretSync.body(secret, data: data).array
         let decoded = try JSONDecoder().decode([String: JSONValue].self, from: Data(body))
         #expect(decoded["metadata"] == secret["metadata"] && decoded["kind"] == .string("Secret"))
