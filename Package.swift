@@ -288,7 +288,7 @@ let package = Package(
         .target(
             name: "EmulatorSupport",
             dependencies: [
-                "KeyVaultEmulator", "HTTPTransport", "AzureIdentity", "KeyVault",
+                "KeyVaultEmulator", "HTTPTransport", "AzureIdentity", "KeyVault", "TestSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTransport
 import KeyVaultEmulator
 import Logging
+import TestSupport
 
 /// An emulator started in this process on free ports, a libcurl client that trusts its CA, and a
 /// directory for the test's files (the CA among them), removed when it stops.
@@ -62,12 +63,6 @@ public func withEmulator(
     configure: (inout KeyVaultEmulator.Configuration) -> Void = { _ in },
     _ body: (EmulatorHarness) async throws -> Void
 ) async throws {
-    let harness = try await EmulatorHarness.start(seed: seed, configure: configure)
-    do {
-        try await body(harness)
-    } catch {
-        await harness.stop()
-        throw error
-    }
-    await harness.stop()
+    try await using(
+        try await EmulatorHarness.start(seed: seed, configure: configure), release: { await $0.stop() }, body)
 }

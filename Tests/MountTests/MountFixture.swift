@@ -231,14 +231,7 @@ final class MountedVault: Sendable {
 
 /// Runs `body` with an emulator of the demo vault, and always stops it.
 func withEmulatorProcess(_ body: (EmulatorProcess) async throws -> Void) async throws {
-    let emulator = try await EmulatorProcess()
-    do {
-        try await body(emulator)
-    } catch {
-        await emulator.stop()
-        throw error
-    }
-    await emulator.stop()
+    try await using(try await EmulatorProcess(), release: { await $0.stop() }, body)
 }
 
 /// Runs `body` with an emulator and a mount of its demo vault, and always cleans up.
@@ -257,23 +250,13 @@ func withMountedVault(
     _ body: (EmulatorProcess, MountedVault) async throws -> Void
 ) async throws {
     let emulator = try await EmulatorProcess(seedJSON: seedJSON)
-    let mount: MountedVault
-    do {
-        try await prepare(emulator)
-        mount = try await MountedVault(emulator: emulator, vault: vault, extraArguments: arguments)
-    } catch {
-        await emulator.stop()
-        throw error
-    }
-    do {
-        try await body(emulator, mount)
-    } catch {
-        await mount.cleanUp()
-        await emulator.stop()
-        throw error
-    }
-    await mount.cleanUp()
-    await emulator.stop()
+    try await using(
+        emulator, release: { await $0.stop() },
+        { emulator in
+            try await prepare(emulator)
+            let mount = try await MountedVault(emulator: emulator, vault: vault, extraArguments: arguments)
+            try await using(mount, release: { await $0.cleanUp() }, { try await body(emulator, $0) })
+        })
 }
 
 /// This process's mount table, from /proc/self/mountinfo read to its end. Not with

@@ -116,13 +116,7 @@ final class KeptMount: @unchecked Sendable {
         let mount = KeptMount(
             emulator: emulator, keeper: keeper,
             first: try await MountedVault(emulator: emulator, extraArguments: arguments), arguments: arguments)
-        do {
-            try await body(mount)
-        } catch {
-            await mount.tearDown()
-            throw error
-        }
-        await mount.tearDown()
+        try await using(mount, release: { await $0.tearDown() }, body)
     }
 
     /// kill -9, then a new daemon at once, which must take the mount over.
