@@ -188,14 +188,19 @@ public final class VaultFileSystem: Sendable {
     }
 
     /// `tls/NAME/` and `.versions/NAME/` stand for an object, so they exist only when it does:
-    /// a certificate's secret (which their files are read from anyway), or an object with
-    /// versions (the listing `ls` of the directory would make).
+    /// a certificate's secret (fetched, as its files need it, but not rendered), or an object
+    /// with versions (the listing `ls` of the directory would make).
     private func confirmObjectDirectory(_ path: NodePath, in view: ViewDefinition?) async throws(Errno) {
         guard let view else { return }
         switch path {
         case .tlsBundle(let name):
-            let secret = ObjectReference(kind: .secret, name: name, version: nil)
-            guard try await fileContent(secret, .plain, in: view).metadata.certificateBacked else { throw .noEntry }
+            let metadata: ObjectMetadata
+            do {
+                metadata = try await cache.metadata(ObjectReference(kind: .secret, name: name), in: view.source)
+            } catch {
+                throw Self.errno(for: error, logger: logger, context: "look up tls/\(name)")
+            }
+            guard metadata.certificateBacked else { throw .noEntry }
         case .versionList(let kind, let name):
             do {
                 _ = try await cache.versions(kind, name: name, in: view.source)
