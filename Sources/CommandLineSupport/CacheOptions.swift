@@ -44,8 +44,10 @@ public struct CacheOptions: ParsableArguments {
     @Option(name: .customLong("cache-size"), help: ArgumentHelp("Memory bound for cached content.", valueName: "MiB"))
     public var cacheSize = 64
 
-    @Option(name: .customLong("max-concurrency"), help: "Concurrent requests to one vault at most.")
-    public var maxConcurrency = 16
+    @Option(
+        name: .customLong("max-concurrency"),
+        help: "Concurrent requests (and keep-alive connections) to one vault at most.")
+    public var maxConcurrency = 32
 
     @Option(
         name: .customLong("rate-limit"),

@@ -72,16 +72,28 @@ public struct ConnectionOptions: ParsableArguments {
         )
     }
 
-    public func httpConfiguration(_ environment: [String: String]) -> HTTPClientConfiguration {
+    /// `concurrency`, when given, is the most requests one vault may have in flight
+    /// (`--max-concurrency`): over HTTP/1.1 each needs a connection of its own, so the pool per
+    /// host follows it.
+    public func httpConfiguration(_ environment: [String: String], concurrency: Int? = nil) -> HTTPClientConfiguration {
         var configuration = HTTPClientConfiguration()
+        if let concurrency { configuration.maxConnectionsPerHost = concurrency }
         configuration.extraCAFile = caFile ?? environment["AKVFS_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         configuration.userAgent = "akvfs/\(AKVFSVersion.current)"
-        configuration.preferHTTP2 = http2 || environment["AKVFS_HTTP2"] == "1"
+        configuration.preferHTTP2 = prefersHTTP2(environment)
         return configuration
     }
 
-    public func clientOptions() -> KeyVaultClientOptions {
+    private func prefersHTTP2(_ environment: [String: String]) -> Bool {
+        http2 || environment["AKVFS_HTTP2"] == "1"
+    }
+
+    /// `concurrency` as for `httpConfiguration`: that many first requests of a burst ask the vault
+    /// on their own, opening the connections the burst needs while the token is fetched (one
+    /// HTTP/2 connection needs one).
+    public func clientOptions(_ environment: [String: String], concurrency: Int = 1) -> KeyVaultClientOptions {
         var options = KeyVaultClientOptions()
+        options.parallelFirstContacts = prefersHTTP2(environment) ? 1 : concurrency
         options.apiVersion = apiVersion
         options.retry.deadline = .seconds(timeout)
         options.retry.maxRetryAfter = .seconds(maxRetryAfter)

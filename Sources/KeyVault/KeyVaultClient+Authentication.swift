@@ -62,19 +62,28 @@ extension KeyVaultClient {
         case learned(AuthenticationChallenge)
     }
 
-    /// No token is sent until the vault says which resource and tenant it wants. Only one
-    /// unauthenticated request is in flight at a time: the parallel first fetches of a mount or a
-    /// volume wait for its 401 instead of each paying a round trip (and a TLS handshake) for it.
+    /// No token is sent until the vault says which resource and tenant it wants. The first
+    /// requests of a burst, up to `options.parallelFirstContacts`, each ask unauthenticated on
+    /// their own: over HTTP/1.1 every one of them opens a connection, so when the token comes the
+    /// burst's authenticated requests find their connections open instead of paying TCP and TLS
+    /// handshakes then. The rest wait for the shared probe's 401 instead of each paying a round
+    /// trip for it.
     private func firstContact(_ request: HTTPRequest, operation: String) async throws -> FirstContact {
-        let (probe, isMine) = pendingProbe.withLock { pending in
+        enum Role { case probe, own, waiter }
+        let (probe, role) = pendingProbe.withLock { pending -> (Task<HTTPClientResponse, any Error>, Role) in
             if let current = pending {
+                if current.askers < options.parallelFirstContacts {
+                    pending?.askers += 1
+                    return (current.task, .own)
+                }
                 pending?.waiters += 1
-                return (current.task, false)
+                return (current.task, .waiter)
             }
             let task = Task { () async throws -> HTTPClientResponse in try await self.execute(request) }
-            pending = (task, 1)
-            return (task, true)
+            pending = (task, waiters: 1, askers: 1)
+            return (task, .probe)
         }
+        if role == .own { return try answer(to: try await execute(request), operation: operation) }
         let result = await withTaskCancellationHandler {
             await probe.result
         } onCancel: {
@@ -90,15 +99,18 @@ extension KeyVaultClient {
             if abandoned { probe.cancel() }
         }
         if case .success(let response) = result, response.head.status.code == 401 {
-            defer { if isMine { clearProbe(probe) } }
+            defer { if role == .probe { clearProbe(probe) } }
             return .learned(try learnChallenge(from: response, operation: operation))
         }
-        if isMine {
+        if role == .probe {
             clearProbe(probe)
             return .answered(try result.get())
         }
         // The other request's answer taught nothing (an error, or no challenge): ask with this one.
-        let own = try await execute(request)
+        return try answer(to: try await execute(request), operation: operation)
+    }
+
+    private func answer(to own: HTTPClientResponse, operation: String) throws(KeyVaultError) -> FirstContact {
         guard own.head.status.code == 401 else { return .answered(own) }
         return .learned(try learnChallenge(from: own, operation: operation))
     }

@@ -17,9 +17,9 @@ public final class KeyVaultClient: Sendable {
     let options: KeyVaultClientOptions
     let challenge = Mutex<AuthenticationChallenge?>(nil)
     let lastToken = Mutex<(AuthenticationChallenge, AccessToken)?>(nil)
-    /// The unauthenticated first request in flight, which concurrent first requests wait for, and
-    /// how many wait.
-    let pendingProbe = Mutex<(task: Task<HTTPClientResponse, any Error>, waiters: Int)?>(nil)
+    /// The unauthenticated first request in flight, how many concurrent first requests wait for
+    /// it, and how many (the probe included) asked on their own.
+    let pendingProbe = Mutex<(task: Task<HTTPClientResponse, any Error>, waiters: Int, askers: Int)?>(nil)
 
     public init(
         vault: VaultEndpoint, credential: any TokenCredential, http: any HTTPClient,

@@ -20,6 +20,11 @@ public struct KeyVaultClientOptions: Sendable {
     /// Refuse to send a token when the challenge's resource is not the vault's domain. Turn off
     /// only for a vault behind a custom domain you trust.
     public var verifyChallengeResource = true
+    /// How many concurrent first requests to a vault ask it unauthenticated on their own (each
+    /// answered 401 with the challenge) before the rest wait for one answer. Over pooled HTTP/1.1
+    /// each opens a connection the burst reuses once the token comes; set it to the concurrency
+    /// the burst may have. 1: one probe, every other first request waits for it.
+    public var parallelFirstContacts = 1
     public var clock: any Clock<Duration> = ContinuousClock()
 
     public init() {}

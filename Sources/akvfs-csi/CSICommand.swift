@@ -204,9 +204,9 @@ struct CSIServeCommand: AsyncParsableCommand {
         configuration.limits.objectsPerVolume = maxObjectsPerVolume
         configuration.limits.requestBytes = maxRequestBytes
         configuration.limits.concurrentPublishes = maxConcurrentPublishes
-        configuration.http = connection.httpConfiguration(environment)
+        configuration.http = connection.httpConfiguration(environment, concurrency: cache.maxConcurrency)
         configuration.sources.defaultCloud = try connection.resolvedCloud(environment)
-        configuration.sources.clientOptions = connection.clientOptions()
+        configuration.sources.clientOptions = connection.clientOptions(environment, concurrency: cache.maxConcurrency)
         configuration.sources.managedIdentitySource = .detect(environment: environment, imdsOverride: imdsEndpoint)
         configuration.kubernetes = kubernetesConfiguration(environment)
         configuration.keeperSocket = keeperSocket

@@ -330,6 +330,37 @@ struct KeyVaultClientTests {
         }
     }
 
+    @Test(
+        "A burst's first calls each ask unauthenticated up to parallelFirstContacts, so its authenticated requests find their connections open",
+        arguments: [(parallel: 8, probes: 8), (parallel: 1, probes: 1)])
+    func parallelFirstContacts(parallel: Int, probes: Int) async throws {
+        try await withEmulator(seed: .demo) { (harness) async throws in
+            var settings = HTTPClientConfiguration()
+            settings.extraCAFile = harness.directory.appendingPathComponent("ca.pem").path
+            settings.maxConnectionsPerHost = 8
+            let http = FirstContactsTogether(try CurlHTTPClient(configuration: settings), count: probes)
+            defer { http.base.shutdown() }
+            var options = KeyVaultClientOptions()
+            options.parallelFirstContacts = parallel
+            let client = KeyVaultClient(
+                vault: try harness.vault("demo"), credential: harness.secretCredential(), http: http, options: options)
+            try await withThrowingTaskGroup { group in
+                for _ in 0..<8 { group.addTask { _ = try await client.getSecret("api-key") } }
+                try await group.waitForAll()
+            }
+            let requests = await harness.keyVaultRequests("demo")
+            #expect(requests.filter { $0.status == 401 }.count == probes)
+            #expect(requests.filter { $0.status == 200 }.count == 8)
+            #expect(await harness.tokenRequests().count == 1)
+            let opened = http.connectionsOpenedWithToken.withLock { $0 }
+            if parallel == 8 {
+                #expect(opened == 0, "each authenticated request reused a connection a first contact opened")
+            } else {
+                #expect(opened > 0, "one probe opened one connection; requests beyond it opened their own")
+            }
+        }
+    }
+
     @Test("A first call whose caller gives up calls off its hung challenge probe; the next call asks afresh")
     func abandonedProbe() async throws {
         try await withEmulator(seed: .demo) { (harness) async throws in
@@ -364,5 +395,35 @@ extension KeyVaultClientOptions {
         var options = KeyVaultClientOptions()
         options.clock = clock
         return options
+    }
+}
+
+/// The real transport, holding unauthenticated requests until `count` of them have arrived (so a
+/// burst's first contacts are in flight together however the tasks are scheduled), and counting
+/// the connections that authenticated requests had to open.
+private final class FirstContactsTogether: HTTPClient {
+    let base: CurlHTTPClient
+    let count: Int
+    let arrived = Mutex(0)
+    let connectionsOpenedWithToken = Mutex(0)
+
+    init(_ base: CurlHTTPClient, count: Int) {
+        self.base = base
+        self.count = count
+    }
+
+    func execute(_ request: HTTPRequest, body: [UInt8]?, timeout: Duration?) async throws(HTTPTransportError)
+        -> HTTPClientResponse
+    {
+        let authenticated = request.headerFields[.authorization] != nil
+        if !authenticated, request.authority?.hasPrefix("demo.") == true {
+            arrived.withLock { $0 += 1 }
+            for _ in 0..<500 where arrived.withLock({ $0 }) < count {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        let response = try await base.execute(request, body: body, timeout: timeout)
+        if authenticated { connectionsOpenedWithToken.withLock { $0 += response.newConnections } }
+        return response
     }
 }

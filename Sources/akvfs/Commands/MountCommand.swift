@@ -116,7 +116,8 @@ struct MountCommand: AsyncParsableCommand {
     }
 
     private func serve(logger: Logger, ready: ReadinessReporter, metrics: MetricsEndpoint?) async throws {
-        let session = try VaultSession(vault: vault, connection: connection, identity: identity)
+        let session = try VaultSession(
+            vault: vault, connection: connection, identity: identity, concurrency: cache.maxConcurrency)
         defer { session.shutdown() }
         if !noPreflight {
             _ = try await session.client.authenticate()

@@ -12,15 +12,17 @@ struct VaultSession {
     let http: CurlHTTPClient
     let cloud: AzureCloud
 
-    init(vault: String, connection: ConnectionOptions, identity: IdentityOptions) throws {
+    /// `concurrency`: the most requests the session may have in flight to the vault at once.
+    init(vault: String, connection: ConnectionOptions, identity: IdentityOptions, concurrency: Int = 1) throws {
         let environment = ProcessInfo.processInfo.environment
         cloud = try connection.resolvedCloud(environment)
         let endpoint = try VaultEndpoint.resolve(vault, cloud: cloud)
-        http = try CurlHTTPClient(configuration: connection.httpConfiguration(environment))
+        http = try CurlHTTPClient(configuration: connection.httpConfiguration(environment, concurrency: concurrency))
         credential = try identity.settings(environment).makeCredential(
             http: http, defaultAuthorityHost: cloud.authorityHost)
         client = KeyVaultClient(
-            vault: endpoint, credential: credential, http: http, options: connection.clientOptions())
+            vault: endpoint, credential: credential, http: http,
+            options: connection.clientOptions(environment, concurrency: concurrency))
     }
 
     func shutdown() {
