@@ -9,6 +9,7 @@ import KeyVault
 import Logging
 import ObjectCache
 import ServiceLifecycle
+import Synchronization
 import Telemetry
 import VaultFS
 
@@ -199,15 +200,19 @@ private struct MountService: Service {
     }
 }
 
-/// Tells a waiting `mount.akvfs` (through an inherited pipe) whether the mount is up.
-struct ReadinessReporter {
-    let descriptor: Int32?
+/// Tells a waiting `mount.akvfs` (through an inherited pipe) whether the mount is up, once: the
+/// first report closes the pipe, and a later one (a failure after readiness) is dropped rather
+/// than written to a descriptor number the process may have reused for something else.
+final class ReadinessReporter: Sendable {
+    private let descriptor: Mutex<Int32?>
+
+    init(descriptor: Int32?) { self.descriptor = Mutex(descriptor) }
 
     func succeeded() { send("ready\n") }
     func failed(_ message: String) { send("error: \(message)\n") }
 
     private func send(_ text: String) {
-        guard let descriptor else { return }
+        guard let descriptor = descriptor.withLock({ $0.take() }) else { return }
         try? Terminal.write(Array(text.utf8), to: descriptor)
         close(descriptor)
     }
