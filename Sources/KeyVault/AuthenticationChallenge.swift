@@ -1,3 +1,16 @@
+import Synchronization
+
+/// The challenge a vault answers unauthenticated requests with, once learned. It is the vault's,
+/// the same whoever asks, so clients of one vault for different identities can share one and only
+/// the first to reach the vault asks for it.
+public final class VaultChallenge: Sendable {
+    let learned = Mutex<AuthenticationChallenge?>(nil)
+
+    public init() {}
+
+    public var current: AuthenticationChallenge? { learned.withLock { $0 } }
+}
+
 /// What a vault's 401 `WWW-Authenticate: Bearer authorization="…", resource="…"` asks for:
 /// a token for `scope`, from `tenantId`.
 public struct AuthenticationChallenge: Sendable, Equatable {

@@ -6,7 +6,7 @@ import Synchronization
 
 extension KeyVaultClient {
     /// The challenge learned from the vault, once a request has been made.
-    public var currentChallenge: AuthenticationChallenge? { challenge.withLock { $0 } }
+    public var currentChallenge: AuthenticationChallenge? { challenge.current }
 
     /// Learns the vault's challenge and gets a token for it without reading anything, so a mount
     /// can fail fast when the vault is unreachable or the identity cannot authenticate.
@@ -34,7 +34,7 @@ extension KeyVaultClient {
     /// One exchange with the vault, authenticated: learns the challenge on first contact, and
     /// gets a fresh token once when the vault rejects a cached one.
     func authenticatedSend(_ request: HTTPRequest, operation: String) async throws -> HTTPClientResponse {
-        var known = challenge.withLock { $0 }
+        var known = challenge.current
         if known == nil {
             switch try await firstContact(request, operation: operation) {
             case .answered(let response): return response
@@ -139,7 +139,7 @@ extension KeyVaultClient {
                     + "Check the vault URL and cloud; for a custom domain you trust, disable challenge resource verification."
             )
         }
-        challenge.withLock { $0 = parsed }
+        challenge.learned.withLock { $0 = parsed }
         return parsed
     }
 

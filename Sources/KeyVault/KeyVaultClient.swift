@@ -15,7 +15,7 @@ public final class KeyVaultClient: Sendable {
     public let credential: any TokenCredential
     let http: any HTTPClient
     let options: KeyVaultClientOptions
-    let challenge = Mutex<AuthenticationChallenge?>(nil)
+    let challenge: VaultChallenge
     let lastToken = Mutex<(AuthenticationChallenge, AccessToken)?>(nil)
     /// The unauthenticated first request in flight, how many concurrent first requests wait for
     /// it, and how many (the probe included) asked on their own.
@@ -23,8 +23,9 @@ public final class KeyVaultClient: Sendable {
 
     public init(
         vault: VaultEndpoint, credential: any TokenCredential, http: any HTTPClient,
-        options: KeyVaultClientOptions = .init()
+        options: KeyVaultClientOptions = .init(), challenge: VaultChallenge = VaultChallenge()
     ) {
+        self.challenge = challenge
         self.vault = vault
         self.credential = credential
         self.http = http

@@ -165,6 +165,11 @@ struct CSIPluginTests {
             #expect(try await emulator.gets(vault: "team-a-kv", path: "/secrets/api-key") == 1)
 
             // Team B asks for team A's vault with its own identity: the cached content is not theirs.
+            // Its client knows the vault's challenge from team A's, so it sends no unauthenticated
+            // request first.
+            let challengesAsked = try await emulator.requests(vault: "team-a-kv").filter {
+                $0["status"] as? Int == 401
+            }.count
             try await emulator.putSecretProviderClass(
                 namespace: "team-b", name: "app",
                 parameters: Self.teamAParameters(
@@ -181,6 +186,9 @@ struct CSIPluginTests {
             }
             #expect(refused?.code == .permissionDenied, "\(refused?.message ?? "")")
             #expect(!intruder.isMounted)
+            #expect(
+                try await emulator.requests(vault: "team-a-kv").filter { $0["status"] as? Int == 401 }.count
+                    == challengesAsked, "team B's client reused team-a-kv's challenge")
 
             // In its own vault, team B reads its own value of the same name.
             try await emulator.putSecretProviderClass(

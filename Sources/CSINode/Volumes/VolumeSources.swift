@@ -44,6 +44,9 @@ actor VolumeSources {
     private let settings: SourceSettings
     private var identities: [String: Identity] = [:]
     private var users: [SourceID: Set<String>] = [:]
+    /// Each vault's challenge, shared by its sources: a new identity's first publish goes
+    /// straight to its token, with no unauthenticated round trip. Kept while the vault has users.
+    private var challenges: [String: VaultChallenge] = [:]
     private var lingerCount = 0
     /// The last register or unregister asked for each source.
     private var changes: [SourceID: Task<Void, Never>] = [:]
@@ -81,8 +84,11 @@ actor VolumeSources {
         }
         let source = SourceID(vault: endpoint.url, identity: key)
         if users[source, default: []].isEmpty, let credential = identities[key]?.credential {
+            let challenge = challenges[endpoint.url] ?? VaultChallenge()
+            challenges[endpoint.url] = challenge
             let client = KeyVaultClient(
-                vault: endpoint, credential: credential, http: http, options: settings.clientOptions)
+                vault: endpoint, credential: credential, http: http, options: settings.clientOptions,
+                challenge: challenge)
             let cache = self.cache
             inOrder(source) { await cache.register(KeyVaultSource(client: client), as: source) }
         }
@@ -112,6 +118,9 @@ actor VolumeSources {
         let unregistered = inOrder(lease.source) { await cache.unregister(lease.source) }
         if !users.keys.contains(where: { $0.identity == lease.identityKey }) {
             identities[lease.identityKey] = nil
+        }
+        if !users.keys.contains(where: { $0.vault == lease.source.vault }) {
+            challenges[lease.source.vault] = nil
         }
         await unregistered.value
     }
