@@ -37,12 +37,63 @@ struct SecretSyncBodyTests {
                     "tls.crt": .string(Data("certificate".utf8).base64EncodedString()), "tls.key": .string("AAEC"),
                 ]),
             "the data given, and only it")
-        #expect(SecretSync.holds(decoded, data))
-        #expect(!SecretSync.holds(decoded, ["tls.crt": data["tls.crt"]!]), "a key fewer is a change")
-        #expect(!SecretSync.holds(secret, data))
+        let stored = try #require(StoredSecret(json: body))
+        #expect(SecretSync.holds(stored.data, data))
+        #expect(!SecretSync.holds(stored.data, ["tls.crt": data["tls.crt"]!]), "a key fewer is a change")
+        #expect(
+            !SecretSync.holds(stored.data, ["tls.crt": data["tls.crt"]!, "tls.key": SecretBytes(copying: [0, 1, 3])]),
+            "a byte changed is a change")
+        #expect(!SecretSync.holds([:], data))
+
+        // Data that is base64 already (a release puts back what it read) is written as it is.
+        let again = SecretSync.body(stored.object, base64: stored.data).array
+        #expect(try JSONDecoder().decode([String: JSONValue].self, from: Data(again)) == decoded)
 
         let empty = try JSONDecoder().decode(
             [String: JSONValue].self, from: Data(SecretSync.body([:], data: [:]).array))
         #expect(empty == ["data": .object([:])])
+    }
+}
+
+/// A Secret read from the API server, split so its data stays bytes.
+@Suite("Secret sync: a Secret as read")
+struct StoredSecretTests {
+    @Test("The object is decoded without its data, and the data is each key's base64 text as bytes")
+    func split() throws {
+        let json = #"""
+             { "kind" : "Secret", "data": {"a.txt":"c2VjcmV0","b":"YS9i\/Yw=" , "empty": ""},
+              "metadata": {"name": "x", "annotations": {"note": "braces } ] and \"quotes\" in a string"}},
+              "stringData": {"never": "sent"}, "type": "Opaque", "immutable": false, "n": -1.5e3 }
+            """#
+        let stored = try #require(StoredSecret(json: Array(json.utf8)))
+        #expect(stored.object["data"] == nil && stored.object["stringData"] == nil)
+        #expect(stored.object["kind"] == .string("Secret") && stored.object["type"] == .string("Opaque"))
+        #expect(
+            stored.object["metadata"]?.object?["annotations"]?.object?["note"]
+                == .string(#"braces } ] and "quotes" in a string"#))
+        #expect(stored.object["immutable"] == .bool(false))
+        #expect(
+            stored.data.mapValues { String(decoding: $0, as: UTF8.self) } == [
+                "a.txt": "c2VjcmV0", "b": "YS9i/Yw=", "empty": "",
+            ])
+        let held: [String: SecretBytes] = [
+            "a.txt": SecretBytes(copying: Array("secret".utf8)),
+            "b": SecretBytes(copying: [0x61, 0x2F, 0x62, 0xFD, 0x8C]),
+            "empty": SecretBytes(copying: []),
+        ]
+        #expect(SecretSync.holds(stored.data, held))
+
+        let noData = try #require(StoredSecret(json: Array(#"{"kind":"Secret","data":null}"#.utf8)))
+        #expect(noData.data.isEmpty && noData.object == ["kind": .string("Secret")])
+    }
+
+    @Test("An answer that is not an object, or whose data is not an object of strings, is refused")
+    func refused() {
+        for json in [
+            "", "[]", #"{"kind":"Secret""#, #"{"kind":"Secret"} x"#, #"{"kind":}"#, #"{"data":{"a":1}}"#,
+            #"{"data":{"a":"b\u0041"}}"#, #"{"data":["a"]}"#, #"{"data":{"a":"b"},}"#, #"{"kind":"Secret","n":tru}"#,
+        ] {
+            #expect(StoredSecret(json: Array(json.utf8)) == nil, "\(json)")
+        }
     }
 }

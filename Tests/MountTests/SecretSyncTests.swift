@@ -140,6 +140,10 @@ struct SecretSyncTests {
             try await plugin.client { try await $0.unpublish(volumeID: first.id, targetPath: first.targetPath) }
             let remaining = try await emulator.secret("team-a", "app-secrets")
             #expect(Self.ownerUIDs(remaining) == Set([second.attributes["csi.storage.k8s.io/pod.uid"]!]))
+            #expect(Self.data(remaining, "password") == "rotated-password", "the release put the data back as it was")
+            let remainingTLS = try await emulator.secret("team-a", "web-tls")
+            #expect(Self.data(remainingTLS, "tls.crt") == Self.data(tls, "tls.crt"))
+            #expect(Self.data(remainingTLS, "tls.key") == Self.data(tls, "tls.key"))
             try await plugin.client { try await $0.unpublish(volumeID: second.id, targetPath: second.targetPath) }
             #expect(try await emulator.secret("team-a", "app-secrets") == nil)
             #expect(try await emulator.secret("team-a", "web-tls") == nil)

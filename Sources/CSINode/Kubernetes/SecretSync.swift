@@ -27,10 +27,12 @@ struct SecretSync: Sendable {
     func sync(_ object: SecretObject, data: [String: SecretBytes], for pod: PodReference) async throws(VolumeError) {
         let reference = "\(pod.namespace)/\(object.secretName)"
         for _ in 0..<5 {
-            guard var current = try await read(object.secretName, namespace: pod.namespace) else {
+            guard var stored = try await read(object.secretName, namespace: pod.namespace) else {
                 if try await create(object, data: data, for: pod) { return }
                 continue  // created meanwhile by another node: update that one
             }
+            defer { stored.wipe() }
+            var current = stored.object
             guard Self.isOurs(current) else {
                 throw VolumeError(
                     .failedPrecondition,
@@ -45,14 +47,14 @@ struct SecretSync: Sendable {
                         + "a Secret's type cannot change: delete the Secret and akvfs creates it again")
             }
             // The data never goes into the JSON tree as strings (they could not be zeroed): it is
-            // compared as bytes here and written straight into the request body.
-            let sameData = Self.holds(current, data)
-            current["data"] = nil
-            current["stringData"] = nil
+            // compared as base64 bytes here and written straight into the request body.
+            let sameData = Self.holds(stored.data, data)
             let before = current
             Self.apply(object, for: pod, to: &current)
             guard current != before || !sameData else { return }
-            if try await update(current, data: data, name: object.secretName, namespace: pod.namespace) { return }
+            var body = Self.body(current, data: data)
+            defer { body.wipe() }
+            if try await update(body, name: object.secretName, namespace: pod.namespace) { return }
         }
         throw VolumeError(
             .aborted,
@@ -63,9 +65,10 @@ struct SecretSync: Sendable {
     /// Takes `pod` off the Secret's owners, and deletes the Secret when it was the last.
     func release(_ secretName: String, for pod: PodReference) async throws(VolumeError) {
         for _ in 0..<5 {
-            guard var current = try await read(secretName, namespace: pod.namespace), Self.isOurs(current) else {
-                return
-            }
+            guard var stored = try await read(secretName, namespace: pod.namespace) else { return }
+            defer { stored.wipe() }
+            var current = stored.object
+            guard Self.isOurs(current) else { return }
             var metadata = current["metadata"]?.object ?? [:]
             let owners = metadata["ownerReferences"]?.array ?? []
             let remaining = owners.filter { $0.object?["uid"]?.string != pod.uid }
@@ -80,7 +83,10 @@ struct SecretSync: Sendable {
             guard remaining.count != owners.count else { return }
             metadata["ownerReferences"] = .array(remaining)
             current["metadata"] = .object(metadata)
-            if try await update(current, data: nil, name: secretName, namespace: pod.namespace) { return }
+            // The data goes back as the Secret holds it, base64 bytes copied into the body.
+            var body = Self.body(current, base64: stored.data)
+            defer { body.wipe() }
+            if try await update(body, name: secretName, namespace: pod.namespace) { return }
         }
         throw VolumeError(
             .aborted,
@@ -118,14 +124,15 @@ struct SecretSync: Sendable {
         secret["type"] = .string(object.type)
     }
 
-    /// Whether the Secret holds exactly `data`, compared in base64 without making a string of it.
-    static func holds(_ secret: [String: JSONValue], _ data: [String: SecretBytes]) -> Bool {
-        let held = secret["data"]?.object ?? [:]
-        guard Set(held.keys) == Set(data.keys) else { return false }
+    /// Whether the Secret's data (`held`, base64 as stored) is exactly `data`, compared in base64
+    /// without making a string of either.
+    static func holds(_ held: [String: [UInt8]], _ data: [String: SecretBytes]) -> Bool {
+        guard held.count == data.count else { return false }
         return data.allSatisfy { key, bytes in
+            guard let stored = held[key], stored.count == Base64Writer.encodedCount(bytes.count) else { return false }
             var encoded = base64(bytes)
             defer { encoded.wipe() }
-            return held[key]?.string.map { $0.utf8.elementsEqual(encoded) } ?? false
+            return stored == encoded
         }
     }
 
@@ -143,19 +150,23 @@ struct SecretSync: Sendable {
         "/api/v1/namespaces/\(namespace)/secrets" + (name.map { "/\($0)" } ?? "")
     }
 
-    /// nil when there is no such Secret.
-    private func read(_ name: String, namespace: String) async throws(VolumeError) -> [String: JSONValue]? {
-        let response = try await api.send(.get, path(namespace, name), action: "get Secret \(namespace)/\(name)")
+    /// nil when there is no such Secret. The answer holds the Secret's data: it is zeroed once
+    /// split, and the data stays bytes (`StoredSecret`) that the caller wipes.
+    private func read(_ name: String, namespace: String) async throws(VolumeError) -> StoredSecret? {
+        var response = try await api.send(.get, path(namespace, name), action: "get Secret \(namespace)/\(name)")
+        var body = response.body
+        response.body = []
+        defer { body.wipe() }
         switch response.head.status.code {
         case 200:
-            guard let object = try? JSONDecoder().decode([String: JSONValue].self, from: Data(response.body)) else {
+            guard let object = StoredSecret(json: body) else {
                 throw VolumeError(
                     .unavailable,
                     "failed to get Secret \(namespace)/\(name): the Kubernetes API's answer is not a Secret")
             }
             return object
         case 404: return nil
-        case let status: throw failure(status, response.body, "get Secret \(namespace)/\(name)")
+        case let status: throw failure(status, body, "get Secret \(namespace)/\(name)")
         }
     }
 
@@ -182,13 +193,9 @@ struct SecretSync: Sendable {
         }
     }
 
-    /// false on a conflict (someone else wrote it since it was read).
-    /// `data` replaces the Secret's; nil keeps the data `secret` was read with.
-    private func update(_ secret: [String: JSONValue], data: [String: SecretBytes]?, name: String, namespace: String)
-        async throws(VolumeError) -> Bool
-    {
-        var body = data.map { Self.body(secret, data: $0) } ?? Self.encode(secret)
-        defer { body.wipe() }
+    /// PUTs `body`, a whole Secret with its resourceVersion; false on a conflict (someone else
+    /// wrote it since it was read).
+    private func update(_ body: SecretBuffer, name: String, namespace: String) async throws(VolumeError) -> Bool {
         let action = "update Secret \(namespace)/\(name)"
         let response = try await api.send(.put, path(namespace, name), body: body.array, action: action)
         switch response.head.status.code {
@@ -207,7 +214,8 @@ struct SecretSync: Sendable {
         ]
         let action = "delete Secret \(namespace)/\(name)"
         let response = try await api.send(
-            .delete, path(namespace, name), body: Self.encode(options).array, action: action)
+            .delete, path(namespace, name), body: Array((try? JSONEncoder().encode(options)) ?? Data("{}".utf8)),
+            action: action)
         switch response.head.status.code {
         case 200, 202, 404:
             logger.info("deleted Secret: its last pod is gone", metadata: ["secret": "\(namespace)/\(name)"])
@@ -240,29 +248,38 @@ struct SecretSync: Sendable {
         }
     }
 
-    /// The JSON of a Secret, in a buffer zeroed when done: it holds the Secret's data.
-    private static func encode(_ value: [String: JSONValue]) -> SecretBuffer {
-        var json = (try? JSONEncoder().encode(value)) ?? Data()
-        defer { json.withUnsafeMutableBytes { $0.wipe() } }
-        return SecretBuffer(Array(json))
-    }
-
     /// The JSON of `secret` (which has no data) with `data` as its data: the object without it,
     /// then `"data":{...}` written into the buffer directly, so the only copy of the base64 is one
     /// that is zeroed.
     static func body(_ secret: [String: JSONValue], data: [String: SecretBytes]) -> SecretBuffer {
+        body(secret, sizes: data.mapValues { Base64Writer.encodedCount($0.count) }) { name, output in
+            data[name]?.withUnsafeBufferPointer { Base64Writer.append($0, to: &output) }
+        }
+    }
+
+    /// The same with data that is base64 already, as a Secret holds it.
+    static func body(_ secret: [String: JSONValue], base64 data: [String: [UInt8]]) -> SecretBuffer {
+        body(secret, sizes: data.mapValues(\.count)) { name, output in
+            output.append(contentsOf: data[name] ?? [])
+        }
+    }
+
+    /// `sizes`: each data key and the length of its base64; `writeValue` appends that base64.
+    private static func body(
+        _ secret: [String: JSONValue], sizes: [String: Int], writeValue: (String, inout [UInt8]) -> Void
+    ) -> SecretBuffer {
         var rest = secret
         rest["data"] = nil
         let object = Array((try? JSONEncoder().encode(rest)) ?? Data("{}".utf8))
         guard object.last == UInt8(ascii: "}") else { return SecretBuffer(object) }
-        let names = data.keys.sorted()
+        let names = sizes.keys.sorted()
         // Names are not secrets; the encoder escapes them.
         let encodedNames = names.map { Array((try? JSONEncoder().encode($0)) ?? Data(#""""#.utf8)) }
         // Room for all of it up front: an array that grows leaves its old buffer unzeroed.
         var output: [UInt8] = []
         output.reserveCapacity(
             zip(names, encodedNames).reduce(object.count + 10) { total, entry in
-                total + entry.1.count + 4 + Base64Writer.encodedCount(data[entry.0]?.count ?? 0)
+                total + entry.1.count + 4 + (sizes[entry.0] ?? 0)
             })
         output.append(contentsOf: object.dropLast())
         if output.count > 1 { output.append(UInt8(ascii: ",")) }
@@ -271,9 +288,7 @@ struct SecretSync: Sendable {
             if index > 0 { output.append(UInt8(ascii: ",")) }
             output.append(contentsOf: encodedName)
             output.append(contentsOf: #":""#.utf8)
-            var encoded = data[name].map(base64) ?? []
-            output.append(contentsOf: encoded)
-            encoded.wipe()
+            writeValue(name, &output)
             output.append(UInt8(ascii: "\""))
         }
         output.append(contentsOf: "}}".utf8)
