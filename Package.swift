@@ -30,7 +30,7 @@ let package = Package(
         .executable(name: "akvfs-keeper", targets: ["akvfs-keeper"]),
         .library(name: "KeyVaultEmulator", targets: ["KeyVaultEmulator"]),
     ],
-    // `FuzzCSINode` lets akvfs-fuzz reach the two parsers that live in CSINode. It is on by default,
+    // `FuzzCSINode` lets akvfs-fuzz reach the three parsers that live in CSINode. It is on by default,
     // so the normal build's replayer runs every target; CI's fuzzer build turns it off
     // (--disable-default-traits) because CSINode brings gRPC, NIO and two copies of BoringSSL,
     // which would triple that build's time (docs/fuzzing.md).

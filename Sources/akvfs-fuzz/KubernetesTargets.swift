@@ -35,6 +35,9 @@ extension FuzzTarget {
                     summary:
                         "kubelet's csi.storage.k8s.io/serviceAccount.tokens JSON, then its token's claims as the verifier checks them",
                     run: checkServiceAccountTokens),
+                FuzzTarget(
+                    name: "k8s-secret", summary: "a Secret from the Kubernetes API, as the Secret sync reads it",
+                    run: checkStoredSecret),
             ]
         #endif
         return targets
@@ -283,6 +286,28 @@ extension StringProtocol {
     /// A SecretProviderClass as the API server returns it: decoded, re-encoded, then parsed as the
     /// plugin parses a pod's volume of that class.
     @Sendable
+    /// `StoredSecret` splits a Secret without decoding its data; what it accepts must be JSON that a
+    /// whole decode reads the same, its data only base64 text.
+    private func checkStoredSecret(_ input: [UInt8]) throws(InvariantFailure) {
+        guard var stored = StoredSecret(json: input) else { return }
+        defer { stored.wipe() }
+        try require(stored.object["data"] == nil && stored.object["stringData"] == nil, "data left in the object")
+        guard let whole = try? JSONDecoder().decode([String: JSONValue].self, from: Data(input)) else {
+            throw InvariantFailure(message: "accepted what a whole JSON decode refuses")
+        }
+        var rest = whole
+        rest["data"] = nil
+        rest["stringData"] = nil
+        try require(rest == stored.object, "the object differs from a whole decode's")
+        let data = whole["data"]?.object ?? [:]
+        try require(
+            data.count == stored.data.count
+                && data.allSatisfy { key, value in value.string.map { Array($0.utf8) } == stored.data[key] },
+            "the data differs from a whole decode's")
+        let alphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=".utf8)
+        try require(stored.data.values.allSatisfy { $0.allSatisfy(alphabet.contains) }, "data that is not base64 text")
+    }
+
     private func checkSecretProviderClassJSON(_ input: [UInt8]) throws(InvariantFailure) {
         guard let object = try? SecretProviderClassReader.decode(input, namespace: "default", name: "azure-kvname")
         else { return }

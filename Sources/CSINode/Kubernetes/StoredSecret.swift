@@ -4,14 +4,15 @@ import PKI
 /// A Secret as the API server sends it, split so that its data never becomes Swift strings
 /// (which cannot be zeroed): the object without `data` is decoded as usual, and `data` is kept
 /// as each key's base64 text in byte arrays that `wipe()` zeroes.
-struct StoredSecret {
+public struct StoredSecret: Sendable {
     /// The Secret without `data` (and `stringData`, which the server never sends back).
-    var object: [String: JSONValue]
+    public var object: [String: JSONValue]
     /// Each key's value exactly as the Secret holds it: base64 text, as bytes.
-    var data: [String: [UInt8]]
+    public var data: [String: [UInt8]]
 
-    /// nil when `json` is not a JSON object, or its `data` is not an object of strings.
-    init?(json: [UInt8]) {
+    /// nil when `json` is not a JSON object, or its `data` is not an object of base64 strings
+    /// (each key once), or it names `data` twice or in a way this reading would miss.
+    public init?(json: [UInt8]) {
         var scanner = JSONScanner(json)
         guard let members = scanner.objectMembers(), scanner.atEnd else { return nil }
         var rest: [UInt8] = [UInt8(ascii: "{")]
@@ -19,6 +20,7 @@ struct StoredSecret {
         for member in members {
             let key = json[member.key]
             if key.elementsEqual("data".utf8) {
+                guard dataValue == nil else { return nil }
                 dataValue = member.value
             } else if !key.elementsEqual("stringData".utf8) {
                 if rest.count > 1 { rest.append(UInt8(ascii: ",")) }
@@ -29,7 +31,10 @@ struct StoredSecret {
             }
         }
         rest.append(UInt8(ascii: "}"))
-        guard let object = try? JSONDecoder().decode([String: JSONValue].self, from: Data(rest)) else { return nil }
+        // A key that decodes to "data" but was written otherwise (escaped) would keep data in strings.
+        guard let object = try? JSONDecoder().decode([String: JSONValue].self, from: Data(rest)),
+            object["data"] == nil
+        else { return nil }
         self.object = object
         data = [:]
         guard let dataValue, !json[dataValue].elementsEqual("null".utf8) else { return }
@@ -39,6 +44,7 @@ struct StoredSecret {
             guard json[entry.value.lowerBound] == UInt8(ascii: "\""),
                 let name = try? JSONDecoder().decode(
                     String.self, from: Data(json[(entry.key.lowerBound - 1)..<(entry.key.upperBound + 1)])),
+                data[name] == nil,
                 let value = Self.base64Text(json[(entry.value.lowerBound + 1)..<(entry.value.upperBound - 1)])
             else {
                 wipe()
@@ -48,30 +54,43 @@ struct StoredSecret {
         }
     }
 
-    /// A base64 string's contents as bytes. The API server escapes none of base64's characters;
-    /// `\/` (JSON's optional escape of `/`) is undone, anything else refused.
+    /// A base64 string's contents as bytes: only base64's alphabet and padding. The API server
+    /// escapes none of them; `\/` (JSON's optional escape of `/`) is undone, anything else refused.
     private static func base64Text(_ text: ArraySlice<UInt8>) -> [UInt8]? {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.count)
         var escaped = false
         for byte in text {
+            let accepted: Bool
             if escaped {
-                guard byte == UInt8(ascii: "/") else {
-                    bytes.wipe()
-                    return nil
-                }
                 escaped = false
-                bytes.append(byte)
+                accepted = byte == UInt8(ascii: "/")
             } else if byte == UInt8(ascii: "\\") {
                 escaped = true
+                continue
             } else {
-                bytes.append(byte)
+                accepted = isBase64(byte)
             }
+            guard accepted else {
+                bytes.wipe()
+                return nil
+            }
+            bytes.append(byte)
         }
         return bytes
     }
 
-    mutating func wipe() {
+    private static func isBase64(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="):
+            true
+        default: false
+        }
+    }
+
+    public mutating func wipe() {
         // Over a copy of the keys: iterating `data.keys` itself would share the dictionary's
         // storage, so the first write would copy it and the arrays, and wipe the copies.
         for key in Array(data.keys) { data[key]?.wipe() }
