@@ -20,6 +20,41 @@ public struct ObjectReference: Hashable, Sendable, Codable, CustomStringConverti
     public var description: String {
         "\(kind.rawValue) '\(name)'" + (version.map { " version \($0)" } ?? "")
     }
+
+    // Key Vault's names and versions are case-insensitive: `API-KEY` and `api-key` are one object,
+    // so they share one cache entry, one request in flight, and one rotation that every file
+    // showing either spelling follows. Names are ASCII letters, digits and dashes (versions are
+    // hex), so folding ASCII letters is enough; the spelling first asked for is the one sent.
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.kind == rhs.kind && Self.sameFolded(lhs.name, rhs.name)
+            && (lhs.version == nil && rhs.version == nil
+                || lhs.version.flatMap { left in rhs.version.map { Self.sameFolded(left, $0) } } == true)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(kind)
+        Self.combineFolded(name, into: &hasher)
+        if let version {
+            hasher.combine(true)
+            Self.combineFolded(version, into: &hasher)
+        } else {
+            hasher.combine(false)
+        }
+    }
+
+    private static func folded(_ byte: UInt8) -> UInt8 {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+    }
+
+    private static func sameFolded(_ left: String, _ right: String) -> Bool {
+        left.utf8.count == right.utf8.count && left.utf8.elementsEqual(right.utf8) { folded($0) == folded($1) }
+    }
+
+    private static func combineFolded(_ text: String, into hasher: inout Hasher) {
+        hasher.combine(text.utf8.count)
+        for byte in text.utf8 { hasher.combine(folded(byte)) }
+    }
 }
 
 /// One vault as seen by one identity. `identity` is an opaque stable string (e.g.

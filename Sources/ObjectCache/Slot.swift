@@ -18,6 +18,32 @@ enum Subject: Hashable, Sendable, CustomStringConvertible {
         case .versions(let kind, let name): "versions of \(kind.rawValue) '\(name)'"
         }
     }
+
+    // An object's versions, like the object, are one entry whatever the name's letter case.
+
+    static func == (lhs: Self, rhs: Self) -> Bool {
+        switch (lhs, rhs) {
+        case (.object(let left), .object(let right)): left == right
+        case (.listing(let left), .listing(let right)): left == right
+        case (.versions(let leftKind, let left), .versions(let rightKind, let right)):
+            ObjectReference(kind: leftKind, name: left) == ObjectReference(kind: rightKind, name: right)
+        default: false
+        }
+    }
+
+    func hash(into hasher: inout Hasher) {
+        switch self {
+        case .object(let reference):
+            hasher.combine(0)
+            hasher.combine(reference)
+        case .listing(let kind):
+            hasher.combine(1)
+            hasher.combine(kind)
+        case .versions(let kind, let name):
+            hasher.combine(2)
+            hasher.combine(ObjectReference(kind: kind, name: name))
+        }
+    }
 }
 
 /// The cache key: content is never shared between sources, so the source (vault and identity)

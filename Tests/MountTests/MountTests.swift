@@ -145,6 +145,25 @@ struct MountTests {
         }
     }
 
+    @Test("Names in any letter case are one object: one GET, and a rotation reaches every spelling at once")
+    func letterCase() async throws {
+        try await withMountedDemo { (emulator, mount) async throws in
+            #expect(try await mount.read("secrets/api-key") == "demo-api-key-8c2f5e")
+            #expect(try await mount.read("secrets/API-KEY") == "demo-api-key-8c2f5e")
+            #expect(try await mount.read("secrets/Api-Key") == "demo-api-key-8c2f5e")
+            let gets = try await emulator.requestLog().filter {
+                ($0["path"] as? String)?.lowercased() == "/secrets/api-key" && $0["status"] as? Int == 200
+            }
+            #expect(gets.count == 1, "Key Vault's names are case-insensitive: one object, one GET")
+
+            try await emulator.setSecret(vault: "demo", name: "api-key", value: "rotated-value-longer")
+            try await mount.readUntilRotated("secrets/API-KEY", from: "demo-api-key-8c2f5e", to: "rotated-value-longer")
+            // The other spellings show the same version as soon as one does: one entry, one rotation.
+            #expect(try await mount.read("secrets/api-key") == "rotated-value-longer")
+            #expect(try await mount.read("secrets/Api-Key") == "rotated-value-longer")
+        }
+    }
+
     @Test("During an injected outage the last good content keeps being served")
     func staleDuringOutage() async throws {
         try await withMountedDemo { (emulator, mount) async throws in

@@ -25,6 +25,22 @@ struct ObjectCacheTests {
         #expect(await cache.statistics().bytes == 0)
     }
 
+    @Test func namesAndVersionsIgnoreLetterCaseOnly() {
+        let lower = ObjectReference(kind: .secret, name: "api-key")
+        #expect(lower == ObjectReference(kind: .secret, name: "API-Key"))
+        #expect(
+            Set([lower, ObjectReference(kind: .secret, name: "API-KEY")]).count == 1, "one hash for every spelling")
+        #expect(
+            ObjectReference(kind: .secret, name: "a", version: "AB12")
+                == ObjectReference(kind: .secret, name: "A", version: "ab12"))
+        #expect(lower != ObjectReference(kind: .key, name: "api-key"))
+        #expect(lower != ObjectReference(kind: .secret, name: "api-keys"))
+        #expect(lower != ObjectReference(kind: .secret, name: "api-key", version: "ab"))
+        #expect(
+            ObjectReference(kind: .secret, name: "a@") != ObjectReference(kind: .secret, name: "a`"),
+            "only A to Z fold: @ and ` differ by the same bit")
+    }
+
     @Test func concurrentMissesShareOneFetch() async throws {
         let clock = ManualClock()
         let source = InMemorySource(secrets: ["a": "alpha"])
