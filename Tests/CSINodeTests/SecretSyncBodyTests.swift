@@ -87,11 +87,15 @@ struct StoredSecretTests {
         #expect(noData.data.isEmpty && noData.object == ["kind": .string("Secret")])
     }
 
-    @Test("An answer that is not an object, or whose data is not an object of strings, is refused")
+    @Test(
+        "An answer that is not an object, whose data is not an object of base64 strings, or that names data or a key twice, is refused"
+    )
     func refused() {
         for json in [
             "", "[]", #"{"kind":"Secret""#, #"{"kind":"Secret"} x"#, #"{"kind":}"#, #"{"data":{"a":1}}"#,
             #"{"data":{"a":"b\u0041"}}"#, #"{"data":["a"]}"#, #"{"data":{"a":"b"},}"#, #"{"kind":"Secret","n":tru}"#,
+            #"{"data":{"a":"YQ=="},"data":{}}"#, #"{"d\u0061ta":{"a":"YQ=="}}"#, #"{"data":{"a":"YQ==","a":"Yg=="}}"#,
+            #"{"data":{"a":"YQ =="}}"#, #"{"data":{"a":"YQ==\n"}}"#,
         ] {
             #expect(StoredSecret(json: Array(json.utf8)) == nil, "\(json)")
         }
