@@ -48,12 +48,24 @@ public struct ObjectReference: Hashable, Sendable, Codable, CustomStringConverti
     }
 
     private static func sameFolded(_ left: String, _ right: String) -> Bool {
-        left.utf8.count == right.utf8.count && left.utf8.elementsEqual(right.utf8) { folded($0) == folded($1) }
+        left == right
+            || (left.utf8.count == right.utf8.count && left.utf8.elementsEqual(right.utf8) { folded($0) == folded($1) })
     }
 
+    /// Hashes as the lowercase spelling would. The kernel's every request hashes a name, so a
+    /// lowercase one (the usual spelling) costs only a scan and String's own hash; any other is
+    /// folded into a new string first (hashing the folded bytes directly would not match String's
+    /// hash of the lowercase spelling).
     private static func combineFolded(_ text: String, into hasher: inout Hasher) {
-        hasher.combine(text.utf8.count)
-        for byte in text.utf8 { hasher.combine(folded(byte)) }
+        let hasUppercase =
+            text.utf8.withContiguousStorageIfAvailable { bytes in
+                bytes.contains { $0 &- UInt8(ascii: "A") < 26 }
+            } ?? text.utf8.contains { $0 &- UInt8(ascii: "A") < 26 }
+        if hasUppercase {
+            hasher.combine(String(decoding: text.utf8.map(folded), as: UTF8.self))
+        } else {
+            hasher.combine(text)
+        }
     }
 }
 
