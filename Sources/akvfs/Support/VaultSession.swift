@@ -12,8 +12,9 @@ struct VaultSession {
     let http: CurlHTTPClient
     let cloud: AzureCloud
 
-    /// `concurrency`: the most requests the session may have in flight to the vault at once.
-    init(vault: String, connection: ConnectionOptions, identity: IdentityOptions, concurrency: Int = 1) throws {
+    /// `concurrency`: the most requests the session may have in flight to the vault at once
+    /// (`--max-concurrency`); nil for a command that sends one at a time.
+    init(vault: String, connection: ConnectionOptions, identity: IdentityOptions, concurrency: Int? = nil) throws {
         let environment = ProcessInfo.processInfo.environment
         cloud = try connection.resolvedCloud(environment)
         let endpoint = try VaultEndpoint.resolve(vault, cloud: cloud)
@@ -22,7 +23,7 @@ struct VaultSession {
             http: http, defaultAuthorityHost: cloud.authorityHost)
         client = KeyVaultClient(
             vault: endpoint, credential: credential, http: http,
-            options: connection.clientOptions(environment, concurrency: concurrency))
+            options: connection.clientOptions(environment, concurrency: concurrency ?? 1))
     }
 
     func shutdown() {
