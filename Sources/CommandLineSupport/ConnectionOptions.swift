@@ -26,12 +26,11 @@ public struct ConnectionOptions: ParsableArguments {
     public var cloudEnvironmentFile: String?
 
     @Option(
-        name: .customLong("ca-file"),
         help: ArgumentHelp(
             "PEM file of extra CAs to trust besides the system ones. Env: AKVFS_CA_FILE.", valueName: "file"))
     public var caFile: String?
 
-    @Option(name: .customLong("api-version"), help: "Key Vault REST api-version to send.")
+    @Option(help: "Key Vault REST api-version to send.")
     public var apiVersion = "7.6"
 
     @Option(
@@ -40,7 +39,6 @@ public struct ConnectionOptions: ParsableArguments {
     public var timeout = 120
 
     @Option(
-        name: .customLong("max-retry-after"),
         help: ArgumentHelp(
             "Wait at most this many seconds when Key Vault throttles with Retry-After.", valueName: "seconds"))
     public var maxRetryAfter = 120
@@ -52,17 +50,12 @@ public struct ConnectionOptions: ParsableArguments {
     public var http2 = false
 
     @Flag(
-        name: .customLong("disable-challenge-resource-verification"),
         help: "Send tokens even when the vault's challenge names a resource outside its domain (custom domains only).")
     public var disableChallengeResourceVerification = false
 
     public func validate() throws {
-        guard (1...3600).contains(timeout) else {
-            throw ValidationError("--timeout must be between 1 and 3600 seconds; got \(timeout).")
-        }
-        guard (0...3600).contains(maxRetryAfter) else {
-            throw ValidationError("--max-retry-after must be between 0 and 3600 seconds; got \(maxRetryAfter).")
-        }
+        try requireOption("timeout", timeout, in: 1...3600, unit: "seconds")
+        try requireOption("max-retry-after", maxRetryAfter, in: 0...3600, unit: "seconds")
     }
 
     public func resolvedCloud(_ environment: [String: String]) throws -> AzureCloud {

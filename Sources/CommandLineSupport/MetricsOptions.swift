@@ -5,7 +5,6 @@ import Telemetry
 /// `--metrics-address`, shared by `akvfs mount` and `akvfs csi`.
 public struct MetricsOptions: ParsableArguments {
     @Option(
-        name: .customLong("metrics-address"),
         help: ArgumentHelp(
             "Serve Prometheus metrics at http://<address>/metrics (e.g. 127.0.0.1:9090, :9090); off by default. See docs/metrics.md.",
             valueName: "host:port"))

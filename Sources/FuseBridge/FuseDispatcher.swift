@@ -117,13 +117,7 @@ final class FuseDispatcher: Sendable {
     func getxattr(_ request: FuseRequest, inode: UInt64, name: String, size: Int) {
         run(request) { request throws(Errno) in
             let value = try await self.filesystem.extendedAttribute(inode, name: name)
-            if size == 0 {
-                request.extendedAttributeSize(value.count)
-            } else if value.count > size {
-                request.fail(.range)
-            } else {
-                request.bytes(value)
-            }
+            request.extendedAttribute(value, bufferSize: size)
         }
     }
 
@@ -131,13 +125,7 @@ final class FuseDispatcher: Sendable {
         run(request) { request throws(Errno) in
             let names = try await self.filesystem.extendedAttributeNames(inode)
             let packed = names.flatMap { name -> [UInt8] in Array(name.utf8) + [0] }
-            if size == 0 {
-                request.extendedAttributeSize(packed.count)
-            } else if packed.count > size {
-                request.fail(.range)
-            } else {
-                request.bytes(packed)
-            }
+            request.extendedAttribute(packed, bufferSize: size)
         }
     }
 

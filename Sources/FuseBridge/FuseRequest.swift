@@ -92,10 +92,15 @@ final class FuseRequest: @unchecked Sendable {
             request, UnsafeRawPointer(buffer.baseAddress)?.assumingMemoryBound(to: CChar.self), buffer.count)
     }
 
-    func extendedAttributeSize(_ size: Int) {
+    /// getxattr and listxattr answer alike: a buffer size of 0 asks only how long the value is,
+    /// and a value longer than the caller's buffer is ERANGE.
+    func extendedAttribute(_ value: [UInt8], bufferSize: Int) {
+        guard bufferSize == 0 else {
+            return value.count > bufferSize ? fail(.range) : bytes(value)
+        }
         guard claim() else { return }
         defer { answered() }
-        fuse_reply_xattr(request, size)
+        fuse_reply_xattr(request, value.count)
     }
 
     func open(handle: UInt64, info: fuse_file_info) {

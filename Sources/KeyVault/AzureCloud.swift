@@ -11,19 +11,21 @@ public struct AzureCloud: Sendable, Equatable {
     /// e.g. `https://login.microsoftonline.com` (no trailing slash).
     public var authorityHost: String
 
-    public static let publicCloud = AzureCloud(
-        name: "AzurePublicCloud", keyVaultDNSSuffix: "vault.azure.net",
-        keyVaultResource: "https://vault.azure.net", authorityHost: "https://login.microsoftonline.com")
-    public static let usGovernmentCloud = AzureCloud(
-        name: "AzureUSGovernmentCloud", keyVaultDNSSuffix: "vault.usgovcloudapi.net",
-        keyVaultResource: "https://vault.usgovcloudapi.net", authorityHost: "https://login.microsoftonline.us")
-    public static let chinaCloud = AzureCloud(
-        name: "AzureChinaCloud", keyVaultDNSSuffix: "vault.azure.cn",
-        keyVaultResource: "https://vault.azure.cn", authorityHost: "https://login.chinacloudapi.cn")
+    public static let publicCloud = cloud("AzurePublicCloud", "vault.azure.net", "https://login.microsoftonline.com")
+    public static let usGovernmentCloud = cloud(
+        "AzureUSGovernmentCloud", "vault.usgovcloudapi.net", "https://login.microsoftonline.us")
+    public static let chinaCloud = cloud("AzureChinaCloud", "vault.azure.cn", "https://login.chinacloudapi.cn")
     /// Closed on 2021-10-29; kept because old manifests still name it.
-    public static let germanCloud = AzureCloud(
-        name: "AzureGermanCloud", keyVaultDNSSuffix: "vault.microsoftazure.de",
-        keyVaultResource: "https://vault.microsoftazure.de", authorityHost: "https://login.microsoftonline.de")
+    public static let germanCloud = cloud(
+        "AzureGermanCloud", "vault.microsoftazure.de", "https://login.microsoftonline.de")
+
+    /// In every named cloud the vaults' token resource is their DNS suffix over HTTPS; Azure Stack
+    /// clouds say theirs in their environment file.
+    private static func cloud(_ name: String, _ keyVaultDNSSuffix: String, _ authorityHost: String) -> AzureCloud {
+        AzureCloud(
+            name: name, keyVaultDNSSuffix: keyVaultDNSSuffix, keyVaultResource: "https://" + keyVaultDNSSuffix,
+            authorityHost: authorityHost)
+    }
 
     public static let named: [AzureCloud] = [publicCloud, usGovernmentCloud, chinaCloud, germanCloud]
     public static let stackCloudName = "AzureStackCloud"

@@ -116,3 +116,32 @@ public struct ByteReader {
         }
     }
 }
+
+// MARK: Objects, in the one form every kind of handed-over state uses
+
+extension ByteWriter {
+    /// A kind as its index in `ObjectKind.allCases`: one byte.
+    public mutating func kind(_ kind: ObjectKind) {
+        byte(UInt8(ObjectKind.allCases.firstIndex(of: kind)!))
+    }
+
+    public mutating func reference(_ reference: ObjectReference) {
+        kind(reference.kind)
+        string(reference.name)
+        optional(reference.version) { $0.string($1) }
+    }
+}
+
+extension ByteReader {
+    public mutating func kind() throws(Malformed) -> ObjectKind {
+        let index = Int(try byte())
+        guard index < ObjectKind.allCases.count else { throw Malformed(description: "an unknown object kind") }
+        return ObjectKind.allCases[index]
+    }
+
+    public mutating func reference() throws(Malformed) -> ObjectReference {
+        ObjectReference(
+            kind: try kind(), name: try string(),
+            version: try optional { reader throws(Malformed) in try reader.string() })
+    }
+}

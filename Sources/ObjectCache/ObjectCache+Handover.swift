@@ -75,7 +75,7 @@ extension ObjectCache {
         enforceMemoryBound()
     }
 
-    static let contentFormat = "akvfs-cache-1"
+    static let contentFormat = "akvfs-cache-2"
 }
 
 extension ByteWriter {
@@ -83,9 +83,7 @@ extension ByteWriter {
         switch subject {
         case .object(let reference):
             byte(0)
-            kind(reference.kind)
-            string(reference.name)
-            optional(reference.version) { $0.string($1) }
+            self.reference(reference)
         case .listing(let kind):
             byte(1)
             self.kind(kind)
@@ -95,8 +93,6 @@ extension ByteWriter {
             string(name)
         }
     }
-
-    fileprivate mutating func kind(_ kind: ObjectKind) { string(kind.rawValue) }
 
     fileprivate mutating func time(_ value: Int64?) { optional(value) { $0.signed($1) } }
 
@@ -148,22 +144,11 @@ extension ByteWriter {
 extension ByteReader {
     fileprivate mutating func subject() throws(Malformed) -> Subject {
         switch try byte() {
-        case 0:
-            return .object(
-                ObjectReference(
-                    kind: try kind(), name: try string(),
-                    version: try optional { reader throws(Malformed) in try reader.string() }))
+        case 0: return .object(try reference())
         case 1: return .listing(try kind())
         case 2: return .versions(try kind(), name: try string())
         default: throw Malformed(description: "an unknown kind of cache entry")
         }
-    }
-
-    fileprivate mutating func kind() throws(Malformed) -> ObjectKind {
-        guard let kind = ObjectKind(rawValue: try string()) else {
-            throw Malformed(description: "an unknown object kind")
-        }
-        return kind
     }
 
     fileprivate mutating func time() throws(Malformed) -> Int64? {

@@ -41,9 +41,9 @@ enum InodeRecord: Equatable {
 
     var encoded: [UInt8] {
         var writer = ByteWriter()
+        writer.byte(tag.rawValue)
         switch self {
         case .node(let inode, let node, let shown):
-            writer.byte(Tag.node.rawValue)
             writer.integer(inode)
             writer.integer(node.lookups)
             writer.byte((shown ? 1 : 0) | (node.replaced ? 2 : 0))
@@ -54,31 +54,31 @@ enum InodeRecord: Equatable {
                 writer.reference(object.reference)
             }
             writer.optional(node.file) { $0.file($1) }
-        case .remembered(let inode):
-            writer.byte(Tag.remembered.rawValue)
-            writer.integer(inode)
+        // One inode number each (for `reserved`, the highest that may have been shown).
+        case .remembered(let number), .detached(let number), .replaced(let number), .removed(let number),
+            .reserved(let number):
+            writer.integer(number)
         case .forgot(let inode, let count):
-            writer.byte(Tag.forgot.rawValue)
             writer.integer(inode)
             writer.integer(count)
-        case .detached(let inode):
-            writer.byte(Tag.detached.rawValue)
-            writer.integer(inode)
-        case .replaced(let inode):
-            writer.byte(Tag.replaced.rawValue)
-            writer.integer(inode)
         case .pinned(let inode, let file):
-            writer.byte(Tag.pinned.rawValue)
             writer.integer(inode)
             writer.file(file)
-        case .removed(let inode):
-            writer.byte(Tag.removed.rawValue)
-            writer.integer(inode)
-        case .reserved(let upTo):
-            writer.byte(Tag.reserved.rawValue)
-            writer.integer(upTo)
         }
         return writer.bytes
+    }
+
+    private var tag: Tag {
+        switch self {
+        case .node: .node
+        case .remembered: .remembered
+        case .forgot: .forgot
+        case .detached: .detached
+        case .replaced: .replaced
+        case .pinned: .pinned
+        case .removed: .removed
+        case .reserved: .reserved
+        }
     }
 
     init(decoding bytes: [UInt8]) throws(JournalError) {
@@ -124,16 +124,6 @@ enum InodeRecord: Equatable {
 // MARK: Binary form of the table's types
 
 extension ByteWriter {
-    mutating func kind(_ kind: ObjectKind) {
-        byte(UInt8(ObjectKind.allCases.firstIndex(of: kind)!))
-    }
-
-    mutating func reference(_ reference: ObjectReference) {
-        kind(reference.kind)
-        string(reference.name)
-        optional(reference.version) { $0.string($1) }
-    }
-
     mutating func key(_ key: NodeKey) {
         optional(key.view) { $0.string($1) }
         switch key.path {
@@ -193,18 +183,6 @@ extension ByteWriter {
 }
 
 extension ByteReader {
-    mutating func kind() throws(Malformed) -> ObjectKind {
-        let index = Int(try byte())
-        guard index < ObjectKind.allCases.count else { throw Malformed(description: "an unknown object kind") }
-        return ObjectKind.allCases[index]
-    }
-
-    mutating func reference() throws(Malformed) -> ObjectReference {
-        ObjectReference(
-            kind: try kind(), name: try string(),
-            version: try optional { reader throws(Malformed) in try reader.string() })
-    }
-
     mutating func key() throws(Malformed) -> NodeKey {
         let view = try optional { reader throws(Malformed) in try reader.string() }
         let path: NodePath

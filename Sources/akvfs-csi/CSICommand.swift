@@ -40,7 +40,6 @@ struct CSIServeCommand: AsyncParsableCommand {
     var endpoint = "unix:///csi/csi.sock"
 
     @Option(
-        name: .customLong("node-id"),
         help: ArgumentHelp("This node's name, as kubelet knows it. Env: NODE_NAME.", valueName: "name"))
     var nodeID: String?
 
@@ -56,70 +55,60 @@ struct CSIServeCommand: AsyncParsableCommand {
             valueName: "dir"))
     var kubeletDirectory = KubeletDirectory.defaultPath
 
-    @Option(name: .customLong("driver-name"), help: "The CSI driver name; the CSIDriver object and pods use the same.")
+    @Option(help: "The CSI driver name; the CSIDriver object and pods use the same.")
     var driverName = NodePluginConfiguration.defaultDriverName
 
     @Flag(
-        name: .customLong("allow-node-identity"),
         help:
             "Let volumes use the node's managed identity (useVMManagedIdentity): any pod on the node could then read what it can. Env: AKVFS_ALLOW_NODE_IDENTITY=true."
     )
     var allowNodeIdentity = false
 
     @Option(
-        name: .customLong("publish-timeout"),
         help: ArgumentHelp(
             "A first publish fails if its objects are not all fetched by then (kubelet waits about 120 s).",
             valueName: "seconds"))
     var publishTimeout = 90
 
     @Option(
-        name: .customLong("max-objects-per-volume"),
         help: ArgumentHelp(
             "Files one volume may have (each version of an objectVersionHistory is one).", valueName: "n"))
     var maxObjectsPerVolume = 1000
 
     @Option(
-        name: .customLong("max-request-bytes"),
         help: ArgumentHelp(
             "Bytes of volume attributes and secrets in a publish, and of a SecretProviderClass's parameters.",
             valueName: "bytes"))
     var maxRequestBytes = 1 << 20
 
     @Option(
-        name: .customLong("max-concurrent-publishes"),
         help: ArgumentHelp(
             "First publishes in progress at once; more are refused and kubelet retries them.", valueName: "n"))
     var maxConcurrentPublishes = 16
 
     @Option(
-        name: .customLong("max-published-memory"),
         help: ArgumentHelp(
             "Memory for the content of published volumes, which is never evicted: a volume that would not fit is refused.",
             valueName: "MiB"))
     var maxPublishedMemory = 128
 
     @Option(
-        name: .customLong("kubernetes-api"),
         help: ArgumentHelp(
             "Kubernetes API URL for reading SecretProviderClasses (default: the in-cluster service, from KUBERNETES_SERVICE_HOST).",
             valueName: "url"))
     var kubernetesAPI: String?
 
     @Option(
-        name: .customLong("kubernetes-token-file"),
         help: ArgumentHelp(
             "Bearer token for the Kubernetes API (default: the pod's service-account token).", valueName: "file"))
     var kubernetesTokenFile: String?
 
     @Option(
-        name: .customLong("kubernetes-ca-file"),
         help: ArgumentHelp(
             "CA bundle of the Kubernetes API (default: the pod's service-account ca.crt).", valueName: "file"))
     var kubernetesCAFile: String?
 
     @Option(
-        name: .customLong("imds-endpoint"),
         help: ArgumentHelp(
             "Instance Metadata Service base URL for the node's identity. Env: AKVFS_IMDS_ENDPOINT.", valueName: "url"))
     var imdsEndpoint: String?
@@ -132,7 +121,6 @@ struct CSIServeCommand: AsyncParsableCommand {
     var keeperSocket: String?
 
     @Option(
-        name: .customLong("ready-file"),
         help: ArgumentHelp(
             "A file that exists while this process serves CSI, for the container's readiness probe (a rolling update must wait for it).",
             valueName: "path"))
@@ -148,22 +136,11 @@ struct CSIServeCommand: AsyncParsableCommand {
                 "--endpoint \(endpoint) is not a unix socket endpoint such as unix:///csi/csi.sock (an absolute path under 108 bytes)."
             )
         }
-        guard (5...600).contains(publishTimeout) else {
-            throw ValidationError("--publish-timeout must be between 5 and 600 seconds; got \(publishTimeout).")
-        }
-        guard (1...100_000).contains(maxObjectsPerVolume) else {
-            throw ValidationError("--max-objects-per-volume must be between 1 and 100000; got \(maxObjectsPerVolume).")
-        }
-        guard (4096...(64 << 20)).contains(maxRequestBytes) else {
-            throw ValidationError("--max-request-bytes must be between 4096 and 67108864; got \(maxRequestBytes).")
-        }
-        guard (1...1024).contains(maxConcurrentPublishes) else {
-            throw ValidationError(
-                "--max-concurrent-publishes must be between 1 and 1024; got \(maxConcurrentPublishes).")
-        }
-        guard (1...65_536).contains(maxPublishedMemory) else {
-            throw ValidationError("--max-published-memory must be between 1 and 65536 MiB; got \(maxPublishedMemory).")
-        }
+        try requireOption("publish-timeout", publishTimeout, in: 5...600, unit: "seconds")
+        try requireOption("max-objects-per-volume", maxObjectsPerVolume, in: 1...100_000)
+        try requireOption("max-request-bytes", maxRequestBytes, in: 4096...(64 << 20))
+        try requireOption("max-concurrent-publishes", maxConcurrentPublishes, in: 1...1024)
+        try requireOption("max-published-memory", maxPublishedMemory, in: 1...65_536, unit: "MiB")
         if let keeperSocket, !keeperSocket.hasPrefix("/") || keeperSocket.utf8.count >= 108 {
             throw ValidationError("--keeper must be an absolute socket path under 108 bytes; got \(keeperSocket).")
         }
@@ -258,11 +235,10 @@ struct CSIClientOptions: ParsableArguments {
     var endpoint = "unix:///csi/csi.sock"
 
     @Option(
-        name: .customLong("target-path"), help: ArgumentHelp("Where the volume is (to be) mounted.", valueName: "dir"))
+        help: ArgumentHelp("Where the volume is (to be) mounted.", valueName: "dir"))
     var targetPath: String
 
     @Option(
-        name: .customLong("volume-id"),
         help: ArgumentHelp("The volume's ID (default: derived from the target path).", valueName: "id"))
     var volumeID: String?
 
@@ -302,7 +278,7 @@ struct CSIReadyCommand: ParsableCommand {
         discussion: "For the container's readiness probe: akvfs-csi ready --ready-file /run/akvfs/pod/ready"
     )
 
-    @Option(name: .customLong("ready-file"), help: ArgumentHelp("The plugin's --ready-file.", valueName: "path"))
+    @Option(help: ArgumentHelp("The plugin's --ready-file.", valueName: "path"))
     var readyFile: String
 
     func validate() throws {
@@ -343,7 +319,7 @@ struct CSIPublishCommand: AsyncParsableCommand {
     var secrets: String?
 
     @Option(
-        name: .customLong("fs-group"), help: ArgumentHelp("The pod's fsGroup (volume_mount_group).", valueName: "gid"))
+        help: ArgumentHelp("The pod's fsGroup (volume_mount_group).", valueName: "gid"))
     var fsGroup: String?
 
     func run() async throws {

@@ -26,24 +26,22 @@ struct FleetSimulation: AsyncParsableCommand {
     }
 
     @Option(help: "Nodes in the cluster.") var nodes = 10
-    @Option(name: .customLong("pods-per-node"), help: "Pods per node that mount the vault.") var podsPerNode = 20
+    @Option(help: "Pods per node that mount the vault.") var podsPerNode = 20
     @Option(help: "Identities the pods use, spread evenly (workload identities, or clientIDs).") var identities = 4
     @Option(help: "Objects each pod's volume holds.") var objects = 10
     @Option(help: "How pods read their files.") var pattern = ReadPattern.minute
     @Option(help: ArgumentHelp("akvfs's --ttl.", valueName: "seconds")) var ttl = 120
     @Option(
-        name: .customLong("poll-interval"),
         help: ArgumentHelp(
             "The provider's rotation poll interval (the driver's --rotation-poll-interval).", valueName: "seconds"))
     var pollInterval = 120
     @Option(
-        name: .customLong("start-spread"),
         help: ArgumentHelp("Pods start evenly over this long (a rollout).", valueName: "seconds"))
     var startSpread = 60
     @Option(help: ArgumentHelp("Simulated time.", valueName: "seconds")) var duration = 1800
     @Option(help: ArgumentHelp("Simulation step: reads and refreshes happen on step boundaries.", valueName: "seconds"))
     var step = 5
-    @Flag(name: .customLong("markdown-row"), help: "Print one row of the README's table instead of a report.")
+    @Flag(help: "Print one row of the README's table instead of a report.")
     var markdownRow = false
 
     /// Key Vault's limit for secret reads, per vault per 10 s.

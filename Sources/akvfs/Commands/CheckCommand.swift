@@ -24,7 +24,7 @@ struct CheckCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("Objects to try to get: secrets|keys|certs/NAME[/VERSION].", valueName: "object"))
     var objects: [String] = []
 
-    @Flag(name: .customLong("no-list"), help: "Do not try listing (for identities allowed to get but not to list).")
+    @Flag(help: "Do not try listing (for identities allowed to get but not to list).")
     var noList = false
 
     @OptionGroup(title: "Vault") var connection: ConnectionOptions

@@ -36,7 +36,7 @@ struct MountCommand: AsyncParsableCommand {
     @Argument(help: "An existing, empty directory.")
     var mountpoint: String
 
-    @Flag(name: .customLong("allow-other"), help: "Let other users reach the mount (modes still apply).")
+    @Flag(help: "Let other users reach the mount (modes still apply).")
     var allowOther = false
 
     @Option(help: "Owner of files and directories (default: the user running akvfs).")
@@ -45,14 +45,13 @@ struct MountCommand: AsyncParsableCommand {
     @Option(help: "Group of files and directories (default: the group running akvfs).")
     var gid: UInt32?
 
-    @Option(name: .customLong("file-mode"), help: ArgumentHelp("Permissions of files, octal.", valueName: "mode"))
+    @Option(help: ArgumentHelp("Permissions of files, octal.", valueName: "mode"))
     var fileMode = "0440"
 
     @Option(name: .customLong("dir-mode"), help: ArgumentHelp("Permissions of directories, octal.", valueName: "mode"))
     var directoryMode = "0550"
 
     @Flag(
-        name: .customLong("no-preflight"),
         help: "Mount without first checking that the vault answers and the identity gets a token.")
     var noPreflight = false
 
@@ -64,7 +63,6 @@ struct MountCommand: AsyncParsableCommand {
     var keeperSocket: String?
 
     @Flag(
-        name: .customLong("systemd-descriptor-store"),
         help:
             "Keep the mount alive across restarts of the systemd unit in its descriptor store (FileDescriptorStoreMax=); on SIGTERM leave it mounted for the next start."
     )

@@ -11,56 +11,48 @@ struct IdentityOptions: ParsableArguments {
             valueName: "kind"))
     var credential: String?
 
-    @Option(name: .customLong("tenant-id"), help: "Directory (tenant) id. Env: AZURE_TENANT_ID.")
+    @Option(help: "Directory (tenant) id. Env: AZURE_TENANT_ID.")
     var tenantId: String?
 
     @Option(
-        name: .customLong("client-id"),
         help: "Application (client) id, or a user-assigned managed identity's client id. Env: AZURE_CLIENT_ID.")
     var clientId: String?
 
     @Option(
-        name: .customLong("client-secret-file"),
         help: ArgumentHelp("Read the client secret from this file instead of AZURE_CLIENT_SECRET.", valueName: "file"))
     var clientSecretFile: String?
 
     @Option(
-        name: .customLong("client-certificate"),
         help: ArgumentHelp(
             "PEM or PKCS#12 file with the service principal's certificate and key; password from AZURE_CLIENT_CERTIFICATE_PASSWORD. Env: AZURE_CLIENT_CERTIFICATE_PATH.",
             valueName: "file"))
     var clientCertificate: String?
 
     @Option(
-        name: .customLong("federated-token-file"),
         help: ArgumentHelp("Workload identity token file. Env: AZURE_FEDERATED_TOKEN_FILE.", valueName: "file"))
     var federatedTokenFile: String?
 
     @Option(
-        name: .customLong("authority-host"),
         help:
             "Entra ID authority, e.g. https://login.microsoftonline.com (default: the cloud's). Env: AZURE_AUTHORITY_HOST."
     )
     var authorityHost: String?
 
     @Option(
-        name: .customLong("managed-identity-object-id"),
         help: "A user-assigned managed identity by object (principal) id.")
     var managedIdentityObjectId: String?
 
     @Option(
-        name: .customLong("managed-identity-resource-id"), help: "A user-assigned managed identity by ARM resource id.")
+        help: "A user-assigned managed identity by ARM resource id.")
     var managedIdentityResourceId: String?
 
     @Option(
-        name: .customLong("imds-endpoint"),
         help: ArgumentHelp(
             "Instance Metadata Service base URL (default http://169.254.169.254). Env: AKVFS_IMDS_ENDPOINT.",
             valueName: "url"))
     var imdsEndpoint: String?
 
     @Option(
-        name: .customLong("additionally-allowed-tenants"),
         help: ArgumentHelp(
             "Other tenants a vault may send the credential to, comma-separated, or '*'.", valueName: "tenants"))
     var additionallyAllowedTenants: String?
