@@ -5,12 +5,10 @@ import PKI
 /// A service principal authenticating with a certificate: an RS256 client assertion carrying
 /// the certificate's SHA-1 thumbprint (`x5t`), signed with its private key.
 public struct ClientCertificateCredential: TokenCredential {
-    public let clientId: String
     private let certificatePath: String
     private let password: String?
     private let sendCertificateChain: Bool
     private let endpoint: EntraTokenEndpoint
-    private let now: @Sendable () -> Date
 
     /// `certificatePath` is a PEM file (private key and certificate) or a PKCS#12 file. It is read
     /// for every token request, so a renewed certificate is picked up without a restart.
@@ -24,36 +22,27 @@ public struct ClientCertificateCredential: TokenCredential {
         now: @escaping @Sendable () -> Date = { Date() },
         clock: any Clock<Duration> = ContinuousClock()
     ) {
-        self.clientId = clientId
         self.certificatePath = certificatePath
         self.password = password
         self.sendCertificateChain = sendCertificateChain
-        self.now = now
         endpoint = EntraTokenEndpoint(
-            http: http, authority: authority, credential: "ClientCertificateCredential", now: now, clock: clock)
+            http: http, authority: authority, credential: "ClientCertificateCredential", clientId: clientId, now: now,
+            clock: clock)
     }
 
-    public var name: String {
-        "ClientCertificateCredential (client \(clientId), tenant \(endpoint.authority.tenantId))"
-    }
+    public var clientId: String { endpoint.clientId }
+
+    public var name: String { endpoint.credentialName }
 
     public func getToken(_ context: TokenRequestContext) async throws(CredentialError) -> AccessToken {
-        try endpoint.authority.validate(credential: "ClientCertificateCredential")
-        let tenant = try endpoint.authority.tenant(for: context.tenantId, credential: "ClientCertificateCredential")
-        let (key, chain) = try loadCertificate()
-        let assertion = try makeAssertion(key: key, chain: chain, audience: endpoint.tokenURL(tenant: tenant))
-        return try await endpoint.requestToken(
-            tenant: tenant,
-            fields: [
-                ("grant_type", "client_credentials"), ("client_id", clientId), ("scope", context.scope),
-                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                ("client_assertion", assertion),
-            ]
-        )
+        try await endpoint.requestToken(context) { tenant throws(CredentialError) in
+            let (key, chain) = try loadCertificate()
+            return try makeAssertion(key: key, chain: chain, audience: endpoint.tokenURL(tenant: tenant))
+        }
     }
 
     private func failure(_ message: String) -> CredentialError {
-        CredentialError(credential: "ClientCertificateCredential", kind: .invalidConfiguration, message: message)
+        endpoint.invalidConfiguration(message)
     }
 
     /// The RSA key and its certificate first, then the rest of the file's certificates.
@@ -106,7 +95,7 @@ public struct ClientCertificateCredential: TokenCredential {
             var iat: Int64
             var exp: Int64
         }
-        let issued = Int64(now().timeIntervalSince1970)
+        let issued = Int64(endpoint.now().timeIntervalSince1970)
         let header = Header(
             x5t: Base64URL.encode(chain[0].sha1Thumbprint),
             x5c: sendCertificateChain ? chain.map { Data($0.der).base64EncodedString() } : nil

@@ -81,34 +81,24 @@ public struct CredentialSettings: Sendable {
         case .auto:
             credential = CredentialChain(chain(http: http, defaultAuthorityHost: defaultAuthorityHost, now: now))
         case .clientSecret:
-            guard let secret = clientSecret else {
-                throw failure(
-                    "ClientSecretCredential",
-                    "set AZURE_CLIENT_SECRET (or --client-secret-file) for --credential client-secret")
-            }
-            try require(["tenant id": tenantId, "client id": clientId], for: "ClientSecretCredential")
+            let (clientId, secret) = try appSetting(
+                clientSecret, from: "AZURE_CLIENT_SECRET (or --client-secret-file)", for: "ClientSecretCredential")
             credential = ClientSecretCredential(
-                authority: authority(defaultHost: defaultAuthorityHost), clientId: clientId!, secret: secret,
+                authority: authority(defaultHost: defaultAuthorityHost), clientId: clientId, secret: secret,
                 http: http, now: now)
         case .clientCertificate:
-            guard let path = clientCertificatePath else {
-                throw failure(
-                    "ClientCertificateCredential",
-                    "set AZURE_CLIENT_CERTIFICATE_PATH (or --client-certificate) for --credential client-certificate")
-            }
-            try require(["tenant id": tenantId, "client id": clientId], for: "ClientCertificateCredential")
+            let (clientId, path) = try appSetting(
+                clientCertificatePath, from: "AZURE_CLIENT_CERTIFICATE_PATH (or --client-certificate)",
+                for: "ClientCertificateCredential")
             credential = ClientCertificateCredential(
-                authority: authority(defaultHost: defaultAuthorityHost), clientId: clientId!, certificatePath: path,
+                authority: authority(defaultHost: defaultAuthorityHost), clientId: clientId, certificatePath: path,
                 password: clientCertificatePassword, sendCertificateChain: sendCertificateChain, http: http, now: now)
         case .workloadIdentity:
-            guard let file = federatedTokenFile else {
-                throw failure(
-                    "WorkloadIdentityCredential",
-                    "set AZURE_FEDERATED_TOKEN_FILE (or --federated-token-file) for --credential workload-identity")
-            }
-            try require(["tenant id": tenantId, "client id": clientId], for: "WorkloadIdentityCredential")
+            let (clientId, file) = try appSetting(
+                federatedTokenFile, from: "AZURE_FEDERATED_TOKEN_FILE (or --federated-token-file)",
+                for: "WorkloadIdentityCredential")
             credential = WorkloadIdentityCredential(
-                authority: authority(defaultHost: defaultAuthorityHost), clientId: clientId!, assertion: .file(file),
+                authority: authority(defaultHost: defaultAuthorityHost), clientId: clientId, assertion: .file(file),
                 http: http, now: now)
         case .managedIdentity:
             credential = try managedIdentity(http: http, now: now)
@@ -118,14 +108,21 @@ public struct CredentialSettings: Sendable {
         return CachingCredential(credential, now: now)
     }
 
-    private func require(_ values: KeyValuePairs<String, String?>, for credential: String) throws(CredentialError) {
-        let missing = values.filter { $0.value?.isEmpty ?? true }.map(\.key)
-        guard missing.isEmpty else {
+    /// What an app credential chosen with `--credential` needs: its own setting (`value`, which
+    /// `source` names when it is missing), a tenant id and a client id. Returns the client id and `value`.
+    private func appSetting(_ value: String?, from source: String, for credential: String) throws(CredentialError)
+        -> (clientId: String, value: String)
+    {
+        guard let value else { throw failure(credential, "set \(source) for --credential \(kind.rawValue)") }
+        let required: KeyValuePairs = ["tenant id": tenantId, "client id": clientId]
+        let missing = required.filter { $0.value?.isEmpty ?? true }.map(\.key)
+        guard missing.isEmpty, let clientId else {
             throw failure(
                 credential,
                 "missing \(missing.joined(separator: " and ")): set AZURE_TENANT_ID and AZURE_CLIENT_ID, or --tenant-id and --client-id"
             )
         }
+        return (clientId, value)
     }
 
     private func managedIdentity(http: any HTTPClient, now: @escaping @Sendable () -> Date) throws(CredentialError)

@@ -70,12 +70,17 @@ public struct EntraAuthority: Sendable, Equatable {
     }
 }
 
-/// The OAuth 2.0 token endpoint (`/<tenant>/oauth2/v2.0/token`) for the client-credentials grant
-/// with a secret or an assertion. Retries 429, 5xx and network failures a few times.
+/// The OAuth 2.0 token endpoint (`/<tenant>/oauth2/v2.0/token`) for one app's client-credentials
+/// grant with a secret or an assertion. Retries 429, 5xx and network failures a few times.
+///
+/// The app credentials (secret, certificate, workload identity) differ only in the proof they
+/// send, so the rest of their plumbing lives here.
 struct EntraTokenEndpoint: Sendable {
     let http: any HTTPClient
     let authority: EntraAuthority
+    /// The credential's type name, which its errors carry.
     let credential: String
+    let clientId: String
     let now: @Sendable () -> Date
     let clock: any Clock<Duration>
 
@@ -88,7 +93,48 @@ struct EntraTokenEndpoint: Sendable {
         "\(authority.host)/\(tenant)/oauth2/v2.0/token"
     }
 
-    func requestToken(tenant: String, fields: [(String, String)]) async throws(CredentialError) -> AccessToken {
+    /// The credential's `name`, e.g. "ClientSecretCredential (client <id>, tenant <id>)".
+    var credentialName: String { "\(credential) (client \(clientId), tenant \(authority.tenantId))" }
+
+    func invalidConfiguration(_ message: String) -> CredentialError {
+        CredentialError(credential: credential, kind: .invalidConfiguration, message: message)
+    }
+
+    /// The grant with a client secret. Settings are checked before anything is sent.
+    func requestToken(_ context: TokenRequestContext, secret: String) async throws(CredentialError) -> AccessToken {
+        try authority.validate(credential: credential)
+        guard !secret.isEmpty else { throw invalidConfiguration("the client secret is empty") }
+        let tenant = try authority.tenant(for: context.tenantId, credential: credential)
+        return try await requestToken(
+            tenant: tenant,
+            fields: [
+                ("grant_type", "client_credentials"), ("client_id", clientId), ("client_secret", secret),
+                ("scope", context.scope),
+            ]
+        )
+    }
+
+    /// The grant with an assertion, a JWT: one the app signs itself (its audience is the tenant's
+    /// token URL) or a federated token from another issuer. The assertion is made only once the
+    /// settings and the tenant have been checked.
+    func requestToken(
+        _ context: TokenRequestContext,
+        assertion makeAssertion: (_ tenant: String) async throws(CredentialError) -> String
+    ) async throws(CredentialError) -> AccessToken {
+        try authority.validate(credential: credential)
+        let tenant = try authority.tenant(for: context.tenantId, credential: credential)
+        let assertion = try await makeAssertion(tenant)
+        return try await requestToken(
+            tenant: tenant,
+            fields: [
+                ("grant_type", "client_credentials"), ("client_id", clientId), ("scope", context.scope),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", assertion),
+            ]
+        )
+    }
+
+    private func requestToken(tenant: String, fields: [(String, String)]) async throws(CredentialError) -> AccessToken {
         let url = tokenURL(tenant: tenant)
         var headers = HTTPFields()
         headers[.contentType] = "application/x-www-form-urlencoded"

@@ -155,32 +155,29 @@ public struct ManagedIdentityCredential: TokenCredential {
     }
 
     private func makeRequest(resource: String) throws(CredentialError) -> HTTPRequest {
-        var query: [(String, String)] = []
         var headers = HTTPFields()
-        let url: String
+        let path: String
+        let apiVersion: String
+        // The two services spell the resource id parameter differently.
+        let resourceIdParameter: String
         switch source {
         case .imds(let endpoint):
-            query = [("api-version", "2018-02-01"), ("resource", resource)]
-            switch identity {
-            case .systemAssigned: break
-            case .clientId(let id): query.append(("client_id", id))
-            case .objectId(let id): query.append(("object_id", id))
-            case .resourceId(let id): query.append(("msi_res_id", id))
-            }
-            headers[HTTPField.Name("Metadata")!] = "true"
-            url = "\(endpoint)/metadata/identity/oauth2/token?\(HTTPSupport.query(query))"
+            path = "\(endpoint)/metadata/identity/oauth2/token"
+            (apiVersion, resourceIdParameter) = ("2018-02-01", "msi_res_id")
         case .appService(let endpoint, let header):
-            query = [("api-version", "2019-08-01"), ("resource", resource)]
-            switch identity {
-            case .systemAssigned: break
-            case .clientId(let id): query.append(("client_id", id))
-            case .objectId(let id): query.append(("object_id", id))
-            case .resourceId(let id): query.append(("mi_res_id", id))
-            }
+            path = endpoint
+            (apiVersion, resourceIdParameter) = ("2019-08-01", "mi_res_id")
             headers[HTTPField.Name("X-IDENTITY-HEADER")!] = header
-            headers[HTTPField.Name("Metadata")!] = "true"
-            url = "\(endpoint)?\(HTTPSupport.query(query))"
         }
+        headers[HTTPField.Name("Metadata")!] = "true"
+        var query = [("api-version", apiVersion), ("resource", resource)]
+        switch identity {
+        case .systemAssigned: break
+        case .clientId(let id): query.append(("client_id", id))
+        case .objectId(let id): query.append(("object_id", id))
+        case .resourceId(let id): query.append((resourceIdParameter, id))
+        }
+        let url = "\(path)?\(HTTPSupport.query(query))"
         guard let request = HTTPSupport.request(.get, url: url, headers: headers) else {
             throw CredentialError(
                 credential: "ManagedIdentityCredential", kind: .invalidConfiguration,

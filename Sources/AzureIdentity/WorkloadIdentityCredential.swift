@@ -12,7 +12,6 @@ public struct WorkloadIdentityCredential: TokenCredential {
         case provider(@Sendable () async -> String?)
     }
 
-    public let clientId: String
     private let assertion: Assertion
     private let endpoint: EntraTokenEndpoint
 
@@ -24,52 +23,37 @@ public struct WorkloadIdentityCredential: TokenCredential {
         now: @escaping @Sendable () -> Date = { Date() },
         clock: any Clock<Duration> = ContinuousClock()
     ) {
-        self.clientId = clientId
         self.assertion = assertion
         endpoint = EntraTokenEndpoint(
-            http: http, authority: authority, credential: "WorkloadIdentityCredential", now: now, clock: clock)
+            http: http, authority: authority, credential: "WorkloadIdentityCredential", clientId: clientId, now: now,
+            clock: clock)
     }
 
-    public var name: String { "WorkloadIdentityCredential (client \(clientId), tenant \(endpoint.authority.tenantId))" }
+    public var clientId: String { endpoint.clientId }
+
+    public var name: String { endpoint.credentialName }
 
     public func getToken(_ context: TokenRequestContext) async throws(CredentialError) -> AccessToken {
-        try endpoint.authority.validate(credential: "WorkloadIdentityCredential")
-        let tenant = try endpoint.authority.tenant(for: context.tenantId, credential: "WorkloadIdentityCredential")
-        let token = try await readAssertion()
-        return try await endpoint.requestToken(
-            tenant: tenant,
-            fields: [
-                ("grant_type", "client_credentials"), ("client_id", clientId), ("scope", context.scope),
-                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                ("client_assertion", token),
-            ]
-        )
+        try await endpoint.requestToken(context) { _ throws(CredentialError) in try await readAssertion() }
     }
 
     private func readAssertion() async throws(CredentialError) -> String {
         switch assertion {
         case .file(let path):
             guard let data = FileManager.default.contents(atPath: path) else {
-                throw CredentialError(
-                    credential: "WorkloadIdentityCredential",
-                    kind: .invalidConfiguration,
-                    message:
-                        "cannot read the federated token file \(path) (AZURE_FEDERATED_TOKEN_FILE); is the service-account token projected into the pod?"
+                throw endpoint.invalidConfiguration(
+                    "cannot read the federated token file \(path) (AZURE_FEDERATED_TOKEN_FILE); is the service-account token projected into the pod?"
                 )
             }
             // Projected files may end in a newline; Entra wants the bare JWT.
             let token = String(decoding: data, as: UTF8.self).trimmingWhitespace
             guard !token.isEmpty else {
-                throw CredentialError(
-                    credential: "WorkloadIdentityCredential", kind: .invalidConfiguration,
-                    message: "the federated token file \(path) is empty")
+                throw endpoint.invalidConfiguration("the federated token file \(path) is empty")
             }
             return token
         case .provider(let provide):
             guard let token = await provide()?.trimmingWhitespace, !token.isEmpty else {
-                throw CredentialError(
-                    credential: "WorkloadIdentityCredential", kind: .invalidConfiguration,
-                    message: "no service-account token is available")
+                throw endpoint.invalidConfiguration("no service-account token is available")
             }
             return token
         }

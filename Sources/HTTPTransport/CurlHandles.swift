@@ -21,20 +21,19 @@ func curlErrorText(_ code: CURLcode) -> String {
     String(cString: curl_easy_strerror(code))
 }
 
-final class MultiHandle {
-    private(set) var raw: UnsafeMutableRawPointer?
+/// Frees one C object with `release`, at most once: `close()` or, as a backstop, deinit.
+class OwnedResource<Raw> {
+    fileprivate(set) var raw: Raw?
+    private let release: (Raw) -> Void
 
-    init() throws(HTTPTransportError) {
-        guard let raw = curl_multi_init() else {
-            throw HTTPTransportError(kind: .other, target: "", reason: "curl_multi_init failed (out of memory?)")
-        }
+    init(_ raw: Raw?, release: @escaping (Raw) -> Void) {
         self.raw = raw
+        self.release = release
     }
 
-    /// Closes every cached connection. Every easy handle must have been removed first.
-    func close() {
+    final func close() {
         if let raw {
-            curl_multi_cleanup(raw)
+            release(raw)
             self.raw = nil
         }
     }
@@ -42,16 +41,25 @@ final class MultiHandle {
     deinit { close() }
 }
 
-/// DNS cache and TLS session cache shared by all easy handles. Only the loop thread uses it,
-/// so it needs no lock callbacks.
-final class ShareHandle {
-    private(set) var raw: UnsafeMutableRawPointer?
+/// Closing it closes every cached connection, so every easy handle must have been removed first.
+final class MultiHandle: OwnedResource<UnsafeMutableRawPointer> {
+    init() throws(HTTPTransportError) {
+        guard let raw = curl_multi_init() else {
+            throw HTTPTransportError(kind: .other, target: "", reason: "curl_multi_init failed (out of memory?)")
+        }
+        super.init(raw, release: { _ = curl_multi_cleanup($0) })
+    }
+}
 
+/// DNS cache and TLS session cache shared by all easy handles. Only the loop thread uses it,
+/// so it needs no lock callbacks. Close it after the multi handle: closing cached TLS
+/// connections still touches the session cache.
+final class ShareHandle: OwnedResource<UnsafeMutableRawPointer> {
     init() throws(HTTPTransportError) {
         guard let raw = curl_share_init() else {
             throw HTTPTransportError(kind: .other, target: "", reason: "curl_share_init failed (out of memory?)")
         }
-        self.raw = raw
+        super.init(raw, release: { _ = curl_share_cleanup($0) })
         for data in [CURL_LOCK_DATA_DNS, CURL_LOCK_DATA_SSL_SESSION] {
             let code = ccurl_share_setopt_lock_data(raw, CURLSHOPT_SHARE, data)
             guard code == CURLSHE_OK else {
@@ -62,40 +70,21 @@ final class ShareHandle {
             }
         }
     }
-
-    /// Must come after the multi handle is closed: closing cached TLS connections still
-    /// touches the session cache.
-    func close() {
-        if let raw {
-            curl_share_cleanup(raw)
-            self.raw = nil
-        }
-    }
-
-    deinit { close() }
 }
 
-final class EasyHandle {
-    private(set) var raw: UnsafeMutableRawPointer?
-
+/// Close it after it was removed from the multi handle.
+final class EasyHandle: OwnedResource<UnsafeMutableRawPointer> {
     init?() {
         guard let raw = curl_easy_init() else { return nil }
-        self.raw = raw
+        super.init(raw, release: { curl_easy_cleanup($0) })
     }
-
-    /// Must come after the handle was removed from the multi handle.
-    func close() {
-        if let raw {
-            curl_easy_cleanup(raw)
-            self.raw = nil
-        }
-    }
-
-    deinit { close() }
 }
 
-final class HeaderList {
-    private(set) var raw: UnsafeMutablePointer<curl_slist>?
+/// Close it after the easy handle that points at the list is cleaned up.
+final class HeaderList: OwnedResource<UnsafeMutablePointer<curl_slist>> {
+    init() {
+        super.init(nil, release: Self.wipeAndFree)
+    }
 
     /// Returns false when libcurl could not allocate; the list keeps what it had.
     func append(_ line: String) -> Bool {
@@ -104,29 +93,23 @@ final class HeaderList {
         return true
     }
 
-    /// Must come after the easy handle that points at the list is cleaned up.
-    func close() {
-        if let raw {
-            // curl_slist_append copied each line into the list; wipe them (they may hold tokens).
-            var node: UnsafeMutablePointer<curl_slist>? = raw
-            while let current = node {
-                if let text = current.pointee.data {
-                    explicit_bzero(text, strlen(text))
-                }
-                node = current.pointee.next
+    /// curl_slist_append copied each line into the list; wipe them (they may hold tokens).
+    private static func wipeAndFree(_ list: UnsafeMutablePointer<curl_slist>) {
+        var node: UnsafeMutablePointer<curl_slist>? = list
+        while let current = node {
+            if let text = current.pointee.data {
+                explicit_bzero(text, strlen(text))
             }
-            curl_slist_free_all(raw)
-            self.raw = nil
+            node = current.pointee.next
         }
+        curl_slist_free_all(list)
     }
-
-    deinit { close() }
 }
 
 /// A private copy of bytes that may be secret (a request body, the CA bundle), stable in memory
-/// while libcurl reads it without copying, wiped before it is freed.
-final class WipedBuffer {
-    private(set) var bytes: UnsafeMutableRawBufferPointer?
+/// while libcurl reads it without copying, wiped before it is freed. Close it after libcurl can
+/// no longer read the buffer (its easy handle is cleaned up).
+final class WipedBuffer: OwnedResource<UnsafeMutableRawBufferPointer> {
     let count: Int
 
     init(copying source: [UInt8]) {
@@ -134,22 +117,16 @@ final class WipedBuffer {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: source.count + 1, alignment: 1)
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
         source.withUnsafeBytes { buffer.copyMemory(from: $0) }
-        bytes = buffer
         count = source.count
+        super.init(buffer, release: Self.wipeAndFree)
     }
 
-    var baseAddress: UnsafeMutableRawPointer? { bytes?.baseAddress }
+    var baseAddress: UnsafeMutableRawPointer? { raw?.baseAddress }
 
-    /// Must come after libcurl can no longer read the buffer (its easy handle is cleaned up).
-    func close() {
-        if let bytes {
-            if let base = bytes.baseAddress {
-                explicit_bzero(base, bytes.count)
-            }
-            bytes.deallocate()
-            self.bytes = nil
+    private static func wipeAndFree(_ bytes: UnsafeMutableRawBufferPointer) {
+        if let base = bytes.baseAddress {
+            explicit_bzero(base, bytes.count)
         }
+        bytes.deallocate()
     }
-
-    deinit { close() }
 }

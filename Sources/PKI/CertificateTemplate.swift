@@ -164,9 +164,8 @@ public struct CertificateTemplate: Sendable {
                 throw .openSSL(operation, "could not set the path length constraint")
             }
         }
-        guard X509_add1_ext_i2d(x509, NID_basic_constraints, constraints, 1, UInt(X509V3_ADD_DEFAULT)) == 1 else {
-            throw .openSSL(operation, "could not add basic constraints")
-        }
+        try addExtension(
+            x509, NID_basic_constraints, constraints, critical: true, named: "basic constraints", operation: operation)
     }
 
     private func addKeyUsage(_ x509: OpaquePointer, operation: String) throws(PKIError) {
@@ -176,9 +175,7 @@ public struct CertificateTemplate: Sendable {
         for usage in keyUsage {
             guard ASN1_BIT_STRING_set_bit(bits, usage.bit, 1) == 1 else { throw .openSSL(operation, "out of memory") }
         }
-        guard X509_add1_ext_i2d(x509, NID_key_usage, bits, 1, UInt(X509V3_ADD_DEFAULT)) == 1 else {
-            throw .openSSL(operation, "could not add key usage")
-        }
+        try addExtension(x509, NID_key_usage, bits, critical: true, named: "key usage", operation: operation)
     }
 
     private func addExtendedKeyUsage(_ x509: OpaquePointer, operation: String) throws(PKIError) {
@@ -194,12 +191,8 @@ public struct CertificateTemplate: Sendable {
                 throw .openSSL(operation, "out of memory")
             }
         }
-        guard
-            X509_add1_ext_i2d(x509, NID_ext_key_usage, UnsafeMutableRawPointer(usages), 0, UInt(X509V3_ADD_DEFAULT))
-                == 1
-        else {
-            throw .openSSL(operation, "could not add extended key usage")
-        }
+        try addExtension(
+            x509, NID_ext_key_usage, UnsafeMutableRawPointer(usages), named: "extended key usage", operation: operation)
     }
 
     private func addSubjectAlternativeNames(_ x509: OpaquePointer, operation: String) throws(PKIError) {
@@ -223,12 +216,9 @@ public struct CertificateTemplate: Sendable {
                 throw .openSSL(operation, "out of memory")
             }
         }
-        guard
-            X509_add1_ext_i2d(x509, NID_subject_alt_name, UnsafeMutableRawPointer(names), 0, UInt(X509V3_ADD_DEFAULT))
-                == 1
-        else {
-            throw .openSSL(operation, "could not add subject alternative names")
-        }
+        try addExtension(
+            x509, NID_subject_alt_name, UnsafeMutableRawPointer(names), named: "subject alternative names",
+            operation: operation)
     }
 
     /// RFC 5280 section 4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING's contents.
@@ -246,9 +236,10 @@ public struct CertificateTemplate: Sendable {
     {
         guard let octets = ASN1_OCTET_STRING_new() else { throw .openSSL(operation, "out of memory") }
         defer { ASN1_OCTET_STRING_free(octets) }
-        guard ASN1_OCTET_STRING_set(octets, value, Int32(value.count)) == 1,
-            X509_add1_ext_i2d(x509, nid, octets, 0, UInt(X509V3_ADD_DEFAULT)) == 1
-        else { throw .openSSL(operation, "could not add the subject key identifier") }
+        guard ASN1_OCTET_STRING_set(octets, value, Int32(value.count)) == 1 else {
+            throw .openSSL(operation, "could not add the subject key identifier")
+        }
+        try addExtension(x509, nid, octets, named: "the subject key identifier", operation: operation)
     }
 
     private func addAuthorityKeyIdentifier(_ x509: OpaquePointer, _ keyIdentifier: [UInt8], operation: String)
@@ -258,9 +249,22 @@ public struct CertificateTemplate: Sendable {
         defer { AUTHORITY_KEYID_free(authorityKeyID) }
         guard let octets = ASN1_OCTET_STRING_new() else { throw .openSSL(operation, "out of memory") }
         authorityKeyID.pointee.keyid = octets  // freed with authorityKeyID
-        guard ASN1_OCTET_STRING_set(octets, keyIdentifier, Int32(keyIdentifier.count)) == 1,
-            X509_add1_ext_i2d(x509, NID_authority_key_identifier, authorityKeyID, 0, UInt(X509V3_ADD_DEFAULT)) == 1
-        else { throw .openSSL(operation, "could not add the authority key identifier") }
+        guard ASN1_OCTET_STRING_set(octets, keyIdentifier, Int32(keyIdentifier.count)) == 1 else {
+            throw .openSSL(operation, "could not add the authority key identifier")
+        }
+        try addExtension(
+            x509, NID_authority_key_identifier, authorityKeyID, named: "the authority key identifier",
+            operation: operation)
+    }
+
+    /// Encodes `value` as extension `nid` of `x509`; `name` says which extension failed.
+    private func addExtension(
+        _ x509: OpaquePointer, _ nid: Int32, _ value: UnsafeMutableRawPointer, critical: Bool = false,
+        named name: String, operation: String
+    ) throws(PKIError) {
+        guard X509_add1_ext_i2d(x509, nid, value, critical ? 1 : 0, UInt(X509V3_ADD_DEFAULT)) == 1 else {
+            throw .openSSL(operation, "could not add \(name)")
+        }
     }
 }
 
@@ -304,14 +308,8 @@ enum DistinguishedName {
         var attributes: [Attribute] = []
         var index = 0
         func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
-        func hexValue(_ byte: UInt8) -> UInt8? {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-            default: nil
-            }
-        }
+        // A byte is never one of the fullwidth digits hexDigitValue also accepts: only 0-9, a-f, A-F pass.
+        func hexValue(_ byte: UInt8) -> UInt8? { Character(Unicode.Scalar(byte)).hexDigitValue.map(UInt8.init) }
 
         while true {
             // Attribute type, up to "=".

@@ -91,6 +91,20 @@ func bigNumberParameter(_ pkey: OpaquePointer, _ name: String, width: Int? = nil
     return bytes(of: value, width: width)
 }
 
+/// Owns an EVP_PKEY for a `PublicKey` or `PrivateKey`. Stored first in their inits, it also frees
+/// the key when a later step of the init throws (Swift releases the properties set so far).
+final class KeyHandle {
+    let pkey: OpaquePointer
+
+    init(taking pkey: OpaquePointer) {
+        self.pkey = pkey
+    }
+
+    deinit {
+        EVP_PKEY_free(pkey)
+    }
+}
+
 /// Collects OSSL_PARAMs for EVP_PKEY_fromdata. OSSL_PARAM_BLD keeps key names and values by
 /// pointer until the parameters are used, so this owns C copies of all of them until it dies.
 final class KeyParameterBuilder {

@@ -5,25 +5,17 @@ internal import COpenSSL
 /// `@unchecked Sendable`: the EVP_PKEY is never modified after init, and OpenSSL 3 allows
 /// concurrent signing and export with one EVP_PKEY (each call makes its own context).
 public final class PrivateKey: @unchecked Sendable {
-    let pkey: OpaquePointer
+    private let handle: KeyHandle
     public let algorithm: KeyAlgorithm
     public let publicKey: PublicKey
 
+    var pkey: OpaquePointer { handle.pkey }
+
     /// Takes ownership of `pkey`, freeing it if the key is unusable.
     init(taking pkey: OpaquePointer, operation: String) throws(PKIError) {
-        do throws(PKIError) {
-            algorithm = try KeyAlgorithm(of: pkey, operation: operation)
-            let spki = try encodeDER(operation) { i2d_PUBKEY(pkey, $0) }
-            publicKey = try PublicKey(spkiDER: spki)
-        } catch {
-            EVP_PKEY_free(pkey)
-            throw error
-        }
-        self.pkey = pkey
-    }
-
-    deinit {
-        EVP_PKEY_free(pkey)
+        handle = KeyHandle(taking: pkey)
+        algorithm = try KeyAlgorithm(of: pkey, operation: operation)
+        publicKey = try PublicKey(spkiDER: encodeDER(operation) { i2d_PUBKEY(pkey, $0) })
     }
 
     /// A new key: RSA with 2048 to 8192 bits (a multiple of 8; Key Vault uses 2048, 3072 and
@@ -110,9 +102,7 @@ public final class PrivateKey: @unchecked Sendable {
     /// is checked for consistency (the private part must match the public part).
     public convenience init(jwk: JSONWebKey) throws(PKIError) {
         let operation = "read private key from JWK"
-        let builder = try KeyParameterBuilder(operation: operation)
-        let family = try JSONWebKey.Family(of: jwk, operation: operation)
-        let keyType = try builder.addPublicMembers(of: jwk, family: family, operation: operation)
+        let (builder, family) = try jwk.publicParameters(operation: operation)
         switch family {
         case .rsa:
             let members: [(KeyPath<JSONWebKey, String?>, String, String)] = [
@@ -129,7 +119,7 @@ public final class PrivateKey: @unchecked Sendable {
             }
             try builder.addBigNumber("priv", d)
         }
-        let pkey = try builder.makeKey(keyType: keyType, selection: copenssl_EVP_PKEY_KEYPAIR)
+        let pkey = try builder.makeKey(keyType: family.keyType, selection: copenssl_EVP_PKEY_KEYPAIR)
         guard let checkContext = EVP_PKEY_CTX_new_from_pkey(nil, pkey, nil) else {
             EVP_PKEY_free(pkey)
             throw .openSSL(operation, "out of memory")

@@ -5,24 +5,17 @@ internal import COpenSSL
 /// `@unchecked Sendable`: the EVP_PKEY is never modified after init, and OpenSSL 3 allows
 /// concurrent verification with one EVP_PKEY (each call makes its own context).
 public final class PublicKey: @unchecked Sendable, Equatable, Hashable {
-    let pkey: OpaquePointer
+    private let handle: KeyHandle
     public let algorithm: KeyAlgorithm
     let subjectPublicKeyInfo: [UInt8]
 
+    var pkey: OpaquePointer { handle.pkey }
+
     /// Takes ownership of `pkey`, freeing it if the key is unusable.
     init(taking pkey: OpaquePointer, operation: String) throws(PKIError) {
-        do throws(PKIError) {
-            algorithm = try KeyAlgorithm(of: pkey, operation: operation)
-            subjectPublicKeyInfo = try encodeDER(operation) { i2d_PUBKEY(pkey, $0) }
-        } catch {
-            EVP_PKEY_free(pkey)
-            throw error
-        }
-        self.pkey = pkey
-    }
-
-    deinit {
-        EVP_PKEY_free(pkey)
+        handle = KeyHandle(taking: pkey)
+        algorithm = try KeyAlgorithm(of: pkey, operation: operation)
+        subjectPublicKeyInfo = try encodeDER(operation) { i2d_PUBKEY(pkey, $0) }
     }
 
     /// A DER SubjectPublicKeyInfo, the body of a "PUBLIC KEY" PEM block.
@@ -55,10 +48,8 @@ public final class PublicKey: @unchecked Sendable, Equatable, Hashable {
     /// An RSA ("RSA", "RSA-HSM": n, e) or EC ("EC", "EC-HSM": crv, x, y) JWK. Private members are ignored.
     public convenience init(jwk: JSONWebKey) throws(PKIError) {
         let operation = "read public key from JWK"
-        let builder = try KeyParameterBuilder(operation: operation)
-        let family = try JSONWebKey.Family(of: jwk, operation: operation)
-        let keyType = try builder.addPublicMembers(of: jwk, family: family, operation: operation)
-        let pkey = try builder.makeKey(keyType: keyType, selection: copenssl_EVP_PKEY_PUBLIC_KEY)
+        let (builder, family) = try jwk.publicParameters(operation: operation)
+        let pkey = try builder.makeKey(keyType: family.keyType, selection: copenssl_EVP_PKEY_PUBLIC_KEY)
         try self.init(taking: pkey, operation: operation)
     }
 
@@ -182,21 +173,30 @@ enum ECDSASignature {
     }
 }
 
-extension KeyParameterBuilder {
-    /// A JWK's public members, which a public and a private key are both built from: RSA's n and
-    /// e, or an EC key's curve and point. Returns OpenSSL's name for the key type.
-    func addPublicMembers(of jwk: JSONWebKey, family: JSONWebKey.Family, operation: String) throws(PKIError)
-        -> StaticString
-    {
+extension JSONWebKey {
+    /// A parameter builder holding this key's public members, which a public and a private key
+    /// are both built from: RSA's n and e, or an EC key's curve and point.
+    func publicParameters(operation: String) throws(PKIError) -> (builder: KeyParameterBuilder, family: Family) {
+        let builder = try KeyParameterBuilder(operation: operation)
+        let family = try Family(of: self, operation: operation)
         switch family {
         case .rsa:
-            try addBigNumber("n", jwk.bytes(\.n, named: "n", operation: operation))
-            try addBigNumber("e", jwk.bytes(\.e, named: "e", operation: operation))
-            return "RSA"
+            try builder.addBigNumber("n", bytes(\.n, named: "n", operation: operation))
+            try builder.addBigNumber("e", bytes(\.e, named: "e", operation: operation))
         case .ec(let curve):
-            try addUTF8String("group", curve.openSSLGroupName.description)
-            try addOctetString("pub", ECPoint.uncompressed(jwk, curve: curve, operation: operation))
-            return "EC"
+            try builder.addUTF8String("group", curve.openSSLGroupName.description)
+            try builder.addOctetString("pub", ECPoint.uncompressed(self, curve: curve, operation: operation))
+        }
+        return (builder, family)
+    }
+}
+
+extension JSONWebKey.Family {
+    /// OpenSSL's name for the key type.
+    var keyType: StaticString {
+        switch self {
+        case .rsa: "RSA"
+        case .ec: "EC"
         }
     }
 }

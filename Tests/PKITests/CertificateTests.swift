@@ -260,6 +260,9 @@ struct DemoChain {
         #expect(try subject(of: "CN=Doe\\, John, O=X") == "CN=Doe\\, John,O=X")
         #expect(try subject(of: "CN=\"Quoted, Inc\"") == "CN=Quoted\\, Inc")
         #expect(try subject(of: "CN=hex\\2Cescape") == "CN=hex\\,escape")
+        #expect(try subject(of: "CN=hex\\2cescape\\41") == "CN=hex\\,escapeA")
+        // Not two hex digits: the backslash just escapes the next character.
+        #expect(try subject(of: "CN=not\\2ghex") == "CN=not2ghex")
         #expect(try subject(of: "cn=lower, s=WA, l=Seattle") == "CN=lower,ST=WA,L=Seattle")
         #expect(try subject(of: "E=a@b.c, CN=mail") == "emailAddress=a@b.c,CN=mail")
         #expect(try subject(of: "CN=Zoë") == "CN=Zoë")
