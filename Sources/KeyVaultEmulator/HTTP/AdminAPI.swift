@@ -118,6 +118,10 @@ struct AdminAPI: Sendable {
         }
     }
 
+    private func decode<T: StrictlyDecodable>(_ type: T.Type, _ body: [UInt8]) throws(Failure) -> T {
+        try decode(Strict<T>.self, body).value
+    }
+
     private func decode<T: Decodable>(_ type: T.Type, _ body: [UInt8]) throws(Failure) -> T {
         do {
             return try JSONDecoder().decode(type, from: Data(body))
@@ -132,16 +136,12 @@ struct AdminAPI: Sendable {
 private struct RequestsBody: Encodable { var requests: [LoggedRequest] }
 private struct FaultsBody: Encodable { var faults: [FaultRuleJSON] }
 
-private struct LatencyJSON: Decodable {
+private struct LatencyJSON: StrictlyDecodable {
     var milliseconds: Int
     enum CodingKeys: String, CodingKey, CaseIterable { case milliseconds }
-    init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        milliseconds = try decoder.container(keyedBy: CodingKeys.self).decode(Int.self, forKey: .milliseconds)
-    }
 }
 
-private struct ServiceAccountTokenRequest: Decodable {
+private struct ServiceAccountTokenRequest: StrictlyDecodable {
     var subject: String
     var audience: String?
     var lifetimeSeconds: Int?
@@ -158,16 +158,6 @@ private struct ServiceAccountTokenRequest: Decodable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable { case subject, audience, lifetimeSeconds, issuedAt, issuer, pod }
-    init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        subject = try c.decode(String.self, forKey: .subject)
-        audience = try c.decodeIfPresent(String.self, forKey: .audience)
-        lifetimeSeconds = try c.decodeIfPresent(Int.self, forKey: .lifetimeSeconds)
-        issuedAt = try c.decodeIfPresent(Int64.self, forKey: .issuedAt)
-        issuer = try c.decodeIfPresent(String.self, forKey: .issuer)
-        pod = try c.decodeIfPresent(Pod.self, forKey: .pod)
-    }
 }
 
 private struct ServiceAccountTokenBody: Encodable {
@@ -195,7 +185,7 @@ private struct IdentityJSON: Encodable {
 
 /// The admin API's JSON form of a fault rule:
 /// `{"method":"GET","vault":"demo","pathPrefix":"/secrets/","count":2,"action":"status","status":429,"retryAfter":1}`.
-struct FaultRuleJSON: Codable {
+struct FaultRuleJSON: Encodable, StrictlyDecodable {
     var method: String?
     var vault: String?
     var pathPrefix: String?
@@ -225,19 +215,6 @@ struct FaultRuleJSON: Codable {
         case .drop:
             action = "drop"
         }
-    }
-
-    init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        method = try c.decodeIfPresent(String.self, forKey: .method)
-        vault = try c.decodeIfPresent(String.self, forKey: .vault)
-        pathPrefix = try c.decodeIfPresent(String.self, forKey: .pathPrefix)
-        count = try c.decodeIfPresent(Int.self, forKey: .count)
-        action = try c.decodeIfPresent(String.self, forKey: .action)
-        status = try c.decodeIfPresent(Int.self, forKey: .status)
-        retryAfter = try c.decodeIfPresent(Int.self, forKey: .retryAfter)
-        hangSeconds = try c.decodeIfPresent(Int.self, forKey: .hangSeconds)
     }
 
     func rule() throws(AdminAPI.Failure) -> FaultRule {

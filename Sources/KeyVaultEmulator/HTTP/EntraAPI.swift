@@ -43,33 +43,8 @@ struct EntraAPI: Sendable {
     }
 
     private func discovery(tenant: String, origin: String) -> Response {
-        struct Configuration: Encodable {
-            var issuer: String
-            var authorizationEndpoint: String
-            var tokenEndpoint: String
-            var deviceAuthorizationEndpoint: String
-            var jwksUri: String
-            var responseTypesSupported: [String]
-            var subjectTypesSupported: [String]
-            var idTokenSigningAlgValuesSupported: [String]
-            var tokenEndpointAuthMethodsSupported: [String]
-            var tenantRegionScope: String?
-
-            enum CodingKeys: String, CodingKey {
-                case issuer
-                case authorizationEndpoint = "authorization_endpoint"
-                case tokenEndpoint = "token_endpoint"
-                case deviceAuthorizationEndpoint = "device_authorization_endpoint"
-                case jwksUri = "jwks_uri"
-                case responseTypesSupported = "response_types_supported"
-                case subjectTypesSupported = "subject_types_supported"
-                case idTokenSigningAlgValuesSupported = "id_token_signing_alg_values_supported"
-                case tokenEndpointAuthMethodsSupported = "token_endpoint_auth_methods_supported"
-                case tenantRegionScope = "tenant_region_scope"
-            }
-        }
         return .json(
-            Configuration(
+            OpenIDConfiguration(
                 issuer: "\(origin)/\(state.tenantId)/v2.0",
                 authorizationEndpoint: "\(origin)/\(tenant)/oauth2/v2.0/authorize",
                 tokenEndpoint: "\(origin)/\(tenant)/oauth2/v2.0/token",
@@ -78,8 +53,7 @@ struct EntraAPI: Sendable {
                 responseTypesSupported: ["code", "id_token", "code id_token", "id_token token"],
                 subjectTypesSupported: ["pairwise"],
                 idTokenSigningAlgValuesSupported: ["RS256"],
-                tokenEndpointAuthMethodsSupported: ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-                tenantRegionScope: nil
+                tokenEndpointAuthMethodsSupported: ["client_secret_post", "private_key_jwt", "client_secret_basic"]
             )
         )
     }

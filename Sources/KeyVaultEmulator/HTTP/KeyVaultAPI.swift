@@ -41,15 +41,16 @@ struct KeyVaultAPI: Sendable {
 
     private func perform(_ operation: KeyVaultOperation, _ call: Call) async throws(KeyVaultFailure) -> Response {
         switch operation {
-        case .list(let kind): return try await list(kind, call)
+        case .list(let kind): return try await list(kind.servedVersion, call)
         case .get(let kind, let name, let version): return try await get(kind, name: name, version: version, call)
-        case .listVersions(let kind, let name): return try await listVersions(kind, name: name, call)
-        case .update(let kind, let name, let version): return try await update(kind, name: name, version: version, call)
-        case .delete(let kind, let name): return try await delete(kind, name: name, call)
-        case .listDeleted(let kind): return try await listDeleted(kind, call)
-        case .getDeleted(let kind, let name): return try await getDeleted(kind, name: name, call)
-        case .purge(let kind, let name): return try await purge(kind, name: name, call)
-        case .recover(let kind, let name): return try await recover(kind, name: name, call)
+        case .listVersions(let kind, let name): return try await listVersions(kind.servedVersion, name: name, call)
+        case .update(let kind, let name, let version):
+            return try await update(kind.servedVersion, name: name, version: version, call)
+        case .delete(let kind, let name): return try await delete(kind.servedVersion, name: name, call)
+        case .listDeleted(let kind): return try await listDeleted(kind.servedVersion, call)
+        case .getDeleted(let kind, let name): return try await getDeleted(kind.servedVersion, name: name, call)
+        case .purge(let kind, let name): return try await purge(kind.servedVersion, name: name, call)
+        case .recover(let kind, let name): return try await recover(kind.servedVersion, name: name, call)
         case .setSecret(let name): return try await setSecret(name: name, call)
         case .createKey(let name): return try await createKey(name: name, call)
         case .importKey(let name): return try await importKey(name: name, call)
@@ -69,20 +70,20 @@ struct KeyVaultAPI: Sendable {
         switch kind {
         case .secrets:
             let (storedName, record) = try await store.get(
-                \.secrets, .secrets, vault: call.vault, name: name, version: version, rejectDisabled: true)
-            var bundle = secretBundle(storedName, record, call, includeValue: true)
+                SecretVersion.self, vault: call.vault, name: name, version: version, rejectDisabled: true)
+            var bundle = record.bundle(storedName, call, includeValue: true)
             if let wanted = call.request.query["outContentType"] {
                 bundle = try convertSecret(bundle, record: record, to: wanted)
             }
             return .json(bundle)
         case .keys:
             let (storedName, record) = try await store.get(
-                \.keys, .keys, vault: call.vault, name: name, version: version, rejectDisabled: true)
-            return .json(keyBundle(storedName, record, call))
+                KeyVersion.self, vault: call.vault, name: name, version: version, rejectDisabled: true)
+            return .json(record.bundle(storedName, call))
         case .certificates:
             let (storedName, record) = try await store.get(
-                \.certificates, .certificates, vault: call.vault, name: name, version: version, rejectDisabled: false)
-            return .json(certificateBundle(storedName, record, call, includePolicy: version == nil))
+                CertificateVersion.self, vault: call.vault, name: name, version: version, rejectDisabled: false)
+            return .json(record.bundle(storedName, call, includePolicy: version == nil))
         }
     }
 
@@ -123,101 +124,43 @@ struct KeyVaultAPI: Sendable {
         return try await items(paging)
     }
 
-    private func list(_ kind: ObjectKind, _ call: Call) async throws(KeyVaultFailure) -> Response {
+    private func list<Version: ServedVersion>(_: Version.Type, _ call: Call) async throws(KeyVaultFailure) -> Response {
         try await answerList(call, emptyFirstPage: state.emptyFirstPage) { paging throws(KeyVaultFailure) in
-            let store = state.store
-            switch kind {
-            case .secrets:
-                let page = try await store.listLatest(
-                    \.secrets, vault: call.vault, after: paging.after, limit: paging.limit)
-                let items = page.objects.map { secretItem($0.name, $0.latest, call, versioned: false) }
-                return paging.page(items, call, hasMore: page.hasMore, after: page.objects.last?.name)
-            case .keys:
-                let page = try await store.listLatest(
-                    \.keys, vault: call.vault, after: paging.after, limit: paging.limit)
-                let items = page.objects.map { keyItem($0.name, $0.latest, call, versioned: false) }
-                return paging.page(items, call, hasMore: page.hasMore, after: page.objects.last?.name)
-            case .certificates:
-                let page = try await store.listLatest(
-                    \.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
-                let items = page.objects.map { certificateItem($0.name, $0.latest, call, versioned: false) }
-                return paging.page(items, call, hasMore: page.hasMore, after: page.objects.last?.name)
-            }
+            let page = try await state.store.listLatest(
+                Version.self, vault: call.vault, after: paging.after, limit: paging.limit)
+            let items = page.objects.map { $0.latest.item($0.name, call, versioned: false) }
+            return paging.page(items, call, hasMore: page.hasMore, after: page.objects.last?.name)
         }
     }
 
-    private func listVersions(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response
+    private func listVersions<Version: ServedVersion>(_: Version.Type, name: String, _ call: Call)
+        async throws(KeyVaultFailure) -> Response
     {
         try await answerList(call, emptyFirstPage: false) { paging throws(KeyVaultFailure) in
-            let store = state.store
-            switch kind {
-            case .secrets:
-                let page = try await store.listVersions(
-                    \.secrets, .secrets, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
-                let items = page.versions.map { secretItem(page.name, $0, call, versioned: true) }
-                return paging.page(items, call, hasMore: page.hasMore, after: page.versions.last?.version)
-            case .keys:
-                let page = try await store.listVersions(
-                    \.keys, .keys, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
-                let items = page.versions.map { keyItem(page.name, $0, call, versioned: true) }
-                return paging.page(items, call, hasMore: page.hasMore, after: page.versions.last?.version)
-            case .certificates:
-                let page = try await store.listVersions(
-                    \.certificates, .certificates, vault: call.vault, name: name, after: paging.after,
-                    limit: paging.limit)
-                let items = page.versions.map { certificateItem(page.name, $0, call, versioned: true) }
-                return paging.page(items, call, hasMore: page.hasMore, after: page.versions.last?.version)
-            }
+            let page = try await state.store.listVersions(
+                Version.self, vault: call.vault, name: name, after: paging.after, limit: paging.limit)
+            let items = page.versions.map { $0.item(page.name, call, versioned: true) }
+            return paging.page(items, call, hasMore: page.hasMore, after: page.versions.last?.version)
         }
     }
 
-    private func listDeleted(_ kind: ObjectKind, _ call: Call) async throws(KeyVaultFailure) -> Response {
+    private func listDeleted<Version: ServedVersion>(_: Version.Type, _ call: Call) async throws(KeyVaultFailure)
+        -> Response
+    {
         try await answerList(call, emptyFirstPage: false) { paging throws(KeyVaultFailure) in
-            let store = state.store
-            switch kind {
-            case .secrets:
-                let page = try await store.listDeleted(
-                    \.secrets, vault: call.vault, after: paging.after, limit: paging.limit)
-                let items = page.objects.map { entry in
-                    inRecycleBin(
-                        secretItem(entry.object.name, entry.object.latest, call, versioned: false), .secrets, entry,
-                        call)
-                }
-                return paging.page(items, call, hasMore: page.hasMore, after: page.objects.last?.object.name)
-            case .keys:
-                let page = try await store.listDeleted(
-                    \.keys, vault: call.vault, after: paging.after, limit: paging.limit)
-                let items = page.objects.map { entry in
-                    inRecycleBin(
-                        keyItem(entry.object.name, entry.object.latest, call, versioned: false), .keys, entry, call)
-                }
-                return paging.page(items, call, hasMore: page.hasMore, after: page.objects.last?.object.name)
-            case .certificates:
-                let page = try await store.listDeleted(
-                    \.certificates, vault: call.vault, after: paging.after, limit: paging.limit)
-                let items = page.objects.map { entry in
-                    inRecycleBin(
-                        certificateItem(entry.object.name, entry.object.latest, call, versioned: false), .certificates,
-                        entry, call)
-                }
-                return paging.page(items, call, hasMore: page.hasMore, after: page.objects.last?.object.name)
+            let page = try await state.store.listDeleted(
+                Version.self, vault: call.vault, after: paging.after, limit: paging.limit)
+            let items = page.objects.map { entry in
+                inRecycleBin(entry.object.latest.item(entry.object.name, call, versioned: false), entry, call)
             }
+            return paging.page(items, call, hasMore: page.hasMore, after: page.objects.last?.object.name)
         }
     }
 
-    private func getDeleted(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
-        let store = state.store
-        switch kind {
-        case .secrets:
-            return .json(
-                deletedSecret(try await store.getDeleted(\.secrets, .secrets, vault: call.vault, name: name), call))
-        case .keys:
-            return .json(deletedKey(try await store.getDeleted(\.keys, .keys, vault: call.vault, name: name), call))
-        case .certificates:
-            return .json(
-                deletedCertificate(
-                    try await store.getDeleted(\.certificates, .certificates, vault: call.vault, name: name), call))
-        }
+    private func getDeleted<Version: ServedVersion>(_: Version.Type, name: String, _ call: Call)
+        async throws(KeyVaultFailure) -> Response
+    {
+        .json(deletedBundle(try await state.store.getDeleted(Version.self, vault: call.vault, name: name), call))
     }
 
     private func certificateOperation(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
@@ -227,7 +170,7 @@ struct KeyVaultAPI: Sendable {
 
     private func certificatePolicy(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
         let (storedName, record) = try await state.store.get(
-            \.certificates, .certificates, vault: call.vault, name: name, version: nil, rejectDisabled: false)
+            CertificateVersion.self, vault: call.vault, name: name, version: nil, rejectDisabled: false)
         var policy = record.policy
         policy.id = "\(call.baseURL)/certificates/\(storedName)/policy"
         return .json(policy)
@@ -255,79 +198,37 @@ struct KeyVaultAPI: Sendable {
             tags: input.tags,
             attributes: input.attributes
         )
-        return .json(secretBundle(storedName, record, call, includeValue: true))
+        return .json(record.bundle(storedName, call, includeValue: true))
     }
 
-    private func update(_ kind: ObjectKind, name: String, version: String?, _ call: Call) async throws(KeyVaultFailure)
-        -> Response
+    private func update<Version: ServedVersion>(_: Version.Type, name: String, version: String?, _ call: Call)
+        async throws(KeyVaultFailure) -> Response
     {
         let input = try JSON.decode(UpdateInput.self, from: call.request.body)
         try validateTags(input.tags)
-        let store = state.store
-        switch kind {
-        case .secrets:
-            let (storedName, record) = try await store.updateAttributes(
-                \.secrets, .secrets, vault: call.vault, name: name, version: version
-            ) { record in
-                record.attributes.apply(input.attributes)
-                if let tags = input.tags { record.tags = tags }
-                if let contentType = input.contentType { record.contentType = contentType }
-            }
-            return .json(secretBundle(storedName, record, call, includeValue: false))
-        case .keys:
-            let (storedName, record) = try await store.updateAttributes(
-                \.keys, .keys, vault: call.vault, name: name, version: version
-            ) { record in
-                record.attributes.apply(input.attributes)
-                if let tags = input.tags { record.tags = tags }
-                if let operations = input.keyOperations { record.keyOperations = operations }
-            }
-            return .json(keyBundle(storedName, record, call))
-        case .certificates:
-            let (storedName, record) = try await store.updateCertificate(
-                vault: call.vault, name: name, version: version, tags: input.tags, attributes: input.attributes)
-            return .json(certificateBundle(storedName, record, call, includePolicy: true))
-        }
+        let (storedName, record) = try await state.store.update(
+            Version.self, vault: call.vault, name: name, version: version, with: input)
+        return .json(record.bundle(storedName, call))
     }
 
-    private func delete(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
-        let store = state.store
-        switch kind {
-        case .secrets:
-            return .json(
-                deletedSecret(try await store.delete(\.secrets, .secrets, vault: call.vault, name: name), call))
-        case .keys:
-            return .json(deletedKey(try await store.delete(\.keys, .keys, vault: call.vault, name: name), call))
-        case .certificates:
-            return .json(
-                deletedCertificate(
-                    try await store.delete(\.certificates, .certificates, vault: call.vault, name: name), call))
-        }
+    private func delete<Version: ServedVersion>(_: Version.Type, name: String, _ call: Call)
+        async throws(KeyVaultFailure) -> Response
+    {
+        .json(deletedBundle(try await state.store.delete(Version.self, vault: call.vault, name: name), call))
     }
 
-    private func purge(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
-        let store = state.store
-        switch kind {
-        case .secrets: try await store.purge(\.secrets, .secrets, vault: call.vault, name: name)
-        case .keys: try await store.purge(\.keys, .keys, vault: call.vault, name: name)
-        case .certificates: try await store.purge(\.certificates, .certificates, vault: call.vault, name: name)
-        }
+    private func purge<Version: ServedVersion>(_: Version.Type, name: String, _ call: Call)
+        async throws(KeyVaultFailure) -> Response
+    {
+        try await state.store.purge(Version.self, vault: call.vault, name: name)
         return .empty(status: 204)
     }
 
-    private func recover(_ kind: ObjectKind, name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
-        let store = state.store
-        switch kind {
-        case .secrets:
-            let object = try await store.recover(\.secrets, .secrets, vault: call.vault, name: name)
-            return .json(secretBundle(object.name, object.latest, call, includeValue: false))
-        case .keys:
-            let object = try await store.recover(\.keys, .keys, vault: call.vault, name: name)
-            return .json(keyBundle(object.name, object.latest, call))
-        case .certificates:
-            let object = try await store.recover(\.certificates, .certificates, vault: call.vault, name: name)
-            return .json(certificateBundle(object.name, object.latest, call, includePolicy: true))
-        }
+    private func recover<Version: ServedVersion>(_: Version.Type, name: String, _ call: Call)
+        async throws(KeyVaultFailure) -> Response
+    {
+        let object = try await state.store.recover(Version.self, vault: call.vault, name: name)
+        return .json(object.latest.bundle(object.name, call))
     }
 
     private func createKey(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
@@ -355,7 +256,7 @@ struct KeyVaultAPI: Sendable {
             tags: input.tags,
             attributes: attributes
         )
-        return .json(keyBundle(storedName, record, call))
+        return .json(record.bundle(storedName, call))
     }
 
     private func importKey(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
@@ -373,7 +274,7 @@ struct KeyVaultAPI: Sendable {
             tags: input.tags,
             attributes: input.attributes
         )
-        return .json(keyBundle(storedName, record, call))
+        return .json(record.bundle(storedName, call))
     }
 
     private func createCertificate(name: String, _ call: Call) async throws(KeyVaultFailure) -> Response {
@@ -381,15 +282,7 @@ struct KeyVaultAPI: Sendable {
         try validateTags(input.tags)
         let (material, policy) = try CertificateFactory.create(
             policy: input.policy ?? CertificatePolicy(), now: state.now())
-        let (storedName, _) = try await state.store.addCertificate(
-            vault: call.vault,
-            name: name,
-            material: material,
-            policy: policy,
-            tags: input.tags,
-            attributes: input.attributes,
-            preserveCertOrder: input.preserveCertOrder
-        )
+        let (storedName, _) = try await addCertificate(name: name, material, policy, from: input, call)
         let (_, operation) = try await state.store.certificateOperation(vault: call.vault, name: storedName)
         var headers = HTTPFields()
         headers[.location] = "\(call.baseURL)/certificates/\(storedName)/pending?api-version=\(call.apiVersion)"
@@ -409,7 +302,20 @@ struct KeyVaultAPI: Sendable {
         try validateTags(input.tags)
         let (material, policy) = try CertificateFactory.importing(
             value: value, password: input.password, policy: input.policy)
-        let (storedName, record) = try await state.store.addCertificate(
+        let (storedName, record) = try await addCertificate(name: name, material, policy, from: input, call)
+        return .json(record.bundle(storedName, call))
+    }
+
+    /// Stores a created or imported certificate with the attributes, tags and chain order the
+    /// request asks for.
+    private func addCertificate(
+        name: String,
+        _ material: IssuedCertificate,
+        _ policy: CertificatePolicy,
+        from input: some NewCertificateInput,
+        _ call: Call
+    ) async throws(KeyVaultFailure) -> (name: String, record: CertificateVersion) {
+        try await state.store.addCertificate(
             vault: call.vault,
             name: name,
             material: material,
@@ -418,7 +324,6 @@ struct KeyVaultAPI: Sendable {
             attributes: input.attributes,
             preserveCertOrder: input.preserveCertOrder
         )
-        return .json(certificateBundle(storedName, record, call, includePolicy: true))
     }
 
     private func validateTags(_ tags: [String: String]?) throws(KeyVaultFailure) {
@@ -430,87 +335,6 @@ struct KeyVaultAPI: Sendable {
     }
 
     // MARK: JSON shapes
-
-    private func attributes(_ attributes: ObjectAttributes, exportable: Bool? = nil) -> WireAttributes {
-        WireAttributes(attributes, retention: VaultStore.retentionDays, exportable: exportable)
-    }
-
-    private func secretBundle(_ name: String, _ record: SecretVersion, _ call: Call, includeValue: Bool)
-        -> SecretBundleJSON
-    {
-        SecretBundleJSON(
-            value: includeValue ? record.value : nil,
-            id: "\(call.baseURL)/secrets/\(name)/\(record.version)",
-            contentType: record.contentType,
-            attributes: attributes(record.attributes),
-            tags: record.tags,
-            kid: record.backingKey?.url(base: call.baseURL),
-            managed: record.managed ? true : nil
-        )
-    }
-
-    private func secretItem(_ name: String, _ record: SecretVersion, _ call: Call, versioned: Bool) -> SecretItemJSON {
-        SecretItemJSON(
-            id: "\(call.baseURL)/secrets/\(name)" + (versioned ? "/\(record.version)" : ""),
-            attributes: attributes(record.attributes),
-            tags: record.tags,
-            contentType: record.contentType,
-            managed: record.managed ? true : nil
-        )
-    }
-
-    private func keyBundle(_ name: String, _ record: KeyVersion, _ call: Call) -> KeyBundleJSON {
-        var jwk = record.publicKey
-        jwk.kid = "\(call.baseURL)/keys/\(name)/\(record.version)"
-        jwk.key_ops = record.keyOperations
-        return KeyBundleJSON(
-            key: jwk,
-            attributes: attributes(record.attributes, exportable: record.exportable),
-            tags: record.tags,
-            managed: record.managed ? true : nil
-        )
-    }
-
-    private func keyItem(_ name: String, _ record: KeyVersion, _ call: Call, versioned: Bool) -> KeyItemJSON {
-        KeyItemJSON(
-            kid: "\(call.baseURL)/keys/\(name)" + (versioned ? "/\(record.version)" : ""),
-            attributes: attributes(record.attributes, exportable: record.exportable),
-            tags: record.tags,
-            managed: record.managed ? true : nil
-        )
-    }
-
-    private func certificateBundle(_ name: String, _ record: CertificateVersion, _ call: Call, includePolicy: Bool)
-        -> CertificateBundleJSON
-    {
-        var policy: CertificatePolicy?
-        if includePolicy {
-            policy = record.policy
-            policy?.id = "\(call.baseURL)/certificates/\(name)/policy"
-        }
-        return CertificateBundleJSON(
-            id: "\(call.baseURL)/certificates/\(name)/\(record.version)",
-            kid: "\(call.baseURL)/keys/\(name)/\(record.version)",
-            sid: "\(call.baseURL)/secrets/\(name)/\(record.version)",
-            x5t: Base64URL.encode(record.certificate.sha1Thumbprint),
-            cer: Data(record.certificate.der).base64EncodedString(),
-            attributes: attributes(record.attributes),
-            tags: record.tags,
-            policy: policy,
-            preserveCertOrder: record.preserveCertOrder
-        )
-    }
-
-    private func certificateItem(_ name: String, _ record: CertificateVersion, _ call: Call, versioned: Bool)
-        -> CertificateItemJSON
-    {
-        CertificateItemJSON(
-            id: "\(call.baseURL)/certificates/\(name)" + (versioned ? "/\(record.version)" : ""),
-            attributes: attributes(record.attributes),
-            tags: record.tags,
-            x5t: Base64URL.encode(record.certificate.sha1Thumbprint)
-        )
-    }
 
     /// The stored operation, or with `asCreated` as the create answers it: still in progress.
     private func operationJSON(_ name: String, _ operation: CertificateOperation, _ call: Call, asCreated: Bool = false)
@@ -529,32 +353,132 @@ struct KeyVaultAPI: Sendable {
     }
 
     /// Adds the recycle-bin fields Key Vault puts on deleted objects.
-    private func inRecycleBin<JSON: RecycleBinFields, Version>(
-        _ json: JSON,
-        _ kind: ObjectKind,
+    private func inRecycleBin<Object: Encodable, Version: VersionRecord>(
+        _ json: Object,
         _ entry: DeletedObject<Version>,
         _ call: Call
-    ) -> JSON {
-        var json = json
-        json.recoveryId = "\(call.baseURL)/\(kind.deletedPathSegment)/\(entry.object.name)"
-        json.deletedDate = entry.deletedDate
-        json.scheduledPurgeDate = entry.scheduledPurgeDate
-        return json
+    ) -> DeletedJSON<Object> {
+        DeletedJSON(
+            object: json,
+            recoveryId: "\(call.baseURL)/\(Version.kind.deletedPathSegment)/\(entry.object.name)",
+            deletedDate: entry.deletedDate,
+            scheduledPurgeDate: entry.scheduledPurgeDate
+        )
     }
 
-    private func deletedSecret(_ entry: DeletedObject<SecretVersion>, _ call: Call) -> SecretBundleJSON {
-        inRecycleBin(
-            secretBundle(entry.object.name, entry.object.latest, call, includeValue: false), .secrets, entry, call)
+    /// A deleted object as a delete or a read of the recycle bin answers it.
+    private func deletedBundle<Version: ServedVersion>(_ entry: DeletedObject<Version>, _ call: Call)
+        -> DeletedJSON<Version.Bundle>
+    {
+        inRecycleBin(entry.object.latest.bundle(entry.object.name, call), entry, call)
+    }
+}
+
+/// A stored version as the data plane answers with it, so the operations that work alike on
+/// secrets, keys and certificates are written once, generic over this.
+protocol ServedVersion: VersionRecord {
+    associatedtype Bundle: Encodable
+    associatedtype Item: Encodable
+    /// The bundle that updates, deletes and recoveries answer with: a secret without its value, a
+    /// certificate with its policy.
+    func bundle(_ name: String, _ call: KeyVaultAPI.Call) -> Bundle
+    /// A list entry; `versioned` ids name the version (lists of versions).
+    func item(_ name: String, _ call: KeyVaultAPI.Call, versioned: Bool) -> Item
+}
+
+extension ObjectKind {
+    /// The record type that stores this kind; the generic operations open it.
+    var servedVersion: any ServedVersion.Type {
+        switch self {
+        case .secrets: SecretVersion.self
+        case .keys: KeyVersion.self
+        case .certificates: CertificateVersion.self
+        }
+    }
+}
+
+extension SecretVersion: ServedVersion {
+    func bundle(_ name: String, _ call: KeyVaultAPI.Call) -> SecretBundleJSON {
+        bundle(name, call, includeValue: false)
     }
 
-    private func deletedKey(_ entry: DeletedObject<KeyVersion>, _ call: Call) -> KeyBundleJSON {
-        inRecycleBin(keyBundle(entry.object.name, entry.object.latest, call), .keys, entry, call)
+    func bundle(_ name: String, _ call: KeyVaultAPI.Call, includeValue: Bool) -> SecretBundleJSON {
+        SecretBundleJSON(
+            value: includeValue ? value : nil,
+            id: "\(call.baseURL)/secrets/\(name)/\(version)",
+            contentType: contentType,
+            attributes: WireAttributes(attributes),
+            tags: tags,
+            kid: backingKey?.url(base: call.baseURL),
+            managed: managed ? true : nil
+        )
     }
 
-    private func deletedCertificate(_ entry: DeletedObject<CertificateVersion>, _ call: Call) -> CertificateBundleJSON {
-        inRecycleBin(
-            certificateBundle(entry.object.name, entry.object.latest, call, includePolicy: true), .certificates, entry,
-            call)
+    func item(_ name: String, _ call: KeyVaultAPI.Call, versioned: Bool) -> SecretItemJSON {
+        SecretItemJSON(
+            id: "\(call.baseURL)/secrets/\(name)" + (versioned ? "/\(version)" : ""),
+            attributes: WireAttributes(attributes),
+            tags: tags,
+            contentType: contentType,
+            managed: managed ? true : nil
+        )
+    }
+}
+
+extension KeyVersion: ServedVersion {
+    func bundle(_ name: String, _ call: KeyVaultAPI.Call) -> KeyBundleJSON {
+        var jwk = publicKey
+        jwk.kid = "\(call.baseURL)/keys/\(name)/\(version)"
+        jwk.key_ops = keyOperations
+        return KeyBundleJSON(
+            key: jwk,
+            attributes: WireAttributes(attributes, exportable: exportable),
+            tags: tags,
+            managed: managed ? true : nil
+        )
+    }
+
+    func item(_ name: String, _ call: KeyVaultAPI.Call, versioned: Bool) -> KeyItemJSON {
+        KeyItemJSON(
+            kid: "\(call.baseURL)/keys/\(name)" + (versioned ? "/\(version)" : ""),
+            attributes: WireAttributes(attributes, exportable: exportable),
+            tags: tags,
+            managed: managed ? true : nil
+        )
+    }
+}
+
+extension CertificateVersion: ServedVersion {
+    func bundle(_ name: String, _ call: KeyVaultAPI.Call) -> CertificateBundleJSON {
+        bundle(name, call, includePolicy: true)
+    }
+
+    func bundle(_ name: String, _ call: KeyVaultAPI.Call, includePolicy: Bool) -> CertificateBundleJSON {
+        var policy: CertificatePolicy?
+        if includePolicy {
+            policy = self.policy
+            policy?.id = "\(call.baseURL)/certificates/\(name)/policy"
+        }
+        return CertificateBundleJSON(
+            id: "\(call.baseURL)/certificates/\(name)/\(version)",
+            kid: "\(call.baseURL)/keys/\(name)/\(version)",
+            sid: "\(call.baseURL)/secrets/\(name)/\(version)",
+            x5t: Base64URL.encode(certificate.sha1Thumbprint),
+            cer: Data(certificate.der).base64EncodedString(),
+            attributes: WireAttributes(attributes),
+            tags: tags,
+            policy: policy,
+            preserveCertOrder: preserveCertOrder
+        )
+    }
+
+    func item(_ name: String, _ call: KeyVaultAPI.Call, versioned: Bool) -> CertificateItemJSON {
+        CertificateItemJSON(
+            id: "\(call.baseURL)/certificates/\(name)" + (versioned ? "/\(version)" : ""),
+            attributes: WireAttributes(attributes),
+            tags: tags,
+            x5t: Base64URL.encode(certificate.sha1Thumbprint)
+        )
     }
 }
 

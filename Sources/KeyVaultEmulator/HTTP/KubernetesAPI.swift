@@ -88,23 +88,13 @@ struct KubernetesAPI: Sendable {
                     500, reason: "InternalError", message: "the service-account key could not be exported: \(error)")
             }
         }
-        struct Configuration: Encodable {
-            var issuer: String
-            var jwksURI: String
-            var responseTypesSupported = ["id_token"]
-            var subjectTypesSupported = ["public"]
-            var idTokenSigningAlgValuesSupported = ["RS256"]
-
-            enum CodingKeys: String, CodingKey {
-                case issuer
-                case jwksURI = "jwks_uri"
-                case responseTypesSupported = "response_types_supported"
-                case subjectTypesSupported = "subject_types_supported"
-                case idTokenSigningAlgValuesSupported = "id_token_signing_alg_values_supported"
-            }
-        }
-        let configuration = Configuration(
-            issuer: TokenService.serviceAccountIssuer, jwksURI: "https://\(request.authority)\(Self.jwksPath)")
+        let configuration = OpenIDConfiguration(
+            issuer: TokenService.serviceAccountIssuer,
+            jwksUri: "https://\(request.authority)\(Self.jwksPath)",
+            responseTypesSupported: ["id_token"],
+            subjectTypesSupported: ["public"],
+            idTokenSigningAlgValuesSupported: ["RS256"]
+        )
         return .bytes(JSON.bytes(configuration), status: 200, contentType: "application/json", headers: cache)
     }
 

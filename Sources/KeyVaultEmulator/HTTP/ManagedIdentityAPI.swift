@@ -36,34 +36,8 @@ struct ManagedIdentityAPI: Sendable {
             throw ManagedIdentityFailure(
                 status: 400, error: "invalid_request", description: "Required metadata header not specified")
         }
-        guard request.query["api-version"] != nil else {
-            throw ManagedIdentityFailure(
-                status: 400, error: "invalid_request", description: "Required query variable 'api-version' is missing")
-        }
-        let (identity, resource) = try select(request.query, resourceIdParameter: "msi_res_id")
-        let issued = state.tokens.issueAccessToken(
-            for: identity.principal, audience: resource, authenticationMethod: "2")
-        struct Body: Encodable {
-            var accessToken: String
-            var clientId: String
-            var expiresIn: String
-            var expiresOn: String
-            var extExpiresIn: String
-            var notBefore: String
-            var resource: String
-            var tokenType = "Bearer"
-            enum CodingKeys: String, CodingKey {
-                case accessToken = "access_token"
-                case clientId = "client_id"
-                case expiresIn = "expires_in"
-                case expiresOn = "expires_on"
-                case extExpiresIn = "ext_expires_in"
-                case notBefore = "not_before"
-                case resource
-                case tokenType = "token_type"
-            }
-        }
-        let body = Body(
+        let (identity, resource, issued) = try issueToken(request.query, resourceIdParameter: "msi_res_id")
+        let body = TokenBody(
             accessToken: issued.token,
             clientId: identity.principal.clientId,
             expiresIn: String(issued.expiresIn),
@@ -85,33 +59,52 @@ struct ManagedIdentityAPI: Sendable {
                 status: 401, error: "unauthorized",
                 description: "The X-IDENTITY-HEADER value is not the one this endpoint was started with")
         }
-        guard request.query["api-version"] != nil else {
+        let (identity, resource, issued) = try issueToken(request.query, resourceIdParameter: "mi_res_id")
+        let body = TokenBody(
+            accessToken: issued.token,
+            clientId: identity.principal.clientId,
+            expiresOn: String(issued.expiresOn),
+            resource: resource
+        )
+        return (.json(body), identity.principal)
+    }
+
+    /// The token answer of both endpoints, times as strings; App Service's has only `expires_on`.
+    private struct TokenBody: Encodable {
+        var accessToken: String
+        var clientId: String
+        var expiresIn: String?
+        var expiresOn: String
+        var extExpiresIn: String?
+        var notBefore: String?
+        var resource: String
+        var tokenType = "Bearer"
+
+        enum CodingKeys: String, CodingKey {
+            case accessToken = "access_token"
+            case clientId = "client_id"
+            case expiresIn = "expires_in"
+            case expiresOn = "expires_on"
+            case extExpiresIn = "ext_expires_in"
+            case notBefore = "not_before"
+            case resource
+            case tokenType = "token_type"
+        }
+    }
+
+    /// What both endpoints do once their header is checked: require an api-version, select the
+    /// identity and issue its token for the requested resource.
+    private func issueToken(_ query: [String: String], resourceIdParameter: String) throws(ManagedIdentityFailure)
+        -> (RegisteredIdentity, String, TokenService.IssuedToken)
+    {
+        guard query["api-version"] != nil else {
             throw ManagedIdentityFailure(
                 status: 400, error: "invalid_request", description: "Required query variable 'api-version' is missing")
         }
-        let (identity, resource) = try select(request.query, resourceIdParameter: "mi_res_id")
+        let (identity, resource) = try select(query, resourceIdParameter: resourceIdParameter)
         let issued = state.tokens.issueAccessToken(
             for: identity.principal, audience: resource, authenticationMethod: "2")
-        struct Body: Encodable {
-            var accessToken: String
-            var expiresOn: String
-            var resource: String
-            var tokenType = "Bearer"
-            var clientId: String
-            enum CodingKeys: String, CodingKey {
-                case accessToken = "access_token"
-                case expiresOn = "expires_on"
-                case resource
-                case tokenType = "token_type"
-                case clientId = "client_id"
-            }
-        }
-        return (
-            .json(
-                Body(
-                    accessToken: issued.token, expiresOn: String(issued.expiresOn), resource: resource,
-                    clientId: identity.principal.clientId)), identity.principal
-        )
+        return (identity, resource, issued)
     }
 
     /// The identity named by `client_id`, `object_id` or the resource id parameter, else the

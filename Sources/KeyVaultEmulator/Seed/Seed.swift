@@ -48,8 +48,7 @@ public struct Seed: Sendable, Decodable {
     }
 
     public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
         self.init(
             tenantId: try c.decodeIfPresent(String.self, forKey: .tenantId) ?? Seed.defaultTenantId,
             allowUnknownIdentities: try c.decodeIfPresent(Bool.self, forKey: .allowUnknownIdentities) ?? true,
@@ -146,8 +145,7 @@ public struct SeedIdentity: Sendable, Decodable {
     }
 
     public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
         let typeName = try c.decode(String.self, forKey: .type)
         guard let type = Kind(rawValue: typeName) else {
             throw DecodingError.dataCorruptedError(
@@ -197,8 +195,7 @@ public struct SeedVault: Sendable, Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable { case name, access, secrets, keys, certificates, timing }
 
     public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
         self.init(
             name: try c.decode(String.self, forKey: .name),
             access: try c.decodeIfPresent([SeedAccessRule].self, forKey: .access),
@@ -228,8 +225,7 @@ public struct SeedAccessRule: Sendable, Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable { case identity, secrets, keys, certificates }
 
     public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
         self.init(
             identity: try c.decode(String.self, forKey: .identity),
             secrets: try c.decodeIfPresent([String].self, forKey: .secrets) ?? [],
@@ -255,8 +251,11 @@ public struct SeedSecretVersion: Sendable, Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable { case value, contentType, enabled, tags }
 
     public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
+        try self.init(fields: decoder.strictContainer(keyedBy: CodingKeys.self))
+    }
+
+    /// Reads a version's fields; a secret with a single value has them in its own object.
+    init(fields c: KeyedDecodingContainer<CodingKeys>) throws {
         self.init(
             value: try c.decode(String.self, forKey: .value),
             contentType: try c.decodeIfPresent(String.self, forKey: .contentType),
@@ -286,20 +285,15 @@ public struct SeedSecret: Sendable, Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable { case name, value, versions, contentType, enabled, tags }
 
     public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
         let name = try c.decode(String.self, forKey: .name)
         let value = try c.decodeIfPresent(String.self, forKey: .value)
         let versions = try c.decodeIfPresent([SeedSecretVersion].self, forKey: .versions)
         switch (value, versions) {
-        case (let value?, nil):
-            self.init(
-                name: name,
-                value: value,
-                contentType: try c.decodeIfPresent(String.self, forKey: .contentType),
-                enabled: try c.decodeIfPresent(Bool.self, forKey: .enabled),
-                tags: try c.decodeIfPresent([String: String].self, forKey: .tags)
-            )
+        case (_?, nil):
+            // The strict container above has already checked this object's keys.
+            let fields = try decoder.container(keyedBy: SeedSecretVersion.CodingKeys.self)
+            self.init(name: name, versions: [try SeedSecretVersion(fields: fields)])
         case (nil, let versions?) where !versions.isEmpty:
             self.init(name: name, versions: versions)
         default:
@@ -335,8 +329,7 @@ public struct SeedKey: Sendable, Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable { case name, kty, size, curve, enabled, tags }
 
     public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
         self.init(
             name: try c.decode(String.self, forKey: .name),
             keyType: try c.decodeIfPresent(String.self, forKey: .kty) ?? "RSA",
@@ -399,8 +392,7 @@ public struct SeedCertificate: Sendable, Decodable {
     }
 
     public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
         let contentType =
             try c.decodeIfPresent(String.self, forKey: .contentType) ?? CertificatePolicy.pkcs12ContentType
         let normalized: String

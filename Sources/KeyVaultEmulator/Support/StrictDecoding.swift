@@ -12,9 +12,17 @@ struct AnyCodingKey: CodingKey {
 }
 
 extension Decoder {
-    /// Seed files are written by hand, so a misspelt field must fail loudly instead of being
-    /// ignored the way JSONDecoder ignores unknown keys.
-    func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
+    /// The keyed container of an object that may hold only `keys`. Seed files are written by
+    /// hand, so a misspelt field must fail loudly instead of being ignored the way JSONDecoder
+    /// ignores unknown keys.
+    func strictContainer<Keys: CodingKey & CaseIterable>(keyedBy keys: Keys.Type) throws
+        -> KeyedDecodingContainer<Keys>
+    {
+        try rejectUnknownKeys(keys)
+        return try container(keyedBy: keys)
+    }
+
+    fileprivate func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
         let container = try self.container(keyedBy: AnyCodingKey.self)
         let allowed = Keys.allCases.map(\.stringValue)
         for key in container.allKeys where !allowed.contains(key.stringValue) {
@@ -26,6 +34,21 @@ extension Decoder {
                 )
             )
         }
+    }
+}
+
+/// A type decoded exactly as Decodable synthesizes it, except that unknown fields are refused.
+protocol StrictlyDecodable: Decodable {
+    associatedtype CodingKeys: CodingKey & CaseIterable
+}
+
+/// Decodes `Value` with its synthesized `init(from:)` once the object's keys have been checked.
+struct Strict<Value: StrictlyDecodable>: Decodable {
+    var value: Value
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(Value.CodingKeys.self)
+        value = try Value(from: decoder)
     }
 }
 

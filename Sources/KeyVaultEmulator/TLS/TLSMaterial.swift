@@ -16,23 +16,21 @@ struct TLSMaterial: Sendable {
     ]
 
     static func generate(now: Date) throws(PKIError) -> TLSMaterial {
+        // Both certificates are valid from an hour ago (clock skew) for 90 days.
+        func template(subject: String) -> CertificateTemplate {
+            CertificateTemplate(
+                subject: subject, notBefore: now.addingTimeInterval(-3600),
+                notAfter: now.addingTimeInterval(90 * 86_400))
+        }
         let caKey = try PrivateKey.generate(.ec(.p256))
-        var caTemplate = CertificateTemplate(
-            subject: "CN=akvfs Key Vault emulator CA, O=akvfs",
-            notBefore: now.addingTimeInterval(-3600),
-            notAfter: now.addingTimeInterval(90 * 86_400)
-        )
+        var caTemplate = template(subject: "CN=akvfs Key Vault emulator CA, O=akvfs")
         caTemplate.isCertificateAuthority = true
         caTemplate.pathLengthConstraint = 0
         caTemplate.keyUsage = [.keyCertSign, .cRLSign, .digitalSignature]
         let caCertificate = try caTemplate.selfSigned(with: caKey)
 
         let serverKey = try PrivateKey.generate(.ec(.p256))
-        var serverTemplate = CertificateTemplate(
-            subject: "CN=localhost, O=akvfs",
-            notBefore: now.addingTimeInterval(-3600),
-            notAfter: now.addingTimeInterval(90 * 86_400)
-        )
+        var serverTemplate = template(subject: "CN=localhost, O=akvfs")
         serverTemplate.subjectAlternativeNames = serverNames
         serverTemplate.keyUsage = [.digitalSignature]
         serverTemplate.extendedKeyUsage = ["1.3.6.1.5.5.7.3.1"]

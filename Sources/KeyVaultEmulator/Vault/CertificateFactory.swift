@@ -239,12 +239,7 @@ enum CertificateFactory {
         policy.issuer = policy.issuer ?? .init(name: "Unknown")
         // The service cannot renew what another issuer signed: it e-mails the contacts instead.
         if policy.lifetimeActions == nil {
-            policy.lifetimeActions = [
-                .object([
-                    "trigger": .object(["lifetime_percentage": .number(80)]),
-                    "action": .object(["action_type": .string("EmailContacts")]),
-                ])
-            ]
+            policy.lifetimeActions = CertificatePolicy.defaultLifetimeActions("EmailContacts")
         }
         return policy
     }

@@ -107,14 +107,17 @@ struct CertificatePolicy: Codable, Sendable {
         var issuer = policy.issuer ?? IssuerParameters()
         if issuer.name == nil { issuer.name = "Self" }
         policy.issuer = issuer
-        if policy.lifetimeActions == nil {
-            policy.lifetimeActions = [
-                .object([
-                    "trigger": .object(["lifetime_percentage": .number(80)]),
-                    "action": .object(["action_type": .string("AutoRenew")]),
-                ])
-            ]
-        }
+        if policy.lifetimeActions == nil { policy.lifetimeActions = Self.defaultLifetimeActions("AutoRenew") }
         return policy
+    }
+
+    /// The service's default lifetime actions: `actionType` when 80% of the lifetime has passed.
+    static func defaultLifetimeActions(_ actionType: String) -> [JSONValue] {
+        [
+            .object([
+                "trigger": .object(["lifetime_percentage": .number(80)]),
+                "action": .object(["action_type": .string(actionType)]),
+            ])
+        ]
     }
 }

@@ -1,9 +1,14 @@
 /// What every stored version has in common, so listing, paging and soft delete are written once
 /// for secrets, keys and certificates.
 protocol VersionRecord: Sendable {
+    static var kind: ObjectKind { get }
+    /// Where a vault keeps this kind's objects.
+    static var table: WritableKeyPath<Vault, ObjectTable<Self>> { get }
     var version: String { get }
     var attributes: ObjectAttributes { get set }
     var tags: [String: String]? { get set }
+    /// What an update request changes in a version of this kind.
+    mutating func apply(_ update: UpdateInput)
 }
 
 struct ObjectAttributes: Sendable, Equatable {

@@ -1,6 +1,9 @@
 import PKI
 
 struct SecretVersion: VersionRecord {
+    static var kind: ObjectKind { .secrets }
+    static var table: WritableKeyPath<Vault, ObjectTable<Self>> { \.secrets }
+
     let version: String
     var value: String
     var contentType: String?
@@ -12,6 +15,9 @@ struct SecretVersion: VersionRecord {
 }
 
 struct KeyVersion: VersionRecord {
+    static var kind: ObjectKind { .keys }
+    static var table: WritableKeyPath<Vault, ObjectTable<Self>> { \.keys }
+
     let version: String
     /// Public members only: Key Vault never returns private key material from GET.
     var publicKey: JSONWebKey
@@ -23,6 +29,9 @@ struct KeyVersion: VersionRecord {
 }
 
 struct CertificateVersion: VersionRecord {
+    static var kind: ObjectKind { .certificates }
+    static var table: WritableKeyPath<Vault, ObjectTable<Self>> { \.certificates }
+
     let version: String
     var certificate: Certificate
     var policy: CertificatePolicy

@@ -35,8 +35,7 @@ public struct VaultTiming: Sendable, Codable, Equatable {
     }
 
     public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
         self.init(
             deleteSeconds: try c.decodeIfPresent(Double.self, forKey: .deleteSeconds) ?? 0,
             recoverSeconds: try c.decodeIfPresent(Double.self, forKey: .recoverSeconds) ?? 0,

@@ -55,54 +55,59 @@ actor VaultStore {
 
     private func timestamp() -> Int64 { now() }
 
+    /// Runs `body` on the named vault's table of `Version`'s kind.
+    private func withTable<Version: VersionRecord, Result>(
+        _ vault: String,
+        _ body: (inout ObjectTable<Version>) throws(KeyVaultFailure) -> Result
+    ) throws(KeyVaultFailure) -> Result {
+        try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
+            try body(&vault[keyPath: Version.table])
+        }
+    }
+
     // MARK: Generic reads shared by secrets, keys and certificates
 
-    func get<Version>(
-        _ table: WritableKeyPath<Vault, ObjectTable<Version>>,
-        _ kind: ObjectKind,
+    func get<Version: VersionRecord>(
+        _: Version.Type,
         vault: String,
         name: String,
         version: String?,
         rejectDisabled: Bool
     ) throws(KeyVaultFailure) -> (name: String, record: Version) {
-        try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
-            guard let object = vault[keyPath: table].object(named: name) else {
-                throw .notFound(kind, name: name, version: version)
+        try withTable(vault) { (table: inout ObjectTable<Version>) throws(KeyVaultFailure) in
+            guard let object = table.object(named: name) else {
+                throw .notFound(Version.kind, name: name, version: version)
             }
             let record: Version
             if let version {
-                guard let found = object.version(version) else { throw .notFound(kind, name: name, version: version) }
+                guard let found = object.version(version) else {
+                    throw .notFound(Version.kind, name: name, version: version)
+                }
                 record = found
             } else {
                 record = object.latest
             }
-            if rejectDisabled, !record.attributes.enabled { throw .disabled(kind) }
+            if rejectDisabled, !record.attributes.enabled { throw .disabled(Version.kind) }
             return (object.name, record)
         }
     }
 
-    func listLatest<Version>(
-        _ table: WritableKeyPath<Vault, ObjectTable<Version>>,
-        vault: String,
-        after: String?,
-        limit: Int
-    ) throws(KeyVaultFailure) -> (objects: [VersionedObject<Version>], hasMore: Bool) {
-        try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
-            vault[keyPath: table].livePage(after: after, limit: limit)
-        }
+    func listLatest<Version: VersionRecord>(_: Version.Type, vault: String, after: String?, limit: Int)
+        throws(KeyVaultFailure) -> (objects: [VersionedObject<Version>], hasMore: Bool)
+    {
+        try withTable(vault) { (table: inout ObjectTable<Version>) in table.livePage(after: after, limit: limit) }
     }
 
     /// Versions in creation order; `after` is the last version id already returned.
-    func listVersions<Version>(
-        _ table: WritableKeyPath<Vault, ObjectTable<Version>>,
-        _ kind: ObjectKind,
+    func listVersions<Version: VersionRecord>(
+        _: Version.Type,
         vault: String,
         name: String,
         after: String?,
         limit: Int
     ) throws(KeyVaultFailure) -> (name: String, versions: [Version], hasMore: Bool) {
-        try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
-            guard let object = vault[keyPath: table].object(named: name) else { throw .notFound(kind, name: name) }
+        try withTable(vault) { (table: inout ObjectTable<Version>) throws(KeyVaultFailure) in
+            guard let object = table.object(named: name) else { throw .notFound(Version.kind, name: name) }
             var start = 0
             if let after, let index = object.versions.firstIndex(where: { $0.version == after }) {
                 start = index + 1
@@ -112,26 +117,18 @@ actor VaultStore {
         }
     }
 
-    func listDeleted<Version>(
-        _ table: WritableKeyPath<Vault, ObjectTable<Version>>,
-        vault: String,
-        after: String?,
-        limit: Int
-    ) throws(KeyVaultFailure) -> (objects: [DeletedObject<Version>], hasMore: Bool) {
-        try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
-            vault[keyPath: table].deletedPage(after: after, limit: limit)
-        }
+    func listDeleted<Version: VersionRecord>(_: Version.Type, vault: String, after: String?, limit: Int)
+        throws(KeyVaultFailure) -> (objects: [DeletedObject<Version>], hasMore: Bool)
+    {
+        try withTable(vault) { (table: inout ObjectTable<Version>) in table.deletedPage(after: after, limit: limit) }
     }
 
-    func getDeleted<Version>(
-        _ table: WritableKeyPath<Vault, ObjectTable<Version>>,
-        _ kind: ObjectKind,
-        vault: String,
-        name: String
-    ) throws(KeyVaultFailure) -> DeletedObject<Version> {
-        try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
-            guard let entry = vault[keyPath: table].deletedObject(named: name) else {
-                throw .deletedNotFound(kind, name: name)
+    func getDeleted<Version: VersionRecord>(_: Version.Type, vault: String, name: String)
+        throws(KeyVaultFailure) -> DeletedObject<Version>
+    {
+        try withTable(vault) { (table: inout ObjectTable<Version>) throws(KeyVaultFailure) in
+            guard let entry = table.deletedObject(named: name) else {
+                throw .deletedNotFound(Version.kind, name: name)
             }
             return entry
         }
@@ -139,17 +136,37 @@ actor VaultStore {
 
     // MARK: Generic writes
 
-    func updateAttributes<Version>(
-        _ table: WritableKeyPath<Vault, ObjectTable<Version>>,
-        _ kind: ObjectKind,
+    /// Applies an update request to one version. A certificate's new attributes and tags also
+    /// reach the key and secret that back it, as Key Vault does.
+    func update<Version: VersionRecord>(
+        _: Version.Type,
+        vault: String,
+        name: String,
+        version: String?,
+        with input: UpdateInput
+    ) throws(KeyVaultFailure) -> (name: String, record: Version) {
+        let result = try updateAttributes(Version.self, vault: vault, name: name, version: version) { $0.apply(input) }
+        if Version.kind == .certificates {
+            func change<Backing: VersionRecord>(_ record: inout Backing) {
+                record.apply(input.attributes, tags: input.tags)
+            }
+            let backing = result.record.version
+            _ = try? updateAttributes(KeyVersion.self, vault: vault, name: name, version: backing, change: change)
+            _ = try? updateAttributes(SecretVersion.self, vault: vault, name: name, version: backing, change: change)
+        }
+        return result
+    }
+
+    private func updateAttributes<Version: VersionRecord>(
+        _: Version.Type,
         vault: String,
         name: String,
         version: String?,
         change: (inout Version) -> Void
     ) throws(KeyVaultFailure) -> (name: String, record: Version) {
         let updated = timestamp()
-        return try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
-            let result = vault[keyPath: table].modify(named: name) { object -> (String, Version)? in
+        return try withTable(vault) { (table: inout ObjectTable<Version>) throws(KeyVaultFailure) in
+            let result = table.modify(named: name) { object -> (String, Version)? in
                 let target = version ?? object.latest.version
                 guard
                     let record = object.update(
@@ -161,27 +178,24 @@ actor VaultStore {
                 else { return nil }
                 return (object.name, record)
             }
-            guard let found = result ?? nil else { throw .notFound(kind, name: name, version: version) }
+            guard let found = result ?? nil else { throw .notFound(Version.kind, name: name, version: version) }
             return found
         }
     }
 
     /// Soft-deletes an object; deleting a certificate also deletes its key and secret, as Key Vault does.
-    func delete<Version>(
-        _ table: WritableKeyPath<Vault, ObjectTable<Version>>,
-        _ kind: ObjectKind,
-        vault: String,
-        name: String
-    ) throws(KeyVaultFailure) -> DeletedObject<Version> {
+    func delete<Version: VersionRecord>(_: Version.Type, vault: String, name: String)
+        throws(KeyVaultFailure) -> DeletedObject<Version>
+    {
         let deletedAt = timestamp()
         return try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
             guard
-                let entry = vault[keyPath: table].softDelete(
+                let entry = vault[keyPath: Version.table].softDelete(
                     named: name, now: deletedAt, retentionDays: Self.retentionDays)
             else {
-                throw .notFound(kind, name: name)
+                throw .notFound(Version.kind, name: name)
             }
-            if kind == .certificates {
+            if Version.kind == .certificates {
                 _ = vault.keys.softDelete(named: name, now: deletedAt, retentionDays: Self.retentionDays)
                 _ = vault.secrets.softDelete(named: name, now: deletedAt, retentionDays: Self.retentionDays)
             }
@@ -189,15 +203,12 @@ actor VaultStore {
         }
     }
 
-    func purge<Version>(
-        _ table: WritableKeyPath<Vault, ObjectTable<Version>>,
-        _ kind: ObjectKind,
-        vault: String,
-        name: String
-    ) throws(KeyVaultFailure) {
+    func purge<Version: VersionRecord>(_: Version.Type, vault: String, name: String) throws(KeyVaultFailure) {
         try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
-            guard vault[keyPath: table].purge(named: name) != nil else { throw .deletedNotFound(kind, name: name) }
-            if kind == .certificates {
+            guard vault[keyPath: Version.table].purge(named: name) != nil else {
+                throw .deletedNotFound(Version.kind, name: name)
+            }
+            if Version.kind == .certificates {
                 _ = vault.keys.purge(named: name)
                 _ = vault.secrets.purge(named: name)
                 vault.certificateOperations[name.lowercased()] = nil
@@ -205,17 +216,14 @@ actor VaultStore {
         }
     }
 
-    func recover<Version>(
-        _ table: WritableKeyPath<Vault, ObjectTable<Version>>,
-        _ kind: ObjectKind,
-        vault: String,
-        name: String
-    ) throws(KeyVaultFailure) -> VersionedObject<Version> {
+    func recover<Version: VersionRecord>(_: Version.Type, vault: String, name: String)
+        throws(KeyVaultFailure) -> VersionedObject<Version>
+    {
         try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
-            guard let object = vault[keyPath: table].recover(named: name) else {
-                throw .deletedNotFound(kind, name: name)
+            guard let object = vault[keyPath: Version.table].recover(named: name) else {
+                throw .deletedNotFound(Version.kind, name: name)
             }
-            if kind == .certificates {
+            if Version.kind == .certificates {
                 _ = vault.keys.recover(named: name)
                 _ = vault.secrets.recover(named: name)
             }
@@ -225,6 +233,22 @@ actor VaultStore {
 
     // MARK: Object-specific writes
 
+    /// Adds the version `make` builds from the object's table and the creation time, refusing a
+    /// name that is in the recycle bin.
+    private func addVersion<Version: VersionRecord>(
+        vault: String,
+        name: String,
+        _ make: (ObjectTable<Version>, _ created: Int64) throws(KeyVaultFailure) -> Version
+    ) throws(KeyVaultFailure) -> (name: String, record: Version) {
+        let created = timestamp()
+        return try withTable(vault) { (table: inout ObjectTable<Version>) throws(KeyVaultFailure) in
+            if table.isDeleted(name) { throw .conflictDeleted(Version.kind, name: name) }
+            let record = try make(table, created)
+            table.append(name: name, version: record)
+            return (table.object(named: name)!.name, record)
+        }
+    }
+
     func setSecret(
         vault: String,
         name: String,
@@ -233,10 +257,8 @@ actor VaultStore {
         tags: [String: String]?,
         attributes: WireAttributesInput?
     ) throws(KeyVaultFailure) -> (name: String, record: SecretVersion) {
-        let created = timestamp()
-        return try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
-            if vault.secrets.isDeleted(name) { throw .conflictDeleted(.secrets, name: name) }
-            if let existing = vault.secrets.object(named: name), existing.latest.managed {
+        try addVersion(vault: vault, name: name) { secrets, created throws(KeyVaultFailure) in
+            if let existing = secrets.object(named: name), existing.latest.managed {
                 throw KeyVaultFailure(
                     status: 403,
                     code: "Forbidden",
@@ -244,7 +266,7 @@ actor VaultStore {
                         "Secret \(name) is managed by certificate \(existing.name); update the certificate instead."
                 )
             }
-            let record = SecretVersion(
+            return SecretVersion(
                 version: Identifiers.newVersion(),
                 value: value,
                 contentType: contentType,
@@ -252,8 +274,6 @@ actor VaultStore {
                 attributes: ObjectAttributes(input: attributes, now: created),
                 backingKey: nil
             )
-            vault.secrets.append(name: name, version: record)
-            return (vault.secrets.object(named: name)!.name, record)
         }
     }
 
@@ -265,10 +285,8 @@ actor VaultStore {
         tags: [String: String]?,
         attributes: WireAttributesInput?
     ) throws(KeyVaultFailure) -> (name: String, record: KeyVersion) {
-        let created = timestamp()
-        return try withVault(vault) { (vault: inout Vault) throws(KeyVaultFailure) in
-            if vault.keys.isDeleted(name) { throw .conflictDeleted(.keys, name: name) }
-            let record = KeyVersion(
+        try addVersion(vault: vault, name: name) { _, created in
+            KeyVersion(
                 version: Identifiers.newVersion(),
                 publicKey: publicKey.publicOnly,
                 keyOperations: keyOperations,
@@ -277,8 +295,6 @@ actor VaultStore {
                 exportable: attributes?.exportable,
                 managed: false
             )
-            vault.keys.append(name: name, version: record)
-            return (vault.keys.object(named: name)!.name, record)
         }
     }
 
@@ -365,31 +381,6 @@ actor VaultStore {
         }
     }
 
-    /// Applies attribute changes to a certificate version and the key and secret that back it.
-    func updateCertificate(
-        vault: String,
-        name: String,
-        version: String?,
-        tags: [String: String]?,
-        attributes: WireAttributesInput?
-    ) throws(KeyVaultFailure) -> (name: String, record: CertificateVersion) {
-        let result = try updateAttributes(\.certificates, .certificates, vault: vault, name: name, version: version) {
-            record in
-            record.attributes.apply(attributes)
-            if let tags { record.tags = tags }
-        }
-        let backing = result.record.version
-        _ = try? updateAttributes(\.keys, .keys, vault: vault, name: name, version: backing) { record in
-            record.attributes.apply(attributes)
-            if let tags { record.tags = tags }
-        }
-        _ = try? updateAttributes(\.secrets, .secrets, vault: vault, name: name, version: backing) { record in
-            record.attributes.apply(attributes)
-            if let tags { record.tags = tags }
-        }
-        return result
-    }
-
     func certificateOperation(vault: String, name: String) throws(KeyVaultFailure) -> (
         name: String, operation: CertificateOperation
     ) {
@@ -420,4 +411,30 @@ extension ObjectAttributes {
         if let nbf = input.nbf { notBefore = nbf }
         if let exp = input.exp { expires = exp }
     }
+}
+
+extension VersionRecord {
+    /// The changes an update request makes to any kind of object; what it leaves out stays.
+    mutating func apply(_ attributes: WireAttributesInput?, tags: [String: String]?) {
+        self.attributes.apply(attributes)
+        if let tags { self.tags = tags }
+    }
+}
+
+extension SecretVersion {
+    mutating func apply(_ update: UpdateInput) {
+        apply(update.attributes, tags: update.tags)
+        if let contentType = update.contentType { self.contentType = contentType }
+    }
+}
+
+extension KeyVersion {
+    mutating func apply(_ update: UpdateInput) {
+        apply(update.attributes, tags: update.tags)
+        if let operations = update.keyOperations { keyOperations = operations }
+    }
+}
+
+extension CertificateVersion {
+    mutating func apply(_ update: UpdateInput) { apply(update.attributes, tags: update.tags) }
 }

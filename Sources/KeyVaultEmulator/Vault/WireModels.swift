@@ -12,31 +12,17 @@ struct WireAttributes: Codable, Sendable {
     var recoverableDays: Int?
     var exportable: Bool?
 
-    init(_ attributes: ObjectAttributes, retention: Int, exportable: Bool? = nil) {
+    init(_ attributes: ObjectAttributes, exportable: Bool? = nil) {
         enabled = attributes.enabled
         nbf = attributes.notBefore
         exp = attributes.expires
         created = attributes.created
         updated = attributes.updated
         recoveryLevel = "Recoverable+Purgeable"
-        recoverableDays = retention
+        recoverableDays = VaultStore.retentionDays
         self.exportable = exportable
     }
 }
-
-/// Fields Key Vault adds to an object that sits in the recycle bin.
-protocol RecycleBinFields {
-    var recoveryId: String? { get set }
-    var deletedDate: Int64? { get set }
-    var scheduledPurgeDate: Int64? { get set }
-}
-
-extension SecretBundleJSON: RecycleBinFields {}
-extension SecretItemJSON: RecycleBinFields {}
-extension KeyBundleJSON: RecycleBinFields {}
-extension KeyItemJSON: RecycleBinFields {}
-extension CertificateBundleJSON: RecycleBinFields {}
-extension CertificateItemJSON: RecycleBinFields {}
 
 struct SecretBundleJSON: Encodable {
     var value: String?
@@ -46,9 +32,6 @@ struct SecretBundleJSON: Encodable {
     var tags: [String: String]?
     var kid: String?
     var managed: Bool?
-    var recoveryId: String?
-    var deletedDate: Int64?
-    var scheduledPurgeDate: Int64?
 }
 
 struct SecretItemJSON: Encodable {
@@ -57,9 +40,6 @@ struct SecretItemJSON: Encodable {
     var tags: [String: String]?
     var contentType: String?
     var managed: Bool?
-    var recoveryId: String?
-    var deletedDate: Int64?
-    var scheduledPurgeDate: Int64?
 }
 
 struct KeyBundleJSON: Encodable {
@@ -67,9 +47,6 @@ struct KeyBundleJSON: Encodable {
     var attributes: WireAttributes
     var tags: [String: String]?
     var managed: Bool?
-    var recoveryId: String?
-    var deletedDate: Int64?
-    var scheduledPurgeDate: Int64?
 }
 
 struct KeyItemJSON: Encodable {
@@ -77,9 +54,6 @@ struct KeyItemJSON: Encodable {
     var attributes: WireAttributes
     var tags: [String: String]?
     var managed: Bool?
-    var recoveryId: String?
-    var deletedDate: Int64?
-    var scheduledPurgeDate: Int64?
 }
 
 struct CertificateBundleJSON: Encodable {
@@ -92,9 +66,6 @@ struct CertificateBundleJSON: Encodable {
     var tags: [String: String]?
     var policy: CertificatePolicy?
     var preserveCertOrder: Bool?
-    var recoveryId: String?
-    var deletedDate: Int64?
-    var scheduledPurgeDate: Int64?
 }
 
 struct CertificateItemJSON: Encodable {
@@ -102,9 +73,26 @@ struct CertificateItemJSON: Encodable {
     var attributes: WireAttributes
     var tags: [String: String]?
     var x5t: String
-    var recoveryId: String?
-    var deletedDate: Int64?
-    var scheduledPurgeDate: Int64?
+}
+
+/// An object in the recycle bin: its usual JSON with the fields Key Vault adds there, written
+/// into the same JSON object after the object's own fields.
+struct DeletedJSON<Object: Encodable>: Encodable {
+    var object: Object
+    var recoveryId: String
+    var deletedDate: Int64
+    var scheduledPurgeDate: Int64
+
+    private enum CodingKeys: String, CodingKey { case recoveryId, deletedDate, scheduledPurgeDate }
+
+    func encode(to encoder: any Encoder) throws {
+        try object.encode(to: encoder)
+        // Asking the same encoder for a keyed container again continues the object's container.
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(recoveryId, forKey: .recoveryId)
+        try container.encode(deletedDate, forKey: .deletedDate)
+        try container.encode(scheduledPurgeDate, forKey: .scheduledPurgeDate)
+    }
 }
 
 struct CertificateOperationJSON: Encodable {
@@ -202,14 +190,21 @@ struct ImportKeyInput: Decodable {
     }
 }
 
-struct CreateCertificateInput: Decodable {
+/// What a create and an import request both set on the new certificate version.
+protocol NewCertificateInput {
+    var attributes: WireAttributesInput? { get }
+    var tags: [String: String]? { get }
+    var preserveCertOrder: Bool? { get }
+}
+
+struct CreateCertificateInput: Decodable, NewCertificateInput {
     var policy: CertificatePolicy?
     var attributes: WireAttributesInput?
     var tags: [String: String]?
     var preserveCertOrder: Bool?
 }
 
-struct ImportCertificateInput: Decodable {
+struct ImportCertificateInput: Decodable, NewCertificateInput {
     var value: String?
     var password: String?
     var policy: CertificatePolicy?
