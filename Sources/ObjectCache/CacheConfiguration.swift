@@ -39,7 +39,8 @@ public struct CacheConfiguration: Sendable {
     /// Waits (the rate limiter and the maintenance loop). It must agree with `now`: tests that
     /// drive `now` by hand pass a sleep that returns when their time has moved on. A sleep that
     /// does not agree still works, only less efficiently: every wait re-reads `now` afterwards.
-    public var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
+    /// Waits are often cancelled (a fetch's deadline once Key Vault answers), hence `promptSleep`.
+    public var sleep: @Sendable (Duration) async throws -> Void = { try await promptSleep(for: $0) }
 
     public init() {}
 

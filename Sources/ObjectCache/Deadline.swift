@@ -7,7 +7,7 @@ public enum Deadline {
     /// (Not a task group: a group would wait for the task before returning.)
     public static func value<Value: Sendable>(
         of task: Task<Value, Never>, within limit: Duration,
-        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await promptSleep(for: $0) }
     ) async -> Value? {
         let race = Race<Value>()
         // Ends when the task does; cancelling it could not make `task.value` return sooner.
