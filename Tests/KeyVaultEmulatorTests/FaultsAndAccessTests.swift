@@ -99,6 +99,19 @@ struct FaultsAndAccessTests {
                 .post, "\(harness.endpoints.adminURL)/faults", token: nil, json: ["stauts": 429])
             #expect(typo.status == 400)
             #expect((typo.json["error"] as? String)?.contains("stauts") == true)
+            // Every admin body is read strictly, not only fault rules.
+            for (method, path, json, misspelt) in [
+                (HTTPRequest.Method.put, "latency", ["milisecond": 5] as [String: Any], "milisecond"),
+                (
+                    .post, "service-account-tokens", ["subject": "system:serviceaccount:a:b", "audeince": "x"],
+                    "audeince"
+                ),
+            ] {
+                let reply = try await harness.sendJSON(
+                    method, "\(harness.endpoints.adminURL)/\(path)", token: nil, json: json)
+                #expect(reply.status == 400, "\(path)")
+                #expect((reply.json["error"] as? String)?.contains(misspelt) == true, "\(path): \(reply.text)")
+            }
         }
     }
 

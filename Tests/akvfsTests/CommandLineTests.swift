@@ -160,6 +160,32 @@ struct CommandLineTests {
         }
     }
 
+    @Test("A number outside its range is refused before anything starts, naming the range and the value")
+    func optionRanges() async throws {
+        for (arguments, expected) in [
+            (
+                ["mount", "myvault", "/nonexistent", "--negative-ttl", "5000"],
+                "--negative-ttl must be between 0 and 3600 seconds; got 5000."
+            ),
+            (
+                ["mount", "myvault", "/nonexistent", "--max-concurrency", "0"],
+                "--max-concurrency must be between 1 and 256; got 0."
+            ),
+            (
+                ["get", "myvault", "secrets/plain", "--timeout", "0"],
+                "--timeout must be between 1 and 3600 seconds; got 0."
+            ),
+            (
+                ["csi", "--node-id", "n", "--max-request-bytes", "5"],
+                "--max-request-bytes must be between 4096 and 67108864; got 5."
+            ),
+        ] {
+            let run = try await Self.akvfs(arguments, environment: [:])
+            #expect(run.status != 0)
+            #expect(run.stderr.contains(expected), "\(arguments): \(run.stderr)")
+        }
+    }
+
     @Test("check reports the credential, identity, tenant and what works")
     func check() async throws {
         try await withEmulator(seed: Self.seed) { (harness) async throws in

@@ -42,21 +42,21 @@ struct AdminAPI: Sendable {
         case ("GET", "/faults"):
             return .json(FaultsBody(faults: await state.faults.pending.map(FaultRuleJSON.init)))
         case ("POST", "/faults"):
-            let rule = try decode(FaultRuleJSON.self, request.body).rule()
+            let rule = try decodeStrictly(FaultRuleJSON.self, request.body).rule()
             await state.faults.add(rule)
             return .json(FaultsBody(faults: await state.faults.pending.map(FaultRuleJSON.init)), status: 201)
         case ("DELETE", "/faults"):
             await state.faults.clear()
             return .empty(status: 204)
         case ("PUT", "/latency"):
-            let input = try decode(LatencyJSON.self, request.body)
+            let input = try decodeStrictly(LatencyJSON.self, request.body)
             guard (0...600_000).contains(input.milliseconds) else {
                 throw Failure(status: 400, message: "milliseconds must be between 0 and 600000")
             }
             await state.faults.setLatency(milliseconds: input.milliseconds)
             return .empty(status: 204)
         case ("POST", "/service-account-tokens"):
-            let input = try decode(ServiceAccountTokenRequest.self, request.body)
+            let input = try decodeStrictly(ServiceAccountTokenRequest.self, request.body)
             let lifetime = Int64(input.lifetimeSeconds ?? 3600)
             guard (60...86_400 * 7).contains(lifetime) else {
                 throw Failure(status: 400, message: "lifetimeSeconds must be between 60 and 604800")
@@ -118,7 +118,8 @@ struct AdminAPI: Sendable {
         }
     }
 
-    private func decode<T: StrictlyDecodable>(_ type: T.Type, _ body: [UInt8]) throws(Failure) -> T {
+    /// Admin bodies are written by hand in tests and scripts: a misspelt field is refused.
+    private func decodeStrictly<T: StrictlyDecodable>(_ type: T.Type, _ body: [UInt8]) throws(Failure) -> T {
         try decode(Strict<T>.self, body).value
     }
 
