@@ -16,15 +16,15 @@ RUN apt-get update \
 WORKDIR /src
 # Dependencies first, so source edits do not refetch them.
 COPY Package.swift ./
-RUN swift package resolve
+RUN swift package --scratch-path .build/shipping resolve
 COPY Sources ./Sources
 COPY Tests ./Tests
-RUN swift build -c release --product akvfs --static-swift-stdlib \
- && swift build -c release --product akvfs-csi --static-swift-stdlib \
- && swift build -c release --product akvfs-keeper --static-swift-stdlib \
- && install -D -s .build/release/akvfs /out/usr/local/bin/akvfs \
- && install -D -s .build/release/akvfs-csi /out/usr/local/bin/akvfs-csi \
- && install -D -s .build/release/akvfs-keeper /out/usr/local/bin/akvfs-keeper \
+# scripts/build-release: static Swift runtime, and the code laid out for a small resident set.
+COPY scripts/build-release scripts/hot-functions.txt scripts/hot-sections.ld ./scripts/
+RUN bin=$(scripts/build-release akvfs akvfs-csi akvfs-keeper) \
+ && install -D -s "$bin/akvfs" /out/usr/local/bin/akvfs \
+ && install -D -s "$bin/akvfs-csi" /out/usr/local/bin/akvfs-csi \
+ && install -D -s "$bin/akvfs-keeper" /out/usr/local/bin/akvfs-keeper \
  && mkdir -p /out/usr/local/sbin \
  && ln -s /usr/local/bin/akvfs /out/usr/local/sbin/mount.akvfs
 
