@@ -45,8 +45,11 @@ extension ObjectCache {
             guard try reader.string() == Self.contentFormat else {
                 throw ByteReader.Malformed(description: "cached content of another format")
             }
+            // One SourceID per source, shared by its entries, as when they were fetched.
+            var sources = Set<SourceID>()
             for _ in 0..<(try reader.integer()) {
-                let source = SourceID(vault: try reader.string(), identity: try reader.string())
+                let source = sources.insert(SourceID(vault: try reader.string(), identity: try reader.string()))
+                    .memberAfterInsert
                 let key = SlotKey(source: source, subject: try reader.subject())
                 let age = Duration.seconds(Int64(try reader.integer()))
                 let stale = try reader.bool()

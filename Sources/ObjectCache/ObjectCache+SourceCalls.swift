@@ -185,7 +185,7 @@ extension ObjectCache {
             if slot.failures == 0, case .object(let reference) = key.subject {
                 eventSink.yield(.refreshFailed(key.source, reference, error.message))
             }
-            slot.markFailed(error, retryAt: now + wait)
+            slot.markFailed(retryAt: now + wait)
             let age = now - slot.fetchedAt
             if age <= configuration.maxStaleness, let value = slot.value {
                 logger.warning(

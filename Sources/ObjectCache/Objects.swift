@@ -71,33 +71,76 @@ public struct ObjectReference: Hashable, Sendable, Codable, CustomStringConverti
 
 /// One vault as seen by one identity. `identity` is an opaque stable string (e.g.
 /// `wi:<tenant>:<clientId>:<sa-subject>`); different identities never share cache entries.
+///
+/// Every cache entry and every inode carries its source, so the two strings live in one shared
+/// object: a copy is a pointer (8 bytes rather than 32, in tables of tens of thousands of rows).
 public struct SourceID: Hashable, Sendable, Codable, CustomStringConvertible {
-    public var vault: String
-    public var identity: String
+    private final class Storage: Sendable {
+        let vault: String
+        let identity: String
+
+        init(vault: String, identity: String) {
+            self.vault = vault
+            self.identity = identity
+        }
+    }
+
+    private let storage: Storage
+
+    public var vault: String { storage.vault }
+    public var identity: String { storage.identity }
 
     public init(vault: String, identity: String) {
-        self.vault = vault
-        self.identity = identity
+        storage = Storage(vault: vault, identity: identity)
     }
 
     public var description: String { "\(vault) as \(identity)" }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.storage === rhs.storage || (lhs.vault == rhs.vault && lhs.identity == rhs.identity)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(vault)
+        hasher.combine(identity)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case vault, identity
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            vault: try container.decode(String.self, forKey: .vault),
+            identity: try container.decode(String.self, forKey: .identity))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(vault, forKey: .vault)
+        try container.encode(identity, forKey: .identity)
+    }
 }
 
 /// What Key Vault says about one version of an object. Times are Unix seconds.
+///
+/// Every cache entry holds one: each flag follows an optional time, in the padding that would
+/// otherwise follow its ninth byte (120 bytes rather than 136).
 public struct ObjectMetadata: Sendable, Equatable {
     /// The full object id, `https://<vault>/<collection>/<name>/<version>`.
     public var id: String
     public var version: String
-    public var enabled: Bool
     public var contentType: String?
-    public var created: Int64?
-    public var updated: Int64?
-    public var notBefore: Int64?
-    public var expires: Int64?
     public var tags: [String: String]
+    public var created: Int64?
+    public var enabled: Bool
+    public var updated: Int64?
     /// A secret or key that Key Vault keeps for a certificate.
     public var certificateBacked: Bool
+    public var notBefore: Int64?
     public var managed: Bool
+    public var expires: Int64?
 
     public init(
         id: String, version: String, enabled: Bool = true, contentType: String? = nil,
@@ -147,12 +190,13 @@ public struct FetchedObject: Sendable {
 public struct ListedObject: Sendable, Equatable {
     public var name: String
     public var version: String?
-    public var enabled: Bool
-    public var managed: Bool
     public var contentType: String?
-    public var created: Int64?
-    public var updated: Int64?
     public var tags: [String: String]
+    // Each flag after an optional time, in its padding (88 bytes a row rather than 96).
+    public var created: Int64?
+    public var enabled: Bool
+    public var updated: Int64?
+    public var managed: Bool
 
     public init(
         name: String, version: String? = nil, enabled: Bool = true, managed: Bool = false, contentType: String? = nil,

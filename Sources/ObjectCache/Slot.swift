@@ -151,7 +151,6 @@ final class Slot {
     var failures = 0
     /// No revalidation before this, after a failure.
     var retryAt: Duration?
-    var lastError: SourceError?
     var flight: Task<FlightOutcome, Never>?
     var flightID: UInt64 = 0
     /// Readers waiting for a first fetch; when the last one gives up, the fetch is called off.
@@ -196,13 +195,11 @@ final class Slot {
         stale = false
         failures = 0
         retryAt = nil
-        lastError = nil
     }
 
-    func markFailed(_ error: SourceError, retryAt: Duration) {
+    func markFailed(retryAt: Duration) {
         failures += 1
         stale = true
-        lastError = error
         self.retryAt = retryAt
     }
 

@@ -11,7 +11,8 @@ enum NodePath: Hashable, Sendable {
     case latest(ObjectKind, String)
     case versionsRoot(ObjectKind)
     case versionList(ObjectKind, String)
-    case version(ObjectKind, String, String)
+    /// Boxed: rare, and the only case with two strings; inline it would make every key 24 bytes larger.
+    indirect case version(ObjectKind, String, String)
     case tlsRoot
     case tlsBundle(String)
     case tlsFile(String, TLSPart)
