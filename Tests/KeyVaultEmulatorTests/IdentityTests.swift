@@ -83,6 +83,12 @@ struct IdentityTests {
             #expect((wrong.json["error_description"] as? String)?.hasPrefix("AADSTS7000215") == true)
             #expect(!(wrong.text.contains("wrong")), "the presented secret is never echoed")
 
+            let right = try await harness.tokenRequest([
+                "grant_type": "client_credentials", "client_id": Self.appId, "client_secret": "right-secret",
+                "scope": harness.vaultScope,
+            ])
+            #expect(Set(right.json.keys) == ["token_type", "expires_in", "ext_expires_in", "access_token"])
+
             let unknown = try await harness.tokenRequest([
                 "grant_type": "client_credentials", "client_id": "99999999-0000-4000-8000-000000000000",
                 "client_secret": "x", "scope": harness.vaultScope,
@@ -115,6 +121,12 @@ struct IdentityTests {
             )
             #expect(discovery.status == 200)
             #expect(discovery.json["token_endpoint"] as? String == harness.tokenURL)
+            #expect(
+                Set(discovery.json.keys) == [
+                    "issuer", "authorization_endpoint", "token_endpoint", "device_authorization_endpoint", "jwks_uri",
+                    "response_types_supported", "subject_types_supported", "id_token_signing_alg_values_supported",
+                    "token_endpoint_auth_methods_supported",
+                ])
             let keys = try await harness.send(.get, try #require(discovery.json["jwks_uri"] as? String))
             #expect(((keys.json["keys"] as? [[String: Any]])?.first?["kty"] as? String) == "RSA")
         }
@@ -206,6 +218,11 @@ struct IdentityTests {
 
             let system = try await harness.send(.get, base, headers: metadata)
             #expect(system.status == 200)
+            #expect(
+                Set(system.json.keys) == [
+                    "access_token", "client_id", "expires_in", "expires_on", "ext_expires_in", "not_before", "resource",
+                    "token_type",
+                ])
             #expect(
                 system.json["expires_in"] is String && system.json["expires_on"] is String
                     && system.json["not_before"] is String)

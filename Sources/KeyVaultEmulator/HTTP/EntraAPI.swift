@@ -117,17 +117,11 @@ struct EntraAPI: Sendable {
         }
         let issued = state.tokens.issueAccessToken(
             for: application.principal, audience: resource, authenticationMethod: method)
-        struct Body: Encodable {
+        struct Body: SnakeCaseKeys {
             var tokenType = "Bearer"
             var expiresIn: Int64
             var extExpiresIn: Int64
             var accessToken: String
-            enum CodingKeys: String, CodingKey {
-                case tokenType = "token_type"
-                case expiresIn = "expires_in"
-                case extExpiresIn = "ext_expires_in"
-                case accessToken = "access_token"
-            }
         }
         return (
             .json(Body(expiresIn: issued.expiresIn, extExpiresIn: issued.expiresIn, accessToken: issued.token)),

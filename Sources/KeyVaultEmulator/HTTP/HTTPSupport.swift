@@ -17,6 +17,10 @@ struct EmulatorRequestContext: RequestContext {
     var maxUploadSize: Int { 4 << 20 }
 }
 
+/// A wire type whose every key is its property's name in snake_case (OAuth and OpenID Connect
+/// documents): encoded so, without a CodingKeys table spelling each one out.
+protocol SnakeCaseKeys: Encodable {}
+
 enum JSON {
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -24,9 +28,16 @@ enum JSON {
         return encoder
     }()
 
+    static let snakeCaseEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return encoder
+    }()
+
     static func bytes(_ value: some Encodable) -> [UInt8] {
         do {
-            return Array(try encoder.encode(value))
+            return Array(try (value is any SnakeCaseKeys ? snakeCaseEncoder : encoder).encode(value))
         } catch {
             preconditionFailure("encoding an emulator response failed: \(error)")
         }

@@ -70,7 +70,7 @@ struct ManagedIdentityAPI: Sendable {
     }
 
     /// The token answer of both endpoints, times as strings; App Service's has only `expires_on`.
-    private struct TokenBody: Encodable {
+    private struct TokenBody: SnakeCaseKeys {
         var accessToken: String
         var clientId: String
         var expiresIn: String?
@@ -79,17 +79,6 @@ struct ManagedIdentityAPI: Sendable {
         var notBefore: String?
         var resource: String
         var tokenType = "Bearer"
-
-        enum CodingKeys: String, CodingKey {
-            case accessToken = "access_token"
-            case clientId = "client_id"
-            case expiresIn = "expires_in"
-            case expiresOn = "expires_on"
-            case extExpiresIn = "ext_expires_in"
-            case notBefore = "not_before"
-            case resource
-            case tokenType = "token_type"
-        }
     }
 
     /// What both endpoints do once their header is checked: require an api-version, select the
