@@ -78,6 +78,13 @@ let package = Package(
             providers: [.apt(["libfuse3-dev"])]
         ),
         .target(name: "CLinux", path: "Sources/Shims/CLinux"),
+        // Turns off GnuTLS's start-up work, which Debian's libcurl loads but akvfs never uses
+        // (see gnutls.c). The loader only sees the executable's symbols that it exports.
+        .target(
+            name: "CCurlDependencies",
+            path: "Sources/Shims/CCurlDependencies",
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic-symbol=_gnutls_global_init_skip"])]
+        ),
 
         // MARK: Foundations shared by the daemon and the emulator
         .target(
@@ -88,7 +95,7 @@ let package = Package(
         .target(
             name: "HTTPTransport",
             dependencies: [
-                "CCurl", "COpenSSL",
+                "CCurl", "CCurlDependencies", "COpenSSL",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: strictSwift
@@ -351,7 +358,8 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(
-            name: "ShimTests", dependencies: ["CFuse", "CCurl", "CLinux", "COpenSSL"], swiftSettings: strictSwift),
+            name: "ShimTests", dependencies: ["CFuse", "CCurl", "CCurlDependencies", "CLinux", "COpenSSL"],
+            swiftSettings: strictSwift),
         // Real mounts: the built executables as child processes, and FUSE sessions in this process.
         .testTarget(
             name: "MountTests",

@@ -130,6 +130,12 @@ extension ByteWriter {
         string(reference.name)
         optional(reference.version) { $0.string($1) }
     }
+
+    /// The vault and identity; a reader gives them back through `source(interning:)`.
+    public mutating func source(_ source: SourceID) {
+        string(source.vault)
+        string(source.identity)
+    }
 }
 
 extension ByteReader {
@@ -143,5 +149,11 @@ extension ByteReader {
         ObjectReference(
             kind: try kind(), name: try string(),
             version: try optional { reader throws(Malformed) in try reader.string() })
+    }
+
+    /// A source, shared with the equal one already in `sources` (so the entries of one source
+    /// carry one `SourceID`, as when they were fetched), or added to it.
+    public mutating func source(interning sources: inout Set<SourceID>) throws(Malformed) -> SourceID {
+        sources.insert(SourceID(vault: try string(), identity: try string())).memberAfterInsert
     }
 }

@@ -14,8 +14,7 @@ extension ObjectCache {
         let held = slots.filter { $0.value.value != nil }
         writer.integer(UInt64(held.count))
         for (key, slot) in held {
-            writer.string(key.source.vault)
-            writer.string(key.source.identity)
+            writer.source(key.source)
             writer.subject(key.subject)
             writer.integer(UInt64(max(.zero, now - slot.fetchedAt).components.seconds))
             writer.bool(slot.stale)
@@ -48,9 +47,7 @@ extension ObjectCache {
             // One SourceID per source, shared by its entries, as when they were fetched.
             var sources = Set<SourceID>()
             for _ in 0..<(try reader.integer()) {
-                let source = sources.insert(SourceID(vault: try reader.string(), identity: try reader.string()))
-                    .memberAfterInsert
-                let key = SlotKey(source: source, subject: try reader.subject())
+                let key = SlotKey(source: try reader.source(interning: &sources), subject: try reader.subject())
                 let age = Duration.seconds(Int64(try reader.integer()))
                 let stale = try reader.bool()
                 let retired = try reader.bool()

@@ -49,8 +49,7 @@ enum InodeRecord: Equatable {
             writer.byte((shown ? 1 : 0) | (node.replaced ? 2 : 0))
             writer.key(node.key)
             writer.optional(node.object) { writer, object in
-                writer.string(object.source.vault)
-                writer.string(object.source.identity)
+                writer.source(object.source)
                 writer.reference(object.reference)
             }
             writer.optional(node.file) { $0.file($1) }
@@ -81,15 +80,17 @@ enum InodeRecord: Equatable {
         }
     }
 
-    init(decoding bytes: [UInt8]) throws(JournalError) {
+    /// `sources` holds the sources of the records read so far; a node's source is shared with
+    /// the equal one there.
+    init(decoding bytes: [UInt8], sources: inout Set<SourceID>) throws(JournalError) {
         do throws(ByteReader.Malformed) {
-            try self.init(reading: bytes)
+            try self.init(reading: bytes, sources: &sources)
         } catch {
             throw JournalError("an inode record is damaged: \(error.description)")
         }
     }
 
-    private init(reading bytes: [UInt8]) throws(ByteReader.Malformed) {
+    private init(reading bytes: [UInt8], sources: inout Set<SourceID>) throws(ByteReader.Malformed) {
         var reader = ByteReader(bytes)
         guard let tag = Tag(rawValue: try reader.byte()) else {
             throw ByteReader.Malformed(description: "an unknown kind of record")
@@ -102,8 +103,7 @@ enum InodeRecord: Equatable {
             let key = try reader.key()
             let object = try reader.optional { reader throws(ByteReader.Malformed) in
                 InodeTable.ObjectIdentity(
-                    source: SourceID(vault: try reader.string(), identity: try reader.string()),
-                    reference: try reader.reference())
+                    source: try reader.source(interning: &sources), reference: try reader.reference())
             }
             let file = try reader.optional { reader throws(ByteReader.Malformed) in try reader.file() }
             var node = InodeTable.Node(key: key, lookups: lookups, object: object, file: file)

@@ -170,9 +170,8 @@ final class InodeTable: Sendable {
         // One SourceID per source, shared by its nodes, as before the handover.
         var sources = Set<SourceID>()
         for bytes in records {
-            switch try InodeRecord(decoding: bytes) {
-            case .node(let inode, var node, let isShown):
-                if let source = node.object?.source { node.object?.source = sources.insert(source).memberAfterInsert }
+            switch try InodeRecord(decoding: bytes, sources: &sources) {
+            case .node(let inode, let node, let isShown):
                 nodes[inode] = node
                 shown[inode] = isShown
             case .remembered(let inode):
