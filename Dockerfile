@@ -16,10 +16,10 @@ RUN apt-get update \
 WORKDIR /src
 # Dependencies first, so source edits do not refetch them.
 COPY Package.swift ./
-RUN swift package --scratch-path .build/shipping resolve && swift package --scratch-path .build/shipping-plain resolve
+RUN swift package --scratch-path .build/shipping resolve
 COPY Sources ./Sources
 COPY Tests ./Tests
-# scripts/build-release: static Swift runtime, and the daemons' code laid out for a small resident set.
+# scripts/build-release: static Swift runtime, and the code laid out for a small resident set.
 COPY scripts/build-release scripts/hot-functions.txt scripts/hot-sections.ld ./scripts/
 RUN bin=$(scripts/build-release akvfs akvfs-csi akvfs-keeper) \
  && install -D -s "$bin/akvfs" /out/usr/local/bin/akvfs \
