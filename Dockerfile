@@ -20,7 +20,7 @@ RUN swift package --scratch-path .build/shipping resolve
 COPY Sources ./Sources
 COPY Tests ./Tests
 # scripts/build-release: static Swift runtime, and the code laid out for a small resident set.
-COPY scripts/build-release scripts/hot-functions.txt scripts/hot-sections.ld ./scripts/
+COPY scripts/build-release scripts/hot-functions.txt scripts/hot-sections.ld scripts/hot-functions-csi.txt scripts/hot-sections-csi.ld ./scripts/
 RUN bin=$(scripts/build-release akvfs akvfs-csi akvfs-keeper) \
  && install -D -s "$bin/akvfs" /out/usr/local/bin/akvfs \
  && install -D -s "$bin/akvfs-csi" /out/usr/local/bin/akvfs-csi \

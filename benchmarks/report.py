@@ -60,8 +60,12 @@ def table(samples, out, spreads):
     rows.append(f"| Upstream GETs for 100 concurrent readers of one secret | {requests['concurrent']} | | | 1 |")
     rows.append(f"| Upstream GETs for steady reading during 10 TTLs | {requests['steady']} | | | 10 |")
     resident = samples["resident_kib"]
-    rows.append(f"| Resident memory, idle | {resident['idle'] / 1024:.1f} MiB | | | ≤ 16 MiB |")
-    rows.append(f"| Resident memory, {secrets:,} cached 1 KiB secrets | {resident['full'] / 1024:.1f} MiB | | | ≤ 48 MiB |")
+    # The targets are for akvfs as it ships (benchmarks/memory); this run's akvfs is the plain
+    # release build, with Swift's runtime as shared libraries, kept to see it move.
+    rows.append(f"| Resident memory, idle (`swift build -c release`) | {resident['idle'] / 1024:.1f} MiB | | | "
+                "≤ 16 MiB as shipped: `benchmarks/memory` |")
+    rows.append(f"| Resident memory, {secrets:,} cached 1 KiB secrets (`swift build -c release`) | "
+                f"{resident['full'] / 1024:.1f} MiB | | | ≤ 48 MiB as shipped |")
     rows += ["", "| akvfs's own cost per operation | CPU time (user + system) | Instructions (callgrind) |", "|---|---|---|"]
     rows.append(f"| Warm read, answered from the kernel's page cache | {out['CPU per warm read (ns)'] / 1e3:.2f} µs | |")
     for name, count in samples["instructions"].items():
