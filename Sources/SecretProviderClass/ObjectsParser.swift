@@ -94,6 +94,12 @@ enum ObjectsParser {
                         + "into an object: each array item is a map of fields such as objectName and objectType")
             }
             for entry in mapping {
+                // yaml.v3 applies a merge key; akvfs reads no anchors, so one here is always a map written inline.
+                if case .scalar(let key) = entry.key, key.style == .plain, key.text == "<<" {
+                    throw .invalidArgument(
+                        indexPrefix + "yaml: line \(entry.key.line): merge keys (<<) are not supported in objects; "
+                            + "write the object's fields out in full")
+                }
                 guard case .scalar(let keyScalar) = entry.key, case .scalar(let valueScalar) = entry.value else {
                     let field = entry.key.scalarText ?? entry.key.kind
                     throw .invalidArgument(
@@ -109,8 +115,8 @@ enum ObjectsParser {
         let history: Int
         if historyText.isEmpty {
             history = 0
-        } else if let number = Int32(historyText) {
-            history = Int(number)
+        } else if let number = YAMLScalar.integer(historyText) {
+            history = number
         } else {
             throw .invalidArgument(
                 indexPrefix
@@ -184,13 +190,17 @@ enum ObjectsParser {
         let permissionText = fields["filePermission"] ?? ""
         var permission: UInt16?
         if !permissionText.isEmpty {
-            guard (1...4).contains(permissionText.count), permissionText.allSatisfy({ ("0"..."7").contains($0) }),
-                let mode = UInt16(permissionText, radix: 8)
+            // As the provider reads it (Go's strconv.ParseInt(text, 8, 32)): an optional "+", then octal digits,
+            // leading zeros allowed ("00600"). A negative mode means nothing on a file and is refused.
+            let digits = permissionText.hasPrefix("+") ? permissionText.dropFirst() : Substring(permissionText)
+            guard !digits.isEmpty, digits.allSatisfy({ ("0"..."7").contains($0) }),
+                let parsed = UInt32(digits, radix: 8), parsed <= 0o7777
             else {
                 throw failure(
-                    "invalid filePermission \(MessageText.quoted(permissionText)): use an octal mode of 1 to 4 digits 0-7, "
+                    "invalid filePermission \(MessageText.quoted(permissionText)): use an octal mode, digits 0-7 up to 0777, "
                         + "such as \"0600\", \"600\" or \"0440\"")
             }
+            let mode = UInt16(parsed)
             guard mode <= 0o777 else {
                 throw failure(
                     "invalid filePermission \(MessageText.quoted(permissionText)): setuid, setgid and sticky bits are not "
@@ -216,7 +226,14 @@ enum ObjectsParser {
             version = versionText
         }
 
-        let alias = aliasText.isEmpty ? nil : aliasText
+        // With a version history the provider names the files filepath.Join(alias, "<index>"), which cleans the
+        // alias: "d/" and "./d" give "d/0". Clean it the same way; ".." stays, for the path check to refuse.
+        var aliasWritten = aliasText
+        if history > 1, !aliasText.hasPrefix("/") {
+            let cleaned = aliasText.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+            if !cleaned.isEmpty { aliasWritten = cleaned }
+        }
+        let alias = aliasWritten.isEmpty ? nil : aliasWritten
         let path: [String]
         do {
             path = try SecretProviderClassParser.validateFilePath(alias ?? name, options: options)

@@ -221,6 +221,8 @@ struct ObjectTests {
     @Test(arguments: [
         ("0600", UInt16(0o600)), ("600", 0o600), ("0440", 0o440), ("0644", 0o644), ("7", 0o7), ("0777", 0o777),
         ("0000", 0),
+        // As Go's strconv.ParseInt(text, 8, 32) reads them, which is how the provider does.
+        ("00600", 0o600), ("0000000644", 0o644), ("+600", 0o600),
     ])
     func validPermissions(text: String, mode: UInt16) throws {
         let object = try #require(
@@ -234,14 +236,16 @@ struct ObjectTests {
                 .permission == nil)
     }
 
-    @Test(arguments: ["0900", "900", "abc", "06000", "-600", "0o600", "0x1f", "6 0 0", "08"])
+    @Test(arguments: [
+        "0900", "900", "abc", "-600", "+", "+-600", "0o600", "0x1f", "6 0 0", "08", "017777", "77777777777",
+    ])
     func invalidPermissions(text: String) {
         expectObjectsError(
             Fixture.objects([[("objectName", "obj1"), ("objectType", "secret"), ("filePermission", "\"\(text)\"")]]),
             "failed to get objectType:secret, objectName:obj1, objectVersion:: invalid filePermission", "octal")
     }
 
-    @Test(arguments: ["4755", "2644", "1777"])
+    @Test(arguments: ["4755", "2644", "1777", "06000"])
     func specialModeBitsAreRefused(text: String) {
         expectObjectsError(
             Fixture.objects([[("objectName", "obj1"), ("objectType", "secret"), ("filePermission", "\"\(text)\"")]]),
@@ -270,6 +274,10 @@ struct ObjectTests {
 
     @Test(arguments: [
         ("0", 0, true), ("1", 1, true), ("2", 2, false), ("4", 4, false), ("50", 50, false), ("\"5\"", 5, false),
+        // Integers as yaml.v3, the provider's YAML library, reads them: a leading 0 is octal, as in Go.
+        ("010", 8, false), ("08", 8, false), ("0x3", 3, false), ("0o5", 5, false), ("0b11", 3, false),
+        ("1_0", 10, false),
+        ("+3", 3, false), ("3.0", 3, false), ("3.", 3, false), ("3e0", 3, false), ("-0", 0, true),
     ])
     func versionHistoryRange(text: String, history: Int, single: Bool) throws {
         let object = try #require(
@@ -277,6 +285,19 @@ struct ObjectTests {
         #expect(object.versionHistory == history)
         #expect(object.isSingleVersion == single)
         #expect(object.path == ["obj1"])
+    }
+
+    @Test func mergeKeysSaySo() {
+        expectObjectsError(
+            "array:\n  - |\n    objectName: obj1\n    objectType: secret\n    <<: {objectAlias: m}\n",
+            "unmarshal failed for keyVaultObjects at index 0, error: yaml: line 3: merge keys (<<) are not supported")
+    }
+
+    @Test(arguments: ["many", "3.5", ".", "0x", "1.2.3", "0x1p2", "inf", "1e", "2026-01-01"])
+    func versionHistoryThatIsNotAWholeNumber(text: String) {
+        expectObjectsError(
+            Fixture.objects([[("objectName", "obj1"), ("objectType", "secret"), ("objectVersionHistory", text)]]),
+            "objectVersionHistory \"\(text)\" is not an integer")
     }
 
     @Test(arguments: ["51", "200", "-1"])

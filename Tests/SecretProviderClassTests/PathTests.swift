@@ -46,6 +46,43 @@ struct PathTests {
         }
     }
 
+    // With a version history the provider writes filepath.Join(alias, "<index>"), which cleans the alias, so the
+    // driver sees clean paths; akvfs cleans it the same way. ".." is still refused, and so is an alias that
+    // cleans to nothing (the files would land at the volume's root).
+    @Test(arguments: [
+        ("d/", ["d"]), ("./d", ["d"]), ("a//b/", ["a", "b"]), ("a/./b", ["a", "b"]), ("d", ["d"]),
+    ])
+    func versionHistoryAliasesAreCleanedAsTheProviderJoinsThem(alias: String, components: [String]) throws {
+        let object = try #require(
+            parsedObject([
+                ("objectName", "obj1"), ("objectType", "secret"), ("objectAlias", "'\(alias)'"),
+                ("objectVersionHistory", "2"),
+            ]))
+        #expect(object.path == components)
+        #expect(object.alias == components.joined(separator: "/"))
+        let files = try SecretProviderClassParser.expandHistory(
+            object, versions: [(version: "v2", created: 2, enabled: true), (version: "v1", created: 1, enabled: true)])
+        #expect(files.map(\.alias) == ["0", "1"].map { (components + [$0]).joined(separator: "/") })
+    }
+
+    @Test(arguments: [
+        ("d/", "1", #"invalid filepath: "d/""#), ("./", "2", "invalid filepath"), (".", "2", "invalid filepath"),
+        ("../d", "2", "must not contain '..'"), ("a/../b", "3", "must not contain '..'"),
+        ("/d", "2", "must be a relative path"),
+    ])
+    func uncleanAliasesStayRefusedWithoutAHistoryOrWhenCleaningCannotHelp(
+        alias: String, history: String, fragment: String
+    ) {
+        expectObjectsError(
+            Fixture.objects([
+                [
+                    ("objectName", "obj1"), ("objectType", "secret"), ("objectAlias", "'\(alias)'"),
+                    ("objectVersionHistory", history),
+                ]
+            ]),
+            fragment)
+    }
+
     @Test func rejectedAliasesUseTheObjectWrapper() {
         expectObjectsError(
             Fixture.objects([[("objectName", "secret1"), ("objectType", "secret"), ("objectAlias", "../secret1")]]),

@@ -81,3 +81,49 @@ extension YAMLNode {
         return scalar.text
     }
 }
+
+extension YAMLScalar {
+    /// The whole number yaml.v3 (the Azure provider's YAML library) stores in an integer field for
+    /// this text, or nil. As yaml.v3 resolves a plain scalar: `_` are dropped; `0x`, `0o`, `0b` or a
+    /// leading `0` choose base 16, 8, 2 or 8, as in Go's strconv.ParseInt(text, 0, 64), so `010` is 8;
+    /// a float such as `3.0` or `3e0` is its whole number. A float with a fraction (`3.5`), which
+    /// yaml.v3 would silently cut to 3, is nil here.
+    public static func integer(_ text: String) -> Int? {
+        let plain = Substring(text.filter { $0 != "_" })
+        var digits = plain
+        var negative = false
+        if let sign = digits.first, sign == "+" || sign == "-" {
+            negative = sign == "-"
+            digits = digits.dropFirst()
+        }
+        let prefixes: [(String, Int)] = [("0x", 16), ("0o", 8), ("0b", 2)]
+        var radix = 10
+        if let (prefix, base) = prefixes.first(where: { digits.lowercased().hasPrefix($0.0) }) {
+            radix = base
+            digits = digits.dropFirst(prefix.count)
+        } else if digits.count > 1, digits.first == "0", digits.allSatisfy({ ("0"..."7").contains($0) }) {
+            radix = 8
+        }
+        if !digits.isEmpty, digits.allSatisfy({ $0.isHexDigit && $0.isASCII }),
+            let magnitude = Int(digits, radix: radix)
+        {
+            return negative ? -magnitude : magnitude
+        }
+        // yaml.v3's float form: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+        let unsigned = plain.first == "+" || plain.first == "-" ? plain.dropFirst() : plain
+        let (mantissa, exponent) =
+            unsigned.firstIndex(where: { $0 == "e" || $0 == "E" }).map {
+                (unsigned[..<$0], Optional(unsigned[unsigned.index(after: $0)...]))
+            } ?? (unsigned, nil)
+        let parts = mantissa.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        let isDigits = { (part: Substring) in part.allSatisfy { $0.isASCII && $0.isNumber } }
+        let mantissaIsValid =
+            parts.allSatisfy(isDigits) && !(parts.first?.isEmpty ?? true)
+            || parts.count == 2 && parts[0].isEmpty && !parts[1].isEmpty && isDigits(parts[1])
+        let exponentDigits = exponent.map { $0.first == "+" || $0.first == "-" ? $0.dropFirst() : $0 }
+        guard mantissaIsValid, exponentDigits.map({ !$0.isEmpty && isDigits($0) }) ?? true,
+            let value = Double(String(plain)), value.rounded(.towardZero) == value, abs(value) < 0x1p62
+        else { return nil }
+        return Int(value)
+    }
+}
