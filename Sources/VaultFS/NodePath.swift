@@ -47,6 +47,19 @@ struct NodeKey: Hashable, Sendable {
 }
 
 /// Directory names of the vault layout.
+/// A Kubernetes volume's files.
+enum VolumeLayout {
+    /// The Secrets Store CSI driver writes a volume's files through the symlink `..data`, so
+    /// `..data/<file>` reads the file too, and programs and tests rely on it. A volume shows its
+    /// files again under a directory of that name; no alias may start with `..`, so none collides.
+    static let dataDirectory = "..data"
+
+    /// The file or directory of the volume that `path` shows: itself, or its own path under `..data`.
+    static func shownPath(_ path: [String]) -> [String] {
+        path.first == dataDirectory ? Array(path.dropFirst()) : path
+    }
+}
+
 enum VaultLayout {
     static let versionsDirectory = ".versions"
     static let tlsDirectory = "tls"

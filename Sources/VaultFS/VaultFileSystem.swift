@@ -359,8 +359,10 @@ public final class VaultFileSystem: Sendable {
 
     private func volumeChild(prefix: [String], name: String, files: [VolumeFile]) -> NodePath? {
         let path = prefix + [name]
-        if files.contains(where: { $0.path == path }) { return .volumeFile(path) }
-        if files.contains(where: { $0.path.count > path.count && Array($0.path.prefix(path.count)) == path }) {
+        if path == [VolumeLayout.dataDirectory] { return .volumeDirectory(path) }
+        let shown = VolumeLayout.shownPath(path)
+        if files.contains(where: { $0.path == shown }) { return .volumeFile(path) }
+        if files.contains(where: { $0.path.count > shown.count && Array($0.path.prefix(shown.count)) == shown }) {
             return .volumeDirectory(path)
         }
         return nil
@@ -412,12 +414,14 @@ public final class VaultFileSystem: Sendable {
     }
 
     private func volumeChildren(prefix: [String], files: [VolumeFile]) -> [(String, NodePath)] {
+        let shown = VolumeLayout.shownPath(prefix)
         var seen: [String: NodePath] = [:]
-        for file in files where file.path.count > prefix.count && Array(file.path.prefix(prefix.count)) == prefix {
-            let name = file.path[prefix.count]
+        if prefix.isEmpty { seen[VolumeLayout.dataDirectory] = .volumeDirectory([VolumeLayout.dataDirectory]) }
+        for file in files where file.path.count > shown.count && Array(file.path.prefix(shown.count)) == shown {
+            let name = file.path[shown.count]
             if seen[name] != nil { continue }
             seen[name] =
-                file.path.count == prefix.count + 1 ? .volumeFile(file.path) : .volumeDirectory(prefix + [name])
+                file.path.count == shown.count + 1 ? .volumeFile(prefix + [name]) : .volumeDirectory(prefix + [name])
         }
         return seen.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
@@ -466,7 +470,8 @@ public final class VaultFileSystem: Sendable {
         case .tlsFile(let name, let part):
             return (ObjectReference(kind: .secret, name: name, version: nil), .tls(part), view.ownership.fileMode)
         case .volumeFile(let path):
-            guard case .volume(let files) = view.layout, let file = files.first(where: { $0.path == path }) else {
+            let shown = VolumeLayout.shownPath(path)
+            guard case .volume(let files) = view.layout, let file = files.first(where: { $0.path == shown }) else {
                 return nil
             }
             return (file.reference, file.rendering, file.permissions)

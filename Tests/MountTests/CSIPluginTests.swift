@@ -86,7 +86,11 @@ struct CSIPluginTests {
             #expect(try await volume.read("rotating/1") == "two")
             #expect(!FileManager.default.fileExists(atPath: volume.path("rotating/2")))
             let names = try FileManager.default.contentsOfDirectory(atPath: volume.targetPath).sorted()
-            #expect(names == ["config", "db-password", "encoded", "rotating", "signing", "web"])
+            #expect(names == ["..data", "config", "db-password", "encoded", "rotating", "signing", "web"])
+            // As in the driver's volumes, where the files are written through the symlink ..data.
+            #expect(try await volume.read("..data/db-password") == "team-a-password")
+            #expect(try await volume.read("..data/rotating/1") == "two")
+            #expect(try await status(volume.path("..data/config/api.key")).permissions == 0o600)
 
             let password = try await status(volume.path("db-password"))
             #expect(password.permissions == 0o644)

@@ -288,12 +288,57 @@ struct VaultFileSystemTests {
         await fixture.vault.put(.secret, "db-password", .secret("pw"))
         await fixture.vault.put(.secret, "api-key", .secret("ak"))
         await fixture.vault.put(.secret, "b64", .secret("aGVsbG8="))
-        #expect(try await fixture.names("") == [".", "..", "db", "encoded", "nested"])
+        #expect(try await fixture.names("") == [".", "..", "..data", "db", "encoded", "nested"])
         #expect(try await fixture.names("nested/deeper") == [".", "..", "key"])
         #expect(try await fixture.read("nested/deeper/key") == "ak")
         #expect(try await fixture.read("encoded") == "hello")
         #expect(try await fixture.lookup("db").attributes.permissions == 0o600)
         await #expect(throws: Errno.noEntry) { _ = try await fixture.lookup("secrets") }
+    }
+
+    @Test("A volume shows its files again under ..data, as the CSI driver's volumes do")
+    func volumeDataDirectory() async throws {
+        let files = [
+            VolumeFile(
+                path: ["db"], reference: ObjectReference(kind: .secret, name: "db-password", version: nil),
+                rendering: .plain, permissions: 0o600),
+            VolumeFile(
+                path: ["nested", "key"], reference: ObjectReference(kind: .secret, name: "api-key", version: nil),
+                rendering: .plain, permissions: 0o644),
+        ]
+        let fixture = await Fixture(layout: .volume(files))
+        await fixture.vault.put(.secret, "db-password", .secret("pw"))
+        await fixture.vault.put(.secret, "api-key", .secret("ak"))
+        #expect(try await fixture.names("..data") == [".", "..", "db", "nested"])
+        #expect(try await fixture.names("..data/nested") == [".", "..", "key"])
+        #expect(try await fixture.read("..data/db") == "pw")
+        #expect(try await fixture.read("..data/nested/key") == "ak")
+        #expect(try await fixture.lookup("..data/db").attributes.permissions == 0o600)
+        #expect(try await fixture.lookup("..data").attributes.type == .directory)
+        // Once only: no ..data inside ..data or in a subdirectory.
+        await #expect(throws: Errno.noEntry) { _ = try await fixture.lookup("..data/..data") }
+        await #expect(throws: Errno.noEntry) { _ = try await fixture.lookup("nested/..data") }
+        await #expect(throws: Errno.noEntry) { _ = try await fixture.lookup("..data/missing") }
+
+        // A rotation reaches the file under ..data as it reaches the file itself.
+        let watcher = fixture.filesystem.watchCache()
+        defer { watcher.cancel() }
+        let direct = try await fixture.lookup("db").attributes.inode
+        let mirrored = try await fixture.lookup("..data/db").attributes.inode
+        #expect(direct != mirrored)
+        await fixture.vault.put(.secret, "db-password", .secret("rotated"))
+        fixture.clock.advance(by: .seconds(121))
+        _ = try await fixture.filesystem.attributes(mirrored)  // being read: due, so revalidated
+        await fixture.cache.maintain()
+        var invalidated: Set<UInt64> = []
+        for _ in 0..<2 {
+            guard let invalidation = await fixture.nextInvalidation() else { break }
+            if case .entry(_, _, let inode) = invalidation { invalidated.insert(inode) }
+            fixture.filesystem.invalidationDelivered(invalidation)
+        }
+        #expect(invalidated == [direct, mirrored])
+        #expect(try await fixture.read("..data/db") == "rotated")
+        #expect(try await fixture.read("db") == "rotated")
     }
 }
 
