@@ -46,7 +46,6 @@ struct NodeKey: Hashable, Sendable {
     var path: NodePath
 }
 
-/// Directory names of the vault layout.
 /// A Kubernetes volume's files.
 enum VolumeLayout {
     /// The Secrets Store CSI driver writes a volume's files through the symlink `..data`, so
@@ -60,6 +59,7 @@ enum VolumeLayout {
     }
 }
 
+/// Directory names of the vault layout.
 enum VaultLayout {
     static let versionsDirectory = ".versions"
     static let tlsDirectory = "tls"
