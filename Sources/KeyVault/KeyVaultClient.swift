@@ -211,6 +211,8 @@ public final class KeyVaultClient: Sendable {
         return KeyVaultError(
             kind: kind, operation: operation, vault: vault.url, status: status, code: code, innerCode: inner,
             detail: message,
-            retryAfter: RetryAfter.parse(response.head.headerFields))
+            // Capped as the retries cap it: callers schedule their next try by it (a revalidation), and
+            // one answer must not be able to put that off for a day.
+            retryAfter: RetryAfter.parse(response.head.headerFields).map { min($0, options.retry.maxRetryAfter) })
     }
 }

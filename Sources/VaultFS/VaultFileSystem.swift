@@ -602,10 +602,12 @@ public final class VaultFileSystem: Sendable {
         case .forbidden:
             logger.warning("\(context): \(error.message)")
             return .accessDenied
-        case .timedOut:
+        case .timedOut, .throttled, .unavailable:
+            // Key Vault may answer later: the reader sees the same error whether the fetch timeout ran
+            // out or Key Vault asked for a longer wait than was left (docs/semantics.md, When Key Vault fails).
             logger.error("\(context): \(error.message) The next read tries again.")
             return .timedOut
-        case .throttled, .unavailable, .invalid:
+        case .invalid:
             logger.error("\(context): \(error.message)")
             return .inputOutput
         }

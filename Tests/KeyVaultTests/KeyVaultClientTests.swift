@@ -125,6 +125,23 @@ struct KeyVaultClientTests {
         }
     }
 
+    @Test("A Retry-After beyond maxRetryAfter is waited for that long, and reported capped for the caller's next try")
+    func hugeRetryAfterIsCapped() async throws {
+        try await withEmulator(seed: .demo) { (harness) async throws in
+            let (client, clock) = try await Self.clientSleepingOnRecordingClock(harness)
+            await Self.failAPIKey(harness, times: 2, status: 429, retryAfter: 100_000)
+            do {
+                _ = try await client.getSecret("api-key")
+                Issue.record("a throttled read succeeded")
+            } catch let error as KeyVaultError {
+                #expect(error.kind == .throttled)
+                #expect(error.retryAfter == .seconds(120), "a cache schedules its next revalidation by this")
+            }
+            // The first wait is capped at 120 s; a second does not fit in the rest of the 180 s deadline.
+            #expect(clock.sleeps == [.seconds(120)])
+        }
+    }
+
     @Test("Throttling with Retry-After is honoured, without it backed off; 503 is retried")
     func retries() async throws {
         try await withEmulator(seed: .demo) { (harness) async throws in

@@ -133,7 +133,9 @@ struct VaultFileSystemTests {
         #expect(await fixture.vault.totalFetches == 1, "one fetch served every lookup")
     }
 
-    @Test("Errors map to errno: missing, disabled and impossible names are ENOENT; refusals EACCES; outages EIO")
+    @Test(
+        "Errors map to errno: missing, disabled and impossible names are ENOENT; refusals EACCES; outages ETIMEDOUT; bad answers EIO"
+    )
     func errnoMapping() async throws {
         let fixture = await Fixture()
         await fixture.vault.put(.secret, "off", .secret("x"), enabled: false)
@@ -148,7 +150,11 @@ struct VaultFileSystemTests {
         await fixture.vault.fail(with: .forbidden)
         await #expect(throws: Errno.accessDenied) { _ = try await fixture.lookup("secrets/other") }
         await fixture.vault.fail(with: .unavailable)
-        await #expect(throws: Errno.inputOutput) { _ = try await fixture.lookup("secrets/third") }
+        await #expect(throws: Errno.timedOut) { _ = try await fixture.lookup("secrets/third") }
+        await fixture.vault.fail(with: .throttled)
+        await #expect(throws: Errno.timedOut) { _ = try await fixture.lookup("secrets/fourth") }
+        await fixture.vault.fail(with: .invalid)
+        await #expect(throws: Errno.inputOutput) { _ = try await fixture.lookup("secrets/fifth") }
     }
 
     @Test("A vault that denies list still serves named objects")
@@ -267,7 +273,7 @@ struct VaultFileSystemTests {
         fixture.clock.advance(by: .seconds(300))
         #expect(try await fixture.read("secrets/steady") == "still-here")
         fixture.clock.advance(by: .seconds(400))
-        await #expect(throws: Errno.inputOutput) { _ = try await fixture.read("secrets/steady") }
+        await #expect(throws: Errno.timedOut) { _ = try await fixture.read("secrets/steady") }
     }
 
     /// A volume of three files, two of them at the root, one in a nested directory, with their values in the vault.
