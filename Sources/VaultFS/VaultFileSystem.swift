@@ -557,7 +557,9 @@ public final class VaultFileSystem: Sendable {
     }
 
     private func directoryAttributes(_ inode: UInt64, view: ViewDefinition?) -> FileAttributes {
-        let ownership = view?.ownership ?? Ownership(uid: 0, gid: 0, fileMode: 0o444, directoryMode: 0o711)
+        // The root of views (the CSI plugin's shared mount) leads to every pod's volume: root only, whatever
+        // mode its mountpoint's parents have. Pods reach their own view through its bind mount.
+        let ownership = view?.ownership ?? Ownership(uid: 0, gid: 0, fileMode: 0o444, directoryMode: 0o700)
         return FileAttributes(
             inode: inode, type: .directory, permissions: ownership.directoryMode, size: 0,
             uid: ownership.uid, gid: ownership.gid, modified: mountTime, created: mountTime, linkCount: 2)

@@ -104,6 +104,18 @@ struct CSIPluginTests {
             let options = TestMounts.options(of: volume.targetPath)
             #expect(["ro", "nosuid", "nodev", "noexec"].allSatisfy(options.contains), "\(options)")
 
+            // The plugin's own mount holds every pod's volume: only root gets through its root, whatever
+            // mode the state directory was created with. A pod has its bind mount.
+            var root = stat()
+            #expect(stat(plugin.mountRoot, &root) == 0 && root.st_mode & 0o7777 == 0o700)
+            // As kubelet makes the DaemonSet's hostPath (DirectoryOrCreate): open to all.
+            #expect(chmod(emulator.directory.path, 0o711) == 0 && chmod(plugin.stateDirectory, 0o755) == 0)
+            let view = try #require(try FileManager.default.contentsOfDirectory(atPath: plugin.mountRoot).first)
+            let outsider = try await ChildProcess.run(
+                "/usr/bin/setpriv",
+                ["--reuid=65534", "--regid=65534", "--clear-groups", "cat", "\(plugin.mountRoot)/\(view)/db-password"])
+            #expect(outsider.status != 0 && outsider.stdout.isEmpty, "another user on the node read a pod's secret")
+
             try await plugin.client { try await $0.unpublish(volumeID: volume.id, targetPath: volume.targetPath) }
         }
     }
