@@ -191,10 +191,11 @@ public final class KeyVaultClient: Sendable {
     func error(from response: HTTPClientResponse, operation: String) -> KeyVaultError {
         let status = response.head.status.code
         let envelope = try? JSONDecoder().decode(ErrorEnvelope.self, from: Data(response.body))
-        let code = envelope?.error?.code
-        let inner = envelope?.error?.innererror?.code
+        // The server's words go into logs and pod events: escaped, and short.
+        let code = envelope?.error?.code.map { OutsideText.escaped($0, limit: 128) }
+        let inner = envelope?.error?.innererror?.code.map { OutsideText.escaped($0, limit: 128) }
         let message =
-            envelope?.error?.message
+            envelope?.error?.message.map { OutsideText.escaped($0, limit: 1024) }
             ?? "the answer carries no Key Vault error body; is \(vault.url) a Key Vault endpoint?"
         let kind: KeyVaultError.Kind
         switch status {

@@ -106,8 +106,7 @@ struct CSIPluginTests {
 
             // The plugin's own mount holds every pod's volume: only root gets through its root, whatever
             // mode the state directory was created with. A pod has its bind mount.
-            var root = stat()
-            #expect(stat(plugin.mountRoot, &root) == 0 && root.st_mode & 0o7777 == 0o700)
+            #expect(try await status(plugin.mountRoot).permissions == 0o700)
             // As kubelet makes the DaemonSet's hostPath (DirectoryOrCreate): open to all.
             #expect(chmod(emulator.directory.path, 0o711) == 0 && chmod(plugin.stateDirectory, 0o755) == 0)
             let view = try #require(try FileManager.default.contentsOfDirectory(atPath: plugin.mountRoot).first)
@@ -376,6 +375,16 @@ struct CSIPluginTests {
                     "it has the wrong audience https://kubernetes.default.svc (expected api://AzureADTokenExchange)"
                 ),
                 (
+                    // Claims are checked before the signature, so anyone can put text in the refusal: it must
+                    // not forge a log line or reach a terminal.
+                    "an audience that writes a log line",
+                    try await emulator.serviceAccountToken([
+                        "subject": subject,
+                        "audience": "https://x\n2026-12-07T23:59:59+0000 critical akvfs.csi: FORGED\u{1B}[2J",
+                    ]),
+                    "it has the wrong audience https://x\\n2026-12-07T23:59:59+0000 critical akvfs.csi: FORGED\\x1b[2J"
+                ),
+                (
                     "wrong issuer",
                     try await emulator.serviceAccountToken([
                         "subject": subject, "issuer": "https://oidc.elsewhere.example",
@@ -429,6 +438,9 @@ struct CSIPluginTests {
                 "only the genuine volume's view")
             #expect(plugin.log.contains("refused a service-account token"))
             #expect(!plugin.log.contains("eyJ"), "tokens never appear in the log")
+            #expect(
+                !plugin.log.contains("\n2026-12-07T23:59:59+0000 critical") && !plugin.log.contains("\u{1B}"),
+                "a token's claims cannot write a line of the log")
 
             // No lockout: when Key Vault rejects the cached access token, the plugin exchanges the
             // token it holds for team A at Entra again, and that is still a genuine one.

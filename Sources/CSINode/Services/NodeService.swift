@@ -1,5 +1,6 @@
 import CSIProtocol
 import GRPCCore
+import HTTPTransport
 import Logging
 import SecretProviderClass
 
@@ -195,6 +196,8 @@ extension RPCError {
             case .unavailable: .unavailable
             case .internalError: .internalError
             }
-        self.init(code: code, message: error.message)
+        // Kubelet logs the message and shows it in the pod's events; it may quote what the request or a
+        // server carried.
+        self.init(code: code, message: OutsideText.escaped(error.message))
     }
 }
