@@ -936,6 +936,50 @@ struct CSIPluginTests {
             #expect(try await volume.read("db-password") == "team-a-password")
             let options = TestMounts.options(of: volume.targetPath)
             #expect(["ro", "nosuid", "nodev", "noexec"].allSatisfy(options.contains), "\(options)")
+
+            // Targets a mount would hide something on are refused before anything is fetched.
+            let full = pods.appendingPathComponent("\(volume.id)/full")
+            try FileManager.default.createDirectory(at: full, withIntermediateDirectories: true)
+            try Data("kept".utf8).write(to: full.appendingPathComponent("existing"))
+            let occupied: [(name: String, target: String, code: RPCError.Code, message: String)] = [
+                (
+                    "another volume's target", volume.targetPath, .alreadyExists,
+                    "already has volume \(volume.id) mounted"
+                ),
+                (
+                    "a pod's own directory", pods.appendingPathComponent(volume.id).path, .invalidArgument,
+                    "is a pod's own directory"
+                ),
+                ("a directory with files", full.path, .failedPrecondition, "is a directory that is not empty"),
+            ]
+            try await plugin.client { client in
+                for testCase in occupied {
+                    let error = await #expect(throws: RPCError.self, "\(testCase.name)") {
+                        try await client.publish(
+                            volumeID: "csi-\(UUID().uuidString.prefix(8))", targetPath: testCase.target,
+                            attributes: attributes)
+                    }
+                    #expect(error?.code == testCase.code, "\(testCase.name): \(error?.message ?? "")")
+                    #expect(
+                        error?.message.contains(testCase.message) == true, "\(testCase.name): \(error?.message ?? "")")
+                }
+            }
+            #expect(FileManager.default.fileExists(atPath: full.appendingPathComponent("existing").path))
+
+            // Unpublish takes off only the named volume's own mount: another volume ID leaves it alone, and so
+            // does any other filesystem mounted on a target.
+            let foreign = pods.appendingPathComponent("\(volume.id)/foreign")
+            try FileManager.default.createDirectory(at: foreign, withIntermediateDirectories: true)
+            #expect(try await ChildProcess.run("/bin/mount", ["-t", "tmpfs", "foreign", foreign.path]).status == 0)
+            defer { _ = umount2(foreign.path, Int32(MNT_DETACH)) }
+            try await plugin.client { client in
+                try await client.unpublish(volumeID: "csi-someone-else", targetPath: volume.targetPath)
+                try await client.unpublish(volumeID: "csi-foreign", targetPath: foreign.path)
+            }
+            #expect(volume.isMounted, "another volume's ID does not unmount this one")
+            #expect(try await volume.read("db-password") == "team-a-password")
+            #expect(TestMounts.isMountPoint(foreign.path), "a mount that is not the plugin's is left alone")
+
             try await plugin.client { try await $0.unpublish(volumeID: volume.id, targetPath: volume.targetPath) }
             #expect(!volume.isMounted)
         }

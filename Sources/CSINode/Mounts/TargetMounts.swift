@@ -70,6 +70,14 @@ final class TargetPath {
                     + "kubelet publishes volumes only there")
         }
         var components = path.dropFirst(kubelet.path.count + 1).split(separator: "/").map(String.init)
+        // pods/<pod uid> is the pod's own directory; kubelet's targets are beneath it
+        // (<pod uid>/volumes/kubernetes.io~csi/<volume>/mount), and a mount on it would hide the pod's files.
+        guard components.count >= 3 else {
+            throw VolumeError(
+                .invalidArgument,
+                "target path \(path) is a pod's own directory, not a volume's target beneath it "
+                    + "(\(kubelet.podsPath)/<pod uid>/volumes/kubernetes.io~csi/<volume>/mount); it is refused")
+        }
         let name = components.removeLast()
         let parent = clinux_open_directory_beneath(kubelet.descriptor, components.joined(separator: "/"))
         guard parent >= 0 else {
@@ -120,6 +128,32 @@ final class TargetPath {
         case CLINUX_ENTRY_MOUNT_ROOT: return .mounted
         default: return .notDirectory
         }
+    }
+
+    /// The device of the filesystem at the target, not following a symlink: with something mounted
+    /// there, the mount's. nil when it cannot be read (missing, or a dead FUSE mount).
+    var device: dev_t? {
+        var status = stat()
+        guard fstatat(parent, name, &status, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
+        return status.st_dev
+    }
+
+    /// True when the target is a directory with no entries.
+    var isEmptyDirectory: Bool {
+        let descriptor = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard descriptor >= 0 else { return false }
+        guard let stream = fdopendir(descriptor) else {
+            close(descriptor)
+            return false
+        }
+        defer { closedir(stream) }
+        while let entry = readdir(stream) {
+            let entryName = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if entryName != "." && entryName != ".." { return false }
+        }
+        return true
     }
 
     /// Bind-mounts `source` (a view of the plugin's own mount) on the target, read-only, nosuid,

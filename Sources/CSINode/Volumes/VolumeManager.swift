@@ -153,6 +153,7 @@ actor VolumeManager {
         }
 
         let target = try TargetPath(publication.targetPath, in: settings.kubeletDirectory)
+        try checkTargetIsFree(target)
         let leftByEarlierPlugin = target.state == .deadMount
         // Republishes after a plugin restart bring running pods back; only new volumes queue.
         if !leftByEarlierPlugin { try admitPublish() }
@@ -306,7 +307,8 @@ actor VolumeManager {
         try clearTarget(targetPath, of: volumeID)
         guard let volume = volumes[volumeID] else { return }
         guard volume.publication.targetPath == targetPath else {
-            // Another target was unmounted on request; the volume itself stays where it is.
+            // Another target was cleared on request (only if it held none of this plugin's other
+            // volumes); the volume itself stays where it is.
             logger.warning(
                 "unpublish named another target than the volume's",
                 metadata: ["volume": "\(volumeID)", "target": "\(targetPath)"])
@@ -322,7 +324,9 @@ actor VolumeManager {
     }
 
     /// Unmounts the target and removes its directory. A target whose pod directory is gone
-    /// already has nothing mounted on it.
+    /// already has nothing mounted on it. Only this plugin's mounts are taken off: a view of its
+    /// own filesystem, or a FUSE mount whose daemon is gone (an earlier plugin's); anything else
+    /// mounted there is left alone, whatever the request says.
     private func clearTarget(_ path: String, of volumeID: String) throws(VolumeError) {
         let target: TargetPath
         do {
@@ -332,12 +336,69 @@ actor VolumeManager {
         }
         do throws(MountError) {
             switch target.state {
-            case .mounted, .deadMount: try target.unmount()
-            case .directory, .missing, .notDirectory: break
+            case .deadMount:
+                try target.unmount()
+            case .mounted:
+                let owner = volumes.values.first { $0.publication.targetPath == path }?.publication.volumeID
+                guard let device = target.device, device == ownDevice, owner == nil || owner == volumeID else {
+                    logger.warning(
+                        "unpublish left the target alone: what is mounted there is not this volume",
+                        metadata: [
+                            "volume": "\(volumeID)", "target": "\(path)", "mounted": "\(owner ?? "not this plugin's")",
+                        ])
+                    return
+                }
+                try target.unmount()
+            case .directory, .missing, .notDirectory:
+                break
             }
-            if target.state == .directory { try target.removeDirectory() }
+            guard target.state == .directory else { return }
+            guard target.isEmptyDirectory else {
+                logger.warning(
+                    "unpublish left the target directory in place: something else wrote into it",
+                    metadata: ["volume": "\(volumeID)", "target": "\(path)"])
+                return
+            }
+            try target.removeDirectory()
         } catch {
             throw VolumeError(.internalError, "failed to unpublish volume \(volumeID): \(error)")
+        }
+    }
+
+    /// The device of the plugin's own FUSE mount, which its views' bind mounts share.
+    private var ownDevice: dev_t? {
+        var status = stat()
+        return stat(settings.mountRoot, &status) == 0 ? status.st_dev : nil
+    }
+
+    /// A first publish mounts only on an empty directory (or where nothing is yet, or on what an
+    /// earlier plugin left): a mount would hide a directory's files, and a target with a mount
+    /// already holds another volume or another filesystem. Checked before anything is fetched.
+    private func checkTargetIsFree(_ target: TargetPath) throws(VolumeError) {
+        switch target.state {
+        case .missing, .deadMount:
+            return
+        case .notDirectory:
+            throw VolumeError(
+                .invalidArgument,
+                "target path \(target.path) exists and is not a directory; kubelet's targets are directories")
+        case .mounted:
+            if let other = volumes.values.first(where: { $0.publication.targetPath == target.path }) {
+                throw VolumeError(
+                    .alreadyExists,
+                    "target path \(target.path) already has volume \(other.publication.volumeID) mounted; unpublish it first"
+                )
+            }
+            throw VolumeError(
+                .alreadyExists,
+                "target path \(target.path) already has a mount that is not a volume of this plugin; it is left alone")
+        case .directory:
+            guard target.isEmptyDirectory else {
+                throw VolumeError(
+                    .failedPrecondition,
+                    "target path \(target.path) is a directory that is not empty; a volume is mounted only on an empty "
+                        + "directory, so that it hides nothing")
+            }
         }
     }
 
