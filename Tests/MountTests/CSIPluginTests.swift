@@ -865,6 +865,21 @@ struct CSIPluginTests {
         }
     }
 
+    /// Publishes a new volume at each case's target and expects the case's refusal.
+    static func expectRefusedPublishes(
+        _ cases: [(name: String, target: String, code: RPCError.Code, message: String)], attributes: [String: String],
+        client: CSIClient
+    ) async {
+        for testCase in cases {
+            let error = await #expect(throws: RPCError.self, "\(testCase.name)") {
+                try await client.publish(
+                    volumeID: "csi-\(UUID().uuidString.prefix(8))", targetPath: testCase.target, attributes: attributes)
+            }
+            #expect(error?.code == testCase.code, "\(testCase.name): \(error?.message ?? "")")
+            #expect(error?.message.contains(testCase.message) == true, "\(testCase.name): \(error?.message ?? "")")
+        }
+    }
+
     @Test(
         "Target paths are resolved beneath kubelet's pods directory without following symlinks; nothing lands outside")
     func targetPaths() async throws {
@@ -909,16 +924,7 @@ struct CSIPluginTests {
                 ),
             ]
             try await plugin.client { client in
-                for testCase in cases {
-                    let error = await #expect(throws: RPCError.self, "\(testCase.name)") {
-                        try await client.publish(
-                            volumeID: "csi-\(UUID().uuidString.prefix(8))", targetPath: testCase.target,
-                            attributes: attributes)
-                    }
-                    #expect(error?.code == testCase.code, "\(testCase.name): \(error?.message ?? "")")
-                    #expect(
-                        error?.message.contains(testCase.message) == true, "\(testCase.name): \(error?.message ?? "")")
-                }
+                await Self.expectRefusedPublishes(cases, attributes: attributes, client: client)
                 let unpublish = await #expect(throws: RPCError.self) {
                     try await client.unpublish(
                         volumeID: "csi-x", targetPath: pods.appendingPathComponent("linked-pod/mount").path)
@@ -952,18 +958,7 @@ struct CSIPluginTests {
                 ),
                 ("a directory with files", full.path, .failedPrecondition, "is a directory that is not empty"),
             ]
-            try await plugin.client { client in
-                for testCase in occupied {
-                    let error = await #expect(throws: RPCError.self, "\(testCase.name)") {
-                        try await client.publish(
-                            volumeID: "csi-\(UUID().uuidString.prefix(8))", targetPath: testCase.target,
-                            attributes: attributes)
-                    }
-                    #expect(error?.code == testCase.code, "\(testCase.name): \(error?.message ?? "")")
-                    #expect(
-                        error?.message.contains(testCase.message) == true, "\(testCase.name): \(error?.message ?? "")")
-                }
-            }
+            try await plugin.client { await Self.expectRefusedPublishes(occupied, attributes: attributes, client: $0) }
             #expect(FileManager.default.fileExists(atPath: full.appendingPathComponent("existing").path))
 
             // Unpublish takes off only the named volume's own mount: another volume ID leaves it alone, and so
