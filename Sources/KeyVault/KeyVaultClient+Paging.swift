@@ -34,6 +34,7 @@ extension KeyVaultClient {
             var nextPath = path
             var nextQuery: [String] = []
             var pages = 0
+            var links = Set<String>()  // a vault whose links go round would be followed until the deadline
             while true {
                 if pages > 0, let pacer { try await pacer() }
                 let body = try await send(path: nextPath, query: nextQuery, operation: operation)
@@ -48,6 +49,11 @@ extension KeyVaultClient {
                     throw KeyVaultError(
                         kind: .invalidResponse, operation: operation, vault: vault.url,
                         detail: "more than 100000 pages; the vault keeps linking on")
+                }
+                guard links.insert(link).inserted else {
+                    throw KeyVaultError(
+                        kind: .invalidResponse, operation: operation, vault: vault.url,
+                        detail: "page \(pages) links back to an earlier page; the vault's paging goes round in a loop")
                 }
                 (nextPath, nextQuery) = try split(nextLink: link, operation: operation)
             }

@@ -32,9 +32,9 @@ public struct KeyVaultSource: ObjectSource {
     public func list(_ kind: ObjectKind, pacer: @escaping PagePacer) async throws(SourceError) -> [ListedObject] {
         try await mapped { () async throws(KeyVaultError) in
             switch kind {
-            case .secret: try await client.listSecrets(pacer: pacer).map(Self.listed)
-            case .key: try await client.listKeys(pacer: pacer).map(Self.listed)
-            case .certificate: try await client.listCertificates(pacer: pacer).map(Self.listed)
+            case .secret: Self.wellFormed(try await client.listSecrets(pacer: pacer).map(Self.listed))
+            case .key: Self.wellFormed(try await client.listKeys(pacer: pacer).map(Self.listed))
+            case .certificate: Self.wellFormed(try await client.listCertificates(pacer: pacer).map(Self.listed))
             }
         }
     }
@@ -44,9 +44,11 @@ public struct KeyVaultSource: ObjectSource {
     {
         try await mapped { () async throws(KeyVaultError) in
             switch kind {
-            case .secret: try await client.listSecretVersions(name, pacer: pacer).map(Self.listed)
-            case .key: try await client.listKeyVersions(name, pacer: pacer).map(Self.listed)
-            case .certificate: try await client.listCertificateVersions(name, pacer: pacer).map(Self.listed)
+            case .secret:
+                Self.wellFormedVersions(try await client.listSecretVersions(name, pacer: pacer).map(Self.listed))
+            case .key: Self.wellFormedVersions(try await client.listKeyVersions(name, pacer: pacer).map(Self.listed))
+            case .certificate:
+                Self.wellFormedVersions(try await client.listCertificateVersions(name, pacer: pacer).map(Self.listed))
             }
         }
     }
@@ -98,6 +100,34 @@ public struct KeyVaultSource: ObjectSource {
             contentType: bundle.contentType, tags: bundle.tags, certificateBacked: false, managed: false
         )
         return FetchedObject(metadata: metadata, payload: .certificate(der))
+    }
+
+    /// What a listing may show. Key Vault names are 1-127 letters, digits and '-', so an item whose
+    /// id gives anything else (".", "..", "a/b", a newline) is not an object of this vault and is
+    /// dropped, as is a second item of one name: names become file names.
+    static func wellFormed(_ listed: [ListedObject]) -> [ListedObject] {
+        var seen = Set<String>()
+        return listed.filter { isObjectName($0.name) && seen.insert($0.name).inserted }
+    }
+
+    /// A listing of versions without versions that cannot be ones (Key Vault's are 32 letters and
+    /// digits) or that come twice.
+    static func wellFormedVersions(_ listed: [ListedObject]) -> [ListedObject] {
+        var seen = Set<String>()
+        return listed.filter { item in
+            guard let version = item.version else { return false }
+            return !version.isEmpty && version.utf8.count <= 64 && version.utf8.allSatisfy(isAlphanumeric)
+                && seen.insert(version).inserted
+        }
+    }
+
+    private static func isObjectName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 127
+            && name.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") }
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte)
     }
 
     // Each item's id is parsed once: a listing of a large vault maps thousands of them.

@@ -30,6 +30,20 @@ struct NextLinkTests {
         #expect(vault.requests.count == 1)
     }
 
+    // Found by a probe: a vault whose nextLink pointed back was followed 114 times in every 5 s attempt.
+    @Test("A nextLink that goes back to an earlier page fails the listing")
+    func linkLoop() async throws {
+        let loop = #"{"value":[],"nextLink":"https://contoso-kv.vault.azure.net/keys?$skiptoken=a"}"#
+        let vault = PagedVault(pages: [loop, loop, loop])
+        await #expect {
+            try await vault.client().listKeys()
+        } throws: { error in
+            (error as? KeyVaultError)?.kind == .invalidResponse
+                && (error as? KeyVaultError)?.description.contains("loop") == true
+        }
+        #expect(vault.requests.count == 2)
+    }
+
     @Test("A good nextLink is requested on this vault with the client's api-version")
     func goodLink() async throws {
         let vault = PagedVault(pages: [

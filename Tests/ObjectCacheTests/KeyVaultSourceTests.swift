@@ -26,6 +26,17 @@ struct KeyVaultSourceTests {
         #expect(mapped.retryAfter == .seconds(7))
     }
 
+    // Found by a probe with a vault that listed ids ending in "..", ".", "a/b" and a newline: ls showed
+    // them as names, "." and ".." twice, and names that failed stat.
+    @Test func listingsShowOnlyNamesKeyVaultCanHave() {
+        let names = ["ok", "..", ".", "a/b", "x\ny", "ok", "", String(repeating: "n", count: 128), "Also-OK-1"]
+        #expect(KeyVaultSource.wellFormed(names.map { ListedObject(name: $0) }).map(\.name) == ["ok", "Also-OK-1"])
+        let versions: [String?] = ["0123abcd", nil, "..", "0123abcd", "a/b", "", "ABCdef42"]
+        #expect(
+            KeyVaultSource.wellFormedVersions(versions.map { ListedObject(name: "db", version: $0) }).map(\.version)
+                == ["0123abcd", "ABCdef42"])
+    }
+
     @Test func secretBundleBecomesASecretWithItsMetadata() throws {
         let bundle = SecretBundle(
             value: "hunter2", id: "https://v.vault.azure.net/secrets/db/0123abcd", contentType: "text/plain",
