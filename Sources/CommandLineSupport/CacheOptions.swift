@@ -6,44 +6,52 @@ public struct CacheOptions: ParsableArguments {
     public init() {}
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "Revalidate latest content and listings this often while they are being read.", valueName: "seconds"))
     public var ttl = 120
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "When Key Vault fails, keep serving the last good content for up to this long.", valueName: "seconds"))
     public var maxStale = 86_400
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "Forget (and wipe) content not read for this long (default 600; content a published CSI volume shows is kept while it is published).",
             valueName: "seconds"))
     public var idleTimeout: Int?
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "A read of content not cached yet fails with 'Connection timed out' when Key Vault has not answered by then; the next read tries again. Cached content is served without waiting.",
             valueName: "seconds"))
     public var fetchTimeout = 10
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp("Remember that a name does not exist for this long.", valueName: "seconds"))
     public var negativeTTL = 10
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp("How long the kernel trusts names and attributes before asking again.", valueName: "seconds")
     )
     public var metadataTTL: Double = 1
 
-    @Option(help: ArgumentHelp("Memory bound for cached content.", valueName: "MiB"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Memory bound for cached content.", valueName: "MiB"))
     public var cacheSize = 64
 
     @Option(
+        parsing: .unconditional,
         help: "Concurrent requests (and keep-alive connections) to one vault at most.")
     public var maxConcurrency = 32
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "Requests per second to one vault at most, each page of a listing included (Key Vault allows 4000 per 10 s per vault).",
             valueName: "n"))

@@ -34,11 +34,13 @@ public struct ConnectionOptions: ParsableArguments {
     public var apiVersion = "7.6"
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp("Give up on one operation, retries included, after this many seconds.", valueName: "seconds")
     )
     public var timeout = 120
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "Wait at most this many seconds when Key Vault throttles with Retry-After.", valueName: "seconds"))
     public var maxRetryAfter = 120

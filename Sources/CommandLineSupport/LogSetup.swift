@@ -7,14 +7,22 @@ public enum LogSetup {
     /// Logs go to stderr (stdout carries command output); level from AKVFS_LOG_LEVEL (default warning
     /// for commands, overridden by daemons).
     public static func bootstrap(defaultLevel: Logger.Level = .warning) {
-        let level =
-            ProcessInfo.processInfo.environment["AKVFS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? defaultLevel
+        let setting = ProcessInfo.processInfo.environment["AKVFS_LOG_LEVEL"]
+        let level = setting.flatMap(Logger.Level.init(rawValue:)) ?? defaultLevel
         LoggingSystem.bootstrap { label in
             var handler = EscapingLogHandler(StreamLogHandler.standardError(label: label))
             handler.logLevel = level
             return handler
         }
+        if let setting, Logger.Level(rawValue: setting) == nil {
+            Logger(label: "akvfs").warning(
+                "AKVFS_LOG_LEVEL=\(setting) names no log level (\(levels.joined(separator: ", "))); logging at \(level.rawValue)"
+            )
+        }
     }
+
+    /// The names AKVFS_LOG_LEVEL and the mount option log_level take.
+    public static let levels = Logger.Level.allCases.map(\.rawValue)
 }
 
 /// One line per event, whatever its text carries. Messages quote what servers, tokens and requests

@@ -65,28 +65,33 @@ struct CSIServeCommand: AsyncParsableCommand {
     var allowNodeIdentity = false
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "A first publish fails if its objects are not all fetched by then (kubelet waits about 120 s).",
             valueName: "seconds"))
     var publishTimeout = 90
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "Files one volume may have (each version of an objectVersionHistory is one).", valueName: "n"))
     var maxObjectsPerVolume = 1000
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "Bytes of volume attributes and secrets in a publish, and of a SecretProviderClass's parameters.",
             valueName: "bytes"))
     var maxRequestBytes = 1 << 20
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "First publishes in progress at once; more are refused and kubelet retries them.", valueName: "n"))
     var maxConcurrentPublishes = 16
 
     @Option(
+        parsing: .unconditional,
         help: ArgumentHelp(
             "Memory for the content of published volumes, which is never evicted: a volume that would not fit is refused.",
             valueName: "MiB"))

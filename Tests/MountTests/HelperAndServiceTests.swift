@@ -45,6 +45,9 @@ struct HelperAndServiceTests {
         #expect(secret.output.contains("client_secret_file="))
         let missing = try await ChildProcess.run(helper, ["only-one-argument"], environment: [:])
         #expect(missing.status == 1)
+        let level = try await ChildProcess.run(helper, ["v", "/mnt", "-o", "log_level=bogus"], environment: [:])
+        #expect(level.status == 1)
+        #expect(level.output.contains("option 'log_level=bogus' names no log level; use one of trace, debug"))
     }
 
     @Test("mount -t akvfs mounts in the background and returns once the mount is up")

@@ -179,6 +179,11 @@ struct CommandLineTests {
                 ["csi", "--node-id", "n", "--max-request-bytes", "5"],
                 "--max-request-bytes must be between 4096 and 67108864; got 5."
             ),
+            // A negative number is the option's value, not another option ("Missing value for '--ttl'" before).
+            (
+                ["mount", "myvault", "/nonexistent", "--ttl", "-5"],
+                "--ttl must be between 1 and 86400 seconds; got -5."
+            ),
         ] {
             let run = try await Self.akvfs(arguments, environment: [:])
             #expect(run.status != 0)

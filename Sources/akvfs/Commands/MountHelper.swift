@@ -149,6 +149,12 @@ enum MountHelper {
             }
             invocation.arguments += [flag, value]
         } else if key == "log_level", let value {
+            guard LogSetup.levels.contains(value) else {
+                throw UsageError(
+                    message:
+                        "option 'log_level=\(value)' names no log level; use one of \(LogSetup.levels.joined(separator: ", "))"
+                )
+            }
             invocation.environment["AKVFS_LOG_LEVEL"] = value
         } else if key == "env_file", let value {
             invocation.environment.merge(try readEnvironmentFile(value)) { $1 }
