@@ -108,8 +108,8 @@ struct MountCommand: AsyncParsableCommand {
             try await serve(logger: logger, ready: ready, metrics: endpoint)
         } catch {
             let message = "\(error)"
-            ready.failed(message)
-            Terminal.error("akvfs: \(message)")
+            // A waiting mount.akvfs prints the report itself, on the same stderr: once is enough.
+            if !ready.failed(message) { Terminal.error("akvfs: \(message)") }
             throw ExitCode.failure
         }
     }
@@ -207,11 +207,19 @@ final class ReadinessReporter: Sendable {
     init(descriptor: Int32?) { self.descriptor = Mutex(descriptor) }
 
     func succeeded() { send("ready\n") }
-    func failed(_ message: String) { send("error: \(message)\n") }
+    /// True when a waiting mount.akvfs was told.
+    @discardableResult
+    func failed(_ message: String) -> Bool { send("error: \(message)\n") }
 
-    private func send(_ text: String) {
-        guard let descriptor = descriptor.withLock({ $0.take() }) else { return }
-        try? Terminal.write(Array(text.utf8), to: descriptor)
-        close(descriptor)
+    @discardableResult
+    private func send(_ text: String) -> Bool {
+        guard let descriptor = descriptor.withLock({ $0.take() }) else { return false }
+        defer { close(descriptor) }
+        do {
+            try Terminal.write(Array(text.utf8), to: descriptor)
+            return true
+        } catch {
+            return false
+        }
     }
 }
