@@ -1,4 +1,7 @@
 import CLinux
+// `struct stat` comes from Glibc and again from CoreFoundation's headers (see NodePlugin.swift):
+// MemberImportVisibility needs both imported.
+internal import CoreFoundation
 import Glibc
 import SecretProviderClass
 
@@ -135,6 +138,13 @@ final class TargetPath {
     var device: dev_t? {
         var status = stat()
         guard fstatat(parent, name, &status, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
+        return status.st_dev
+    }
+
+    /// The device of the filesystem at `path` (a mountpoint's: its mount's), following nothing.
+    static func device(ofPath path: String) -> dev_t? {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return nil }
         return status.st_dev
     }
 

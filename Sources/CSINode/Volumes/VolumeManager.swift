@@ -366,10 +366,7 @@ actor VolumeManager {
     }
 
     /// The device of the plugin's own FUSE mount, which its views' bind mounts share.
-    private var ownDevice: dev_t? {
-        var status = stat()
-        return stat(settings.mountRoot, &status) == 0 ? status.st_dev : nil
-    }
+    private var ownDevice: dev_t? { TargetPath.device(ofPath: settings.mountRoot) }
 
     /// A first publish mounts only on an empty directory (or where nothing is yet, or on what an
     /// earlier plugin left): a mount would hide a directory's files, and a target with a mount
