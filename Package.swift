@@ -142,7 +142,7 @@ let package = Package(
         .target(
             name: "VaultFS",
             dependencies: [
-                "ObjectCache", "ObjectFormats", "PKI", .product(name: "Logging", package: "swift-log"),
+                "KeyVault", "ObjectCache", "ObjectFormats", "PKI", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSwift

@@ -94,7 +94,7 @@ public final class KeyVaultClient: Sendable {
         let kind = String(collection.dropLast())
         var path = "/\(collection)/\(try checkedName(name, kind))"
         if let version {
-            guard !version.isEmpty, version.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+            guard KeyVaultNames.isVersion(version) else {
                 throw KeyVaultError(
                     kind: .badRequest, operation: operation, vault: vault.url,
                     detail:
@@ -109,9 +109,7 @@ public final class KeyVaultClient: Sendable {
     }
 
     private func checkedName(_ name: String, _ kind: String) throws(KeyVaultError) -> String {
-        guard !name.isEmpty, name.utf8.count <= 127,
-            name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") })
-        else {
+        guard KeyVaultNames.isObjectName(name) else {
             throw KeyVaultError(
                 kind: .badRequest, operation: "use \(kind) '\(name)'", vault: vault.url,
                 detail: "Key Vault names are 1-127 characters of letters, digits and '-'.")

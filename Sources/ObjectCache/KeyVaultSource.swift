@@ -107,27 +107,16 @@ public struct KeyVaultSource: ObjectSource {
     /// dropped, as is a second item of one name: names become file names.
     static func wellFormed(_ listed: [ListedObject]) -> [ListedObject] {
         var seen = Set<String>()
-        return listed.filter { isObjectName($0.name) && seen.insert($0.name).inserted }
+        return listed.filter { KeyVaultNames.isObjectName($0.name) && seen.insert($0.name).inserted }
     }
 
-    /// A listing of versions without versions that cannot be ones (Key Vault's are 32 letters and
-    /// digits) or that come twice.
+    /// A listing of versions without versions that cannot be ones, or that come twice.
     static func wellFormedVersions(_ listed: [ListedObject]) -> [ListedObject] {
         var seen = Set<String>()
         return listed.filter { item in
             guard let version = item.version else { return false }
-            return !version.isEmpty && version.utf8.count <= 64 && version.utf8.allSatisfy(isAlphanumeric)
-                && seen.insert(version).inserted
+            return KeyVaultNames.isVersion(version) && seen.insert(version).inserted
         }
-    }
-
-    private static func isObjectName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 127
-            && name.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") }
-    }
-
-    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
-        (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte)
     }
 
     // Each item's id is parsed once: a listing of a large vault maps thousands of them.

@@ -1,3 +1,4 @@
+import KeyVault
 import ObjectFormats
 
 extension SecretProviderClassParser {
@@ -147,7 +148,7 @@ enum ObjectsParser {
                     ? "file name must not be empty: set objectName to the Key Vault object's name"
                     : "objectName is not set: objectAlias only names the file; objectName names the Key Vault object")
         }
-        guard name.count <= 127, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+        guard KeyVaultNames.isObjectName(name) else {
             throw failure(
                 "objectName \(MessageText.quoted(name)) is not a valid Key Vault object name: names are 1-127 characters "
                     + "of letters, digits and '-' (use objectAlias to choose the file name)")
@@ -217,7 +218,7 @@ enum ObjectsParser {
 
         var version: String?
         if !versionText.isEmpty, versionText.lowercased() != "latest" {
-            guard versionText.count <= 64, versionText.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+            guard KeyVaultNames.isVersion(versionText) else {
                 throw failure(
                     "objectVersion \(MessageText.quoted(versionText)) is not valid: give the version's ID (32 letters and "
                         + "digits, the last part of the object's URL), or leave it empty or \"latest\" for the current version"

@@ -1,3 +1,4 @@
+import KeyVault
 import ObjectCache
 
 /// Where a node is in a view. Together with the view's id it identifies a directory's inode; a
@@ -76,19 +77,8 @@ enum VaultLayout {
         ObjectKind.allCases.first { directoryName($0) == name }
     }
 
-    /// Key Vault object names: 1-127 of letters, digits and '-'. Anything else cannot exist, so
-    /// it is answered without asking Key Vault.
-    static func isObjectName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 127
-            && name.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") }
-    }
+    /// A name Key Vault cannot have cannot exist, so it is answered without asking Key Vault.
+    static func isObjectName(_ name: String) -> Bool { KeyVaultNames.isObjectName(name) }
 
-    /// Versions are 32 hex characters from Key Vault; accept any letters and digits.
-    static func isVersion(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 64 && name.utf8.allSatisfy(isAlphanumeric)
-    }
-
-    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
-        (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte)
-    }
+    static func isVersion(_ name: String) -> Bool { KeyVaultNames.isVersion(name) }
 }
