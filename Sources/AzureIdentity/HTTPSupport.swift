@@ -111,7 +111,9 @@ enum HTTPSupport {
             guard let parsed = try? JSONDecoder().decode(ErrorResponse.self, from: Data(body)) else {
                 return "HTTP \(status)"
             }
-            return [parsed.error, parsed.errorDescription].compactMap { $0 }.joined(separator: ": ")
+            // Entra's words go into logs, messages and pod events: escaped, and short.
+            return OutsideText.escaped(
+                [parsed.error, parsed.errorDescription].compactMap { $0 }.joined(separator: ": "), limit: 1024)
         }
     }
 

@@ -1,4 +1,5 @@
 import Glibc
+import HTTPTransport
 
 /// Writing to the standard streams without Foundation's buffering: `get` output must be the
 /// exact bytes, and messages must not interleave with them.
@@ -19,8 +20,9 @@ public enum Terminal {
         try? write(Array((text + "\n").utf8), to: descriptor)
     }
 
+    /// One line, whatever the message quotes from servers or files (as the log handler writes it).
     public static func error(_ text: String) {
-        line(text, to: STDERR_FILENO)
+        line(OutsideText.escaped(text, limit: .max), to: STDERR_FILENO)
     }
 
     public struct WriteError: Error, CustomStringConvertible {

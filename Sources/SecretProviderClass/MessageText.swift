@@ -1,3 +1,5 @@
+import HTTPTransport
+
 extension StringProtocol {
     /// Without leading and trailing white space, like Go's strings.TrimSpace (the provider trims every value).
     var trimmed: String {
@@ -9,25 +11,7 @@ enum MessageText {
     /// `value` quoted the way Go's %q does for printable text, cut to `limit` characters so a pasted
     /// blob cannot flood a pod event. Only ever used for non-secret parameter values.
     static func quoted(_ value: String, limit: Int = 128) -> String {
-        var text = "\""
-        for (offset, scalar) in value.unicodeScalars.enumerated() {
-            if offset == limit {
-                text += "…"
-                break
-            }
-            switch scalar {
-            case "\"": text += "\\\""
-            case "\\": text += "\\\\"
-            case "\n": text += "\\n"
-            case "\t": text += "\\t"
-            case "\r": text += "\\r"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                let hex = String(scalar.value, radix: 16)
-                text += "\\x" + (hex.count == 1 ? "0" + hex : hex)
-            default: text.unicodeScalars.append(scalar)
-            }
-        }
-        return text + "\""
+        "\"" + OutsideText.escaped(value, limit: limit, quoting: true) + "\""
     }
 
     /// The candidate a mistyped `word` most likely meant: same letters in another case, or at most

@@ -47,7 +47,7 @@ public struct SecretObject: Sendable, Equatable, Codable {
             }
             guard isSubdomain(object.secretName) else {
                 throw invalid(
-                    "secretName \(printable(object.secretName)) is not a valid Secret name: lower-case letters, digits, '-' and '.', "
+                    "secretName \(MessageText.quoted(object.secretName)) is not a valid Secret name: lower-case letters, digits, '-' and '.', "
                         + "starting and ending with a letter or digit, at most 253 characters")
             }
             guard names.insert(object.secretName).inserted else {
@@ -60,7 +60,7 @@ public struct SecretObject: Sendable, Equatable, Codable {
             }
             guard isSecretType(object.type) else {
                 throw invalid(
-                    "type \(printable(object.type)) is not a Secret type: letters, digits, '-', '_', '.' and '/', at most 253 characters "
+                    "type \(MessageText.quoted(object.type)) is not a Secret type: letters, digits, '-', '_', '.' and '/', at most 253 characters "
                         + "(Opaque, kubernetes.io/tls, kubernetes.io/dockerconfigjson, kubernetes.io/basic-auth, …)")
             }
             guard object.type != "kubernetes.io/service-account-token" else {
@@ -76,14 +76,14 @@ public struct SecretObject: Sendable, Equatable, Codable {
                 guard !entry.key.isEmpty else { throw invalid("a data entry's key is empty") }
                 guard isDataKey(entry.key) else {
                     throw invalid(
-                        "data key \(printable(entry.key)) is not a valid Secret key: letters, digits, '-', '_' and '.', at most 253 characters"
+                        "data key \(MessageText.quoted(entry.key)) is not a valid Secret key: letters, digits, '-', '_' and '.', at most 253 characters"
                     )
                 }
                 guard keys.insert(entry.key).inserted else { throw invalid("data key \(entry.key) appears twice") }
                 guard !entry.objectName.isEmpty else { throw invalid("data key \(entry.key) has an empty objectName") }
                 guard files.contains(entry.objectName) else {
                     throw invalid(
-                        "data key \(entry.key) names objectName \(printable(entry.objectName)), which this volume does not mount; "
+                        "data key \(entry.key) names objectName \(MessageText.quoted(entry.objectName)), which this volume does not mount; "
                             + "use an object's objectAlias, or its objectName when it has no alias (mounted: "
                             + "\(files.sorted().prefix(10).joined(separator: ", "))\(files.count > 10 ? ", …" : ""))")
                 }
@@ -109,29 +109,21 @@ public struct SecretObject: Sendable, Equatable, Codable {
             for (key, value) in object.labels {
                 guard isQualifiedName(key) else {
                     throw invalid(
-                        "label key \(printable(key)) is not valid: an optional DNS prefix and '/', then a name of at most 63 characters"
+                        "label key \(MessageText.quoted(key)) is not valid: an optional DNS prefix and '/', then a name of at most 63 characters"
                     )
                 }
                 guard isLabelValue(value) else {
                     throw invalid(
-                        "label \(key)'s value \(printable(value)) is not valid: at most 63 letters, digits, '-', '_' and '.', "
+                        "label \(key)'s value \(MessageText.quoted(value)) is not valid: at most 63 letters, digits, '-', '_' and '.', "
                             + "starting and ending with a letter or digit")
                 }
             }
             for key in object.annotations.keys where !isQualifiedName(key) {
                 throw invalid(
-                    "annotation key \(printable(key)) is not valid: an optional DNS prefix and '/', then a name of at most 63 characters"
+                    "annotation key \(MessageText.quoted(key)) is not valid: an optional DNS prefix and '/', then a name of at most 63 characters"
                 )
             }
         }
-    }
-
-    /// In quotes, with control characters escaped, so a message shows what was given.
-    private static func printable(_ text: String) -> String {
-        "\""
-            + text.unicodeScalars.map {
-                $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0)
-            }.joined() + "\""
     }
 
     private static func isAlphanumeric(_ byte: UInt8) -> Bool {

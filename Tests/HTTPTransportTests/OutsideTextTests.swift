@@ -13,6 +13,11 @@ struct OutsideTextTests {
         #expect(OutsideText.escaped(text) == expected)
     }
 
+    @Test func quotingEscapesQuotesAndBackslashesToo() {
+        #expect(OutsideText.escaped(#"a "b" \ c"#) == #"a "b" \ c"#)
+        #expect(OutsideText.escaped(#"a "b" \ c"#, quoting: true) == #"a \"b\" \\ c"#)
+    }
+
     @Test func cutsToTheLimit() {
         #expect(OutsideText.escaped(String(repeating: "M\n", count: 10_000), limit: 4) == #"M\nM\n…"#)
         #expect(OutsideText.escaped("short", limit: 5) == "short")

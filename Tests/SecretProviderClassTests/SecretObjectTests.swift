@@ -53,7 +53,7 @@ struct SecretObjectTests {
             ),
             (
                 SecretObject(secretName: "s", type: "Opaque\n", data: [.init(objectName: "db-password", key: "k")]),
-                "type \"Opaque\\u{a}\" is not a Secret type"
+                "type \"Opaque\\n\" is not a Secret type"
             ),
             (
                 SecretObject(
