@@ -231,7 +231,7 @@ enum ObjectsParser {
         // alias: "d/" and "./d" give "d/0". Clean it the same way; ".." stays, for the path check to refuse.
         var aliasWritten = aliasText
         if history > 1, !aliasText.hasPrefix("/") {
-            let cleaned = aliasText.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+            let cleaned = SecretProviderClassParser.withoutEmptyComponents(aliasText)
             if !cleaned.isEmpty { aliasWritten = cleaned }
         }
         let alias = aliasWritten.isEmpty ? nil : aliasWritten

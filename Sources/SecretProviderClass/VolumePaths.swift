@@ -1,4 +1,10 @@
 extension SecretProviderClassParser {
+    /// `path` without empty and `.` components, as Go's filepath.Clean writes it, except that `..`
+    /// is kept (for the path check to refuse).
+    static func withoutEmptyComponents(_ path: String) -> String {
+        path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+    }
+
     /// The path components of a file in the volume (`objectAlias`, or `objectName` without one), checked by the
     /// driver's stricter rules (docs/secretproviderclass.md, File paths): not empty, relative, no `..` component
     /// (`a..b` is fine), no component starting with `..` (the atomic writer's `..data` and `..<timestamp>`), already
@@ -28,7 +34,7 @@ extension SecretProviderClassParser {
                     + "(names starting with '..' are reserved for the volume's ..data and ..<timestamp> entries)")
         }
         guard !components.contains(where: { $0.isEmpty || $0 == "." }) else {
-            let clean = components.filter { !$0.isEmpty && $0 != "." }.joined(separator: "/")
+            let clean = withoutEmptyComponents(path)
             let cleanHint = clean.isEmpty ? "" : "; write it as \(MessageText.quoted(clean))"
             throw .invalidArgument(
                 "invalid filepath: \(shown) (no empty or '.' components and no trailing '/'\(cleanHint))")

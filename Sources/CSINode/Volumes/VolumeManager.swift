@@ -153,8 +153,9 @@ actor VolumeManager {
         }
 
         let target = try TargetPath(publication.targetPath, in: settings.kubeletDirectory)
-        try checkTargetIsFree(target)
-        let leftByEarlierPlugin = target.state == .deadMount
+        let state = target.state
+        try checkTargetIsFree(target, state)
+        let leftByEarlierPlugin = state == .deadMount
         // Republishes after a plugin restart bring running pods back; only new volumes queue.
         if !leftByEarlierPlugin { try admitPublish() }
         defer { if !leftByEarlierPlugin { publishing -= 1 } }
@@ -371,8 +372,8 @@ actor VolumeManager {
     /// A first publish mounts only on an empty directory (or where nothing is yet, or on what an
     /// earlier plugin left): a mount would hide a directory's files, and a target with a mount
     /// already holds another volume or another filesystem. Checked before anything is fetched.
-    private func checkTargetIsFree(_ target: TargetPath) throws(VolumeError) {
-        switch target.state {
+    private func checkTargetIsFree(_ target: TargetPath, _ state: TargetState) throws(VolumeError) {
+        switch state {
         case .missing, .deadMount:
             return
         case .notDirectory:
