@@ -5,6 +5,7 @@ import Continuity
 import DescriptorPassing
 import FuseBridge
 import Glibc
+import HTTPTransport
 import KeyVault
 import Logging
 import ObjectCache
@@ -207,9 +208,9 @@ final class ReadinessReporter: Sendable {
     init(descriptor: Int32?) { self.descriptor = Mutex(descriptor) }
 
     func succeeded() { send("ready\n") }
-    /// True when a waiting mount.akvfs was told.
-    @discardableResult
-    func failed(_ message: String) -> Bool { send("error: \(message)\n") }
+    /// True when a waiting mount.akvfs was told. The report is one line (the helper reads up to the
+    /// first newline), whatever the message quotes.
+    func failed(_ message: String) -> Bool { send("error: \(OutsideText.escaped(message, limit: .max))\n") }
 
     @discardableResult
     private func send(_ text: String) -> Bool {
